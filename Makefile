@@ -1,0 +1,120 @@
+# firstboot and imagegen: one non-recursive Makefile.
+#   make                 build both programs
+#   make check           unit and end-to-end tests (installs missing Debian packages)
+#   make demo            the whole flow on an embedded default bundle
+#   make bench           benchmarks, as ratios against a baseline in the same run
+#   make lint            cppcheck, shellcheck, clang-format
+#   make SANITIZER=address,undefined check
+
+PREFIX   ?= /usr/local
+DESTDIR  ?=
+VERSION  := 0.1.0
+PKGS     := yaml-0.1 json-c libcurl libarchive libcrypto libsystemd
+SANITIZER ?=
+BUILD    ?= build$(if $(SANITIZER),-san)
+
+CC       ?= cc
+WARN     := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 -Wvla -Werror
+HARDEN   := -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fPIE
+CFLAGS   ?= -O2 -g
+override CFLAGS += -std=gnu11 -D_GNU_SOURCE $(WARN) $(HARDEN) -iquote common -DFIRSTBOOT_VERSION=\"$(VERSION)\" \
+	$(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDLIBS   += $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+override LDFLAGS += -pie -Wl,-z,relro,-z,now
+ifneq ($(SANITIZER),)
+override CFLAGS  += -fsanitize=$(SANITIZER) -fno-omit-frame-pointer -O1
+override LDFLAGS += -fsanitize=$(SANITIZER)
+endif
+
+COMMON_SRC := $(sort $(wildcard common/*.c))
+FB_SRC     := $(filter-out firstboot/main.c,$(sort $(wildcard firstboot/*.c)))
+IG_SRC     := $(filter-out imagegen/main.c,$(sort $(wildcard imagegen/*.c)))
+UNIT_SRC   := $(sort $(wildcard tests/unit/test-*.c))
+
+obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
+LIBCOMMON := $(BUILD)/libcommon.a
+LIBFB     := $(BUILD)/libfirstboot.a
+LIBIG     := $(BUILD)/libimagegen.a
+UNIT_BIN  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
+
+all: $(BUILD)/firstboot $(BUILD)/imagegen
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	@echo "  CC      $<"
+	@$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(LIBCOMMON): $(call obj,$(COMMON_SRC))
+$(LIBFB): $(call obj,$(FB_SRC))
+$(LIBIG): $(call obj,$(IG_SRC))
+$(LIBCOMMON) $(LIBFB) $(LIBIG):
+	@mkdir -p $(dir $@)
+	@rm -f $@ && ar rcs $@ $^ $(if $^,,$(BUILD)/empty.o)
+
+$(BUILD)/empty.o:
+	@mkdir -p $(dir $@)
+	@printf '' | $(CC) $(CFLAGS) -x c -c - -o $@
+$(LIBFB) $(LIBIG): | $(BUILD)/empty.o
+
+$(BUILD)/firstboot: $(BUILD)/firstboot/main.o $(LIBFB) $(LIBCOMMON)
+	@echo "  LD      $@"
+	@$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/imagegen: $(call obj,$(wildcard imagegen/main.c)) $(LIBIG) $(LIBCOMMON)
+	$(if $(wildcard imagegen/main.c),$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS),printf '#!/bin/sh\necho "imagegen: not built yet" >&2; exit 2\n' > $@ && chmod +x $@)
+
+$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(LIBFB) $(LIBIG) $(LIBCOMMON)
+	@mkdir -p $(dir $@)
+	@echo "  LD      $@"
+	@$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+deps:
+	@packaging/deps.sh
+
+unit: all $(UNIT_BIN)
+	@BUILD=$(BUILD) tests/run.sh unit
+
+e2e: all
+	@BUILD=$(BUILD) tests/run.sh e2e
+
+check: deps
+	@$(MAKE) --no-print-directory all $(UNIT_BIN)
+	@BUILD=$(BUILD) tests/run.sh all
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@BUILD=$(BUILD) tests/demo.sh
+
+bench: deps
+	@$(MAKE) --no-print-directory all
+	@BUILD=$(BUILD) tests/bench.sh
+
+C_FILES  = $(shell git ls-files '*.c' '*.h' 2>/dev/null || find common firstboot imagegen tests -name '*.[ch]')
+SH_FILES = $(shell git ls-files '*.sh' 2>/dev/null)
+
+lint:
+	cppcheck --quiet --error-exitcode=1 --enable=warning,portability,performance \
+		--inline-suppr --std=c11 -Icommon -D__GNUC__ --suppress=missingIncludeSystem \
+		common firstboot imagegen tests/unit
+	shellcheck -x $(SH_FILES)
+	clang-format --dry-run -Werror $(C_FILES)
+
+format:
+	clang-format -i $(C_FILES)
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)/usr/lib/firstboot/modules
+	install -m 0755 $(BUILD)/firstboot $(DESTDIR)$(PREFIX)/bin/firstboot
+	install -m 0755 $(BUILD)/imagegen $(DESTDIR)$(PREFIX)/bin/imagegen
+	for m in modules/*/; do \
+		id=$$(basename $$m); install -d $(DESTDIR)/usr/lib/firstboot/modules/$$id; \
+		for f in $$m*; do install -m $$( [ -x $$f ] && echo 0755 || echo 0644) $$f $(DESTDIR)/usr/lib/firstboot/modules/$$id/; done; \
+	done
+
+clean:
+	rm -rf build build-san tests/.tmp
+
+.PHONY: all deps unit e2e check demo bench lint format install clean
+.SECONDARY:
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

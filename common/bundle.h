@@ -1,0 +1,87 @@
+/* The bundle: bundle.yaml plus the files and modules it lists, shipped as
+ * user-data (a gzip'd tar, or "#firstboot-bundle v1" and its base64). The
+ * agent and imagegen share this code, so what imagegen writes is exactly
+ * what the agent accepts. Everything is checked in memory, before
+ * anything is written anywhere. */
+#pragma once
+
+#include "archive.h"
+#include "diag.h"
+#include "node.h"
+
+#define BUNDLE_TEXT_MAGIC "#firstboot-bundle v1"
+#define BUNDLE_YAML       "bundle.yaml"
+#define BUNDLE_SIG        "bundle.yaml.sig"
+/* The module a plain "#!" user-data script becomes. */
+#define USER_SCRIPT_MODULE "user-script"
+
+struct bundle_file {
+        char *path;   /* absolute, on the server */
+        char *source; /* member of the bundle */
+        unsigned mode;
+        char *owner; /* "user:group", or NULL for root */
+        const struct node *where;
+};
+
+struct bundle_module {
+        char *id;
+        const struct node *inputs; /* mapping or NULL; points into doc */
+        const struct node *where;
+};
+
+struct bundle {
+        struct member_list members; /* bundle.yaml and .sig included */
+        struct node *doc;           /* bundle.yaml */
+        char *name, *hostname, *ready_marker;
+        char *phone_url, *phone_token;
+        struct bundle_file *files;
+        size_t n_files;
+        struct bundle_module *modules;
+        size_t n_modules;
+        bool is_script;   /* synthesized from a plain script */
+        char *signed_by;  /* the key file whose signature verified, or NULL */
+};
+
+enum userdata_kind {
+        USERDATA_TAR,
+        USERDATA_TEXT,
+        USERDATA_SCRIPT,
+};
+
+/* Limits for decoding: the decompressed size and member count. */
+#define BUNDLE_MAX_TOTAL   (64u * 1024 * 1024)
+#define BUNDLE_MAX_MEMBERS 4096
+
+/* Recognizes user-data and turns it into bundle members: a gzip'd tar, the
+ * base64 text form, or a "#!" script (a one-module bundle is made for it).
+ * Anything else is an error that names what was found. origin names the
+ * source in messages. */
+int userdata_decode(const char *origin, const void *data, size_t len, enum userdata_kind *ret_kind,
+                    struct member_list *ret, struct diags *d);
+
+/* Reads a bundle directory's regular files as members; links, devices and
+ * anything outside are refused as they are in archives. */
+int bundle_members_from_dir(const char *dir, struct member_list *ret, struct diags *d);
+
+/* Parses bundle.yaml from members (taken over, also on error) and checks
+ * it: the schema, every member listed in checksums with its sha256, every
+ * listed member present, sources of files present. label prefixes
+ * bundle.yaml in messages (e.g. a directory). */
+int bundle_parse(struct member_list *members, const char *label, struct bundle **ret,
+                 struct diags *d);
+
+/* Checks bundle.yaml.sig against every *.pub (PEM Ed25519) in keys_dir. A
+ * signature that is present but verifies with no key is always refused;
+ * a missing one only when required. */
+int bundle_verify_signature(struct bundle *b, const char *keys_dir, bool required,
+                            struct diags *d);
+
+/* Writes every member under dir (created 0700; files 0600, scripts 0700). */
+int bundle_unpack(const struct bundle *b, const char *dir);
+
+void bundle_free(struct bundle *b);
+static inline void bundle_freep(struct bundle **b)
+{
+        bundle_free(*b);
+}
+#define _cleanup_bundle_ __attribute__((cleanup(bundle_freep)))

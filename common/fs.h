@@ -1,0 +1,48 @@
+/* File system helpers: paths under a root, atomic writes, directory
+ * trees. Every function returns 0 (or >0 where documented) on success and
+ * a negative errno on failure; none of them logs. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+/* root + "/" + path with duplicate slashes folded. A NULL, empty or "/"
+ * root returns a copy of path. Returns NULL when out of memory. */
+char *root_path(const char *root, const char *path);
+
+/* Creates path and its parents with mode (existing ones are left). */
+int mkdir_p(const char *path, mode_t mode);
+/* Creates the parent directories of path. */
+int mkdir_parents(const char *path, mode_t mode);
+
+/* Writes data to path atomically: a temp file in the same directory,
+ * fchmod/fchown, fsync, rename, fsync of the directory. uid/gid of -1
+ * leave the owner alone. The file never exists with partial contents or
+ * with a wider mode than requested. Returns 1 when the file changed, 0 when
+ * it already had these contents, mode and owner. */
+int write_file_atomic(const char *path, const void *data, size_t size, mode_t mode, uid_t uid,
+                      gid_t gid);
+
+/* Reads a whole file, at most max bytes (-EFBIG beyond). *ret is NUL
+ * terminated; ret_size may be NULL. */
+int read_file(const char *path, size_t max, char **ret, size_t *ret_size);
+/* Reads the first line of a small file, without the newline. */
+int read_line_file(const char *path, char **ret);
+
+/* Removes a file or a directory tree; missing is not an error. */
+int rm_rf(const char *path);
+
+/* Copies a tree (regular files, dirs, symlinks) from src to dst. */
+int copy_tree(const char *src, const char *dst);
+
+bool path_exists(const char *path);
+bool is_dir(const char *path);
+
+/* Resolves "user:group", "user", numeric ids, against root's
+ * /etc/passwd and /etc/group (not NSS: the root may be an image). */
+int parse_owner(const char *root, const char *spec, uid_t *ret_uid, gid_t *ret_gid);
+
+/* Whether a relative path is safe to join under a directory: not empty,
+ * not absolute, no "." or ".." components, no empty components. */
+bool path_is_safe_relative(const char *path);

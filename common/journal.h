@@ -1,0 +1,28 @@
+/* The one file that talks to libsystemd: sending journal entries,
+ * reading them back, and sd_notify. */
+#pragma once
+
+#include <stdbool.h>
+
+/* Whether a journald socket is there to send to. */
+bool journal_available(void);
+/* Sends MESSAGE=, PRIORITY= and the extra "KEY=value" fields. */
+int journal_send(int prio, const char *ident, const char *message, char *const *fields);
+
+/* sd_notify wrappers; no-ops outside a systemd service. */
+int notify_ready(void);
+int notify_status(const char *status);
+
+/* Reads the journal (the system's, or the directory dir when not NULL),
+ * calling cb for each entry matching every "FIELD=value" in matches, in
+ * order. With follow, waits for new entries until cb returns >0 or
+ * should_stop returns true. Returns the number of entries or -errno. */
+struct journal_entry {
+        const char *message;
+        const char *module;
+        int priority;
+        long long realtime_us;
+};
+typedef int (*journal_cb)(const struct journal_entry *e, void *userdata);
+int journal_read(const char *dir, char *const *matches, bool follow, journal_cb cb,
+                 bool (*should_stop)(void *userdata), void *userdata);

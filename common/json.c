@@ -1,0 +1,180 @@
+#include "json.h"
+
+#include <errno.h>
+#include <json-c/json.h>
+
+/* json-c represents null as a NULL object, so failure is told apart by
+ * *ok. */
+static struct json_object *to_json(const struct node *n, bool *ok)
+{
+        struct json_object *o;
+        long long i;
+        double d;
+        bool b;
+
+        switch (n->kind) {
+        case NODE_MAP:
+                o = json_object_new_object();
+                *ok = o != NULL;
+                for (size_t k = 0; o && k < n->n_items; k++) {
+                        struct json_object *c = to_json(n->items[k], ok);
+                        if (!*ok || json_object_object_add(o, n->items[k]->key, c) < 0) {
+                                *ok = false;
+                                json_object_put(c);
+                                json_object_put(o);
+                                return NULL;
+                        }
+                }
+                return o;
+        case NODE_SEQ:
+                o = json_object_new_array();
+                *ok = o != NULL;
+                for (size_t k = 0; o && k < n->n_items; k++) {
+                        struct json_object *c = to_json(n->items[k], ok);
+                        if (!*ok || json_object_array_add(o, c) < 0) {
+                                *ok = false;
+                                json_object_put(c);
+                                json_object_put(o);
+                                return NULL;
+                        }
+                }
+                return o;
+        case NODE_SCALAR:
+                break;
+        }
+        switch (node_resolve(n)) {
+        case SCALAR_NULL:
+                return NULL;
+        case SCALAR_BOOL:
+                node_as_bool(n, &b);
+                o = json_object_new_boolean(b);
+                *ok = o != NULL;
+                return o;
+        case SCALAR_INT:
+                if (node_as_int(n, &i) == 0) {
+                        o = json_object_new_int64(i);
+                        *ok = o != NULL;
+                        return o;
+                }
+                break;
+        case SCALAR_REAL:
+                if (node_as_real(n, &d) == 0) {
+                        o = json_object_new_double(d);
+                        *ok = o != NULL;
+                        return o;
+                }
+                break;
+        default:
+                break;
+        }
+        o = json_object_new_string(n->value);
+        *ok = o != NULL;
+        return o;
+}
+
+int json_format(const struct node *n, bool pretty, char **ret)
+{
+        bool ok = true;
+        struct json_object *o = to_json(n, &ok);
+        if (!ok)
+                return -ENOMEM;
+        int flags = JSON_C_TO_STRING_NOSLASHESCAPE |
+                    (pretty ? JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED
+                            : JSON_C_TO_STRING_PLAIN);
+        char *s = strdup(o ? json_object_to_json_string_ext(o, flags) : "null");
+        json_object_put(o);
+        if (!s)
+                return -ENOMEM;
+        *ret = s;
+        return 0;
+}
+
+static struct node *from_json(struct json_object *o)
+{
+        struct node *n;
+        char b[64];
+
+        switch (json_object_get_type(o)) {
+        case json_type_object:
+                n = node_new(NODE_MAP);
+                if (!n)
+                        return NULL;
+                json_object_object_foreach(o, key, val)
+                {
+                        if (node_append(n, key, from_json(val)) < 0) {
+                                node_free(n);
+                                return NULL;
+                        }
+                }
+                return n;
+        case json_type_array:
+                n = node_new(NODE_SEQ);
+                if (!n)
+                        return NULL;
+                for (size_t i = 0; i < json_object_array_length(o); i++)
+                        if (node_append(n, NULL, from_json(json_object_array_get_idx(o, i))) < 0) {
+                                node_free(n);
+                                return NULL;
+                        }
+                return n;
+        case json_type_null:
+                return node_new_scalar(SCALAR_NULL, "");
+        case json_type_boolean:
+                return node_new_scalar(SCALAR_BOOL, json_object_get_boolean(o) ? "true" : "false");
+        case json_type_int:
+                snprintf(b, sizeof(b), "%lld", (long long)json_object_get_int64(o));
+                return node_new_scalar(SCALAR_INT, b);
+        case json_type_double:
+                snprintf(b, sizeof(b), "%.17g", json_object_get_double(o));
+                return node_new_scalar(SCALAR_REAL, b);
+        case json_type_string:
+                return node_new_scalar(SCALAR_STR, json_object_get_string(o));
+        }
+        return NULL;
+}
+
+int json_parse(const char *file, const char *buf, size_t len, struct node **ret, struct diags *d)
+{
+        struct json_tokener *t = json_tokener_new();
+        struct json_object *o;
+        enum json_tokener_error err;
+
+        if (!t)
+                return -ENOMEM;
+        o = json_tokener_parse_ex(t, buf, (int)len);
+        err = json_tokener_get_error(t);
+        size_t off = t->char_offset;
+        if (!o && err == json_tokener_continue)
+                err = json_tokener_error_parse_eof;
+        /* Only white space may follow the value. */
+        if (o && err == json_tokener_success) {
+                for (size_t i = off; i < len; i++)
+                        if (!strchr(" \t\r\n", buf[i])) {
+                                err = json_tokener_error_parse_unexpected;
+                                off = i;
+                                break;
+                        }
+        }
+        json_tokener_free(t);
+        if (err != json_tokener_success) {
+                unsigned line = 1, col = 1;
+                for (size_t i = 0; i < off && i < len; i++) {
+                        if (buf[i] == '\n') {
+                                line++;
+                                col = 1;
+                        } else
+                                col++;
+                }
+                diags_add(d, file, line, col, "invalid JSON: %s",
+                          json_tokener_error_desc(err));
+                json_object_put(o);
+                return -EBADMSG;
+        }
+        struct node *n = from_json(o);
+        json_object_put(o);
+        if (!n)
+                return -ENOMEM;
+        node_set_origin(n, file);
+        *ret = n;
+        return 0;
+}

@@ -1,0 +1,309 @@
+#include "node.h"
+#include "util.h"
+
+#include <errno.h>
+#include <math.h>
+
+struct node *node_new(enum node_kind kind)
+{
+        struct node *n = calloc(1, sizeof(*n));
+        if (n)
+                n->kind = kind;
+        return n;
+}
+
+struct node *node_new_scalar(enum scalar_type type, const char *value)
+{
+        struct node *n = node_new(NODE_SCALAR);
+        if (!n)
+                return NULL;
+        n->type = type;
+        n->value = strdup(value ? value : "");
+        if (!n->value) {
+                free(n);
+                return NULL;
+        }
+        return n;
+}
+
+void node_free(struct node *n)
+{
+        if (!n)
+                return;
+        for (size_t i = 0; i < n->n_items; i++)
+                node_free(n->items[i]);
+        free(n->items);
+        free(n->key);
+        free(n->value);
+        free(n->owned_file);
+        free(n);
+}
+
+static ssize_t node_index(const struct node *map, const char *key)
+{
+        if (!map || map->kind != NODE_MAP)
+                return -1;
+        for (size_t i = 0; i < map->n_items; i++)
+                if (streq(map->items[i]->key, key))
+                        return (ssize_t)i;
+        return -1;
+}
+
+int node_append(struct node *parent, const char *key, struct node *child)
+{
+        struct node **items;
+
+        if (!child)
+                return -ENOMEM;
+        if (key) {
+                free(child->key);
+                child->key = strdup(key);
+                if (!child->key) {
+                        node_free(child);
+                        return -ENOMEM;
+                }
+        }
+        items = realloc(parent->items, (parent->n_items + 1) * sizeof(*items));
+        if (!items) {
+                node_free(child);
+                return -ENOMEM;
+        }
+        parent->items = items;
+        parent->items[parent->n_items++] = child;
+        return 0;
+}
+
+int node_set(struct node *map, const char *key, struct node *child)
+{
+        ssize_t i = node_index(map, key);
+        if (!child)
+                return -ENOMEM;
+        if (i >= 0) {
+                child->key = strdup(key);
+                if (!child->key) {
+                        node_free(child);
+                        return -ENOMEM;
+                }
+                node_free(map->items[i]);
+                map->items[i] = child;
+                return 0;
+        }
+        return node_append(map, key, child);
+}
+
+int node_set_str(struct node *map, const char *key, const char *value)
+{
+        return node_set(map, key, node_new_scalar(SCALAR_STR, value));
+}
+
+int node_set_int(struct node *map, const char *key, long long value)
+{
+        char b[32];
+        snprintf(b, sizeof(b), "%lld", value);
+        return node_set(map, key, node_new_scalar(SCALAR_INT, b));
+}
+
+int node_set_bool(struct node *map, const char *key, bool value)
+{
+        return node_set(map, key, node_new_scalar(SCALAR_BOOL, value ? "true" : "false"));
+}
+
+int node_set_real(struct node *map, const char *key, double value)
+{
+        char b[64];
+        snprintf(b, sizeof(b), "%.17g", value);
+        return node_set(map, key, node_new_scalar(SCALAR_REAL, b));
+}
+
+int node_set_null(struct node *map, const char *key)
+{
+        return node_set(map, key, node_new_scalar(SCALAR_NULL, ""));
+}
+
+static void set_file(struct node *n, const char *file)
+{
+        n->file = file;
+        for (size_t i = 0; i < n->n_items; i++)
+                set_file(n->items[i], file);
+}
+
+void node_set_origin(struct node *n, const char *file)
+{
+        free(n->owned_file);
+        n->owned_file = strdup_null(file);
+        set_file(n, n->owned_file);
+}
+
+struct node *node_get(const struct node *map, const char *key)
+{
+        ssize_t i = node_index(map, key);
+        return i < 0 ? NULL : map->items[i];
+}
+
+const char *node_get_str(const struct node *map, const char *key)
+{
+        const struct node *n = node_get(map, key);
+        if (!n || n->kind != NODE_SCALAR || node_is_null(n))
+                return NULL;
+        return n->value;
+}
+
+bool node_is_scalar(const struct node *n)
+{
+        return n && n->kind == NODE_SCALAR;
+}
+
+bool node_is_null(const struct node *n)
+{
+        return n && n->kind == NODE_SCALAR && node_resolve(n) == SCALAR_NULL;
+}
+
+static bool plain_is_null(const char *v)
+{
+        return !*v || streq(v, "~") || streq(v, "null") || streq(v, "Null") || streq(v, "NULL");
+}
+
+static int plain_bool(const char *v, bool *ret)
+{
+        if (streq(v, "true") || streq(v, "True") || streq(v, "TRUE")) {
+                *ret = true;
+                return 0;
+        }
+        if (streq(v, "false") || streq(v, "False") || streq(v, "FALSE")) {
+                *ret = false;
+                return 0;
+        }
+        return -EINVAL;
+}
+
+static int plain_int(const char *v, long long *ret)
+{
+        char *end;
+        long long x;
+
+        if (!*v)
+                return -EINVAL;
+        errno = 0;
+        if (startswith(v, "0x"))
+                x = strtoll(v + 2, &end, 16);
+        else if (startswith(v, "0o"))
+                x = strtoll(v + 2, &end, 8);
+        else {
+                /* YAML 1.2 core: [-+]?[0-9]+ */
+                const char *p = v + (*v == '-' || *v == '+');
+                if (!*p)
+                        return -EINVAL;
+                for (; *p; p++)
+                        if (*p < '0' || *p > '9')
+                                return -EINVAL;
+                x = strtoll(v, &end, 10);
+        }
+        if (errno || *end || end == v)
+                return -EINVAL;
+        *ret = x;
+        return 0;
+}
+
+static int plain_real(const char *v, double *ret)
+{
+        char *end;
+        if (!*v || strchr(" \t", *v))
+                return -EINVAL;
+        errno = 0;
+        double x = strtod(v, &end);
+        if (errno || *end || !isfinite(x))
+                return -EINVAL;
+        *ret = x;
+        return 0;
+}
+
+enum scalar_type node_resolve(const struct node *n)
+{
+        bool b;
+        long long i;
+        double d;
+
+        if (!n || n->kind != NODE_SCALAR)
+                return SCALAR_STR;
+        if (n->type != SCALAR_PLAIN)
+                return n->type;
+        if (plain_is_null(n->value))
+                return SCALAR_NULL;
+        if (plain_bool(n->value, &b) == 0)
+                return SCALAR_BOOL;
+        if (plain_int(n->value, &i) == 0)
+                return SCALAR_INT;
+        if (plain_real(n->value, &d) == 0)
+                return SCALAR_REAL;
+        return SCALAR_STR;
+}
+
+int node_as_bool(const struct node *n, bool *ret)
+{
+        if (!n || node_resolve(n) != SCALAR_BOOL)
+                return -EINVAL;
+        return plain_bool(n->value, ret);
+}
+
+int node_as_int(const struct node *n, long long *ret)
+{
+        if (!n || node_resolve(n) != SCALAR_INT)
+                return -EINVAL;
+        return plain_int(n->value, ret);
+}
+
+int node_as_real(const struct node *n, double *ret)
+{
+        enum scalar_type t = node_resolve(n);
+        if (!n || (t != SCALAR_REAL && t != SCALAR_INT))
+                return -EINVAL;
+        return plain_real(n->value, ret);
+}
+
+const char *node_kind_name(const struct node *n)
+{
+        if (!n)
+                return "nothing";
+        switch (n->kind) {
+        case NODE_MAP:
+                return "a mapping";
+        case NODE_SEQ:
+                return "a sequence";
+        case NODE_SCALAR:
+                break;
+        }
+        switch (node_resolve(n)) {
+        case SCALAR_INT:
+                return "an integer";
+        case SCALAR_BOOL:
+                return "a boolean";
+        case SCALAR_NULL:
+                return "null";
+        case SCALAR_REAL:
+                return "a number";
+        default:
+                return "a string";
+        }
+}
+
+struct node *node_copy(const struct node *n)
+{
+        struct node *c = node_new(n->kind);
+        if (!c)
+                return NULL;
+        c->type = n->type;
+        c->file = n->file;
+        c->line = n->line;
+        c->column = n->column;
+        c->key = strdup_null(n->key);
+        c->value = strdup_null(n->value);
+        if ((n->key && !c->key) || (n->value && !c->value))
+                goto oom;
+        for (size_t i = 0; i < n->n_items; i++)
+                if (node_append(c, NULL, node_copy(n->items[i])) < 0)
+                        goto oom;
+        return c;
+oom:
+        node_free(c);
+        return NULL;
+}

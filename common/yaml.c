@@ -1,0 +1,242 @@
+#include "yaml.h"
+#include "fs.h"
+
+#include <errno.h>
+#include <yaml.h>
+
+struct builder {
+        const char *file;
+        yaml_parser_t parser;
+        struct diags *d;
+};
+
+static void set_mark(struct node *n, const yaml_mark_t *m)
+{
+        n->line = (unsigned)m->line + 1;
+        n->column = (unsigned)m->column + 1;
+}
+
+static int parse_error(struct builder *b)
+{
+        const yaml_parser_t *p = &b->parser;
+        const yaml_mark_t *m = &p->problem_mark;
+
+        if (p->error == YAML_MEMORY_ERROR)
+                return -ENOMEM;
+        if (p->context)
+                diags_add(b->d, b->file, (unsigned)m->line + 1, (unsigned)m->column + 1,
+                          "%s %s", p->problem ? p->problem : "invalid YAML", p->context);
+        else
+                diags_add(b->d, b->file, (unsigned)m->line + 1, (unsigned)m->column + 1, "%s",
+                          p->problem ? p->problem : "invalid YAML");
+        return -EBADMSG;
+}
+
+static int next_event(struct builder *b, yaml_event_t *e)
+{
+        if (!yaml_parser_parse(&b->parser, e))
+                return parse_error(b);
+        if (e->type == YAML_ALIAS_EVENT ||
+            ((e->type == YAML_SCALAR_EVENT && e->data.scalar.anchor) ||
+             (e->type == YAML_MAPPING_START_EVENT && e->data.mapping_start.anchor) ||
+             (e->type == YAML_SEQUENCE_START_EVENT && e->data.sequence_start.anchor))) {
+                diags_add(b->d, b->file, (unsigned)e->start_mark.line + 1,
+                          (unsigned)e->start_mark.column + 1,
+                          "anchors and aliases are not supported");
+                yaml_event_delete(e);
+                return -EBADMSG;
+        }
+        return 0;
+}
+
+static int parse_node(struct builder *b, yaml_event_t *e, struct node **ret);
+
+static int parse_children(struct builder *b, struct node *n, bool map)
+{
+        for (;;) {
+                yaml_event_t e;
+                struct node *child = NULL;
+                _cleanup_free_ char *key = NULL;
+                unsigned line = 0, col = 0;
+                int r = next_event(b, &e);
+                if (r < 0)
+                        return r;
+                if (e.type == YAML_MAPPING_END_EVENT || e.type == YAML_SEQUENCE_END_EVENT) {
+                        yaml_event_delete(&e);
+                        return 0;
+                }
+                if (map) {
+                        if (e.type != YAML_SCALAR_EVENT) {
+                                diags_add(b->d, b->file, (unsigned)e.start_mark.line + 1,
+                                          (unsigned)e.start_mark.column + 1,
+                                          "mapping keys must be plain strings");
+                                yaml_event_delete(&e);
+                                return -EBADMSG;
+                        }
+                        key = strdup((const char *)e.data.scalar.value);
+                        line = (unsigned)e.start_mark.line + 1;
+                        col = (unsigned)e.start_mark.column + 1;
+                        yaml_event_delete(&e);
+                        if (!key)
+                                return -ENOMEM;
+                        if (node_get(n, key)) {
+                                diags_add(b->d, b->file, line, col, "duplicate key '%s'", key);
+                                return -EBADMSG;
+                        }
+                        r = next_event(b, &e);
+                        if (r < 0)
+                                return r;
+                }
+                r = parse_node(b, &e, &child);
+                if (r < 0)
+                        return r;
+                if (map) {
+                        child->key_line = line;
+                        child->key_column = col;
+                }
+                r = node_append(n, key, child);
+                if (r < 0)
+                        return r;
+        }
+}
+
+/* Builds the node that starts with event e (consumed). */
+static int parse_node(struct builder *b, yaml_event_t *e, struct node **ret)
+{
+        struct node *n;
+        int r;
+
+        switch (e->type) {
+        case YAML_SCALAR_EVENT: {
+                const char *tag = (const char *)e->data.scalar.tag;
+                bool plain = e->data.scalar.style == YAML_PLAIN_SCALAR_STYLE &&
+                             !(tag && streq(tag, YAML_STR_TAG));
+                n = node_new_scalar(plain ? SCALAR_PLAIN : SCALAR_STR,
+                                    (const char *)e->data.scalar.value);
+                if (!n) {
+                        yaml_event_delete(e);
+                        return -ENOMEM;
+                }
+                set_mark(n, &e->start_mark);
+                n->file = b->file;
+                yaml_event_delete(e);
+                *ret = n;
+                return 0;
+        }
+        case YAML_MAPPING_START_EVENT:
+        case YAML_SEQUENCE_START_EVENT: {
+                bool map = e->type == YAML_MAPPING_START_EVENT;
+                n = node_new(map ? NODE_MAP : NODE_SEQ);
+                if (!n) {
+                        yaml_event_delete(e);
+                        return -ENOMEM;
+                }
+                set_mark(n, &e->start_mark);
+                n->file = b->file;
+                yaml_event_delete(e);
+                r = parse_children(b, n, map);
+                if (r < 0) {
+                        node_free(n);
+                        return r;
+                }
+                *ret = n;
+                return 0;
+        }
+        default:
+                diags_add(b->d, b->file, (unsigned)e->start_mark.line + 1,
+                          (unsigned)e->start_mark.column + 1, "unexpected YAML event");
+                yaml_event_delete(e);
+                return -EBADMSG;
+        }
+}
+
+int yaml_parse(const char *file, const char *buf, size_t len, struct node **ret, struct diags *d)
+{
+        struct builder b = {.file = file, .d = d};
+        struct node *root = NULL;
+        yaml_event_t e;
+        int r;
+
+        if (!yaml_parser_initialize(&b.parser))
+                return -ENOMEM;
+        yaml_parser_set_input_string(&b.parser, (const unsigned char *)buf, len);
+
+        r = next_event(&b, &e); /* stream start */
+        if (r < 0)
+                goto out;
+        yaml_event_delete(&e);
+        r = next_event(&b, &e);
+        if (r < 0)
+                goto out;
+        if (e.type == YAML_STREAM_END_EVENT) {
+                yaml_event_delete(&e);
+                root = node_new_scalar(SCALAR_NULL, "");
+                if (!root) {
+                        r = -ENOMEM;
+                        goto out;
+                }
+                root->line = root->column = 1;
+                goto done;
+        }
+        yaml_event_delete(&e); /* document start */
+        r = next_event(&b, &e);
+        if (r < 0)
+                goto out;
+        r = parse_node(&b, &e, &root);
+        if (r < 0)
+                goto out;
+        r = next_event(&b, &e); /* document end */
+        if (r < 0)
+                goto out;
+        yaml_event_delete(&e);
+        r = next_event(&b, &e);
+        if (r < 0)
+                goto out;
+        if (e.type != YAML_STREAM_END_EVENT) {
+                diags_add(d, file, (unsigned)e.start_mark.line + 1,
+                          (unsigned)e.start_mark.column + 1,
+                          "more than one YAML document; expected one");
+                yaml_event_delete(&e);
+                r = -EBADMSG;
+                goto out;
+        }
+        yaml_event_delete(&e);
+done:
+        node_set_origin(root, file);
+        *ret = TAKE_PTR(root);
+        r = 0;
+out:
+        node_free(root);
+        yaml_parser_delete(&b.parser);
+        return r;
+}
+
+int yaml_parse_file(const char *path, size_t max, struct node **ret, struct diags *d)
+{
+        _cleanup_free_ char *data = NULL;
+        size_t size;
+        int r = read_file(path, max ? max : 4 * 1024 * 1024, &data, &size);
+        if (r < 0) {
+                diags_add(d, path, 0, 0, "cannot read: %s", strerror(-r));
+                return r;
+        }
+        return yaml_parse(path, data, size, ret, d);
+}
+
+int yaml_quote(struct buf *b, const char *s)
+{
+        int r = buf_puts(b, "\"");
+        for (const unsigned char *p = (const unsigned char *)s; r >= 0 && *p; p++) {
+                if (*p == '"' || *p == '\\')
+                        r = buf_printf(b, "\\%c", *p);
+                else if (*p == '\n')
+                        r = buf_puts(b, "\\n");
+                else if (*p == '\t')
+                        r = buf_puts(b, "\\t");
+                else if (*p < 0x20 || *p == 0x7f)
+                        r = buf_printf(b, "\\x%02x", *p);
+                else
+                        r = buf_append(b, p, 1);
+        }
+        return r < 0 ? r : buf_puts(b, "\"");
+}

@@ -1,0 +1,90 @@
+/* firstboot clean: forget this machine's provisioning, for image baking
+ * (imagegen bake runs the same code on a root directory). */
+#include "commands.h"
+#include "config.h"
+#include "fs.h"
+#include "log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <sys/file.h>
+
+int cmd_clean(int argc, char **argv)
+{
+        static const struct option opts[] = {
+                {"root", required_argument, NULL, 'r'},
+                {"logs", no_argument, NULL, 'l'},
+                {"machine-id", no_argument, NULL, 'm'},
+                {"help", no_argument, NULL, 'h'},
+                {0},
+        };
+        const char *root = NULL;
+        bool logs = false, machine_id = false;
+        struct config c;
+        struct diags d = {0};
+        int opt, r;
+
+        optind = 0;
+        while ((opt = getopt_long(argc, argv, "h", opts, NULL)) >= 0) {
+                switch (opt) {
+                case 'r':
+                        root = optarg;
+                        break;
+                case 'l':
+                        logs = true;
+                        break;
+                case 'm':
+                        machine_id = true;
+                        break;
+                case 'h':
+                        printf("Usage: firstboot clean [--root DIR] [--logs] [--machine-id]\n\n"
+                               "Removes firstboot's state and ready marker so the next boot\n"
+                               "provisions again; --logs also its log files; --machine-id resets\n"
+                               "/etc/machine-id to 'uninitialized' (systemd's first boot).\n");
+                        return 0;
+                default:
+                        return 2;
+                }
+        }
+        if (optind < argc) {
+                fprintf(stderr, "firstboot clean: unexpected argument '%s'\n", argv[optind]);
+                return 2;
+        }
+        _cleanup_free_ char *conf = root_path(root, CONFIG_DEFAULT_PATH);
+        if (config_load(conf, false, &c, &d) < 0) {
+                diags_print(&d, stderr);
+                diags_free(&d);
+                return 1;
+        }
+        _cleanup_free_ char *state = root_path(root, c.state_dir);
+        _cleanup_free_ char *marker = root_path(root, c.ready_marker);
+        _cleanup_free_ char *logdir = root_path(root, c.log_dir);
+        _cleanup_free_ char *lock = strprintf("%s/run.lock", state);
+        config_free(&c);
+
+        _cleanup_close_ int fd = open(lock, O_RDWR | O_CLOEXEC);
+        if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) < 0) {
+                log_error("A firstboot run is in progress (it holds %s); not cleaning", lock);
+                return 1;
+        }
+        r = rm_rf(marker);
+        if (r >= 0)
+                r = rm_rf(state);
+        if (r >= 0 && logs)
+                r = rm_rf(logdir);
+        if (r < 0)
+                return log_error_errno(r, "Failed to clean %s: %m", state), 1;
+        if (machine_id) {
+                _cleanup_free_ char *mid = root_path(root, "/etc/machine-id");
+                r = mkdir_parents(mid, 0755);
+                if (r >= 0)
+                        r = write_file_atomic(mid, "uninitialized\n", 14, 0444, (uid_t)-1,
+                                              (gid_t)-1);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to reset %s: %m", mid), 1;
+        }
+        log_info("Cleaned %s%s%s", state, logs ? " and the logs" : "",
+                 machine_id ? " and the machine id" : "");
+        return 0;
+}

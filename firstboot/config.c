@@ -1,0 +1,141 @@
+#include "config.h"
+#include "fs.h"
+#include "yaml.h"
+
+#include <errno.h>
+
+static const struct {
+        const char *key;
+        size_t offset;
+        enum { STR, BOOL, NUM } type;
+        long long min, max;
+} fields[] = {
+#define S(k)          {#k, offsetof(struct config, k), STR, 0, 0}
+#define N(k, lo, hi)  {#k, offsetof(struct config, k), NUM, lo, hi}
+        S(datasource),
+        S(metadata_url),
+        S(modules_dir),
+        S(keys_dir),
+        S(state_dir),
+        S(log_dir),
+        S(ready_marker),
+        {"require_signature", offsetof(struct config, require_signature), BOOL, 0, 0},
+        N(max_user_data, 1024, 1LL << 30),
+        N(http_timeout_ms, 1, 600000),
+        N(http_attempts, 1, 100),
+        N(module_attempts, 1, 100),
+        N(retry_backoff_ms, 0, 3600000),
+        N(kill_grace_ms, 0, 600000),
+        S(phone_home_url),
+        S(phone_home_token),
+        N(phone_home_timeout_ms, 1, 600000),
+        N(phone_home_attempts, 1, 100),
+        N(phone_home_backoff_ms, 0, 600000),
+        N(phone_home_deadline_ms, 1, 3600000),
+#undef S
+#undef N
+};
+
+static void set_defaults(struct config *c)
+{
+        *c = (struct config){
+                .datasource = xstrdup("auto"),
+                .metadata_url = xstrdup("http://169.254.169.254"),
+                .modules_dir = xstrdup("/usr/lib/firstboot/modules"),
+                .keys_dir = xstrdup("/etc/firstboot/keys"),
+                .state_dir = xstrdup("/var/lib/firstboot"),
+                .log_dir = xstrdup("/var/log/firstboot"),
+                .ready_marker = xstrdup("/var/lib/firstboot/ready"),
+                .max_user_data = 16 * 1024 * 1024,
+                .http_timeout_ms = 5000,
+                .http_attempts = 5,
+                .module_attempts = 3,
+                .retry_backoff_ms = 2000,
+                .kill_grace_ms = 10000,
+                .phone_home_timeout_ms = 10000,
+                .phone_home_attempts = 5,
+                .phone_home_backoff_ms = 1000,
+                .phone_home_deadline_ms = 60000,
+        };
+}
+
+int config_load(const char *path, bool must_exist, struct config *ret, struct diags *d)
+{
+        _cleanup_node_ struct node *doc = NULL;
+        const char *allowed[ARRAY_SIZE(fields) + 1];
+        struct config c;
+        size_t before = d->n;
+        int r;
+
+        set_defaults(&c);
+        if (!must_exist && !path_exists(path)) {
+                *ret = c;
+                return 0;
+        }
+        r = yaml_parse_file(path, 0, &doc, d);
+        if (r < 0) {
+                config_free(&c);
+                return r;
+        }
+        if (node_is_null(doc)) {
+                *ret = c;
+                return 0;
+        }
+        if (!diags_expect_kind(d, doc, NODE_MAP)) {
+                config_free(&c);
+                return -EBADMSG;
+        }
+        for (size_t i = 0; i < ARRAY_SIZE(fields); i++)
+                allowed[i] = fields[i].key;
+        allowed[ARRAY_SIZE(fields)] = NULL;
+        diags_check_keys(d, doc, "firstboot.conf", allowed);
+        for (size_t i = 0; i < ARRAY_SIZE(fields); i++) {
+                const struct node *n = node_get(doc, fields[i].key);
+                char *p = (char *)&c + fields[i].offset;
+                long long v;
+                if (!n)
+                        continue;
+                switch (fields[i].type) {
+                case STR:
+                        if (n->kind != NODE_SCALAR || node_is_null(n)) {
+                                diags_at(d, n, "'%s' must be a string", fields[i].key);
+                                break;
+                        }
+                        free(*(char **)p);
+                        *(char **)p = xstrdup(n->value);
+                        break;
+                case BOOL:
+                        if (node_as_bool(n, (bool *)p) < 0)
+                                diags_at(d, n, "'%s' must be true or false, not %s", fields[i].key,
+                                         node_kind_name(n));
+                        break;
+                case NUM:
+                        if (node_as_int(n, &v) < 0)
+                                diags_at(d, n, "'%s' must be an integer, not %s", fields[i].key,
+                                         node_kind_name(n));
+                        else if (v < fields[i].min || v > fields[i].max)
+                                diags_at(d, n, "'%s' must be between %lld and %lld, not %lld",
+                                         fields[i].key, fields[i].min, fields[i].max, v);
+                        else
+                                *(long long *)p = v;
+                        break;
+                }
+        }
+        const char *paths[] = {c.modules_dir, c.keys_dir, c.state_dir, c.log_dir, c.ready_marker};
+        for (size_t i = 0; i < ARRAY_SIZE(paths); i++)
+                if (paths[i][0] != '/')
+                        diags_add(d, path, 0, 0, "paths must be absolute: \"%s\"", paths[i]);
+        if (d->n > before) {
+                config_free(&c);
+                return -EBADMSG;
+        }
+        *ret = c;
+        return 0;
+}
+
+void config_free(struct config *c)
+{
+        for (size_t i = 0; i < ARRAY_SIZE(fields); i++)
+                if (fields[i].type == STR)
+                        free(*(char **)((char *)c + fields[i].offset));
+}

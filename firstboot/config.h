@@ -1,0 +1,37 @@
+/* firstboot.conf: the agent's settings on a server, YAML, every key
+ * optional. Paths are on the server and resolved under --root. */
+#pragma once
+
+#include <stdbool.h>
+
+#include "diag.h"
+
+struct config {
+        char *datasource;   /* auto */
+        char *metadata_url; /* http://169.254.169.254 */
+        char *modules_dir;  /* /usr/lib/firstboot/modules */
+        char *keys_dir;     /* /etc/firstboot/keys */
+        char *state_dir;    /* /var/lib/firstboot */
+        char *log_dir;      /* /var/log/firstboot */
+        char *ready_marker; /* /var/lib/firstboot/ready */
+        bool require_signature;
+        long long max_user_data; /* bytes */
+        long long http_timeout_ms;
+        long long http_attempts;
+        long long module_attempts;  /* for exit 2 */
+        long long retry_backoff_ms; /* first delay; doubles */
+        long long kill_grace_ms;    /* between TERM and KILL */
+        char *phone_home_url;       /* when the bundle names none */
+        char *phone_home_token;
+        long long phone_home_timeout_ms;
+        long long phone_home_attempts;
+        long long phone_home_backoff_ms;
+        long long phone_home_deadline_ms;
+};
+
+#define CONFIG_DEFAULT_PATH "/etc/firstboot/firstboot.conf"
+
+/* Fills defaults, then reads path (a missing file at the default path is
+ * not an error; an explicitly given one is). */
+int config_load(const char *path, bool must_exist, struct config *ret, struct diags *d);
+void config_free(struct config *c);

@@ -1,0 +1,48 @@
+/* firstboot: provisions a server at its first boot from user-data. */
+#include "commands.h"
+#include "log.h"
+
+static const struct {
+        const char *name;
+        int (*fn)(int argc, char **argv);
+        const char *help;
+} commands[] = {
+        {"run", cmd_run, "fetch user-data and provision this machine"},
+        {"status", cmd_status, "is provisioning ready, failed or still running"},
+        {"analyze", cmd_analyze, "modules by duration, slowest first"},
+        {"logs", cmd_logs, "a module's output, from the journal or the log files"},
+        {"clean", cmd_clean, "forget state (and logs, machine-id) for image baking"},
+        {"validate", cmd_validate, "check a bundle, user-data file or module manifest"},
+        {"query", cmd_query, "show what a datasource returns, without provisioning"},
+};
+
+static void usage(FILE *f)
+{
+        fprintf(f, "Usage: firstboot COMMAND [OPTIONS]\n\nCommands:\n");
+        for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
+                fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
+        fprintf(f, "\n'firstboot COMMAND --help' describes a command's options.\n");
+}
+
+int main(int argc, char **argv)
+{
+        log_setup("firstboot");
+        if (argc < 2) {
+                usage(stderr);
+                return 2;
+        }
+        if (streq(argv[1], "--help") || streq(argv[1], "-h") || streq(argv[1], "help")) {
+                usage(stdout);
+                return 0;
+        }
+        if (streq(argv[1], "--version")) {
+                printf("firstboot %s\n", FIRSTBOOT_VERSION);
+                return 0;
+        }
+        for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
+                if (streq(argv[1], commands[i].name))
+                        return commands[i].fn(argc - 1, argv + 1);
+        fprintf(stderr, "firstboot: unknown command '%s'\n", argv[1]);
+        usage(stderr);
+        return 2;
+}

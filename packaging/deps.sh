@@ -1,0 +1,24 @@
+#!/bin/bash
+# Installs the Debian packages the build, the tests and the demo need,
+# only those missing, so a machine that has them all is not touched.
+set -euo pipefail
+
+pkgs=(
+	build-essential pkg-config git
+	libyaml-dev libjson-c-dev libcurl4-openssl-dev libarchive-dev libssl-dev libsystemd-dev
+	python3 xorriso systemd curl openssl
+	cppcheck shellcheck clang-format
+)
+missing=()
+for p in "${pkgs[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" -ne 0 ]; then
+	echo "deps: missing Debian packages: ${missing[*]} (run as root to install them)" >&2
+	exit 1
+fi
+echo "deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

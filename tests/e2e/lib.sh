@@ -1,0 +1,94 @@
+#!/bin/bash
+# Shared helpers for the end-to-end tests. Each test script sources this,
+# makes its cases with `t_case NAME` ... `t_pass`/`t_fail MSG`, or with
+# `t_check NAME CMD...`, and prints "ok - NAME" / "not ok - NAME" lines
+# that tests/run.sh counts. Every wait is bounded.
+# shellcheck disable=SC2034
+set -uo pipefail
+
+: "${FIRSTBOOT:?run through tests/run.sh or make check}"
+: "${TOP:?}"
+TESTTMP=${TESTTMP:-$TOP/tests/.tmp}
+mkdir -p "$TESTTMP"
+T=$(mktemp -d "$TESTTMP/$(basename "$0" .sh).XXXXXX")
+PEERS="$TOP/tests/e2e/peers"
+_pids=()
+_case=""
+
+_cleanup() {
+	local p
+	for p in "${_pids[@]}"; do kill "$p" 2>/dev/null; done
+	for p in "${_pids[@]}"; do wait "$p" 2>/dev/null; done
+	[ -z "${KEEP:-}" ] && rm -rf "$T"
+}
+trap _cleanup EXIT
+
+t_case() { _case=$1; }
+t_pass() { echo "ok - ${1:-$_case}"; }
+t_fail() {
+	echo "not ok - $_case"
+	echo "  # $*"
+}
+# t_check NAME CMD...: passes when CMD exits 0.
+t_check() {
+	local name=$1
+	shift
+	if "$@"; then echo "ok - $name"; else
+		echo "not ok - $name"
+		echo "  # failed: $*"
+	fi
+}
+# expect_rc WANT CMD...: runs CMD with output in $T/out and $T/err and
+# fails the current case when its exit code is not WANT.
+expect_rc() {
+	local want=$1 rc
+	shift
+	"$@" >"$T/out" 2>"$T/err"
+	rc=$?
+	if [ "$rc" -ne "$want" ]; then
+		echo "  # $* exited $rc, expected $want" >&2
+		sed 's/^/  # err: /' "$T/err" | head -n 20 >&2
+		return 1
+	fi
+	return 0
+}
+
+# wait_for SECONDS CMD...: polls CMD every 50 ms until it succeeds.
+wait_for() {
+	local limit=$1 i
+	shift
+	for ((i = 0; i < limit * 20; i++)); do
+		"$@" 2>/dev/null && return 0
+		sleep 0.05
+	done
+	return 1
+}
+
+# start_peer NAME SCRIPT ARGS...: starts a Python peer from tests/e2e/peers
+# that writes its port to $T/NAME.port; sets the variable NAME_port.
+start_peer() {
+	local name=$1 script=$2
+	shift 2
+	rm -f "$T/$name.port"
+	python3 "$PEERS/$script" --port-file "$T/$name.port" "$@" >"$T/$name.log" 2>&1 &
+	_pids+=($!)
+	if ! wait_for 10 test -s "$T/$name.port"; then
+		echo "not ok - start $name" && cat "$T/$name.log"
+		exit 1
+	fi
+	printf -v "${name}_port" '%s' "$(cat "$T/$name.port")"
+}
+
+# new_root DIR: a minimal root with os-release, passwd and group.
+new_root() {
+	local r=$1
+	mkdir -p "$r/etc" "$r/var/lib" "$r/var/log"
+	cat >"$r/etc/os-release" <<'EOR'
+PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"
+NAME="Debian GNU/Linux"
+VERSION_ID="12"
+ID=debian
+EOR
+	printf 'root:x:0:0:root:/root:/bin/bash\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n' >"$r/etc/passwd"
+	printf 'root:x:0:\nnogroup:x:65534:\n' >"$r/etc/group"
+}
