@@ -92,3 +92,38 @@ EOR
 	printf 'root:x:0:0:root:/root:/bin/bash\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n' >"$r/etc/passwd"
 	printf 'root:x:0:\nnogroup:x:65534:\n' >"$r/etc/group"
 }
+
+# mkmodule BUNDLEDIR ID MANIFEST-EXTRA: writes modules/ID/manifest.yml (id,
+# name, version and the extra YAML lines) and modules/ID/install.sh from
+# standard input.
+mkmodule() {
+	local b=$1 id=$2 extra=${3:-}
+	mkdir -p "$b/modules/$id"
+	printf 'id: %s\nname: %s\nversion: "1.0"\n%s\n' "$id" "$id" "$extra" >"$b/modules/$id/manifest.yml"
+	cat >"$b/modules/$id/install.sh"
+	chmod 0755 "$b/modules/$id/install.sh"
+}
+
+# fb_run ROOT ARGS...: firstboot run on ROOT with a fast test config
+# (short backoffs) unless ROOT/etc/firstboot/firstboot.conf exists.
+fb_run() {
+	local root=$1
+	shift
+	if [ ! -f "$root/etc/firstboot/firstboot.conf" ]; then
+		mkdir -p "$root/etc/firstboot"
+		printf 'retry_backoff_ms: 10\nkill_grace_ms: 300\nphone_home_backoff_ms: 10\nphone_home_timeout_ms: 2000\nphone_home_deadline_ms: 5000\nhttp_attempts: 2\n' >"$root/etc/firstboot/firstboot.conf"
+	fi
+	"$FIRSTBOOT" run --root "$root" "$@"
+}
+
+# json_get FILE EXPR: evaluates a Python expression on the JSON in FILE
+# (bound to j) and prints the result.
+json_get() {
+	python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"
+}
+
+# tree_snapshot ROOT: every path under ROOT except firstboot's state and
+# logs, with type and mode, for "nothing was written" checks.
+tree_snapshot() {
+	(cd "$1" && find . -path ./var/lib/firstboot -prune -o -path ./var/log/firstboot -prune -o -printf '%y %m %p\n' | sort)
+}

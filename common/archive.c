@@ -1,0 +1,950 @@
+/* libarchive behind a small interface; see archive.h. The file is named
+ * like libarchive's header: "archive.h" (quotes, -iquote) is ours,
+ * <archive.h> is libarchive's. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <archive.h>
+#include <archive_entry.h>
+
+#include "archive.h"
+#include "util.h"
+
+#define ISO_SECTOR      2048
+#define ISO_FIRST_VD    16 /* the volume descriptors start at sector 16 */
+#define ISO_MAX_VDS     64 /* how many descriptors we look through for the primary */
+#define ISO_VOLUME_ID   40 /* offset and size of the volume id in the primary descriptor */
+#define ISO_VOLUME_ID_N 32
+
+static void archive_read_freep(struct archive **a)
+{
+        if (*a)
+                archive_read_free(*a);
+}
+static void archive_write_freep(struct archive **a)
+{
+        if (*a)
+                archive_write_free(*a);
+}
+static void archive_entry_freep(struct archive_entry **e)
+{
+        if (*e)
+                archive_entry_free(*e);
+}
+static void member_list_freep(struct member_list *l)
+{
+        member_list_free(l);
+}
+#define _cleanup_archive_read_  _cleanup_(archive_read_freep)
+#define _cleanup_archive_write_ _cleanup_(archive_write_freep)
+#define _cleanup_archive_entry_ _cleanup_(archive_entry_freep)
+#define _cleanup_member_list_   _cleanup_(member_list_freep)
+
+void member_list_free(struct member_list *l)
+{
+        if (!l)
+                return;
+        for (size_t i = 0; i < l->n; i++) {
+                free(l->v[i].path);
+                free(l->v[i].data);
+        }
+        free(l->v);
+        l->v = NULL;
+        l->n = 0;
+}
+
+/* Appends a member whose path and data are already allocated; takes them
+ * over only on success. cap tracks l->v's allocation (one realloc per add
+ * when NULL). */
+static int list_push(struct member_list *l, size_t *cap, char *path, unsigned char *data,
+                     size_t size, unsigned mode)
+{
+        size_t want = l->n + 1;
+
+        if (!cap || want > *cap) {
+                size_t n = cap ? (*cap ? *cap * 2 : 16) : want;
+                struct archive_member *v;
+
+                if (n < want || n > SIZE_MAX / sizeof(*v))
+                        return -ENOMEM;
+                v = realloc(l->v, n * sizeof(*v));
+                if (!v)
+                        return -ENOMEM;
+                l->v = v;
+                if (cap)
+                        *cap = n;
+        }
+        l->v[l->n++] = (struct archive_member){
+                .path = path,
+                .data = data,
+                .size = size,
+                .mode = mode & 07777,
+        };
+        return 0;
+}
+
+int member_list_add(struct member_list *l, const char *path, const void *data, size_t size,
+                    unsigned mode)
+{
+        _cleanup_free_ char *p = NULL;
+        _cleanup_free_ unsigned char *d = NULL;
+        int r;
+
+        if (!path || (!data && size > 0))
+                return -EINVAL;
+        if (size == SIZE_MAX)
+                return -ENOMEM;
+        p = strdup(path);
+        d = malloc(size + 1);
+        if (!p || !d)
+                return -ENOMEM;
+        if (size > 0)
+                memcpy(d, data, size);
+        d[size] = '\0';
+        r = list_push(l, NULL, p, d, size, mode);
+        if (r < 0)
+                return r;
+        p = NULL;
+        d = NULL;
+        return 0;
+}
+
+const struct archive_member *member_list_find(const struct member_list *l, const char *path)
+{
+        if (!l || !path)
+                return NULL;
+        for (size_t i = 0; i < l->n; i++)
+                if (streq(l->v[i].path, path))
+                        return &l->v[i];
+        return NULL;
+}
+
+/* A member name for messages: quoted, with control characters, quotes,
+ * backslashes and non-ASCII bytes escaped, since names come from
+ * untrusted archives and end up in logs and terminals. */
+static char *quote_name(const char *s)
+{
+        struct buf b = {0};
+        int r = buf_puts(&b, "\"");
+
+        for (const unsigned char *p = (const unsigned char *)s; r >= 0 && *p; p++) {
+                if (*p == '"' || *p == '\\')
+                        r = buf_printf(&b, "\\%c", *p);
+                else if (*p < 0x20 || *p >= 0x7f)
+                        r = buf_printf(&b, "\\x%02x", *p);
+                else
+                        r = buf_append(&b, p, 1);
+        }
+        if (r >= 0)
+                r = buf_puts(&b, "\"");
+        if (r < 0) {
+                buf_free(&b);
+                return NULL;
+        }
+        return buf_steal(&b);
+}
+
+/* Sets *ret_error (when not NULL) to 'member "NAME": REASON' and returns
+ * -EBADMSG, or -ENOMEM when the message cannot be made. */
+static int member_error(char **ret_error, const char *name, const char *fmt, ...) _printf_(3, 4);
+static int member_error(char **ret_error, const char *name, const char *fmt, ...)
+{
+        _cleanup_free_ char *quoted = NULL, *reason = NULL;
+        va_list ap;
+        char *msg;
+
+        if (!ret_error)
+                return -EBADMSG;
+        va_start(ap, fmt);
+        reason = vstrprintf(fmt, ap);
+        va_end(ap);
+        quoted = quote_name(name);
+        if (!reason || !quoted)
+                return -ENOMEM;
+        msg = strprintf("member %s: %s", quoted, reason);
+        if (!msg)
+                return -ENOMEM;
+        *ret_error = msg;
+        return -EBADMSG;
+}
+
+static int corrupt_error(char **ret_error, struct archive *a)
+{
+        const char *why = archive_error_string(a);
+        char *msg;
+
+        if (archive_errno(a) == ENOMEM)
+                return -ENOMEM;
+        if (!ret_error)
+                return -EBADMSG;
+        msg = strprintf("truncated or corrupt archive: %s", why ? why : "unknown error");
+        if (!msg)
+                return -ENOMEM;
+        *ret_error = msg;
+        return -EBADMSG;
+}
+
+/* Normalizes an archive path in place: strips leading "./" and, for a
+ * directory, trailing slashes. Returns the path, "" for the top directory
+ * itself, or NULL with *ret_reason when the path is unsafe. */
+static char *normalize_path(char *p, bool is_dir, const char **ret_reason)
+{
+        size_t n;
+
+        if (p[0] == '/') {
+                *ret_reason = "absolute path";
+                return NULL;
+        }
+        while (p[0] == '.' && p[1] == '/')
+                p += 2;
+        n = strlen(p);
+        if (is_dir)
+                while (n > 0 && p[n - 1] == '/')
+                        p[--n] = '\0';
+        if (n == 0 || streq(p, "."))
+                return is_dir ? (char *)"" : NULL;
+
+        for (const char *c = p; *c;) {
+                size_t len = strcspn(c, "/");
+                if (len == 2 && c[0] == '.' && c[1] == '.') {
+                        *ret_reason = "path contains \"..\"";
+                        return NULL;
+                }
+                if (len == 0 || (len == 1 && c[0] == '.')) {
+                        *ret_reason = "path has an empty or \".\" component";
+                        return NULL;
+                }
+                c += len;
+                if (*c == '/')
+                        c++;
+                if (*c == '\0' && c[-1] == '/') {
+                        *ret_reason = "path has an empty or \".\" component";
+                        return NULL;
+                }
+        }
+        return p;
+}
+
+/* Whether path is safe to write as a member: what normalize_path() would
+ * leave unchanged. */
+static bool member_path_ok(const char *path)
+{
+        _cleanup_free_ char *copy = NULL;
+        const char *reason = NULL;
+        const char *n;
+
+        if (!path || !*path)
+                return false;
+        copy = strdup(path);
+        if (!copy)
+                return false;
+        n = normalize_path(copy, false, &reason);
+        return n && streq(n, path);
+}
+
+/* One path seen while reading, for the duplicate and file-versus-directory
+ * checks done once everything is read. */
+struct seen {
+        const char *path;
+        bool is_dir;
+};
+
+/* Orders paths so that "a" is followed directly by every "a/..." ('/'
+ * sorts before every other byte). */
+static int seen_cmp(const void *x, const void *y)
+{
+        const unsigned char *a = (const unsigned char *)((const struct seen *)x)->path;
+        const unsigned char *b = (const unsigned char *)((const struct seen *)y)->path;
+
+        for (;; a++, b++) {
+                unsigned ca = *a == '/' ? 1 : *a == 0 ? 0 : (unsigned)*a + 1;
+                unsigned cb = *b == '/' ? 1 : *b == 0 ? 0 : (unsigned)*b + 1;
+                if (ca != cb)
+                        return ca < cb ? -1 : 1;
+                if (ca == 0)
+                        return 0;
+        }
+}
+
+/* Refuses two files with one path, a file and a directory with one path,
+ * and a file used as a directory ("a" and "a/b"). */
+static int check_conflicts(const struct member_list *files, char *const *dirs, char **ret_error)
+{
+        _cleanup_free_ struct seen *v = NULL;
+        size_t n_dirs = strv_length(dirs), n = 0;
+
+        if (files->n > SIZE_MAX / sizeof(*v) - n_dirs - 1)
+                return -ENOMEM;
+        v = malloc((files->n + n_dirs + 1) * sizeof(*v));
+        if (!v)
+                return -ENOMEM;
+        for (size_t i = 0; i < files->n; i++)
+                v[n++] = (struct seen){files->v[i].path, false};
+        for (size_t i = 0; i < n_dirs; i++)
+                v[n++] = (struct seen){dirs[i], true};
+        qsort(v, n, sizeof(*v), seen_cmp);
+
+        for (size_t i = 0; i + 1 < n; i++) {
+                const struct seen *a = &v[i], *b = &v[i + 1];
+                size_t len = strlen(a->path);
+
+                if (streq(a->path, b->path)) {
+                        if (a->is_dir && b->is_dir)
+                                continue;
+                        return member_error(
+                                ret_error, b->path, "duplicate path%s",
+                                a->is_dir != b->is_dir ? " (both a file and a directory)" : "");
+                }
+                if (!a->is_dir && strncmp(b->path, a->path, len) == 0 && b->path[len] == '/')
+                        return member_error(ret_error, b->path, "its parent %s is a file", a->path);
+        }
+        return 0;
+}
+
+static const char *type_name(unsigned type)
+{
+        switch (type) {
+        case AE_IFLNK:
+                return "symbolic link";
+        case AE_IFCHR:
+                return "character device";
+        case AE_IFBLK:
+                return "block device";
+        case AE_IFIFO:
+                return "FIFO";
+        case AE_IFSOCK:
+                return "socket";
+        default:
+                return "special file";
+        }
+}
+
+/* Reads the data of the current entry, which announced size bytes, into
+ * a NUL-terminated buffer. */
+static int read_entry_data(struct archive *a, size_t size, unsigned char **ret, char **ret_error)
+{
+        _cleanup_free_ unsigned char *d = NULL;
+        size_t got = 0;
+
+        d = malloc(size + 1);
+        if (!d)
+                return -ENOMEM;
+        for (;;) {
+                /* Ask for one byte more than announced, to notice more. */
+                la_ssize_t n = archive_read_data(a, d + got, size + 1 - got);
+                if (n < 0)
+                        return corrupt_error(ret_error, a);
+                if (n == 0)
+                        break;
+                got += (size_t)n;
+                if (got > size) {
+                        archive_set_error(a, EINVAL, "more data than the header announced");
+                        return corrupt_error(ret_error, a);
+                }
+        }
+        if (got != size) {
+                archive_set_error(a, EINVAL, "less data than the header announced");
+                return corrupt_error(ret_error, a);
+        }
+        d[size] = '\0';
+        *ret = TAKE_PTR(d);
+        return 0;
+}
+
+static uint32_t crc32_update(uint32_t crc, const unsigned char *p, size_t n,
+                             const uint32_t table[256])
+{
+        for (size_t i = 0; i < n; i++)
+                crc = table[(crc ^ p[i]) & 0xff] ^ (crc >> 8);
+        return crc;
+}
+
+static uint32_t le32(const unsigned char *p)
+{
+        return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* libarchive does not check the gzip trailer (its reader has "XXX TODO:
+ * Verify the length and CRC"), so a corrupted deflate stream can decode to
+ * wrong bytes without an error. This decompresses once more, at most limit
+ * bytes, and compares the CRC-32 and length with the trailer. A stream of
+ * several gzip members, or with anything after the trailer, fails too. */
+static int gzip_verify(const void *data, size_t size, uint64_t limit, char **ret_error)
+{
+        _cleanup_archive_read_ struct archive *a = NULL;
+        struct archive_entry *e;
+        uint32_t table[256], crc = 0xffffffffu;
+        uint64_t total = 0;
+
+        for (uint32_t i = 0; i < 256; i++) {
+                uint32_t c = i;
+                for (int k = 0; k < 8; k++)
+                        c = c & 1 ? 0xedb88320u ^ (c >> 1) : c >> 1;
+                table[i] = c;
+        }
+
+        a = archive_read_new();
+        if (!a)
+                return -ENOMEM;
+        if (archive_read_support_filter_gzip(a) != ARCHIVE_OK ||
+            archive_read_support_format_raw(a) != ARCHIVE_OK)
+                return -ENOMEM;
+        if (archive_read_open_memory(a, data, size) != ARCHIVE_OK ||
+            archive_read_next_header(a, &e) != ARCHIVE_OK)
+                return corrupt_error(ret_error, a);
+        for (;;) {
+                const void *block;
+                size_t n;
+                la_int64_t offset;
+                int r = archive_read_data_block(a, &block, &n, &offset);
+
+                if (r == ARCHIVE_EOF)
+                        break;
+                if (r != ARCHIVE_OK)
+                        return corrupt_error(ret_error, a);
+                total += n;
+                if (total > limit) {
+                        archive_set_error(a, EINVAL, "too much data after the end of the archive");
+                        return corrupt_error(ret_error, a);
+                }
+                crc = crc32_update(crc, block, n, table);
+        }
+        crc = ~crc;
+        if (size < 18 || le32((const unsigned char *)data + size - 8) != crc ||
+            le32((const unsigned char *)data + size - 4) != (uint32_t)total) {
+                archive_set_error(a, EINVAL, "gzip CRC-32 or length mismatch");
+                return corrupt_error(ret_error, a);
+        }
+        return 0;
+}
+
+int tar_read(const void *data, size_t size, size_t max_total, size_t max_members,
+             struct member_list *ret, char **ret_error)
+{
+        _cleanup_archive_read_ struct archive *a = NULL;
+        _cleanup_member_list_ struct member_list l = {0};
+        _cleanup_strv_free_ char **dirs = NULL;
+        size_t cap = 0, total = 0, count = 0;
+        struct archive_entry *e;
+        int r;
+
+        a = archive_read_new();
+        if (!a)
+                return -ENOMEM;
+        if (archive_read_support_filter_gzip(a) != ARCHIVE_OK ||
+            archive_read_support_filter_none(a) != ARCHIVE_OK ||
+            archive_read_support_format_tar(a) != ARCHIVE_OK)
+                return -ENOMEM;
+        if (archive_read_open_memory(a, data ? data : "", size) != ARCHIVE_OK)
+                return corrupt_error(ret_error, a);
+
+        for (;;) {
+                _cleanup_free_ char *copy = NULL;
+                unsigned char *d = NULL;
+                const char *raw, *reason = NULL;
+                char *path;
+                unsigned type;
+                la_int64_t esize;
+
+                r = archive_read_next_header(a, &e);
+                if (r == ARCHIVE_EOF)
+                        break;
+                /* A warning is about something like a name that does not
+                 * convert to the locale; the entry itself is complete. */
+                if (r != ARCHIVE_OK && r != ARCHIVE_WARN)
+                        return corrupt_error(ret_error, a);
+
+                raw = archive_entry_pathname(e);
+                if (!raw)
+                        raw = archive_entry_pathname_utf8(e);
+                if (!raw)
+                        return member_error(ret_error, "", "no usable name");
+                if (++count > max_members)
+                        return member_error(ret_error, raw, "more than %zu members", max_members);
+
+                type = archive_entry_filetype(e);
+                copy = strdup(raw);
+                if (!copy)
+                        return -ENOMEM;
+                path = normalize_path(copy, type == AE_IFDIR, &reason);
+                if (!path)
+                        return member_error(ret_error, raw, "%s", reason ? reason : "empty path");
+
+                if (archive_entry_hardlink(e))
+                        return member_error(ret_error, raw, "hard link (to %s)",
+                                            archive_entry_hardlink(e));
+                if (type == AE_IFLNK)
+                        return member_error(ret_error, raw, "symbolic link (to %s)",
+                                            archive_entry_symlink(e) ? archive_entry_symlink(e)
+                                                                     : "?");
+                if (type == AE_IFDIR) {
+                        /* A directory's data would be decompressed for
+                         * nothing: nobody makes one with data. */
+                        if (archive_entry_size(e) != 0)
+                                return member_error(ret_error, raw, "directory with data");
+                        if (*path && strv_extend(&dirs, path) < 0)
+                                return -ENOMEM;
+                        continue;
+                }
+                if (type != AE_IFREG)
+                        return member_error(ret_error, raw, "%s", type_name(type));
+
+                esize = archive_entry_size(e);
+                if (esize < 0)
+                        return member_error(ret_error, raw, "negative size");
+                if ((uint64_t)esize > max_total || total > max_total - (size_t)esize)
+                        return member_error(ret_error, raw,
+                                            "over the limit of %zu bytes of uncompressed data",
+                                            max_total);
+                total += (size_t)esize;
+
+                r = read_entry_data(a, (size_t)esize, &d, ret_error);
+                if (r < 0)
+                        return r;
+                path = strdup(path);
+                if (!path) {
+                        free(d);
+                        return -ENOMEM;
+                }
+                r = list_push(&l, &cap, path, d, (size_t)esize, archive_entry_perm(e));
+                if (r < 0) {
+                        free(path);
+                        free(d);
+                        return r;
+                }
+        }
+
+        r = check_conflicts(&l, dirs, ret_error);
+        if (r < 0)
+                return r;
+        /* What follows the end of the tar is zero padding to the record
+         * size (10 KiB for tar(1), up to 64 KiB with -b 128): 1 MiB is
+         * plenty and still bounds a bomb hidden there. */
+        if (archive_filter_code(a, 0) == ARCHIVE_FILTER_GZIP) {
+                la_int64_t pos = archive_filter_bytes(a, 0);
+                r = gzip_verify(data, size, (uint64_t)(pos > 0 ? pos : 0) + (1u << 20), ret_error);
+                if (r < 0)
+                        return r;
+        }
+        *ret = l;
+        l = (struct member_list){0};
+        return 0;
+}
+
+static la_ssize_t buf_write_cb(struct archive *a _unused_, void *userdata, const void *p, size_t n)
+{
+        if (buf_append(userdata, p, n) < 0)
+                return -1;
+        return (la_ssize_t)n;
+}
+
+/* Writes the data of the entry just started, all of it. */
+static int write_entry_data(struct archive *a, const void *data, size_t size)
+{
+        const unsigned char *p = data;
+
+        while (size > 0) {
+                la_ssize_t n = archive_write_data(a, p, size);
+                if (n <= 0)
+                        return archive_errno(a) == ENOMEM ? -ENOMEM : -EIO;
+                p += n;
+                size -= (size_t)n;
+        }
+        return 0;
+}
+
+int tar_write_gz(const struct member_list *l, unsigned char **ret, size_t *ret_size)
+{
+        _cleanup_archive_write_ struct archive *a = NULL;
+        _cleanup_archive_entry_ struct archive_entry *e = NULL;
+        struct buf out = {0};
+        int r = -EIO;
+
+        for (size_t i = 0; i < l->n; i++)
+                if (!member_path_ok(l->v[i].path) || (!l->v[i].data && l->v[i].size > 0))
+                        return -EINVAL;
+
+        a = archive_write_new();
+        e = archive_entry_new();
+        if (!a || !e)
+                return -ENOMEM;
+        /* ustar where it suffices, pax headers only for long or non-ASCII
+         * names. Names are bytes: hdrcharset=BINARY keeps them as given
+         * whatever the locale (in the C locale libarchive would fall back
+         * to it with a warning anyway). No timestamp in the gzip header. */
+        if (archive_write_set_format_pax_restricted(a) != ARCHIVE_OK ||
+            archive_write_set_format_option(a, "pax", "hdrcharset", "BINARY") != ARCHIVE_OK ||
+            archive_write_add_filter_gzip(a) != ARCHIVE_OK ||
+            archive_write_set_filter_option(a, "gzip", "timestamp", NULL) != ARCHIVE_OK ||
+            archive_write_set_bytes_in_last_block(a, 1) != ARCHIVE_OK)
+                return -EIO;
+        if (archive_write_open2(a, &out, NULL, buf_write_cb, NULL, NULL) != ARCHIVE_OK)
+                goto fail;
+
+        for (size_t i = 0; i < l->n; i++) {
+                const struct archive_member *m = &l->v[i];
+
+                archive_entry_clear(e);
+                archive_entry_set_pathname(e, m->path);
+                archive_entry_set_filetype(e, AE_IFREG);
+                archive_entry_set_perm(e, m->mode & 07777);
+                archive_entry_set_size(e, (la_int64_t)m->size);
+                archive_entry_set_mtime(e, 0, 0);
+                archive_entry_set_uid(e, 0);
+                archive_entry_set_gid(e, 0);
+                archive_entry_set_uname(e, "root");
+                archive_entry_set_gname(e, "root");
+                if (archive_write_header(a, e) != ARCHIVE_OK)
+                        goto fail;
+                r = write_entry_data(a, m->data, m->size);
+                if (r < 0)
+                        goto fail;
+        }
+        if (archive_write_close(a) != ARCHIVE_OK)
+                goto fail;
+
+        *ret_size = out.len;
+        *ret = (unsigned char *)buf_steal(&out);
+        if (!*ret)
+                return -ENOMEM;
+        return 0;
+fail:
+        if (r == -EIO && archive_errno(a) == ENOMEM)
+                r = -ENOMEM;
+        /* Freed before the buffer: freeing may still flush into it. */
+        archive_write_free(TAKE_PTR(a));
+        buf_free(&out);
+        return r;
+}
+
+/* Finds the primary volume descriptor: its offset and contents. */
+static int find_pvd(int fd, off_t *ret_offset, unsigned char vd[ISO_SECTOR])
+{
+        for (unsigned i = 0; i < ISO_MAX_VDS; i++) {
+                off_t off = (off_t)(ISO_FIRST_VD + i) * ISO_SECTOR;
+                ssize_t n = pread(fd, vd, ISO_SECTOR, off);
+
+                if (n < 0)
+                        return -errno;
+                if (n < ISO_SECTOR || memcmp(vd + 1, "CD001", 5) != 0)
+                        return -EMEDIUMTYPE;
+                if (vd[0] == 255) /* the set terminator */
+                        return -EMEDIUMTYPE;
+                if (vd[0] == 1) {
+                        *ret_offset = off;
+                        return 0;
+                }
+        }
+        return -EMEDIUMTYPE;
+}
+
+/* The primary volume descriptor's volume id, read from fd. */
+static int read_volume_id(int fd, char ret[33])
+{
+        unsigned char vd[ISO_SECTOR];
+        size_t len = ISO_VOLUME_ID_N;
+        off_t off;
+        int r;
+
+        r = find_pvd(fd, &off, vd);
+        if (r < 0)
+                return r;
+        memcpy(ret, vd + ISO_VOLUME_ID, ISO_VOLUME_ID_N);
+        while (len > 0 && (ret[len - 1] == ' ' || ret[len - 1] == '\0'))
+                len--;
+        ret[len] = '\0';
+        return 0;
+}
+
+int iso_volume_id(const char *image, char ret[33])
+{
+        _cleanup_close_ int fd = -1;
+        char id[ISO_VOLUME_ID_N + 1];
+        int r;
+
+        fd = open(image, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0)
+                return -errno;
+        r = read_volume_id(fd, id);
+        if (r < 0)
+                return r;
+        memcpy(ret, id, sizeof(id));
+        return 0;
+}
+
+/* A path as the ISO reader gives it, without leading "./" or "/" and
+ * trailing "/", compared with member. */
+static bool iso_path_eq(const char *path, const char *member)
+{
+        size_t n;
+
+        while (path[0] == '/' || (path[0] == '.' && path[1] == '/'))
+                path += path[0] == '/' ? 1 : 2;
+        n = strlen(path);
+        while (n > 0 && path[n - 1] == '/')
+                n--;
+        return strlen(member) == n && strncmp(path, member, n) == 0;
+}
+
+/* One pass over the image for member. A hard link (libarchive reports
+ * files sharing data that way) is returned as -EMLINK with its target in
+ * *ret_link. */
+static int iso_find(int fd, const char *member, size_t max, char **ret, size_t *ret_size,
+                    char **ret_link)
+{
+        _cleanup_archive_read_ struct archive *a = NULL;
+        struct archive_entry *e;
+        int r;
+
+        if (lseek(fd, 0, SEEK_SET) < 0)
+                return -errno;
+        a = archive_read_new();
+        if (!a)
+                return -ENOMEM;
+        if (archive_read_support_format_iso9660(a) != ARCHIVE_OK)
+                return -ENOMEM;
+        if (archive_read_open_fd(a, fd, 64 * 1024) != ARCHIVE_OK)
+                return archive_errno(a) > 0 ? -archive_errno(a) : -EIO;
+
+        for (;;) {
+                const char *path;
+                la_int64_t size;
+
+                r = archive_read_next_header(a, &e);
+                if (r == ARCHIVE_EOF)
+                        return -ENOENT;
+                if (r != ARCHIVE_OK && r != ARCHIVE_WARN)
+                        return archive_errno(a) == ENOMEM ? -ENOMEM : -EIO;
+                path = archive_entry_pathname(e);
+                if (!path)
+                        path = archive_entry_pathname_utf8(e);
+                if (!path || !iso_path_eq(path, member))
+                        continue;
+
+                if (archive_entry_hardlink(e)) {
+                        char *target = strdup(archive_entry_hardlink(e));
+                        if (!target)
+                                return -ENOMEM;
+                        *ret_link = target;
+                        return -EMLINK;
+                }
+                if (archive_entry_filetype(e) == AE_IFDIR)
+                        return -EISDIR;
+                if (archive_entry_filetype(e) != AE_IFREG)
+                        return -ENOENT;
+                size = archive_entry_size(e);
+                if (size < 0)
+                        return -EIO;
+                if ((uint64_t)size > max)
+                        return -EFBIG;
+
+                _cleanup_free_ char *d = malloc((size_t)size + 1);
+                size_t got = 0;
+                if (!d)
+                        return -ENOMEM;
+                while (got < (size_t)size) {
+                        la_ssize_t n = archive_read_data(a, d + got, (size_t)size - got);
+                        if (n < 0)
+                                return archive_errno(a) == ENOMEM ? -ENOMEM : -EIO;
+                        if (n == 0)
+                                return -EIO;
+                        got += (size_t)n;
+                }
+                d[got] = '\0';
+                *ret = TAKE_PTR(d);
+                if (ret_size)
+                        *ret_size = got;
+                return 0;
+        }
+}
+
+int iso_read_member(const char *image, const char *member, size_t max, char **ret, size_t *ret_size)
+{
+        _cleanup_close_ int fd = -1;
+        _cleanup_free_ char *want = NULL;
+        char id[ISO_VOLUME_ID_N + 1];
+        int r;
+
+        while (member[0] == '/' || (member[0] == '.' && member[1] == '/'))
+                member += member[0] == '/' ? 1 : 2;
+        if (!*member)
+                return -EISDIR;
+        want = strdup(member);
+        if (!want)
+                return -ENOMEM;
+
+        fd = open(image, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0)
+                return -errno;
+        r = read_volume_id(fd, id);
+        if (r < 0)
+                return r;
+
+        /* Follow hard links a few times; a cycle cannot happen in an image
+         * libarchive read, but a bound costs nothing. */
+        for (int hops = 0; hops < 4; hops++) {
+                _cleanup_free_ char *link = NULL;
+
+                r = iso_find(fd, want, max, ret, ret_size, &link);
+                if (r != -EMLINK)
+                        return r;
+                free(want);
+                want = TAKE_PTR(link);
+                while (want[0] == '/')
+                        memmove(want, want + 1, strlen(want));
+        }
+        return -ELOOP;
+}
+
+static bool volume_id_ok(const char *id)
+{
+        size_t n = strlen(id);
+
+        if (n == 0 || n > ISO_VOLUME_ID_N)
+                return false;
+        for (const char *p = id; *p; p++)
+                if (*p <= ' ' || *p >= 0x7f)
+                        return false;
+        return true;
+}
+
+/* Adds a directory entry for each parent of path not added yet. */
+static int iso_add_parents(struct archive *a, struct archive_entry *e, const char *path,
+                           char ***done, time_t now)
+{
+        for (const char *slash = strchr(path, '/'); slash; slash = strchr(slash + 1, '/')) {
+                _cleanup_free_ char *dir = strndup(path, (size_t)(slash - path));
+                if (!dir)
+                        return -ENOMEM;
+                if (strv_contains(*done, dir))
+                        continue;
+                archive_entry_clear(e);
+                archive_entry_set_pathname(e, dir);
+                archive_entry_set_filetype(e, AE_IFDIR);
+                archive_entry_set_perm(e, 0755);
+                archive_entry_set_mtime(e, now, 0);
+                if (archive_write_header(a, e) != ARCHIVE_OK)
+                        return archive_errno(a) == ENOMEM ? -ENOMEM : -EIO;
+                if (strv_push(done, dir) < 0)
+                        return -ENOMEM;
+                dir = NULL;
+        }
+        return 0;
+}
+
+/* Writes the image to fd. */
+static int iso_write_fd(int fd, const char *volume_id, const struct member_list *l)
+{
+        _cleanup_archive_write_ struct archive *a = NULL;
+        _cleanup_archive_entry_ struct archive_entry *e = NULL;
+        _cleanup_strv_free_ char **dirs = NULL;
+        time_t now = time(NULL);
+        int r;
+
+        a = archive_write_new();
+        e = archive_entry_new();
+        if (!a || !e)
+                return -ENOMEM;
+        /* Rock Ridge "strict" keeps the members' modes (like genisoimage
+         * -R, which cloud-localds uses); the 300 KiB of padding for old CD
+         * drives is not needed. */
+        if (archive_write_set_format_iso9660(a) != ARCHIVE_OK ||
+            archive_write_set_format_option(a, "iso9660", "volume-id", volume_id) != ARCHIVE_OK ||
+            archive_write_set_format_option(a, "iso9660", "rockridge", "strict") != ARCHIVE_OK ||
+            archive_write_set_format_option(a, "iso9660", "joliet", "1") != ARCHIVE_OK ||
+            archive_write_set_format_option(a, "iso9660", "pad", NULL) != ARCHIVE_OK ||
+            archive_write_set_bytes_in_last_block(a, 1) != ARCHIVE_OK)
+                return -EIO;
+        if (archive_write_open_fd(a, fd) != ARCHIVE_OK)
+                return archive_errno(a) > 0 ? -archive_errno(a) : -EIO;
+
+        for (size_t i = 0; i < l->n; i++) {
+                const struct archive_member *m = &l->v[i];
+
+                r = iso_add_parents(a, e, m->path, &dirs, now);
+                if (r < 0)
+                        return r;
+                archive_entry_clear(e);
+                archive_entry_set_pathname(e, m->path);
+                archive_entry_set_filetype(e, AE_IFREG);
+                archive_entry_set_perm(e, m->mode & 07777);
+                archive_entry_set_size(e, (la_int64_t)m->size);
+                archive_entry_set_mtime(e, now, 0);
+                if (archive_write_header(a, e) != ARCHIVE_OK)
+                        return archive_errno(a) == ENOMEM ? -ENOMEM : -EIO;
+                r = write_entry_data(a, m->data, m->size);
+                if (r < 0)
+                        return r;
+        }
+        if (archive_write_close(a) != ARCHIVE_OK)
+                return archive_errno(a) > 0 ? -archive_errno(a) : -EIO;
+        return 0;
+}
+
+/* libarchive upper-cases the volume id ("CIDATA"), as ECMA-119 wants;
+ * genisoimage, which cloud-localds uses, writes it as given, and that is
+ * what people look for. The Joliet descriptor already has it as given. */
+static int patch_volume_id(int fd, const char *volume_id)
+{
+        unsigned char vd[ISO_SECTOR];
+        char id[ISO_VOLUME_ID_N];
+        off_t off;
+        int r;
+
+        r = find_pvd(fd, &off, vd);
+        if (r < 0)
+                return r == -EMEDIUMTYPE ? -EIO : r;
+        memset(id, ' ', sizeof(id));
+        memcpy(id, volume_id, strlen(volume_id));
+        if (pwrite(fd, id, sizeof(id), off + ISO_VOLUME_ID) != (ssize_t)sizeof(id))
+                return errno > 0 ? -errno : -EIO;
+        return 0;
+}
+
+int iso_write(const char *path, const char *volume_id, const struct member_list *l)
+{
+        _cleanup_free_ char *tmp = NULL, *dir = NULL;
+        _cleanup_close_ int fd = -1, dfd = -1;
+        const char *slash;
+        int r;
+
+        if (!volume_id_ok(volume_id))
+                return -EINVAL;
+        for (size_t i = 0; i < l->n; i++) {
+                if (!member_path_ok(l->v[i].path) || (!l->v[i].data && l->v[i].size > 0))
+                        return -EINVAL;
+                for (size_t j = 0; j < i; j++)
+                        if (streq(l->v[i].path, l->v[j].path))
+                                return -EINVAL;
+        }
+
+        tmp = strprintf("%s.XXXXXX", path);
+        slash = strrchr(path, '/');
+        dir = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : strdup(".");
+        if (!tmp || !dir)
+                return -ENOMEM;
+        /* mkostemp() creates the file 0600: seeds hold secrets. */
+        fd = mkostemp(tmp, O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+
+        r = iso_write_fd(fd, volume_id, l);
+        if (r >= 0)
+                r = patch_volume_id(fd, volume_id);
+        if (r >= 0 && fsync(fd) < 0)
+                r = -errno;
+        if (r >= 0 && rename(tmp, path) < 0)
+                r = -errno;
+        if (r < 0) {
+                unlink(tmp);
+                return r;
+        }
+        dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd >= 0)
+                (void)fsync(dfd);
+        return 0;
+}

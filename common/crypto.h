@@ -1,0 +1,65 @@
+/* Hashes, HMAC, random bytes, base64, Ed25519 signatures and SSH key
+ * fingerprints: the one file that talks to OpenSSL. Used for bundle
+ * checksums and signatures, the phone-home signature header, generated
+ * secrets and the host key fingerprints sent to the controller. Every
+ * function returns 0 or a negative errno and never logs. */
+#pragma once
+
+#include <stddef.h>
+
+#define SHA256_BYTES      32
+#define SHA256_HEX_SIZE   65 /* 64 hex digits and the NUL */
+#define ED25519_SIG_BYTES 64
+
+/* The SHA-256 of n bytes, raw or as lowercase hex. Cannot fail (aborts
+ * only if OpenSSL cannot allocate). */
+void sha256(const void *data, size_t n, unsigned char ret[32]);
+void sha256_hex(const void *data, size_t n, char ret[65]);
+
+/* The lowercase hex HMAC-SHA256 of data with key, as sent in
+ * X-Firstboot-Signature. -EIO if OpenSSL fails. */
+int hmac_sha256_hex(const void *key, size_t keylen, const void *data, size_t n, char ret[65]);
+
+/* Fills buf with n bytes from OpenSSL's CSPRNG, for secrets and tokens.
+ * -EIO when the generator cannot be seeded. */
+int random_bytes(void *buf, size_t n);
+
+/* The standard base64 (RFC 4648 alphabet, '=' padding) of n bytes, NUL
+ * terminated. line_width 0 gives one line; otherwise a '\n' follows every
+ * line_width characters except at the very end (no trailing newline). */
+int base64_encode(const void *data, size_t n, size_t line_width, char **ret);
+
+/* Decodes len bytes of base64 text, strictly: ASCII whitespace anywhere is
+ * ignored, anything else outside the alphabet, '=' where it cannot be,
+ * data after the padding, an incomplete last quantum (padding missing) and
+ * non-zero unused bits in the last character are -EBADMSG, with
+ * *ret_bad_offset (when not NULL) set to the offset in text of the
+ * offending character, or of the first character of the incomplete
+ * quantum. *ret is NUL terminated (not counted in *ret_len), never NULL on
+ * success, even for empty input. */
+int base64_decode(const char *text, size_t len, unsigned char **ret, size_t *ret_len,
+                  size_t *ret_bad_offset);
+
+/* A new Ed25519 key pair, as PEM text interoperable with openssl(1): the
+ * private key in PKCS#8 ("BEGIN PRIVATE KEY", unencrypted), the public key
+ * as SubjectPublicKeyInfo ("BEGIN PUBLIC KEY"). */
+int ed25519_keygen(char **ret_private_pem, char **ret_public_pem);
+
+/* Signs msg with a PKCS#8 PEM Ed25519 private key (pem need not be NUL
+ * terminated). -EINVAL when the PEM is not an unencrypted Ed25519 private
+ * key. */
+int ed25519_sign(const char *private_pem, size_t pem_len, const void *msg, size_t n,
+                 unsigned char ret_sig[64]);
+
+/* Checks an Ed25519 signature of msg against a "BEGIN PUBLIC KEY" PEM.
+ * 0 when it is valid; -EBADMSG when it is not (also when sig_len is not
+ * 64); -EINVAL when the PEM is not an Ed25519 public key. */
+int ed25519_verify(const char *public_pem, size_t pem_len, const void *msg, size_t n,
+                   const unsigned char *sig, size_t sig_len);
+
+/* The fingerprint of one line of an OpenSSH .pub file ("ssh-ed25519
+ * AAAA... comment"), exactly as `ssh-keygen -lf` prints it:
+ * "SHA256:" and the unpadded base64 of the SHA-256 of the key blob.
+ * -EINVAL when the line is not "TYPE BASE64...": the blob must start with
+ * TYPE and hold a key after it (for ssh-ed25519 exactly 32 bytes). */
+int ssh_key_fingerprint(const char *pubkey_line, char **ret);

@@ -1,0 +1,832 @@
+/* firstboot run: from user-data to a provisioned, ready server.
+ *
+ * Everything that can be checked is checked before anything outside the
+ * state directory is written: the user-data is decoded and verified in
+ * memory, every module's manifest and inputs are validated, the order is
+ * computed. Only then are files written and modules run. */
+#include "bundle.h"
+#include "commands.h"
+#include "config.h"
+#include "crypto.h"
+#include "datasource.h"
+#include "events.h"
+#include "facts.h"
+#include "fs.h"
+#include "journal.h"
+#include "json.h"
+#include "log.h"
+#include "phonehome.h"
+#include "prepare.h"
+#include "runner.h"
+#include "state.h"
+#include "yaml.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+
+
+struct run {
+        const char *root;
+        struct config cfg;
+        char *state_dir, *log_dir, *marker, *status_path, *inst_dir;
+        struct ds_result ds;
+        struct bundle *bundle;
+        struct planned *mods;
+        size_t n_mods;
+        struct module_status **mst; /* status of mods[i] */
+        struct run_status st;
+        struct run_status prev; /* this instance's previous run, if any */
+        long long t0, module_ms;
+        char *fail_tail_module;
+        char **fail_tail;
+};
+
+/* Logs a journal event with its MESSAGE_ID and the module and stage. */
+_printf_(5, 6) static int log_event(int prio, const char *msgid, const char *module,
+                                    const char *stage, const char *fmt, ...)
+{
+        _cleanup_free_ char *f1 = strprintf("MESSAGE_ID=%s", msgid ? msgid : "");
+        _cleanup_free_ char *f2 = strprintf("FIRSTBOOT_MODULE=%s", module ? module : "");
+        _cleanup_free_ char *f3 = strprintf("FIRSTBOOT_STAGE=%s", stage);
+        char *fields[4] = {0};
+        size_t n = 0;
+        va_list ap;
+
+        if (msgid)
+                fields[n++] = f1;
+        if (module)
+                fields[n++] = f2;
+        fields[n++] = f3;
+        va_start(ap, fmt);
+        int r = log_fullv(prio, 0, fields, fmt, ap);
+        va_end(ap);
+        return r;
+}
+
+static void log_diags(const struct diags *d, const char *stage)
+{
+        for (size_t i = 0; i < d->n; i++) {
+                _cleanup_free_ char *s = diag_format(&d->v[i]);
+                log_event(LOG_ERR, NULL, NULL, stage, "%s", s);
+        }
+}
+
+static char *diags_summary(const struct diags *d)
+{
+        if (d->n == 0)
+                return xstrdup("unknown error");
+        char *s = diag_format(&d->v[0]);
+        if (d->n > 1) {
+                char *t = strprintf("%s (and %zu more)", s, d->n - 1);
+                free(s);
+                s = t;
+        }
+        return s;
+}
+
+static void save_status(struct run *r)
+{
+        int k = run_status_write(r->status_path, &r->st);
+        if (k < 0)
+                log_warning_errno(k, "Failed to write %s: %m", r->status_path);
+}
+
+static void set_progress(struct run *r, const char *fmt, ...) _printf_(2, 3);
+static void set_progress(struct run *r, const char *fmt, ...)
+{
+        va_list ap;
+        va_start(ap, fmt);
+        _cleanup_free_ char *s = vstrprintf(fmt, ap);
+        va_end(ap);
+        if (s)
+                notify_status(s);
+}
+
+/* Instance ids become directory names: keep the safe ones as they are,
+ * hash the rest. */
+static char *instance_dir_name(const char *iid)
+{
+        char h[65];
+        if (*iid && strlen(iid) <= 128 && !streq(iid, ".") && !streq(iid, "..") &&
+            strspn(iid, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") ==
+                    strlen(iid))
+                return xstrdup(iid);
+        sha256_hex(iid, strlen(iid), h);
+        return strprintf("id-%.32s", h);
+}
+
+/* -------- files -------- */
+
+static int write_files(struct run *r)
+{
+        const struct bundle *b = r->bundle;
+
+        for (size_t i = 0; i < b->n_files; i++) {
+                const struct bundle_file *f = &b->files[i];
+                const struct archive_member *m = member_list_find(&b->members, f->source);
+                _cleanup_free_ char *path = root_path(r->root, f->path);
+                uid_t uid = 0;
+                gid_t gid = 0;
+                int k;
+
+                if (f->owner) {
+                        k = parse_owner(r->root, f->owner, &uid, &gid);
+                        if (k < 0)
+                                return log_event(LOG_ERR, NULL, NULL, "files",
+                                                 "%s: owner \"%s\" does not exist on this "
+                                                 "system",
+                                                 f->path, f->owner);
+                }
+                if (getuid() != 0 && uid == 0 && gid == 0)
+                        uid = (uid_t)-1, gid = (gid_t)-1; /* unprivileged test runs */
+                k = mkdir_parents(path, 0755);
+                if (k >= 0)
+                        k = write_file_atomic(path, m->data, m->size, f->mode, uid, gid);
+                if (k < 0)
+                        return log_error_errno(k, "Failed to write %s: %m", path);
+                log_event(LOG_INFO, NULL, NULL, "files", "%s %s (mode %04o%s%s)",
+                          k > 0 ? "wrote" : "unchanged", f->path, f->mode,
+                          f->owner ? ", owner " : "", f->owner ? f->owner : "");
+        }
+        const char *host = b->hostname ? b->hostname : r->ds.hostname;
+        if (host) {
+                _cleanup_free_ char *path = root_path(r->root, "/etc/hostname");
+                _cleanup_free_ char *line = strprintf("%s\n", host);
+                int k = mkdir_parents(path, 0755);
+                if (k >= 0)
+                        k = write_file_atomic(path, line, strlen(line), 0644, (uid_t)-1,
+                                              (gid_t)-1);
+                if (k < 0)
+                        return log_error_errno(k, "Failed to write %s: %m", path);
+                if (!r->root && k > 0 && sethostname(host, strlen(host)) < 0)
+                        log_warning_errno(errno, "Failed to set the hostname to %s: %m", host);
+                if (k > 0)
+                        log_event(LOG_INFO, NULL, NULL, "files", "hostname set to %s", host);
+        }
+        return 0;
+}
+
+/* -------- modules -------- */
+
+static char *done_mark(struct run *r, const struct planned *p)
+{
+        if (p->m->frequency == FREQ_ALWAYS)
+                return NULL;
+        if (p->m->frequency == FREQ_ONCE)
+                return strprintf("%s/once/%s", r->state_dir, p->bm->id);
+        return strprintf("%s/done/%s", r->inst_dir, p->bm->id);
+}
+
+struct line_ctx {
+        const char *module;
+        char *fields[5];
+};
+
+static void on_line(void *userdata, int stream, const char *line)
+{
+        struct line_ctx *c = userdata;
+        log_full(stream == 2 ? LOG_WARNING : LOG_INFO, 0, c->fields, "%s", line);
+}
+
+static char **module_env(struct run *r, const struct planned *p, unsigned attempt)
+{
+        char **env = NULL;
+        const char *path = getenv("PATH");
+
+        strv_push(&env, strprintf("PATH=%s", path ? path
+                                                 : "/usr/local/sbin:/usr/local/bin:/usr/sbin:/"
+                                                   "usr/bin:/sbin:/bin"));
+        strv_push(&env, xstrdup("HOME=/root"));
+        strv_push(&env, xstrdup("LANG=C.UTF-8"));
+        strv_push(&env, xstrdup("DEBIAN_FRONTEND=noninteractive"));
+        strv_push(&env, xstrdup("PROVISIONING_JOB=true"));
+        strv_push(&env, strprintf("FIRSTBOOT_INSTANCE_ID=%s", r->st.instance_id));
+        strv_push(&env, strprintf("FIRSTBOOT_ROOT=%s", r->root ? r->root : "/"));
+        strv_push(&env, strprintf("FIRSTBOOT_MODULE=%s", p->bm->id));
+        strv_push(&env, strprintf("FIRSTBOOT_MODULE_DIR=%s", p->dir));
+        strv_push(&env, strprintf("FIRSTBOOT_BUNDLE_DIR=%s/bundle", r->inst_dir));
+        strv_push(&env, strprintf("FIRSTBOOT_STATE_DIR=%s", r->state_dir));
+        strv_push(&env, strprintf("FIRSTBOOT_ATTEMPT=%u", attempt));
+        if (r->st.hostname)
+                strv_push(&env, strprintf("FIRSTBOOT_HOSTNAME=%s", r->st.hostname));
+        for (size_t i = 0; i < p->in.n; i++)
+                strv_push(&env, strprintf("%s=%s", p->in.v[i].env_name, p->in.v[i].value));
+        return env;
+}
+
+static const char *exit_meaning(int code)
+{
+        switch (code) {
+        case 0:
+                return "success";
+        case 1:
+                return "validation error, not retried";
+        case 2:
+                return "installation error";
+        case 3:
+                return "configuration error, not retried";
+        case 124:
+                return "timed out";
+        case 127:
+                return "could not be executed";
+        default:
+                return "unexpected exit code, not retried";
+        }
+}
+
+/* Runs one module with retries (exit 2 only, exponential backoff).
+ * Returns 0 on success, -1 on failure. */
+static int run_module(struct run *r, struct planned *p)
+{
+        struct module_status *st = r->mst[p - r->mods];
+        _cleanup_strv_free_ char **mask = NULL;
+        _cleanup_free_ char *script = strprintf("%s/%s", p->dir, p->m->install_script);
+        _cleanup_free_ char *logpath = strprintf("%s/%s.log", r->log_dir, p->bm->id);
+        _cleanup_close_ int logfd = -1;
+        long long t_start = now_ms();
+        struct runner_result res = {0};
+        int k;
+
+        for (size_t i = 0; i < p->in.n; i++)
+                if (p->in.v[i].sensitive && *p->in.v[i].value)
+                        strv_extend(&mask, p->in.v[i].value);
+        if (r->bundle->phone_token && *r->bundle->phone_token)
+                strv_extend(&mask, r->bundle->phone_token);
+
+        k = mkdir_p(r->log_dir, 0700);
+        if (k >= 0) {
+                logfd = open(logpath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW,
+                             0600);
+                if (logfd >= 0)
+                        fchmod(logfd, 0600);
+        }
+        if (logfd < 0)
+                log_warning_errno(errno, "Failed to open %s, module output goes only to the "
+                                         "journal: %m",
+                                  logpath);
+
+        st->state = MOD_RUNNING;
+        st->ran = true;
+        st->started_ms = now_realtime_ms();
+        st->attempts = 0;
+        free(r->st.current);
+        r->st.current = xstrdup(p->bm->id);
+        save_status(r);
+
+        for (unsigned attempt = 1;; attempt++) {
+                _cleanup_strv_free_ char **env = module_env(r, p, attempt);
+                char *argv[] = {script, NULL};
+                struct line_ctx lc = {.module = p->bm->id};
+                lc.fields[0] = strprintf("FIRSTBOOT_MODULE=%s", p->bm->id);
+                lc.fields[1] = xstrdup("FIRSTBOOT_STAGE=module");
+                lc.fields[2] = strprintf("FIRSTBOOT_ATTEMPT=%u", attempt);
+
+                st->attempts = attempt;
+                set_progress(r, "Running %s (attempt %u)", p->bm->id, attempt);
+                log_event(LOG_INFO, MSGID_MODULE_STARTED, p->bm->id, "module",
+                          "Module %s started (attempt %u of %lld)", p->bm->id, attempt,
+                          r->cfg.module_attempts);
+                if (logfd >= 0)
+                        dprintf(logfd, "--- %s attempt %u ---\n", p->bm->id, attempt);
+                struct runner_spec spec = {
+                        .argv = argv,
+                        .envp = env,
+                        .cwd = p->dir,
+                        .timeout_ms = p->m->timeout_seconds * 1000,
+                        .kill_grace_ms = r->cfg.kill_grace_ms,
+                        .mask = mask,
+                        .log_fd = logfd,
+                        .on_line = on_line,
+                        .userdata = &lc,
+                        .tail_lines = 20,
+                };
+                runner_result_free(&res);
+                res = (struct runner_result){0};
+                k = runner_exec(&spec, &res);
+                for (size_t i = 0; i < 3; i++)
+                        free(lc.fields[i]);
+                if (k < 0) {
+                        log_error_errno(k, "Failed to start module %s: %m", p->bm->id);
+                        res.exit_code = 127;
+                }
+                st->exit_code = res.exit_code;
+                if (res.exit_code == 0)
+                        break;
+                log_event(LOG_WARNING, NULL, p->bm->id, "module",
+                          "Module %s attempt %u exited %d (%s)", p->bm->id, attempt,
+                          res.exit_code, exit_meaning(res.exit_code));
+                if (res.exit_code != 2 || attempt >= (unsigned)r->cfg.module_attempts)
+                        break;
+                long long delay = r->cfg.retry_backoff_ms << (attempt - 1 < 20 ? attempt - 1 : 20);
+                if (delay > 300000)
+                        delay = 300000;
+                log_event(LOG_NOTICE, NULL, p->bm->id, "module", "Retrying %s in %lld ms",
+                          p->bm->id, delay);
+                sleep_ms(delay);
+        }
+        st->duration_ms = now_ms() - t_start;
+        r->module_ms += st->duration_ms;
+        free(r->st.current);
+        r->st.current = NULL;
+
+        if (res.exit_code == 0) {
+                _cleanup_free_ char *mark = done_mark(r, p);
+                if (mark) {
+                        _cleanup_free_ char *text =
+                                strprintf("%s %lld\n", r->st.instance_id, now_realtime_ms());
+                        k = mkdir_parents(mark, 0700);
+                        if (k >= 0)
+                                k = write_file_atomic(mark, text, strlen(text), 0600, (uid_t)-1,
+                                                      (gid_t)-1);
+                        if (k < 0)
+                                log_warning_errno(k, "Failed to write the done-mark %s: %m",
+                                                  mark);
+                }
+                st->state = MOD_DONE;
+                log_event(LOG_INFO, MSGID_MODULE_FINISHED, p->bm->id, "module",
+                          "Module %s finished in %lld ms", p->bm->id, st->duration_ms);
+                runner_result_free(&res);
+                save_status(r);
+                return 0;
+        }
+        st->state = MOD_FAILED;
+        free(st->reason);
+        st->reason = strprintf("exit code %d (%s) after %u attempt%s", res.exit_code,
+                               exit_meaning(res.exit_code), st->attempts,
+                               st->attempts == 1 ? "" : "s");
+        log_event(LOG_ERR, MSGID_MODULE_FAILED, p->bm->id, "module", "Module %s failed: %s",
+                  p->bm->id, st->reason);
+        if (!r->fail_tail_module) {
+                r->fail_tail_module = xstrdup(p->bm->id);
+                r->fail_tail = TAKE_PTR(res.tail);
+        }
+        runner_result_free(&res);
+        save_status(r);
+        return -1;
+}
+
+static bool module_failed_or_skipped(struct run *r, const char *id)
+{
+        struct module_status *m = run_status_find(&r->st, id);
+        return m && (m->state == MOD_FAILED || m->state == MOD_SKIPPED);
+}
+
+static void run_modules(struct run *r)
+{
+        for (size_t i = 0; i < r->n_mods; i++) {
+                struct planned *p = &r->mods[i];
+                _cleanup_free_ char *mark = done_mark(r, p);
+                const char *blocker = NULL;
+
+                for (size_t j = 0; p->m->requires && p->m->requires[j]; j++)
+                        if (module_failed_or_skipped(r, p->m->requires[j]))
+                                blocker = p->m->requires[j];
+                if (blocker) {
+                        r->mst[p - r->mods]->state = MOD_SKIPPED;
+                        r->mst[p - r->mods]->reason = strprintf("requires %s, which did not succeed", blocker);
+                        log_event(LOG_WARNING, MSGID_MODULE_SKIPPED, p->bm->id, "module",
+                                  "Module %s skipped: %s", p->bm->id, r->mst[p - r->mods]->reason);
+                        save_status(r);
+                        continue;
+                }
+                if (mark && path_exists(mark)) {
+                        const struct module_status *old = run_status_find(&r->prev, p->bm->id);
+                        r->mst[p - r->mods]->state = MOD_DONE;
+                        if (old) {
+                                r->mst[p - r->mods]->attempts = old->attempts;
+                                r->mst[p - r->mods]->exit_code = old->exit_code;
+                                r->mst[p - r->mods]->started_ms = old->started_ms;
+                                r->mst[p - r->mods]->duration_ms = old->duration_ms;
+                        } else
+                                r->mst[p - r->mods]->exit_code = 0;
+                        log_event(LOG_DEBUG, NULL, p->bm->id, "module",
+                                  "Module %s already done (%s)", p->bm->id,
+                                  frequency_to_string(p->m->frequency));
+                        continue;
+                }
+                run_module(r, p);
+        }
+}
+
+/* -------- readiness and the callback -------- */
+
+static int write_marker(struct run *r)
+{
+        _cleanup_node_ struct node *n = node_new(NODE_MAP);
+        _cleanup_free_ char *text = NULL, *line = NULL;
+        int k;
+
+        node_set_str(n, "instance_id", r->st.instance_id);
+        node_set_str(n, "state", "ready");
+        node_set_int(n, "finished_ms", r->st.finished_ms);
+        k = json_format(n, false, &text);
+        if (k < 0)
+                return k;
+        line = strprintf("%s\n", text);
+        k = mkdir_parents(r->marker, 0700);
+        if (k < 0)
+                return k;
+        /* Only the instance matters; a rerun must not rewrite the marker
+         * just for a new timestamp. */
+        _cleanup_free_ char *old = NULL;
+        if (read_file(r->marker, 4096, &old, NULL) >= 0 && strstr(old, r->st.instance_id))
+                return 0;
+        return write_file_atomic(r->marker, line, strlen(line), 0644, (uid_t)-1, (gid_t)-1);
+}
+
+static char *callback_body(struct run *r)
+{
+        struct node *n = run_status_to_node(&r->st);
+        struct node *facts = NULL;
+        char *text = NULL;
+
+        if (facts_ssh_host_keys(r->root, &facts) >= 0)
+                node_set(n, "ssh_host_keys", facts);
+        if (facts_addresses(&facts) >= 0)
+                node_set(n, "addresses", facts);
+        node_set_str(n, "agent_version", FIRSTBOOT_VERSION);
+        if (r->fail_tail_module) {
+                struct node *t = node_new(NODE_SEQ);
+                for (size_t i = 0; r->fail_tail && r->fail_tail[i]; i++)
+                        node_append(t, NULL, node_new_scalar(SCALAR_STR, r->fail_tail[i]));
+                node_set_str(n, "failed_module", r->fail_tail_module);
+                node_set(n, "log_tail", t);
+        }
+        json_format(n, false, &text);
+        node_free(n);
+        return text;
+}
+
+static void phone_home(struct run *r)
+{
+        const char *url = r->bundle && r->bundle->phone_url ? r->bundle->phone_url
+                                                             : r->cfg.phone_home_url;
+        const char *token = r->bundle && r->bundle->phone_url ? r->bundle->phone_token
+                                                               : r->cfg.phone_home_token;
+        _cleanup_free_ char *body = NULL, *err = NULL;
+
+        if (!url) {
+                free(r->st.phone_home);
+                r->st.phone_home = xstrdup("none");
+                return;
+        }
+        /* Delivered already for this instance and nothing changed: a rerun
+         * must not spam the controller. */
+        if (streq_ptr(r->prev.phone_home, "sent") && r->prev.state == r->st.state &&
+            !r->st.error) {
+                bool ran = false;
+                for (size_t i = 0; i < r->st.n_modules; i++)
+                        ran = ran || r->st.modules[i].ran;
+                if (!ran) {
+                        free(r->st.phone_home);
+                        r->st.phone_home = xstrdup("sent");
+                        r->st.phone_home_attempts = r->prev.phone_home_attempts;
+                        return;
+                }
+        }
+        free(r->st.phone_home);
+        r->st.phone_home = xstrdup("sending");
+        body = callback_body(r);
+        set_progress(r, "Calling back %s", url);
+        struct phonehome_options o = {
+                .url = url,
+                .token = token,
+                .timeout_ms = r->cfg.phone_home_timeout_ms,
+                .attempts = (unsigned)r->cfg.phone_home_attempts,
+                .backoff_ms = r->cfg.phone_home_backoff_ms,
+                .deadline_ms = r->cfg.phone_home_deadline_ms,
+        };
+        int k = body ? phonehome_send(&o, body, &err) : -ENOMEM;
+        free(r->st.phone_home);
+        if (k > 0) {
+                r->st.phone_home = xstrdup("sent");
+                r->st.phone_home_attempts = (unsigned)k;
+                log_event(LOG_INFO, MSGID_PHONE_HOME_SENT, NULL, "phone-home",
+                          "Called back %s (%s, %d attempt%s)", url,
+                          run_state_to_string(r->st.state), k, k == 1 ? "" : "s");
+        } else {
+                r->st.phone_home = xstrdup("failed");
+                r->st.phone_home_error = xstrdup(err ? err : strerror(-k));
+                log_event(LOG_WARNING, MSGID_PHONE_HOME_FAILED, NULL, "phone-home",
+                          "Callback to %s failed: %s (the ready state is not affected)", url,
+                          r->st.phone_home_error);
+        }
+}
+
+/* -------- the run -------- */
+
+static void run_free(struct run *r)
+{
+        planned_free(r->mods, r->n_mods);
+        free(r->mst);
+        bundle_free(r->bundle);
+        ds_result_free(&r->ds);
+        run_status_free(&r->st);
+        run_status_free(&r->prev);
+        config_free(&r->cfg);
+        free(r->state_dir);
+        free(r->log_dir);
+        free(r->marker);
+        free(r->status_path);
+        free(r->inst_dir);
+        free(r->fail_tail_module);
+        strv_free(r->fail_tail);
+}
+
+/* Ends the run: marker, status, callback, notification. */
+static int finish(struct run *r, const char *error)
+{
+        bool ok = !error;
+        for (size_t i = 0; i < r->st.n_modules; i++)
+                ok = ok && r->st.modules[i].state == MOD_DONE;
+        if (error && !r->st.error)
+                r->st.error = xstrdup(error);
+        r->st.finished_ms = now_realtime_ms();
+        r->st.agent_ms = now_ms() - r->t0 - r->module_ms;
+        r->st.state = ok ? RUN_READY : RUN_FAILED;
+        if (ok) {
+                int k = write_marker(r);
+                if (k < 0) {
+                        log_error_errno(k, "Failed to write the ready marker %s: %m", r->marker);
+                        r->st.state = RUN_FAILED;
+                        r->st.error = strprintf("cannot write the ready marker %s", r->marker);
+                }
+        } else if (r->marker)
+                unlink(r->marker);
+        save_status(r);
+        phone_home(r);
+        r->st.agent_ms = now_ms() - r->t0 - r->module_ms;
+        save_status(r);
+        if (r->inst_dir && r->st.instance_id) {
+                _cleanup_free_ char *hist = strprintf("%s/runs/boot-%u.json", r->inst_dir,
+                                                      r->st.boot);
+                if (mkdir_parents(hist, 0700) >= 0)
+                        run_status_write(hist, &r->st);
+        }
+        if (r->st.state == RUN_READY) {
+                log_event(LOG_NOTICE, MSGID_READY, NULL, "ready",
+                          "Provisioning ready: %zu module%s, agent %lld ms, modules %lld ms",
+                          r->st.n_modules, r->st.n_modules == 1 ? "" : "s", r->st.agent_ms,
+                          r->module_ms);
+                set_progress(r, "Ready (%zu modules)", r->st.n_modules);
+        } else {
+                log_event(LOG_ERR, MSGID_FAILED, NULL, "failed", "Provisioning failed: %s",
+                          r->st.error ? r->st.error : "a module failed");
+                set_progress(r, "Failed: %s", r->st.error ? r->st.error : "a module failed");
+        }
+        notify_ready();
+        return r->st.state == RUN_READY ? 0 : 1;
+}
+
+static void usage(FILE *f)
+{
+        fprintf(f,
+                "Usage: firstboot run [OPTIONS]\n\n"
+                "Fetches user-data, verifies it, writes its files, runs its modules in order,\n"
+                "writes the ready marker and calls the controller back.\n\n"
+                "  --root DIR            work on the system under DIR (images, tests)\n"
+                "  --config FILE         default " CONFIG_DEFAULT_PATH " (under the root)\n"
+                "  --datasource NAME     auto|nocloud|configdrive|ec2|hetzner|digitalocean|file\n"
+                "  --user-data FILE      read user-data from FILE (datasource file)\n"
+                "  --seed PATH           a NoCloud/ConfigDrive seed directory or ISO image\n"
+                "  --metadata-url URL    replaces http://169.254.169.254\n"
+                "  --instance-id ID      override the instance id\n"
+                "Exit status: 0 ready, 1 failed, 2 usage error.\n");
+}
+
+int cmd_run(int argc, char **argv)
+{
+        static const struct option opts[] = {
+                {"root", required_argument, NULL, 'r'},
+                {"config", required_argument, NULL, 'c'},
+                {"datasource", required_argument, NULL, 'd'},
+                {"user-data", required_argument, NULL, 'u'},
+                {"seed", required_argument, NULL, 's'},
+                {"metadata-url", required_argument, NULL, 'm'},
+                {"instance-id", required_argument, NULL, 'i'},
+                {"help", no_argument, NULL, 'h'},
+                {0},
+        };
+        const char *config = NULL, *datasource = NULL, *user_data = NULL, *seed = NULL,
+                   *metadata_url = NULL, *instance_id = NULL;
+        struct run r = {0};
+        struct diags d = {0};
+        _cleanup_close_ int lockfd = -1;
+        _cleanup_free_ char *config_path = NULL, *lock_path = NULL, *err = NULL;
+        int c, k, ret;
+
+        r.t0 = now_ms();
+        optind = 0;
+        while ((c = getopt_long(argc, argv, "h", opts, NULL)) >= 0) {
+                switch (c) {
+                case 'r':
+                        r.root = optarg;
+                        break;
+                case 'c':
+                        config = optarg;
+                        break;
+                case 'd':
+                        datasource = optarg;
+                        break;
+                case 'u':
+                        user_data = optarg;
+                        break;
+                case 's':
+                        seed = optarg;
+                        break;
+                case 'm':
+                        metadata_url = optarg;
+                        break;
+                case 'i':
+                        instance_id = optarg;
+                        break;
+                case 'h':
+                        usage(stdout);
+                        return 0;
+                default:
+                        usage(stderr);
+                        return 2;
+                }
+        }
+        if (optind < argc) {
+                fprintf(stderr, "firstboot run: unexpected argument '%s'\n", argv[optind]);
+                return 2;
+        }
+        if (r.root && (streq(r.root, "/") || !*r.root))
+                r.root = NULL;
+        if (r.root && !is_dir(r.root)) {
+                log_error("--root %s is not a directory", r.root);
+                return 2;
+        }
+        if (user_data && !datasource)
+                datasource = "file";
+
+        config_path = config ? xstrdup(config) : root_path(r.root, CONFIG_DEFAULT_PATH);
+        if (config_load(config_path, config != NULL, &r.cfg, &d) < 0) {
+                log_diags(&d, "config");
+                diags_free(&d);
+                run_free(&r);
+                return 1;
+        }
+        r.state_dir = root_path(r.root, r.cfg.state_dir);
+        r.log_dir = root_path(r.root, r.cfg.log_dir);
+        r.status_path = strprintf("%s/status.json", r.state_dir);
+        k = mkdir_p(r.state_dir, 0700);
+        if (k < 0) {
+                log_error_errno(k, "Failed to create %s: %m", r.state_dir);
+                run_free(&r);
+                return 1;
+        }
+        chmod(r.state_dir, 0700);
+        lock_path = strprintf("%s/run.lock", r.state_dir);
+        lockfd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        if (lockfd < 0 || flock(lockfd, LOCK_EX | LOCK_NB) < 0) {
+                log_error_errno(errno, "Another firstboot run holds %s: %m", lock_path);
+                run_free(&r);
+                return 1;
+        }
+
+        r.st.state = RUN_RUNNING;
+        r.st.started_ms = now_realtime_ms();
+        save_status(&r);
+        set_progress(&r, "Fetching user-data");
+
+        struct ds_options dso = {
+                .root = r.root,
+                .name = datasource ? datasource : r.cfg.datasource,
+                .user_data_file = user_data,
+                .seed = seed,
+                .metadata_url = metadata_url ? metadata_url : r.cfg.metadata_url,
+                .instance_id = instance_id,
+                .timeout_ms = r.cfg.http_timeout_ms,
+                .attempts = (unsigned)r.cfg.http_attempts,
+                .backoff_ms = 500,
+                .max_user_data = (size_t)r.cfg.max_user_data,
+        };
+        k = datasource_fetch(&dso, &r.ds, &err);
+        if (k < 0) {
+                log_event(LOG_ERR, NULL, NULL, "datasource", "%s", err ? err : strerror(-k));
+                ret = finish(&r, err ? err : "datasource failed");
+                run_free(&r);
+                return ret;
+        }
+        r.st.instance_id = xstrdup(r.ds.instance_id);
+        r.st.source = xstrdup(r.ds.source);
+        log_set_instance(r.st.instance_id);
+        log_event(LOG_INFO, MSGID_RUN_STARTED, NULL, "datasource",
+                  "Run started: instance %s from %s (%s), %zu bytes of user-data",
+                  r.st.instance_id, r.ds.source, r.ds.origin ? r.ds.origin : "",
+                  r.ds.user_data_len);
+
+        /* A new instance (a clone of a golden image) provisions again. */
+        _cleanup_free_ char *iid_path = strprintf("%s/instance-id", r.state_dir);
+        _cleanup_free_ char *old_iid = NULL;
+        _cleanup_free_ char *dirname = instance_dir_name(r.st.instance_id);
+        r.inst_dir = strprintf("%s/instances/%s", r.state_dir, dirname);
+        r.marker = root_path(r.root, r.cfg.ready_marker);
+        if (read_line_file(iid_path, &old_iid) < 0 || !streq(old_iid, r.st.instance_id)) {
+                if (old_iid)
+                        log_event(LOG_NOTICE, NULL, NULL, "datasource",
+                                  "New instance %s (was %s): provisioning again",
+                                  r.st.instance_id, old_iid);
+                unlink(r.marker);
+                _cleanup_free_ char *line = strprintf("%s\n", r.st.instance_id);
+                write_file_atomic(iid_path, line, strlen(line), 0600, (uid_t)-1, (gid_t)-1);
+        } else {
+                struct diags ignore = {0};
+                if (run_status_read(r.status_path, &r.prev, &ignore) < 0 ||
+                    !streq_ptr(r.prev.instance_id, r.st.instance_id))
+                        run_status_free(&r.prev);
+                diags_free(&ignore);
+        }
+        r.st.boot = r.prev.boot + 1;
+        mkdir_p(r.inst_dir, 0700);
+
+        if (!r.ds.user_data) {
+                _cleanup_free_ char *e = strprintf("%s returned no user-data", r.ds.source);
+                log_event(LOG_ERR, NULL, NULL, "decode", "%s", e);
+                ret = finish(&r, e);
+                run_free(&r);
+                return ret;
+        }
+
+        /* Decode and verify, in memory. */
+        enum userdata_kind kind;
+        struct member_list members = {0};
+        const char *origin = r.ds.origin ? r.ds.origin : "user-data";
+        if (userdata_decode(origin, r.ds.user_data, r.ds.user_data_len, &kind, &members, &d) < 0 ||
+            bundle_parse(&members, NULL, &r.bundle, &d) < 0) {
+                log_diags(&d, "decode");
+                _cleanup_free_ char *e = diags_summary(&d);
+                ret = finish(&r, e);
+                diags_free(&d);
+                run_free(&r);
+                return ret;
+        }
+        _cleanup_free_ char *keys = root_path(r.root, r.cfg.keys_dir);
+        if (bundle_verify_signature(r.bundle, keys, r.cfg.require_signature, &d) < 0) {
+                log_diags(&d, "verify");
+                _cleanup_free_ char *e = diags_summary(&d);
+                ret = finish(&r, e);
+                diags_free(&d);
+                run_free(&r);
+                return ret;
+        }
+        if (r.bundle->signed_by)
+                log_event(LOG_INFO, NULL, NULL, "verify", "bundle.yaml signed by %s",
+                          r.bundle->signed_by);
+        r.st.bundle = xstrdup(r.bundle->name);
+        r.st.hostname = strdup_null(r.bundle->hostname ? r.bundle->hostname : r.ds.hostname);
+        if (r.bundle->ready_marker) {
+                free(r.marker);
+                r.marker = root_path(r.root, r.bundle->ready_marker);
+        }
+
+        _cleanup_free_ char *bdir = strprintf("%s/bundle", r.inst_dir);
+        struct prepare_options po = {
+                .root = r.root,
+                .modules_dir = r.cfg.modules_dir,
+                .unpack_dir = bdir,
+                .check_host = true,
+        };
+        if (prepare_modules(r.bundle, &po, &r.mods, &r.n_mods, &d) < 0) {
+                log_diags(&d, "plan");
+                _cleanup_free_ char *e = diags_summary(&d);
+                ret = finish(&r, e);
+                diags_free(&d);
+                run_free(&r);
+                return ret;
+        }
+        for (size_t i = 0; i < r.n_mods; i++) {
+                struct module_status *m = run_status_add(&r.st, r.mods[i].bm->id);
+                m->frequency = xstrdup(frequency_to_string(r.mods[i].m->frequency));
+        }
+        r.mst = xcalloc(r.n_mods, sizeof(*r.mst));
+        for (size_t i = 0; i < r.n_mods; i++)
+                r.mst[i] = &r.st.modules[i];
+        save_status(&r);
+
+        k = rm_rf(bdir);
+        if (k >= 0)
+                k = bundle_unpack(r.bundle, bdir);
+        if (k < 0) {
+                log_error_errno(k, "Failed to unpack the bundle into %s: %m", bdir);
+                ret = finish(&r, "cannot unpack the bundle");
+                run_free(&r);
+                return ret;
+        }
+        set_progress(&r, "Writing files");
+        if (write_files(&r) < 0) {
+                ret = finish(&r, "writing the bundle's files failed");
+                run_free(&r);
+                return ret;
+        }
+        run_modules(&r);
+        ret = finish(&r, NULL);
+        diags_free(&d);
+        run_free(&r);
+        return ret;
+}

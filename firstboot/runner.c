@@ -1,0 +1,756 @@
+/* The process runner: fork, set the child up with async-signal-safe calls
+ * only, exec, and read its output with poll() while a pidfd says when it
+ * exits and the monotonic clock says when its time is up. */
+#include "runner.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+
+#include "util.h"
+
+#define MASK_TEXT         "********"
+#define MASK_TEXT_LEN     (sizeof(MASK_TEXT) - 1)
+#define STDERR_PREFIX     "stderr: "
+#define STDERR_PREFIX_LEN (sizeof(STDERR_PREFIX) - 1)
+
+/* How often the process group is looked at during the grace once the
+ * script itself is gone, and how often the child is polled for when there
+ * is no pidfd to wake us. */
+#define GROUP_POLL_MS 20
+#define REAP_POLL_MS  20
+/* Reads of what is left in a pipe when we stop waiting for it. */
+#define FINAL_READS 32
+
+/* What the child sends back through the report pipe when it fails before
+ * or in execve(); a successful exec closes the pipe (O_CLOEXEC) instead. */
+enum child_stage {
+        STAGE_SETUP,
+        STAGE_CHDIR,
+        STAGE_EXEC,
+        STAGE_EXEC_SH,
+};
+
+struct child_report {
+        int stage;
+        int error;
+};
+
+struct stream {
+        int fd;
+        int id;    /* 1 stdout, 2 stderr */
+        char *buf; /* run.cap bytes */
+        size_t len;
+        bool continued; /* the last piece passed on was cut from a longer line */
+};
+
+struct run {
+        const struct runner_spec *spec;
+        const char **masks; /* the non-empty ones */
+        size_t *mask_len;
+        size_t n_masks, max_mask;
+        size_t cap;         /* a stream buffer: RUNNER_LINE_MAX + max_mask */
+        unsigned char *cov; /* cap bytes: which bytes of a line belong to a secret */
+        char *out;          /* STDERR_PREFIX, the masked line, a newline */
+        char **ring;        /* the tail, ring_cap slots, one always free for the NULL */
+        size_t ring_cap, ring_n, ring_start;
+        int log_error;
+};
+
+enum phase {
+        PHASE_RUN,
+        PHASE_TERM, /* timed out, SIGTERM sent, waiting for the grace */
+        PHASE_KILL, /* the grace is over */
+};
+
+static void run_done(struct run *r)
+{
+        free(r->masks);
+        free(r->mask_len);
+        free(r->cov);
+        free(r->out);
+        if (r->ring) {
+                for (size_t i = 0; i < r->ring_n; i++)
+                        free(r->ring[i]);
+                free(r->ring);
+        }
+}
+
+static int run_init(struct run *r, const struct runner_spec *spec)
+{
+        size_t n = strv_length(spec->mask);
+
+        *r = (struct run){.spec = spec};
+        r->masks = calloc(n + 1, sizeof(*r->masks));
+        r->mask_len = calloc(n + 1, sizeof(*r->mask_len));
+        if (!r->masks || !r->mask_len)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                size_t len = strlen(spec->mask[i]);
+                if (len == 0)
+                        continue;
+                r->masks[r->n_masks] = spec->mask[i];
+                r->mask_len[r->n_masks++] = len;
+                if (len > r->max_mask)
+                        r->max_mask = len;
+        }
+        if (r->max_mask > SIZE_MAX / 16 - RUNNER_LINE_MAX)
+                return -EINVAL;
+        r->cap = RUNNER_LINE_MAX + r->max_mask;
+        r->cov = malloc(r->cap);
+        /* At worst every other byte is a secret of its own. */
+        r->out = malloc(STDERR_PREFIX_LEN + r->cap * MASK_TEXT_LEN + 2);
+        r->ring_cap = (spec->tail_lines < 16 ? spec->tail_lines : 16) + 1;
+        r->ring = calloc(r->ring_cap, sizeof(*r->ring));
+        if (!r->cov || !r->out || !r->ring)
+                return -ENOMEM;
+        return 0;
+}
+
+/* Marks in r->cov every byte of data that is part of an occurrence of a
+ * secret, overlapping occurrences included, so that secrets sharing bytes
+ * are masked whole whatever their order. */
+static void mask_cover(const struct run *r, const char *data, size_t len)
+{
+        memset(r->cov, 0, len);
+        for (size_t i = 0; i < r->n_masks; i++) {
+                size_t l = r->mask_len[i];
+                const char *p = data, *end = data + len;
+
+                while ((size_t)(end - p) >= l && (p = memmem(p, end - p, r->masks[i], l))) {
+                        memset(r->cov + (p - data), 1, l);
+                        p++;
+                }
+        }
+}
+
+static int write_all(int fd, const char *p, size_t n)
+{
+        while (n > 0) {
+                ssize_t k = write(fd, p, n);
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k < 0)
+                        return -errno;
+                if (k == 0)
+                        return -EIO;
+                p += k;
+                n -= (size_t)k;
+        }
+        return 0;
+}
+
+static void tail_reverse(char **v, size_t a, size_t b)
+{
+        while (a + 1 < b) {
+                char *t = v[a];
+                v[a++] = v[--b];
+                v[b] = t;
+        }
+}
+
+static void tail_push(struct run *r, const char *line)
+{
+        size_t limit = r->spec->tail_lines;
+        char *copy;
+
+        if (limit == 0)
+                return;
+        copy = strdup(line);
+        if (!copy)
+                return; /* Out of memory: the tail misses a line, the run goes on. */
+        if (r->ring_n == limit) {
+                free(r->ring[r->ring_start]);
+                r->ring[r->ring_start] = copy;
+                r->ring_start = (r->ring_start + 1) % limit;
+                return;
+        }
+        if (r->ring_n + 1 >= r->ring_cap) {
+                size_t want = r->ring_cap * 2;
+                char **v;
+
+                if (want - 1 > limit)
+                        want = limit + 1;
+                v = reallocarray(r->ring, want, sizeof(*v));
+                if (!v) {
+                        free(copy);
+                        return;
+                }
+                r->ring = v;
+                r->ring_cap = want;
+        }
+        r->ring[r->ring_n++] = copy;
+}
+
+/* The tail in order and NULL-terminated, in place: a rotation of the ring
+ * by three reversals. */
+static char **tail_steal(struct run *r)
+{
+        char **v = r->ring;
+
+        tail_reverse(v, 0, r->ring_start);
+        tail_reverse(v, r->ring_start, r->ring_n);
+        tail_reverse(v, 0, r->ring_n);
+        v[r->ring_n] = NULL;
+        r->ring = NULL;
+        r->ring_n = r->ring_start = 0;
+        return v;
+}
+
+/* Masks one line (len <= r->cap) and passes it on. NUL bytes, which would
+ * end the line early for every reader, become '?'. */
+static void emit(struct run *r, int stream, const char *data, size_t len)
+{
+        const struct runner_spec *spec = r->spec;
+        size_t o = STDERR_PREFIX_LEN;
+        const char *line = r->out + STDERR_PREFIX_LEN;
+
+        mask_cover(r, data, len);
+        for (size_t i = 0; i < len; i++) {
+                if (!r->cov[i])
+                        r->out[o++] = data[i] ? data[i] : '?';
+                else if (i == 0 || !r->cov[i - 1]) {
+                        memcpy(r->out + o, MASK_TEXT, MASK_TEXT_LEN);
+                        o += MASK_TEXT_LEN;
+                }
+        }
+        r->out[o] = '\0';
+
+        if (spec->on_line)
+                spec->on_line(spec->userdata, stream, line);
+        tail_push(r, line);
+        if (spec->log_fd >= 0) {
+                const char *start = line;
+                int k;
+
+                if (stream == 2) {
+                        memcpy(r->out, STDERR_PREFIX, STDERR_PREFIX_LEN);
+                        start = r->out;
+                }
+                r->out[o] = '\n';
+                k = write_all(spec->log_fd, start, (size_t)(r->out + o + 1 - start));
+                if (k < 0 && r->log_error == 0)
+                        r->log_error = k;
+        }
+}
+
+/* Where to cut a piece off a line of len > RUNNER_LINE_MAX bytes, of which
+ * at least RUNNER_LINE_MAX + max_mask are known: at RUNNER_LINE_MAX, or
+ * before a secret running across that point so that both halves are not
+ * passed on unmasked; after it when it starts the line. */
+static size_t choose_cut(const struct run *r, const char *data, size_t len)
+{
+        size_t cut = len < RUNNER_LINE_MAX ? len : RUNNER_LINE_MAX, s, e;
+
+        if (cut == len || r->n_masks == 0)
+                return cut;
+        mask_cover(r, data, len);
+        if (!r->cov[cut - 1] || !r->cov[cut])
+                return cut;
+        for (s = cut; s > 0 && r->cov[s - 1]; s--)
+                ;
+        if (s > 0)
+                return s;
+        for (e = cut; e < len && r->cov[e]; e++)
+                ;
+        return e;
+}
+
+/* Passes on the complete lines in the buffer, and pieces of a line too
+ * long for it; at eof, the rest too. */
+static void stream_process(struct run *r, struct stream *s, bool eof)
+{
+        size_t off = 0;
+
+        while (off < s->len) {
+                char *p = s->buf + off;
+                size_t avail = s->len - off;
+                const char *nl = memchr(p, '\n', avail);
+                size_t n = nl ? (size_t)(nl - p) : avail, cut;
+
+                if (nl && n <= RUNNER_LINE_MAX) {
+                        /* A newline right after a piece only ends that line. */
+                        if (n > 0 || !s->continued)
+                                emit(r, s->id, p, n);
+                        s->continued = false;
+                        off += n + 1;
+                        continue;
+                }
+                if (!nl && !eof && avail < r->cap)
+                        break;
+                cut = choose_cut(r, p, n);
+                emit(r, s->id, p, cut);
+                off += cut;
+                s->continued = true;
+                if (nl && cut == n) {
+                        off++;
+                        s->continued = false;
+                }
+        }
+        memmove(s->buf, s->buf + off, s->len - off);
+        s->len -= off;
+}
+
+static void stream_close(struct run *r, struct stream *s)
+{
+        stream_process(r, s, true);
+        close(s->fd);
+        s->fd = -1;
+}
+
+/* One read; returns true when data came. */
+static bool stream_read(struct run *r, struct stream *s)
+{
+        ssize_t n = read(s->fd, s->buf + s->len, r->cap - s->len);
+
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+                return false;
+        if (n <= 0) {
+                stream_close(r, s);
+                return false;
+        }
+        s->len += (size_t)n;
+        stream_process(r, s, false);
+        return true;
+}
+
+static void report_child_failure(struct run *r, const struct child_report *rep)
+{
+        const char *path = r->spec->argv[0];
+        char msg[RUNNER_LINE_MAX];
+        int n;
+
+        switch (rep->stage) {
+        case STAGE_CHDIR:
+                n = snprintf(msg, sizeof(msg), "failed to change directory to %s: %s", r->spec->cwd,
+                             strerror(rep->error));
+                break;
+        case STAGE_EXEC:
+                n = snprintf(msg, sizeof(msg), "failed to execute %s: %s", path,
+                             strerror(rep->error));
+                break;
+        case STAGE_EXEC_SH:
+                n = snprintf(msg, sizeof(msg), "failed to execute /bin/sh for %s: %s", path,
+                             strerror(rep->error));
+                break;
+        default:
+                n = snprintf(msg, sizeof(msg), "failed to set up the process for %s: %s", path,
+                             strerror(rep->error));
+                break;
+        }
+        if (n < 0)
+                return;
+        emit(r, 2, msg, strnlen(msg, sizeof(msg)));
+}
+
+static _Noreturn void child_fail(int report_fd, int stage, int error)
+{
+        struct child_report rep = {stage, error};
+
+        if (write(report_fd, &rep, sizeof(rep)) < 0) {
+                /* Nothing left to tell it with: the exit status says enough. */
+        }
+        _exit(127);
+}
+
+/* In the child, between fork and exec: async-signal-safe calls only, as
+ * the caller may have threads. Every fd passed is >= 3 and O_CLOEXEC. */
+static _Noreturn void child_run(const struct runner_spec *spec, char *const *envp,
+                                char *const *sh_argv, int null_fd, int out_fd, int err_fd,
+                                int report_fd, int max_fd)
+{
+        sigset_t none;
+
+        if (setpgid(0, 0) < 0)
+                child_fail(report_fd, STAGE_SETUP, errno);
+        for (int sig = 1; sig < _NSIG; sig++) {
+                struct sigaction sa = {.sa_handler = SIG_DFL};
+                if (sig != SIGKILL && sig != SIGSTOP)
+                        (void)sigaction(sig, &sa, NULL); /* glibc's own signals refuse */
+        }
+        sigemptyset(&none);
+        if (sigprocmask(SIG_SETMASK, &none, NULL) < 0)
+                child_fail(report_fd, STAGE_SETUP, errno);
+
+        if (dup2(null_fd, 0) < 0 || dup2(out_fd, 1) < 0 || dup2(err_fd, 2) < 0)
+                child_fail(report_fd, STAGE_SETUP, errno);
+        if (report_fd != 3) {
+                if (dup3(report_fd, 3, O_CLOEXEC) < 0)
+                        child_fail(report_fd, STAGE_SETUP, errno);
+                report_fd = 3;
+        }
+#ifdef SYS_close_range
+        if (syscall(SYS_close_range, 4U, ~0U, 0U) < 0)
+#endif
+                for (int fd = 4; fd < max_fd; fd++)
+                        (void)close(fd);
+
+        if (spec->cwd && chdir(spec->cwd) < 0)
+                child_fail(report_fd, STAGE_CHDIR, errno);
+        execve(spec->argv[0], spec->argv, envp);
+        if (errno != ENOEXEC)
+                child_fail(report_fd, STAGE_EXEC, errno);
+        execve(sh_argv[0], sh_argv, envp);
+        child_fail(report_fd, STAGE_EXEC_SH, errno);
+}
+
+/* Moves an fd that landed on 0, 1 or 2 (the caller had closed them) out of
+ * the way of the child's stdio. Takes ownership of fd. */
+static int fd_above_stdio(int fd)
+{
+        int n, e;
+
+        if (fd > 2)
+                return fd;
+        n = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+        e = errno;
+        close(fd);
+        return n < 0 ? -e : n;
+}
+
+static int make_pipe(int *ret_read, int *ret_write)
+{
+        int p[2];
+
+        if (pipe2(p, O_CLOEXEC) < 0)
+                return -errno;
+        p[0] = fd_above_stdio(p[0]);
+        p[1] = fd_above_stdio(p[1]);
+        if (p[0] < 0 || p[1] < 0) {
+                int r = p[0] < 0 ? p[0] : p[1];
+                if (p[0] >= 0)
+                        close(p[0]);
+                if (p[1] >= 0)
+                        close(p[1]);
+                return r;
+        }
+        /* Only our end: the child's stdout must stay blocking. */
+        if (fcntl(p[0], F_SETFL, O_NONBLOCK) < 0) {
+                int r = -errno;
+                close(p[0]);
+                close(p[1]);
+                return r;
+        }
+        *ret_read = p[0];
+        *ret_write = p[1];
+        return 0;
+}
+
+/* Whether anything in process group pgid is alive, zombies aside: they
+ * stay in the group until their parent (often init, and in a container
+ * maybe one that never reaps) collects them. */
+static bool group_alive(pid_t pgid)
+{
+        DIR *d;
+        const struct dirent *de;
+        bool alive = false;
+
+        if (kill(-pgid, 0) < 0)
+                return errno != ESRCH;
+        d = opendir("/proc");
+        if (!d)
+                return true;
+        while (!alive && (de = readdir(d))) {
+                char path[300], stat[512];
+                const char *p;
+                char state;
+                int pgrp;
+                ssize_t n;
+                int fd;
+
+                if (de->d_name[0] < '1' || de->d_name[0] > '9')
+                        continue;
+                snprintf(path, sizeof(path), "/proc/%s/stat", de->d_name);
+                fd = open(path, O_RDONLY | O_CLOEXEC);
+                if (fd < 0)
+                        continue;
+                n = read(fd, stat, sizeof(stat) - 1);
+                close(fd);
+                if (n <= 0)
+                        continue;
+                stat[n] = '\0';
+                /* "pid (comm) state ppid pgrp ...", and comm may hold anything. */
+                p = strrchr(stat, ')');
+                if (p && sscanf(p + 1, " %c %*d %d", &state, &pgrp) == 2 && pgrp == pgid &&
+                    state != 'Z' && state != 'X')
+                        alive = true;
+        }
+        closedir(d);
+        return alive;
+}
+
+/* Collects the child if it has exited. A child someone else collected
+ * (a waitpid(-1) elsewhere) counts as exited with status -1. */
+static bool child_reap(pid_t pid, int *ret_status)
+{
+        for (;;) {
+                pid_t k = waitpid(pid, ret_status, WNOHANG);
+                if (k == pid)
+                        return true;
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k < 0) {
+                        *ret_status = -1;
+                        return true;
+                }
+                return false;
+        }
+}
+
+/* now + ms, saturating: a huge timeout means none. */
+static long long add_ms(long long now, long long ms)
+{
+        return ms > LLONG_MAX - now ? LLONG_MAX : now + ms;
+}
+
+static long long min_ll(long long a, long long b)
+{
+        return a < b ? a : b;
+}
+
+/* Milliseconds from now until wake for poll(); LLONG_MAX is never. */
+static int poll_timeout(long long wake, long long now)
+{
+        if (wake == LLONG_MAX)
+                return -1;
+        if (wake <= now)
+                return 0;
+        return wake - now > INT_MAX ? INT_MAX : (int)(wake - now);
+}
+
+int runner_exec(const struct runner_spec *spec, struct runner_result *ret)
+{
+        static char *const empty_env[] = {NULL};
+        _cleanup_close_ int out_r = -1, out_w = -1, err_r = -1, err_w = -1, rep_r = -1, rep_w = -1,
+                            null_fd = -1, pidfd = -1;
+        _cleanup_free_ char **sh_argv = NULL;
+        _cleanup_free_ char *out_buf = NULL, *err_buf = NULL;
+        struct run r = {0};
+        struct stream out, err;
+        struct sigaction chld;
+        struct rlimit rl;
+        sigset_t all, saved;
+        char *const *envp;
+        long long start, deadline, grace, kill_at = 0, give_up_at = 0, exited_at = 0;
+        long long last_data;
+        enum phase phase = PHASE_RUN;
+        bool reaped = false, timed_out = false, killed_hard = false;
+        int status = 0, max_fd = 65536, k;
+        size_t argc;
+        pid_t pid;
+
+        if (!spec || !ret || !spec->argv || !spec->argv[0] || spec->timeout_ms < 0 ||
+            spec->kill_grace_ms < 0)
+                return -EINVAL;
+        /* With SIGCHLD ignored the kernel reaps the child itself and its
+         * status is lost. */
+        if (sigaction(SIGCHLD, NULL, &chld) == 0 &&
+            (chld.sa_handler == SIG_IGN || (chld.sa_flags & SA_NOCLDWAIT)))
+                return -ECHILD;
+        envp = spec->envp ? spec->envp : empty_env;
+        grace = spec->kill_grace_ms > 0 ? spec->kill_grace_ms : RUNNER_KILL_GRACE_MS;
+
+        argc = strv_length(spec->argv);
+        sh_argv = calloc(argc + 2, sizeof(*sh_argv));
+        if (!sh_argv)
+                return -ENOMEM;
+        sh_argv[0] = (char *)"/bin/sh";
+        for (size_t i = 0; i < argc; i++)
+                sh_argv[i + 1] = spec->argv[i];
+
+        k = run_init(&r, spec);
+        if (k >= 0) {
+                out_buf = malloc(r.cap);
+                err_buf = malloc(r.cap);
+                if (!out_buf || !err_buf)
+                        k = -ENOMEM;
+        }
+        if (k >= 0)
+                k = make_pipe(&out_r, &out_w);
+        if (k >= 0)
+                k = make_pipe(&err_r, &err_w);
+        if (k >= 0)
+                k = make_pipe(&rep_r, &rep_w);
+        if (k >= 0) {
+                null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+                null_fd = null_fd < 0 ? -errno : fd_above_stdio(null_fd);
+                if (null_fd < 0) {
+                        k = null_fd;
+                        null_fd = -1;
+                }
+        }
+        if (k < 0) {
+                run_done(&r);
+                return k;
+        }
+        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < (rlim_t)max_fd)
+                max_fd = (int)rl.rlim_cur;
+
+        /* No handler of the caller's may run in the child before the
+         * dispositions are reset there. */
+        sigfillset(&all);
+        pthread_sigmask(SIG_SETMASK, &all, &saved);
+        start = now_ms();
+        pid = fork();
+        if (pid == 0)
+                child_run(spec, envp, sh_argv, null_fd, out_w, err_w, rep_w, max_fd);
+        k = -errno;
+        pthread_sigmask(SIG_SETMASK, &saved, NULL);
+        if (pid < 0) {
+                run_done(&r);
+                return k;
+        }
+        /* Either this or the child's own call comes first; before both,
+         * kill(-pid) would miss. EACCES: it has exec'd, so it did it. */
+        (void)setpgid(pid, pid);
+        close(TAKE_FD(out_w));
+        close(TAKE_FD(err_w));
+        close(TAKE_FD(rep_w));
+        close(TAKE_FD(null_fd));
+#ifdef SYS_pidfd_open
+        pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+#endif
+
+        out = (struct stream){.fd = TAKE_FD(out_r), .id = 1, .buf = out_buf};
+        err = (struct stream){.fd = TAKE_FD(err_r), .id = 2, .buf = err_buf};
+        deadline = spec->timeout_ms > 0 ? add_ms(start, spec->timeout_ms) : LLONG_MAX;
+        last_data = start;
+
+        for (;;) {
+                struct pollfd pfd[4];
+                struct stream *pstream[4] = {NULL};
+                long long now, wake = LLONG_MAX;
+                bool streams_open;
+                nfds_t n = 0;
+                int rep_slot = -1;
+
+                if (!reaped && child_reap(pid, &status)) {
+                        reaped = true;
+                        exited_at = last_data = now_ms();
+                        if (pidfd >= 0)
+                                close(TAKE_FD(pidfd));
+                }
+                now = now_ms();
+                if (!reaped && phase == PHASE_RUN && now >= deadline) {
+                        (void)kill(-pid, SIGTERM);
+                        timed_out = true;
+                        phase = PHASE_TERM;
+                        kill_at = add_ms(now, grace);
+                }
+                if (phase == PHASE_TERM && now >= kill_at) {
+                        if (group_alive(pid)) {
+                                (void)kill(-pid, SIGKILL);
+                                killed_hard = true;
+                        }
+                        phase = PHASE_KILL;
+                        give_up_at = add_ms(now, grace);
+                }
+
+                streams_open = out.fd >= 0 || err.fd >= 0 || rep_r >= 0;
+                if (reaped) {
+                        bool drained = !streams_open || now - last_data >= RUNNER_DRAIN_IDLE_MS ||
+                                       now - exited_at >= RUNNER_DRAIN_MAX_MS;
+                        if (drained && (phase != PHASE_TERM || !group_alive(pid)))
+                                break;
+                } else if (phase == PHASE_KILL && now >= give_up_at)
+                        break; /* Unkillable (stuck in the kernel): leave it. */
+
+                if (!reaped && phase == PHASE_RUN)
+                        wake = min_ll(wake, deadline);
+                if (phase == PHASE_TERM)
+                        wake = min_ll(wake, kill_at);
+                if (!reaped && phase == PHASE_KILL)
+                        wake = min_ll(wake, give_up_at);
+                if (reaped) {
+                        wake = min_ll(wake, min_ll(last_data + RUNNER_DRAIN_IDLE_MS,
+                                                   exited_at + RUNNER_DRAIN_MAX_MS));
+                        if (phase == PHASE_TERM)
+                                wake = min_ll(wake, now + GROUP_POLL_MS);
+                }
+                if (!reaped && pidfd < 0)
+                        wake = min_ll(wake, now + REAP_POLL_MS);
+
+                if (out.fd >= 0) {
+                        pstream[n] = &out;
+                        pfd[n++] = (struct pollfd){.fd = out.fd, .events = POLLIN};
+                }
+                if (err.fd >= 0) {
+                        pstream[n] = &err;
+                        pfd[n++] = (struct pollfd){.fd = err.fd, .events = POLLIN};
+                }
+                if (rep_r >= 0) {
+                        rep_slot = (int)n;
+                        pfd[n++] = (struct pollfd){.fd = rep_r, .events = POLLIN};
+                }
+                if (pidfd >= 0)
+                        pfd[n++] = (struct pollfd){.fd = pidfd, .events = POLLIN};
+
+                k = poll(pfd, n, poll_timeout(wake, now));
+                if (k < 0) {
+                        if (errno != EINTR)
+                                sleep_ms(REAP_POLL_MS); /* ENOMEM: try again shortly. */
+                        continue;
+                }
+                for (nfds_t i = 0; i < n; i++) {
+                        if (!pfd[i].revents)
+                                continue;
+                        if (pstream[i]) {
+                                if (stream_read(&r, pstream[i]))
+                                        last_data = now_ms();
+                        } else if ((int)i == rep_slot) {
+                                struct child_report rep;
+                                ssize_t got = read(rep_r, &rep, sizeof(rep));
+
+                                if (got < 0 && (errno == EINTR || errno == EAGAIN))
+                                        continue;
+                                if (got == (ssize_t)sizeof(rep))
+                                        report_child_failure(&r, &rep);
+                                close(TAKE_FD(rep_r));
+                        }
+                }
+        }
+
+        /* Whatever is still in the pipes, then the last unterminated lines. */
+        for (int i = 0; i < FINAL_READS && out.fd >= 0 && stream_read(&r, &out); i++)
+                ;
+        for (int i = 0; i < FINAL_READS && err.fd >= 0 && stream_read(&r, &err); i++)
+                ;
+        if (out.fd >= 0)
+                stream_close(&r, &out);
+        if (err.fd >= 0)
+                stream_close(&r, &err);
+
+        *ret = (struct runner_result){
+                .timed_out = timed_out,
+                .killed_hard = killed_hard,
+                .duration_ms = now_ms() - start,
+                .log_error = r.log_error,
+        };
+        if (timed_out)
+                ret->exit_code = 124;
+        else if (status == -1)
+                ret->exit_code = 255;
+        else if (WIFSIGNALED(status))
+                ret->exit_code = 128 + WTERMSIG(status);
+        else
+                ret->exit_code = WEXITSTATUS(status);
+        ret->tail = tail_steal(&r);
+        run_done(&r);
+        return 0;
+}
+
+void runner_result_free(struct runner_result *r)
+{
+        if (!r)
+                return;
+        strv_free(r->tail);
+        *r = (struct runner_result){0};
+}

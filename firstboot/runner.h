@@ -1,0 +1,80 @@
+/* Running one attempt of a module script under the module contract: its
+ * own process group, no stdin, an explicit argv and environment, output
+ * split into lines with secrets masked, and a timeout that ends the whole
+ * process group with TERM, then KILL. The runner never logs: it reports
+ * through on_line, log_fd and the result. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Longest line passed on: a longer one comes in pieces of at most this
+ * many bytes (a piece is cut earlier rather than through a secret). */
+#define RUNNER_LINE_MAX 4096
+
+/* How long the output is still read after the script exited, for whatever
+ * it left running in the background: until both pipes are closed, but at
+ * most RUNNER_DRAIN_IDLE_MS without data and RUNNER_DRAIN_MAX_MS in all.
+ * Such leftovers are not killed. */
+#define RUNNER_DRAIN_IDLE_MS 200
+#define RUNNER_DRAIN_MAX_MS  2000
+
+#define RUNNER_KILL_GRACE_MS 5000
+
+struct runner_spec {
+        char *const *argv;       /* argv[0] is the path executed (no PATH search) */
+        char *const *envp;       /* the complete environment; nothing is inherited; NULL: empty */
+        const char *cwd;         /* NULL: leave */
+        long long timeout_ms;    /* 0: none */
+        long long kill_grace_ms; /* between TERM and KILL of the process group (0: 5000) */
+        /* Secrets: every occurrence in a line becomes "********"; overlapping
+         * or adjacent occurrences become one. Empty strings are ignored. */
+        char *const *mask;
+        /* -1, or a file each masked line is appended to, in the order the
+         * lines were read: a stdout line as it is, a stderr line as
+         * "stderr: line", each with a newline. */
+        int log_fd;
+        /* Called for each line, from inside runner_exec(): stream 1 stdout, 2
+         * stderr; the line masked, without its newline. May be NULL. */
+        void (*on_line)(void *userdata, int stream, const char *line);
+        void *userdata;
+        size_t tail_lines; /* keep the last N masked lines (both streams, in order) */
+};
+
+struct runner_result {
+        /* The exit status; 124 when killed for the timeout; 128+N when killed
+         * by signal N; 127 when it could not be executed; 255 when someone
+         * else collected the child (a waitpid(-1) elsewhere). */
+        int exit_code;
+        bool timed_out;
+        bool killed_hard;      /* something in the group outlived TERM for the grace */
+        long long duration_ms; /* monotonic, from the fork until the output was read */
+        char **tail;           /* NULL-terminated, at most tail_lines; never NULL */
+        /* The first error writing to log_fd (negative errno), or 0; a failing
+         * log never stops the script. */
+        int log_error;
+};
+
+/* Runs spec->argv once and waits for it. stdin is /dev/null, stdout and
+ * stderr are pipes read here, every other fd is closed, signal
+ * dispositions and the mask are reset, the process leads its own group.
+ * A file the kernel cannot execute (ENOEXEC: a script without "#!") is run
+ * with /bin/sh, as execvp() does; a file that is not executable at all is
+ * not. When exec or chdir fails, exit_code is 127 and the reason comes as
+ * a stderr line ("failed to execute PATH: REASON").
+ *
+ * On timeout the process group gets SIGTERM, and SIGKILL after the grace
+ * if anything in it is still alive (zombies do not count). Other children
+ * of the caller and its signal handlers are left alone: the child is
+ * waited for by pid, through a pidfd. SIGCHLD must not be ignored by the
+ * caller, or the exit status is lost (-ECHILD up front). A script that
+ * outlives even SIGKILL by another grace (stuck in the kernel) is left
+ * behind unreaped rather than hanging the caller.
+ *
+ * Returns 0 and fills *ret (free with runner_result_free()), or a negative
+ * errno when nothing was run: -EINVAL for a bad spec, or pipe/fork
+ * failures. */
+int runner_exec(const struct runner_spec *spec, struct runner_result *ret);
+
+/* Frees what a result holds and clears it; takes NULL. */
+void runner_result_free(struct runner_result *r);

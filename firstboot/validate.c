@@ -1,0 +1,116 @@
+/* firstboot validate: checks a bundle directory, a bundle archive or text,
+ * a user-data file or a module manifest, and says exactly where each
+ * problem is (file:line:column), like `ntpd -n`. */
+#include "bundle.h"
+#include "commands.h"
+#include "fs.h"
+#include "log.h"
+#include "manifest.h"
+#include "prepare.h"
+
+#include <errno.h>
+#include <getopt.h>
+
+static int validate_bundle(struct member_list *members, const char *label, const char *modules_dir,
+                           const char *keys_dir, struct diags *d)
+{
+        _cleanup_bundle_ struct bundle *b = NULL;
+        struct planned *mods = NULL;
+        size_t n = 0;
+        int r;
+
+        r = bundle_parse(members, label, &b, d);
+        if (r < 0)
+                return r;
+        if (keys_dir) {
+                r = bundle_verify_signature(b, keys_dir, true, d);
+                if (r < 0)
+                        return r;
+        }
+        struct prepare_options o = {.modules_dir = modules_dir};
+        r = prepare_modules(b, &o, &mods, &n, d);
+        if (r < 0)
+                return r;
+        printf("%s: ok: bundle '%s', %zu module%s, %zu file%s%s%s\n", label, b->name, n,
+               n == 1 ? "" : "s", b->n_files, b->n_files == 1 ? "" : "s",
+               b->signed_by ? ", signed by " : "", b->signed_by ? b->signed_by : "");
+        if (n) {
+                printf("order:");
+                for (size_t i = 0; i < n; i++)
+                        printf(" %s", mods[i].bm->id);
+                printf("\n");
+        }
+        planned_free(mods, n);
+        return 0;
+}
+
+int cmd_validate(int argc, char **argv)
+{
+        static const struct option opts[] = {
+                {"modules-dir", required_argument, NULL, 'm'},
+                {"keys", required_argument, NULL, 'k'},
+                {"help", no_argument, NULL, 'h'},
+                {0},
+        };
+        const char *modules_dir = "/usr/lib/firstboot/modules", *keys = NULL, *path;
+        struct diags d = {0};
+        int c, r;
+
+        optind = 0;
+        while ((c = getopt_long(argc, argv, "h", opts, NULL)) >= 0) {
+                switch (c) {
+                case 'm':
+                        modules_dir = optarg;
+                        break;
+                case 'k':
+                        keys = optarg;
+                        break;
+                case 'h':
+                        printf("Usage: firstboot validate [--modules-dir DIR] [--keys DIR] PATH\n\n"
+                               "PATH is a bundle directory, a bundle archive or text, a user-data\n"
+                               "file or a module manifest. Problems are printed as\n"
+                               "file:line:column: message. With --keys the bundle must be\n"
+                               "signed by one of the *.pub keys in DIR.\n");
+                        return 0;
+                default:
+                        return 2;
+                }
+        }
+        if (optind + 1 != argc) {
+                fprintf(stderr, "Usage: firstboot validate [--modules-dir DIR] PATH\n");
+                return 2;
+        }
+        path = argv[optind];
+
+        if (is_dir(path)) {
+                struct member_list m = {0};
+                r = bundle_members_from_dir(path, &m, &d);
+                if (r >= 0)
+                        r = validate_bundle(&m, path, modules_dir, keys, &d);
+        } else if (endswith(path, "manifest.yml") || endswith(path, "manifest.yaml")) {
+                struct manifest *m = NULL;
+                r = manifest_load(path, &m, &d);
+                if (r >= 0) {
+                        struct input_values in = {0};
+                        printf("%s: ok: module '%s' %s, %zu input%s\n", path, m->id, m->version,
+                               m->n_inputs, m->n_inputs == 1 ? "" : "s");
+                        input_values_free(&in);
+                }
+                manifest_free(m);
+        } else {
+                _cleanup_free_ char *data = NULL;
+                size_t len;
+                enum userdata_kind kind;
+                struct member_list m = {0};
+                r = read_file(path, BUNDLE_MAX_TOTAL, &data, &len);
+                if (r < 0)
+                        diags_add(&d, path, 0, 0, "cannot read: %s", strerror(-r));
+                if (r >= 0)
+                        r = userdata_decode(path, data, len, &kind, &m, &d);
+                if (r >= 0)
+                        r = validate_bundle(&m, path, modules_dir, keys, &d);
+        }
+        diags_print(&d, stderr);
+        diags_free(&d);
+        return r < 0 ? 1 : 0;
+}

@@ -1,0 +1,307 @@
+/* Module ordering and the host checks. */
+#include <errno.h>
+
+#include "fs.h"
+#include "util.h"
+#include "../../firstboot/plan.h"
+#include "tap.h"
+
+/* A plan from a compact text: "a:b,c/d" is module a, after b and c,
+ * requiring d. Items are separated by spaces. */
+struct plan {
+        struct plan_item items[16];
+        char **strings[48];
+        size_t n, n_strings;
+};
+
+static char **split(struct plan *p, const char *s, size_t len)
+{
+        char **v = NULL;
+        _cleanup_free_ char *copy = xstrndup(s, len);
+        char *save = NULL;
+
+        for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save))
+                CHECK(strv_extend(&v, t) == 0);
+        p->strings[p->n_strings++] = v;
+        return v;
+}
+
+static void plan_build(struct plan *p, const char *text)
+{
+        _cleanup_free_ char *copy = xstrdup(text);
+        char *save = NULL;
+
+        *p = (struct plan){0};
+        for (char *t = strtok_r(copy, " ", &save); t; t = strtok_r(NULL, " ", &save)) {
+                struct plan_item *it = &p->items[p->n++];
+                size_t idlen = strcspn(t, ":/");
+                char **id = split(p, t, idlen);
+                it->id = id[0];
+                const char *rest = t + idlen;
+                if (*rest == ':') {
+                        rest++;
+                        size_t len = strcspn(rest, "/");
+                        it->after = split(p, rest, len);
+                        rest += len;
+                }
+                if (*rest == '/')
+                it->requires = split(p, rest + 1, strlen(rest + 1));
+        }
+}
+
+static void plan_done(struct plan *p)
+{
+        for (size_t i = 0; i < p->n_strings; i++)
+                strv_free(p->strings[i]);
+}
+
+/* The order as "a b c", or "error: ..." */
+static char *order_of(const char *text, int *ret_r)
+{
+        struct plan p;
+        size_t order[16];
+        char *error = NULL;
+        struct buf b = {0};
+
+        plan_build(&p, text);
+        for (size_t i = 0; i < 16; i++)
+                order[i] = 99;
+        int r = plan_order(p.items, p.n, order, &error);
+        if (ret_r)
+                *ret_r = r;
+        if (r < 0) {
+                CHECK(error);
+                CHECK(order[0] == 99);
+                buf_printf(&b, "error: %s", error ? error : "(none)");
+        } else {
+                CHECK(!error);
+                for (size_t i = 0; i < p.n; i++)
+                        buf_printf(&b, "%s%s", i ? " " : "", p.items[order[i]].id);
+        }
+        free(error);
+        plan_done(&p);
+        buf_puts(&b, "");
+        return buf_steal(&b);
+}
+
+#define ORDER(text, expected)                                                                      \
+        do {                                                                                       \
+                _cleanup_free_ char *_o = order_of(text, NULL);                                    \
+                CHECK_STREQ(_o, expected);                                                         \
+        } while (0)
+
+TEST(order_linear)
+{
+        ORDER("c:b b:a a", "a b c");
+        ORDER("c/b b/a a", "a b c");
+        ORDER("a b c", "a b c");
+        ORDER("", "");
+        ORDER("only", "only");
+}
+
+TEST(order_diamond)
+{
+        ORDER("d:b,c c/a b/a a", "a c b d");
+        ORDER("d/c,b b:a c:a a", "a b c d");
+}
+
+TEST(order_is_stable)
+{
+        /* Ready at the same time: the listing order wins. */
+        ORDER("z y x", "z y x");
+        ORDER("app:db web db cache", "web db app cache");
+        ORDER("app:db,cache cache web db", "cache web db app");
+        ORDER("b:a c a d", "c a b d");
+}
+
+TEST(order_after_absent_is_ignored)
+{
+        ORDER("app:docker,db db", "db app");
+}
+
+TEST(order_requires_missing)
+{
+        int r;
+        _cleanup_free_ char *o = order_of("app/db,cache db", &r);
+        CHECK_INTEQ(r, -ENOENT);
+        CHECK_STREQ(o, "error: module 'app' requires 'cache', which is not in the plan");
+}
+
+TEST(order_cycles)
+{
+        int r;
+        _cleanup_free_ char *a = order_of("a/b b:a", &r);
+        CHECK_INTEQ(r, -ELOOP);
+        CHECK_STREQ(a, "error: dependency cycle: a -> b -> a");
+        /* Told from its first listed member, whatever the walk found. */
+        ORDER("x:c a:b b/c c:a", "error: dependency cycle: a -> b -> c -> a");
+        ORDER("c:a b/c a:b", "error: dependency cycle: c -> a -> b -> c");
+        /* Items outside the cycle, before and after it. */
+        ORDER("ok d:ok,e e:f f:e", "error: dependency cycle: e -> f -> e");
+        _cleanup_free_ char *s = order_of("a s:s", &r);
+        CHECK_INTEQ(r, -ELOOP);
+        CHECK_STREQ(s, "error: dependency cycle: s -> s");
+        ORDER("s/s", "error: dependency cycle: s -> s");
+}
+
+TEST(order_duplicates)
+{
+        int r;
+        _cleanup_free_ char *o = order_of("a b a", &r);
+        CHECK_INTEQ(r, -EINVAL);
+        CHECK_STREQ(o, "error: module 'a' is listed twice");
+}
+
+struct tmp {
+        char dir[64];
+};
+
+static void tmp_new(struct tmp *t)
+{
+        snprintf(t->dir, sizeof(t->dir), "/tmp/test-plan.XXXXXX");
+        CHECK(mkdtemp(t->dir));
+}
+
+static void put(const struct tmp *t, const char *path, const char *text)
+{
+        _cleanup_free_ char *p = strprintf("%s/%s", t->dir, path);
+        CHECK(mkdir_parents(p, 0755) >= 0);
+        CHECK(write_file_atomic(p, text, strlen(text), 0644, (uid_t)-1, (gid_t)-1) >= 0);
+}
+
+/* plan_check_os() on a root with os-release text; the message or "". */
+static char *os_check(const char *os_release, const char *family, const char *min, int *ret_r)
+{
+        struct tmp t = {{0}};
+        char *error = NULL;
+
+        tmp_new(&t);
+        if (os_release)
+                put(&t, "etc/os-release", os_release);
+        int r = plan_check_os(t.dir, family, min, &error);
+        CHECK((r < 0) == (error != NULL));
+        if (ret_r)
+                *ret_r = r;
+        CHECK(rm_rf(t.dir) >= 0);
+        return error ? error : xstrdup("");
+}
+
+#define OS(os_release, family, min, expected)                                                      \
+        do {                                                                                       \
+                _cleanup_free_ char *_e = os_check(os_release, family, min, NULL);                 \
+                CHECK_STREQ(_e, expected);                                                         \
+        } while (0)
+
+static const char debian12[] = "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\n"
+                               "NAME=\"Debian GNU/Linux\"\n"
+                               "VERSION_ID=\"12\"\n"
+                               "VERSION=\"12 (bookworm)\"\n"
+                               "ID=debian\n";
+static const char ubuntu[] = "NAME=\"Ubuntu\"\n"
+                             "VERSION_ID=\"22.04\"\n"
+                             "ID=ubuntu\n"
+                             "ID_LIKE=debian\n";
+static const char rhel[] = "ID='rocky'\n"
+                           "ID_LIKE=\"rhel centos fedora\"\n"
+                           "VERSION_ID=\"9.3\"\n";
+
+TEST(os_family_and_version)
+{
+        OS(debian12, "debian", NULL, "");
+        OS(debian12, "Debian", "12", "");
+        OS(debian12, "debian", "11.4", "");
+        OS(debian12, "debian", "12.0", "");
+        OS(debian12, "debian", "012", "");
+        OS(debian12, "debian", "13", "requires debian >= 13, this is debian 12");
+        OS(debian12, "debian", "12.1", "requires debian >= 12.1, this is debian 12");
+        OS(debian12, "fedora", NULL, "requires fedora, this is debian 12");
+        OS(debian12, "fedora", "39", "requires fedora >= 39, this is debian 12");
+        OS(debian12, NULL, NULL, "");
+        /* ID_LIKE, quoted values, several words. */
+        OS(ubuntu, "debian", NULL, "");
+        OS(ubuntu, "ubuntu", "22.04", "");
+        OS(ubuntu, "ubuntu", "22.10", "requires ubuntu >= 22.10, this is ubuntu 22.04");
+        OS(ubuntu, "deb", NULL, "requires deb, this is ubuntu 22.04");
+        OS(rhel, "fedora", NULL, "");
+        OS(rhel, "RHEL", "9", "");
+        OS(rhel, "rhel", "9.10", "requires rhel >= 9.10, this is rocky 9.3");
+        OS(rhel, "rocky", "10", "requires rocky >= 10, this is rocky 9.3");
+        /* Numeric, not textual, comparison. */
+        OS("ID=x\nVERSION_ID=10.2\n", "x", "9.12", "");
+        OS("ID=x\nVERSION_ID=3.19.1\n", "x", "3.9", "");
+        OS("ID=x\nVERSION_ID=3.9\n", "x", "3.19", "requires x >= 3.19, this is x 3.9");
+        OS("ID=x\nVERSION_ID=99999999999999999999999\n", "x", "99999999999999999999998", "");
+        OS("ID=x\n", "x", "1", "requires x >= 1, this is x without a VERSION_ID in os-release");
+        OS("ID=x\nVERSION_ID=rolling\n", "x", "1",
+           "requires x >= 1, this is x rolling, a version that cannot be compared");
+}
+
+TEST(os_release_missing)
+{
+        int r;
+        struct tmp t = {{0}};
+        char *error = NULL;
+
+        _cleanup_free_ char *e = os_check(NULL, "debian", NULL, &r);
+        CHECK_INTEQ(r, -ENOENT);
+        CHECK(startswith(e, "cannot check os_requirements: no /etc/os-release in /tmp/test-plan."));
+        /* No requirement, no need for the file. */
+        _cleanup_free_ char *f = os_check(NULL, NULL, NULL, &r);
+        CHECK_INTEQ(r, 0);
+        /* /usr/lib/os-release is the fallback os-release(5) names. */
+        tmp_new(&t);
+        put(&t, "usr/lib/os-release", debian12);
+        CHECK_INTEQ(plan_check_os(t.dir, "debian", "12", &error), 0);
+        CHECK(!error);
+        CHECK(rm_rf(t.dir) >= 0);
+}
+
+TEST(resources)
+{
+        struct tmp t = {{0}};
+        char *error = NULL;
+
+        tmp_new(&t);
+        put(&t, "meminfo", "MemTotal:        2014256 kB\nMemFree:          123456 kB\n");
+        _cleanup_free_ char *mi = strprintf("%s/meminfo", t.dir);
+
+        CHECK_INTEQ(plan_check_resources(t.dir, mi, 0, 0, &error), 0);
+        CHECK_INTEQ(plan_check_resources(t.dir, mi, 1024, 0, &error), 0);
+        CHECK_INTEQ(plan_check_resources(t.dir, mi, 1967, 0, &error), 0);
+        CHECK(!error);
+        CHECK_INTEQ(plan_check_resources(t.dir, mi, 1968, 0, &error), -ERANGE);
+        CHECK_STREQ(error, "requires 1968 MB of RAM, this machine has 1967 MB");
+        free(error);
+        error = NULL;
+
+        /* The disk: 1 MB is there; a petabyte is not. */
+        CHECK_INTEQ(plan_check_resources(t.dir, mi, 0, 1, &error), 0);
+        CHECK(!error);
+        CHECK_INTEQ(plan_check_resources(t.dir, mi, 0, 1LL << 30, &error), -ERANGE);
+        _cleanup_free_ char *want = strprintf("requires 1073741824 MB of free disk space on %s, "
+                                              "there are ",
+                                              t.dir);
+        CHECK(error && startswith(error, want));
+        free(error);
+        error = NULL;
+
+        /* A meminfo without MemTotal, or none at all. */
+        put(&t, "bad", "MemFree: 1 kB\n");
+        _cleanup_free_ char *bad = strprintf("%s/bad", t.dir);
+        CHECK_INTEQ(plan_check_resources(t.dir, bad, 1, 0, &error), -EBADMSG);
+        CHECK(error && strstr(error, "no MemTotal"));
+        free(error);
+        error = NULL;
+        _cleanup_free_ char *none = strprintf("%s/none", t.dir);
+        CHECK_INTEQ(plan_check_resources(t.dir, none, 1, 0, &error), -ENOENT);
+        free(error);
+        error = NULL;
+        CHECK(rm_rf(t.dir) >= 0);
+
+        /* A root that does not exist. */
+        CHECK_INTEQ(plan_check_resources(t.dir, mi, 0, 1, &error), -ENOENT);
+        CHECK(error && strstr(error, "statvfs"));
+        free(error);
+}
+
+TAP_MAIN
