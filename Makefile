@@ -31,7 +31,7 @@ FB_SRC     := $(filter-out firstboot/main.c,$(sort $(wildcard firstboot/*.c)))
 IG_SRC     := $(filter-out imagegen/main.c,$(sort $(wildcard imagegen/*.c)))
 UNIT_SRC   := $(sort $(wildcard tests/unit/test-*.c))
 
-obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
+obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 LIBCOMMON := $(BUILD)/libcommon.a
 LIBFB     := $(BUILD)/libfirstboot.a
 LIBIG     := $(BUILD)/libimagegen.a
@@ -39,7 +39,7 @@ UNIT_BIN  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 
 all: $(BUILD)/firstboot $(BUILD)/imagegen
 
-$(BUILD)/%.o: %.c
+$(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
 	@$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
@@ -56,14 +56,14 @@ $(BUILD)/empty.o:
 	@printf '' | $(CC) $(CFLAGS) -x c -c - -o $@
 $(LIBFB) $(LIBIG): | $(BUILD)/empty.o
 
-$(BUILD)/firstboot: $(BUILD)/firstboot/main.o $(LIBFB) $(LIBCOMMON)
+$(BUILD)/firstboot: $(BUILD)/obj/firstboot/main.o $(LIBFB) $(LIBCOMMON)
 	@echo "  LD      $@"
 	@$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/imagegen: $(call obj,$(wildcard imagegen/main.c)) $(LIBIG) $(LIBCOMMON)
 	$(if $(wildcard imagegen/main.c),$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS),printf '#!/bin/sh\necho "imagegen: not built yet" >&2; exit 2\n' > $@ && chmod +x $@)
 
-$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(LIBFB) $(LIBIG) $(LIBCOMMON)
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIBFB) $(LIBIG) $(LIBCOMMON)
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
 	@$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)

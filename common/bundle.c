@@ -294,6 +294,8 @@ static void check_checksums(struct bundle *b, const struct node *sums, struct di
 {
         const struct node *where = sums ? sums : b->doc;
 
+        if (node_is_null(sums)) /* "checksums:" with nothing to list */
+                sums = NULL;
         if (sums && !diags_expect_kind(d, sums, NODE_MAP))
                 return;
         for (size_t i = 0; i < b->members.n; i++) {

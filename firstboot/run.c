@@ -94,8 +94,8 @@ static void save_status(struct run *r)
                 log_warning_errno(k, "Failed to write %s: %m", r->status_path);
 }
 
-static void set_progress(struct run *r, const char *fmt, ...) _printf_(2, 3);
-static void set_progress(struct run *r, const char *fmt, ...)
+static void set_progress(const char *fmt, ...) _printf_(1, 2);
+static void set_progress(const char *fmt, ...)
 {
         va_list ap;
         va_start(ap, fmt);
@@ -285,7 +285,7 @@ static int run_module(struct run *r, struct planned *p)
                 lc.fields[2] = strprintf("FIRSTBOOT_ATTEMPT=%u", attempt);
 
                 st->attempts = attempt;
-                set_progress(r, "Running %s (attempt %u)", p->bm->id, attempt);
+                set_progress("Running %s (attempt %u)", p->bm->id, attempt);
                 log_event(LOG_INFO, MSGID_MODULE_STARTED, p->bm->id, "module",
                           "Module %s started (attempt %u of %lld)", p->bm->id, attempt,
                           r->cfg.module_attempts);
@@ -490,7 +490,7 @@ static void phone_home(struct run *r)
         free(r->st.phone_home);
         r->st.phone_home = xstrdup("sending");
         body = callback_body(r);
-        set_progress(r, "Calling back %s", url);
+        set_progress("Calling back %s", url);
         struct phonehome_options o = {
                 .url = url,
                 .token = token,
@@ -571,11 +571,11 @@ static int finish(struct run *r, const char *error)
                           "Provisioning ready: %zu module%s, agent %lld ms, modules %lld ms",
                           r->st.n_modules, r->st.n_modules == 1 ? "" : "s", r->st.agent_ms,
                           r->module_ms);
-                set_progress(r, "Ready (%zu modules)", r->st.n_modules);
+                set_progress("Ready (%zu modules)", r->st.n_modules);
         } else {
                 log_event(LOG_ERR, MSGID_FAILED, NULL, "failed", "Provisioning failed: %s",
                           r->st.error ? r->st.error : "a module failed");
-                set_progress(r, "Failed: %s", r->st.error ? r->st.error : "a module failed");
+                set_progress("Failed: %s", r->st.error ? r->st.error : "a module failed");
         }
         notify_ready();
         return r->st.state == RUN_READY ? 0 : 1;
@@ -689,10 +689,18 @@ int cmd_run(int argc, char **argv)
                 return 1;
         }
 
+        /* The previous run's status, read before this run overwrites it:
+         * it carries done modules, attempts and the boot count over. */
+        {
+                struct diags ignore = {0};
+                if (run_status_read(r.status_path, &r.prev, &ignore) < 0)
+                        run_status_free(&r.prev);
+                diags_free(&ignore);
+        }
         r.st.state = RUN_RUNNING;
         r.st.started_ms = now_realtime_ms();
         save_status(&r);
-        set_progress(&r, "Fetching user-data");
+        set_progress("Fetching user-data");
 
         struct ds_options dso = {
                 .root = r.root,
@@ -735,13 +743,9 @@ int cmd_run(int argc, char **argv)
                 unlink(r.marker);
                 _cleanup_free_ char *line = strprintf("%s\n", r.st.instance_id);
                 write_file_atomic(iid_path, line, strlen(line), 0600, (uid_t)-1, (gid_t)-1);
-        } else {
-                struct diags ignore = {0};
-                if (run_status_read(r.status_path, &r.prev, &ignore) < 0 ||
-                    !streq_ptr(r.prev.instance_id, r.st.instance_id))
-                        run_status_free(&r.prev);
-                diags_free(&ignore);
         }
+        if (!streq_ptr(r.prev.instance_id, r.st.instance_id))
+                run_status_free(&r.prev);
         r.st.boot = r.prev.boot + 1;
         mkdir_p(r.inst_dir, 0700);
 
@@ -818,7 +822,7 @@ int cmd_run(int argc, char **argv)
                 run_free(&r);
                 return ret;
         }
-        set_progress(&r, "Writing files");
+        set_progress("Writing files");
         if (write_files(&r) < 0) {
                 ret = finish(&r, "writing the bundle's files failed");
                 run_free(&r);

@@ -104,16 +104,26 @@ mkmodule() {
 	chmod 0755 "$b/modules/$id/install.sh"
 }
 
-# fb_run ROOT ARGS...: firstboot run on ROOT with a fast test config
+# fb_conf ROOT: a fast test firstboot.conf unless ROOT has one.
+# fb_run ROOT ARGS...: firstboot run on ROOT with that config
 # (short backoffs) unless ROOT/etc/firstboot/firstboot.conf exists.
+fb_conf() {
+	if [ ! -f "$1/etc/firstboot/firstboot.conf" ]; then
+		mkdir -p "$1/etc/firstboot"
+		printf 'retry_backoff_ms: 10\nkill_grace_ms: 300\nphone_home_backoff_ms: 10\nphone_home_timeout_ms: 2000\nphone_home_deadline_ms: 5000\nhttp_attempts: 2\n' >"$1/etc/firstboot/firstboot.conf"
+	fi
+}
 fb_run() {
 	local root=$1
 	shift
-	if [ ! -f "$root/etc/firstboot/firstboot.conf" ]; then
-		mkdir -p "$root/etc/firstboot"
-		printf 'retry_backoff_ms: 10\nkill_grace_ms: 300\nphone_home_backoff_ms: 10\nphone_home_timeout_ms: 2000\nphone_home_deadline_ms: 5000\nhttp_attempts: 2\n' >"$root/etc/firstboot/firstboot.conf"
-	fi
+	fb_conf "$root"
 	"$FIRSTBOOT" run --root "$root" "$@"
+}
+
+# proc_gone PID: the process has exited (a zombie not yet reaped by PID 1
+# counts as gone).
+proc_gone() {
+	[ ! -e "/proc/$1" ] || [ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" = Z ]
 }
 
 # json_get FILE EXPR: evaluates a Python expression on the JSON in FILE
