@@ -34,7 +34,10 @@ static char *describe(const unsigned char *p, size_t len)
                 return xstrdup("it is a zip archive; a bundle is a gzip'd tar");
         if (len >= 3 && memcmp(p, "BZh", 3) == 0)
                 return xstrdup("it is bzip2 data; a bundle is a gzip'd tar");
-        if (len >= 6 && memcmp(p, "\xfd" "7zXZ", 5) == 0)
+        if (len >= 6 && memcmp(p,
+                               "\xfd"
+                               "7zXZ",
+                               5) == 0)
                 return xstrdup("it is xz data; a bundle is a gzip'd tar");
         for (size_t i = 0; i < len && n < sizeof(first) - 1 && p[i] != '\n'; i++)
                 first[n++] = (p[i] >= 0x20 && p[i] < 0x7f) ? (char)p[i] : '?';
@@ -42,13 +45,12 @@ static char *describe(const unsigned char *p, size_t len)
         return strprintf("its first line is \"%s\"", first);
 }
 
-static const char *const script_manifest =
-        "id: " USER_SCRIPT_MODULE "\n"
-        "name: user-data script\n"
-        "version: \"1\"\n"
-        "description: The plain script given as user-data.\n"
-        "timeout_seconds: 3600\n"
-        "frequency: once-per-instance\n";
+static const char *const script_manifest = "id: " USER_SCRIPT_MODULE "\n"
+                                           "name: user-data script\n"
+                                           "version: \"1\"\n"
+                                           "description: The plain script given as user-data.\n"
+                                           "timeout_seconds: 3600\n"
+                                           "frequency: once-per-instance\n";
 
 /* A plain script becomes a bundle with one module, so everything after
  * decoding deals with bundles only. */
@@ -163,8 +165,8 @@ static int add_dir(const char *top, const char *rel, struct member_list *m, stru
         while ((de = readdir(dir)) && r >= 0) {
                 if (streq(de->d_name, ".") || streq(de->d_name, ".."))
                         continue;
-                _cleanup_free_ char *sub = rel ? strprintf("%s/%s", rel, de->d_name)
-                                               : xstrdup(de->d_name);
+                _cleanup_free_ char *sub =
+                        rel ? strprintf("%s/%s", rel, de->d_name) : xstrdup(de->d_name);
                 _cleanup_free_ char *full = strprintf("%s/%s", top, sub);
                 struct stat st;
                 if (lstat(full, &st) < 0) {
@@ -205,8 +207,9 @@ int bundle_members_from_dir(const char *dir, struct member_list *ret, struct dia
 
 /* -------- bundle.yaml -------- */
 
-static const char *const top_keys[] = {"version", "name",    "hostname",  "ready_marker",
-                                       "phone_home", "files", "modules", "checksums", NULL};
+static const char *const top_keys[] = {"version",      "name",       "hostname",
+                                       "ready_marker", "phone_home", "files",
+                                       "modules",      "checksums",  NULL};
 static const char *const file_keys[] = {"path", "source", "mode", "owner", NULL};
 static const char *const module_keys[] = {"id", "inputs", NULL};
 static const char *const phone_keys[] = {"url", "token", NULL};
@@ -247,8 +250,9 @@ static void parse_files(struct bundle *b, const struct node *files, struct diags
                         diags_at(d, node_get(f, "mode"),
                                  "'mode' must be an octal mode like \"0600\", not \"%s\"", mode);
                 if (owner && (!*owner || strchr(owner, ' ')))
-                        diags_at(d, node_get(f, "owner"), "'owner' must be \"user\" or "
-                                                          "\"user:group\"");
+                        diags_at(d, node_get(f, "owner"),
+                                 "'owner' must be \"user\" or "
+                                 "\"user:group\"");
                 b->files[b->n_files++] = (struct bundle_file){
                         .path = strdup_null(path),
                         .source = strdup_null(source),
@@ -333,8 +337,8 @@ int bundle_parse(struct member_list *members, const char *label, struct bundle *
 {
         struct bundle *b = xcalloc(1, sizeof(*b));
         size_t before = d->n;
-        _cleanup_free_ char *file = label ? strprintf("%s/%s", label, BUNDLE_YAML)
-                                          : xstrdup(BUNDLE_YAML);
+        _cleanup_free_ char *file =
+                label ? strprintf("%s/%s", label, BUNDLE_YAML) : xstrdup(BUNDLE_YAML);
         const struct archive_member *y;
         long long version;
         int r;
@@ -367,10 +371,10 @@ int bundle_parse(struct member_list *members, const char *label, struct bundle *
                          v->value ? v->value : "");
         b->name = strdup_null(diags_get_str(d, b->doc, "name", true, BUNDLE_YAML));
         b->hostname = strdup_null(diags_get_str(d, b->doc, "hostname", false, BUNDLE_YAML));
-        if (b->hostname && (strlen(b->hostname) > 63 ||
-                            strspn(b->hostname, "abcdefghijklmnopqrstuvwxyz"
-                                                "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.") !=
-                                    strlen(b->hostname)))
+        if (b->hostname &&
+            (strlen(b->hostname) > 63 ||
+             strspn(b->hostname, "abcdefghijklmnopqrstuvwxyz"
+                                 "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.") != strlen(b->hostname)))
                 diags_at(d, node_get(b->doc, "hostname"),
                          "'hostname' must be letters, digits, '-' and '.', at most 63");
         b->ready_marker = strdup_null(diags_get_str(d, b->doc, "ready_marker", false, BUNDLE_YAML));
@@ -402,8 +406,7 @@ int bundle_parse(struct member_list *members, const char *label, struct bundle *
         return 0;
 }
 
-int bundle_verify_signature(struct bundle *b, const char *keys_dir, bool required,
-                            struct diags *d)
+int bundle_verify_signature(struct bundle *b, const char *keys_dir, bool required, struct diags *d)
 {
         const struct archive_member *y = member_list_find(&b->members, BUNDLE_YAML);
         const struct archive_member *sig = member_list_find(&b->members, BUNDLE_SIG);

@@ -38,8 +38,8 @@ struct bundle {
         size_t n_files;
         struct bundle_module *modules;
         size_t n_modules;
-        bool is_script;   /* synthesized from a plain script */
-        char *signed_by;  /* the key file whose signature verified, or NULL */
+        bool is_script;  /* synthesized from a plain script */
+        char *signed_by; /* the key file whose signature verified, or NULL */
 };
 
 enum userdata_kind {
@@ -73,8 +73,7 @@ int bundle_parse(struct member_list *members, const char *label, struct bundle *
 /* Checks bundle.yaml.sig against every *.pub (PEM Ed25519) in keys_dir. A
  * signature that is present but verifies with no key is always refused;
  * a missing one only when required. */
-int bundle_verify_signature(struct bundle *b, const char *keys_dir, bool required,
-                            struct diags *d);
+int bundle_verify_signature(struct bundle *b, const char *keys_dir, bool required, struct diags *d);
 
 /* Writes every member under dir (created 0700; files 0600, scripts 0700). */
 int bundle_unpack(const struct bundle *b, const char *dir);

@@ -80,8 +80,9 @@ size_t diags_check_keys(struct diags *d, const struct node *map, const char *wha
                         buf_printf(&b, "%s%s", j ? ", " : "", allowed[j]);
                 const struct node *v = map->items[i];
                 diags_add(d, v->file, v->key_line ? v->key_line : v->line,
-                          v->key_line ? v->key_column : v->column, "unknown key '%s' in %s (expected one of: %s)", k, what,
-                         b.data ? b.data : "");
+                          v->key_line ? v->key_column : v->column,
+                          "unknown key '%s' in %s (expected one of: %s)", k, what,
+                          b.data ? b.data : "");
                 buf_free(&b);
                 bad++;
         }

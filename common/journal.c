@@ -66,7 +66,8 @@ int journal_read(const char *dir, char *const *matches, bool follow, journal_cb 
         sd_journal *j = NULL;
         int r, count = 0;
 
-        r = dir ? sd_journal_open_directory(&j, dir, 0) : sd_journal_open(&j, SD_JOURNAL_LOCAL_ONLY);
+        r = dir ? sd_journal_open_directory(&j, dir, 0)
+                : sd_journal_open(&j, SD_JOURNAL_LOCAL_ONLY);
         if (r < 0)
                 return r;
         for (size_t i = 0; matches && matches[i]; i++) {

@@ -165,8 +165,7 @@ int json_parse(const char *file, const char *buf, size_t len, struct node **ret,
                         } else
                                 col++;
                 }
-                diags_add(d, file, line, col, "invalid JSON: %s",
-                          json_tokener_error_desc(err));
+                diags_add(d, file, line, col, "invalid JSON: %s", json_tokener_error_desc(err));
                 json_object_put(o);
                 return -EBADMSG;
         }

@@ -17,8 +17,7 @@ void log_set_instance(const char *instance_id);
 
 /* The general form. fields is a NULL-terminated vector of extra
  * "KEY=value" journal fields, or NULL. */
-int log_fullv(int prio, int error, char *const *fields, const char *fmt, va_list ap)
-        _printf_(4, 0);
+int log_fullv(int prio, int error, char *const *fields, const char *fmt, va_list ap) _printf_(4, 0);
 int log_full(int prio, int error, char *const *fields, const char *fmt, ...) _printf_(4, 5);
 
 #define log_error_errno(e, ...)   log_full(LOG_ERR, (e), NULL, __VA_ARGS__)

@@ -102,7 +102,7 @@ char *buf_steal(struct buf *b);
 /* A NULL-terminated vector of strings. */
 char **strv_free(char **v);
 size_t strv_length(char *const *v);
-int strv_push(char ***v, char *s);        /* takes ownership of s */
+int strv_push(char ***v, char *s);         /* takes ownership of s */
 int strv_extend(char ***v, const char *s); /* copies s */
 bool strv_contains(char *const *v, const char *s);
 static inline void strv_freep(char ***v)

@@ -24,8 +24,8 @@ static int parse_error(struct builder *b)
         if (p->error == YAML_MEMORY_ERROR)
                 return -ENOMEM;
         if (p->context)
-                diags_add(b->d, b->file, (unsigned)m->line + 1, (unsigned)m->column + 1,
-                          "%s %s", p->problem ? p->problem : "invalid YAML", p->context);
+                diags_add(b->d, b->file, (unsigned)m->line + 1, (unsigned)m->column + 1, "%s %s",
+                          p->problem ? p->problem : "invalid YAML", p->context);
         else
                 diags_add(b->d, b->file, (unsigned)m->line + 1, (unsigned)m->column + 1, "%s",
                           p->problem ? p->problem : "invalid YAML");

@@ -7,11 +7,21 @@
 static const struct {
         const char *key;
         size_t offset;
-        enum { STR, BOOL, NUM } type;
+        enum {
+                STR,
+                BOOL,
+                NUM
+        } type;
         long long min, max;
 } fields[] = {
-#define S(k)          {#k, offsetof(struct config, k), STR, 0, 0}
-#define N(k, lo, hi)  {#k, offsetof(struct config, k), NUM, lo, hi}
+#define S(k)                                                                                       \
+        {                                                                                          \
+#k, offsetof(struct config, k), STR, 0, 0                                          \
+        }
+#define N(k, lo, hi)                                                                               \
+        {                                                                                          \
+#k, offsetof(struct config, k), NUM, lo, hi                                        \
+        }
         S(datasource),
         S(metadata_url),
         S(modules_dir),

@@ -113,8 +113,9 @@ static void print_status(enum outcome o, const struct run_status *st, bool json)
                 _cleanup_free_ char *text = NULL;
                 node_set_str(n, "state", outcome_names[o]);
                 if (o == OUT_DEAD)
-                        node_set_str(n, "error", "the agent stopped before finishing (no process "
-                                                 "holds the run lock)");
+                        node_set_str(n, "error",
+                                     "the agent stopped before finishing (no process "
+                                     "holds the run lock)");
                 json_format(n, true, &text);
                 printf("%s\n", text ? text : "{}");
                 return;
@@ -125,8 +126,8 @@ static void print_status(enum outcome o, const struct run_status *st, bool json)
         if (st->bundle)
                 printf("bundle: %s\n", st->bundle);
         if (st->n_modules)
-                printf("modules: %u done, %u failed, %u skipped, %u pending\n",
-                       count(st, MOD_DONE), count(st, MOD_FAILED), count(st, MOD_SKIPPED),
+                printf("modules: %u done, %u failed, %u skipped, %u pending\n", count(st, MOD_DONE),
+                       count(st, MOD_FAILED), count(st, MOD_SKIPPED),
                        count(st, MOD_PENDING) + count(st, MOD_RUNNING));
         if (st->current && o == OUT_RUNNING) {
                 const struct module_status *m = run_status_find(st, st->current);
@@ -145,17 +146,16 @@ static void print_status(enum outcome o, const struct run_status *st, bool json)
                 printf("error: the agent stopped before finishing (no process holds the run "
                        "lock); the next 'firstboot run' resumes\n");
         if (st->phone_home && !streq(st->phone_home, "none"))
-                printf("phone-home: %s%s%s\n", st->phone_home,
-                       st->phone_home_error ? ": " : "",
+                printf("phone-home: %s%s%s\n", st->phone_home, st->phone_home_error ? ": " : "",
                        st->phone_home_error ? st->phone_home_error : "");
 }
 
 int cmd_status(int argc, char **argv)
 {
         static const struct option opts[] = {
-                {"root", required_argument, NULL, 'r'},  {"wait", no_argument, NULL, 'w'},
+                {"root", required_argument, NULL, 'r'},    {"wait", no_argument, NULL, 'w'},
                 {"timeout", required_argument, NULL, 't'}, {"json", no_argument, NULL, 'j'},
-                {"help", no_argument, NULL, 'h'},       {0},
+                {"help", no_argument, NULL, 'h'},          {0},
         };
         const char *root = NULL;
         bool wait = false, json = false;
@@ -174,8 +174,9 @@ int cmd_status(int argc, char **argv)
                         break;
                 case 't':
                         if (parse_llong(optarg, &timeout_s) < 0 || timeout_s < 0) {
-                                fprintf(stderr, "firstboot status: --timeout takes seconds, not "
-                                                "'%s'\n",
+                                fprintf(stderr,
+                                        "firstboot status: --timeout takes seconds, not "
+                                        "'%s'\n",
                                         optarg);
                                 return 2;
                         }
@@ -208,11 +209,10 @@ int cmd_status(int argc, char **argv)
                 if (deadline && now_ms() >= deadline)
                         break;
                 if (!json) {
-                        _cleanup_free_ char *line =
-                                strprintf("%s: %u/%zu done%s%s", outcome_names[o],
-                                          count(&st, MOD_DONE), st.n_modules,
-                                          st.current ? ", running " : "",
-                                          st.current ? st.current : "");
+                        _cleanup_free_ char *line = strprintf(
+                                "%s: %u/%zu done%s%s", outcome_names[o], count(&st, MOD_DONE),
+                                st.n_modules, st.current ? ", running " : "",
+                                st.current ? st.current : "");
                         if (tty)
                                 fprintf(stdout, "\r\033[K%s", line);
                         else if (!streq_ptr(line, last))

@@ -5,8 +5,8 @@
 
 #include <errno.h>
 
-static int load_manifest(const struct bundle *b, const struct prepare_options *o,
-                         struct planned *p, struct diags *d)
+static int load_manifest(const struct bundle *b, const struct prepare_options *o, struct planned *p,
+                         struct diags *d)
 {
         const char *id = p->bm->id;
         _cleanup_free_ char *member = strprintf("modules/%s/manifest.yml", id);
@@ -24,8 +24,7 @@ static int load_manifest(const struct bundle *b, const struct prepare_options *o
                         return k;
                 p->dir = o->unpack_dir ? strprintf("%s/modules/%s", o->unpack_dir, id)
                                        : strprintf("modules/%s", id);
-                _cleanup_free_ char *script = strprintf("modules/%s/%s", id,
-                                                        p->m->install_script);
+                _cleanup_free_ char *script = strprintf("modules/%s/%s", id, p->m->install_script);
                 if (!member_list_find(&b->members, script)) {
                         diags_at(d, p->bm->where, "module '%s': the bundle has no %s", id, script);
                         return -ENOENT;
@@ -56,8 +55,8 @@ static int load_manifest(const struct bundle *b, const struct prepare_options *o
         return 0;
 }
 
-int prepare_modules(const struct bundle *b, const struct prepare_options *o,
-                    struct planned **ret, size_t *ret_n, struct diags *d)
+int prepare_modules(const struct bundle *b, const struct prepare_options *o, struct planned **ret,
+                    size_t *ret_n, struct diags *d)
 {
         size_t n = b->n_modules, before = d->n;
         struct planned *mods = xcalloc(n, sizeof(*mods));
@@ -92,8 +91,8 @@ int prepare_modules(const struct bundle *b, const struct prepare_options *o,
         struct plan_item *items = xcalloc(n, sizeof(*items));
         size_t *order = xcalloc(n, sizeof(*order));
         for (size_t i = 0; i < n; i++)
-                items[i] = (struct plan_item){mods[i].bm->id, mods[i].m->after,
-                                              mods[i].m->requires};
+                items[i] =
+                        (struct plan_item){mods[i].bm->id, mods[i].m->after, mods[i].m->requires};
         k = plan_order(items, n, order, &err);
         free(items);
         if (k < 0) {

@@ -24,6 +24,6 @@ struct prepare_options {
 
 /* Fills *ret with n planned modules in run order, or reports every problem
  * in d and returns <0. */
-int prepare_modules(const struct bundle *b, const struct prepare_options *o,
-                    struct planned **ret, size_t *ret_n, struct diags *d);
+int prepare_modules(const struct bundle *b, const struct prepare_options *o, struct planned **ret,
+                    size_t *ret_n, struct diags *d);
 void planned_free(struct planned *p, size_t n);

@@ -27,7 +27,6 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 
-
 struct run {
         const char *root;
         struct config cfg;
@@ -157,8 +156,7 @@ static int write_files(struct run *r)
                 _cleanup_free_ char *line = strprintf("%s\n", host);
                 int k = mkdir_parents(path, 0755);
                 if (k >= 0)
-                        k = write_file_atomic(path, line, strlen(line), 0644, (uid_t)-1,
-                                              (gid_t)-1);
+                        k = write_file_atomic(path, line, strlen(line), 0644, (uid_t)-1, (gid_t)-1);
                 if (k < 0)
                         return log_error_errno(k, "Failed to write %s: %m", path);
                 if (!r->root && k > 0 && sethostname(host, strlen(host)) < 0)
@@ -197,8 +195,8 @@ static char **module_env(struct run *r, const struct planned *p, unsigned attemp
         const char *path = getenv("PATH");
 
         strv_push(&env, strprintf("PATH=%s", path ? path
-                                                 : "/usr/local/sbin:/usr/local/bin:/usr/sbin:/"
-                                                   "usr/bin:/sbin:/bin"));
+                                                  : "/usr/local/sbin:/usr/local/bin:/usr/sbin:/"
+                                                    "usr/bin:/sbin:/bin"));
         strv_push(&env, xstrdup("HOME=/root"));
         strv_push(&env, xstrdup("LANG=C.UTF-8"));
         strv_push(&env, xstrdup("DEBIAN_FRONTEND=noninteractive"));
@@ -258,14 +256,14 @@ static int run_module(struct run *r, struct planned *p)
 
         k = mkdir_p(r->log_dir, 0700);
         if (k >= 0) {
-                logfd = open(logpath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW,
-                             0600);
+                logfd = open(logpath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
                 if (logfd >= 0)
                         fchmod(logfd, 0600);
         }
         if (logfd < 0)
-                log_warning_errno(errno, "Failed to open %s, module output goes only to the "
-                                         "journal: %m",
+                log_warning_errno(errno,
+                                  "Failed to open %s, module output goes only to the "
+                                  "journal: %m",
                                   logpath);
 
         st->state = MOD_RUNNING;
@@ -316,8 +314,8 @@ static int run_module(struct run *r, struct planned *p)
                 if (res.exit_code == 0)
                         break;
                 log_event(LOG_WARNING, NULL, p->bm->id, "module",
-                          "Module %s attempt %u exited %d (%s)", p->bm->id, attempt,
-                          res.exit_code, exit_meaning(res.exit_code));
+                          "Module %s attempt %u exited %d (%s)", p->bm->id, attempt, res.exit_code,
+                          exit_meaning(res.exit_code));
                 if (res.exit_code != 2 || attempt >= (unsigned)r->cfg.module_attempts)
                         break;
                 long long delay = r->cfg.retry_backoff_ms << (attempt - 1 < 20 ? attempt - 1 : 20);
@@ -342,8 +340,7 @@ static int run_module(struct run *r, struct planned *p)
                                 k = write_file_atomic(mark, text, strlen(text), 0600, (uid_t)-1,
                                                       (gid_t)-1);
                         if (k < 0)
-                                log_warning_errno(k, "Failed to write the done-mark %s: %m",
-                                                  mark);
+                                log_warning_errno(k, "Failed to write the done-mark %s: %m", mark);
                 }
                 st->state = MOD_DONE;
                 log_event(LOG_INFO, MSGID_MODULE_FINISHED, p->bm->id, "module",
@@ -354,9 +351,9 @@ static int run_module(struct run *r, struct planned *p)
         }
         st->state = MOD_FAILED;
         free(st->reason);
-        st->reason = strprintf("exit code %d (%s) after %u attempt%s", res.exit_code,
-                               exit_meaning(res.exit_code), st->attempts,
-                               st->attempts == 1 ? "" : "s");
+        st->reason =
+                strprintf("exit code %d (%s) after %u attempt%s", res.exit_code,
+                          exit_meaning(res.exit_code), st->attempts, st->attempts == 1 ? "" : "s");
         log_event(LOG_ERR, MSGID_MODULE_FAILED, p->bm->id, "module", "Module %s failed: %s",
                   p->bm->id, st->reason);
         if (!r->fail_tail_module) {
@@ -383,10 +380,11 @@ static void run_modules(struct run *r)
 
                 for (size_t j = 0; p->m->requires && p->m->requires[j]; j++)
                         if (module_failed_or_skipped(r, p->m->requires[j]))
-                                blocker = p->m->requires[j];
+                blocker = p->m->requires[j];
                 if (blocker) {
                         r->mst[p - r->mods]->state = MOD_SKIPPED;
-                        r->mst[p - r->mods]->reason = strprintf("requires %s, which did not succeed", blocker);
+                        r->mst[p - r->mods]->reason =
+                                strprintf("requires %s, which did not succeed", blocker);
                         log_event(LOG_WARNING, MSGID_MODULE_SKIPPED, p->bm->id, "module",
                                   "Module %s skipped: %s", p->bm->id, r->mst[p - r->mods]->reason);
                         save_status(r);
@@ -462,10 +460,10 @@ static char *callback_body(struct run *r)
 
 static void phone_home(struct run *r)
 {
-        const char *url = r->bundle && r->bundle->phone_url ? r->bundle->phone_url
-                                                             : r->cfg.phone_home_url;
+        const char *url =
+                r->bundle && r->bundle->phone_url ? r->bundle->phone_url : r->cfg.phone_home_url;
         const char *token = r->bundle && r->bundle->phone_url ? r->bundle->phone_token
-                                                               : r->cfg.phone_home_token;
+                                                              : r->cfg.phone_home_token;
         _cleanup_free_ char *body = NULL, *err = NULL;
 
         if (!url) {
@@ -475,8 +473,7 @@ static void phone_home(struct run *r)
         }
         /* Delivered already for this instance and nothing changed: a rerun
          * must not spam the controller. */
-        if (streq_ptr(r->prev.phone_home, "sent") && r->prev.state == r->st.state &&
-            !r->st.error) {
+        if (streq_ptr(r->prev.phone_home, "sent") && r->prev.state == r->st.state && !r->st.error) {
                 bool ran = false;
                 for (size_t i = 0; i < r->st.n_modules; i++)
                         ran = ran || r->st.modules[i].ran;
@@ -561,8 +558,8 @@ static int finish(struct run *r, const char *error)
         r->st.agent_ms = now_ms() - r->t0 - r->module_ms;
         save_status(r);
         if (r->inst_dir && r->st.instance_id) {
-                _cleanup_free_ char *hist = strprintf("%s/runs/boot-%u.json", r->inst_dir,
-                                                      r->st.boot);
+                _cleanup_free_ char *hist =
+                        strprintf("%s/runs/boot-%u.json", r->inst_dir, r->st.boot);
                 if (mkdir_parents(hist, 0700) >= 0)
                         run_status_write(hist, &r->st);
         }
@@ -725,9 +722,8 @@ int cmd_run(int argc, char **argv)
         r.st.source = xstrdup(r.ds.source);
         log_set_instance(r.st.instance_id);
         log_event(LOG_INFO, MSGID_RUN_STARTED, NULL, "datasource",
-                  "Run started: instance %s from %s (%s), %zu bytes of user-data",
-                  r.st.instance_id, r.ds.source, r.ds.origin ? r.ds.origin : "",
-                  r.ds.user_data_len);
+                  "Run started: instance %s from %s (%s), %zu bytes of user-data", r.st.instance_id,
+                  r.ds.source, r.ds.origin ? r.ds.origin : "", r.ds.user_data_len);
 
         /* A new instance (a clone of a golden image) provisions again. */
         _cleanup_free_ char *iid_path = strprintf("%s/instance-id", r.state_dir);
@@ -738,8 +734,8 @@ int cmd_run(int argc, char **argv)
         if (read_line_file(iid_path, &old_iid) < 0 || !streq(old_iid, r.st.instance_id)) {
                 if (old_iid)
                         log_event(LOG_NOTICE, NULL, NULL, "datasource",
-                                  "New instance %s (was %s): provisioning again",
-                                  r.st.instance_id, old_iid);
+                                  "New instance %s (was %s): provisioning again", r.st.instance_id,
+                                  old_iid);
                 unlink(r.marker);
                 _cleanup_free_ char *line = strprintf("%s\n", r.st.instance_id);
                 write_file_atomic(iid_path, line, strlen(line), 0600, (uid_t)-1, (gid_t)-1);

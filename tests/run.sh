@@ -4,7 +4,7 @@
 # line "N passed, N failed". Usage: tests/run.sh unit|e2e|all [FILTER]
 set -uo pipefail
 
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 2
 BUILD=${BUILD:-build}
 what=${1:-all}
 filter=${2:-}

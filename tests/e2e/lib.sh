@@ -24,7 +24,7 @@ _cleanup() {
 trap _cleanup EXIT
 
 t_case() { _case=$1; }
-t_pass() { echo "ok - ${1:-$_case}"; }
+t_pass() { echo "ok - $_case"; }
 t_fail() {
 	echo "not ok - $_case"
 	echo "  # $*"

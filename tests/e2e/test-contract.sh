@@ -46,7 +46,7 @@ pack c2
 mkdir -p "$R/etc/firstboot"
 printf 'module_attempts: 4\nretry_backoff_ms: 100\n' >"$R/etc/firstboot/firstboot.conf"
 if expect_rc 1 fb_run "$R" --user-data "$T/c2.tgz" && [ "$(cat "$R/n")" = 2 ] &&
-	[ "$(mstate "$R" flaky "['state']")" = done ] && [ "$(wc -l <"$R/times")" = 4 ] &&
+	[ "$(mstate "$R" flaky "['state']")" = "done" ] && [ "$(wc -l <"$R/times")" = 4 ] &&
 	[ "$(mstate "$R" always2 "['attempts']")" = 4 ]; then
 	# The gaps grow: 100, 200, 400 ms (at least).
 	if python3 -c 'import sys; t=[int(x) for x in open(sys.argv[1])]; g=[(b-a)/1e6 for a,b in zip(t,t[1:])]; sys.exit(0 if g[0]>=90 and g[1]>=190 and g[2]>=390 else 1)' "$R/times"; then t_pass; else t_fail "backoff gaps"; fi

@@ -17,7 +17,7 @@ extern int tap_n_tests, tap_failed_now;
 
 #define TEST(name)                                                                                 \
         static void test_##name(void);                                                             \
-        __attribute__((constructor)) static void register_##name(void)                           \
+        __attribute__((constructor)) static void register_##name(void)                             \
         {                                                                                          \
                 tap_tests[tap_n_tests++] = (struct tap_test){#name, test_##name};                  \
         }                                                                                          \
@@ -28,6 +28,18 @@ extern int tap_n_tests, tap_failed_now;
                 if (!(cond)) {                                                                     \
                         fprintf(stderr, "  %s:%d: CHECK(%s) failed\n", __FILE__, __LINE__, #cond); \
                         tap_failed_now = 1;                                                        \
+                }                                                                                  \
+        } while (0)
+
+/* REQUIRE(cond): like CHECK, but ends the test when cond is false (for
+ * pointers the rest of the test dereferences). */
+#define REQUIRE(cond)                                                                              \
+        do {                                                                                       \
+                if (!(cond)) {                                                                     \
+                        fprintf(stderr, "  %s:%d: REQUIRE(%s) failed\n", __FILE__, __LINE__,       \
+                                #cond);                                                            \
+                        tap_failed_now = 1;                                                        \
+                        return;                                                                    \
                 }                                                                                  \
         } while (0)
 

@@ -25,10 +25,10 @@ TEST(yaml_map_positions)
 {
         struct diags d = {0};
         struct node *n = parse("a: 1\nb:\n  - x\n  - \"y\"\nc: {k: v}\n", &d);
-        CHECK(n && n->kind == NODE_MAP);
+        REQUIRE(n && n->kind == NODE_MAP);
         CHECK_INTEQ(n->n_items, 3);
         struct node *b = node_get(n, "b");
-        CHECK(b && b->kind == NODE_SEQ && b->n_items == 2);
+        REQUIRE(b && b->kind == NODE_SEQ && b->n_items == 2);
         CHECK_INTEQ(b->items[1]->line, 4);
         CHECK_INTEQ(b->items[1]->column, 5);
         CHECK(b->items[1]->type == SCALAR_STR);
@@ -41,7 +41,8 @@ TEST(yaml_map_positions)
 TEST(yaml_scalar_resolution)
 {
         struct diags d = {0};
-        struct node *n = parse("i: 42\nh: 0x1f\nb: true\nq: \"true\"\nz: ~\ne:\ns: 0600\nf: 1.5\n", &d);
+        struct node *n =
+                parse("i: 42\nh: 0x1f\nb: true\nq: \"true\"\nz: ~\ne:\ns: 0600\nf: 1.5\n", &d);
         long long i;
         bool b;
         CHECK(node_as_int(node_get(n, "i"), &i) == 0 && i == 42);
@@ -84,10 +85,13 @@ TEST(yaml_empty_document_is_null)
 TEST(json_round_trip_keeps_types)
 {
         struct diags d = {0};
-        struct node *n = parse("s: \"12\"\ni: 12\nb: false\nz: null\nl: [a, 1]\nm: \"x\\ny\"\n", &d);
+        struct node *n =
+                parse("s: \"12\"\ni: 12\nb: false\nz: null\nl: [a, 1]\nm: \"x\\ny\"\n", &d);
         _cleanup_free_ char *j = NULL;
         CHECK(json_format(n, false, &j) == 0);
-        CHECK_STREQ(j, "{\"s\":\"12\",\"i\":12,\"b\":false,\"z\":null,\"l\":[\"a\",1],\"m\":\"x\\ny\"}");
+        CHECK_STREQ(
+                j,
+                "{\"s\":\"12\",\"i\":12,\"b\":false,\"z\":null,\"l\":[\"a\",1],\"m\":\"x\\ny\"}");
         struct node *back = NULL;
         CHECK(json_parse("x.json", j, strlen(j), &back, &d) == 0);
         CHECK(back && node_resolve(node_get(back, "s")) == SCALAR_STR);
