@@ -459,7 +459,19 @@ int bundle_verify_signature(struct bundle *b, const char *keys_dir, bool require
 
 int bundle_unpack(const struct bundle *b, const char *dir)
 {
-        int r = mkdir_p(dir, 0700);
+        const struct archive_member *y = member_list_find(&b->members, BUNDLE_YAML);
+        _cleanup_free_ char *stamp_path = strprintf("%s/.unpacked", dir), *stamp = NULL;
+        char digest[65];
+        int r;
+
+        if (!y || !stamp_path)
+                return -EINVAL;
+        sha256_hex(y->data, y->size, digest);
+        if (read_line_file(stamp_path, &stamp) >= 0 && streq(stamp, digest))
+                return 0;
+        r = rm_rf(dir);
+        if (r >= 0)
+                r = mkdir_p(dir, 0700);
         if (r < 0)
                 return r;
         for (size_t i = 0; i < b->members.n; i++) {
@@ -471,11 +483,16 @@ int bundle_unpack(const struct bundle *b, const char *dir)
                 if (r < 0)
                         return r;
                 mode_t mode = (m->mode & 0111) || endswith(m->path, ".sh") ? 0700 : 0600;
-                r = write_file_atomic(path, m->data, m->size, mode, (uid_t)-1, (gid_t)-1);
+                r = write_file_atomic_full(path, m->data, m->size, mode, (uid_t)-1, (gid_t)-1,
+                                           WRITE_NOSYNC);
                 if (r < 0)
                         return r;
         }
-        return 0;
+        char line[66];
+        snprintf(line, sizeof(line), "%s\n", digest);
+        r = write_file_atomic_full(stamp_path, line, strlen(line), 0600, (uid_t)-1, (gid_t)-1,
+                                   WRITE_NOSYNC);
+        return r < 0 ? r : 0;
 }
 
 void bundle_free(struct bundle *b)

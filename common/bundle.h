@@ -75,7 +75,10 @@ int bundle_parse(struct member_list *members, const char *label, struct bundle *
  * a missing one only when required. */
 int bundle_verify_signature(struct bundle *b, const char *keys_dir, bool required, struct diags *d);
 
-/* Writes every member under dir (created 0700; files 0600, scripts 0700). */
+/* Writes every member under dir (created 0700; files 0600, scripts 0700),
+ * replacing what was there. dir is a cache of the verified user-data: a
+ * stamp with bundle.yaml's sha256 (which covers every member) makes a
+ * rerun of the same bundle skip the writing. */
 int bundle_unpack(const struct bundle *b, const char *dir);
 
 void bundle_free(struct bundle *b);

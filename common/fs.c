@@ -38,6 +38,8 @@ char *root_path(const char *root, const char *path)
 
 int mkdir_p(const char *path, mode_t mode)
 {
+        if (is_dir(path))
+                return 0;
         _cleanup_free_ char *p = strdup(path);
         if (!p)
                 return -ENOMEM;
@@ -102,6 +104,12 @@ static int fsync_dir_of(const char *path)
 int write_file_atomic(const char *path, const void *data, size_t size, mode_t mode, uid_t uid,
                       gid_t gid)
 {
+        return write_file_atomic_full(path, data, size, mode, uid, gid, 0);
+}
+
+int write_file_atomic_full(const char *path, const void *data, size_t size, mode_t mode,
+                           uid_t uid, gid_t gid, unsigned flags)
+{
         _cleanup_free_ char *tmp = NULL;
         const char *p = data;
         size_t left = size;
@@ -131,7 +139,7 @@ int write_file_atomic(const char *path, const void *data, size_t size, mode_t mo
                 p += k;
                 left -= (size_t)k;
         }
-        if (fsync(fd) < 0)
+        if (!(flags & WRITE_NOSYNC) && fsync(fd) < 0)
                 goto fail;
         if (close(fd) < 0) {
                 fd = -1;
@@ -140,7 +148,7 @@ int write_file_atomic(const char *path, const void *data, size_t size, mode_t mo
         fd = -1;
         if (rename(tmp, path) < 0)
                 goto fail;
-        r = fsync_dir_of(path);
+        r = flags & WRITE_NOSYNC ? 0 : fsync_dir_of(path);
         return r < 0 ? r : 1;
 fail:
         r = -errno;
