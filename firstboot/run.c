@@ -86,9 +86,9 @@ static char *diags_summary(const struct diags *d)
         return s;
 }
 
-static void save_status(struct run *r)
+static void save_status(struct run *r, bool sync)
 {
-        int k = run_status_write(r->status_path, &r->st);
+        int k = run_status_write(r->status_path, &r->st, sync);
         if (k < 0)
                 log_warning_errno(k, "Failed to write %s: %m", r->status_path);
 }
@@ -272,7 +272,7 @@ static int run_module(struct run *r, struct planned *p)
         st->attempts = 0;
         free(r->st.current);
         r->st.current = xstrdup(p->bm->id);
-        save_status(r);
+        save_status(r, false);
 
         for (unsigned attempt = 1;; attempt++) {
                 _cleanup_strv_free_ char **env = module_env(r, p, attempt);
@@ -346,7 +346,7 @@ static int run_module(struct run *r, struct planned *p)
                 log_event(LOG_INFO, MSGID_MODULE_FINISHED, p->bm->id, "module",
                           "Module %s finished in %lld ms", p->bm->id, st->duration_ms);
                 runner_result_free(&res);
-                save_status(r);
+                save_status(r, false);
                 return 0;
         }
         st->state = MOD_FAILED;
@@ -361,7 +361,7 @@ static int run_module(struct run *r, struct planned *p)
                 r->fail_tail = TAKE_PTR(res.tail);
         }
         runner_result_free(&res);
-        save_status(r);
+        save_status(r, false);
         return -1;
 }
 
@@ -387,7 +387,7 @@ static void run_modules(struct run *r)
                                 strprintf("requires %s, which did not succeed", blocker);
                         log_event(LOG_WARNING, MSGID_MODULE_SKIPPED, p->bm->id, "module",
                                   "Module %s skipped: %s", p->bm->id, r->mst[p - r->mods]->reason);
-                        save_status(r);
+                        save_status(r, false);
                         continue;
                 }
                 if (mark && path_exists(mark)) {
@@ -553,15 +553,15 @@ static int finish(struct run *r, const char *error)
                 }
         } else if (r->marker)
                 unlink(r->marker);
-        save_status(r);
+        save_status(r, true);
         phone_home(r);
         r->st.agent_ms = now_ms() - r->t0 - r->module_ms;
-        save_status(r);
+        save_status(r, true);
         if (r->inst_dir && r->st.instance_id) {
                 _cleanup_free_ char *hist =
                         strprintf("%s/runs/boot-%u.json", r->inst_dir, r->st.boot);
                 if (mkdir_parents(hist, 0700) >= 0)
-                        run_status_write(hist, &r->st);
+                        run_status_write(hist, &r->st, false);
         }
         if (r->st.state == RUN_READY) {
                 log_event(LOG_NOTICE, MSGID_READY, NULL, "ready",
@@ -658,6 +658,15 @@ int cmd_run(int argc, char **argv)
                 log_error("--root %s is not a directory", r.root);
                 return 2;
         }
+        /* Absolute: modules run with their own working directory and get
+         * FIRSTBOOT_ROOT. */
+        _cleanup_free_ char *root_abs = r.root ? realpath(r.root, NULL) : NULL;
+        if (r.root && !root_abs) {
+                log_error_errno(errno, "--root %s: %m", r.root);
+                return 2;
+        }
+        if (root_abs)
+                r.root = root_abs;
         if (user_data && !datasource)
                 datasource = "file";
 
@@ -696,7 +705,7 @@ int cmd_run(int argc, char **argv)
         }
         r.st.state = RUN_RUNNING;
         r.st.started_ms = now_realtime_ms();
-        save_status(&r);
+        save_status(&r, false);
         set_progress("Fetching user-data");
 
         struct ds_options dso = {
@@ -807,11 +816,9 @@ int cmd_run(int argc, char **argv)
         r.mst = xcalloc(r.n_mods, sizeof(*r.mst));
         for (size_t i = 0; i < r.n_mods; i++)
                 r.mst[i] = &r.st.modules[i];
-        save_status(&r);
+        save_status(&r, false);
 
-        k = rm_rf(bdir);
-        if (k >= 0)
-                k = bundle_unpack(r.bundle, bdir);
+        k = bundle_unpack(r.bundle, bdir);
         if (k < 0) {
                 log_error_errno(k, "Failed to unpack the bundle into %s: %m", bdir);
                 ret = finish(&r, "cannot unpack the bundle");
