@@ -295,6 +295,8 @@ struct node *node_copy(const struct node *n)
         c->file = n->file;
         c->line = n->line;
         c->column = n->column;
+        c->key_line = n->key_line;
+        c->key_column = n->key_column;
         c->key = strdup_null(n->key);
         c->value = strdup_null(n->value);
         if ((n->key && !c->key) || (n->value && !c->value))

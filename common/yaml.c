@@ -1,7 +1,9 @@
 #include "yaml.h"
 #include "fs.h"
 
+#include <ctype.h>
 #include <errno.h>
+#include <strings.h>
 #include <yaml.h>
 
 struct builder {
@@ -239,4 +241,88 @@ int yaml_quote(struct buf *b, const char *s)
                         r = buf_append(b, p, 1);
         }
         return r < 0 ? r : buf_puts(b, "\"");
+}
+
+/* A string that reads back as the same string when written plain. */
+static bool plain_safe(const char *s)
+{
+        static const char *const words[] = {"true", "false", "yes", "no", "on",
+                                            "off",  "null",  "y",   "n",  "~"};
+        if (!*s || strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                             "0123456789_./-") != strlen(s))
+                return false;
+        if (!isalpha((unsigned char)s[0]) && s[0] != '/' && s[0] != '_')
+                return false;
+        for (size_t i = 0; i < ARRAY_SIZE(words); i++)
+                if (strcasecmp(s, words[i]) == 0)
+                        return false;
+        return true;
+}
+
+static int format_scalar(struct buf *b, const struct node *n)
+{
+        switch (n->type == SCALAR_PLAIN ? node_resolve(n) : n->type) {
+        case SCALAR_INT:
+        case SCALAR_BOOL:
+        case SCALAR_REAL:
+                return buf_puts(b, n->value);
+        case SCALAR_NULL:
+                return buf_puts(b, "null");
+        case SCALAR_PLAIN:
+        case SCALAR_STR:
+                break;
+        }
+        return plain_safe(n->value) ? buf_puts(b, n->value) : yaml_quote(b, n->value);
+}
+
+static int format_node(struct buf *b, const struct node *n, unsigned indent);
+
+/* A value after "key:" or "- ": inline when a scalar or empty, else on
+ * the next lines, indented. */
+static int format_value(struct buf *b, const struct node *n, unsigned indent)
+{
+        if (n->kind == NODE_SCALAR) {
+                int r = buf_puts(b, " ");
+                if (r >= 0)
+                        r = format_scalar(b, n);
+                return r < 0 ? r : buf_puts(b, "\n");
+        }
+        if (n->n_items == 0)
+                return buf_puts(b, n->kind == NODE_MAP ? " {}\n" : " []\n");
+        int r = buf_puts(b, "\n");
+        return r < 0 ? r : format_node(b, n, indent + 2);
+}
+
+static int format_node(struct buf *b, const struct node *n, unsigned indent)
+{
+        int r = 0;
+        if (n->kind == NODE_SCALAR) {
+                r = format_scalar(b, n);
+                return r < 0 ? r : buf_puts(b, "\n");
+        }
+        for (size_t i = 0; r >= 0 && i < n->n_items; i++) {
+                const struct node *c = n->items[i];
+                r = buf_printf(b, "%*s", (int)indent, "");
+                if (r >= 0 && n->kind == NODE_MAP) {
+                        r = plain_safe(c->key) ? buf_puts(b, c->key) : yaml_quote(b, c->key);
+                        if (r >= 0)
+                                r = buf_puts(b, ":");
+                } else if (r >= 0)
+                        r = buf_puts(b, "-");
+                if (r >= 0)
+                        r = format_value(b, c, indent);
+        }
+        return r;
+}
+
+int yaml_format(const struct node *n, char **ret)
+{
+        struct buf b = {0};
+        int r = format_node(&b, n, 0);
+        if (r < 0) {
+                buf_free(&b);
+                return r;
+        }
+        *ret = buf_steal(&b);
+        return *ret ? 0 : -ENOMEM;
 }

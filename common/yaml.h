@@ -18,3 +18,9 @@ int yaml_parse_file(const char *path, size_t max, struct node **ret, struct diag
 /* Writes a scalar as a YAML double-quoted string (always valid YAML,
  * whatever the bytes), for emitters that build YAML by hand. */
 int yaml_quote(struct buf *b, const char *s);
+
+/* Writes a node tree as block-style YAML that yaml_parse() reads back to
+ * the same tree: strings double-quoted unless plainly safe, integers,
+ * booleans, reals and null plain. For generated files people read
+ * (bundle.yaml). */
+int yaml_format(const struct node *n, char **ret);

@@ -114,4 +114,28 @@ TEST(json_errors)
         diags_free(&d);
 }
 
+TEST(yaml_format_round_trip)
+{
+        struct diags d = {0};
+        const char *src =
+                "name: demo\nempty: {}\nnone: []\nn: 5\nb: true\nz: null\n"
+                "s: \"yes\"\nq: \"a: b # c\\n'x'\"\nlist:\n  - id: x\n    inputs: {a: 1}\n"
+                "  - plain\n\"key with space\": \"007\"\n";
+        _cleanup_node_ struct node *n = parse(src, &d);
+        REQUIRE(n);
+        _cleanup_free_ char *out = NULL;
+        CHECK_INTEQ(yaml_format(n, &out), 0);
+        REQUIRE(out);
+        _cleanup_node_ struct node *m = parse(out, &d);
+        REQUIRE(m);
+        _cleanup_free_ char *j1 = NULL, *j2 = NULL;
+        json_format(n, false, &j1);
+        json_format(m, false, &j2);
+        CHECK_STREQ(j1, j2);
+        CHECK(strstr(out, "s: \"yes\"\n") != NULL);
+        CHECK(strstr(out, "name: demo\n") != NULL);
+        CHECK_INTEQ(d.n, 0);
+        diags_free(&d);
+}
+
 TAP_MAIN
