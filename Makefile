@@ -19,7 +19,8 @@ HARDEN   := -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fPIE
 CFLAGS   ?= -O2 -g
 override CFLAGS += -std=gnu11 -D_GNU_SOURCE $(WARN) $(HARDEN) -iquote common -DFIRSTBOOT_VERSION=\"$(VERSION)\" \
 	$(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LDLIBS   += $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+# libcurl is dlopen()ed when first needed (common/http.c): not linked.
+LDLIBS   += $(shell pkg-config --libs $(filter-out libcurl,$(PKGS)) 2>/dev/null)
 override LDFLAGS += -pie -Wl,-z,relro,-z,now
 ifneq ($(SANITIZER),)
 override CFLAGS  += -fsanitize=$(SANITIZER) -fno-omit-frame-pointer -O1
@@ -36,8 +37,9 @@ LIBCOMMON := $(BUILD)/libcommon.a
 LIBFB     := $(BUILD)/libfirstboot.a
 LIBIG     := $(BUILD)/libimagegen.a
 UNIT_BIN  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
+TOOL_BIN  := $(patsubst tests/tools/%.c,$(BUILD)/tests/tools/%,$(sort $(wildcard tests/tools/*.c)))
 
-all: $(BUILD)/firstboot $(BUILD)/imagegen
+all: $(BUILD)/firstboot $(BUILD)/imagegen $(TOOL_BIN)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -64,6 +66,13 @@ $(BUILD)/imagegen: $(call obj,$(wildcard imagegen/main.c)) $(LIBIG) $(LIBCOMMON)
 	$(if $(wildcard imagegen/main.c),$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS),printf '#!/bin/sh\necho "imagegen: not built yet" >&2; exit 2\n' > $@ && chmod +x $@)
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIBFB) $(LIBIG) $(LIBCOMMON)
+	@mkdir -p $(dir $@)
+	@echo "  LD      $@"
+	@$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# Small programs the end-to-end tests drive (tests/tools/*.c), linked
+# like the unit tests.
+$(BUILD)/tests/tools/%: $(BUILD)/obj/tests/tools/%.o $(LIBFB) $(LIBIG) $(LIBCOMMON)
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
 	@$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
@@ -98,7 +107,7 @@ lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability,performance \
 		--inline-suppr --std=c11 -Icommon -D__GNUC__ --suppress=missingIncludeSystem \
 		--suppress=memleak \
-		common firstboot imagegen tests/unit
+		common firstboot imagegen tests/unit tests/tools
 	shellcheck -x $(SH_FILES)
 	clang-format --dry-run -Werror $(C_FILES)
 
@@ -109,7 +118,14 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)/usr/lib/firstboot/modules
 	install -m 0755 $(BUILD)/firstboot $(DESTDIR)$(PREFIX)/bin/firstboot
 	install -m 0755 $(BUILD)/imagegen $(DESTDIR)$(PREFIX)/bin/imagegen
+	for p in packaging/man/*.[1-8]; do \
+		s=$${p##*.}; install -d $(DESTDIR)$(PREFIX)/share/man/man$$s; \
+		install -m 0644 $$p $(DESTDIR)$(PREFIX)/share/man/man$$s/; \
+	done
+	install -d $(DESTDIR)/usr/lib/systemd/catalog
+	install -m 0644 units/firstboot.catalog $(DESTDIR)/usr/lib/systemd/catalog/firstboot.catalog
 	for m in modules/*/; do \
+		[ -d "$$m" ] || continue; \
 		id=$$(basename $$m); install -d $(DESTDIR)/usr/lib/firstboot/modules/$$id; \
 		for f in $$m*; do install -m $$( [ -x $$f ] && echo 0755 || echo 0644) $$f $(DESTDIR)/usr/lib/firstboot/modules/$$id/; done; \
 	done

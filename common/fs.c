@@ -107,8 +107,8 @@ int write_file_atomic(const char *path, const void *data, size_t size, mode_t mo
         return write_file_atomic_full(path, data, size, mode, uid, gid, 0);
 }
 
-int write_file_atomic_full(const char *path, const void *data, size_t size, mode_t mode,
-                           uid_t uid, gid_t gid, unsigned flags)
+int write_file_atomic_full(const char *path, const void *data, size_t size, mode_t mode, uid_t uid,
+                           gid_t gid, unsigned flags)
 {
         _cleanup_free_ char *tmp = NULL;
         const char *p = data;

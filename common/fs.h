@@ -27,8 +27,8 @@ int write_file_atomic(const char *path, const void *data, size_t size, mode_t mo
  * rebuilt anyway after a crash (caches, progress); the rename is still
  * atomic. */
 #define WRITE_NOSYNC 1u
-int write_file_atomic_full(const char *path, const void *data, size_t size, mode_t mode,
-                           uid_t uid, gid_t gid, unsigned flags);
+int write_file_atomic_full(const char *path, const void *data, size_t size, mode_t mode, uid_t uid,
+                           gid_t gid, unsigned flags);
 
 /* Reads a whole file, at most max bytes (-EFBIG beyond). *ret is NUL
  * terminated; ret_size may be NULL. */

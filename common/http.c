@@ -6,6 +6,7 @@
 #include "http.h"
 
 #include <curl/curl.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
 #include <strings.h>
@@ -20,12 +21,51 @@
 #define MAX_REDIRECTS      5
 #define MAX_METHOD         16
 
+/* libcurl is loaded with the first request, not at start: it and the
+ * libraries it pulls in (TLS, Kerberos, LDAP, IDN, ...) are most of the
+ * agent's start-up time, and a boot with nothing to fetch or report (a
+ * local datasource, nothing left to do) never needs them. */
+#define CURL_SYMBOLS(X)                                                                            \
+        X(curl_global_init)                                                                        \
+        X(curl_easy_init)                                                                          \
+        X(curl_easy_cleanup)                                                                       \
+        X(curl_easy_reset)                                                                         \
+        X(curl_easy_setopt)                                                                        \
+        X(curl_easy_getinfo)                                                                       \
+        X(curl_easy_perform)                                                                       \
+        X(curl_easy_strerror)                                                                      \
+        X(curl_free)                                                                               \
+        X(curl_slist_append)                                                                       \
+        X(curl_slist_free_all)                                                                     \
+        X(curl_url)                                                                                \
+        X(curl_url_cleanup)                                                                        \
+        X(curl_url_get)                                                                            \
+        X(curl_url_set)
+#define DECLARE_SYMBOL(f) static typeof(f) *sym_##f;
+CURL_SYMBOLS(DECLARE_SYMBOL)
+#define LIBCURL "libcurl.so.4"
+
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
 static CURLcode global_result = CURLE_FAILED_INIT;
+static char global_error[256];
 
 static void global_init(void)
 {
-        global_result = curl_global_init(CURL_GLOBAL_DEFAULT);
+        void *h = dlopen(LIBCURL, RTLD_NOW | RTLD_LOCAL);
+        if (!h) {
+                snprintf(global_error, sizeof(global_error), "%s", dlerror());
+                return;
+        }
+#define LOAD_SYMBOL(f)                                                                             \
+        if (!(sym_##f = (typeof(sym_##f))dlsym(h, #f))) {                                          \
+                snprintf(global_error, sizeof(global_error), LIBCURL " lacks " #f);                \
+                return;                                                                            \
+        }
+        CURL_SYMBOLS(LOAD_SYMBOL)
+        global_result = sym_curl_global_init(CURL_GLOBAL_DEFAULT);
+        if (global_result != CURLE_OK)
+                snprintf(global_error, sizeof(global_error), "%s",
+                         sym_curl_easy_strerror(global_result));
 }
 
 _printf_(3, 4) static int fail(char **ret_error, int r, const char *fmt, ...)
@@ -42,18 +82,18 @@ _printf_(3, 4) static int fail(char **ret_error, int r, const char *fmt, ...)
 static void curl_easy_cleanupp(CURL **c)
 {
         if (*c)
-                curl_easy_cleanup(*c);
+                sym_curl_easy_cleanup(*c);
 }
 
 static void curl_slist_free_allp(struct curl_slist **l)
 {
-        curl_slist_free_all(*l);
+        sym_curl_slist_free_all(*l);
 }
 
 static void curl_url_cleanupp(CURLU **u)
 {
         if (*u)
-                curl_url_cleanup(*u);
+                sym_curl_url_cleanup(*u);
 }
 
 /* Where a response body goes: a buffer that refuses to grow past max. */
@@ -72,8 +112,8 @@ static size_t sink_write(char *p, size_t size, size_t nmemb, void *userdata)
 
         if (s->b.len == 0) {
                 curl_off_t announced = -1;
-                if (curl_easy_getinfo(s->curl, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &announced) ==
-                            CURLE_OK &&
+                if (sym_curl_easy_getinfo(s->curl, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T,
+                                          &announced) == CURLE_OK &&
                     announced > 0 && (unsigned long long)announced > s->max) {
                         s->seen = (long long)announced;
                         s->announced = s->too_big = true;
@@ -164,19 +204,19 @@ static bool is_retryable_code(CURLcode code, int *ret_errno)
 static bool same_origin(const char *a, const char *b)
 {
         static const CURLUPart parts[] = {CURLUPART_SCHEME, CURLUPART_HOST, CURLUPART_PORT};
-        _cleanup_(curl_url_cleanupp) CURLU *ua = curl_url();
-        _cleanup_(curl_url_cleanupp) CURLU *ub = curl_url();
+        _cleanup_(curl_url_cleanupp) CURLU *ua = sym_curl_url();
+        _cleanup_(curl_url_cleanupp) CURLU *ub = sym_curl_url();
 
-        if (!ua || !ub || curl_url_set(ua, CURLUPART_URL, a, 0) != CURLUE_OK ||
-            curl_url_set(ub, CURLUPART_URL, b, 0) != CURLUE_OK)
+        if (!ua || !ub || sym_curl_url_set(ua, CURLUPART_URL, a, 0) != CURLUE_OK ||
+            sym_curl_url_set(ub, CURLUPART_URL, b, 0) != CURLUE_OK)
                 return false;
         for (size_t i = 0; i < ARRAY_SIZE(parts); i++) {
                 char *pa = NULL, *pb = NULL;
-                bool same = curl_url_get(ua, parts[i], &pa, CURLU_DEFAULT_PORT) == CURLUE_OK &&
-                            curl_url_get(ub, parts[i], &pb, CURLU_DEFAULT_PORT) == CURLUE_OK &&
+                bool same = sym_curl_url_get(ua, parts[i], &pa, CURLU_DEFAULT_PORT) == CURLUE_OK &&
+                            sym_curl_url_get(ub, parts[i], &pb, CURLU_DEFAULT_PORT) == CURLUE_OK &&
                             strcasecmp(pa, pb) == 0;
-                curl_free(pa);
-                curl_free(pb);
+                sym_curl_free(pa);
+                sym_curl_free(pb);
                 if (!same)
                         return false;
         }
@@ -196,11 +236,11 @@ static CURLcode setup(CURL *c, const char *url, const struct exchange *x,
 {
         CURLcode e = CURLE_OK;
 
-        curl_easy_reset(c);
+        sym_curl_easy_reset(c);
 #define SET(opt, val)                                                                              \
         do {                                                                                       \
                 if (e == CURLE_OK)                                                                 \
-                        e = curl_easy_setopt(c, opt, val);                                         \
+                        e = sym_curl_easy_setopt(c, opt, val);                                     \
         } while (0)
         SET(CURLOPT_URL, url);
         SET(CURLOPT_ERRORBUFFER, errbuf);
@@ -255,9 +295,9 @@ static int attempt(CURL *c, const struct http_request *req, struct exchange x,
                 errbuf[0] = '\0';
                 CURLcode code = setup(c, url, &x, headers, s, errbuf);
                 if (code != CURLE_OK)
-                        return fail(ret_msg, -EINVAL, "%s", curl_easy_strerror(code));
-                code = curl_easy_perform(c);
-                (void)curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+                        return fail(ret_msg, -EINVAL, "%s", sym_curl_easy_strerror(code));
+                code = sym_curl_easy_perform(c);
+                (void)sym_curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
                 *ret_status = status;
                 if (s->too_big) {
                         if (s->announced)
@@ -272,19 +312,20 @@ static int attempt(CURL *c, const struct http_request *req, struct exchange x,
                 if (code != CURLE_OK) {
                         int e;
                         *ret_retry = is_retryable_code(code, &e);
-                        (void)curl_easy_getinfo(c, CURLINFO_OS_ERRNO, &os_errno);
+                        (void)sym_curl_easy_getinfo(c, CURLINFO_OS_ERRNO, &os_errno);
                         if (code == CURLE_OPERATION_TIMEDOUT)
                                 return fail(ret_msg, -e, "timed out after %lld ms", x.timeout_ms);
                         if (code == CURLE_COULDNT_CONNECT && os_errno > 0)
                                 return fail(ret_msg, -e, "%s", strerror((int)os_errno));
                         return fail(ret_msg, -e, "%s",
-                                    errbuf[0] ? errbuf : curl_easy_strerror(code));
+                                    errbuf[0] ? errbuf : sym_curl_easy_strerror(code));
                 }
                 if (!is_redirect(status))
                         return 0;
 
                 const char *location = NULL;
-                if (curl_easy_getinfo(c, CURLINFO_REDIRECT_URL, &location) != CURLE_OK || !location)
+                if (sym_curl_easy_getinfo(c, CURLINFO_REDIRECT_URL, &location) != CURLE_OK ||
+                    !location)
                         return 0; /* a 3xx without a Location: the caller's to judge */
                 if (!same_origin(url, location))
                         return fail(ret_msg, -EPERM,
@@ -330,14 +371,13 @@ int http_do(const struct http_request *req, struct http_response *ret, char **re
 
         pthread_once(&global_once, global_init);
         if (global_result != CURLE_OK)
-                return fail(ret_error, -EIO, "cannot initialize libcurl: %s",
-                            curl_easy_strerror(global_result));
-        c = curl_easy_init();
+                return fail(ret_error, -EIO, "cannot initialize libcurl: %s", global_error);
+        c = sym_curl_easy_init();
         if (!c)
                 return fail(ret_error, -ENOMEM, "cannot create a libcurl handle");
 
         for (char *const *h = req->headers; h && *h; h++) {
-                struct curl_slist *l = curl_slist_append(headers, *h);
+                struct curl_slist *l = sym_curl_slist_append(headers, *h);
                 if (!l)
                         return fail(ret_error, -ENOMEM, "out of memory");
                 headers = l;
@@ -347,7 +387,7 @@ int http_do(const struct http_request *req, struct http_response *ret, char **re
         /* No "Expect: 100-continue" pause on large bodies: small servers
          * never answer it and the request would stall for a second. */
         if (!has_expect) {
-                struct curl_slist *l = curl_slist_append(headers, "Expect:");
+                struct curl_slist *l = sym_curl_slist_append(headers, "Expect:");
                 if (!l)
                         return fail(ret_error, -ENOMEM, "out of memory");
                 headers = l;

@@ -6,8 +6,10 @@ set -euo pipefail
 pkgs=(
 	build-essential pkg-config git
 	libyaml-dev libjson-c-dev libcurl4-openssl-dev libarchive-dev libssl-dev libsystemd-dev
-	python3 xorriso systemd curl openssl
+	python3 python3-yaml xorriso systemd curl openssl
+	docker-compose nginx
 	cppcheck shellcheck clang-format
+	groff-base man-db
 )
 missing=()
 for p in "${pkgs[@]}"; do
