@@ -62,8 +62,9 @@ $(BUILD)/firstboot: $(BUILD)/obj/firstboot/main.o $(LIBFB) $(LIBCOMMON)
 	@echo "  LD      $@"
 	@$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/imagegen: $(call obj,$(wildcard imagegen/main.c)) $(LIBIG) $(LIBCOMMON)
-	$(if $(wildcard imagegen/main.c),$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS),printf '#!/bin/sh\necho "imagegen: not built yet" >&2; exit 2\n' > $@ && chmod +x $@)
+$(BUILD)/imagegen: $(BUILD)/obj/imagegen/main.o $(LIBIG) $(LIBCOMMON)
+	@echo "  LD      $@"
+	@$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIBFB) $(LIBIG) $(LIBCOMMON)
 	@mkdir -p $(dir $@)
@@ -127,7 +128,7 @@ install: all
 	for m in modules/*/; do \
 		[ -d "$$m" ] || continue; \
 		id=$$(basename $$m); install -d $(DESTDIR)/usr/lib/firstboot/modules/$$id; \
-		for f in $$m*; do install -m $$( [ -x $$f ] && echo 0755 || echo 0644) $$f $(DESTDIR)/usr/lib/firstboot/modules/$$id/; done; \
+		for f in $$m*; do [ -f "$$f" ] || continue; install -m $$( [ -x $$f ] && echo 0755 || echo 0644) $$f $(DESTDIR)/usr/lib/firstboot/modules/$$id/; done; \
 	done
 
 clean:

@@ -18,10 +18,14 @@ static const struct {
 
 static void usage(FILE *f)
 {
-        fprintf(f, "Usage: firstboot COMMAND [OPTIONS]\n\nCommands:\n");
+        fprintf(f, "Usage: firstboot COMMAND [OPTIONS]\n\n"
+                   "Provisions this server at its first boot from user-data, and says when it\n"
+                   "is ready.\n\nCommands:\n");
         for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
                 fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
-        fprintf(f, "\n'firstboot COMMAND --help' describes a command's options.\n");
+        fprintf(f, "\n  -h, --help    show this help\n"
+                   "  --version     show the version\n\n"
+                   "'firstboot COMMAND --help' describes a command's options; see firstboot(8).\n");
 }
 
 int main(int argc, char **argv)

@@ -283,6 +283,7 @@ static int run_module(struct run *r, struct planned *p)
                 lc.fields[2] = strprintf("FIRSTBOOT_ATTEMPT=%u", attempt);
 
                 st->attempts = attempt;
+                save_status(r, false); /* `firstboot status` shows the attempt */
                 set_progress("Running %s (attempt %u)", p->bm->id, attempt);
                 log_event(LOG_INFO, MSGID_MODULE_STARTED, p->bm->id, "module",
                           "Module %s started (attempt %u of %lld)", p->bm->id, attempt,

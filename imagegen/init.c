@@ -1,0 +1,75 @@
+/* imagegen init DIR: a working example site for the whole stack. */
+#include "fs.h"
+#include "imagegen.h"
+#include "util.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+static const char site_yaml[] =
+        "# One server, described once. `imagegen validate site.yaml` checks it;\n"
+        "# `imagegen userdata site.yaml -o user-data` makes what you paste into\n"
+        "# the provider's user-data field; `imagegen seed site.yaml -o seed.iso`\n"
+        "# a NoCloud image for QEMU/libvirt.\n"
+        "name: colony-prod\n"
+        "hostname: colony-1\n"
+        "provider: hetzner            # hetzner | digitalocean | ec2 | nocloud\n"
+        "\n"
+        "# The controller that is told when the server is ready (or why not).\n"
+        "# The token signs the callback; omitted, imagegen generates one and keeps\n"
+        "# it in .imagegen/state.json. {env: NAME} takes it from the environment.\n"
+        "controller:\n"
+        "  url: https://controller.example.org/firstboot/callback\n"
+        "\n"
+        "tls:\n"
+        "  mode: self-signed          # or certbot (with domain and email)\n"
+        "  domain: colony.example.org\n"
+        "\n"
+        "# Modules and their inputs (each module's manifest.yml says what it\n"
+        "# takes). Passwords and keys left out are generated and kept.\n"
+        "modules:\n"
+        "  docker: {}\n"
+        "  postgres:\n"
+        "    db_name: colony\n"
+        "    db_user: colony\n"
+        "  redis: {}\n"
+        "\n"
+        "files:\n"
+        "  - {path: /etc/motd, source: files/motd, mode: \"0644\"}\n";
+
+static const char motd[] = "This server was provisioned by firstboot.\n";
+
+int cmd_init(int argc, char **argv)
+{
+        if (argc == 2 && (streq(argv[1], "--help") || streq(argv[1], "-h"))) {
+                puts("Usage: imagegen init DIR\n\nWrites DIR/site.yaml, a working example "
+                     "site for the whole stack, and DIR/files/.");
+                return 0;
+        }
+        if (argc != 2) {
+                fputs("Usage: imagegen init DIR\n", stderr);
+                return 2;
+        }
+        const char *dir = argv[1];
+        _cleanup_free_ char *site = strprintf("%s/site.yaml", dir);
+        _cleanup_free_ char *m = strprintf("%s/files/motd", dir);
+        if (path_exists(site)) {
+                fprintf(stderr, "imagegen init: %s exists; not overwriting it\n", site);
+                return 1;
+        }
+        int r = mkdir_p(dir, 0755);
+        if (r >= 0)
+                r = mkdir_parents(m, 0755);
+        if (r >= 0)
+                r = write_file_atomic(m, motd, strlen(motd), 0644, (uid_t)-1, (gid_t)-1);
+        if (r >= 0)
+                r = write_file_atomic(site, site_yaml, strlen(site_yaml), 0644, (uid_t)-1,
+                                      (gid_t)-1);
+        if (r < 0) {
+                fprintf(stderr, "imagegen init: cannot write into %s: %s\n", dir, strerror(-r));
+                return 1;
+        }
+        printf("%s: example site written; next: imagegen validate %s\n", site, site);
+        return 0;
+}

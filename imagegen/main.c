@@ -1,0 +1,410 @@
+/* imagegen: from one site.yaml to a verified bundle, provider user-data and
+ * NoCloud seed images. */
+#include "archive.h"
+#include "bundle.h"
+#include "crypto.h"
+#include "fs.h"
+#include "imagegen.h"
+#include "pki.h"
+#include "render.h"
+#include "secrets.h"
+#include "site.h"
+#include "util.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct opts {
+        const char *site, *out, *modules_dir, *templates_dir, *provider;
+        bool quiet;
+};
+
+/* Next to the binary when run from a build tree (build/imagegen ->
+ * ../modules), else the installed places. */
+static char *default_dir(const char *rel, const char *installed, const char *probe)
+{
+        char exe[4096];
+        ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+        if (n > 0) {
+                exe[n] = '\0';
+                _cleanup_free_ char *p = strprintf("%s/../%s", dirname(exe), rel);
+                _cleanup_free_ char *pr = strprintf("%s/%s", p, probe);
+                char *real = realpath(p, NULL);
+                if (real && path_exists(pr))
+                        return real;
+                free(real);
+        }
+        return xstrdup(installed);
+}
+
+static int usage(FILE *f, int rc)
+{
+        fputs("Usage: imagegen COMMAND [OPTIONS]\n\n"
+              "Commands:\n"
+              "  init DIR                         a working example site for the whole stack\n"
+              "  validate SITE.yaml               check the site: file:line:column: message\n"
+              "  render SITE.yaml -o DIR          the bundle, as a directory\n"
+              "  userdata SITE.yaml [--provider P] -o FILE\n"
+              "                                   user-data for hetzner|digitalocean|ec2|nocloud\n"
+              "  seed SITE.yaml -o seed.iso       a NoCloud cidata image (user-data, meta-data)\n"
+              "  keygen -o DIR                    an Ed25519 signing key pair for bundles\n\n"
+              "Options: --modules-dir DIR, --templates-dir DIR (default: next to the binary,\n"
+              "else /usr/lib/firstboot/modules and /usr/share/imagegen/templates), -q.\n",
+              f);
+        return rc;
+}
+
+static int parse_opts(const char *cmd, int argc, char **argv, struct opts *o, bool need_site,
+                      bool need_out)
+{
+        static const struct option longopts[] = {
+                {"output", required_argument, NULL, 'o'},
+                {"modules-dir", required_argument, NULL, 'm'},
+                {"templates-dir", required_argument, NULL, 't'},
+                {"provider", required_argument, NULL, 'p'},
+                {"quiet", no_argument, NULL, 'q'},
+                {"help", no_argument, NULL, 'h'},
+                {0},
+        };
+        int c;
+
+        optind = 1;
+        while ((c = getopt_long(argc, argv, "o:qh", longopts, NULL)) >= 0) {
+                switch (c) {
+                case 'o':
+                        o->out = optarg;
+                        break;
+                case 'm':
+                        o->modules_dir = optarg;
+                        break;
+                case 't':
+                        o->templates_dir = optarg;
+                        break;
+                case 'p':
+                        o->provider = optarg;
+                        break;
+                case 'q':
+                        o->quiet = true;
+                        break;
+                case 'h':
+                        exit(usage(stdout, 0));
+                default:
+                        return -EINVAL;
+                }
+        }
+        if (need_site) {
+                if (optind >= argc) {
+                        fprintf(stderr, "imagegen %s: missing SITE.yaml\n", cmd);
+                        return -EINVAL;
+                }
+                o->site = argv[optind++];
+        }
+        if (optind < argc) {
+                fprintf(stderr, "imagegen %s: unexpected argument '%s'\n", cmd, argv[optind]);
+                return -EINVAL;
+        }
+        if (need_out && !o->out) {
+                fprintf(stderr, "imagegen %s: missing -o\n", cmd);
+                return -EINVAL;
+        }
+        return 0;
+}
+
+/* Loads the site with its secrets store; *ret_sec is saved by the caller
+ * when it writes output. */
+static int load(const struct opts *o, struct site **ret, struct secrets **ret_sec,
+                char **ret_state_dir)
+{
+        _cleanup_free_ char *mods = o->modules_dir ? xstrdup(o->modules_dir)
+                                                   : default_dir("modules", MODULES_DIR_DEFAULT, ".");
+        _cleanup_free_ char *tmpl = o->templates_dir
+                                            ? xstrdup(o->templates_dir)
+                                            : default_dir("templates", TEMPLATES_DIR_DEFAULT,
+                                                          "index.yml");
+        _cleanup_free_ char *copy = xstrdup(o->site);
+        _cleanup_free_ char *state_dir = strprintf("%s/.imagegen", dirname(copy));
+        _cleanup_free_ char *state = strprintf("%s/state.json", state_dir);
+        struct diags d = {0};
+        struct secrets *sec = NULL;
+        char *err = NULL;
+
+        if (!path_exists(o->site)) {
+                fprintf(stderr, "%s: %s\n", o->site, strerror(ENOENT));
+                return -ENOENT;
+        }
+        if (secrets_load(state, &sec, &err) < 0) {
+                fprintf(stderr, "%s\n", err);
+                free(err);
+                return -EINVAL;
+        }
+        struct site_options so = {.modules_dir = mods, .templates_dir = tmpl, .secrets = sec};
+        if (site_load(o->site, &so, ret, &d) < 0) {
+                diags_print(&d, stderr);
+                diags_free(&d);
+                secrets_free(sec);
+                return -EBADMSG;
+        }
+        *ret_sec = sec;
+        *ret_state_dir = TAKE_PTR(state_dir);
+        return 0;
+}
+
+/* Loads and renders; on success the secrets (and PKI) are saved. */
+static int build(const struct opts *o, struct site **ret_site, struct member_list *ret)
+{
+        _cleanup_free_ char *state_dir = NULL, *err = NULL;
+        struct secrets *sec = NULL;
+        struct diags d = {0};
+        int r = load(o, ret_site, &sec, &state_dir);
+        if (r < 0)
+                return r;
+        struct render_options ro = {.state_dir = state_dir, .quiet = o->quiet};
+        r = render_bundle(*ret_site, &ro, ret, &d);
+        if (r < 0) {
+                diags_print(&d, stderr);
+                diags_free(&d);
+                secrets_free(sec);
+                return r;
+        }
+        r = secrets_save(sec, &err);
+        secrets_free(sec);
+        if (r < 0) {
+                fprintf(stderr, "imagegen: %s\n", err);
+                member_list_free(ret);
+                return r;
+        }
+        return 0;
+}
+
+static int cmd_validate(int argc, char **argv)
+{
+        struct opts o = {0};
+        _cleanup_free_ char *state_dir = NULL;
+        struct site *s = NULL;
+        struct secrets *sec = NULL;
+
+        if (parse_opts("validate", argc, argv, &o, true, false) < 0)
+                return 2;
+        if (load(&o, &s, &sec, &state_dir) < 0)
+                return 1;
+        printf("%s: ok: site '%s' (%s), %zu module%s, %zu file%s\n", o.site, s->name,
+               provider_name(s->provider), s->n_modules, s->n_modules == 1 ? "" : "s", s->n_files,
+               s->n_files == 1 ? "" : "s");
+        secrets_free(sec); /* not saved: validate writes nothing */
+        site_free(s);
+        return 0;
+}
+
+static int cmd_render(int argc, char **argv)
+{
+        struct opts o = {0};
+        struct member_list l = {0};
+        struct site *s = NULL;
+        _cleanup_free_ char *err = NULL;
+
+        if (parse_opts("render", argc, argv, &o, true, true) < 0)
+                return 2;
+        if (build(&o, &s, &l) < 0)
+                return 1;
+        int r = write_bundle_dir(&l, o.out, &err);
+        if (r < 0)
+                fprintf(stderr, "imagegen render: %s\n", err);
+        else if (!o.quiet)
+                printf("%s: bundle '%s', %zu members\n", o.out, s->name, l.n);
+        member_list_free(&l);
+        site_free(s);
+        return r < 0 ? 1 : 0;
+}
+
+/* The user-data bytes: gzip'd tar, or its text form. */
+static int encode_userdata(const struct member_list *l, bool text, char **ret, size_t *ret_size)
+{
+        unsigned char *gz = NULL;
+        size_t gz_size;
+        int r = tar_write_gz(l, &gz, &gz_size);
+        if (r < 0)
+                return r;
+        if (!text) {
+                *ret = (char *)gz;
+                *ret_size = gz_size;
+                return 0;
+        }
+        _cleanup_free_ char *b64 = NULL;
+        r = base64_encode(gz, gz_size, 76, &b64);
+        free(gz);
+        if (r < 0)
+                return r;
+        *ret = strprintf("%s\n%s%s", BUNDLE_TEXT_MAGIC, b64,
+                         *b64 && b64[strlen(b64) - 1] == '\n' ? "" : "\n");
+        *ret_size = strlen(*ret);
+        return 0;
+}
+
+static void print_sizes(const struct member_list *l)
+{
+        fprintf(stderr, "  %10s %10s  member\n", "bytes", "gzip'd");
+        for (size_t i = 0; i < l->n; i++) {
+                struct member_list one = {0};
+                unsigned char *gz = NULL;
+                size_t gz_size = 0;
+                member_list_add(&one, l->v[i].path, l->v[i].data, l->v[i].size, l->v[i].mode);
+                tar_write_gz(&one, &gz, &gz_size);
+                fprintf(stderr, "  %10zu %10zu  %s\n", l->v[i].size, gz_size, l->v[i].path);
+                free(gz);
+                member_list_free(&one);
+        }
+}
+
+static int provider_from(const char *s, enum provider *ret)
+{
+        static const enum provider all[] = {PROVIDER_HETZNER, PROVIDER_DIGITALOCEAN, PROVIDER_EC2,
+                                            PROVIDER_NOCLOUD};
+        for (size_t i = 0; i < ARRAY_SIZE(all); i++)
+                if (streq(s, provider_name(all[i]))) {
+                        *ret = all[i];
+                        return 0;
+                }
+        return -EINVAL;
+}
+
+static int cmd_userdata(int argc, char **argv)
+{
+        struct opts o = {0};
+        struct member_list l = {0};
+        struct site *s = NULL;
+        _cleanup_free_ char *data = NULL;
+        size_t size;
+        enum provider p;
+
+        if (parse_opts("userdata", argc, argv, &o, true, true) < 0)
+                return 2;
+        if (o.provider && provider_from(o.provider, &p) < 0) {
+                fprintf(stderr,
+                        "imagegen userdata: --provider must be one of hetzner, digitalocean, ec2, "
+                        "nocloud, not '%s'\n",
+                        o.provider);
+                return 2;
+        }
+        if (build(&o, &s, &l) < 0)
+                return 1;
+        if (!o.provider)
+                p = s->provider;
+        int r = encode_userdata(&l, !provider_takes_binary(p), &data, &size);
+        size_t limit = provider_limit(p);
+        if (r >= 0 && limit && size > limit) {
+                fprintf(stderr,
+                        "imagegen userdata: the user-data for %s is %zu bytes, over its limit of "
+                        "%zu by %zu.\nWhat the bundle holds:\n",
+                        provider_name(p), size, limit, size - limit);
+                print_sizes(&l);
+                if (s->ship_modules)
+                        fprintf(stderr, "Hint: 'ship_modules: false' leaves the modules out "
+                                        "(bake them into the image with `imagegen bake`).\n");
+                r = -EFBIG;
+        } else if (r >= 0) {
+                r = mkdir_parents(o.out, 0755);
+                if (r >= 0)
+                        r = write_file_atomic(o.out, data, size, 0600, (uid_t)-1, (gid_t)-1);
+                if (r < 0)
+                        fprintf(stderr, "imagegen userdata: cannot write %s: %s\n", o.out,
+                                strerror(-r));
+                else if (!o.quiet)
+                        printf("%s: %zu bytes of user-data for %s (%s, limit %s%zu)\n", o.out,
+                               size, provider_name(p),
+                               provider_takes_binary(p) ? "gzip'd tar" : "#firstboot-bundle v1 text",
+                               limit ? "" : "none, ", limit);
+        }
+        member_list_free(&l);
+        site_free(s);
+        return r < 0 ? 1 : 0;
+}
+
+static int cmd_seed(int argc, char **argv)
+{
+        struct opts o = {0};
+        struct member_list l = {0}, iso = {0};
+        struct site *s = NULL;
+        _cleanup_free_ char *data = NULL, *meta = NULL, *tmp = NULL;
+        size_t size;
+
+        if (parse_opts("seed", argc, argv, &o, true, true) < 0)
+                return 2;
+        if (build(&o, &s, &l) < 0)
+                return 1;
+        int r = encode_userdata(&l, false, &data, &size);
+        meta = strprintf("instance-id: %s\nlocal-hostname: %s\n", s->instance_id, s->hostname);
+        member_list_add(&iso, "user-data", data, size, 0644);
+        member_list_add(&iso, "meta-data", meta, strlen(meta), 0644);
+        _cleanup_free_ char *netcfg = strprintf("%s/network-config", s->dir);
+        _cleanup_free_ char *net = NULL;
+        size_t net_size;
+        if (read_file(netcfg, 1024 * 1024, &net, &net_size) >= 0)
+                member_list_add(&iso, "network-config", net, net_size, 0644);
+        tmp = strprintf("%s.imagegen-tmp.%d", o.out, (int)getpid());
+        if (r >= 0)
+                r = mkdir_parents(o.out, 0755);
+        if (r >= 0)
+                r = iso_write(tmp, "cidata", &iso);
+        if (r >= 0 && rename(tmp, o.out) < 0)
+                r = -errno;
+        if (r < 0) {
+                unlink(tmp);
+                fprintf(stderr, "imagegen seed: cannot write %s: %s\n", o.out, strerror(-r));
+        } else if (!o.quiet)
+                printf("%s: NoCloud seed (volume id cidata): instance-id %s, %zu bytes of "
+                       "user-data\n",
+                       o.out, s->instance_id, size);
+        member_list_free(&iso);
+        member_list_free(&l);
+        site_free(s);
+        return r < 0 ? 1 : 0;
+}
+
+static int cmd_keygen(int argc, char **argv)
+{
+        struct opts o = {0};
+        _cleanup_free_ char *err = NULL;
+
+        if (parse_opts("keygen", argc, argv, &o, false, true) < 0)
+                return 2;
+        if (signing_keygen(o.out, &err) < 0) {
+                fprintf(stderr, "imagegen keygen: %s\n", err);
+                return 1;
+        }
+        if (!o.quiet)
+                printf("%s/signing.key: private key (keep it secret; set signing_key: in "
+                       "site.yaml)\n%s/signing.pub: public key (install into images as "
+                       "/etc/firstboot/keys/*.pub)\n",
+                       o.out, o.out);
+        return 0;
+}
+
+int main(int argc, char **argv)
+{
+        static const struct {
+                const char *name;
+                int (*fn)(int, char **);
+        } cmds[] = {
+                {"init", cmd_init},         {"validate", cmd_validate}, {"render", cmd_render},
+                {"userdata", cmd_userdata}, {"seed", cmd_seed},         {"keygen", cmd_keygen},
+        };
+
+        if (argc < 2)
+                return usage(stderr, 2);
+        if (streq(argv[1], "--help") || streq(argv[1], "-h") || streq(argv[1], "help"))
+                return usage(stdout, 0);
+        if (streq(argv[1], "--version")) {
+                puts("imagegen " FIRSTBOOT_VERSION);
+                return 0;
+        }
+        for (size_t i = 0; i < ARRAY_SIZE(cmds); i++)
+                if (streq(argv[1], cmds[i].name))
+                        return cmds[i].fn(argc - 1, argv + 1);
+        fprintf(stderr, "imagegen: unknown command '%s'\n", argv[1]);
+        return usage(stderr, 2);
+}

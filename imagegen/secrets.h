@@ -1,0 +1,47 @@
+/* The site's secrets store: passwords, tokens and API keys that imagegen
+ * generates once (OpenSSL's CSPRNG) and reuses on every later render, kept
+ * in a JSON state file (SITE_DIR/.imagegen/state.json) that is private to
+ * its owner:
+ *
+ *   {"version": 1, "secrets": {"postgres.db_password": "...", ...}}
+ *
+ * Other top-level keys are kept as they are. The file is written only when
+ * a secret was generated, so rendering twice leaves it untouched. */
+#pragma once
+
+#include <stdbool.h>
+
+enum secret_kind {
+        SECRET_PASSWORD, /* 32 characters of [A-Za-z0-9]: safe in every format */
+        SECRET_TOKEN,    /* 64 lowercase hex digits (256 bits), for HMAC keys */
+        SECRET_API_KEY,  /* 40 characters of [A-Za-z0-9] */
+};
+
+struct secrets;
+
+/* Loads the store from path; a missing file is an empty store. Fails,
+ * with *err set to a message naming the file, when the file is readable by
+ * group or others, is not valid JSON (with its line:column) or does not
+ * hold a store. Returns 0 or a negative errno. */
+int secrets_load(const char *path, struct secrets **ret, char **err);
+
+/* The secret called name, generated as kind the first time it is asked
+ * for (which marks the store to be saved). The string belongs to the
+ * store. NULL only when the generator or memory fails. */
+const char *secrets_get(struct secrets *s, const char *name, enum secret_kind kind);
+
+/* Whether secrets_save() has something to write. */
+bool secrets_dirty(const struct secrets *s);
+
+/* Writes the store when a secret was generated since it was loaded: the
+ * directory is created 0700, the file written atomically with mode 0600.
+ * Returns 1 when written, 0 when there was nothing to write, or a
+ * negative errno with *err set. */
+int secrets_save(struct secrets *s, char **err);
+
+void secrets_free(struct secrets *s);
+static inline void secrets_freep(struct secrets **s)
+{
+        secrets_free(*s);
+}
+#define _cleanup_secrets_ __attribute__((cleanup(secrets_freep)))

@@ -1,0 +1,563 @@
+#include "site.h"
+
+#include "fs.h"
+#include "util.h"
+#include "yaml.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <libgen.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char *const provider_names[] = {"hetzner", "digitalocean", "ec2", "nocloud"};
+
+const char *provider_name(enum provider p)
+{
+        return provider_names[p];
+}
+
+size_t provider_limit(enum provider p)
+{
+        switch (p) {
+        case PROVIDER_EC2:
+                return 16384;
+        case PROVIDER_HETZNER:
+                return 32768;
+        case PROVIDER_DIGITALOCEAN:
+                return 65536;
+        case PROVIDER_NOCLOUD:
+                break;
+        }
+        return 0;
+}
+
+bool provider_takes_binary(enum provider p)
+{
+        return p == PROVIDER_EC2 || p == PROVIDER_NOCLOUD;
+}
+
+static bool is_name(const char *s)
+{
+        size_t n = strlen(s);
+        return n > 0 && n <= 63 && strchr("abcdefghijklmnopqrstuvwxyz0123456789", s[0]) &&
+               strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789-") == n;
+}
+
+/* RFC 1123 host name: dot-separated labels of [A-Za-z0-9-], not starting
+ * or ending with '-', each 1..63, in all at most 253. */
+static bool is_hostname(const char *s)
+{
+        size_t n = strlen(s);
+        if (n == 0 || n > 253)
+                return false;
+        for (const char *p = s; *p;) {
+                size_t l = strcspn(p, ".");
+                if (l == 0 || l > 63 || p[0] == '-' || p[l - 1] == '-' ||
+                    strspn(p, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-") !=
+                            l)
+                        return false;
+                p += l;
+                if (*p == '.' && *++p == '\0')
+                        return false;
+        }
+        return true;
+}
+
+static bool is_ip(const char *s)
+{
+        unsigned char buf[16];
+        return inet_pton(AF_INET, s, buf) == 1 || inet_pton(AF_INET6, s, buf) == 1;
+}
+
+/* A value written as {env: NAME}: the variable's value, or an error at
+ * the node. Returns NULL (nothing reported) when n is not such a map. */
+static const char *env_ref(const struct node *n, struct diags *d, bool *failed)
+{
+        *failed = false;
+        if (!n || n->kind != NODE_MAP)
+                return NULL;
+        const char *name = node_get_str(n, "env");
+        if (n->n_items != 1 || !name) {
+                diags_at(d, n, "'%s' must be a value or {env: VARIABLE}", n->key ? n->key : "");
+                *failed = true;
+                return NULL;
+        }
+        const char *v = getenv(name);
+        if (!v) {
+                diags_at(d, node_get(n, "env"),
+                         "'%s' is taken from the environment variable %s, which is not set",
+                         n->key ? n->key : "", name);
+                *failed = true;
+        }
+        return v;
+}
+
+static const char *const site_keys[] = {"name",         "hostname",  "provider",   "instance_id",
+                                        "controller",   "tls",       "signing_key", "ship_modules",
+                                        "modules",      "files",     "templates",   NULL};
+
+static void parse_controller(struct site *s, const struct node *c, struct secrets *sec,
+                             struct diags *d)
+{
+        static const char *const keys[] = {"url", "token", NULL};
+        if (!c || node_is_null(c) || !diags_expect_kind(d, c, NODE_MAP))
+                return;
+        diags_check_keys(d, c, "controller", keys);
+        const char *url = diags_get_str(d, c, "url", true, "controller");
+        if (url && strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0)
+                diags_at(d, node_get(c, "url"),
+                         "'url' must be an http:// or https:// URL, not \"%s\"", url);
+        s->controller_url = strdup_null(url);
+
+        const struct node *t = node_get(c, "token");
+        bool failed;
+        const char *token = env_ref(t, d, &failed);
+        if (failed)
+                return;
+        if (!token && t && !node_is_null(t))
+                token = diags_get_str(d, c, "token", false, "controller");
+        if (!token && (!t || node_is_null(t)) && sec)
+                token = secrets_get(sec, "controller.token", SECRET_TOKEN);
+        if (token && strlen(token) < 16)
+                diags_at(d, t ? t : c, "the controller token must be at least 16 characters");
+        s->controller_token = strdup_null(token);
+}
+
+static void parse_tls(struct site *s, const struct node *t, bool want_tls, struct diags *d)
+{
+        static const char *const keys[] = {"mode", "domain", "email", "names", "ips", NULL};
+        const char *mode = NULL;
+
+        s->tls_mode = want_tls ? TLS_SELF_SIGNED : TLS_NONE;
+        if (t && !node_is_null(t)) {
+                if (!diags_expect_kind(d, t, NODE_MAP))
+                        return;
+                diags_check_keys(d, t, "tls", keys);
+                s->tls_mode = TLS_SELF_SIGNED;
+                mode = diags_get_str(d, t, "mode", false, "tls");
+        }
+        if (mode && streq(mode, "certbot"))
+                s->tls_mode = TLS_CERTBOT;
+        else if (mode && streq(mode, "none"))
+                s->tls_mode = TLS_NONE;
+        else if (mode && !streq(mode, "self-signed"))
+                diags_at(d, node_get(t, "mode"),
+                         "'mode' must be one of self-signed, certbot, none, not \"%s\"", mode);
+        if (s->tls_mode == TLS_NONE)
+                return;
+
+        const char *domain = diags_get_str(d, t, "domain", s->tls_mode == TLS_CERTBOT, "tls");
+        const char *email = diags_get_str(d, t, "email", s->tls_mode == TLS_CERTBOT, "tls");
+        if (domain && !is_hostname(domain))
+                diags_at(d, node_get(t, "domain"), "'domain' must be a DNS name, not \"%s\"",
+                         domain);
+        if (email && (!strchr(email, '@') || strchr(email, ' ')))
+                diags_at(d, node_get(t, "email"), "'email' must be an e-mail address, not \"%s\"",
+                         email);
+        s->tls_domain = xstrdup(domain ? domain : s->hostname ? s->hostname : "localhost");
+        s->tls_email = strdup_null(email);
+        strv_extend(&s->tls_names, s->tls_domain);
+
+        const char *lists[] = {"names", "ips"};
+        for (size_t k = 0; k < ARRAY_SIZE(lists); k++) {
+                const struct node *l = node_get(t, lists[k]);
+                if (!l || node_is_null(l) || !diags_expect_kind(d, l, NODE_SEQ))
+                        continue;
+                for (size_t i = 0; i < l->n_items; i++) {
+                        const struct node *e = l->items[i];
+                        if (e->kind != NODE_SCALAR || (k == 0 && !is_hostname(e->value)) ||
+                            (k == 1 && !is_ip(e->value))) {
+                                diags_at(d, e, "tls %s: \"%s\" is not %s", lists[k],
+                                         e->kind == NODE_SCALAR ? e->value : "a string",
+                                         k == 0 ? "a DNS name" : "an IP address");
+                                continue;
+                        }
+                        if (!strv_contains(k == 0 ? s->tls_names : s->tls_ips, e->value))
+                                strv_extend(k == 0 ? &s->tls_names : &s->tls_ips, e->value);
+                }
+        }
+}
+
+/* The kind of secret an input's name asks for. */
+static enum secret_kind secret_kind_for(const char *name)
+{
+        if (strstr(name, "token"))
+                return SECRET_TOKEN;
+        if (strstr(name, "key"))
+                return SECRET_API_KEY;
+        return SECRET_PASSWORD;
+}
+
+/* The inputs given in site.yaml, with {env: X} values replaced and
+ * missing secrets filled in, ready for manifest_resolve_inputs(). */
+static struct node *effective_inputs(const struct site_module *sm, const struct node *given,
+                                     struct secrets *sec, struct diags *d)
+{
+        struct node *eff = given && given->kind == NODE_MAP ? node_copy(given)
+                                                            : node_new(NODE_MAP);
+        if (!eff)
+                return NULL;
+        if (given && given->kind == NODE_MAP)
+                for (size_t i = 0; i < eff->n_items; i++) {
+                        struct node *e = eff->items[i];
+                        bool failed;
+                        const char *v = env_ref(e, d, &failed);
+                        if (!v)
+                                continue;
+                        struct node *sc = node_new_scalar(SCALAR_STR, v);
+                        sc->key = e->key;
+                        e->key = NULL;
+                        sc->file = e->file;
+                        sc->line = e->line;
+                        sc->column = e->column;
+                        sc->key_line = e->key_line;
+                        sc->key_column = e->key_column;
+                        node_free(e);
+                        eff->items[i] = sc;
+                }
+        for (size_t i = 0; sec && i < sm->m->n_inputs; i++) {
+                const struct manifest_input *in = &sm->m->inputs[i];
+                if (!in->sensitive || in->default_value || node_get(eff, in->name))
+                        continue;
+                _cleanup_free_ char *key = strprintf("%s.%s", sm->id, in->name);
+                const char *v = secrets_get(sec, key, secret_kind_for(in->name));
+                if (v)
+                        node_set_str(eff, in->name, v);
+        }
+        return eff;
+}
+
+static void parse_modules(struct site *s, const struct node *mods, const struct site_options *o,
+                          struct diags *d)
+{
+        if (!mods || node_is_null(mods))
+                return;
+        if (!diags_expect_kind(d, mods, NODE_MAP))
+                return;
+        s->modules = xcalloc(mods->n_items, sizeof(*s->modules));
+        for (size_t i = 0; i < mods->n_items; i++) {
+                const struct node *e = mods->items[i];
+                struct site_module *sm = &s->modules[s->n_modules];
+                if (!manifest_id_is_valid(e->key)) {
+                        diags_at(d, e, "'%s' is not a valid module id", e->key);
+                        continue;
+                }
+                _cleanup_free_ char *dir = strprintf("%s/%s", o->modules_dir, e->key);
+                _cleanup_free_ char *mpath = strprintf("%s/%s", dir, MANIFEST_FILE);
+                if (!path_exists(mpath)) {
+                        diags_add(d, e->file, e->key_line, e->key_column,
+                                  "module '%s' not found (no %s)", e->key, mpath);
+                        continue;
+                }
+                struct manifest *m = NULL;
+                if (manifest_load(mpath, &m, d) < 0)
+                        continue;
+                if (!streq(m->id, e->key)) {
+                        diags_add(d, e->file, e->key_line, e->key_column,
+                                  "module '%s': %s declares id '%s'", e->key, mpath, m->id);
+                        manifest_free(m);
+                        continue;
+                }
+                sm->id = xstrdup(e->key);
+                sm->where = e;
+                sm->m = m;
+                sm->dir = TAKE_PTR(dir);
+                s->n_modules++;
+                if (!node_is_null(e) && e->kind != NODE_MAP) {
+                        diags_at(d, e, "module %s: the inputs must be a mapping, not %s", sm->id,
+                                 node_kind_name(e));
+                        continue;
+                }
+                _cleanup_node_ struct node *eff = effective_inputs(sm, e, o->secrets, d);
+                if (eff)
+                        manifest_resolve_inputs(m, eff, e, d, &sm->values);
+        }
+}
+
+static bool module_enabled(const struct site *s, const char *id)
+{
+        for (size_t i = 0; i < s->n_modules; i++)
+                if (streq(s->modules[i].id, id))
+                        return true;
+        return false;
+}
+
+static char *absolute_clean_path(const char *p)
+{
+        if (p[0] != '/' || strstr(p, "/../") || strstr(p, "/./") || strstr(p, "//") ||
+            endswith(p, "/..") || endswith(p, "/.") || (strlen(p) > 1 && endswith(p, "/")))
+                return NULL;
+        return xstrdup(p);
+}
+
+/* One file or template entry: {path, source|template, mode, owner, when,
+ * format}; base is the directory source/template is relative to. */
+static void add_file(struct site *s, const struct node *f, const char *base, bool is_template,
+                     bool check_when, struct diags *d)
+{
+        static const char *const file_keys[] = {"path", "source", "mode", "owner", NULL};
+        static const char *const tmpl_keys[] = {"template", "path", "mode", "owner", "format",
+                                                NULL};
+        static const char *const index_keys[] = {"template", "path",   "mode",
+                                                 "owner",    "format", "when", NULL};
+        const char *what = is_template ? "a templates entry" : "a files entry";
+
+        if (!diags_expect_kind(d, f, NODE_MAP))
+                return;
+        diags_check_keys(d, f, what, check_when ? index_keys : is_template ? tmpl_keys : file_keys);
+        if (check_when) {
+                const struct node *w = node_get(f, "when");
+                if (w && !node_is_null(w)) {
+                        if (!diags_expect_kind(d, w, NODE_SEQ))
+                                return;
+                        for (size_t i = 0; i < w->n_items; i++)
+                                if (w->items[i]->kind != NODE_SCALAR ||
+                                    !module_enabled(s, w->items[i]->value))
+                                        return;
+                }
+        }
+        const char *src_key = is_template ? "template" : "source";
+        const char *path = diags_get_str(d, f, "path", true, what);
+        const char *src = diags_get_str(d, f, src_key, true, what);
+        const char *mode = diags_get_str(d, f, "mode", false, what);
+        const char *owner = diags_get_str(d, f, "owner", false, what);
+        const char *format = is_template ? diags_get_str(d, f, "format", false, what) : NULL;
+        struct site_file sf = {.mode = 0644, .is_template = is_template, .where = f};
+
+        if (path && !(sf.path = absolute_clean_path(path)))
+                diags_at(d, node_get(f, "path"),
+                         "'path' must be an absolute path without '.' or '..' components, not "
+                         "\"%s\"",
+                         path);
+        if (src && !path_is_safe_relative(src))
+                diags_at(d, node_get(f, src_key),
+                         "'%s' must be a relative path without '..', not \"%s\"", src_key, src);
+        else if (src) {
+                sf.source = strprintf("%s/%s", base, src);
+                if (access(sf.source, R_OK) < 0)
+                        diags_at(d, node_get(f, src_key), "cannot read %s: %s", sf.source,
+                                 strerror(errno));
+        }
+        if (mode && parse_mode(mode, &sf.mode) < 0)
+                diags_at(d, node_get(f, "mode"),
+                         "'mode' must be an octal mode like \"0600\", not \"%s\"", mode);
+        if (owner && (!*owner || strchr(owner, ' ')))
+                diags_at(d, node_get(f, "owner"), "'owner' must be \"user\" or \"user:group\"");
+        sf.owner = strdup_null(owner);
+        if (is_template)
+                sf.format = tmpl_format_for(src ? src : "");
+        if (format && tmpl_format_from_string(format, &sf.format) < 0)
+                diags_at(d, node_get(f, "format"),
+                         "'format' must be one of raw, yaml, compose, env, nginx, shell, not "
+                         "\"%s\"",
+                         format);
+        for (size_t i = 0; sf.path && i < s->n_files; i++)
+                if (streq(s->files[i].path, sf.path))
+                        diags_at(d, node_get(f, "path"), "%s is already written by %s:%u", sf.path,
+                                 s->files[i].where->file, s->files[i].where->line);
+        s->files = xrealloc(s->files, (s->n_files + 1) * sizeof(*s->files));
+        s->files[s->n_files++] = sf;
+}
+
+static void parse_files(struct site *s, const struct node *l, const char *base, bool is_template,
+                        bool check_when, struct diags *d)
+{
+        if (!l || node_is_null(l) || !diags_expect_kind(d, l, NODE_SEQ))
+                return;
+        for (size_t i = 0; i < l->n_items; i++)
+                add_file(s, l->items[i], base, is_template, check_when, d);
+}
+
+int site_load(const char *path, const struct site_options *o, struct site **ret,
+              struct diags *d)
+{
+        _cleanup_site_ struct site *s = xcalloc(1, sizeof(*s));
+        size_t before = d->n;
+        int r;
+
+        s->path = xstrdup(path);
+        _cleanup_free_ char *copy = xstrdup(path);
+        s->dir = xstrdup(dirname(copy));
+        r = yaml_parse_file(path, 0, &s->doc, d);
+        if (r < 0)
+                return r;
+        const struct node *doc = s->doc;
+        if (!diags_expect_kind(d, doc, NODE_MAP))
+                return -EBADMSG;
+        diags_check_keys(d, doc, "site.yaml", site_keys);
+
+        const char *name = diags_get_str(d, doc, "name", true, "site.yaml");
+        const char *hostname = diags_get_str(d, doc, "hostname", true, "site.yaml");
+        const char *provider = diags_get_str(d, doc, "provider", true, "site.yaml");
+        const char *iid = diags_get_str(d, doc, "instance_id", false, "site.yaml");
+        const char *key = diags_get_str(d, doc, "signing_key", false, "site.yaml");
+        if (name && !is_name(name))
+                diags_at(d, node_get(doc, "name"),
+                         "'name' must be lowercase letters, digits and '-' (at most 63), not "
+                         "\"%s\"",
+                         name);
+        if (hostname && !is_hostname(hostname))
+                diags_at(d, node_get(doc, "hostname"), "'hostname' must be a host name, not \"%s\"",
+                         hostname);
+        s->name = strdup_null(name);
+        s->hostname = strdup_null(hostname);
+        s->provider = PROVIDER_NOCLOUD;
+        if (provider) {
+                size_t i;
+                for (i = 0; i < ARRAY_SIZE(provider_names); i++)
+                        if (streq(provider, provider_names[i]))
+                                break;
+                if (i < ARRAY_SIZE(provider_names))
+                        s->provider = (enum provider)i;
+                else
+                        diags_at(d, node_get(doc, "provider"),
+                                 "'provider' must be one of hetzner, digitalocean, ec2, nocloud, "
+                                 "not \"%s\"",
+                                 provider);
+        }
+        if (iid && (!*iid || strlen(iid) > 128 || strpbrk(iid, " \t\n/")))
+                diags_at(d, node_get(doc, "instance_id"),
+                         "'instance_id' must be 1..128 characters without spaces or '/'");
+        s->instance_id = xstrdup(iid ? iid : name ? name : "site");
+        if (key) {
+                s->signing_key = key[0] == '/' ? xstrdup(key) : strprintf("%s/%s", s->dir, key);
+                if (access(s->signing_key, R_OK) < 0)
+                        diags_at(d, node_get(doc, "signing_key"), "cannot read %s: %s",
+                                 s->signing_key, strerror(errno));
+        }
+        s->ship_modules = true;
+        const struct node *ship = node_get(doc, "ship_modules");
+        if (ship && node_as_bool(ship, &s->ship_modules) < 0)
+                diags_at(d, ship, "'ship_modules' must be true or false, not %s",
+                         node_kind_name(ship));
+
+        parse_controller(s, node_get(doc, "controller"), o->secrets, d);
+        parse_modules(s, node_get(doc, "modules"), o, d);
+        parse_tls(s, node_get(doc, "tls"), module_enabled(s, "nginx"), d);
+
+        if (o->templates_dir) {
+                _cleanup_free_ char *index = strprintf("%s/index.yml", o->templates_dir);
+                if (path_exists(index) && yaml_parse_file(index, 0, &s->templates_index, d) >= 0)
+                        parse_files(s, s->templates_index, o->templates_dir, true, true, d);
+        }
+        parse_files(s, node_get(doc, "files"), s->dir, false, false, d);
+        parse_files(s, node_get(doc, "templates"), s->dir, true, false, d);
+
+        if (d->n > before)
+                return -EBADMSG;
+        *ret = TAKE_PTR(s);
+        return 0;
+}
+
+void site_free(struct site *s)
+{
+        if (!s)
+                return;
+        for (size_t i = 0; i < s->n_modules; i++) {
+                free(s->modules[i].id);
+                free(s->modules[i].dir);
+                manifest_free(s->modules[i].m);
+                input_values_free(&s->modules[i].values);
+        }
+        free(s->modules);
+        for (size_t i = 0; i < s->n_files; i++) {
+                free(s->files[i].path);
+                free(s->files[i].source);
+                free(s->files[i].owner);
+        }
+        free(s->files);
+        free(s->path);
+        free(s->dir);
+        node_free(s->doc);
+        node_free(s->templates_index);
+        free(s->name);
+        free(s->hostname);
+        free(s->instance_id);
+        free(s->controller_url);
+        free(s->controller_token);
+        free(s->tls_domain);
+        free(s->tls_email);
+        strv_free(s->tls_names);
+        strv_free(s->tls_ips);
+        free(s->signing_key);
+        free(s);
+}
+
+/* An input's value with the type its manifest gives it. */
+static struct node *typed_value(const struct manifest *m, const struct input_value *v)
+{
+        const struct manifest_input *in = manifest_find_input(m, v->name);
+        enum scalar_type t = SCALAR_STR;
+        if (in && (in->type == INPUT_INTEGER || in->type == INPUT_PORT))
+                t = SCALAR_INT;
+        else if (in && in->type == INPUT_BOOLEAN)
+                t = SCALAR_BOOL;
+        return node_new_scalar(t, v->value);
+}
+
+struct node *site_context(const struct site *s)
+{
+        struct node *ctx = node_new(NODE_MAP);
+        struct node *site = node_new(NODE_MAP);
+        node_set_str(site, "name", s->name);
+        node_set_str(site, "hostname", s->hostname);
+        node_set_str(site, "provider", provider_name(s->provider));
+        node_set_str(site, "instance_id", s->instance_id);
+        node_set(ctx, "site", site);
+
+        if (s->controller_url) {
+                struct node *c = node_new(NODE_MAP);
+                node_set_str(c, "url", s->controller_url);
+                node_set_str(c, "token", s->controller_token);
+                node_set(ctx, "controller", c);
+        }
+
+        struct node *tls = node_new(NODE_MAP);
+        static const char *const modes[] = {"none", "self-signed", "certbot"};
+        node_set_str(tls, "mode", modes[s->tls_mode]);
+        node_set_bool(tls, "enabled", s->tls_mode != TLS_NONE);
+        node_set_bool(tls, "self_signed", s->tls_mode == TLS_SELF_SIGNED);
+        node_set_bool(tls, "certbot", s->tls_mode == TLS_CERTBOT);
+        if (s->tls_mode != TLS_NONE) {
+                node_set_str(tls, "domain", s->tls_domain);
+                if (s->tls_email)
+                        node_set_str(tls, "email", s->tls_email);
+                struct node *names = node_new(NODE_SEQ);
+                for (size_t i = 0; s->tls_names && s->tls_names[i]; i++)
+                        node_append(names, NULL, node_new_scalar(SCALAR_STR, s->tls_names[i]));
+                node_set(tls, "names", names);
+                if (s->tls_mode == TLS_SELF_SIGNED) {
+                        node_set_str(tls, "dir", SITE_TLS_DIR);
+                        node_set_str(tls, "cert", SITE_TLS_DIR "/fullchain.pem");
+                        node_set_str(tls, "key", SITE_TLS_DIR "/server.key");
+                        node_set_str(tls, "ca", SITE_TLS_DIR "/ca.crt");
+                } else {
+                        _cleanup_free_ char *live = strprintf("/etc/letsencrypt/live/%s",
+                                                              s->tls_domain);
+                        _cleanup_free_ char *cert = strprintf("%s/fullchain.pem", live);
+                        _cleanup_free_ char *key = strprintf("%s/privkey.pem", live);
+                        node_set_str(tls, "dir", live);
+                        node_set_str(tls, "cert", cert);
+                        node_set_str(tls, "key", key);
+                }
+        }
+        node_set(ctx, "tls", tls);
+
+        struct node *mods = node_new(NODE_MAP);
+        for (size_t i = 0; i < s->n_modules; i++) {
+                const struct site_module *sm = &s->modules[i];
+                struct node *m = node_new(NODE_MAP);
+                node_set_bool(m, "enabled", true);
+                for (size_t k = 0; k < sm->values.n; k++)
+                        node_set(m, sm->values.v[k].name, typed_value(sm->m, &sm->values.v[k]));
+                _cleanup_free_ char *key = xstrdup(sm->id);
+                for (char *p = key; *p; p++)
+                        if (*p == '-')
+                                *p = '_';
+                node_set(mods, key, m);
+        }
+        node_set(ctx, "modules", mods);
+        return ctx;
+}

@@ -1,0 +1,99 @@
+/* site.yaml: one server, described once. Loading checks everything that
+ * can be checked without writing anything — unknown keys, types, the
+ * provider, TLS settings, files, and every module's inputs against its
+ * manifest (common/manifest.c, the validator firstboot uses) — and reports
+ * each problem at its file:line:column.
+ *
+ * Missing sensitive inputs (type password or sensitive: true, no value and
+ * no default) are filled from the secrets store, which generates them the
+ * first time; the store is saved only by `render` and friends, never by
+ * `validate`. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "diag.h"
+#include "manifest.h"
+#include "node.h"
+#include "secrets.h"
+#include "template.h"
+
+enum provider {
+        PROVIDER_HETZNER,
+        PROVIDER_DIGITALOCEAN,
+        PROVIDER_EC2,
+        PROVIDER_NOCLOUD,
+};
+
+enum tls_mode {
+        TLS_NONE,
+        TLS_SELF_SIGNED,
+        TLS_CERTBOT,
+};
+
+/* Where firstboot puts the TLS files a self-signed site ships. */
+#define SITE_TLS_DIR "/etc/firstboot/tls"
+
+struct site_module {
+        char *id;
+        const struct node *where; /* the module's entry in site.yaml */
+        struct manifest *m;
+        char *dir; /* the module's directory (manifest.yml and scripts) */
+        struct input_values values;
+};
+
+/* A file of the bundle: copied from the site (or a template rendered). */
+struct site_file {
+        char *path;   /* absolute, on the server */
+        char *source; /* on this machine */
+        unsigned mode;
+        char *owner; /* NULL: root */
+        bool is_template;
+        enum tmpl_format format;
+        const struct node *where;
+};
+
+struct site {
+        char *path, *dir; /* site.yaml and its directory */
+        struct node *doc;
+        char *name, *hostname, *instance_id;
+        enum provider provider;
+        char *controller_url, *controller_token;
+        enum tls_mode tls_mode;
+        char *tls_domain, *tls_email;
+        char **tls_names, **tls_ips; /* DNS and IP SANs, the domain first */
+        char *signing_key;           /* absolute, or NULL */
+        bool ship_modules;
+        struct site_module *modules;
+        size_t n_modules;
+        struct site_file *files;
+        size_t n_files;
+        struct node *templates_index; /* templates/index.yml, kept for positions */
+};
+
+struct site_options {
+        const char *modules_dir;   /* module manifests */
+        const char *templates_dir; /* templates/ with index.yml */
+        struct secrets *secrets;   /* fills missing sensitive inputs */
+};
+
+int site_load(const char *path, const struct site_options *o, struct site **ret,
+              struct diags *d);
+void site_free(struct site *s);
+static inline void site_freep(struct site **s)
+{
+        site_free(*s);
+}
+#define _cleanup_site_ __attribute__((cleanup(site_freep)))
+
+const char *provider_name(enum provider p);
+/* The provider's user-data limit in bytes (EC2 16384, Hetzner 32768,
+ * DigitalOcean 65536; NoCloud: none, 0). */
+size_t provider_limit(enum provider p);
+/* Whether the provider takes binary (gzip) user-data. */
+bool provider_takes_binary(enum provider p);
+
+/* The render context (see templates/index.yml and the README): site,
+ * controller, tls, modules. */
+struct node *site_context(const struct site *s);

@@ -1,0 +1,326 @@
+#!/bin/bash
+# base: packages, the deploy user, SSH hardening, ufw, fail2ban and
+# unattended upgrades. Run by firstboot under the module contract: inputs
+# in the environment, every file under $FIRSTBOOT_ROOT, commands from PATH,
+# services through systemctl. Exit 1 bad input, 2 a package install
+# failed (retried), 3 a configuration was refused. A second run with the
+# same inputs changes nothing.
+set -euo pipefail
+umask 022
+
+R=${FIRSTBOOT_ROOT:-/}
+R=${R%/}
+PACKAGES=${PACKAGES:-}
+DEPLOY_USER=${DEPLOY_USER:-deploy}
+SSH_AUTHORIZED_KEYS=${SSH_AUTHORIZED_KEYS:-}
+SSH_PORT=${SSH_PORT:-22}
+FIREWALL=${FIREWALL:-true}
+FIREWALL_PORTS=${FIREWALL_PORTS:-}
+FAIL2BAN=${FAIL2BAN:-true}
+UNATTENDED_UPGRADES=${UNATTENDED_UPGRADES:-true}
+AUTO_REBOOT=${AUTO_REBOOT:-false}
+AUTO_REBOOT_TIME=${AUTO_REBOOT_TIME:-03:30}
+
+die() {
+	local code=$1
+	shift
+	echo "$*" >&2
+	exit "$code"
+}
+say() { echo "$*"; }
+
+# put_file PATH MODE UID:GID [CHECK...]: PATH gets standard input, written
+# to a temporary file in the same folder (created 0600), checked with
+# CHECK... TMPFILE when given (failure: exit 3), then renamed into place.
+# FILE_CHANGED=1 when the content, mode or owner differed.
+put_file() {
+	local path=$1 mode=$2 owner=$3 tmp
+	shift 3
+	FILE_CHANGED=0
+	mkdir -p "$(dirname "$path")"
+	tmp=$(mktemp "$path.fbtmp.XXXXXX")
+	cat >"$tmp"
+	chown "$owner" "$tmp"
+	chmod "$mode" "$tmp"
+	if [ -f "$path" ] && [ ! -L "$path" ] && cmp -s "$tmp" "$path" &&
+		[ "$(stat -c '%a %u:%g' "$path")" = "$(stat -c '%a %u:%g' "$tmp")" ]; then
+		rm -f "$tmp"
+		return 0
+	fi
+	if [ $# -gt 0 ] && ! "$@" "$tmp"; then
+		rm -f "$tmp"
+		die 3 "$path: the new content was refused by $1"
+	fi
+	mv -f "$tmp" "$path"
+	FILE_CHANGED=1
+	say "wrote ${path#"$R"}"
+}
+
+# missing_packages PKG...: those of PKG not installed, one per line.
+missing_packages() {
+	local have
+	have=$(dpkg-query -W -f='${Package} ${db:Status-Status}\n' "$@" 2>/dev/null || true)
+	printf '%s\n' "$@" | sort -u | while read -r p; do
+		grep -qx "$p installed" <<<"$have" || echo "$p"
+	done
+}
+apt_get() {
+	apt-get -y -q -o DPkg::Lock::Timeout=300 -o Dpkg::Options::=--force-confdef \
+		-o Dpkg::Options::=--force-confold "$@"
+}
+# ensure_packages PKG...: installs those not installed (apt-get update
+# first); a failure is exit 2, which firstboot retries.
+ensure_packages() {
+	local missing
+	mapfile -t missing < <(missing_packages "$@")
+	[ ${#missing[@]} -eq 0 ] && return 0
+	say "installing ${missing[*]}"
+	apt_get update || die 2 "apt-get update failed"
+	apt_get install --no-install-recommends "${missing[@]}" || die 2 "apt-get install ${missing[*]} failed"
+}
+
+# ensure_service UNIT CHANGED ACTION: enabled and running; ACTION
+# (restart or reload) when CHANGED=1 and it was already running.
+ensure_service() {
+	local unit=$1 changed=$2 action=$3
+	if ! systemctl is-enabled --quiet "$unit"; then
+		systemctl enable "$unit" || die 3 "cannot enable $unit"
+	fi
+	if ! systemctl is-active --quiet "$unit"; then
+		systemctl start "$unit" || die 3 "$unit does not start"
+	elif [ "$changed" = 1 ]; then
+		systemctl "$action" "$unit" || die 3 "$unit: $action failed"
+	fi
+}
+
+# A user tool (useradd, usermod) on the root: --prefix applies it to the
+# root's /etc without a chroot.
+user_tool() {
+	local tool=$1
+	shift
+	if [ -n "$R" ]; then "$tool" --prefix "$R" "$@"; else "$tool" "$@"; fi
+}
+passwd_field() { awk -F: -v u="$1" -v f="$2" '$1 == u { print $f; exit }' "$R/etc/passwd"; }
+in_group() { awk -F: -v g="$2" -v u="$1" '$1 == g { n = split($4, m, ","); for (i = 1; i <= n; i++) if (m[i] == u) found = 1 } END { exit !found }' "$R/etc/group"; }
+
+# ---- inputs -------------------------------------------------------------
+
+bool() {
+	case $2 in
+	true | false) ;;
+	*) die 1 "$1 must be true or false" ;;
+	esac
+}
+bool firewall "$FIREWALL"
+bool fail2ban "$FAIL2BAN"
+bool unattended_upgrades "$UNATTENDED_UPGRADES"
+bool auto_reboot "$AUTO_REBOOT"
+[[ $DEPLOY_USER =~ ^[a-z_][a-z0-9_-]{0,31}$ ]] || die 1 "deploy_user must be a user name like deploy"
+[ "$DEPLOY_USER" != root ] || die 1 "deploy_user cannot be root"
+if ! [[ $SSH_PORT =~ ^[0-9]+$ ]] || [ "$SSH_PORT" -lt 1 ] || [ "$SSH_PORT" -gt 65535 ]; then
+	die 1 "ssh_port must be a port number"
+fi
+[[ $AUTO_REBOOT_TIME =~ ^([01][0-9]|2[0-3]):[0-5][0-9]$ ]] || die 1 "auto_reboot_time must be HH:MM"
+
+extra_pkgs=()
+for p in ${PACKAGES//,/ }; do
+	[[ $p =~ ^[a-z0-9][a-z0-9+.-]*$ ]] || die 1 "packages: '$p' is not a Debian package name"
+	extra_pkgs+=("$p")
+done
+
+# Firewall rules as "PORT/PROTO"; a range is LOW:HIGH.
+fw_rules=()
+for p in ${FIREWALL_PORTS//,/ }; do
+	[[ $p =~ ^([0-9]+)(:([0-9]+))?(/(tcp|udp))?$ ]] || die 1 "firewall_ports: '$p' is not PORT, PORT/PROTO or LOW:HIGH/PROTO"
+	lo=${BASH_REMATCH[1]} hi=${BASH_REMATCH[3]:-${BASH_REMATCH[1]}}
+	if [ "$lo" -lt 1 ] || [ "$hi" -gt 65535 ] || [ "$lo" -gt "$hi" ]; then
+		die 1 "firewall_ports: '$p' is out of 1-65535"
+	fi
+	fw_rules+=("${p%/*}/${BASH_REMATCH[5]:-tcp}")
+done
+
+# The public keys: the input, else root's (without the options providers
+# put in front, like command="echo Please login as..."). A private key or
+# anything else is refused.
+key_re='((sk-)?(ssh-(rsa|dss|ed25519)|ecdsa-sha2-nistp(256|384|521))(@openssh\.com)? [A-Za-z0-9+/]+={0,3})( .*)?$'
+keys=""
+n=0
+source_name=ssh_authorized_keys
+key_text=$SSH_AUTHORIZED_KEYS
+if [ -z "${key_text//[[:space:]]/}" ] && [ -f "$R/root/.ssh/authorized_keys" ]; then
+	key_text=$(cat "$R/root/.ssh/authorized_keys")
+	source_name=/root/.ssh/authorized_keys
+fi
+while IFS= read -r line || [ -n "$line" ]; do
+	n=$((n + 1))
+	line=${line%$'\r'}
+	[[ $line =~ ^[[:space:]]*(#|$) ]] && continue
+	[[ $line == *"PRIVATE KEY"* ]] && die 1 "$source_name: line $n is a private key; give the public key"
+	if [[ $line =~ ^$key_re ]]; then
+		keys+="${BASH_REMATCH[0]}"$'\n'
+	elif [ "$source_name" != ssh_authorized_keys ] && [[ $line =~ [[:space:]]$key_re ]]; then
+		keys+="${BASH_REMATCH[1]}${BASH_REMATCH[7]}"$'\n'
+	else
+		die 1 "$source_name: line $n is not an SSH public key (ssh-ed25519 AAAA... comment)"
+	fi
+done <<<"$key_text"
+[ -n "$keys" ] || die 1 "no SSH public key for $DEPLOY_USER: give ssh_authorized_keys (root has none either), or disabling root login would leave no way in"
+
+# ---- packages -----------------------------------------------------------
+
+pkgs=(ca-certificates curl wget jq git gnupg sudo openssh-server rsync htop vim-tiny less unzip)
+[ "$FIREWALL" = true ] && pkgs+=(ufw)
+[ "$FAIL2BAN" = true ] && pkgs+=(fail2ban python3-systemd)
+[ "$UNATTENDED_UPGRADES" = true ] && pkgs+=(unattended-upgrades apt-listchanges)
+ensure_packages "${pkgs[@]}" "${extra_pkgs[@]}"
+
+# ---- the deploy user ----------------------------------------------------
+
+if [ -z "$(passwd_field "$DEPLOY_USER" 1)" ]; then
+	user_tool useradd --create-home --shell /bin/bash --user-group --groups sudo "$DEPLOY_USER" ||
+		die 3 "useradd $DEPLOY_USER failed"
+	say "created the user $DEPLOY_USER"
+elif ! in_group "$DEPLOY_USER" sudo; then
+	user_tool usermod --append --groups sudo "$DEPLOY_USER" || die 3 "usermod $DEPLOY_USER failed"
+fi
+uid=$(passwd_field "$DEPLOY_USER" 3)
+gid=$(passwd_field "$DEPLOY_USER" 4)
+home=$(passwd_field "$DEPLOY_USER" 6)
+if [ -z "$uid" ] || [ -z "$home" ]; then
+	die 3 "$DEPLOY_USER is not in $R/etc/passwd after useradd"
+fi
+
+# The user has no password (keys only), so sudo must not ask for one.
+put_file "$R/etc/sudoers.d/90-firstboot-$DEPLOY_USER" 0440 0:0 visudo -cf <<EOF
+# Managed by firstboot (module base).
+$DEPLOY_USER ALL=(ALL:ALL) NOPASSWD: ALL
+EOF
+
+if [ ! -d "$R$home/.ssh" ]; then
+	mkdir -p "$R$home/.ssh"
+	say "created $home/.ssh"
+fi
+[ "$(stat -c '%a %u:%g' "$R$home/.ssh")" = "700 $uid:$gid" ] || {
+	chown "$uid:$gid" "$R$home/.ssh"
+	chmod 0700 "$R$home/.ssh"
+}
+printf '%s' "$keys" | put_file "$R$home/.ssh/authorized_keys" 0600 "$uid:$gid"
+
+# ---- firewall -----------------------------------------------------------
+# Before sshd moves to another port, so that port is open first.
+
+ufw_has() { # ACTION PROTO PORT
+	grep -qE "^### tuple ### $1 $2 $3 0\.0\.0\.0/0 any 0\.0\.0\.0/0 in( |$)" "$R/etc/ufw/user.rules" 2>/dev/null
+}
+ufw_ensure() { # ACTION PORT/PROTO
+	local port=${2%/*} proto=${2#*/}
+	ufw_has "$1" "$proto" "$port" && return 1
+	ufw "$1" "$2" || die 3 "ufw $1 $2 failed"
+}
+if [ "$FIREWALL" = true ]; then
+	grep -qx 'DEFAULT_INPUT_POLICY="DROP"' "$R/etc/default/ufw" 2>/dev/null ||
+		ufw default deny incoming || die 3 "ufw default deny incoming failed"
+	grep -qx 'DEFAULT_OUTPUT_POLICY="ACCEPT"' "$R/etc/default/ufw" 2>/dev/null ||
+		ufw default allow outgoing || die 3 "ufw default allow outgoing failed"
+	ssh_rule_added=0
+	ufw_ensure limit "$SSH_PORT/tcp" && ssh_rule_added=1
+	ufw_ensure allow 80/tcp || true
+	ufw_ensure allow 443/tcp || true
+	for r in "${fw_rules[@]}"; do ufw_ensure allow "$r" || true; done
+	if ! grep -qx 'ENABLED=yes' "$R/etc/ufw/ufw.conf" 2>/dev/null; then
+		ufw --force enable || die 3 "ufw enable failed"
+	fi
+fi
+
+# ---- SSH ----------------------------------------------------------------
+# sshd keeps the first value it reads for a keyword and reads the
+# sshd_config.d files in order, so ours is 00- (cloud images ship a
+# 50-cloud-init.conf that turns password logins on).
+
+ssh_changed=0
+ssh_rule_added=${ssh_rule_added:-0}
+main=$R/etc/ssh/sshd_config
+[ -f "$main" ] || die 3 "$main is missing (openssh-server not installed?)"
+if ! grep -qE '^[[:space:]]*Include[[:space:]]+/etc/ssh/sshd_config\.d/\*\.conf' "$main"; then
+	{
+		echo "Include /etc/ssh/sshd_config.d/*.conf"
+		cat "$main"
+	} | put_file "$main" "$(stat -c '%a' "$main")" "$(stat -c '%u:%g' "$main")"
+	ssh_changed=1
+fi
+if ! compgen -G "$R/etc/ssh/ssh_host_*_key" >/dev/null; then
+	if [ -n "$R" ]; then ssh-keygen -A -f "$R"; else ssh-keygen -A; fi || die 3 "ssh-keygen -A failed"
+fi
+dropin=$R/etc/ssh/sshd_config.d/00-firstboot.conf
+old=""
+[ -f "$dropin" ] && old=$(cat "$dropin")
+put_file "$dropin" 0644 0:0 <<EOF
+# Managed by firstboot (module base).
+Port $SSH_PORT
+PermitRootLogin no
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitEmptyPasswords no
+PubkeyAuthentication yes
+AuthenticationMethods publickey
+MaxAuthTries 3
+LoginGraceTime 30
+X11Forwarding no
+ClientAliveInterval 300
+ClientAliveCountMax 2
+EOF
+[ "$FILE_CHANGED" = 1 ] && ssh_changed=1
+if [ $ssh_changed = 1 ]; then
+	if ! sshd -t -f "$R/etc/ssh/sshd_config"; then
+		if [ -n "$old" ]; then printf '%s\n' "$old" >"$dropin"; else rm -f "$dropin"; fi
+		if [ "$ssh_rule_added" = 1 ]; then ufw delete limit "$SSH_PORT/tcp" || true; fi
+		die 3 "sshd -t refused the configuration; the previous one is kept"
+	fi
+fi
+ensure_service ssh "$ssh_changed" reload
+
+# ---- fail2ban -----------------------------------------------------------
+# Debian 12 logs to the journal only (no /var/log/auth.log), so the jail
+# reads the journal (backend systemd, python3-systemd).
+
+if [ "$FAIL2BAN" = true ]; then
+	put_file "$R/etc/fail2ban/jail.d/00-firstboot.local" 0644 0:0 <<EOF
+# Managed by firstboot (module base).
+[DEFAULT]
+bantime = 1h
+findtime = 10m
+maxretry = 5
+
+[sshd]
+enabled = true
+port = $SSH_PORT
+backend = systemd
+EOF
+	f2b_changed=$FILE_CHANGED
+	if [ "$f2b_changed" = 1 ]; then
+		fail2ban-client -c "$R/etc/fail2ban" --test >/dev/null || die 3 "fail2ban-client --test refused the configuration"
+	fi
+	ensure_service fail2ban "$f2b_changed" restart
+fi
+
+# ---- unattended upgrades ------------------------------------------------
+
+if [ "$UNATTENDED_UPGRADES" = true ]; then
+	put_file "$R/etc/apt/apt.conf.d/20auto-upgrades" 0644 0:0 <<'EOF'
+APT::Periodic::Update-Package-Lists "1";
+APT::Periodic::Unattended-Upgrade "1";
+EOF
+	put_file "$R/etc/apt/apt.conf.d/52firstboot-unattended-upgrades" 0644 0:0 <<EOF
+// Managed by firstboot (module base). Debian's 50unattended-upgrades
+// already limits the upgrades to the security archive.
+Unattended-Upgrade::Remove-Unused-Kernel-Packages "true";
+Unattended-Upgrade::Remove-Unused-Dependencies "true";
+Unattended-Upgrade::Automatic-Reboot "$AUTO_REBOOT";
+Unattended-Upgrade::Automatic-Reboot-Time "$AUTO_REBOOT_TIME";
+EOF
+	ensure_service unattended-upgrades 0 restart
+	ensure_service apt-daily.timer 0 restart
+	ensure_service apt-daily-upgrade.timer 0 restart
+fi
+
+say "done: user $DEPLOY_USER, ssh on port $SSH_PORT, firewall $FIREWALL, fail2ban $FAIL2BAN, unattended upgrades $UNATTENDED_UPGRADES"

@@ -1,0 +1,142 @@
+#!/bin/bash
+# imagegen end to end on a fixture site (tests/cases/imagegen): validate,
+# render, userdata per provider, seed ISO, secrets and TLS reuse, signing,
+# and the round trip into firstboot. Bad input: each a clear error and no
+# partial output.
+# shellcheck source=tests/e2e/lib.sh
+. "$(dirname "$0")/lib.sh"
+
+FIX=$TOP/tests/cases/imagegen
+S=$T/site
+cp -r "$FIX/site" "$S"
+IG=("$IMAGEGEN" --modules-dir "$FIX/modules" --templates-dir "$FIX/templates")
+ig() { "$IMAGEGEN" "$1" --modules-dir "$FIX/modules" --templates-dir "$FIX/templates" "${@:2}"; }
+
+t_case "validate accepts the fixture site and writes nothing"
+if expect_rc 0 ig validate "$S/site.yaml" && grep -q "ok: site 'test-site'" "$T/out" &&
+	[ ! -e "$S/.imagegen/state.json" ]; then t_pass; else t_fail "$(cat "$T/err")"; fi
+
+t_case "render writes a bundle firstboot validates"
+if expect_rc 0 ig render "$S/site.yaml" -o "$T/out1" &&
+	expect_rc 0 "$FIRSTBOOT" validate "$T/out1" --modules-dir "$FIX/modules" &&
+	grep -q 'order: app web' "$T/out"; then t_pass; else t_fail "$(cat "$T/out" "$T/err")"; fi
+
+t_case "secrets are generated once, kept 0600, and rendering twice changes nothing"
+st=$S/.imagegen/state.json
+m1=$(stat -c %Y.%s "$st" 2>/dev/null)
+sleep 1.1
+if [ "$(stat -c %a "$st")" = 600 ] && expect_rc 0 ig render "$S/site.yaml" -o "$T/out2" &&
+	diff -r "$T/out1" "$T/out2" >"$T/diff" && [ "$(stat -c %Y.%s "$st")" = "$m1" ] &&
+	[ "$(find "$S/.imagegen/pki" -newer "$T/out1/bundle.yaml" | wc -l)" = 0 ]; then t_pass; else t_fail "changed: $(head -20 "$T/diff")"; fi
+
+t_case "generated secrets meet the manifest and reach every template byte-exact"
+pw=$(python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); print(j["secrets"]["app.db_password"] if "secrets" in j else j["app.db_password"])' "$st" 2>/dev/null)
+if [ ${#pw} -ge 16 ] && grep -qx "DB_PASSWORD=$pw" "$T/out1/files/etc/app/app.env" &&
+	[ "$(stat -c %a "$T/out1/files/etc/app/app.env")" = 600 ] &&
+	grep -q "DB_PASSWORD: \"$pw\"\|DB_PASSWORD: $pw" "$T/out1/files/opt/stack/docker-compose.yml"; then t_pass; else t_fail "pw '$pw'"; fi
+
+t_case "self-signed TLS: the server certificate verifies against the CA with the SANs"
+tls=$T/out1/files/etc/firstboot/tls
+if openssl verify -CAfile "$tls/ca.crt" "$tls/server.crt" >/dev/null 2>&1 &&
+	openssl x509 -in "$tls/server.crt" -noout -ext subjectAltName | grep -q 'DNS:test-1.example.org, DNS:www.example.org, IP Address:127.0.0.1' &&
+	[ "$(stat -c %a "$tls/server.key")" = 600 ] &&
+	grep -q "ssl_certificate /etc/firstboot/tls/fullchain.pem;" "$T/out1/files/etc/web/site.conf"; then t_pass; else t_fail "tls"; fi
+
+t_case "userdata: gzip'd tar for ec2 and nocloud, the text form for hetzner and digitalocean"
+ok=1
+for p in ec2 nocloud hetzner digitalocean; do
+	expect_rc 0 ig userdata "$S/site.yaml" --provider "$p" -o "$T/ud.$p" || ok=0
+done
+[ "$(head -c2 "$T/ud.ec2" | od -An -tx1 | tr -d ' ')" = 1f8b ] || ok=0
+[ "$(head -1 "$T/ud.hetzner")" = "#firstboot-bundle v1" ] || ok=0
+[ "$(head -1 "$T/ud.digitalocean")" = "#firstboot-bundle v1" ] || ok=0
+if [ $ok = 1 ] && [ "$(stat -c %s "$T/ud.ec2")" -le 16384 ]; then t_pass; else t_fail "$(cat "$T/err")"; fi
+
+t_case "round trip: firstboot provisions a root from imagegen's user-data"
+R=$T/root
+new_root "$R"
+fb_conf "$R"
+printf 'modules_dir: %s\n' "$FIX/modules" >>"$R/etc/firstboot/firstboot.conf"
+if expect_rc 0 fb_run "$R" --user-data "$T/ud.hetzner" --instance-id i-rt &&
+	[ "$(cat "$R/var/lib/app/db_password")" = "$pw" ] && [ "$(cat "$R/etc/hostname")" = test-1 ] &&
+	[ "$(cat "$R/etc/hello.txt")" = "hello from test-1 (hetzner)" ] &&
+	[ -f "$R/var/lib/firstboot/ready" ]; then t_pass; else t_fail "$(tail -5 "$T/err")"; fi
+
+t_case "seed: an ISO9660 cidata image firstboot's nocloud datasource reads"
+if expect_rc 0 ig seed "$S/site.yaml" -o "$T/seed.iso" &&
+	xorriso -indev "$T/seed.iso" -pvd_info 2>/dev/null | grep -q 'Volume Id    : cidata' &&
+	expect_rc 0 "$FIRSTBOOT" query --datasource nocloud --seed "$T/seed.iso" &&
+	grep -q 'test-site' "$T/out"; then t_pass; else t_fail "$(cat "$T/out" "$T/err")"; fi
+
+t_case "keygen and signing_key: a signed bundle that verifies with the public key"
+if expect_rc 0 "$IMAGEGEN" keygen -o "$S/keys" && [ "$(stat -c %a "$S/keys/signing.key")" = 600 ] &&
+	expect_rc 1 "$IMAGEGEN" keygen -o "$S/keys" && grep -q 'exist' "$T/err"; then
+	printf 'signing_key: keys/signing.key\n' >>"$S/site.yaml"
+	mkdir -p "$T/trusted" && cp "$S/keys/signing.pub" "$T/trusted/"
+	if expect_rc 0 ig render "$S/site.yaml" -o "$T/signed" && [ -s "$T/signed/bundle.yaml.sig" ] &&
+		expect_rc 0 "$FIRSTBOOT" validate "$T/signed" --modules-dir "$FIX/modules" --keys "$T/trusted" &&
+		grep -q 'signed by' "$T/out"; then t_pass; else t_fail "$(cat "$T/out" "$T/err")"; fi
+else t_fail "keygen: $(cat "$T/err")"; fi
+
+t_case "{env: NAME} takes the controller token from the environment; unset is an error"
+cp -r "$FIX/site" "$T/envsite"
+sed -i 's|^  url: http://127.0.0.1:9/callback|&\n  token: {env: TEST_CTL_TOKEN}|' "$T/envsite/site.yaml"
+if TEST_CTL_TOKEN=0123456789abcdef0123 expect_rc 0 ig render "$T/envsite/site.yaml" -o "$T/envout" &&
+	grep -q '0123456789abcdef0123' "$T/envout/bundle.yaml" &&
+	expect_rc 1 ig validate "$T/envsite/site.yaml" &&
+	grep -q "site.yaml:6:[0-9]*: 'token' is taken from the environment variable TEST_CTL_TOKEN, which is not set" "$T/err"; then t_pass; else t_fail "$(cat "$T/err")"; fi
+
+# bad SITE-LINE EXPECTED-ERROR-REGEX: a copy of the fixture site with one
+# line edited by the sed expression must fail validate and render with
+# the message, and render must leave no output directory.
+bad() {
+	local name=$1 expr=$2 want=$3 b=$T/bad.$RANDOM
+	t_case "bad input: $name"
+	cp -r "$FIX/site" "$b"
+	sed -i "$expr" "$b/site.yaml"
+	if expect_rc 1 ig validate "$b/site.yaml" && grep -Eq "$want" "$T/err" &&
+		expect_rc 1 ig render "$b/site.yaml" -o "$b/out" && [ ! -e "$b/out" ] &&
+		[ -z "$(find "$b" -maxdepth 1 -name 'out.imagegen-*')" ]; then t_pass; else t_fail "$(cat "$T/err")"; fi
+}
+bad "unknown key" 's/^hostname: test-1/hostnme: test-1/' "site.yaml:2:1: unknown key 'hostnme'"
+bad "wrong type" 's/^modules:/modules: [app]\nxmodules:/' "site.yaml:10:10: .modules. must be a mapping, not a sequence"
+bad "input failing its pattern" 's/db_name: colony/db_name: "Bad Name"/' "site.yaml:12:14: module app: input .db_name. must match the pattern"
+bad "unknown provider" 's/^provider: hetzner/provider: linode/' "site.yaml:3:11: 'provider' must be one of"
+bad "unknown module" 's/^  web:/  nosuch:/' "site.yaml:13:3: module .nosuch. not found"
+bad "missing required input" 's/    server_name: test-1.example.org/    {}/' "module web: .*server_name"
+bad "missing file source" 's|source: files/motd|source: files/nope|' "site.yaml:16:31: cannot read .*files/nope"
+
+t_case "bad input: a template syntax error names the template's line and column"
+cp -r "$FIX/site" "$T/tsyn"
+printf 'ok\n{{#site.name}}\nunclosed\n' >"$T/tsyn/templates/hello.txt.tmpl"
+if expect_rc 1 ig render "$T/tsyn/site.yaml" -o "$T/tsyn/out" && grep -q 'hello.txt.tmpl:2:1:' "$T/err" &&
+	[ ! -e "$T/tsyn/out" ]; then t_pass; else t_fail "$(cat "$T/err")"; fi
+
+t_case "bad input: a template with an undefined variable"
+printf '{{site.nmae}}\n' >"$T/tsyn/templates/hello.txt.tmpl"
+if expect_rc 1 ig render "$T/tsyn/site.yaml" -o "$T/tsyn/out" && grep -q 'hello.txt.tmpl:1:1:.*site.nmae' "$T/err"; then t_pass; else t_fail "$(cat "$T/err")"; fi
+
+t_case "bad input: a missing template"
+cp -r "$FIX/site" "$T/tmiss"
+rm "$T/tmiss/templates/hello.txt.tmpl"
+if expect_rc 1 ig validate "$T/tmiss/site.yaml" && grep -q 'site.yaml:18:16: cannot read .*hello.txt.tmpl' "$T/err"; then t_pass; else t_fail "$(cat "$T/err")"; fi
+
+t_case "bad input: an unwritable output directory leaves nothing behind"
+mkdir -p "$T/ro" && chmod 0555 "$T/ro"
+if [ "$(id -u)" = 0 ]; then
+	# root writes anyway; a path under a regular file cannot be created by anyone.
+	touch "$T/ro/file"
+	out=$T/ro/file/bundle
+else out=$T/ro/bundle; fi
+if expect_rc 1 ig render "$S/site.yaml" -o "$out" && grep -q 'cannot' "$T/err" &&
+	[ "$(find "$T/ro" | wc -l)" -le 2 ]; then t_pass; else t_fail "$(cat "$T/err")"; fi
+
+t_case "bad input: over the provider's limit lists each member's size"
+head -c 40000 /dev/urandom | base64 >"$S/files/big"
+printf 'files:\n  - {path: /etc/big, source: files/big}\n' >/dev/null
+sed -i 's|^files:|files:\n  - {path: /etc/big, source: files/big}|' "$S/site.yaml"
+if expect_rc 1 ig userdata "$S/site.yaml" --provider ec2 -o "$T/ud.big" && [ ! -e "$T/ud.big" ] &&
+	grep -q 'over its limit of 16384' "$T/err" && grep -q 'files/etc/big' "$T/err"; then t_pass; else t_fail "$(cat "$T/err")"; fi
+
+t_case "imagegen without arguments or with --help prints usage"
+if expect_rc 2 "$IMAGEGEN" && expect_rc 0 "${IG[0]}" --help && grep -q 'Usage: imagegen' "$T/out"; then t_pass; else t_fail "usage"; fi

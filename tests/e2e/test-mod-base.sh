@@ -1,0 +1,134 @@
+#!/bin/bash
+# The base module through the real agent on a temporary root, with the
+# system commands replaced by recorders: what it calls and in what order,
+# the files it writes, a second run that changes nothing, changed inputs,
+# and the exit codes for bad input (1), failed installs (2, retried) and
+# refused configurations (3).
+# shellcheck source=tests/e2e/lib.sh
+. "$(dirname "$0")/lib.sh"
+# shellcheck source=tests/e2e/modlib.sh
+. "$(dirname "$0")/modlib.sh"
+
+t_check "the base manifest validates" "$FIRSTBOOT" validate "$TOP/modules/base/manifest.yml"
+
+ssh-keygen -q -t ed25519 -N '' -C 'ops@example.org' -f "$T/key"
+KEY=$(cat "$T/key.pub")
+
+# fresh NAME: a root $T/NAME and recorders $T/NAME.rec on a running
+# server (ssh active); ssh-keygen is the real one (it writes host keys
+# under the root only).
+fresh() {
+	R=$T/$1
+	mod_root "$R"
+	mod_recorders "$T/$1.rec" "${MOD_COMMANDS[@]}"
+	mod_passthrough ssh-keygen
+	mod_active ssh
+}
+
+t_case "a fresh server: packages, user, firewall, then SSH, in that order"
+fresh r1
+if mod_run "$R" base ssh_authorized_keys="$KEY" packages="htop, tmux" firewall_ports="8080 60000:61000/udp" &&
+	mod_order '^apt-get .*update' '^apt-get .*install .*openssh-server' '^useradd --prefix '"$R"' .*--groups sudo deploy$' \
+		'^visudo -cf ' '^ufw default deny incoming' '^ufw limit 22/tcp' '^ufw allow 80/tcp' '^ufw allow 443/tcp' \
+		'^ufw allow 8080/tcp' '^ufw allow 60000:61000/udp' '^ufw --force enable' '^sshd -t -f '"$R"'/etc/ssh/sshd_config' \
+		'^systemctl reload ssh' '^fail2ban-client -c '"$R"'/etc/fail2ban --test' '^systemctl start fail2ban' &&
+	mod_called '^apt-get .*install .*tmux' && mod_called '^apt-get .*install .*fail2ban' && mod_called '^apt-get .*install .*python3-systemd' &&
+	mod_called '^ssh-keygen -A -f '"$R"'$' && mod_called '^systemctl enable apt-daily-upgrade.timer'; then t_pass; else
+	t_fail "calls: $(mod_calls "" | tr '\n' ';')"
+fi
+
+t_case "the files: sudoers 0440, .ssh 0700 and authorized_keys 0600 owned by deploy, the sshd drop-in first"
+uid=$(awk -F: '$1 == "deploy" {print $3 ":" $4}' "$R/etc/passwd")
+if [ -n "$uid" ] && [ "$(stat -c '%a %u:%g' "$R/home/deploy/.ssh")" = "700 $uid" ] &&
+	[ "$(stat -c '%a %u:%g' "$R/home/deploy/.ssh/authorized_keys")" = "600 $uid" ] &&
+	[ "$(cat "$R/home/deploy/.ssh/authorized_keys")" = "$KEY" ] &&
+	[ "$(stat -c '%a' "$R/etc/sudoers.d/90-firstboot-deploy")" = 440 ] &&
+	grep -qx 'deploy ALL=(ALL:ALL) NOPASSWD: ALL' "$R/etc/sudoers.d/90-firstboot-deploy" &&
+	grep -qx 'PermitRootLogin no' "$R/etc/ssh/sshd_config.d/00-firstboot.conf" &&
+	grep -qx 'PasswordAuthentication no' "$R/etc/ssh/sshd_config.d/00-firstboot.conf" &&
+	grep -qx 'Port 22' "$R/etc/ssh/sshd_config.d/00-firstboot.conf" &&
+	grep -qx 'backend = systemd' "$R/etc/fail2ban/jail.d/00-firstboot.local" &&
+	grep -qx 'APT::Periodic::Unattended-Upgrade "1";' "$R/etc/apt/apt.conf.d/20auto-upgrades" &&
+	grep -q '^sudo:x:27:deploy$' "$R/etc/group" && ls "$R"/etc/ssh/ssh_host_ed25519_key >/dev/null &&
+	! compgen -G "$R/etc/*/*.fbtmp.*" >/dev/null; then t_pass; else t_fail "files"; fi
+
+t_case "a second run changes nothing: no installs, no user changes, no reloads, no ufw"
+mod_reset_calls
+before=$(tree_snapshot "$R")
+if mod_run "$R" base ssh_authorized_keys="$KEY" packages="htop, tmux" firewall_ports="8080 60000:61000/udp" &&
+	mod_not_called '^apt-get' && mod_not_called '^(useradd|usermod|ufw|visudo|sshd|ssh-keygen|fail2ban-client) ' &&
+	mod_not_called '^systemctl (start|restart|reload|enable) ' && [ "$(tree_snapshot "$R")" = "$before" ]; then t_pass; else
+	t_fail "calls: $(mod_calls "" | tr '\n' ';')"
+fi
+
+t_case "a new SSH port is opened in ufw before sshd reloads; nothing is reinstalled"
+mod_reset_calls
+if mod_run "$R" base ssh_authorized_keys="$KEY" packages="htop, tmux" ssh_port=2222 firewall_ports="8080 60000:61000/udp" &&
+	mod_order '^ufw limit 2222/tcp' '^sshd -t' '^systemctl reload ssh' '^fail2ban-client' '^systemctl restart fail2ban' &&
+	mod_not_called '^apt-get' && mod_not_called '^useradd' && grep -qx 'Port 2222' "$R/etc/ssh/sshd_config.d/00-firstboot.conf" &&
+	grep -qx 'port = 2222' "$R/etc/fail2ban/jail.d/00-firstboot.local"; then t_pass; else
+	t_fail "calls: $(mod_calls "" | tr '\n' ';')"
+fi
+
+t_case "sshd -t refusing the configuration: exit 3, the previous drop-in kept, no reload"
+mod_reset_calls
+mod_fail sshd 255 '-t'
+if ! mod_run "$R" base ssh_authorized_keys="$KEY" ssh_port=2200 && [ "$(mod_exit "$R" base)" = 3 ] &&
+	[ "$(mod_attempts "$R" base)" = 1 ] && grep -qx 'Port 2222' "$R/etc/ssh/sshd_config.d/00-firstboot.conf" &&
+	mod_not_called '^systemctl reload ssh' && grep -q 'sshd -t refused' "$(mod_log "$R" base)" &&
+	mod_order '^ufw limit 2200/tcp' '^sshd -t' '^ufw delete limit 2200/tcp' && ! grep -q ' 2200 ' "$R/etc/ufw/user.rules"; then t_pass; else t_fail "exit $(mod_exit "$R" base)"; fi
+
+t_case "visudo refusing the sudoers file: exit 3 and no sudoers file"
+fresh r2
+mod_fail visudo 1
+if ! mod_run "$R" base ssh_authorized_keys="$KEY" && [ "$(mod_exit "$R" base)" = 3 ] &&
+	[ ! -e "$R/etc/sudoers.d/90-firstboot-deploy" ] && ! compgen -G "$R/etc/sudoers.d/*" >/dev/null; then t_pass; else
+	t_fail "exit $(mod_exit "$R" base)"
+fi
+
+t_case "apt-get install failing: exit 2, retried by the agent up to module_attempts"
+fresh r3
+mod_fail apt-get 100 '(^| )install '
+if ! mod_run "$R" base ssh_authorized_keys="$KEY" && [ "$(mod_exit "$R" base)" = 2 ] &&
+	[ "$(mod_attempts "$R" base)" = 3 ] && [ "$(mod_calls apt-get | grep -c ' install ')" = 3 ] &&
+	mod_not_called '^useradd'; then t_pass; else t_fail "exit $(mod_exit "$R" base), attempts $(mod_attempts "$R" base)"; fi
+
+t_case "apt-get failing once: the agent's second attempt succeeds"
+fresh r4
+mod_fail apt-get 100 '(^| )update' 1
+if mod_run "$R" base ssh_authorized_keys="$KEY" && [ "$(mod_attempts "$R" base)" = 2 ] &&
+	[ "$(mod_state "$R" base)" = "done" ]; then t_pass; else t_fail "attempts $(mod_attempts "$R" base)"; fi
+
+t_case "bad input the manifest cannot see: exit 1, not retried, nothing installed"
+fresh r5
+ok=1
+for keys in "not a key" "-----BEGIN OPENSSH PRIVATE KEY-----" "ssh-ed25519 !!!"; do
+	mod_reset_calls
+	if mod_run "$R" base ssh_authorized_keys="$keys" || [ "$(mod_exit "$R" base)" != 1 ] ||
+		[ "$(mod_attempts "$R" base)" != 1 ] || mod_called '^apt-get'; then
+		ok=0
+		echo "  # keys '$keys': exit $(mod_exit "$R" base)"
+	fi
+done
+grep -q 'line 1 is a private key' "$(mod_log "$R" base)" || ok=0
+if [ $ok = 1 ]; then t_pass; else t_fail "bad keys accepted"; fi
+
+t_case "no key anywhere: exit 1 rather than disabling root login with no way in"
+if ! mod_run "$R" base && [ "$(mod_exit "$R" base)" = 1 ] && grep -q 'no SSH public key' "$(mod_log "$R" base)"; then t_pass; else
+	t_fail "exit $(mod_exit "$R" base)"
+fi
+
+t_case "root's keys are used when none are given (without the provider's options)"
+mkdir -p "$R/root/.ssh"
+printf 'no-port-forwarding,command="echo '\''Please login as admin'\''" %s\n' "$KEY" >"$R/root/.ssh/authorized_keys"
+if mod_run "$R" base && [ "$(cat "$R/home/deploy/.ssh/authorized_keys")" = "$KEY" ]; then t_pass; else t_fail "keys"; fi
+
+t_case "bad input the manifest sees is refused by the agent before the module runs"
+fresh r6
+mod_reset_calls
+if ! mod_run "$R" base ssh_authorized_keys="$KEY" deploy_user="Bad User" && grep -q "deploy_user" "$MOD_ERR" &&
+	[ ! -s "$MOD_REC/calls.txt" ]; then t_pass; else t_fail "ran: $(cat "$MOD_ERR")"; fi
+
+t_case "the module checks its inputs itself too (run without the agent)"
+if ! mod_exec "$R" base ssh_authorized_keys="$KEY" firewall_ports="70000" && [ "$(grep -c . "$MOD_REC/calls.txt")" = 0 ] &&
+	grep -q "out of 1-65535" "$MOD_ERR"; then t_pass; else t_fail "$(cat "$MOD_ERR")"; fi
