@@ -120,12 +120,12 @@ static int parse_opts(const char *cmd, int argc, char **argv, struct opts *o, bo
 static int load(const struct opts *o, struct site **ret, struct secrets **ret_sec,
                 char **ret_state_dir)
 {
-        _cleanup_free_ char *mods = o->modules_dir ? xstrdup(o->modules_dir)
-                                                   : default_dir("modules", MODULES_DIR_DEFAULT, ".");
-        _cleanup_free_ char *tmpl = o->templates_dir
-                                            ? xstrdup(o->templates_dir)
-                                            : default_dir("templates", TEMPLATES_DIR_DEFAULT,
-                                                          "index.yml");
+        _cleanup_free_ char *mods = o->modules_dir
+                                            ? xstrdup(o->modules_dir)
+                                            : default_dir("modules", MODULES_DIR_DEFAULT, ".");
+        _cleanup_free_ char *tmpl =
+                o->templates_dir ? xstrdup(o->templates_dir)
+                                 : default_dir("templates", TEMPLATES_DIR_DEFAULT, "index.yml");
         _cleanup_free_ char *copy = xstrdup(o->site);
         _cleanup_free_ char *state_dir = strprintf("%s/.imagegen", dirname(copy));
         _cleanup_free_ char *state = strprintf("%s/state.json", state_dir);
@@ -314,9 +314,10 @@ static int cmd_userdata(int argc, char **argv)
                         fprintf(stderr, "imagegen userdata: cannot write %s: %s\n", o.out,
                                 strerror(-r));
                 else if (!o.quiet)
-                        printf("%s: %zu bytes of user-data for %s (%s, limit %s%zu)\n", o.out,
-                               size, provider_name(p),
-                               provider_takes_binary(p) ? "gzip'd tar" : "#firstboot-bundle v1 text",
+                        printf("%s: %zu bytes of user-data for %s (%s, limit %s%zu)\n", o.out, size,
+                               provider_name(p),
+                               provider_takes_binary(p) ? "gzip'd tar"
+                                                        : "#firstboot-bundle v1 text",
                                limit ? "" : "none, ", limit);
         }
         member_list_free(&l);

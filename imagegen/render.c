@@ -87,8 +87,8 @@ static int add_tls(const struct site *s, const struct render_options *o, struct 
                 return 0;
         if (pki_ensure(dir, (const char *const *)s->tls_names, (const char *const *)s->tls_ips,
                        SERVER_CERT_DAYS, &res, &err) < 0) {
-                diags_at(d, node_get(s->doc, "tls") ? node_get(s->doc, "tls") : s->doc,
-                         "TLS: %s", err ? err : "cannot issue the certificate");
+                diags_at(d, node_get(s->doc, "tls") ? node_get(s->doc, "tls") : s->doc, "TLS: %s",
+                         err ? err : "cannot issue the certificate");
                 return -EBADMSG;
         }
         if (!o->quiet)
@@ -204,8 +204,8 @@ int render_bundle(const struct site *s, const struct render_options *o, struct m
                 if (r >= 0)
                         r = ed25519_sign(pem, pem_len, text, strlen(text), sig);
                 if (r < 0) {
-                        diags_at(d, node_get(s->doc, "signing_key"),
-                                 "cannot sign with %s: %s", s->signing_key,
+                        diags_at(d, node_get(s->doc, "signing_key"), "cannot sign with %s: %s",
+                                 s->signing_key,
                                  r == -EINVAL ? "not an Ed25519 private key (PEM)" : strerror(-r));
                         member_list_free(&l);
                         return -EBADMSG;

@@ -94,9 +94,9 @@ static const char *env_ref(const struct node *n, struct diags *d, bool *failed)
         return v;
 }
 
-static const char *const site_keys[] = {"name",         "hostname",  "provider",   "instance_id",
-                                        "controller",   "tls",       "signing_key", "ship_modules",
-                                        "modules",      "files",     "templates",   NULL};
+static const char *const site_keys[] = {"name",       "hostname", "provider",    "instance_id",
+                                        "controller", "tls",      "signing_key", "ship_modules",
+                                        "modules",    "files",    "templates",   NULL};
 
 static void parse_controller(struct site *s, const struct node *c, struct secrets *sec,
                              struct diags *d)
@@ -195,8 +195,7 @@ static enum secret_kind secret_kind_for(const char *name)
 static struct node *effective_inputs(const struct site_module *sm, const struct node *given,
                                      struct secrets *sec, struct diags *d)
 {
-        struct node *eff = given && given->kind == NODE_MAP ? node_copy(given)
-                                                            : node_new(NODE_MAP);
+        struct node *eff = given && given->kind == NODE_MAP ? node_copy(given) : node_new(NODE_MAP);
         if (!eff)
                 return NULL;
         if (given && given->kind == NODE_MAP)
@@ -298,10 +297,10 @@ static void add_file(struct site *s, const struct node *f, const char *base, boo
                      bool check_when, struct diags *d)
 {
         static const char *const file_keys[] = {"path", "source", "mode", "owner", NULL};
-        static const char *const tmpl_keys[] = {"template", "path", "mode", "owner", "format",
-                                                NULL};
-        static const char *const index_keys[] = {"template", "path",   "mode",
-                                                 "owner",    "format", "when", NULL};
+        static const char *const tmpl_keys[] = {"template", "path",   "mode",
+                                                "owner",    "format", NULL};
+        static const char *const index_keys[] = {"template", "path", "mode", "owner",
+                                                 "format",   "when", NULL};
         const char *what = is_template ? "a templates entry" : "a files entry";
 
         if (!diags_expect_kind(d, f, NODE_MAP))
@@ -370,8 +369,7 @@ static void parse_files(struct site *s, const struct node *l, const char *base, 
                 add_file(s, l->items[i], base, is_template, check_when, d);
 }
 
-int site_load(const char *path, const struct site_options *o, struct site **ret,
-              struct diags *d)
+int site_load(const char *path, const struct site_options *o, struct site **ret, struct diags *d)
 {
         _cleanup_site_ struct site *s = xcalloc(1, sizeof(*s));
         size_t before = d->n;
@@ -534,8 +532,8 @@ struct node *site_context(const struct site *s)
                         node_set_str(tls, "key", SITE_TLS_DIR "/server.key");
                         node_set_str(tls, "ca", SITE_TLS_DIR "/ca.crt");
                 } else {
-                        _cleanup_free_ char *live = strprintf("/etc/letsencrypt/live/%s",
-                                                              s->tls_domain);
+                        _cleanup_free_ char *live =
+                                strprintf("/etc/letsencrypt/live/%s", s->tls_domain);
                         _cleanup_free_ char *cert = strprintf("%s/fullchain.pem", live);
                         _cleanup_free_ char *key = strprintf("%s/privkey.pem", live);
                         node_set_str(tls, "dir", live);

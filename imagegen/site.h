@@ -78,8 +78,7 @@ struct site_options {
         struct secrets *secrets;   /* fills missing sensitive inputs */
 };
 
-int site_load(const char *path, const struct site_options *o, struct site **ret,
-              struct diags *d);
+int site_load(const char *path, const struct site_options *o, struct site **ret, struct diags *d);
 void site_free(struct site *s);
 static inline void site_freep(struct site **s)
 {
