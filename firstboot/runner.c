@@ -361,7 +361,7 @@ static _Noreturn void child_fail(int report_fd, int stage, int error)
         _exit(127);
 }
 
-/* In the child, between fork and exec: async-signal-safe calls only, as
+/* In the child, between vfork and exec: async-signal-safe calls only, as
  * the caller may have threads. Every fd passed is >= 3 and O_CLOEXEC. */
 static _Noreturn void child_run(const struct runner_spec *spec, char *const *envp,
                                 char *const *sh_argv, int null_fd, int out_fd, int err_fd,
@@ -400,6 +400,21 @@ static _Noreturn void child_run(const struct runner_spec *spec, char *const *env
                 child_fail(report_fd, STAGE_EXEC, errno);
         execve(sh_argv[0], sh_argv, envp);
         child_fail(report_fd, STAGE_EXEC_SH, errno);
+}
+
+/* vfork(): the child borrows the parent's memory until it execs, so
+ * starting a module does not copy the agent's page tables (a fork of a
+ * process with OpenSSL, libarchive and libsystemd mapped costs more than
+ * the exec). The child only makes system calls on its own stack and
+ * never returns here; the caller has blocked every signal. Kept apart so
+ * no variable of runner_exec() lives across the vfork(). */
+static pid_t spawn(const struct runner_spec *spec, char *const *envp, char *const *sh_argv,
+                   int null_fd, int out_fd, int err_fd, int report_fd, int max_fd)
+{
+        pid_t pid = vfork();
+        if (pid == 0)
+                child_run(spec, envp, sh_argv, null_fd, out_fd, err_fd, report_fd, max_fd);
+        return pid;
 }
 
 /* Moves an fd that landed on 0, 1 or 2 (the caller had closed them) out of
@@ -599,9 +614,7 @@ int runner_exec(const struct runner_spec *spec, struct runner_result *ret)
         sigfillset(&all);
         pthread_sigmask(SIG_SETMASK, &all, &saved);
         start = now_ms();
-        pid = fork();
-        if (pid == 0)
-                child_run(spec, envp, sh_argv, null_fd, out_w, err_w, rep_w, max_fd);
+        pid = spawn(spec, envp, sh_argv, null_fd, out_w, err_w, rep_w, max_fd);
         k = -errno;
         pthread_sigmask(SIG_SETMASK, &saved, NULL);
         if (pid < 0) {
