@@ -262,3 +262,14 @@ void sleep_ms(long long ms)
         while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
                 ;
 }
+
+char *strv_join(char *const *v, const char *sep)
+{
+        struct buf b = {0};
+        for (size_t i = 0; v && v[i]; i++)
+                if ((i > 0 && buf_puts(&b, sep) < 0) || buf_puts(&b, v[i]) < 0) {
+                        buf_free(&b);
+                        return NULL;
+                }
+        return buf_steal(&b);
+}

@@ -20,8 +20,15 @@
 #include <unistd.h>
 
 struct opts {
-        const char *site, *out, *modules_dir, *templates_dir, *provider;
+        const char *site, *out, *modules_dir, *templates_dir, *provider, *host;
         bool quiet;
+};
+
+/* What every command that reads a site shares: where modules and
+ * templates are, and the site's state (secrets, PKI). */
+struct env {
+        char *mods, *tmpl, *state_dir;
+        struct secrets *sec;
 };
 
 /* Next to the binary when run from a build tree (build/imagegen ->
@@ -54,7 +61,9 @@ static int usage(FILE *f, int rc)
               "  seed SITE.yaml -o seed.iso       a NoCloud cidata image (user-data, meta-data)\n"
               "  keygen -o DIR                    an Ed25519 signing key pair for bundles\n\n"
               "Options: --modules-dir DIR, --templates-dir DIR (default: next to the binary,\n"
-              "else /usr/lib/firstboot/modules and /usr/share/imagegen/templates), -q.\n",
+              "else /usr/lib/firstboot/modules and /usr/share/imagegen/templates), -q;\n"
+              "--host NAME picks one server of a site with hosts: (a fleet); render without\n"
+              "it writes every host's bundle to DIR/<hostname>/.\n",
               f);
         return rc;
 }
@@ -67,6 +76,7 @@ static int parse_opts(const char *cmd, int argc, char **argv, struct opts *o, bo
                 {"modules-dir", required_argument, NULL, 'm'},
                 {"templates-dir", required_argument, NULL, 't'},
                 {"provider", required_argument, NULL, 'p'},
+                {"host", required_argument, NULL, 'H'},
                 {"quiet", no_argument, NULL, 'q'},
                 {"help", no_argument, NULL, 'h'},
                 {0},
@@ -87,6 +97,9 @@ static int parse_opts(const char *cmd, int argc, char **argv, struct opts *o, bo
                         break;
                 case 'p':
                         o->provider = optarg;
+                        break;
+                case 'H':
+                        o->host = optarg;
                         break;
                 case 'q':
                         o->quiet = true;
@@ -115,109 +128,166 @@ static int parse_opts(const char *cmd, int argc, char **argv, struct opts *o, bo
         return 0;
 }
 
-/* Loads the site with its secrets store; *ret_sec is saved by the caller
- * when it writes output. */
-static int load(const struct opts *o, struct site **ret, struct secrets **ret_sec,
-                char **ret_state_dir)
+static void env_close(struct env *e)
 {
-        _cleanup_free_ char *mods = o->modules_dir
-                                            ? xstrdup(o->modules_dir)
-                                            : default_dir("modules", MODULES_DIR_DEFAULT, ".");
-        _cleanup_free_ char *tmpl =
-                o->templates_dir ? xstrdup(o->templates_dir)
-                                 : default_dir("templates", TEMPLATES_DIR_DEFAULT, "index.yml");
-        _cleanup_free_ char *copy = xstrdup(o->site);
-        _cleanup_free_ char *state_dir = strprintf("%s/.imagegen", dirname(copy));
-        _cleanup_free_ char *state = strprintf("%s/state.json", state_dir);
-        struct diags d = {0};
-        struct secrets *sec = NULL;
-        char *err = NULL;
+        free(e->mods);
+        free(e->tmpl);
+        free(e->state_dir);
+        secrets_free(e->sec);
+}
 
+static int env_open(const struct opts *o, struct env *e)
+{
+        _cleanup_free_ char *copy = xstrdup(o->site), *err = NULL;
+
+        e->mods = o->modules_dir ? xstrdup(o->modules_dir)
+                                 : default_dir("modules", MODULES_DIR_DEFAULT, ".");
+        e->tmpl = o->templates_dir ? xstrdup(o->templates_dir)
+                                   : default_dir("templates", TEMPLATES_DIR_DEFAULT, "index.yml");
+        e->state_dir = strprintf("%s/.imagegen", dirname(copy));
+        _cleanup_free_ char *state = strprintf("%s/state.json", e->state_dir);
         if (!path_exists(o->site)) {
                 fprintf(stderr, "%s: %s\n", o->site, strerror(ENOENT));
                 return -ENOENT;
         }
-        if (secrets_load(state, &sec, &err) < 0) {
+        if (secrets_load(state, &e->sec, &err) < 0) {
                 fprintf(stderr, "%s\n", err);
-                free(err);
                 return -EINVAL;
         }
-        struct site_options so = {.modules_dir = mods, .templates_dir = tmpl, .secrets = sec};
-        if (site_load(o->site, &so, ret, &d) < 0) {
-                diags_print(&d, stderr);
-                diags_free(&d);
-                secrets_free(sec);
-                return -EBADMSG;
-        }
-        *ret_sec = sec;
-        *ret_state_dir = TAKE_PTR(state_dir);
         return 0;
 }
 
-/* Loads and renders; on success the secrets (and PKI) are saved. */
+static int load_site(struct env *e, const struct opts *o, const char *host, struct site **ret)
+{
+        struct site_options so = {
+                .modules_dir = e->mods, .templates_dir = e->tmpl, .secrets = e->sec, .host = host};
+        struct diags d = {0};
+        int r = site_load(o->site, &so, ret, &d);
+        diags_print(&d, stderr);
+        diags_free(&d);
+        return r;
+}
+
+static int render_site(struct env *e, const struct opts *o, const struct site *s,
+                       struct member_list *ret)
+{
+        struct render_options ro = {.state_dir = e->state_dir, .quiet = o->quiet};
+        struct diags d = {0};
+        int r = render_bundle(s, &ro, ret, &d);
+        diags_print(&d, stderr);
+        diags_free(&d);
+        return r;
+}
+
+static int env_save(struct env *e)
+{
+        _cleanup_free_ char *err = NULL;
+        int r = secrets_save(e->sec, &err);
+        if (r < 0)
+                fprintf(stderr, "imagegen: %s\n", err);
+        return r;
+}
+
+/* One server's bundle (--host picks it in a fleet); the secrets are saved. */
 static int build(const struct opts *o, struct site **ret_site, struct member_list *ret)
 {
-        _cleanup_free_ char *state_dir = NULL, *err = NULL;
-        struct secrets *sec = NULL;
-        struct diags d = {0};
-        int r = load(o, ret_site, &sec, &state_dir);
-        if (r < 0)
-                return r;
-        struct render_options ro = {.state_dir = state_dir, .quiet = o->quiet};
-        r = render_bundle(*ret_site, &ro, ret, &d);
-        if (r < 0) {
-                diags_print(&d, stderr);
-                diags_free(&d);
-                secrets_free(sec);
-                return r;
+        struct env e = {0};
+        int r = env_open(o, &e);
+        if (r >= 0)
+                r = load_site(&e, o, o->host, ret_site);
+        if (r >= 0 && (*ret_site)->hosts && !o->host) {
+                _cleanup_free_ char *list = strv_join((*ret_site)->hosts, ", ");
+                fprintf(stderr, "%s: the site lists hosts; pick one with --host (%s)\n", o->site,
+                        list);
+                r = -EINVAL;
         }
-        r = secrets_save(sec, &err);
-        secrets_free(sec);
-        if (r < 0) {
-                fprintf(stderr, "imagegen: %s\n", err);
+        if (r >= 0)
+                r = render_site(&e, o, *ret_site, ret);
+        if (r >= 0 && env_save(&e) < 0) {
                 member_list_free(ret);
-                return r;
+                r = -EIO;
         }
-        return 0;
+        if (r < 0) {
+                site_free(*ret_site);
+                *ret_site = NULL;
+        }
+        env_close(&e);
+        return r;
 }
 
 static int cmd_validate(int argc, char **argv)
 {
         struct opts o = {0};
-        _cleanup_free_ char *state_dir = NULL;
+        struct env e = {0};
         struct site *s = NULL;
-        struct secrets *sec = NULL;
+        int r;
 
         if (parse_opts("validate", argc, argv, &o, true, false) < 0)
                 return 2;
-        if (load(&o, &s, &sec, &state_dir) < 0)
-                return 1;
-        printf("%s: ok: site '%s' (%s), %zu module%s, %zu file%s\n", o.site, s->name,
-               provider_name(s->provider), s->n_modules, s->n_modules == 1 ? "" : "s", s->n_files,
-               s->n_files == 1 ? "" : "s");
-        secrets_free(sec); /* not saved: validate writes nothing */
+        r = env_open(&o, &e);
+        if (r >= 0)
+                r = load_site(&e, &o, o.host, &s);
+        /* In a fleet every host is checked; nothing is saved: validate
+         * writes nothing. */
+        for (size_t i = 1; r >= 0 && !o.host && s->hosts && s->hosts[i]; i++) {
+                struct site *h = NULL;
+                r = load_site(&e, &o, s->hosts[i], &h);
+                site_free(h);
+        }
+        if (r >= 0)
+                printf("%s: ok: site '%s' (%s), %zu module%s, %zu file%s%s%zu%s\n", o.site, s->name,
+                       provider_name(s->provider), s->n_modules, s->n_modules == 1 ? "" : "s",
+                       s->n_files, s->n_files == 1 ? "" : "s", s->hosts ? ", " : "",
+                       s->hosts ? strv_length(s->hosts) : 0, s->hosts ? " hosts" : "");
         site_free(s);
-        return 0;
+        env_close(&e);
+        return r < 0 ? 1 : 0;
 }
 
+static int render_into(struct env *e, const struct opts *o, const struct site *s, const char *out)
+{
+        struct member_list l = {0};
+        _cleanup_free_ char *err = NULL;
+        int r = render_site(e, o, s, &l);
+        if (r >= 0) {
+                r = write_bundle_dir(&l, out, &err);
+                if (r < 0)
+                        fprintf(stderr, "imagegen render: %s\n", err);
+                else if (!o->quiet)
+                        printf("%s: bundle '%s' for %s, %zu members\n", out, s->name, s->hostname,
+                               l.n);
+        }
+        member_list_free(&l);
+        return r;
+}
+
+/* One server to OUT; a fleet to OUT/<hostname>/ each (or one, --host). */
 static int cmd_render(int argc, char **argv)
 {
         struct opts o = {0};
-        struct member_list l = {0};
+        struct env e = {0};
         struct site *s = NULL;
-        _cleanup_free_ char *err = NULL;
+        int r;
 
         if (parse_opts("render", argc, argv, &o, true, true) < 0)
                 return 2;
-        if (build(&o, &s, &l) < 0)
-                return 1;
-        int r = write_bundle_dir(&l, o.out, &err);
-        if (r < 0)
-                fprintf(stderr, "imagegen render: %s\n", err);
-        else if (!o.quiet)
-                printf("%s: bundle '%s', %zu members\n", o.out, s->name, l.n);
-        member_list_free(&l);
+        r = env_open(&o, &e);
+        if (r >= 0)
+                r = load_site(&e, &o, o.host, &s);
+        if (r >= 0 && (!s->hosts || o.host))
+                r = render_into(&e, &o, s, o.out);
+        for (size_t i = 0; r >= 0 && s->hosts && !o.host && s->hosts[i]; i++) {
+                struct site *h = NULL;
+                _cleanup_free_ char *out = strprintf("%s/%s", o.out, s->hosts[i]);
+                r = load_site(&e, &o, s->hosts[i], &h);
+                if (r >= 0)
+                        r = render_into(&e, &o, h, out);
+                site_free(h);
+        }
+        if (r >= 0)
+                r = env_save(&e);
         site_free(s);
+        env_close(&e);
         return r < 0 ? 1 : 0;
 }
 

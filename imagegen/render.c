@@ -80,7 +80,9 @@ static int add_tls(const struct site *s, const struct render_options *o, struct 
                 {"fullchain.pem", 0644},
                 {"ca.crt", 0644},
         };
-        _cleanup_free_ char *dir = strprintf("%s/pki", o->state_dir), *err = NULL;
+        _cleanup_free_ char *dir = s->hosts ? strprintf("%s/pki/%s", o->state_dir, s->hostname)
+                                            : strprintf("%s/pki", o->state_dir);
+        _cleanup_free_ char *err = NULL;
         struct pki_result res = {0};
 
         if (s->tls_mode != TLS_SELF_SIGNED)

@@ -94,9 +94,9 @@ static const char *env_ref(const struct node *n, struct diags *d, bool *failed)
         return v;
 }
 
-static const char *const site_keys[] = {"name",       "hostname", "provider",    "instance_id",
-                                        "controller", "tls",      "signing_key", "ship_modules",
-                                        "modules",    "files",    "templates",   NULL};
+static const char *const site_keys[] = {
+        "name",        "hostname",     "provider", "instance_id", "controller", "tls", "hosts",
+        "signing_key", "ship_modules", "modules",  "files",       "templates",  NULL};
 
 static void parse_controller(struct site *s, const struct node *c, struct secrets *sec,
                              struct diags *d)
@@ -118,8 +118,10 @@ static void parse_controller(struct site *s, const struct node *c, struct secret
                 return;
         if (!token && t && !node_is_null(t))
                 token = diags_get_str(d, c, "token", false, "controller");
-        if (!token && (!t || node_is_null(t)) && sec)
-                token = secrets_get(sec, "controller.token", SECRET_TOKEN);
+        if (!token && (!t || node_is_null(t)) && sec) {
+                _cleanup_free_ char *key = strprintf("%scontroller.token", s->secret_pfx);
+                token = secrets_get(sec, key, SECRET_TOKEN);
+        }
         if (token && strlen(token) < 16)
                 diags_at(d, t ? t : c, "the controller token must be at least 16 characters");
         s->controller_token = strdup_null(token);
@@ -192,8 +194,8 @@ static enum secret_kind secret_kind_for(const char *name)
 
 /* The inputs given in site.yaml, with {env: X} values replaced and
  * missing secrets filled in, ready for manifest_resolve_inputs(). */
-static struct node *effective_inputs(const struct site_module *sm, const struct node *given,
-                                     struct secrets *sec, struct diags *d)
+static struct node *effective_inputs(const struct site *s, const struct site_module *sm,
+                                     const struct node *given, struct secrets *sec, struct diags *d)
 {
         struct node *eff = given && given->kind == NODE_MAP ? node_copy(given) : node_new(NODE_MAP);
         if (!eff)
@@ -220,7 +222,7 @@ static struct node *effective_inputs(const struct site_module *sm, const struct 
                 const struct manifest_input *in = &sm->m->inputs[i];
                 if (!in->sensitive || in->default_value || node_get(eff, in->name))
                         continue;
-                _cleanup_free_ char *key = strprintf("%s.%s", sm->id, in->name);
+                _cleanup_free_ char *key = strprintf("%s%s.%s", s->secret_pfx, sm->id, in->name);
                 const char *v = secrets_get(sec, key, secret_kind_for(in->name));
                 if (v)
                         node_set_str(eff, in->name, v);
@@ -269,7 +271,7 @@ static void parse_modules(struct site *s, const struct node *mods, const struct 
                                  node_kind_name(e));
                         continue;
                 }
-                _cleanup_node_ struct node *eff = effective_inputs(sm, e, o->secrets, d);
+                _cleanup_node_ struct node *eff = effective_inputs(s, sm, e, o->secrets, d);
                 if (eff)
                         manifest_resolve_inputs(m, eff, e, d, &sm->values);
         }
@@ -369,6 +371,60 @@ static void parse_files(struct site *s, const struct node *l, const char *base, 
                 add_file(s, l->items[i], base, is_template, check_when, d);
 }
 
+/* hosts: [{hostname, instance_id}]: checks them all, and picks the one
+ * asked for (or the first): its names replace the site's. */
+static int parse_hosts(struct site *s, const struct node *hosts, const char *want,
+                       const char **hostname, const char **iid, struct diags *d)
+{
+        static const char *const keys[] = {"hostname", "instance_id", NULL};
+        const struct node *picked = NULL;
+        size_t before = d->n;
+
+        if (!diags_expect_kind(d, hosts, NODE_SEQ))
+                return -EBADMSG;
+        if (hosts->n_items == 0)
+                diags_at(d, hosts, "'hosts' must list at least one host");
+        if (node_get(s->doc, "hostname") || node_get(s->doc, "instance_id"))
+                diags_at(d, hosts,
+                         "with 'hosts', each host has its own hostname and instance_id: remove "
+                         "the top-level ones");
+        for (size_t i = 0; i < hosts->n_items; i++) {
+                const struct node *h = hosts->items[i];
+                if (!diags_expect_kind(d, h, NODE_MAP))
+                        continue;
+                diags_check_keys(d, h, "a hosts entry", keys);
+                const char *hn = diags_get_str(d, h, "hostname", true, "hosts entry");
+                const char *id = diags_get_str(d, h, "instance_id", false, "hosts entry");
+                if (!hn)
+                        continue;
+                if (!is_hostname(hn))
+                        diags_at(d, node_get(h, "hostname"),
+                                 "'hostname' must be a host name, not \"%s\"", hn);
+                else if (strv_contains(s->hosts, hn))
+                        diags_at(d, node_get(h, "hostname"), "host %s is listed twice", hn);
+                else
+                        strv_extend(&s->hosts, hn);
+                if (id && (!*id || strlen(id) > 128 || strpbrk(id, " \t\n/")))
+                        diags_at(d, node_get(h, "instance_id"),
+                                 "'instance_id' must be 1..128 characters without spaces or '/'");
+                if (!picked && (!want || streq(want, hn)))
+                        picked = h;
+        }
+        if (d->n > before)
+                return -EBADMSG;
+        if (!picked) {
+                diags_at(d, hosts, "no host %s in 'hosts'", want);
+                return -EBADMSG;
+        }
+        *hostname = node_get_str(picked, "hostname");
+        *iid = node_get_str(picked, "instance_id");
+        if (!*iid)
+                *iid = *hostname;
+        free(s->secret_pfx);
+        s->secret_pfx = strprintf("%s/", *hostname);
+        return 0;
+}
+
 int site_load(const char *path, const struct site_options *o, struct site **ret, struct diags *d)
 {
         _cleanup_site_ struct site *s = xcalloc(1, sizeof(*s));
@@ -386,8 +442,9 @@ int site_load(const char *path, const struct site_options *o, struct site **ret,
                 return -EBADMSG;
         diags_check_keys(d, doc, "site.yaml", site_keys);
 
+        const struct node *hosts = node_get(doc, "hosts");
         const char *name = diags_get_str(d, doc, "name", true, "site.yaml");
-        const char *hostname = diags_get_str(d, doc, "hostname", true, "site.yaml");
+        const char *hostname = diags_get_str(d, doc, "hostname", !hosts, "site.yaml");
         const char *provider = diags_get_str(d, doc, "provider", true, "site.yaml");
         const char *iid = diags_get_str(d, doc, "instance_id", false, "site.yaml");
         const char *key = diags_get_str(d, doc, "signing_key", false, "site.yaml");
@@ -399,6 +456,9 @@ int site_load(const char *path, const struct site_options *o, struct site **ret,
         if (hostname && !is_hostname(hostname))
                 diags_at(d, node_get(doc, "hostname"), "'hostname' must be a host name, not \"%s\"",
                          hostname);
+        s->secret_pfx = xstrdup("");
+        if (hosts && parse_hosts(s, hosts, o->host, &hostname, &iid, d) < 0)
+                return -EBADMSG;
         s->name = strdup_null(name);
         s->hostname = strdup_null(hostname);
         s->provider = PROVIDER_NOCLOUD;
@@ -480,6 +540,8 @@ void site_free(struct site *s)
         strv_free(s->tls_names);
         strv_free(s->tls_ips);
         free(s->signing_key);
+        strv_free(s->hosts);
+        free(s->secret_pfx);
         free(s);
 }
 

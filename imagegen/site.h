@@ -7,7 +7,11 @@
  * Missing sensitive inputs (type password or sensitive: true, no value and
  * no default) are filled from the secrets store, which generates them the
  * first time; the store is saved only by `render` and friends, never by
- * `validate`. */
+ * `validate`.
+ *
+ * A fleet: `hosts: [{hostname, instance_id}, ...]` describes many servers
+ * alike but for their names; each is loaded on its own (site_options.host)
+ * and has its own secrets and certificate. */
 #pragma once
 
 #include <stdbool.h>
@@ -70,12 +74,15 @@ struct site {
         struct site_file *files;
         size_t n_files;
         struct node *templates_index; /* templates/index.yml, kept for positions */
+        char **hosts;     /* a fleet's hostnames (hosts:), in order; NULL for one server */
+        char *secret_pfx; /* "" or, in a fleet, "<hostname>/": secrets are per host */
 };
 
 struct site_options {
         const char *modules_dir;   /* module manifests */
         const char *templates_dir; /* templates/ with index.yml */
         struct secrets *secrets;   /* fills missing sensitive inputs */
+        const char *host;          /* in a fleet (hosts:), the one to load; NULL: the first */
 };
 
 int site_load(const char *path, const struct site_options *o, struct site **ret, struct diags *d);

@@ -140,3 +140,25 @@ if expect_rc 1 ig userdata "$S/site.yaml" --provider ec2 -o "$T/ud.big" && [ ! -
 
 t_case "imagegen without arguments or with --help prints usage"
 if expect_rc 2 "$IMAGEGEN" && expect_rc 0 "${IG[0]}" --help && grep -q 'Usage: imagegen' "$T/out"; then t_pass; else t_fail "usage"; fi
+
+t_case "a fleet (hosts:) renders one bundle per host with its own secrets and certificate"
+F=$T/fleet
+cp -r "$FIX/site" "$F"
+python3 - "$F/site.yaml" <<'PY'
+import sys
+p = sys.argv[1]
+s = open(p).read().replace("hostname: test-1\n", "hosts:\n  - {hostname: web-1}\n  - {hostname: web-2, instance_id: i-web-2}\n")
+open(p, "w").write(s.replace("  domain: test-1.example.org\n", ""))
+PY
+if expect_rc 0 ig validate "$F/site.yaml" && grep -q '2 hosts' "$T/out" &&
+	expect_rc 0 ig render "$F/site.yaml" -o "$F/out" && [ -f "$F/out/web-1/bundle.yaml" ] && [ -f "$F/out/web-2/bundle.yaml" ] &&
+	! cmp -s "$F/out/web-1/files/etc/app/app.env" "$F/out/web-2/files/etc/app/app.env" &&
+	openssl x509 -in "$F/out/web-2/files/etc/firstboot/tls/server.crt" -noout -ext subjectAltName | grep -q 'DNS:web-2' &&
+	grep -q '^hostname: web-2' "$F/out/web-2/bundle.yaml" &&
+	expect_rc 1 ig userdata "$F/site.yaml" -o "$F/ud" && grep -q 'pick one with --host (web-1, web-2)' "$T/err" &&
+	expect_rc 0 ig seed "$F/site.yaml" --host web-2 -o "$F/seed.iso" &&
+	expect_rc 0 "$FIRSTBOOT" query --datasource nocloud --seed "$F/seed.iso" && grep -q 'i-web-2' "$T/out"; then t_pass; else t_fail "$(cat "$T/out" "$T/err")"; fi
+
+t_case "bad input: a fleet host listed twice, and top-level hostname with hosts"
+sed -i 's/hostname: web-2, instance_id: i-web-2/hostname: web-1/' "$F/site.yaml"
+if expect_rc 1 ig validate "$F/site.yaml" && grep -q 'site.yaml:4:.*host web-1 is listed twice' "$T/err"; then t_pass; else t_fail "$(cat "$T/err")"; fi
