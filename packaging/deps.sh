@@ -6,7 +6,7 @@ set -euo pipefail
 pkgs=(
 	build-essential pkg-config git
 	libyaml-dev libjson-c-dev libcurl4-openssl-dev libarchive-dev libssl-dev libsystemd-dev
-	python3 python3-yaml xorriso systemd curl openssl
+	python3 python3-yaml xorriso systemd curl openssl time
 	docker-compose nginx
 	cppcheck shellcheck clang-format
 	groff-base man-db
