@@ -81,6 +81,11 @@ $(BUILD)/tests/tools/%: $(BUILD)/obj/tests/tools/%.o $(LIBFB) $(LIBIG) $(LIBCOMM
 deps:
 	@packaging/deps.sh
 
+# Rewrites tests/cases/render/*/expected from the current imagegen, to be
+# reviewed in the diff.
+golden: all
+	@BUILD=$(BUILD) tests/golden.sh --update
+
 unit: all $(UNIT_BIN)
 	@BUILD=$(BUILD) tests/run.sh unit
 
@@ -134,7 +139,7 @@ install: all
 clean:
 	rm -rf build build-san tests/.tmp
 
-.PHONY: all deps unit e2e check demo bench lint format install clean
+.PHONY: all deps unit e2e check demo bench golden lint format install clean
 .SECONDARY:
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

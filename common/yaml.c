@@ -302,6 +302,16 @@ static int format_node(struct buf *b, const struct node *n, unsigned indent)
         }
         for (size_t i = 0; r >= 0 && i < n->n_items; i++) {
                 const struct node *c = n->items[i];
+                if (n->kind == NODE_SEQ && c->kind == NODE_MAP && c->n_items > 0) {
+                        /* "- key: value", the other keys under the first:
+                         * the map's first line starts with indent + 2
+                         * spaces, the last two of which become "- ". */
+                        size_t at = b->len;
+                        r = format_node(b, c, indent + 2);
+                        if (r >= 0)
+                                memcpy(b->data + at + indent, "- ", 2);
+                        continue;
+                }
                 r = buf_printf(b, "%*s", (int)indent, "");
                 if (r >= 0 && n->kind == NODE_MAP) {
                         r = plain_safe(c->key) ? buf_puts(b, c->key) : yaml_quote(b, c->key);

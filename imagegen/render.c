@@ -193,9 +193,12 @@ int render_bundle(const struct site *s, const struct render_options *o, struct m
                 member_list_free(&l);
                 return r;
         }
+        /* The site's file name only: the same site renders the same bytes
+         * wherever it is checked out. */
+        const char *base = strrchr(s->path, '/') ? strrchr(s->path, '/') + 1 : s->path;
         _cleanup_free_ char *text = strprintf("# Rendered by imagegen from %s; every member of "
                                               "the bundle is listed with its sha256.\n%s",
-                                              s->path, yaml);
+                                              base, yaml);
         member_list_add(&l, BUNDLE_YAML, text, strlen(text), 0600);
 
         if (s->signing_key) {
