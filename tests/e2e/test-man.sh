@@ -8,7 +8,7 @@
 . "$(dirname "$0")/lib.sh"
 
 MAN=$TOP/packaging/man
-PAGES=(firstboot.8 firstboot.conf.5 firstboot-bundle.5)
+PAGES=(firstboot.8 firstboot.conf.5 firstboot-bundle.5 imagegen.1)
 COMMANDS=$(sed -n 's/^ *{"\([a-z]*\)", cmd_[a-z]*, ".*},$/\1/p' "$TOP/firstboot/main.c")
 export LC_ALL=C.UTF-8
 
