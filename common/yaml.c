@@ -237,7 +237,15 @@ int yaml_quote(struct buf *b, const char *s)
                         r = buf_puts(b, "\\t");
                 else if (*p < 0x20 || *p == 0x7f)
                         r = buf_printf(b, "\\x%02x", *p);
-                else
+                else if (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) {
+                        /* C1 controls, U+0085 among them: YAML reads that as a
+                         * line break. */
+                        r = buf_printf(b, "\\u%04x", p[1]);
+                        p++;
+                } else if (p[0] == 0xe2 && p[1] == 0x80 && (p[2] == 0xa8 || p[2] == 0xa9)) {
+                        r = buf_printf(b, "\\u%04x", 0x2000 | (p[2] & 0x2f)); /* U+2028, U+2029 */
+                        p += 2;
+                } else
                         r = buf_append(b, p, 1);
         }
         return r < 0 ? r : buf_puts(b, "\"");

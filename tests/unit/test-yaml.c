@@ -138,4 +138,24 @@ TEST(yaml_format_round_trip)
         diags_free(&d);
 }
 
+TEST(yaml_quote_line_breaks_and_controls)
+{
+        struct diags d = {0};
+        const char *v = "a\xc2\x85"
+                        "b\xe2\x80\xa8"
+                        "c\xe2\x80\xa9"
+                        "d\x01\xc2\x9f"
+                        "e\xc3\xa9\"\\";
+        struct buf b = {0};
+        buf_puts(&b, "k: ");
+        CHECK_INTEQ(yaml_quote(&b, v), 0);
+        REQUIRE(b.data);
+        CHECK(strstr(b.data, "\\u0085") && strstr(b.data, "\\u2028") && strstr(b.data, "\\u2029"));
+        _cleanup_node_ struct node *n = parse(b.data, &d);
+        REQUIRE(n);
+        CHECK_STREQ(node_get_str(n, "k"), v);
+        buf_free(&b);
+        diags_free(&d);
+}
+
 TAP_MAIN
