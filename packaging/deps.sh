@@ -7,9 +7,11 @@ pkgs=(
 	build-essential pkg-config git
 	libyaml-dev libjson-c-dev libcurl4-openssl-dev libarchive-dev libssl-dev libsystemd-dev
 	python3 python3-yaml xorriso systemd curl openssl time
-	docker-compose nginx
+	docker-compose nginx postgresql redis-server jq
 	cppcheck shellcheck clang-format
 	groff-base man-db
+	dpkg-dev lintian
+	debootstrap qemu-system-x86 e2fsprogs zstd openssh-client
 )
 missing=()
 for p in "${pkgs[@]}"; do

@@ -33,6 +33,7 @@ say() { echo "$*"; }
 # to a temporary file in the same folder (created 0600), checked with
 # CHECK... TMPFILE when given (failure: exit 3), then renamed into place.
 # FILE_CHANGED=1 when the content, mode or owner differed.
+# shellcheck disable=SC2034
 put_file() {
 	local path=$1 mode=$2 owner=$3 tmp
 	shift 3

@@ -10,24 +10,39 @@
 #   mod_root ROOT                 a root with what the modules expect
 #   mod_recorders DIR CMD...      recorders in DIR/bin; sets MOD_REC=DIR
 #   mod_run ROOT ID [K=V...] [-- ID K=V...]   the agent runs those modules
-#                                 (a fresh instance-id each call); returns
-#                                 the agent's status; output in $MOD_OUT/$MOD_ERR
+#                                 (a fresh instance-id each call, so done
+#                                 modules run again); returns the agent's
+#                                 status; output in $MOD_OUT/$MOD_ERR. V is
+#                                 written plain when it is an integer or
+#                                 true/false, else as a quoted string
 #   mod_exec ROOT ID [K=V...]     install.sh alone, as the agent would run
 #                                 it (no defaults applied); returns its status
-#   mod_exit ROOT ID / mod_attempts ROOT ID   from status.json
+#   mod_exit ROOT ID / mod_attempts ROOT ID / mod_state ROOT ID   from status.json
+#   mod_log ROOT ID               the module's log file (every run appends)
+#   mod_lastlog ROOT ID           its lines from the last attempt
 #   mod_calls [CMD]               "cmd arg arg..." lines of the calls so far
 #                                 (DIR/calls.jsonl has argv, env and stdin)
 #   mod_called RE / mod_not_called RE / mod_order RE1 RE2...
+#   mod_call_json N               the Nth call (from 0) as recorded
 #   mod_reset_calls               forget the calls so far
 #   mod_installed PKG... / mod_active UNIT...   fake system state
 #   mod_fail CMD RC [RE] [TIMES]  CMD exits RC when its args match RE
 #   mod_ctl CMD < SCRIPT          CMD runs SCRIPT (bash) instead of its fake
 #   mod_passthrough CMD           CMD runs the real one (still recorded)
+#   mod_ctl_reset                 drop every mod_fail/mod_ctl/mod_passthrough
 #   mod_file SRC PATH [MODE]      a bundle file for the next mod_runs
+#   mod_files_reset               no more bundle files
 #   mod_no_secrets ROOT SECRET... no secret in any recorded argv, in the
 #                                 agent's output and logs, or in a file under
 #                                 ROOT that everyone can read
-# The recorders' state is per DIR; mod_* helpers use $MOD_REC.
+# The recorders' state is per DIR; mod_* helpers use $MOD_REC. Without a
+# mod_fail/mod_ctl/mod_passthrough, a recorder behaves like the real
+# command as far as a module can see (tests/e2e/recorders/recorder.sh):
+# apt-get install marks packages installed for dpkg-query, systemctl keeps
+# enabled/active per unit, ufw writes the root's user.rules, ufw.conf and
+# default/ufw, useradd/usermod/groupadd (which must get --prefix ROOT)
+# edit the root's passwd, group and shadow, docker, redis-cli and nginx -t
+# answer like healthy ones; anything else exits 0.
 # shellcheck disable=SC2034
 
 MOD_RECORDER="$TOP/tests/e2e/recorders/recorder.sh"
@@ -182,6 +197,8 @@ mod_exit() { _mod_status "$1" "$2" exit_code; }
 mod_attempts() { _mod_status "$1" "$2" attempts; }
 mod_state() { _mod_status "$1" "$2" state; }
 mod_log() { printf '%s/var/log/firstboot/%s.log' "$1" "$2"; }
+# mod_lastlog ROOT ID: the module's log lines from its last attempt only.
+mod_lastlog() { awk -v m="--- $2 attempt " 'index($0, m) == 1 { n = 0; delete l; next } { l[++n] = $0 } END { for (i = 1; i <= n; i++) print l[i] }' "$(mod_log "$1" "$2")"; }
 
 mod_calls() {
 	if [ -n "${1:-}" ]; then

@@ -127,6 +127,7 @@ t_case "bad input the manifest sees is refused by the agent before the module ru
 fresh r6
 mod_reset_calls
 if ! mod_run "$R" base ssh_authorized_keys="$KEY" deploy_user="Bad User" && grep -q "deploy_user" "$MOD_ERR" &&
+	! mod_run "$R" base ssh_authorized_keys="$KEY" packages='htop;rm -rf /' && grep -q "packages" "$MOD_ERR" &&
 	[ ! -s "$MOD_REC/calls.txt" ]; then t_pass; else t_fail "ran: $(cat "$MOD_ERR")"; fi
 
 t_case "the module checks its inputs itself too (run without the agent)"

@@ -127,3 +127,12 @@ if ! mod_run "$R" docker users=deploy && [ "$(mod_exit "$R" docker)" = 1 ] && mo
 		if mod_run "$R" docker users=deploy && mod_not_called '^(usermod|groupadd)'; then t_pass; else t_fail "second run"; fi
 	else t_fail "calls: $(mod_calls "" | tr '\n' ';')"; fi
 else t_fail "exit $(mod_exit "$R" docker)"; fi
+
+t_case "docker.io installed without compose: only docker-compose is added"
+fresh r10
+mod_installed docker.io
+mod_active docker
+mod_fail docker 1 '^compose'
+if mod_run "$R" docker && mod_called '^apt-get .*install --no-install-recommends docker-compose$' &&
+	mod_not_called '^apt-get .*install .*docker\.io' && mod_called '^docker-compose version' &&
+	mod_lastlog "$R" docker | grep -q 'compose: docker-compose$'; then t_pass; else t_fail "calls: $(mod_calls "" | tr '\n' ';')"; fi

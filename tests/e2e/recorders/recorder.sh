@@ -507,15 +507,27 @@ fake_docker() {
 	return 0
 }
 
+# redis-cli: PONG to ping; CONFIG GET answers from the settings the
+# module wrote in the root's /etc/redis/firstboot.conf.
 fake_redis_cli() {
-	local a
-	for a; do
-		if [ "${a,,}" = ping ]; then
-			echo PONG
-			return 0
-		fi
+	local words=() a
+	while [ $# -gt 0 ]; do
+		case $1 in
+		-h | -p | -a | -n | -u) shift ;;
+		-*) ;;
+		*) words+=("$1") ;;
+		esac
+		shift
 	done
-	echo OK
+	local w0=${words[0]:-} w1=${words[1]:-} w2=${words[2]:-}
+	case "${w0,,} ${w1,,}" in
+	"ping "*) echo PONG ;;
+	"config get")
+		echo "$w2"
+		awk -v k="$w2" '$1 == k { print $2 }' "$(rf /etc/redis/firstboot.conf)" 2>/dev/null
+		;;
+	*) echo OK ;;
+	esac
 }
 
 fake() {

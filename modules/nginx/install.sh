@@ -1,0 +1,245 @@
+#!/bin/bash
+# nginx: nginx with the site configuration imagegen rendered (a bundle
+# file at config_path) and TLS from the bundle's certificates (tls_dir) or
+# from Let's Encrypt. Run by firstboot under the module contract: inputs
+# in the environment, every file under $FIRSTBOOT_ROOT, commands from
+# PATH, services through systemctl. Exit 1 bad input, 2 a package install
+# or the certificate request failed (retried), 3 the configuration was
+# refused. nginx -t comes before every reload; a running nginx is
+# reloaded, never restarted. A second run with the same files changes
+# nothing.
+#
+# With certbot the site configuration uses the same tls_dir paths: until
+# the first certificate is issued they hold a short-lived self-signed
+# pair, so nginx can start and answer the ACME challenge on port 80; then
+# they become links to /etc/letsencrypt/live/DOMAIN/.
+set -euo pipefail
+umask 022
+
+R=${FIRSTBOOT_ROOT:-/}
+R=${R%/}
+CONFIG_PATH=${CONFIG_PATH:-/etc/nginx/conf.d/firstboot.conf}
+TLS_MODE=${TLS_MODE:-self-signed}
+TLS_DIR=${TLS_DIR:-/etc/firstboot/tls}
+DOMAIN=${DOMAIN:-}
+EMAIL=${EMAIL:-}
+CERTBOT_METHOD=${CERTBOT_METHOD:-webroot}
+WEBROOT=${WEBROOT:-/var/www/certbot}
+CERTBOT_STAGING=${CERTBOT_STAGING:-false}
+REMOVE_DEFAULT_SITE=${REMOVE_DEFAULT_SITE:-true}
+STATE=$R/var/lib/firstboot-stack/state/nginx.sha256
+
+die() {
+	local code=$1
+	shift
+	echo "$*" >&2
+	exit "$code"
+}
+say() { echo "$*"; }
+
+# put_file PATH MODE UID:GID [CHECK...]: PATH gets standard input, written
+# to a temporary file in the same folder (created 0600), checked with
+# CHECK... TMPFILE when given (failure: exit 3), then renamed into place.
+# FILE_CHANGED=1 when the content, mode or owner differed.
+# shellcheck disable=SC2034
+put_file() {
+	local path=$1 mode=$2 owner=$3 tmp
+	shift 3
+	FILE_CHANGED=0
+	mkdir -p "$(dirname "$path")"
+	tmp=$(mktemp "$path.fbtmp.XXXXXX")
+	cat >"$tmp"
+	chown "$owner" "$tmp"
+	chmod "$mode" "$tmp"
+	if [ -f "$path" ] && [ ! -L "$path" ] && cmp -s "$tmp" "$path" &&
+		[ "$(stat -c '%a %u:%g' "$path")" = "$(stat -c '%a %u:%g' "$tmp")" ]; then
+		rm -f "$tmp"
+		return 0
+	fi
+	if [ $# -gt 0 ] && ! "$@" "$tmp"; then
+		rm -f "$tmp"
+		die 3 "$path: the new content was refused by $1"
+	fi
+	mv -f "$tmp" "$path"
+	FILE_CHANGED=1
+	say "wrote ${path#"$R"}"
+}
+
+# missing_packages PKG...: those of PKG not installed, one per line.
+missing_packages() {
+	local have
+	have=$(dpkg-query -W -f='${Package} ${db:Status-Status}\n' "$@" 2>/dev/null || true)
+	printf '%s\n' "$@" | sort -u | while read -r p; do
+		grep -qx "$p installed" <<<"$have" || echo "$p"
+	done
+}
+apt_get() {
+	apt-get -y -q -o DPkg::Lock::Timeout=300 -o Dpkg::Options::=--force-confdef \
+		-o Dpkg::Options::=--force-confold "$@"
+}
+# ensure_packages PKG...: installs those not installed (apt-get update
+# first); a failure is exit 2, which firstboot retries.
+ensure_packages() {
+	local missing
+	mapfile -t missing < <(missing_packages "$@")
+	[ ${#missing[@]} -eq 0 ] && return 0
+	say "installing ${missing[*]}"
+	apt_get update || die 2 "apt-get update failed"
+	apt_get install --no-install-recommends "${missing[@]}" || die 2 "apt-get install ${missing[*]} failed"
+}
+
+# ensure_service UNIT CHANGED ACTION: enabled and running; ACTION
+# (restart or reload) when CHANGED=1 and it was already running.
+ensure_service() {
+	local unit=$1 changed=$2 action=$3
+	if ! systemctl is-enabled --quiet "$unit"; then
+		systemctl enable "$unit" || die 3 "cannot enable $unit"
+	fi
+	if ! systemctl is-active --quiet "$unit"; then
+		systemctl start "$unit" || die 3 "$unit does not start"
+	elif [ "$changed" = 1 ]; then
+		systemctl "$action" "$unit" || die 3 "$unit: $action failed"
+	fi
+}
+
+# A user tool (useradd, usermod) on the root: --prefix applies it to the
+# root's /etc without a chroot.
+user_tool() {
+	local tool=$1
+	shift
+	if [ -n "$R" ]; then "$tool" --prefix "$R" "$@"; else "$tool" "$@"; fi
+}
+passwd_field() { awk -F: -v u="$1" -v f="$2" '$1 == u { print $f; exit }' "$R/etc/passwd"; }
+in_group() { awk -F: -v g="$2" -v u="$1" '$1 == g { n = split($4, m, ","); for (i = 1; i <= n; i++) if (m[i] == u) found = 1 } END { exit !found }' "$R/etc/group"; }
+
+# ---- inputs -------------------------------------------------------------
+
+abs_path() {
+	if ! [[ $2 =~ ^(/[A-Za-z0-9._-]+)+$ ]] || [[ $2 == */..* ]]; then die 1 "$1 must be an absolute path"; fi
+}
+abs_path config_path "$CONFIG_PATH"
+abs_path tls_dir "$TLS_DIR"
+abs_path webroot "$WEBROOT"
+case $TLS_MODE in self-signed | certbot | none) ;; *) die 1 "tls_mode must be self-signed, certbot or none" ;; esac
+case $CERTBOT_METHOD in webroot | nginx) ;; *) die 1 "certbot_method must be webroot or nginx" ;; esac
+case $CERTBOT_STAGING$REMOVE_DEFAULT_SITE in truetrue | truefalse | falsetrue | falsefalse) ;;
+*) die 1 "certbot_staging and remove_default_site must be true or false" ;;
+esac
+if [ "$TLS_MODE" = certbot ]; then
+	[ -n "$DOMAIN" ] || die 1 "tls_mode certbot needs domain"
+	[ -n "$EMAIL" ] || die 1 "tls_mode certbot needs email (Let's Encrypt's expiry notices)"
+	[[ $DOMAIN =~ ^([a-z0-9]([a-z0-9-]*[a-z0-9])?\.)+[a-z]{2,63}$ ]] || die 1 "domain must be a DNS name like example.org"
+	[[ $EMAIL =~ ^[^@[:space:]]+@[^@[:space:]]+\.[^@[:space:]]+$ ]] || die 1 "email must be an address like name@example.org"
+fi
+
+# ---- packages -----------------------------------------------------------
+
+pkgs=(nginx)
+if [ "$TLS_MODE" = certbot ]; then
+	pkgs+=(certbot)
+	[ "$CERTBOT_METHOD" = nginx ] && pkgs+=(python3-certbot-nginx)
+fi
+ensure_packages "${pkgs[@]}"
+
+# ---- the site -----------------------------------------------------------
+
+[ -f "$R$CONFIG_PATH" ] || die 3 "$CONFIG_PATH is missing: imagegen renders it into the bundle (templates/index.yml)"
+changed=0
+if [ "$REMOVE_DEFAULT_SITE" = true ] && { [ -e "$R/etc/nginx/sites-enabled/default" ] || [ -L "$R/etc/nginx/sites-enabled/default" ]; }; then
+	rm -f "$R/etc/nginx/sites-enabled/default"
+	say "removed the default site"
+	changed=1
+fi
+
+# start_or_reload: nginx -t, then reload when running, else enable+start.
+start_or_reload() {
+	nginx -t || die 3 "nginx -t refused the configuration; nginx keeps running the previous one"
+	if ! systemctl is-enabled --quiet nginx; then
+		systemctl enable nginx || die 3 "cannot enable nginx"
+	fi
+	if systemctl is-active --quiet nginx; then
+		systemctl reload nginx || die 3 "nginx: reload failed"
+	else
+		systemctl start nginx || die 3 "nginx does not start (see journalctl -u nginx)"
+	fi
+}
+
+# ---- TLS ----------------------------------------------------------------
+
+cert=$R$TLS_DIR/fullchain.pem
+key=$R$TLS_DIR/server.key
+case $TLS_MODE in
+self-signed)
+	[ -s "$cert" ] || die 3 "$TLS_DIR/fullchain.pem is missing: imagegen ships it in the bundle"
+	[ -s "$key" ] || die 3 "$TLS_DIR/server.key is missing: imagegen ships it in the bundle"
+	if [ "$(stat -c '%a %u' "$key")" != "600 0" ]; then
+		chown 0:0 "$key"
+		chmod 0600 "$key"
+		say "$TLS_DIR/server.key: mode 0600, owner root"
+		changed=1
+	fi
+	;;
+certbot)
+	live=/etc/letsencrypt/live/$DOMAIN
+	if [ ! -s "$R$live/fullchain.pem" ]; then
+		if [ ! -s "$cert" ] || [ ! -s "$key" ]; then
+			say "a temporary self-signed certificate for $DOMAIN until Let's Encrypt issues one"
+			mkdir -p "$R$TLS_DIR"
+			rm -f "$cert" "$key"
+			(umask 077 && openssl req -x509 -newkey rsa:2048 -nodes -days 7 -subj "/CN=$DOMAIN" \
+				-keyout "$key" -out "$cert" 2>&1) || die 3 "openssl could not make the temporary certificate"
+			chmod 0644 "$cert"
+		fi
+		mkdir -p "$R$WEBROOT"
+		start_or_reload
+		args=(certonly --non-interactive --agree-tos --no-eff-email --keep-until-expiring
+			--email "$EMAIL" -d "$DOMAIN" --config-dir "$R/etc/letsencrypt"
+			--work-dir "$R/var/lib/letsencrypt" --logs-dir "$R/var/log/letsencrypt")
+		if [ "$CERTBOT_METHOD" = webroot ]; then args+=(--webroot -w "$R$WEBROOT"); else args+=(--nginx); fi
+		[ "$CERTBOT_STAGING" = true ] && args+=(--staging)
+		say "requesting a certificate for $DOMAIN from Let's Encrypt"
+		certbot "${args[@]}" || die 2 "certbot could not get a certificate for $DOMAIN (does its DNS point here, is port 80 open?)"
+		[ -s "$R$live/fullchain.pem" ] || die 3 "certbot succeeded but $live/fullchain.pem is missing"
+	fi
+	for pair in fullchain.pem:fullchain.pem server.key:privkey.pem; do
+		link=$R$TLS_DIR/${pair%%:*}
+		if [ "$(readlink "$link" || true)" != "$live/${pair#*:}" ]; then
+			mkdir -p "$R$TLS_DIR"
+			ln -sfn "$live/${pair#*:}" "$link"
+			say "$TLS_DIR/${pair%%:*} -> $live/${pair#*:}"
+			changed=1
+		fi
+	done
+	# Renewals reload nginx (after checking it).
+	put_file "$R/etc/letsencrypt/renewal-hooks/deploy/50-firstboot-nginx" 0755 0:0 <<'EOT'
+#!/bin/sh
+# Managed by firstboot (module nginx): load a renewed certificate.
+nginx -t -q && systemctl reload nginx
+EOT
+	ensure_service certbot.timer 0 restart
+	;;
+esac
+
+# ---- load it ------------------------------------------------------------
+# What nginx was last loaded with is remembered as a checksum of the site
+# and the certificates; the same again with nginx running is nothing to do.
+
+sum=$(
+	{
+		echo "$CONFIG_PATH $TLS_MODE"
+		cat "$R$CONFIG_PATH"
+		if [ "$TLS_MODE" != none ]; then
+			if [ "$TLS_MODE" = certbot ]; then cat "$R/etc/letsencrypt/live/$DOMAIN/fullchain.pem"; else cat "$cert"; fi
+		fi
+	} | sha256sum | cut -d' ' -f1
+)
+old_sum=$(cat "$STATE" 2>/dev/null || true)
+if [ "$sum" != "$old_sum" ] || [ $changed = 1 ] || ! systemctl is-active --quiet nginx; then
+	start_or_reload
+	mkdir -p "$(dirname "$STATE")"
+	put_file "$STATE" 0600 0:0 <<<"$sum"
+else
+	ensure_service nginx 0 reload
+	say "nginx already runs this configuration"
+fi
+say "done: nginx with ${CONFIG_PATH}, TLS $TLS_MODE"

@@ -1,0 +1,294 @@
+#!/bin/bash
+# postgres: PostgreSQL as the stack's compose service (the data directory
+# on the host; compose-up starts the container) or Debian's postgresql
+# (configured, the database and its owner created, waited for). Run by
+# firstboot under the module contract: inputs in the environment, every
+# file under $FIRSTBOOT_ROOT, commands from PATH, services through
+# systemctl. Exit 1 bad input, 2 a package install failed (retried), 3
+# the configuration was refused or the server does not come up. The
+# password never appears on a command line, in a log line or in a file:
+# psql reads it from its environment (\getenv) and the SQL from stdin.
+set -euo pipefail
+umask 022
+
+R=${FIRSTBOOT_ROOT:-/}
+R=${R%/}
+MODE=${MODE:-compose}
+DB_NAME=${DB_NAME:-colony}
+DB_USER=${DB_USER:-colony}
+DB_PASSWORD=${DB_PASSWORD:-}
+PORT=${PORT:-5432}
+LISTEN=${LISTEN:-127.0.0.1}
+ALLOWED_NETWORKS=${ALLOWED_NETWORKS:-127.0.0.1/32 ::1/128}
+SLOW_QUERY_MS=${SLOW_QUERY_MS:-500}
+DATA_DIR=${DATA_DIR:-/var/lib/firstboot-stack/postgres}
+DATA_UID=${DATA_UID:-999}
+WAIT_SECONDS=${WAIT_SECONDS:-60}
+export DB_NAME DB_USER DB_PASSWORD
+
+die() {
+	local code=$1
+	shift
+	echo "$*" >&2
+	exit "$code"
+}
+say() { echo "$*"; }
+
+# put_file PATH MODE UID:GID [CHECK...]: PATH gets standard input, written
+# to a temporary file in the same folder (created 0600), checked with
+# CHECK... TMPFILE when given (failure: exit 3), then renamed into place.
+# FILE_CHANGED=1 when the content, mode or owner differed.
+# shellcheck disable=SC2034
+put_file() {
+	local path=$1 mode=$2 owner=$3 tmp
+	shift 3
+	FILE_CHANGED=0
+	mkdir -p "$(dirname "$path")"
+	tmp=$(mktemp "$path.fbtmp.XXXXXX")
+	cat >"$tmp"
+	chown "$owner" "$tmp"
+	chmod "$mode" "$tmp"
+	if [ -f "$path" ] && [ ! -L "$path" ] && cmp -s "$tmp" "$path" &&
+		[ "$(stat -c '%a %u:%g' "$path")" = "$(stat -c '%a %u:%g' "$tmp")" ]; then
+		rm -f "$tmp"
+		return 0
+	fi
+	if [ $# -gt 0 ] && ! "$@" "$tmp"; then
+		rm -f "$tmp"
+		die 3 "$path: the new content was refused by $1"
+	fi
+	mv -f "$tmp" "$path"
+	FILE_CHANGED=1
+	say "wrote ${path#"$R"}"
+}
+
+# missing_packages PKG...: those of PKG not installed, one per line.
+missing_packages() {
+	local have
+	have=$(dpkg-query -W -f='${Package} ${db:Status-Status}\n' "$@" 2>/dev/null || true)
+	printf '%s\n' "$@" | sort -u | while read -r p; do
+		grep -qx "$p installed" <<<"$have" || echo "$p"
+	done
+}
+apt_get() {
+	apt-get -y -q -o DPkg::Lock::Timeout=300 -o Dpkg::Options::=--force-confdef \
+		-o Dpkg::Options::=--force-confold "$@"
+}
+# ensure_packages PKG...: installs those not installed (apt-get update
+# first); a failure is exit 2, which firstboot retries.
+ensure_packages() {
+	local missing
+	mapfile -t missing < <(missing_packages "$@")
+	[ ${#missing[@]} -eq 0 ] && return 0
+	say "installing ${missing[*]}"
+	apt_get update || die 2 "apt-get update failed"
+	apt_get install --no-install-recommends "${missing[@]}" || die 2 "apt-get install ${missing[*]} failed"
+}
+
+# ensure_service UNIT CHANGED ACTION: enabled and running; ACTION
+# (restart or reload) when CHANGED=1 and it was already running.
+ensure_service() {
+	local unit=$1 changed=$2 action=$3
+	if ! systemctl is-enabled --quiet "$unit"; then
+		systemctl enable "$unit" || die 3 "cannot enable $unit"
+	fi
+	if ! systemctl is-active --quiet "$unit"; then
+		systemctl start "$unit" || die 3 "$unit does not start"
+	elif [ "$changed" = 1 ]; then
+		systemctl "$action" "$unit" || die 3 "$unit: $action failed"
+	fi
+}
+
+# A user tool (useradd, usermod) on the root: --prefix applies it to the
+# root's /etc without a chroot.
+user_tool() {
+	local tool=$1
+	shift
+	if [ -n "$R" ]; then "$tool" --prefix "$R" "$@"; else "$tool" "$@"; fi
+}
+passwd_field() { awk -F: -v u="$1" -v f="$2" '$1 == u { print $f; exit }' "$R/etc/passwd"; }
+in_group() { awk -F: -v g="$2" -v u="$1" '$1 == g { n = split($4, m, ","); for (i = 1; i <= n; i++) if (m[i] == u) found = 1 } END { exit !found }' "$R/etc/group"; }
+
+# ---- inputs -------------------------------------------------------------
+
+case $MODE in compose | native) ;; *) die 1 "mode must be compose or native" ;; esac
+[[ $DB_NAME =~ ^[a-z_][a-z0-9_]{0,62}$ ]] || die 1 "db_name must be lowercase letters, digits and _ (at most 63)"
+[[ $DB_USER =~ ^[a-z_][a-z0-9_]{0,62}$ ]] || die 1 "db_user must be lowercase letters, digits and _ (at most 63)"
+case $DB_USER in postgres | pg_*) die 1 "db_user cannot be $DB_USER" ;; esac
+[ ${#DB_PASSWORD} -ge 12 ] || die 1 "db_password must be at least 12 characters"
+[[ $DB_PASSWORD != *[[:cntrl:]]* ]] || die 1 "db_password cannot contain control characters"
+if ! [[ $PORT =~ ^[1-9][0-9]*$ ]] || [ "$PORT" -gt 65535 ]; then die 1 "port must be a port number"; fi
+[[ $LISTEN =~ ^(\*|[0-9A-Za-z.:-]+)(,\ *[0-9A-Za-z.:-]+)*$ ]] || die 1 "listen must be addresses separated by commas, or *"
+if ! [[ $SLOW_QUERY_MS =~ ^(-1|[0-9]+)$ ]]; then die 1 "slow_query_ms must be -1 or more"; fi
+if ! [[ $DATA_DIR =~ ^(/[A-Za-z0-9._-]+)+$ ]] || [[ $DATA_DIR == */..* ]]; then die 1 "data_dir must be an absolute path"; fi
+[[ $DATA_UID =~ ^[1-9][0-9]*$ ]] || die 1 "data_uid must be a number from 1"
+[[ $WAIT_SECONDS =~ ^[1-9][0-9]*$ ]] || die 1 "wait_seconds must be a number from 1"
+networks=()
+for n in ${ALLOWED_NETWORKS//,/ }; do
+	[[ $n =~ ^([0-9]{1,3}(\.[0-9]{1,3}){3}|[0-9A-Fa-f:]*:[0-9A-Fa-f:]*)/[0-9]{1,3}$ ]] ||
+		die 1 "allowed_networks: '$n' is not a CIDR like 10.0.0.0/8"
+	networks+=("$n")
+done
+
+# ---- compose ------------------------------------------------------------
+# The container keeps its data in DATA_DIR; the image's entrypoint fixes
+# the ownership of what is inside, the top is ours to get right.
+
+if [ "$MODE" = compose ]; then
+	dir=$R$DATA_DIR
+	if [ ! -d "$dir" ]; then
+		mkdir -p "$(dirname "$dir")"
+		mkdir -m 0700 "$dir"
+		say "created $DATA_DIR"
+	fi
+	if [ "$(stat -c '%a %u:%g' "$dir")" != "700 $DATA_UID:$DATA_UID" ]; then
+		chown "$DATA_UID:$DATA_UID" "$dir"
+		chmod 0700 "$dir"
+		say "$DATA_DIR: owner $DATA_UID, mode 0700"
+	fi
+	say "done: $DATA_DIR ready; compose-up starts the postgres service"
+	exit 0
+fi
+
+# ---- native: the package and the cluster --------------------------------
+
+ensure_packages postgresql
+conf=""
+for c in "$R"/etc/postgresql/*/main/postgresql.conf; do
+	[ -f "$c" ] || continue
+	v=$(basename "$(dirname "$(dirname "$c")")")
+	[[ $v =~ ^[0-9]+$ ]] || continue
+	if [ -z "$conf" ] || [ "$v" -gt "$ver" ]; then
+		conf=$c
+		ver=$v
+	fi
+done
+[ -n "$conf" ] || die 3 "no cluster: $R/etc/postgresql/*/main/postgresql.conf is missing after installing postgresql"
+confdir=$(dirname "$conf")
+unit=postgresql@$ver-main
+pg_uid=$(passwd_field postgres 3)
+pg_gid=$(passwd_field postgres 4)
+[ -n "$pg_uid" ] || die 3 "there is no postgres user after installing postgresql"
+
+# Debian's postgresql.conf ends with include_dir = 'conf.d'; ours is read
+# last and wins.
+if ! grep -qE "^[[:space:]]*include_dir[[:space:]]*=[[:space:]]*'conf\.d'" "$conf"; then
+	printf "\ninclude_dir = 'conf.d'\n" >>"$conf"
+	say "added include_dir = 'conf.d' to ${conf#"$R"}"
+fi
+mkdir -p "$confdir/conf.d"
+
+settings=$confdir/conf.d/50-firstboot.conf
+old_settings=""
+[ -f "$settings" ] && old_settings=$(cat "$settings")
+put_file "$settings" 0644 "$pg_uid:$pg_gid" <<EOT
+# Managed by firstboot (module postgres).
+listen_addresses = '$LISTEN'
+port = $PORT
+password_encryption = 'scram-sha-256'
+log_min_duration_statement = $SLOW_QUERY_MS
+EOT
+settings_changed=$FILE_CHANGED
+restart=0
+if [ "$settings_changed" = 1 ] &&
+	[ "$(grep -E '^(listen_addresses|port) ' <<<"$old_settings" || true)" != "$(grep -E '^(listen_addresses|port) ' "$settings")" ]; then
+	restart=1
+fi
+
+# Only the postgres superuser (peer, on the socket) and db_user on its own
+# database (scram-sha-256) get in.
+hba=$confdir/pg_hba.conf
+old_hba=""
+[ -f "$hba" ] && old_hba=$(cat "$hba")
+{
+	echo "# Managed by firstboot (module postgres)."
+	echo "# TYPE  DATABASE  USER  ADDRESS  METHOD"
+	echo "local   all       postgres         peer"
+	echo "local   $DB_NAME  $DB_USER         scram-sha-256"
+	for n in "${networks[@]}"; do
+		echo "host    $DB_NAME  $DB_USER  $n  scram-sha-256"
+	done
+} >"$confdir/.pg_hba.firstboot"
+put_file "$hba" 0640 "$pg_uid:$pg_gid" <"$confdir/.pg_hba.firstboot"
+hba_changed=$FILE_CHANGED
+rm -f "$confdir/.pg_hba.firstboot"
+
+# restore: puts the previous configuration back after a refused one.
+restore() {
+	if [ -n "$old_settings" ]; then printf '%s\n' "$old_settings" >"$settings"; else rm -f "$settings"; fi
+	if [ -n "$old_hba" ]; then printf '%s\n' "$old_hba" >"$hba"; fi
+	systemctl restart "$unit" || true
+}
+
+if ! systemctl is-enabled --quiet postgresql; then
+	systemctl enable postgresql || die 3 "cannot enable postgresql"
+fi
+if ! systemctl is-active --quiet "$unit"; then
+	systemctl start "$unit" || {
+		restore
+		die 3 "$unit does not start with this configuration; the previous one is back"
+	}
+elif [ $restart = 1 ]; then
+	systemctl restart "$unit" || {
+		restore
+		die 3 "$unit does not restart with this configuration; the previous one is back"
+	}
+elif [ "$settings_changed" = 1 ] || [ "$hba_changed" = 1 ]; then
+	systemctl reload "$unit" || die 3 "$unit: reload failed"
+fi
+
+# ---- ready --------------------------------------------------------------
+
+host=${LISTEN%%,*}
+case $host in '*' | 0.0.0.0) host=127.0.0.1 ;; '::') host=::1 ;; esac
+say "waiting for PostgreSQL on $host:$PORT (at most $WAIT_SECONDS s)"
+ok=0
+for ((i = 0; i < WAIT_SECONDS; i++)); do
+	if pg_isready -q -h "$host" -p "$PORT" -t 1; then
+		ok=1
+		break
+	fi
+	sleep 1
+done
+[ $ok = 1 ] || die 3 "PostgreSQL does not accept connections on $host:$PORT after $WAIT_SECONDS s"
+
+# ---- the database and its owner -----------------------------------------
+
+can_login() {
+	PGPASSWORD=$DB_PASSWORD PGCONNECT_TIMEOUT=5 psql -X -q -t -A -w -h "$host" -p "$PORT" \
+		-U "$DB_USER" -d "$DB_NAME" -c 'SELECT 1' >/dev/null 2>&1
+}
+if can_login; then
+	say "$DB_USER can log in to $DB_NAME already"
+else
+	# The statements must not reach the server's log with the password:
+	# no statement logging in this session, none for a failed one either.
+	runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1 -p "$PORT" -d postgres -f - <<'SQL' ||
+SET log_statement = 'none';
+SET log_min_duration_statement = -1;
+SET log_min_error_statement = 'panic';
+\getenv pw DB_PASSWORD
+\getenv dbuser DB_USER
+\getenv dbname DB_NAME
+SELECT NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'dbuser') AS create_role \gset
+\if :create_role
+CREATE ROLE :"dbuser" LOGIN PASSWORD :'pw';
+\else
+ALTER ROLE :"dbuser" WITH LOGIN PASSWORD :'pw';
+\endif
+\unset pw
+SELECT NOT EXISTS (SELECT FROM pg_database WHERE datname = :'dbname') AS create_db \gset
+\if :create_db
+CREATE DATABASE :"dbname" OWNER :"dbuser";
+\endif
+ALTER DATABASE :"dbname" OWNER TO :"dbuser";
+REVOKE ALL ON DATABASE :"dbname" FROM PUBLIC;
+\c :"dbname"
+ALTER SCHEMA public OWNER TO :"dbuser";
+REVOKE ALL ON SCHEMA public FROM PUBLIC;
+SQL
+		die 3 "creating the role $DB_USER and the database $DB_NAME failed"
+	can_login || die 3 "$DB_USER still cannot log in to $DB_NAME over $host:$PORT (allowed_networks?)"
+	say "$DB_USER owns $DB_NAME and can log in"
+fi
+say "done: PostgreSQL $ver on $LISTEN:$PORT, database $DB_NAME"

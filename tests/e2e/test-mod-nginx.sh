@@ -1,0 +1,185 @@
+#!/bin/bash
+# The nginx module through the real agent on a temporary root, the site
+# configuration and certificates coming as bundle files. `nginx -t` is the
+# REAL nginx checking the root's configuration (its absolute paths moved
+# under the root); systemctl, apt-get and certbot are recorders. The site
+# here is this test's own fixture, shaped like the stack's (gRPC to 50051,
+# REST to 8080, the dashboard to 3000, the ACME challenge on port 80); the
+# rendered templates are checked with nginx -t by the template tests.
+# shellcheck source=tests/e2e/lib.sh
+. "$(dirname "$0")/lib.sh"
+# shellcheck source=tests/e2e/modlib.sh
+. "$(dirname "$0")/modlib.sh"
+
+t_check "the nginx manifest validates" "$FIRSTBOOT" validate "$TOP/modules/nginx/manifest.yml"
+
+mkdir -p "$T/tls"
+openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=colony.example.org" \
+	-keyout "$T/tls/server.key" -out "$T/tls/fullchain.pem" 2>/dev/null
+site() { # UPSTREAM-PORT
+	cat <<EOF
+upstream colonies_grpc { server 127.0.0.1:50051; }
+upstream colonies_rest { server 127.0.0.1:${1:-8080}; }
+server {
+    listen 80;
+    server_name colony.example.org;
+    location /.well-known/acme-challenge/ { root /var/www/certbot; }
+    location / { return 301 https://\$host\$request_uri; }
+}
+server {
+    listen 443 ssl http2;
+    server_name colony.example.org;
+    ssl_certificate /etc/firstboot/tls/fullchain.pem;
+    ssl_certificate_key /etc/firstboot/tls/server.key;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    location /colonies.ColoniesService/ { grpc_pass grpc://colonies_grpc; }
+    location /api/ { proxy_pass http://colonies_rest; proxy_set_header Host \$host; }
+    location / { proxy_pass http://127.0.0.1:3000; proxy_http_version 1.1; }
+}
+EOF
+}
+site 8080 >"$T/site.conf"
+
+# fresh NAME: a root with Debian's default site enabled, recorders, and
+# `nginx -t` run for real on the root's conf.d.
+fresh() {
+	R=$T/$1
+	mod_root "$R"
+	mkdir -p "$R/etc/nginx/conf.d" "$R/etc/nginx/sites-enabled" "$R/etc/nginx/sites-available"
+	echo 'server { listen 80 default_server; }' >"$R/etc/nginx/sites-available/default"
+	ln -s /etc/nginx/sites-available/default "$R/etc/nginx/sites-enabled/default"
+	mod_recorders "$T/$1.rec" "${MOD_COMMANDS[@]}"
+	mod_ctl nginx <<EOF
+for a; do [ "\$a" = -t ] && t=1; done
+[ -n "\${t:-}" ] || exit 0
+d=$T/$1.nginx-t
+rm -rf "\$d"
+mkdir -p "\$d/conf.d"
+for f in "$R"/etc/nginx/conf.d/*.conf; do
+	[ -f "\$f" ] || continue
+	sed -e "s|/etc/|$R/etc/|g" -e "s|/var/|$R/var/|g" "\$f" >"\$d/conf.d/\$(basename "\$f")"
+done
+printf 'pid %s/nginx.pid;\nerror_log stderr;\nevents {}\nhttp {\n  include /etc/nginx/mime.types;\n  access_log off;\n  include %s/conf.d/*.conf;\n}\n' "\$d" "\$d" >"\$d/nginx.conf"
+exec /usr/sbin/nginx -t -q -e stderr -c "\$d/nginx.conf"
+EOF
+	mod_files_reset
+	mod_file "$T/site.conf" /etc/nginx/conf.d/firstboot.conf 0644
+	mod_file "$T/tls/fullchain.pem" /etc/firstboot/tls/fullchain.pem 0644
+	mod_file "$T/tls/server.key" /etc/firstboot/tls/server.key 0600
+}
+
+t_case "a fresh server: nginx installed, the default site removed, nginx -t passed, enabled and started"
+fresh r1
+if mod_run "$R" nginx &&
+	mod_order '^apt-get .*install --no-install-recommends nginx$' '^nginx -t$' '^systemctl enable nginx' '^systemctl start nginx' &&
+	mod_not_called '^systemctl (reload|restart) ' && [ ! -e "$R/etc/nginx/sites-enabled/default" ] &&
+	[ ! -L "$R/etc/nginx/sites-enabled/default" ] && [ "$(stat -c %a "$R/etc/firstboot/tls/server.key")" = 600 ]; then t_pass; else
+	t_fail "calls: $(mod_calls "" | tr '\n' ';')"
+fi
+
+t_case "a second run changes nothing: no install, no nginx -t, no reload"
+mod_reset_calls
+before=$(tree_snapshot "$R")
+if mod_run "$R" nginx && mod_not_called '^apt-get' && mod_not_called '^nginx' &&
+	mod_not_called '^systemctl (start|restart|reload|enable) ' && [ "$(tree_snapshot "$R")" = "$before" ] &&
+	mod_lastlog "$R" nginx | grep -q 'already runs this configuration'; then t_pass; else t_fail "calls: $(mod_calls "" | tr '\n' ';')"; fi
+
+t_case "a changed site is checked, then reloaded (not restarted) in the running nginx"
+site 8081 >"$T/site2.conf"
+mod_files_reset
+mod_file "$T/site2.conf" /etc/nginx/conf.d/firstboot.conf 0644
+mod_file "$T/tls/fullchain.pem" /etc/firstboot/tls/fullchain.pem 0644
+mod_file "$T/tls/server.key" /etc/firstboot/tls/server.key 0600
+mod_reset_calls
+if mod_run "$R" nginx && mod_order '^nginx -t$' '^systemctl reload nginx' && mod_not_called '^systemctl (restart|start) ' &&
+	mod_not_called '^apt-get'; then t_pass; else t_fail "calls: $(mod_calls "" | tr '\n' ';')"; fi
+
+t_case "a site nginx -t refuses: exit 3, no reload; fixed, the next run reloads"
+printf 'server {\n    listen 443 ssl;\n    proxy_pass_bogus on;\n}\n' >"$T/bad.conf"
+mod_files_reset
+mod_file "$T/bad.conf" /etc/nginx/conf.d/firstboot.conf 0644
+mod_reset_calls
+if ! mod_run "$R" nginx && [ "$(mod_exit "$R" nginx)" = 3 ] && [ "$(mod_attempts "$R" nginx)" = 1 ] &&
+	mod_not_called '^systemctl reload' && mod_lastlog "$R" nginx | grep -q 'proxy_pass_bogus'; then
+	site 8082 >"$T/site3.conf"
+	mod_files_reset
+	mod_file "$T/site3.conf" /etc/nginx/conf.d/firstboot.conf 0644
+	mod_reset_calls
+	if mod_run "$R" nginx && mod_order '^nginx -t$' '^systemctl reload nginx'; then t_pass; else t_fail "no reload after the fix"; fi
+else t_fail "exit $(mod_exit "$R" nginx): $(mod_calls "" | tr '\n' ';')"; fi
+
+t_case "the site missing: exit 3 naming it; the certificates missing: exit 3"
+fresh r2
+mod_files_reset
+if ! mod_run "$R" nginx && [ "$(mod_exit "$R" nginx)" = 3 ] && mod_lastlog "$R" nginx | grep -q '/etc/nginx/conf.d/firstboot.conf is missing' &&
+	mod_file "$T/site.conf" /etc/nginx/conf.d/firstboot.conf 0644 && ! mod_run "$R" nginx && [ "$(mod_exit "$R" nginx)" = 3 ] &&
+	mod_lastlog "$R" nginx | grep -q 'fullchain.pem is missing' && mod_not_called '^systemctl (start|reload)'; then t_pass; else
+	t_fail "exit $(mod_exit "$R" nginx)"
+fi
+
+t_case "tls_mode none needs no certificates"
+printf 'server {\n    listen 80;\n    location / { proxy_pass http://127.0.0.1:8080; }\n}\n' >"$T/plain.conf"
+fresh r2b
+mod_files_reset
+mod_file "$T/plain.conf" /etc/nginx/conf.d/firstboot.conf 0644
+if mod_run "$R" nginx tls_mode=none config_path=/etc/nginx/conf.d/firstboot.conf remove_default_site=false &&
+	[ -L "$R/etc/nginx/sites-enabled/default" ]; then t_pass; else t_fail "exit $(mod_exit "$R" nginx)"; fi
+
+t_case "apt-get failing: exit 2, retried"
+fresh r3
+mod_fail apt-get 100 install
+if ! mod_run "$R" nginx && [ "$(mod_exit "$R" nginx)" = 2 ] && [ "$(mod_attempts "$R" nginx)" = 3 ]; then t_pass; else
+	t_fail "exit $(mod_exit "$R" nginx)"
+fi
+
+t_case "certbot without domain or email: exit 1"
+fresh r4
+if ! mod_run "$R" nginx tls_mode=certbot email=ops@example.org && [ "$(mod_exit "$R" nginx)" = 1 ] &&
+	mod_lastlog "$R" nginx | grep -q 'needs domain' && ! mod_run "$R" nginx tls_mode=certbot domain=colony.example.org &&
+	[ "$(mod_exit "$R" nginx)" = 1 ] && mod_not_called '^apt-get'; then t_pass; else t_fail "exit $(mod_exit "$R" nginx)"; fi
+
+# certbot as a recorder that "issues" a certificate into --config-dir.
+certbot_issues() {
+	mod_ctl certbot <<'EOF'
+while [ $# -gt 0 ]; do
+	case $1 in -d) d=$2 ;; --config-dir) c=$2 ;; esac
+	shift
+done
+mkdir -p "$c/live/$d"
+openssl req -x509 -newkey rsa:2048 -nodes -days 90 -subj "/CN=$d" -keyout "$c/live/$d/privkey.pem" -out "$c/live/$d/fullchain.pem" 2>/dev/null
+EOF
+}
+
+t_case "certbot: a temporary certificate, nginx started for the challenge, certbot, links, reload, renewal timer"
+fresh r5
+mod_files_reset
+mod_file "$T/site.conf" /etc/nginx/conf.d/firstboot.conf 0644
+mod_ctl_reset
+certbot_issues
+if mod_run "$R" nginx tls_mode=certbot domain=colony.example.org email=ops@example.org &&
+	mod_order '^apt-get .*install --no-install-recommends certbot nginx$' '^nginx -t$' '^systemctl start nginx' \
+		"^certbot certonly --non-interactive --agree-tos --no-eff-email --keep-until-expiring --email ops@example.org -d colony.example.org --config-dir $R/etc/letsencrypt .* --webroot -w $R/var/www/certbot$" \
+		'^systemctl enable certbot.timer' '^systemctl reload nginx' &&
+	[ "$(readlink "$R/etc/firstboot/tls/fullchain.pem")" = /etc/letsencrypt/live/colony.example.org/fullchain.pem ] &&
+	[ "$(readlink "$R/etc/firstboot/tls/server.key")" = /etc/letsencrypt/live/colony.example.org/privkey.pem ] &&
+	[ "$(stat -c %a "$R/etc/letsencrypt/renewal-hooks/deploy/50-firstboot-nginx")" = 755 ] && [ -d "$R/var/www/certbot" ]; then
+	t_pass
+else t_fail "calls: $(mod_calls "" | tr '\n' ';')"; fi
+
+t_case "certbot: a second run asks for nothing and reloads nothing"
+mod_reset_calls
+if mod_run "$R" nginx tls_mode=certbot domain=colony.example.org email=ops@example.org && mod_not_called '^certbot' &&
+	mod_not_called '^systemctl (start|restart|reload|enable) ' && mod_not_called '^apt-get'; then t_pass; else
+	t_fail "calls: $(mod_calls "" | tr '\n' ';')"
+fi
+
+t_case "certbot failing (DNS not there yet): exit 2, retried, nginx still serving the temporary certificate"
+fresh r6
+mod_files_reset
+mod_file "$T/site.conf" /etc/nginx/conf.d/firstboot.conf 0644
+mod_ctl_reset
+mod_fail certbot 1
+if ! mod_run "$R" nginx tls_mode=certbot domain=colony.example.org email=ops@example.org certbot_staging=true &&
+	[ "$(mod_exit "$R" nginx)" = 2 ] && [ "$(mod_attempts "$R" nginx)" = 3 ] && mod_called '^certbot .* --staging$' &&
+	[ -s "$R/etc/firstboot/tls/fullchain.pem" ] && [ ! -L "$R/etc/firstboot/tls/fullchain.pem" ] &&
+	[ "$(stat -c %a "$R/etc/firstboot/tls/server.key")" = 600 ]; then t_pass; else t_fail "exit $(mod_exit "$R" nginx)"; fi
