@@ -3,7 +3,9 @@
 #   make check           unit and end-to-end tests (installs missing Debian packages)
 #   make demo            the whole flow on an embedded default bundle
 #   make bench           benchmarks, as ratios against a baseline in the same run
+#   make vmtest          a baked Debian 12 image boots under QEMU and provisions itself
 #   make lint            cppcheck, shellcheck, clang-format
+#   make deb             Debian packages in build/deb/
 #   make SANITIZER=address,undefined check
 
 PREFIX   ?= /usr/local
@@ -62,7 +64,9 @@ $(BUILD)/firstboot: $(BUILD)/obj/firstboot/main.o $(LIBFB) $(LIBCOMMON)
 	@echo "  LD      $@"
 	@$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/imagegen: $(BUILD)/obj/imagegen/main.o $(LIBIG) $(LIBCOMMON)
+# imagegen links the agent's library for what bake shares with it:
+# firstboot.conf's parser, `firstboot clean`'s list, module preparation.
+$(BUILD)/imagegen: $(BUILD)/obj/imagegen/main.o $(LIBIG) $(LIBFB) $(LIBCOMMON)
 	@echo "  LD      $@"
 	@$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
@@ -80,6 +84,11 @@ $(BUILD)/tests/tools/%: $(BUILD)/obj/tests/tools/%.o $(LIBFB) $(LIBIG) $(LIBCOMM
 
 deps:
 	@packaging/deps.sh
+
+# Debian packages (firstboot, imagegen, firstboot-modules) into
+# $(BUILD)/deb/, with dpkg-deb; packaging/deb.sh says what goes where.
+deb: all
+	@packaging/deb.sh $(BUILD) $(VERSION)
 
 # Rewrites tests/cases/render/*/expected from the current imagegen, to be
 # reviewed in the diff.
@@ -103,6 +112,12 @@ demo: deps
 bench: deps
 	@$(MAKE) --no-print-directory all
 	@BUILD=$(BUILD) tests/bench.sh
+
+# A baked Debian 12 image provisions itself at first boot under QEMU (TCG);
+# the root file system is cached (tests/vm/run.sh).
+vmtest: deps
+	@$(MAKE) --no-print-directory all
+	@BUILD=$(BUILD) tests/vm/run.sh
 
 C_FILES  = $(shell git ls-files '*.c' '*.h' 2>/dev/null || find common firstboot imagegen tests -name '*.[ch]')
 SH_FILES = $(shell git ls-files '*.sh' 2>/dev/null)
@@ -139,7 +154,7 @@ install: all
 clean:
 	rm -rf build build-san tests/.tmp
 
-.PHONY: all deps unit e2e check demo bench golden lint format install clean
+.PHONY: all deps deb unit e2e check demo bench vmtest golden lint format install clean
 .SECONDARY:
 
--include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD) -name '*.d' -type f 2>/dev/null)

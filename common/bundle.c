@@ -345,6 +345,7 @@ int bundle_parse(struct member_list *members, const char *label, struct bundle *
 
         b->members = *members;
         *members = (struct member_list){0};
+        b->label = strdup_null(label);
         y = member_list_find(&b->members, BUNDLE_YAML);
         if (!y) {
                 diags_add(d, label, 0, 0, "no %s at the top of the bundle", BUNDLE_YAML);
@@ -510,6 +511,7 @@ void bundle_free(struct bundle *b)
         free(b->modules);
         member_list_free(&b->members);
         node_free(b->doc);
+        free(b->label);
         free(b->name);
         free(b->hostname);
         free(b->ready_marker);

@@ -32,6 +32,7 @@ struct bundle_module {
 struct bundle {
         struct member_list members; /* bundle.yaml and .sig included */
         struct node *doc;           /* bundle.yaml */
+        char *label;                /* bundle_parse()'s label, or NULL */
         char *name, *hostname, *ready_marker;
         char *phone_url, *phone_token;
         struct bundle_file *files;
@@ -66,7 +67,8 @@ int bundle_members_from_dir(const char *dir, struct member_list *ret, struct dia
 /* Parses bundle.yaml from members (taken over, also on error) and checks
  * it: the schema, every member listed in checksums with its sha256, every
  * listed member present, sources of files present. label prefixes
- * bundle.yaml in messages (e.g. a directory). */
+ * bundle.yaml in messages (e.g. a directory), and is kept in b->label for
+ * messages about other members. */
 int bundle_parse(struct member_list *members, const char *label, struct bundle **ret,
                  struct diags *d);
 

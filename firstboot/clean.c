@@ -4,6 +4,7 @@
 #include "config.h"
 #include "fs.h"
 #include "log.h"
+#include "reset.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -58,28 +59,30 @@ int cmd_clean(int argc, char **argv)
                 return 1;
         }
         _cleanup_free_ char *state = root_path(root, c.state_dir);
-        _cleanup_free_ char *marker = root_path(root, c.ready_marker);
-        _cleanup_free_ char *logdir = root_path(root, c.log_dir);
         _cleanup_free_ char *lock = strprintf("%s/run.lock", state);
+        _cleanup_strv_free_ char **paths = NULL;
+        r = reset_paths(&c, logs, &paths);
         config_free(&c);
+        if (r < 0)
+                return log_error_errno(r, "Failed to clean: %m"), 1;
 
         _cleanup_close_ int fd = open(lock, O_RDWR | O_CLOEXEC);
         if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) < 0) {
                 log_error("A firstboot run is in progress (it holds %s); not cleaning", lock);
                 return 1;
         }
-        r = rm_rf(marker);
-        if (r >= 0)
-                r = rm_rf(state);
-        if (r >= 0 && logs)
-                r = rm_rf(logdir);
-        if (r < 0)
-                return log_error_errno(r, "Failed to clean %s: %m", state), 1;
+        for (char **p = paths; *p; p++) {
+                _cleanup_free_ char *full = root_path(root, *p);
+                r = rm_rf(full);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to clean %s: %m", full), 1;
+        }
         if (machine_id) {
-                _cleanup_free_ char *mid = root_path(root, "/etc/machine-id");
+                _cleanup_free_ char *mid = root_path(root, RESET_MACHINE_ID_PATH);
                 r = mkdir_parents(mid, 0755);
                 if (r >= 0)
-                        r = write_file_atomic(mid, "uninitialized\n", 14, 0444, (uid_t)-1,
+                        r = write_file_atomic(mid, RESET_MACHINE_ID_CONTENT,
+                                              strlen(RESET_MACHINE_ID_CONTENT), 0444, (uid_t)-1,
                                               (gid_t)-1);
                 if (r < 0)
                         return log_error_errno(r, "Failed to reset %s: %m", mid), 1;

@@ -28,7 +28,7 @@
 #define MAX_HOSTNAME 253
 
 static const char *const names[] = {
-        "auto", "nocloud", "configdrive", "ec2", "hetzner", "digitalocean", "file", NULL,
+        "auto", "nocloud", "configdrive", "ec2", "hetzner", "digitalocean", "file", "default", NULL,
 };
 
 const char *const *datasource_names(void)
@@ -151,8 +151,8 @@ static int set_identity(struct ds_result *res, const char *source, const char *w
         return 0;
 }
 
-/* Takes data (n bytes) as the user-data, NUL-terminated. */
-static int set_user_data(struct ds_result *res, char *data, size_t n)
+/* Takes data (n bytes) as the user-data, NUL-terminated, read from "from". */
+static int set_user_data(struct ds_result *res, char *data, size_t n, const char *from)
 {
         char *p = realloc(data, n + 1);
         if (!p) {
@@ -163,6 +163,8 @@ static int set_user_data(struct ds_result *res, char *data, size_t n)
         free(res->user_data);
         res->user_data = (unsigned char *)p;
         res->user_data_len = n;
+        free(res->user_data_origin);
+        res->user_data_origin = xstrdup(from);
         return 0;
 }
 
@@ -460,7 +462,7 @@ static int read_seed(const struct ctx *c, const struct local_kind *k, const stru
         if (r < 0)
                 return fail(ret_error, r, "%s: cannot read %s: %s", k->source, user_name,
                             strerror(-r));
-        return set_user_data(res, TAKE_PTR(buf), len);
+        return set_user_data(res, TAKE_PTR(buf), len, user_name);
 }
 
 static int fetch_local(const struct ctx *c, const struct local_kind *k, struct ds_result *res,
@@ -493,47 +495,72 @@ static bool is_machine_id(const char *s)
         return n == 32;
 }
 
-static int fetch_file(const struct ctx *c, struct ds_result *res, char **ret_error)
+/* User-data from a file; the instance id is the root's machine id when
+ * it is one (32 hex digits), else source + "-" + 16 hex digits of the
+ * user-data's sha256. -ENOENT (with a message) when the file is absent. */
+static int fetch_user_data_file(const struct ctx *c, const char *source, const char *path,
+                                struct ds_result *res, char **ret_error)
 {
-        const char *path = c->o->user_data_file;
         _cleanup_free_ char *data = NULL, *mid_path = NULL, *mid = NULL;
         char hex[65];
         size_t len = 0;
         int r;
 
-        if (!path)
-                return fail(ret_error, -EINVAL, "file: no user-data file given (--user-data FILE)");
         r = read_file(path, c->max, &data, &len);
         if (r == -EFBIG) {
                 struct stat st;
-                return too_big(ret_error, "file", path, stat(path, &st) == 0 ? st.st_size : 0,
+                return too_big(ret_error, source, path, stat(path, &st) == 0 ? st.st_size : 0,
                                c->max);
         }
         if (r < 0)
-                return fail(ret_error, r, "file: cannot read %s: %s", path, strerror(-r));
+                return fail(ret_error, r, "%s: cannot read %s: %s", source, path, strerror(-r));
 
         mid_path = root_path(c->root, "/etc/machine-id");
         if (!mid_path)
                 return fail(ret_error, -ENOMEM, "out of memory");
         if (!c->o->instance_id && read_line_file(mid_path, &mid) >= 0 &&
             is_machine_id(strstrip(mid))) {
-                r = set_identity(res, "file", mid_path, mid, NULL, ret_error);
+                r = set_identity(res, source, mid_path, mid, NULL, ret_error);
         } else {
                 _cleanup_free_ char *id = NULL;
                 sha256_hex(data, len, hex);
-                id = strprintf("file-%.16s", hex);
+                id = strprintf("%s-%.16s", source, hex);
                 if (!id)
                         return fail(ret_error, -ENOMEM, "out of memory");
-                r = set_identity(res, "file", path, id, NULL, ret_error);
+                r = set_identity(res, source, path, id, NULL, ret_error);
         }
         if (r < 0)
                 return r;
-        r = set_user_data(res, TAKE_PTR(data), len);
+        r = set_user_data(res, TAKE_PTR(data), len, path);
         if (r < 0)
                 return fail(ret_error, r, "out of memory");
-        res->source = xstrdup("file");
+        res->source = xstrdup(source);
         res->origin = xstrdup(path);
         return 0;
+}
+
+static int fetch_file(const struct ctx *c, struct ds_result *res, char **ret_error)
+{
+        if (!c->o->user_data_file)
+                return fail(ret_error, -EINVAL, "file: no user-data file given (--user-data FILE)");
+        return fetch_user_data_file(c, "file", c->o->user_data_file, res, ret_error);
+}
+
+/* --- default: the bundle baked into the image --- */
+
+static int fetch_default(const struct ctx *c, struct ds_result *res, struct buf *tried,
+                         char **ret_error)
+{
+        _cleanup_free_ char *path = root_path(c->root, DS_DEFAULT_USER_DATA);
+
+        if (!path)
+                return fail(ret_error, -ENOMEM, "out of memory");
+        if (!path_exists(path)) {
+                if (tried)
+                        buf_printf(tried, "%sdefault: %s", tried->len ? "; " : "", path);
+                return fail(ret_error, -ENOENT, "default: no default bundle (%s)", path);
+        }
+        return fetch_user_data_file(c, "default", path, res, ret_error);
 }
 
 /* --- Metadata services --- */
@@ -594,9 +621,12 @@ static int request_user_data(const struct ctx *c, const char *source, const char
                              char *const *headers, bool allow_404, struct ds_result *res,
                              char **ret_error)
 {
+        _cleanup_free_ char *url = strprintf("%s%s", c->base, path);
         struct http_response resp = {0};
         int r;
 
+        if (!url)
+                return fail(ret_error, -ENOMEM, "out of memory");
         r = request(c, source, "GET", path, headers, c->max, true, allow_404, &resp, ret_error);
         if (r != 0)
                 return r < 0 ? r : 0;
@@ -604,7 +634,7 @@ static int request_user_data(const struct ctx *c, const char *source, const char
                 http_response_free(&resp);
                 return 0;
         }
-        r = set_user_data(res, TAKE_PTR(resp.body), resp.body_len);
+        r = set_user_data(res, TAKE_PTR(resp.body), resp.body_len, url);
         http_response_free(&resp);
         if (r < 0)
                 return fail(ret_error, r, "out of memory");
@@ -772,7 +802,8 @@ static const struct local_kind *seed_kind(const char *seed)
  * Hetzner, DigitalOcean, Amazon EC2 (sys_vendor, bios_vendor or an "ec2"
  * product_uuid), OpenStack Nova (configdrive); then nocloud (seed
  * directories, a cidata device), then configdrive (its seed directory, a
- * config-2 device); else an error listing all that was tried. Only "not
+ * config-2 device), then the default bundle baked into the image; else
+ * an error listing all that was tried. Only "not
  * found" moves on to the next local source. */
 static int fetch_auto(const struct ctx *c, struct ds_result *res, char **ret_error)
 {
@@ -805,6 +836,18 @@ static int fetch_auto(const struct ctx *c, struct ds_result *res, char **ret_err
                 }
                 free(error);
         }
+        /* Last: the image's own default bundle (imagegen bake --bundle). */
+        char *error = NULL;
+        r = fetch_default(c, res, &tried, &error);
+        if (r != -ENOENT) {
+                buf_free(&tried);
+                if (ret_error)
+                        *ret_error = error;
+                else
+                        free(error);
+                return r;
+        }
+        free(error);
         tried_text = buf_steal(&tried);
         _cleanup_free_ char *shown = vendor ? printable(vendor) : NULL;
         return fail(ret_error, -ENOENT,
@@ -842,13 +885,15 @@ int datasource_fetch(const struct ds_options *o, struct ds_result *ret, char **r
                 r = fetch_local(&c, &nocloud, &res, NULL, ret_error);
         else if (streq(name, "configdrive"))
                 r = fetch_local(&c, &configdrive, &res, NULL, ret_error);
+        else if (streq(name, "default"))
+                r = fetch_default(&c, &res, NULL, ret_error);
         else if (streq(name, "ec2") || streq(name, "hetzner") || streq(name, "digitalocean"))
                 r = fetch_remote(&c, name, &res, ret_error);
         else {
                 _cleanup_free_ char *shown = printable(name);
                 r = fail(ret_error, -EINVAL,
                          "unknown datasource '%s' (expected one of: auto, nocloud, configdrive, "
-                         "ec2, hetzner, digitalocean, file)",
+                         "ec2, hetzner, digitalocean, file, default)",
                          shown);
         }
         if (r >= 0 && o->instance_id)
@@ -872,5 +917,6 @@ void ds_result_free(struct ds_result *r)
         free(r->instance_id);
         free(r->hostname);
         free(r->user_data);
+        free(r->user_data_origin);
         *r = (struct ds_result){0};
 }

@@ -27,6 +27,11 @@
  *                 /hetzner/v1/userdata (empty: none).
  *   digitalocean  /metadata/v1.json (JSON: droplet_id, hostname) and
  *                 /metadata/v1/user-data (404: none).
+ *   default       the default bundle baked into the image (`imagegen bake
+ *                 --bundle`): user-data from <root>/etc/firstboot/default-user-data;
+ *                 instance id as for file (the machine id, which systemd makes
+ *                 new on each clone's first boot, else "default-" + the first
+ *                 16 hex digits of the sha256 of the user-data).
  *
  * "auto" picks one, in this order:
  *   1. --user-data FILE given: file.
@@ -40,7 +45,8 @@
  *      "OpenStack Compute"): configdrive. A source chosen from DMI that then
  *      fails is an error; nothing else is tried.
  *   4. Local sources: nocloud (seed directories, then a cidata device),
- *      then configdrive (its seed directory, then a config-2 device).
+ *      then configdrive (its seed directory, then a config-2 device), then
+ *      default (the image's baked-in bundle), the last fallback.
  *   5. Nothing found: an error listing what was tried.
  * Anything found but broken (bad meta-data, user-data over the limit, an
  * unreadable image) is an error, never a reason to try the next source.
@@ -58,6 +64,9 @@
 #define DS_DEFAULT_ATTEMPTS     5U
 #define DS_DEFAULT_BACKOFF_MS   500LL
 #define DS_DEFAULT_MAX_USERDATA (16U * 1024U * 1024U)
+/* The default bundle of a baked image, on the server (0600: a bundle
+ * holds secrets). */
+#define DS_DEFAULT_USER_DATA "/etc/firstboot/default-user-data"
 
 struct ds_options {
         const char *root;           /* NULL = "/" */
@@ -79,6 +88,9 @@ struct ds_result {
         char *hostname;           /* may be NULL */
         unsigned char *user_data; /* NULL when the source has none; NUL-terminated */
         size_t user_data_len;
+        /* Where the user-data itself was read, for messages about it: a file,
+         * "image:member" or a URL; NULL when there is none. */
+        char *user_data_origin;
 };
 
 /* Fetches from the source o->name. An instance id must be 1 to 128

@@ -79,6 +79,8 @@ int phonehome_send(const struct phonehome_options *o, const char *body, char **r
         int last_r = 0, r;
         unsigned n = 0;
 
+        if (o && o->ret_attempts)
+                *o->ret_attempts = 0;
         if (!o || !o->url || !body)
                 return fail(ret_error, -EINVAL, "no phone-home URL or body");
         if (!is_http_url(o->url))
@@ -131,6 +133,8 @@ int phonehome_send(const struct phonehome_options *o, const char *body, char **r
                 char *error = NULL;
 
                 n++;
+                if (o->ret_attempts)
+                        *o->ret_attempts = n;
                 r = http_do(&req, &resp, &error);
                 /* An answer too long to keep still is an answer: its status counts. */
                 bool answered = r >= 0 || r == -EFBIG;

@@ -10,6 +10,8 @@ struct phonehome_options {
         unsigned attempts;     /* 0 = 5 */
         long long backoff_ms;  /* first pause between attempts, doubling; 0 = 1000 */
         long long deadline_ms; /* total wall time; 0 = 60000; never exceeded */
+        /* When not NULL: set to the number of attempts made, also on failure. */
+        unsigned *ret_attempts;
 };
 
 /* POSTs body (JSON text) to o->url with Content-Type: application/json,

@@ -47,8 +47,10 @@ static ssize_t first_waiting(const struct plan_item *items, size_t n, size_t i, 
 
 /* Called when nothing unplaced is ready: every unplaced item waits for
  * another unplaced one, so walking from any of them must come back to an
- * item already seen. The cycle is told starting at its first listed item. */
-static char *describe_cycle(const struct plan_item *items, size_t n, const bool *placed)
+ * item already seen. The cycle is told starting at its first listed item,
+ * whose index goes to *ret_first. */
+static char *describe_cycle(const struct plan_item *items, size_t n, const bool *placed,
+                            size_t *ret_first)
 {
         _cleanup_free_ size_t *seen_at = xcalloc(n, sizeof(size_t));
         _cleanup_free_ size_t *path = xcalloc(n + 1, sizeof(size_t));
@@ -62,8 +64,10 @@ static char *describe_cycle(const struct plan_item *items, size_t n, const bool 
                 seen_at[cur] = ++len;
                 path[len - 1] = cur;
                 ssize_t next = first_waiting(items, n, cur, placed);
-                if (next < 0) /* cannot happen: cur would be ready */
+                if (next < 0) { /* cannot happen: cur would be ready */
+                        *ret_first = cur;
                         return xstrdup("dependency cycle");
+                }
                 cur = (size_t)next;
         }
         size_t first = seen_at[cur] - 1, start = first;
@@ -71,6 +75,7 @@ static char *describe_cycle(const struct plan_item *items, size_t n, const bool 
                 if (path[k] < path[start])
                         start = k;
         size_t cycle_len = len - first;
+        *ret_first = path[start];
         buf_puts(&b, "dependency cycle: ");
         for (size_t k = 0; k <= cycle_len; k++) {
                 size_t pos = first + (start - first + k) % cycle_len;
@@ -81,15 +86,19 @@ static char *describe_cycle(const struct plan_item *items, size_t n, const bool 
         return buf_steal(&b);
 }
 
-int plan_order(const struct plan_item *items, size_t n, size_t *ret_order, char **ret_error)
+int plan_order(const struct plan_item *items, size_t n, size_t *ret_order, char **ret_error,
+               size_t *ret_item)
 {
         _cleanup_free_ bool *placed = NULL;
         _cleanup_free_ size_t *order = NULL;
+        size_t item;
 
         for (size_t i = 0; i < n; i++)
                 for (size_t j = 0; j < i; j++)
                         if (streq(items[i].id, items[j].id)) {
                                 *ret_error = strprintf("module '%s' is listed twice", items[i].id);
+                                if (ret_item)
+                                        *ret_item = i;
                                 return -EINVAL;
                         }
         for (size_t i = 0; i < n; i++)
@@ -98,6 +107,8 @@ int plan_order(const struct plan_item *items, size_t n, size_t *ret_order, char 
                                 *ret_error = strprintf(
                                         "module '%s' requires '%s', which is not in the plan",
                                         items[i].id, items[i].requires[k]);
+                                if (ret_item)
+                                        *ret_item = i;
                                 return -ENOENT;
                         }
 
@@ -109,7 +120,9 @@ int plan_order(const struct plan_item *items, size_t n, size_t *ret_order, char 
                         if (!placed[i] && is_ready(items, n, i, placed))
                                 break;
                 if (i == n) {
-                        *ret_error = describe_cycle(items, n, placed);
+                        *ret_error = describe_cycle(items, n, placed, &item);
+                        if (ret_item)
+                                *ret_item = item;
                         return -ELOOP;
                 }
                 placed[i] = true;

@@ -19,8 +19,12 @@ struct plan_item {
  * -EINVAL "module 'x' is listed twice"; -ENOENT "module 'x' requires 'y',
  * which is not in the plan"; -ELOOP "dependency cycle: a -> b -> a" (where
  * "a -> b" means a waits for b, starting at the first listed module of the
- * cycle). ret_order is written only on success. */
-int plan_order(const struct plan_item *items, size_t n, size_t *ret_order, char **ret_error);
+ * cycle). ret_order is written only on success; on failure *ret_item (when
+ * not NULL) is the index of the item the error is about: the second
+ * listing, the item with the missing requirement, the cycle's first listed
+ * item. */
+int plan_order(const struct plan_item *items, size_t n, size_t *ret_order, char **ret_error,
+               size_t *ret_item);
 
 /* Checks os_requirements against <root>/etc/os-release (or
  * <root>/usr/lib/os-release): family matches ID or a word of ID_LIKE

@@ -15,8 +15,11 @@ static int load_manifest(const struct bundle *b, const struct prepare_options *o
         int k;
 
         if (am) {
+                /* Named as the user knows the bundle: "DIR/modules/x/manifest.yml". */
+                _cleanup_free_ char *file =
+                        b->label ? strprintf("%s/%s", b->label, member) : xstrdup(member);
                 p->from_bundle = true;
-                k = yaml_parse(member, (const char *)am->data, am->size, &doc, d);
+                k = yaml_parse(file, (const char *)am->data, am->size, &doc, d);
                 if (k < 0)
                         return k;
                 k = manifest_parse(doc, &p->m, d);
@@ -61,6 +64,7 @@ int prepare_modules(const struct bundle *b, const struct prepare_options *o, str
         size_t n = b->n_modules, before = d->n;
         struct planned *mods = xcalloc(n, sizeof(*mods));
         _cleanup_free_ char *err = NULL;
+        size_t culprit = 0;
         int k;
 
         for (size_t i = 0; i < n; i++) {
@@ -93,10 +97,12 @@ int prepare_modules(const struct bundle *b, const struct prepare_options *o, str
         for (size_t i = 0; i < n; i++)
                 items[i] =
                         (struct plan_item){mods[i].bm->id, mods[i].m->after, mods[i].m->requires};
-        k = plan_order(items, n, order, &err);
+        k = plan_order(items, n, order, &err, &culprit);
         free(items);
         if (k < 0) {
-                diags_add(d, BUNDLE_YAML, 0, 0, "%s", err ? err : "cannot order the modules");
+                /* At the bundle.yaml entry of the module the error is about. */
+                diags_at(d, culprit < n ? mods[culprit].bm->where : b->doc, "%s",
+                         err ? err : "cannot order the modules");
                 free(order);
                 planned_free(mods, n);
                 return k;

@@ -132,7 +132,7 @@ int cmd_query(int argc, char **argv)
                                 fprintf(stderr,
                                         "firstboot query: unknown datasource '%s' (expected "
                                         "one of: auto, nocloud, configdrive, ec2, hetzner, "
-                                        "digitalocean, file)\n",
+                                        "digitalocean, file, default)\n",
                                         optarg);
                                 return 2;
                         }

@@ -379,9 +379,12 @@ static void run_modules(struct run *r)
                 _cleanup_free_ char *mark = done_mark(r, p);
                 const char *blocker = NULL;
 
-                for (size_t j = 0; p->m->requires && p->m->requires[j]; j++)
-                        if (module_failed_or_skipped(r, p->m->requires[j]))
-                blocker = p->m->requires[j];
+                /* Not p->m->requires[j] in the condition: clang-format 14 takes
+                 * "requires" for C++20's keyword and misindents the body. */
+                char *const *needed = p->m->requires;
+                for (size_t j = 0; needed && needed[j]; j++)
+                        if (module_failed_or_skipped(r, needed[j]))
+                                blocker = needed[j];
                 if (blocker) {
                         r->mst[p - r->mods]->state = MOD_SKIPPED;
                         r->mst[p - r->mods]->reason =
@@ -431,8 +434,17 @@ static int write_marker(struct run *r)
         /* Only the instance matters; a rerun must not rewrite the marker
          * just for a new timestamp. */
         _cleanup_free_ char *old = NULL;
-        if (read_file(r->marker, 4096, &old, NULL) >= 0 && strstr(old, r->st.instance_id))
-                return 0;
+        size_t old_len;
+        if (read_file(r->marker, 4096, &old, &old_len) >= 0) {
+                _cleanup_node_ struct node *o = NULL;
+                struct diags ignore = {0};
+                bool same = json_parse(r->marker, old, old_len, &o, &ignore) >= 0 &&
+                            o->kind == NODE_MAP &&
+                            streq_ptr(node_get_str(o, "instance_id"), r->st.instance_id);
+                diags_free(&ignore);
+                if (same)
+                        return 0;
+        }
         return write_file_atomic(r->marker, line, strlen(line), 0644, (uid_t)-1, (gid_t)-1);
 }
 
@@ -466,6 +478,7 @@ static void phone_home(struct run *r)
         const char *token = r->bundle && r->bundle->phone_url ? r->bundle->phone_token
                                                               : r->cfg.phone_home_token;
         _cleanup_free_ char *body = NULL, *err = NULL;
+        unsigned attempts = 0;
 
         if (!url) {
                 free(r->st.phone_home);
@@ -496,12 +509,13 @@ static void phone_home(struct run *r)
                 .attempts = (unsigned)r->cfg.phone_home_attempts,
                 .backoff_ms = r->cfg.phone_home_backoff_ms,
                 .deadline_ms = r->cfg.phone_home_deadline_ms,
+                .ret_attempts = &attempts,
         };
         int k = body ? phonehome_send(&o, body, &err) : -ENOMEM;
         free(r->st.phone_home);
+        r->st.phone_home_attempts = attempts;
         if (k > 0) {
                 r->st.phone_home = xstrdup("sent");
-                r->st.phone_home_attempts = (unsigned)k;
                 log_event(LOG_INFO, MSGID_PHONE_HOME_SENT, NULL, "phone-home",
                           "Called back %s (%s, %d attempt%s)", url,
                           run_state_to_string(r->st.state), k, k == 1 ? "" : "s");
@@ -569,11 +583,20 @@ static int finish(struct run *r, const char *error)
                           "Provisioning ready: %zu module%s, agent %lld ms, modules %lld ms",
                           r->st.n_modules, r->st.n_modules == 1 ? "" : "s", r->st.agent_ms,
                           r->module_ms);
-                set_progress("Ready (%zu modules)", r->st.n_modules);
+                set_progress("Ready (%zu module%s)", r->st.n_modules,
+                             r->st.n_modules == 1 ? "" : "s");
         } else {
+                /* Name the first module that failed, for journalctl and systemctl status. */
+                _cleanup_free_ char *why = r->st.error ? xstrdup(r->st.error) : NULL;
+                for (size_t i = 0; !why && i < r->st.n_modules; i++) {
+                        const struct module_status *m = &r->st.modules[i];
+                        if (m->state == MOD_FAILED)
+                                why = strprintf("module %s failed: %s", m->id,
+                                                m->reason ? m->reason : "no reason recorded");
+                }
                 log_event(LOG_ERR, MSGID_FAILED, NULL, "failed", "Provisioning failed: %s",
-                          r->st.error ? r->st.error : "a module failed");
-                set_progress("Failed: %s", r->st.error ? r->st.error : "a module failed");
+                          why ? why : "a module failed");
+                set_progress("Failed: %s", why ? why : "a module failed");
         }
         notify_ready();
         return r->st.state == RUN_READY ? 0 : 1;
@@ -741,7 +764,9 @@ int cmd_run(int argc, char **argv)
         _cleanup_free_ char *dirname = instance_dir_name(r.st.instance_id);
         r.inst_dir = strprintf("%s/instances/%s", r.state_dir, dirname);
         r.marker = root_path(r.root, r.cfg.ready_marker);
-        if (read_line_file(iid_path, &old_iid) < 0 || !streq(old_iid, r.st.instance_id)) {
+        bool new_instance =
+                read_line_file(iid_path, &old_iid) < 0 || !streq(old_iid, r.st.instance_id);
+        if (new_instance) {
                 if (old_iid)
                         log_event(LOG_NOTICE, NULL, NULL, "datasource",
                                   "New instance %s (was %s): provisioning again", r.st.instance_id,
@@ -766,7 +791,7 @@ int cmd_run(int argc, char **argv)
         /* Decode and verify, in memory. */
         enum userdata_kind kind;
         struct member_list members = {0};
-        const char *origin = r.ds.origin ? r.ds.origin : "user-data";
+        const char *origin = r.ds.user_data_origin ? r.ds.user_data_origin : "user-data";
         if (userdata_decode(origin, r.ds.user_data, r.ds.user_data_len, &kind, &members, &d) < 0 ||
             bundle_parse(&members, NULL, &r.bundle, &d) < 0) {
                 log_diags(&d, "decode");
@@ -793,6 +818,9 @@ int cmd_run(int argc, char **argv)
         if (r.bundle->ready_marker) {
                 free(r.marker);
                 r.marker = root_path(r.root, r.bundle->ready_marker);
+                /* The previous instance's marker says nothing about this one. */
+                if (new_instance)
+                        unlink(r.marker);
         }
 
         _cleanup_free_ char *bdir = strprintf("%s/bundle", r.inst_dir);

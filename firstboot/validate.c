@@ -1,6 +1,6 @@
 /* firstboot validate: checks a bundle directory, a bundle archive or text,
- * a user-data file or a module manifest, and says exactly where each
- * problem is (file:line:column), like `ntpd -n`. */
+ * a user-data file, a module directory or its manifest, and says exactly
+ * where each problem is (file:line:column), like `ntpd -n`. */
 #include "bundle.h"
 #include "commands.h"
 #include "fs.h"
@@ -44,6 +44,31 @@ static int validate_bundle(struct member_list *members, const char *label, const
         return 0;
 }
 
+/* A module: its manifest, and the install script it names next to it. */
+static int validate_module(const char *manifest, struct diags *d)
+{
+        _cleanup_manifest_ struct manifest *m = NULL;
+        _cleanup_free_ char *dir = xstrdup(manifest), *script = NULL;
+        char *slash = strrchr(dir, '/');
+        int r;
+
+        r = manifest_load(manifest, &m, d);
+        if (r < 0)
+                return r;
+        if (slash)
+                slash[1] = '\0';
+        script = strprintf("%s%s", slash ? dir : "", m->install_script);
+        if (access(script, R_OK) < 0) {
+                r = -errno;
+                diags_add(d, manifest, 0, 0, "module '%s': its install script %s: %s", m->id,
+                          script, strerror(-r));
+                return r;
+        }
+        printf("%s: ok: module '%s' %s, %zu input%s\n", manifest, m->id, m->version, m->n_inputs,
+               m->n_inputs == 1 ? "" : "s");
+        return 0;
+}
+
 int cmd_validate(int argc, char **argv)
 {
         static const struct option opts[] = {
@@ -68,7 +93,7 @@ int cmd_validate(int argc, char **argv)
                 case 'h':
                         printf("Usage: firstboot validate [--modules-dir DIR] [--keys DIR] PATH\n\n"
                                "PATH is a bundle directory, a bundle archive or text, a user-data\n"
-                               "file or a module manifest. Problems are printed as\n"
+                               "file, a module directory or its manifest. Problems are printed as\n"
                                "file:line:column: message. With --keys the bundle must be\n"
                                "signed by one of the *.pub keys in DIR.\n");
                         return 0;
@@ -82,22 +107,18 @@ int cmd_validate(int argc, char **argv)
         }
         path = argv[optind];
 
-        if (is_dir(path)) {
+        _cleanup_free_ char *dir_bundle = strprintf("%s/%s", path, BUNDLE_YAML);
+        _cleanup_free_ char *dir_manifest = strprintf("%s/%s", path, MANIFEST_FILE);
+        if (is_dir(path) && !path_exists(dir_bundle) && path_exists(dir_manifest))
+                r = validate_module(dir_manifest, &d); /* a module directory */
+        else if (is_dir(path)) {
                 struct member_list m = {0};
                 r = bundle_members_from_dir(path, &m, &d);
                 if (r >= 0)
                         r = validate_bundle(&m, path, modules_dir, keys, &d);
-        } else if (endswith(path, "manifest.yml") || endswith(path, "manifest.yaml")) {
-                struct manifest *m = NULL;
-                r = manifest_load(path, &m, &d);
-                if (r >= 0) {
-                        struct input_values in = {0};
-                        printf("%s: ok: module '%s' %s, %zu input%s\n", path, m->id, m->version,
-                               m->n_inputs, m->n_inputs == 1 ? "" : "s");
-                        input_values_free(&in);
-                }
-                manifest_free(m);
-        } else {
+        } else if (endswith(path, "manifest.yml") || endswith(path, "manifest.yaml"))
+                r = validate_module(path, &d);
+        else {
                 _cleanup_free_ char *data = NULL;
                 size_t len;
                 enum userdata_kind kind;

@@ -33,7 +33,7 @@ struct env {
 
 /* Next to the binary when run from a build tree (build/imagegen ->
  * ../modules), else the installed places. */
-static char *default_dir(const char *rel, const char *installed, const char *probe)
+char *default_dir(const char *rel, const char *installed, const char *probe)
 {
         char exe[4096];
         ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
@@ -59,7 +59,10 @@ static int usage(FILE *f, int rc)
               "  userdata SITE.yaml [--provider P] -o FILE\n"
               "                                   user-data for hetzner|digitalocean|ec2|nocloud\n"
               "  seed SITE.yaml -o seed.iso       a NoCloud cidata image (user-data, meta-data)\n"
-              "  keygen -o DIR                    an Ed25519 signing key pair for bundles\n\n"
+              "  keygen -o DIR                    an Ed25519 signing key pair for bundles\n"
+              "  bake --rootfs DIR | --tar IN -o OUT [--keys DIR] [--key F.pub] [--config F]\n"
+              "       [--bundle USERDATA] [--firstboot BIN]\n"
+              "                                   make a root file system a golden image\n\n"
               "Options: --modules-dir DIR, --templates-dir DIR (default: next to the binary,\n"
               "else /usr/lib/firstboot/modules and /usr/share/imagegen/templates), -q;\n"
               "--host NAME picks one server of a site with hosts: (a fleet); render without\n"
@@ -463,6 +466,7 @@ int main(int argc, char **argv)
         } cmds[] = {
                 {"init", cmd_init},         {"validate", cmd_validate}, {"render", cmd_render},
                 {"userdata", cmd_userdata}, {"seed", cmd_seed},         {"keygen", cmd_keygen},
+                {"bake", cmd_bake},
         };
 
         if (argc < 2)

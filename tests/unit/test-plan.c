@@ -66,12 +66,21 @@ static char *order_of(const char *text, int *ret_r)
         plan_build(&p, text);
         for (size_t i = 0; i < 16; i++)
                 order[i] = 99;
-        int r = plan_order(p.items, p.n, order, &error);
+        size_t item = 99;
+        int r = plan_order(p.items, p.n, order, &error, &item);
         if (ret_r)
                 *ret_r = r;
         if (r < 0) {
                 CHECK(error);
                 CHECK(order[0] == 99);
+                /* The item reported is the one the message starts with. */
+                CHECK(item < p.n);
+                if (item < p.n && error) {
+                        _cleanup_free_ char *m = strprintf("module '%s'", p.items[item].id);
+                        _cleanup_free_ char *c =
+                                strprintf("dependency cycle: %s -> ", p.items[item].id);
+                        CHECK(startswith(error, m) || startswith(error, c));
+                }
                 buf_printf(&b, "error: %s", error ? error : "(none)");
         } else {
                 CHECK(!error);

@@ -1,0 +1,1091 @@
+/* imagegen bake: makes a root file system (a directory, or a tarball
+ * through libarchive) a golden image that provisions itself at first boot.
+ * It installs the agent, its units, modules, trusted keys, configuration
+ * and optionally a default bundle; enables the units the way systemctl
+ * would; and resets what must be unique per server (machine id, SSH host
+ * keys, firstboot's own state and logs, as `firstboot clean` does).
+ *
+ * Everything is read and checked first, and the changes computed as one
+ * list; only then is the image touched: each file through a temp file and
+ * rename in a directory, the whole archive through OUT.tmp and rename for
+ * a tarball. Baking twice changes nothing the second time. */
+#include "archive.h"
+#include "bundle.h"
+#include "crypto.h"
+#include "diag.h"
+#include "fs.h"
+#include "imagegen.h"
+#include "manifest.h"
+#include "util.h"
+
+#include "../firstboot/config.h"
+#include "../firstboot/datasource.h"
+#include "../firstboot/prepare.h"
+#include "../firstboot/reset.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <getopt.h>
+#include <libgen.h>
+#include <limits.h>
+#include <sys/stat.h>
+
+#define MAX_SOURCE_FILE (256U * 1024U * 1024U)
+#define MAX_SMALL_FILE  (1024U * 1024U)
+#define UNIT_DIR        "usr/lib/systemd/system"
+#define MAX_LINKS       40
+
+/* The units bake installs and enables, from the units directory. */
+static const char *const units[] = {
+        "firstboot.service",
+        "firstboot-ready.target",
+        "firstboot-ssh-keygen.service",
+};
+
+struct bake_opts {
+        const char *rootfs, *tar, *out, *config, *bundle, *firstboot, *modules_dir;
+        char **key_files; /* --key FILE, and --keys DIR as "DIR/" */
+        bool quiet;
+};
+
+/* The changes, with the strings and data they point to. */
+struct plan {
+        struct tar_change *v;
+        size_t n;
+        char **strings;
+        void **bufs;
+        size_t n_bufs;
+};
+
+static void plan_free(struct plan *p)
+{
+        free(p->v);
+        strv_free(p->strings);
+        for (size_t i = 0; i < p->n_bufs; i++)
+                free(p->bufs[i]);
+        free(p->bufs);
+        *p = (struct plan){0};
+}
+
+/* Keeps s (taken over) for the life of the plan. */
+static const char *plan_keep(struct plan *p, char *s)
+{
+        if (!s || strv_push(&p->strings, s) < 0)
+                abort();
+        return s;
+}
+
+static const void *plan_keep_buf(struct plan *p, void *data)
+{
+        p->bufs = xrealloc(p->bufs, (p->n_bufs + 1) * sizeof(*p->bufs));
+        p->bufs[p->n_bufs++] = data;
+        return data;
+}
+
+/* path as an image path: relative, single slashes, no trailing slash. */
+static char *image_rel(const char *path)
+{
+        struct buf b = {0};
+
+        for (const char *s = path; *s; s++) {
+                if (*s == '/' && (b.len == 0 || b.data[b.len - 1] == '/' || !s[1]))
+                        continue;
+                buf_append(&b, s, 1);
+        }
+        while (b.len > 0 && b.data[b.len - 1] == '/')
+                b.data[--b.len] = '\0';
+        return b.data ? buf_steal(&b) : xstrdup("");
+}
+
+static struct tar_change *plan_add(struct plan *p, enum tar_change_kind kind, const char *path)
+{
+        p->v = xrealloc(p->v, (p->n + 1) * sizeof(*p->v));
+        p->v[p->n] = (struct tar_change){.kind = kind, .path = plan_keep(p, image_rel(path))};
+        return &p->v[p->n++];
+}
+
+/* A file; data is taken over. */
+static void plan_file(struct plan *p, const char *path, void *data, size_t size, unsigned mode)
+{
+        struct tar_change *c = plan_add(p, TAR_PUT_FILE, path);
+        c->data = plan_keep_buf(p, data);
+        c->size = size;
+        c->mode = mode;
+}
+
+static void plan_file_copy(struct plan *p, const char *path, const char *data, unsigned mode)
+{
+        plan_file(p, path, xstrdup(data), strlen(data), mode);
+}
+
+static void plan_symlink(struct plan *p, const char *path, const char *target)
+{
+        plan_add(p, TAR_PUT_SYMLINK, path)->target = plan_keep(p, xstrdup(target));
+}
+
+/* --- The image: a directory or a tarball --- */
+
+struct image {
+        const char *label; /* the directory or the input tarball, for messages */
+        const char *root;  /* a directory, or NULL */
+        struct tar_index index;
+};
+
+/* The host path of rel in a root directory, resolved as if chrooted:
+ * symlinks on the way are followed inside the root (absolute targets from
+ * the root, ".." never above it), so an image's absolute links never lead
+ * to the host's files. The last component is followed only with
+ * follow_last; with mkdir, missing directories on the way are made
+ * (0755). -ENOENT when a directory on the way is missing. */
+static int chase(const char *root, const char *rel, bool follow_last, bool mkdir_missing,
+                 char **ret)
+{
+        _cleanup_free_ char *cur = xstrdup(""), *todo = xstrdup(rel);
+        unsigned links = 0;
+
+        for (;;) {
+                char *s = todo;
+                while (*s == '/')
+                        s++;
+                if (!*s) {
+                        *ret = strprintf("%s%s%s", root, *cur ? "/" : "", cur);
+                        return 0;
+                }
+                size_t len = strcspn(s, "/");
+                _cleanup_free_ char *comp = xstrndup(s, len);
+                _cleanup_free_ char *rest = xstrdup(s + len);
+                bool last = strspn(rest, "/") == strlen(rest);
+
+                free(todo);
+                todo = TAKE_PTR(rest);
+                if (streq(comp, "."))
+                        continue;
+                if (streq(comp, "..")) {
+                        char *slash = strrchr(cur, '/');
+                        if (slash)
+                                *slash = '\0';
+                        else
+                                cur[0] = '\0';
+                        continue;
+                }
+                _cleanup_free_ char *next = strprintf("%s%s%s", cur, *cur ? "/" : "", comp);
+                _cleanup_free_ char *host = strprintf("%s/%s", root, next);
+                struct stat st;
+                if (last && !follow_last) {
+                        *ret = TAKE_PTR(host);
+                        return 0;
+                }
+                if (lstat(host, &st) < 0) {
+                        if (errno != ENOENT || !mkdir_missing)
+                                return -errno;
+                        if (mkdir(host, 0755) < 0 && errno != EEXIST)
+                                return -errno;
+                        free(cur);
+                        cur = TAKE_PTR(next);
+                        continue;
+                }
+                if (S_ISLNK(st.st_mode)) {
+                        char target[PATH_MAX];
+                        ssize_t n = readlink(host, target, sizeof(target) - 1);
+                        if (n < 0)
+                                return -errno;
+                        if (++links > MAX_LINKS)
+                                return -ELOOP;
+                        target[n] = '\0';
+                        char *joined = strprintf("%s/%s", target, todo);
+                        free(todo);
+                        todo = joined;
+                        if (target[0] == '/')
+                                cur[0] = '\0';
+                        continue;
+                }
+                if (!S_ISDIR(st.st_mode) && !last)
+                        return -ENOTDIR;
+                free(cur);
+                cur = TAKE_PTR(next);
+        }
+}
+
+/* Whether the image has rel (any type; not followed). */
+static bool image_has(const struct image *img, const char *rel)
+{
+        if (img->root) {
+                _cleanup_free_ char *host = NULL;
+                struct stat st;
+                return chase(img->root, rel, false, false, &host) >= 0 && lstat(host, &st) == 0;
+        }
+        for (size_t i = 0; i < img->index.n; i++)
+                if (streq(img->index.v[i].path, rel))
+                        return true;
+        return false;
+}
+
+/* The entry type of rel: 'f', 'd', 'l', or 0 when absent. */
+static char image_type(const struct image *img, const char *rel, char **ret_link)
+{
+        if (img->root) {
+                _cleanup_free_ char *host = NULL;
+                struct stat st;
+                if (chase(img->root, rel, false, false, &host) < 0 || lstat(host, &st) < 0)
+                        return 0;
+                if (S_ISLNK(st.st_mode) && ret_link) {
+                        char target[PATH_MAX];
+                        ssize_t n = readlink(host, target, sizeof(target) - 1);
+                        *ret_link = n >= 0 ? xstrndup(target, (size_t)n) : NULL;
+                }
+                return S_ISREG(st.st_mode)   ? 'f'
+                       : S_ISDIR(st.st_mode) ? 'd'
+                       : S_ISLNK(st.st_mode) ? 'l'
+                                             : 'o';
+        }
+        for (size_t i = img->index.n; i > 0; i--) {
+                const struct tar_entry_info *e = &img->index.v[i - 1];
+                if (streq(e->path, rel)) {
+                        if (e->type == 'l' && ret_link)
+                                *ret_link = strdup_null(e->link);
+                        return e->type;
+                }
+        }
+        return 0;
+}
+
+static int image_read(const struct image *img, const char *rel, char **ret, size_t *ret_size)
+{
+        if (!img->root)
+                return tar_read_file(img->label, rel, MAX_SMALL_FILE, ret, ret_size);
+        _cleanup_free_ char *host = NULL;
+        int r = chase(img->root, rel, false, false, &host);
+        struct stat st;
+        if (r < 0)
+                return r;
+        if (lstat(host, &st) < 0)
+                return -errno;
+        if (!S_ISREG(st.st_mode))
+                return -EINVAL;
+        return read_file(host, MAX_SMALL_FILE, ret, ret_size);
+}
+
+/* The names (not paths) of the image's entries directly in dir. */
+static char **image_list(const struct image *img, const char *dir)
+{
+        char **v = NULL;
+
+        if (img->root) {
+                _cleanup_free_ char *host = NULL;
+                if (chase(img->root, dir, true, false, &host) < 0)
+                        return NULL;
+                DIR *d = opendir(host);
+                if (!d)
+                        return NULL;
+                for (struct dirent *de; (de = readdir(d));)
+                        if (!streq(de->d_name, ".") && !streq(de->d_name, ".."))
+                                strv_extend(&v, de->d_name);
+                closedir(d);
+                return v;
+        }
+        size_t len = strlen(dir);
+        for (size_t i = 0; i < img->index.n; i++) {
+                const char *p = img->index.v[i].path;
+                if (strncmp(p, dir, len) == 0 && p[len] == '/' && p[len + 1] &&
+                    !strchr(p + len + 1, '/') && !strv_contains(v, p + len + 1))
+                        strv_extend(&v, p + len + 1);
+        }
+        return v;
+}
+
+/* --- Reading and checking what goes in --- */
+
+/* A file of the host, whole. */
+static int read_source(const char *path, char **ret, size_t *ret_size)
+{
+        int r = read_file(path, MAX_SOURCE_FILE, ret, ret_size);
+        if (r < 0)
+                fprintf(stderr, "imagegen bake: %s: %s\n", path, strerror(-r));
+        return r;
+}
+
+/* Next to the binary (a build tree: build/imagegen -> build/firstboot,
+ * units/), else where the imagegen package puts them. */
+static char *exe_sibling(const char *rel)
+{
+        char exe[PATH_MAX];
+        ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+
+        if (n <= 0)
+                return NULL;
+        exe[n] = '\0';
+        return strprintf("%s/%s", dirname(exe), rel);
+}
+
+static char *default_firstboot(void)
+{
+        _cleanup_free_ char *sibling = exe_sibling("firstboot");
+        const char *installed[] = {BAKE_DIR_DEFAULT "/firstboot", "/usr/bin/firstboot"};
+
+        if (sibling && path_exists(sibling))
+                return TAKE_PTR(sibling);
+        for (size_t i = 0; i < ARRAY_SIZE(installed); i++)
+                if (path_exists(installed[i]))
+                        return xstrdup(installed[i]);
+        return xstrdup("/usr/bin/firstboot");
+}
+
+static char *default_units(void)
+{
+        _cleanup_free_ char *sibling = exe_sibling("../units");
+        _cleanup_free_ char *probe = sibling ? strprintf("%s/firstboot.service", sibling) : NULL;
+
+        if (probe && path_exists(probe))
+                return TAKE_PTR(sibling);
+        return xstrdup(BAKE_DIR_DEFAULT "/units");
+}
+
+/* The units, tmpfiles.d and catalog, and the enablement symlinks each
+ * unit's [Install] section asks for (WantedBy=, RequiredBy=), as
+ * `systemctl enable` makes them under /etc/systemd/system. */
+static int plan_units(struct plan *p, const char *dir)
+{
+        static const struct {
+                const char *src, *dst;
+        } other[] = {
+                {"firstboot.tmpfiles", "usr/lib/tmpfiles.d/firstboot.conf"},
+                {"firstboot.catalog", "usr/lib/systemd/catalog/firstboot.catalog"},
+        };
+
+        for (size_t i = 0; i < ARRAY_SIZE(units); i++) {
+                _cleanup_free_ char *src = strprintf("%s/%s", dir, units[i]);
+                _cleanup_free_ char *dst = strprintf("%s/%s", UNIT_DIR, units[i]);
+                char *data = NULL;
+                size_t size;
+                if (read_source(src, &data, &size) < 0)
+                        return -ENOENT;
+                plan_file(p, dst, data, size, 0644);
+
+                bool install = false;
+                for (char *line = data; line && *line;) {
+                        char *end = strchrnul(line, '\n');
+                        _cleanup_free_ char *l = xstrndup(line, (size_t)(end - line));
+                        line = *end ? end + 1 : end;
+                        if (l[0] == '[') {
+                                install = streq(l, "[Install]");
+                                continue;
+                        }
+                        const char *kind = startswith(l, "WantedBy=")     ? "wants"
+                                           : startswith(l, "RequiredBy=") ? "requires"
+                                                                          : NULL;
+                        if (!install || !kind)
+                                continue;
+                        char *save = NULL;
+                        for (char *w = strtok_r(strchr(l, '=') + 1, " \t", &save); w;
+                             w = strtok_r(NULL, " \t", &save)) {
+                                _cleanup_free_ char *link =
+                                        strprintf("etc/systemd/system/%s.%s/%s", w, kind, units[i]);
+                                _cleanup_free_ char *target =
+                                        strprintf("/%s/%s", UNIT_DIR, units[i]);
+                                plan_symlink(p, link, target);
+                        }
+                }
+        }
+        for (size_t i = 0; i < ARRAY_SIZE(other); i++) {
+                _cleanup_free_ char *src = strprintf("%s/%s", dir, other[i].src);
+                char *data = NULL;
+                size_t size;
+                if (read_source(src, &data, &size) < 0)
+                        return -ENOENT;
+                plan_file(p, other[i].dst, data, size, 0644);
+        }
+        return 0;
+}
+
+/* Every regular file under dir (relative names, sorted) into *files. */
+static int walk_files(const char *top, const char *rel, char ***files)
+{
+        _cleanup_free_ char *dir = *rel ? strprintf("%s/%s", top, rel) : xstrdup(top);
+        struct dirent **ents = NULL;
+        int n = scandir(dir, &ents, NULL, alphasort), r = 0;
+
+        if (n < 0)
+                return -errno;
+        for (int i = 0; i < n; i++) {
+                const char *name = ents[i]->d_name;
+                if (r >= 0 && !streq(name, ".") && !streq(name, "..")) {
+                        _cleanup_free_ char *sub =
+                                *rel ? strprintf("%s/%s", rel, name) : xstrdup(name);
+                        _cleanup_free_ char *full = strprintf("%s/%s", top, sub);
+                        struct stat st;
+                        if (lstat(full, &st) < 0)
+                                r = -errno;
+                        else if (S_ISDIR(st.st_mode))
+                                r = walk_files(top, sub, files);
+                        else if (S_ISREG(st.st_mode))
+                                strv_extend(files, sub);
+                        else {
+                                fprintf(stderr,
+                                        "imagegen bake: %s: not a regular file or directory\n",
+                                        full);
+                                r = -EINVAL;
+                        }
+                }
+                free(ents[i]);
+        }
+        free(ents);
+        return r;
+}
+
+/* Each module directory (with a valid manifest.yml whose id is the
+ * directory's name) to <modules_dir>/<id>/: its script and executables
+ * 0755, the rest 0644. Directories without a manifest.yml and nothing in
+ * them are skipped; one with files but no manifest is an error. */
+static int plan_modules(struct plan *p, const char *src, const char *modules_dir, size_t *ret_n)
+{
+        struct dirent **ents = NULL;
+        int n = scandir(src, &ents, NULL, alphasort), r = 0;
+        size_t count = 0;
+
+        if (n < 0) {
+                fprintf(stderr, "imagegen bake: modules directory %s: %s\n", src, strerror(errno));
+                return -errno;
+        }
+        for (int i = 0; i < n; i++) {
+                const char *id = ents[i]->d_name;
+                _cleanup_free_ char *dir = strprintf("%s/%s", src, id);
+                _cleanup_free_ char *mf = strprintf("%s/%s", dir, MANIFEST_FILE);
+                _cleanup_strv_free_ char **files = NULL;
+                _cleanup_manifest_ struct manifest *m = NULL;
+                struct diags d = {0};
+
+                if (r < 0 || id[0] == '.' || !is_dir(dir))
+                        goto next;
+                r = walk_files(dir, "", &files);
+                if (r < 0)
+                        goto next;
+                if (!path_exists(mf)) {
+                        if (files) {
+                                fprintf(stderr, "imagegen bake: %s: no %s\n", dir, MANIFEST_FILE);
+                                r = -EINVAL;
+                        }
+                        goto next;
+                }
+                if (manifest_load(mf, &m, &d) < 0) {
+                        diags_print(&d, stderr);
+                        diags_free(&d);
+                        r = -EBADMSG;
+                        goto next;
+                }
+                if (!streq(m->id, id)) {
+                        fprintf(stderr,
+                                "imagegen bake: %s: id '%s' differs from its directory's name "
+                                "'%s' (firstboot looks modules up by directory)\n",
+                                mf, m->id, id);
+                        r = -EINVAL;
+                        goto next;
+                }
+                for (char **f = files; f && *f; f++) {
+                        _cleanup_free_ char *full = strprintf("%s/%s", dir, *f);
+                        _cleanup_free_ char *dst = strprintf("%s/%s/%s", modules_dir, id, *f);
+                        struct stat st;
+                        char *data = NULL;
+                        size_t size;
+                        r = read_source(full, &data, &size);
+                        if (r < 0)
+                                break;
+                        bool exec = streq(*f, m->install_script) ||
+                                    (stat(full, &st) == 0 && (st.st_mode & S_IXUSR));
+                        plan_file(p, dst, data, size, exec ? 0755 : 0644);
+                }
+                count++;
+        next:
+                free(ents[i]);
+        }
+        free(ents);
+        *ret_n = count;
+        return r;
+}
+
+struct key {
+        char *name; /* basename, *.pub */
+        char *pem;
+        size_t len;
+};
+
+static void keys_free(struct key *k, size_t n)
+{
+        for (size_t i = 0; i < n; i++) {
+                free(k[i].name);
+                free(k[i].pem);
+        }
+        free(k);
+}
+
+/* Whether pem is an Ed25519 public key: verifying any signature with it
+ * says "bad signature" rather than "not a key". */
+static bool is_ed25519_public(const char *pem, size_t len)
+{
+        static const unsigned char zero[ED25519_SIG_BYTES];
+        return ed25519_verify(pem, len, "", 0, zero, sizeof(zero)) == -EBADMSG;
+}
+
+/* The key files: each --key, and the *.pub of each --keys DIR/. */
+static int expand_keys(char **given, char ***ret)
+{
+        _cleanup_strv_free_ char **v = NULL;
+
+        for (char **g = given; g && *g; g++) {
+                if (!endswith(*g, "/")) {
+                        strv_extend(&v, *g);
+                        continue;
+                }
+                struct dirent **ents = NULL;
+                int n = scandir(*g, &ents, NULL, alphasort), found = 0;
+                if (n < 0) {
+                        fprintf(stderr, "imagegen bake: --keys %s: %s\n", *g, strerror(errno));
+                        return -errno;
+                }
+                for (int i = 0; i < n; i++) {
+                        if (endswith(ents[i]->d_name, ".pub")) {
+                                strv_push(&v, strprintf("%s%s", *g, ents[i]->d_name));
+                                found++;
+                        }
+                        free(ents[i]);
+                }
+                free(ents);
+                if (!found) {
+                        fprintf(stderr, "imagegen bake: --keys %s: no *.pub in it\n", *g);
+                        return -ENOENT;
+                }
+        }
+        *ret = TAKE_PTR(v);
+        return 0;
+}
+
+static int load_keys(char **given, struct key **ret, size_t *ret_n)
+{
+        _cleanup_strv_free_ char **files = NULL;
+        struct key *k = NULL;
+        size_t n = 0;
+        int r = expand_keys(given, &files);
+
+        if (r < 0)
+                return r;
+        for (char **f = files; f && *f; f++) {
+                _cleanup_free_ char *copy = xstrdup(*f);
+                const char *name = basename(copy);
+                char *pem = NULL;
+                size_t len;
+
+                if (!endswith(name, ".pub") || streq(name, ".pub")) {
+                        fprintf(stderr,
+                                "imagegen bake: %s: a trusted key file must be named NAME.pub "
+                                "(firstboot reads /etc/firstboot/keys/*.pub)\n",
+                                *f);
+                        goto fail;
+                }
+                if (read_source(*f, &pem, &len) < 0)
+                        goto fail;
+                if (!is_ed25519_public(pem, len)) {
+                        fprintf(stderr,
+                                "imagegen bake: %s: not an Ed25519 public key in PEM "
+                                "(\"BEGIN PUBLIC KEY\"; `imagegen keygen` makes one)\n",
+                                *f);
+                        free(pem);
+                        goto fail;
+                }
+                for (size_t i = 0; i < n; i++)
+                        if (streq(k[i].name, name)) {
+                                fprintf(stderr, "imagegen bake: %s: two keys named %s\n", *f, name);
+                                free(pem);
+                                goto fail;
+                        }
+                k = xrealloc(k, (n + 1) * sizeof(*k));
+                k[n++] = (struct key){xstrdup(name), pem, len};
+        }
+        *ret = k;
+        *ret_n = n;
+        return 0;
+fail:
+        keys_free(k, n);
+        return -EINVAL;
+}
+
+/* The configuration the image will have: --config (checked with the
+ * agent's own parser and installed as it is), else the image's own, else
+ * a default one written here. */
+static int plan_config(struct plan *p, const struct image *img, const char *given, bool have_keys,
+                       struct config *ret)
+{
+        const char *rel = CONFIG_DEFAULT_PATH + 1;
+        struct diags d = {0};
+        char *data = NULL;
+        size_t size;
+        int r;
+
+        if (given) {
+                if (config_load(given, true, ret, &d) < 0) {
+                        diags_print(&d, stderr);
+                        diags_free(&d);
+                        return -EBADMSG;
+                }
+                r = read_source(given, &data, &size);
+                if (r < 0) {
+                        config_free(ret);
+                        return r;
+                }
+                plan_file(p, rel, data, size, 0644);
+                return 0;
+        }
+        r = image_read(img, rel, &data, &size);
+        if (r >= 0) {
+                /* Parsed from a file (the parser's messages name it): the
+                 * image's own in a directory, a copy for a tarball. */
+                _cleanup_free_ char *host = NULL, *tmp = NULL;
+                if (img->root)
+                        r = chase(img->root, rel, false, false, &host);
+                else {
+                        tmp = strprintf("%s/imagegen-bake.XXXXXX",
+                                        getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+                        int fd = mkstemp(tmp);
+                        r = fd < 0 ? -errno : 0;
+                        if (fd >= 0) {
+                                if (write(fd, data, size) != (ssize_t)size)
+                                        r = -EIO;
+                                close(fd);
+                        }
+                }
+                if (r >= 0 && config_load(host ? host : tmp, true, ret, &d) < 0) {
+                        fprintf(stderr, "imagegen bake: the image's /%s is not valid:\n", rel);
+                        diags_print(&d, stderr);
+                        diags_free(&d);
+                        r = -EBADMSG;
+                }
+                if (tmp)
+                        unlink(tmp);
+                free(data);
+                return r;
+        }
+        if (r != -ENOENT) {
+                fprintf(stderr, "imagegen bake: %s: /%s: %s\n", img->label, rel, strerror(-r));
+                return r;
+        }
+        _cleanup_free_ char *text = strprintf(
+                "# firstboot.conf(5), written by `imagegen bake`. Every key is optional;\n"
+                "# these are the defaults, except that require_signature is true when\n"
+                "# trusted keys were baked into /etc/firstboot/keys.\n"
+                "datasource: auto\n"
+                "require_signature: %s\n",
+                have_keys ? "true" : "false");
+        plan_file_copy(p, rel, text, 0644);
+        /* An empty document: the defaults. */
+        if (config_load("/dev/null", true, ret, &d) < 0) {
+                diags_free(&d);
+                return -EINVAL;
+        }
+        ret->require_signature = have_keys;
+        return 0;
+}
+
+/* The default bundle: decoded, parsed and its modules prepared exactly as
+ * the agent would, and its signature checked when the configuration
+ * requires one, against the keys the image will trust. */
+static int check_bundle(const char *path, const char *data, size_t size, const char *modules_src,
+                        const struct config *c, const struct key *keys, size_t n_keys)
+{
+        _cleanup_bundle_ struct bundle *b = NULL;
+        struct member_list members = {0};
+        enum userdata_kind kind;
+        struct planned *mods = NULL;
+        struct diags d = {0};
+        size_t n = 0;
+        int r;
+
+        r = userdata_decode(path, data, size, &kind, &members, &d);
+        if (r >= 0)
+                r = bundle_parse(&members, path, &b, &d);
+        if (r >= 0) {
+                struct prepare_options o = {.modules_dir = modules_src};
+                r = prepare_modules(b, &o, &mods, &n, &d);
+                planned_free(mods, n);
+        }
+        if (r < 0) {
+                diags_print(&d, stderr);
+                diags_free(&d);
+                return r;
+        }
+        if (!c->require_signature)
+                return 0;
+        const struct archive_member *y = member_list_find(&b->members, BUNDLE_YAML);
+        const struct archive_member *sig = member_list_find(&b->members, BUNDLE_SIG);
+        for (size_t i = 0; sig && y && i < n_keys; i++)
+                if (ed25519_verify(keys[i].pem, keys[i].len, y->data, y->size, sig->data,
+                                   sig->size) == 0)
+                        return 0;
+        fprintf(stderr,
+                "imagegen bake: %s: %s, and firstboot.conf sets require_signature: the agent "
+                "would refuse it\n",
+                path,
+                !sig     ? "the bundle is not signed"
+                : n_keys ? "its signature verifies with none of the trusted keys"
+                         : "no trusted key to check its signature with (--key/--keys)");
+        return -EPERM;
+}
+
+/* The image's existing trusted keys (they stay), for checking the
+ * default bundle's signature. */
+static void add_image_keys(const struct image *img, const char *keys_rel, struct key **k, size_t *n)
+{
+        _cleanup_strv_free_ char **names = image_list(img, keys_rel);
+
+        for (char **name = names; name && *name; name++) {
+                _cleanup_free_ char *rel = strprintf("%s/%s", keys_rel, *name);
+                char *pem = NULL;
+                size_t len;
+                if (!endswith(*name, ".pub") || image_read(img, rel, &pem, &len) < 0)
+                        continue;
+                *k = xrealloc(*k, (*n + 1) * sizeof(**k));
+                (*k)[(*n)++] = (struct key){xstrdup(*name), pem, len};
+        }
+}
+
+/* --- Applying the plan to a directory --- */
+
+static int dir_symlink(const char *host, const char *target)
+{
+        char old[PATH_MAX];
+        ssize_t n = readlink(host, old, sizeof(old) - 1);
+
+        if (n >= 0 && (size_t)n == strlen(target) && memcmp(old, target, (size_t)n) == 0)
+                return 0;
+        _cleanup_free_ char *tmp = strprintf("%s.bake-tmp.%d", host, (int)getpid());
+        unlink(tmp);
+        if (symlink(target, tmp) < 0)
+                return -errno;
+        if (lchown(tmp, 0, 0) < 0 && geteuid() == 0) {
+                int e = errno;
+                unlink(tmp);
+                return -e;
+        }
+        if (rename(tmp, host) < 0) {
+                int e = errno;
+                unlink(tmp);
+                return -e;
+        }
+        return 1;
+}
+
+/* Removes what a TAR_REMOVE pattern matches: the directory part is
+ * literal, the last component a pattern. */
+static int dir_remove(const char *root, const char *pattern)
+{
+        _cleanup_free_ char *copy = xstrdup(pattern);
+        char *slash = strrchr(copy, '/');
+        const char *base = slash ? slash + 1 : copy;
+        _cleanup_free_ char *dir = NULL;
+        int r, changed = 0;
+
+        if (slash)
+                *slash = '\0';
+        r = chase(root, slash ? copy : "", true, false, &dir);
+        if (r == -ENOENT || r == -ENOTDIR)
+                return 0;
+        if (r < 0)
+                return r;
+        DIR *d = opendir(dir);
+        if (!d)
+                return errno == ENOENT || errno == ENOTDIR ? 0 : -errno;
+        for (struct dirent *de; (de = readdir(d));) {
+                if (streq(de->d_name, ".") || streq(de->d_name, "..") ||
+                    fnmatch(base, de->d_name, FNM_PERIOD) != 0)
+                        continue;
+                _cleanup_free_ char *victim = strprintf("%s/%s", dir, de->d_name);
+                r = rm_rf(victim);
+                if (r < 0)
+                        break;
+                changed = 1;
+        }
+        closedir(d);
+        return r < 0 ? r : changed;
+}
+
+static int dir_apply(const char *root, struct tar_change *c, size_t n)
+{
+        uid_t uid = geteuid() == 0 ? 0 : (uid_t)-1;
+        gid_t gid = geteuid() == 0 ? 0 : (gid_t)-1;
+        int r;
+
+        /* Removals first, like the tarball rewrite, which drops removed
+         * entries before it looks at puts. */
+        for (int pass = 0; pass < 2; pass++)
+                for (size_t i = 0; i < n; i++) {
+                        _cleanup_free_ char *host = NULL;
+                        if ((c[i].kind == TAR_REMOVE) != (pass == 0))
+                                continue;
+                        if (c[i].kind == TAR_REMOVE)
+                                r = dir_remove(root, c[i].path);
+                        else
+                                r = chase(root, c[i].path, c[i].kind == TAR_PUT_DIR, true, &host);
+                        if (r >= 0 && c[i].kind == TAR_PUT_FILE)
+                                r = write_file_atomic(host, c[i].data, c[i].size, c[i].mode, uid,
+                                                      gid);
+                        else if (r >= 0 && c[i].kind == TAR_PUT_SYMLINK)
+                                r = dir_symlink(host, c[i].target);
+                        if (r < 0) {
+                                fprintf(stderr, "imagegen bake: %s/%s: %s\n", root, c[i].path,
+                                        strerror(-r));
+                                return r;
+                        }
+                        c[i].changed = r > 0;
+                }
+        return 0;
+}
+
+/* --- The command --- */
+
+static int bake_usage(FILE *f, int rc)
+{
+        fputs("Usage: imagegen bake --rootfs DIR [OPTIONS]\n"
+              "       imagegen bake --tar IN.tar -o OUT.tar [OPTIONS]\n\n"
+              "Makes a root file system a golden image that provisions itself at first boot:\n"
+              "installs firstboot, its units (enabled), modules, trusted keys and\n"
+              "firstboot.conf; resets the machine id, SSH host keys and firstboot's state.\n\n"
+              "Options:\n"
+              "  --keys DIR          trust every DIR/*.pub (Ed25519 PEM public keys)\n"
+              "  --key FILE.pub      trust this key (both may be repeated)\n"
+              "  --config FILE       install this firstboot.conf (default: keep the image's,\n"
+              "                      else write one; require_signature: true with keys)\n"
+              "  --bundle USERDATA   a default bundle, used when no datasource has user-data\n"
+              "  --firstboot BIN     the agent to install (default: next to imagegen)\n"
+              "  --modules-dir DIR   the modules to install (default: next to imagegen)\n"
+              "  -q                  print nothing but errors\n",
+              f);
+        return rc;
+}
+
+static int parse_bake(int argc, char **argv, struct bake_opts *o)
+{
+        static const struct option longopts[] = {
+                {"rootfs", required_argument, NULL, 'r'},
+                {"tar", required_argument, NULL, 't'},
+                {"output", required_argument, NULL, 'o'},
+                {"keys", required_argument, NULL, 'K'},
+                {"key", required_argument, NULL, 'k'},
+                {"config", required_argument, NULL, 'c'},
+                {"bundle", required_argument, NULL, 'b'},
+                {"firstboot", required_argument, NULL, 'f'},
+                {"modules-dir", required_argument, NULL, 'm'},
+                {"quiet", no_argument, NULL, 'q'},
+                {"help", no_argument, NULL, 'h'},
+                {0},
+        };
+        int c;
+
+        optind = 1;
+        while ((c = getopt_long(argc, argv, "o:qh", longopts, NULL)) >= 0) {
+                switch (c) {
+                case 'r':
+                        o->rootfs = optarg;
+                        break;
+                case 't':
+                        o->tar = optarg;
+                        break;
+                case 'o':
+                        o->out = optarg;
+                        break;
+                case 'k':
+                        strv_extend(&o->key_files, optarg);
+                        break;
+                case 'K':
+                        /* Expanded to its *.pub when the keys are read,
+                         * in the order given. */
+                        strv_push(&o->key_files, strprintf("%s/", optarg));
+                        break;
+                case 'c':
+                        o->config = optarg;
+                        break;
+                case 'b':
+                        o->bundle = optarg;
+                        break;
+                case 'f':
+                        o->firstboot = optarg;
+                        break;
+                case 'm':
+                        o->modules_dir = optarg;
+                        break;
+                case 'q':
+                        o->quiet = true;
+                        break;
+                case 'h':
+                        exit(bake_usage(stdout, 0));
+                default:
+                        return -EINVAL;
+                }
+        }
+        if (optind < argc) {
+                fprintf(stderr, "imagegen bake: unexpected argument '%s'\n", argv[optind]);
+                return -EINVAL;
+        }
+        if (!!o->rootfs == !!o->tar) {
+                fprintf(stderr, "imagegen bake: give either --rootfs DIR or --tar IN -o OUT\n");
+                return -EINVAL;
+        }
+        if (o->tar && !o->out) {
+                fprintf(stderr, "imagegen bake: --tar needs -o OUT\n");
+                return -EINVAL;
+        }
+        if (o->rootfs && o->out) {
+                fprintf(stderr, "imagegen bake: -o goes with --tar; --rootfs changes DIR in "
+                                "place\n");
+                return -EINVAL;
+        }
+        return 0;
+}
+
+static int open_image(const struct bake_opts *o, struct image *img)
+{
+        _cleanup_free_ char *err = NULL;
+
+        *img = (struct image){.label = o->rootfs ? o->rootfs : o->tar, .root = o->rootfs};
+        if (o->rootfs && !is_dir(o->rootfs)) {
+                fprintf(stderr, "imagegen bake: %s: %s\n", o->rootfs,
+                        path_exists(o->rootfs) ? "not a directory" : strerror(ENOENT));
+                return -ENOTDIR;
+        }
+        if (o->tar) {
+                int r = tar_index_read(o->tar, &img->index, &err);
+                if (r < 0) {
+                        fprintf(stderr, "imagegen bake: %s: %s\n", o->tar,
+                                err ? err : strerror(-r));
+                        return r;
+                }
+        }
+        /* os-release(5): /etc/os-release, else /usr/lib/os-release. */
+        if (!image_has(img, "etc/os-release") && !image_has(img, "usr/lib/os-release")) {
+                fprintf(stderr,
+                        "imagegen bake: %s: not a root file system: it has no etc/os-release "
+                        "(nor usr/lib/os-release); refusing to bake it\n",
+                        img->label);
+                return -EINVAL;
+        }
+        return 0;
+}
+
+/* Everything bake changes, computed without touching the image. */
+static int make_plan(const struct bake_opts *o, const struct image *img, struct plan *p,
+                     size_t *ret_modules, size_t *ret_keys)
+{
+        _cleanup_free_ char *fb = o->firstboot ? xstrdup(o->firstboot) : default_firstboot();
+        _cleanup_free_ char *units_dir = default_units();
+        _cleanup_free_ char *mods = o->modules_dir
+                                            ? xstrdup(o->modules_dir)
+                                            : default_dir("modules", MODULES_DIR_DEFAULT, ".");
+        _cleanup_strv_free_ char **reset = NULL;
+        struct key *keys = NULL;
+        size_t n_keys = 0;
+        struct config c;
+        char *data = NULL;
+        size_t size;
+        int r;
+
+        r = load_keys(o->key_files, &keys, &n_keys);
+        if (r < 0)
+                return r;
+        *ret_keys = n_keys;
+        r = read_source(fb, &data, &size);
+        if (r < 0)
+                goto out;
+        if (size < 4 || memcmp(data, "\177ELF", 4) != 0) {
+                fprintf(stderr, "imagegen bake: %s: not an executable (ELF) file\n", fb);
+                free(data);
+                r = -ENOEXEC;
+                goto out;
+        }
+        plan_file(p, "usr/bin/firstboot", data, size, 0755);
+        r = plan_units(p, units_dir);
+        if (r < 0)
+                goto out;
+        r = plan_config(p, img, o->config, n_keys > 0, &c);
+        if (r < 0)
+                goto out;
+        r = plan_modules(p, mods, c.modules_dir, ret_modules);
+        for (size_t i = 0; r >= 0 && i < n_keys; i++) {
+                _cleanup_free_ char *dst = strprintf("%s/%s", c.keys_dir, keys[i].name);
+                plan_file(p, dst, xstrndup(keys[i].pem, keys[i].len), keys[i].len, 0644);
+        }
+        if (r >= 0 && o->bundle) {
+                _cleanup_free_ char *keys_rel = image_rel(c.keys_dir);
+                add_image_keys(img, keys_rel, &keys, &n_keys);
+                data = NULL; /* the agent's buffer belongs to the plan now */
+                r = read_source(o->bundle, &data, &size);
+                if (r >= 0)
+                        r = check_bundle(o->bundle, data, size, mods, &c, keys, n_keys);
+                if (r >= 0)
+                        plan_file(p, DS_DEFAULT_USER_DATA, data, size, 0600);
+                else
+                        free(data);
+        }
+
+        /* What must be unique per server. */
+        if (r >= 0)
+                r = reset_paths(&c, true, &reset);
+        for (char **s = reset; r >= 0 && *s; s++)
+                plan_add(p, TAR_REMOVE, *s);
+        if (r >= 0) {
+                _cleanup_free_ char *link = NULL;
+                plan_add(p, TAR_REMOVE, "etc/ssh/ssh_host_*");
+                plan_file_copy(p, RESET_MACHINE_ID_PATH, RESET_MACHINE_ID_CONTENT, 0444);
+                /* D-Bus's copy: Debian links it to /etc/machine-id. */
+                char t = image_type(img, "var/lib/dbus/machine-id", &link);
+                if (t && !(t == 'l' && streq_ptr(link, RESET_MACHINE_ID_PATH)))
+                        plan_symlink(p, "var/lib/dbus/machine-id", RESET_MACHINE_ID_PATH);
+        }
+        config_free(&c);
+out:
+        keys_free(keys, n_keys);
+        return r;
+}
+
+int cmd_bake(int argc, char **argv)
+{
+        struct bake_opts o = {0};
+        struct image img = {0};
+        struct plan p = {0};
+        size_t n_modules = 0, n_keys = 0, changed = 0;
+        int r;
+
+        umask(022);
+        if (parse_bake(argc, argv, &o) < 0) {
+                strv_free(o.key_files);
+                return 2;
+        }
+        r = open_image(&o, &img);
+        if (r >= 0)
+                r = make_plan(&o, &img, &p, &n_modules, &n_keys);
+        if (r >= 0 && img.root)
+                r = dir_apply(img.root, p.v, p.n);
+        else if (r >= 0) {
+                _cleanup_free_ char *err = NULL;
+                r = tar_rewrite(o.tar, o.out, p.v, p.n, &err);
+                if (r < 0)
+                        fprintf(stderr, "imagegen bake: %s: %s\n", o.tar, err ? err : strerror(-r));
+        }
+        if (r >= 0 && !o.quiet) {
+                for (size_t i = 0; i < p.n; i++)
+                        if (p.v[i].changed) {
+                                printf("  %s /%s\n",
+                                       p.v[i].kind == TAR_REMOVE        ? "removed"
+                                       : p.v[i].kind == TAR_PUT_SYMLINK ? "linked "
+                                                                        : "wrote  ",
+                                       p.v[i].path);
+                                changed++;
+                        }
+                printf("%s: %s (firstboot, %zu unit%s, %zu module%s, %zu key%s%s)\n",
+                       o.tar ? o.out : o.rootfs, changed ? "baked" : "already baked, unchanged",
+                       ARRAY_SIZE(units), ARRAY_SIZE(units) == 1 ? "" : "s", n_modules,
+                       n_modules == 1 ? "" : "s", n_keys, n_keys == 1 ? "" : "s",
+                       o.bundle ? ", default bundle" : "");
+        }
+        plan_free(&p);
+        tar_index_free(&img.index);
+        strv_free(o.key_files);
+        return r < 0 ? 1 : 0;
+}
