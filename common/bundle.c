@@ -212,7 +212,7 @@ static const char *const top_keys[] = {"version",      "name",       "hostname",
                                        "modules",      "checksums",  NULL};
 static const char *const file_keys[] = {"path", "source", "mode", "owner", NULL};
 static const char *const module_keys[] = {"id", "inputs", NULL};
-static const char *const phone_keys[] = {"url", "token", NULL};
+static const char *const phone_keys[] = {"url", "token", "progress", NULL};
 
 static bool absolute_clean(const char *p)
 {
@@ -387,6 +387,9 @@ int bundle_parse(struct member_list *members, const char *label, struct bundle *
                 diags_check_keys(d, ph, "phone_home", phone_keys);
                 b->phone_url = strdup_null(diags_get_str(d, ph, "url", true, "phone_home"));
                 b->phone_token = strdup_null(diags_get_str(d, ph, "token", false, "phone_home"));
+                const struct node *pr = node_get(ph, "progress");
+                if (pr && node_as_bool(pr, &b->phone_progress) < 0)
+                        diags_at(d, pr, "'progress' must be true or false");
                 if (b->phone_url && !startswith(b->phone_url, "http://") &&
                     !startswith(b->phone_url, "https://"))
                         diags_at(d, node_get(ph, "url"),

@@ -39,8 +39,9 @@ struct bundle {
         size_t n_files;
         struct bundle_module *modules;
         size_t n_modules;
-        bool is_script;  /* synthesized from a plain script */
-        char *signed_by; /* the key file whose signature verified, or NULL */
+        bool phone_progress; /* phone_home.progress: module events too */
+        bool is_script;      /* synthesized from a plain script */
+        char *signed_by;     /* the key file whose signature verified, or NULL */
 };
 
 enum userdata_kind {

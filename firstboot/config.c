@@ -42,6 +42,8 @@ static const struct {
         N(phone_home_attempts, 1, 100),
         N(phone_home_backoff_ms, 0, 600000),
         N(phone_home_deadline_ms, 1, 3600000),
+        {"phone_home_progress", offsetof(struct config, phone_home_progress), BOOL, 0, 0},
+        N(phone_home_progress_timeout_ms, 1, 60000),
 #undef S
 #undef N
 };
@@ -66,6 +68,7 @@ static void set_defaults(struct config *c)
                 .phone_home_attempts = 5,
                 .phone_home_backoff_ms = 1000,
                 .phone_home_deadline_ms = 60000,
+                .phone_home_progress_timeout_ms = 2000,
         };
 }
 

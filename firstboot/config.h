@@ -27,6 +27,8 @@ struct config {
         long long phone_home_attempts;
         long long phone_home_backoff_ms;
         long long phone_home_deadline_ms;
+        bool phone_home_progress;                 /* also POST module started/finished events */
+        long long phone_home_progress_timeout_ms; /* per event, one attempt */
 };
 
 #define CONFIG_DEFAULT_PATH "/etc/firstboot/firstboot.conf"

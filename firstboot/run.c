@@ -167,6 +167,54 @@ static int write_files(struct run *r)
         return 0;
 }
 
+/* -------- the controller -------- */
+
+/* Where callbacks go: the bundle's phone_home, else firstboot.conf's. */
+static const char *callback_url(const struct run *r, const char **ret_token)
+{
+        bool from_bundle = r->bundle && r->bundle->phone_url;
+        *ret_token = from_bundle ? r->bundle->phone_token : r->cfg.phone_home_token;
+        return from_bundle ? r->bundle->phone_url : r->cfg.phone_home_url;
+}
+
+/* A progress event (module started, finished or failed) to the
+ * controller, when asked for: one attempt, bounded by
+ * phone_home_progress_timeout_ms, signed like the final callback; a
+ * failure only counts as dropped and never holds the run up for longer. */
+static void progress_event(struct run *r, const char *event, const struct module_status *m)
+{
+        const char *token, *url = callback_url(r, &token);
+        _cleanup_node_ struct node *n = NULL;
+        _cleanup_free_ char *body = NULL, *err = NULL;
+
+        if (!url || !(r->cfg.phone_home_progress || (r->bundle && r->bundle->phone_progress)))
+                return;
+        n = node_new(NODE_MAP);
+        node_set_str(n, "event", event);
+        node_set_str(n, "instance_id", r->st.instance_id);
+        node_set_str(n, "module", m->id);
+        node_set_int(n, "attempt", m->attempts);
+        if (!streq(event, "module_started")) {
+                node_set_int(n, "exit_code", m->exit_code);
+                node_set_int(n, "duration_ms", m->duration_ms);
+        }
+        node_set_int(n, "time_ms", now_realtime_ms());
+        struct phonehome_options o = {
+                .url = url,
+                .token = token,
+                .timeout_ms = r->cfg.phone_home_progress_timeout_ms,
+                .attempts = 1,
+                .deadline_ms = r->cfg.phone_home_progress_timeout_ms,
+        };
+        if (json_format(n, false, &body) >= 0 && phonehome_send(&o, body, &err) > 0) {
+                r->st.progress_sent++;
+                return;
+        }
+        r->st.progress_dropped++;
+        log_event(LOG_DEBUG, NULL, m->id, "phone-home", "Progress event %s dropped: %s", event,
+                  err ? err : "cannot encode it");
+}
+
 /* -------- modules -------- */
 
 static char *done_mark(struct run *r, const struct planned *p)
@@ -288,6 +336,7 @@ static int run_module(struct run *r, struct planned *p)
                 log_event(LOG_INFO, MSGID_MODULE_STARTED, p->bm->id, "module",
                           "Module %s started (attempt %u of %lld)", p->bm->id, attempt,
                           r->cfg.module_attempts);
+                progress_event(r, "module_started", st);
                 if (logfd >= 0)
                         dprintf(logfd, "--- %s attempt %u ---\n", p->bm->id, attempt);
                 struct runner_spec spec = {
@@ -346,6 +395,7 @@ static int run_module(struct run *r, struct planned *p)
                 st->state = MOD_DONE;
                 log_event(LOG_INFO, MSGID_MODULE_FINISHED, p->bm->id, "module",
                           "Module %s finished in %lld ms", p->bm->id, st->duration_ms);
+                progress_event(r, "module_finished", st);
                 runner_result_free(&res);
                 save_status(r, false);
                 return 0;
@@ -357,6 +407,7 @@ static int run_module(struct run *r, struct planned *p)
                           exit_meaning(res.exit_code), st->attempts, st->attempts == 1 ? "" : "s");
         log_event(LOG_ERR, MSGID_MODULE_FAILED, p->bm->id, "module", "Module %s failed: %s",
                   p->bm->id, st->reason);
+        progress_event(r, "module_failed", st);
         if (!r->fail_tail_module) {
                 r->fail_tail_module = xstrdup(p->bm->id);
                 r->fail_tail = TAKE_PTR(res.tail);
@@ -473,10 +524,7 @@ static char *callback_body(struct run *r)
 
 static void phone_home(struct run *r)
 {
-        const char *url =
-                r->bundle && r->bundle->phone_url ? r->bundle->phone_url : r->cfg.phone_home_url;
-        const char *token = r->bundle && r->bundle->phone_url ? r->bundle->phone_token
-                                                              : r->cfg.phone_home_token;
+        const char *token, *url = callback_url(r, &token);
         _cleanup_free_ char *body = NULL, *err = NULL;
         unsigned attempts = 0;
 

@@ -97,6 +97,8 @@ struct node *run_status_to_node(const struct run_status *s)
         node_set_str(ph, "state", s->phone_home ? s->phone_home : "none");
         node_set_int(ph, "attempts", s->phone_home_attempts);
         set_opt_str(ph, "error", s->phone_home_error);
+        node_set_int(ph, "progress_sent", s->progress_sent);
+        node_set_int(ph, "progress_dropped", s->progress_dropped);
         node_set(n, "phone_home", ph);
         return n;
 }
@@ -186,6 +188,8 @@ int run_status_read(const char *path, struct run_status *ret, struct diags *d)
         s.phone_home = get_str(ph, "state");
         s.phone_home_attempts = (unsigned)get_int(ph, "attempts");
         s.phone_home_error = get_str(ph, "error");
+        s.progress_sent = (unsigned)get_int(ph, "progress_sent");
+        s.progress_dropped = (unsigned)get_int(ph, "progress_dropped");
         *ret = s;
         return 0;
 }

@@ -45,6 +45,7 @@ struct run_status {
         char *phone_home; /* "none", "sent", "failed" */
         unsigned phone_home_attempts;
         char *phone_home_error;
+        unsigned progress_sent, progress_dropped; /* module events to the controller */
 };
 
 const char *module_state_to_string(enum module_state s);

@@ -303,3 +303,40 @@ if expect_rc 0 timeout 30 "$FIRSTBOOT" run --root "$R" --user-data "$T/b7.tgz" -
 	st "$R" 'j["phone_home"]["error"]' | grep -q 'gave up after [1-3] attempts\? in'; then
 	t_pass
 else t_fail "posts: $(posts "$T/hang.jsonl"), status: $(st "$R" 'j["phone_home"]')"; fi
+
+# --- progress events (opt-in) ---
+
+start_peer prog receiver.py --record "$T/prog.jsonl" --token "$TOKEN"
+R=$T/rp
+new_root "$R"
+conf "$R" $'phone_home_progress: true\n'
+mkcb "$T/bp" "http://127.0.0.1:$prog_port/callback"
+
+t_case "progress: module started/finished events arrive signed and in order, then the callback"
+if expect_rc 0 "$FIRSTBOOT" run --root "$R" --user-data "$T/bp.tgz" --instance-id i-prog &&
+	python3 - "$T/prog.jsonl" <<'EOP'; then t_pass; else t_fail "$(cat "$T/prog.jsonl")"; fi
+import json, sys
+recs = [json.loads(l) for l in open(sys.argv[1])]
+bodies = [json.loads(r["body"]) for r in recs]
+assert all(r["signature_ok"] is True for r in recs), recs
+ev = [(b.get("event"), b.get("module")) for b in bodies[:-1]]
+assert ev == [("module_started", "alpha"), ("module_finished", "alpha"),
+              ("module_started", "beta"), ("module_finished", "beta")], ev
+assert bodies[1]["exit_code"] == 0 and bodies[1]["duration_ms"] >= 50, bodies[1]
+assert all(b["instance_id"] == "i-prog" for b in bodies[:-1]), bodies
+assert bodies[-1]["state"] == "ready" and bodies[-1]["phone_home"]["progress_sent"] == 4, bodies[-1]
+EOP
+
+t_case "progress: a hanging controller drops events within the per-event bound; the run is still ready"
+start_peer hangp receiver.py --record "$T/hangp.jsonl" --token "$TOKEN" --mode hang
+R=$T/rph
+new_root "$R"
+conf "$R" $'phone_home_progress: true\nphone_home_progress_timeout_ms: 300\nphone_home_deadline_ms: 1000\nphone_home_attempts: 1\n'
+mkcb "$T/bph" "http://127.0.0.1:$hangp_port/callback"
+start=$(date +%s%N)
+if expect_rc 0 timeout 30 "$FIRSTBOOT" run --root "$R" --user-data "$T/bph.tgz" --instance-id i-ph &&
+	[ -f "$R/var/lib/firstboot/ready" ] &&
+	[ "$(st "$R" 'j["phone_home"]["progress_dropped"], j["phone_home"]["progress_sent"]')" = "(4, 0)" ]; then
+	echo "  # run took $((($(date +%s%N) - start) / 1000000)) ms with 4 dropped events"
+	t_pass
+else t_fail "$(st "$R" 'j["phone_home"]')"; fi

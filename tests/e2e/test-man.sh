@@ -40,6 +40,8 @@ import re, sys
 src, page = open(sys.argv[1]).read(), open(sys.argv[2]).read()
 keys = re.findall(r'^\s+[SN]\((\w+)', src, re.M) + re.findall(r'^\s+\{"(\w+)", offsetof', src, re.M)
 assert len(keys) >= 20, keys
+bools = re.findall(r'\{"(\w+)", offsetof\(struct config, \w+\), BOOL', src)
+assert "require_signature" in bools, bools
 defaults = {}
 for k, v in re.findall(r'^\s+\.(\w+) = (.+),$', src, re.M):
     m = re.fullmatch(r'xstrdup\("(.*)"\)', v)
@@ -55,7 +57,7 @@ for k in keys:
         bad.append(f"{k}: not documented")
         continue
     text = " ".join(m.group(1).split())
-    want = defaults.get(k, "false" if k == "require_signature" else "none")
+    want = defaults.get(k, "false" if k in bools else "none")
     if not re.search(r'Default: ' + re.escape(want) + r'\b', text):
         bad.append(f"{k}: default {want} not in: {text}")
     if k in ranges and f"from {ranges[k][0]} to {ranges[k][1]}" not in text:
