@@ -1,0 +1,328 @@
+#!/bin/bash
+# colonyos: the ColonyOS server and the init_colony step. Run by firstboot
+# under the module contract: inputs in the environment, every file under
+# $FIRSTBOOT_ROOT, commands from PATH. Exit 1 bad input, 2 the server did
+# not come up or a download failed (retried), 3 something the stack needs
+# is missing or was refused.
+#
+# Key pairs (server, colony, executor) come from `colonies key generate`
+# once and are kept in STACK_DIR/colonyos-keys.env (0600); a key that is
+# there is never generated again. Keys reach the colonies CLI through its
+# environment (COLONIES_SERVER_PRVKEY, COLONIES_COLONY_PRVKEY,
+# COLONIES_PRVKEY), never its arguments, and are never printed. The CLI is
+# `colonies` on PATH, else /usr/local/bin/colonies, else (compose mode) the
+# server image run with `docker run --network host`, the variables passed
+# by name only (`-e NAME`).
+#
+# The colonies CLI and spec files this module relies on (colonyos/colonies
+# 1.8): `colonies key generate` prints "Id=<64 hex> PrvKey=<64 hex>";
+# `colonies colony ls --json` lists colonies (server key);
+# `colonies colony add --spec colony.json` with {"colonyid", "name"};
+# `colonies executor ls --json` (colony key);
+# `colonies executor add --spec executor.json --executorid ID --approve`
+# with {"executorname", "executorid", "executortype", "colonyname"}.
+set -euo pipefail
+umask 022
+
+R=${FIRSTBOOT_ROOT:-/}
+R=${R%/}
+MODE=${MODE:-compose}
+IMAGE=${IMAGE:-colonyos/colonies:v1.8.19}
+BINARY_URL=${BINARY_URL:-}
+BINARY_SHA256=${BINARY_SHA256:-}
+COLONY_NAME=${COLONY_NAME:-cpm_colony}
+EXECUTOR_NAME=${EXECUTOR_NAME:-cpm-executor}
+EXECUTOR_TYPE=${EXECUTOR_TYPE:-cli}
+HTTP_PORT=${HTTP_PORT:-50080}
+GRPC_PORT=${GRPC_PORT:-50051}
+STACK_DIR=${STACK_DIR:-/opt/stack}
+WAIT_SECONDS=${WAIT_SECONDS:-180}
+
+die() {
+	local code=$1
+	shift
+	echo "colonyos: $*" >&2
+	exit "$code"
+}
+say() { echo "colonyos: $*"; }
+
+# put_file PATH MODE: PATH gets standard input through a temporary file
+# in the same folder (created 0600, then MODE), renamed into place only
+# when something differs. FILE_CHANGED=1 when it did.
+put_file() {
+	local path=$1 mode=$2 tmp
+	FILE_CHANGED=0
+	mkdir -p "$(dirname "$path")"
+	tmp=$(mktemp "$path.fbtmp.XXXXXX")
+	cat >"$tmp"
+	chmod "$mode" "$tmp"
+	if [ -f "$path" ] && [ ! -L "$path" ] && cmp -s "$tmp" "$path" &&
+		[ "$(stat -c '%a %u:%g' "$path")" = "$(stat -c '%a %u:%g' "$tmp")" ]; then
+		rm -f "$tmp"
+		return 0
+	fi
+	mv -f "$tmp" "$path"
+	FILE_CHANGED=1
+	say "wrote ${path#"$R"}"
+}
+
+# ---- inputs -------------------------------------------------------------
+
+port() {
+	if ! [[ $2 =~ ^[0-9]{1,5}$ ]] || [ "$2" -lt 1 ] || [ "$2" -gt 65535 ]; then
+		die 1 "$1 must be a port number (1-65535)"
+	fi
+}
+case $MODE in compose | systemd) ;; *) die 1 "mode must be compose or systemd" ;; esac
+[[ $IMAGE =~ ^[A-Za-z0-9][A-Za-z0-9._/:@-]*$ ]] || die 1 "image must be an image reference like colonyos/colonies:v1.8.19"
+[[ $COLONY_NAME =~ ^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$ ]] || die 1 "colony_name must be letters, digits, '_' and '-'"
+[[ $EXECUTOR_NAME =~ ^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$ ]] || die 1 "executor_name must be letters, digits, '_', '.' and '-'"
+[[ $EXECUTOR_TYPE =~ ^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$ ]] || die 1 "executor_type must be letters, digits, '_', '.' and '-'"
+port http_port "$HTTP_PORT"
+port grpc_port "$GRPC_PORT"
+[ "$HTTP_PORT" != "$GRPC_PORT" ] || die 1 "http_port and grpc_port must differ"
+if ! [[ $STACK_DIR =~ ^(/[A-Za-z0-9._-]+)+$ ]] || [[ $STACK_DIR =~ /\.\.?(/|$) ]]; then
+	die 1 "stack_dir must be an absolute path"
+fi
+if ! [[ $WAIT_SECONDS =~ ^[0-9]+$ ]] || [ "$WAIT_SECONDS" -lt 1 ] || [ "$WAIT_SECONDS" -gt 1800 ]; then
+	die 1 "wait_seconds must be 1-1800"
+fi
+[[ $BINARY_URL =~ ^(https?://[^[:space:]]+)?$ ]] || die 1 "binary_url must be an http(s) URL"
+[[ $BINARY_SHA256 =~ ^([0-9a-f]{64})?$ ]] || die 1 "binary_sha256 must be 64 lowercase hex digits"
+if [ -n "$BINARY_URL" ] && [ -z "$BINARY_SHA256" ]; then
+	die 1 "binary_url needs binary_sha256 (the download is checked before it is installed)"
+fi
+
+SD=$R$STACK_DIR
+KEYS=$SD/colonyos-keys.env
+SERVER_ENV=$SD/colonyos-server.env
+MANIFEST=$SD/colonyos.json
+SPECS=$SD/colonyos
+COMPOSE_FILE=$SD/docker-compose.yml
+UNIT=$R/etc/systemd/system/colonies-server.service
+BIN=$R/usr/local/bin/colonies
+
+# ---- what the stack must already have ----------------------------------
+
+[ -f "$SD/colonyos.env" ] || die 3 "${SD#"$R"}/colonyos.env is missing: render the site with imagegen (templates/index.yml writes it when colonyos is in site.yaml)"
+compose=()
+if [ "$MODE" = compose ]; then
+	[ -f "$COMPOSE_FILE" ] || die 3 "${COMPOSE_FILE#"$R"} is missing: render the site with imagegen (docker and colonyos in site.yaml)"
+	grep -q '^  colonies-server:' "$COMPOSE_FILE" || die 3 "${COMPOSE_FILE#"$R"} has no colonies-server service"
+	if docker compose version >/dev/null 2>&1; then
+		compose=(docker compose)
+	elif command -v docker-compose >/dev/null && docker-compose version >/dev/null 2>&1; then
+		compose=(docker-compose)
+	else
+		die 3 "neither 'docker compose' nor docker-compose works: run the docker module first"
+	fi
+	compose+=(-f "$COMPOSE_FILE")
+	# The server's etcd data, bind-mounted by the compose file.
+	if [ ! -d "$R/var/lib/firstboot-stack/colonies" ]; then
+		mkdir -p "$R/var/lib/firstboot-stack/colonies"
+		chmod 0700 "$R/var/lib/firstboot-stack/colonies"
+	fi
+else
+	[ -f "$UNIT" ] || die 3 "${UNIT#"$R"} is missing: render the site with imagegen"
+	if [ ! -x "$BIN" ]; then
+		[ -n "$BINARY_URL" ] || die 3 "/usr/local/bin/colonies is missing and binary_url is empty"
+		dl=$(mktemp -d)
+		trap 'rm -rf "$dl"' EXIT
+		say "downloading the colonies binary"
+		curl -fsSL --retry 3 --max-time 600 -o "$dl/download" "$BINARY_URL" || die 2 "downloading $BINARY_URL failed"
+		[ "$(sha256sum "$dl/download" | cut -d' ' -f1)" = "$BINARY_SHA256" ] ||
+			die 3 "the download from $BINARY_URL does not match binary_sha256"
+		if [[ $BINARY_URL == *.tar.gz || $BINARY_URL == *.tgz ]]; then
+			tar -xzf "$dl/download" -C "$dl" || die 3 "$BINARY_URL is not a readable tar.gz"
+			found=$(find "$dl" -type f -name colonies | head -n1)
+			[ -n "$found" ] || die 3 "$BINARY_URL holds no file named colonies"
+		else
+			found=$dl/download
+		fi
+		mkdir -p "$(dirname "$BIN")"
+		install -m 0755 "$found" "$BIN.fbtmp"
+		mv -f "$BIN.fbtmp" "$BIN"
+		say "installed /usr/local/bin/colonies"
+	fi
+fi
+
+# cli ARGS...: the colonies CLI, with the variables exported by the caller.
+CLI_VARS=(COLONIES_SERVER_HOST COLONIES_SERVER_PORT COLONIES_SERVER_HTTP_PORT COLONIES_TLS
+	COLONIES_INSECURE COLONIES_SERVER_ID COLONIES_SERVER_PRVKEY COLONIES_COLONY_NAME
+	COLONIES_COLONY_ID COLONIES_COLONY_PRVKEY COLONIES_PRVKEY)
+# Each call is bounded: a server that accepts but never answers must not
+# hold the module until the agent's timeout.
+if command -v colonies >/dev/null; then
+	cli() { timeout 60 colonies "$@"; }
+elif [ -x "$BIN" ] && [ -z "$R" ]; then
+	cli() { timeout 60 "$BIN" "$@"; }
+elif [ "$MODE" = compose ]; then
+	cli() {
+		local v env=()
+		for v in "${CLI_VARS[@]}"; do [ -n "${!v+x}" ] && env+=(-e "$v"); done
+		timeout 600 docker run --rm -i --network host "${env[@]}" -v "$SPECS:$STACK_DIR/colonyos:ro" \
+			--entrypoint colonies "$IMAGE" "$@"
+	}
+else
+	die 3 "no colonies CLI: neither on PATH nor /usr/local/bin/colonies"
+fi
+# The server the CLI talks to: the port published on 127.0.0.1; TLS ends
+# at nginx.
+export COLONIES_SERVER_HOST=localhost COLONIES_SERVER_PORT=$HTTP_PORT COLONIES_SERVER_HTTP_PORT=$HTTP_PORT
+export COLONIES_TLS=false COLONIES_INSECURE=true COLONIES_COLONY_NAME=$COLONY_NAME
+
+# ---- key pairs ----------------------------------------------------------
+
+declare -A K=()
+if [ -f "$KEYS" ]; then
+	while IFS= read -r line || [ -n "$line" ]; do
+		if [[ $line =~ ^(COLONIES_[A-Z_]+)=([0-9a-f]{64})$ ]]; then
+			K[${BASH_REMATCH[1]}]=${BASH_REMATCH[2]}
+		fi
+	done <"$KEYS"
+fi
+
+# generate ROLE: a new pair into K[COLONIES_ROLE_ID] and K[..._PRVKEY].
+generate() {
+	local out id key
+	out=$(cli key generate 2>&1) || die 2 "colonies key generate failed"
+	[[ $out =~ (^|[^A-Za-z])[Ii][Dd][=:][[:space:]]*\"?([0-9a-f]{64}) ]] && id=${BASH_REMATCH[2]} || id=""
+	[[ $out =~ PrvKey[=:][[:space:]]*\"?([0-9a-f]{64}) ]] && key=${BASH_REMATCH[1]} || key=""
+	unset out
+	if [ -z "$id" ] || [ -z "$key" ] || [ "$id" = "$key" ]; then
+		die 3 "could not read Id= and PrvKey= from 'colonies key generate'"
+	fi
+	K[COLONIES_$1_ID]=$id
+	K[COLONIES_$1_PRVKEY]=$key
+	say "generated the ${1,,} key pair (id $id)"
+}
+new_keys=0
+for role in SERVER COLONY EXECUTOR; do
+	if [ -z "${K[COLONIES_${role}_ID]:-}" ] || [ -z "${K[COLONIES_${role}_PRVKEY]:-}" ]; then
+		if [ "$role" != SERVER ] && [ -n "${K[COLONIES_${role}_ID]:-}${K[COLONIES_${role}_PRVKEY]:-}" ]; then
+			die 3 "${KEYS#"$R"} has half of the ${role,,} key pair; restore it from a copy"
+		fi
+		generate "$role"
+		new_keys=1
+	fi
+done
+
+mkdir -p "$SD"
+# Written before anything is registered with them, so a failure later
+# never loses a key the server already knows.
+put_file "$KEYS" 0600 <<EOF
+# Managed by firstboot (module colonyos): the ColonyOS identities of this
+# server. Generated once and never again: keep a copy somewhere safe.
+COLONIES_SERVER_ID=${K[COLONIES_SERVER_ID]}
+COLONIES_SERVER_PRVKEY=${K[COLONIES_SERVER_PRVKEY]}
+COLONIES_COLONY_NAME=$COLONY_NAME
+COLONIES_COLONY_ID=${K[COLONIES_COLONY_ID]}
+COLONIES_COLONY_PRVKEY=${K[COLONIES_COLONY_PRVKEY]}
+COLONIES_EXECUTOR_NAME=$EXECUTOR_NAME
+COLONIES_EXECUTOR_TYPE=$EXECUTOR_TYPE
+COLONIES_EXECUTOR_ID=${K[COLONIES_EXECUTOR_ID]}
+COLONIES_EXECUTOR_PRVKEY=${K[COLONIES_EXECUTOR_PRVKEY]}
+COLONIES_ID=${K[COLONIES_EXECUTOR_ID]}
+COLONIES_PRVKEY=${K[COLONIES_EXECUTOR_PRVKEY]}
+EOF
+put_file "$SERVER_ENV" 0600 <<EOF
+# Managed by firstboot (module colonyos): the server's identity.
+COLONIES_SERVER_ID=${K[COLONIES_SERVER_ID]}
+COLONIES_SERVER_PRVKEY=${K[COLONIES_SERVER_PRVKEY]}
+EOF
+server_changed=$FILE_CHANGED
+
+# ---- the server ---------------------------------------------------------
+
+if [ "$MODE" = compose ]; then
+	# up -d recreates the container only when its configuration (the
+	# env files included) changed.
+	"${compose[@]}" up -d colonies-server || die 2 "docker compose up colonies-server failed"
+else
+	reload=0
+	systemctl is-enabled --quiet colonies-server || reload=1
+	[ "$(systemctl show -p NeedDaemonReload --value colonies-server 2>/dev/null)" = yes ] && reload=1
+	if [ $reload = 1 ]; then
+		systemctl daemon-reload || die 3 "systemctl daemon-reload failed"
+	fi
+	if ! systemctl is-enabled --quiet colonies-server; then
+		systemctl enable colonies-server || die 3 "cannot enable colonies-server"
+	fi
+	if ! systemctl is-active --quiet colonies-server; then
+		systemctl start colonies-server || die 3 "colonies-server does not start"
+	elif [ "$server_changed" = 1 ] || [ $reload = 1 ]; then
+		systemctl restart colonies-server || die 3 "colonies-server does not restart"
+	fi
+fi
+
+# as_server / as_colony CMD...: CMD with the server's or the colony's key.
+# local -x: exported to CMD only, gone when the function returns.
+as_server() {
+	local -x COLONIES_SERVER_ID=${K[COLONIES_SERVER_ID]} COLONIES_SERVER_PRVKEY=${K[COLONIES_SERVER_PRVKEY]}
+	local -x COLONIES_PRVKEY=${K[COLONIES_SERVER_PRVKEY]} COLONIES_COLONY_PRVKEY=${K[COLONIES_COLONY_PRVKEY]}
+	"$@"
+}
+as_colony() {
+	local -x COLONIES_COLONY_ID=${K[COLONIES_COLONY_ID]} COLONIES_COLONY_PRVKEY=${K[COLONIES_COLONY_PRVKEY]}
+	local -x COLONIES_PRVKEY=${K[COLONIES_COLONY_PRVKEY]}
+	"$@"
+}
+
+# The server answers once it lists the colonies for the server key.
+say "waiting for the server on 127.0.0.1:$HTTP_PORT (at most ${WAIT_SECONDS}s)"
+deadline=$((SECONDS + WAIT_SECONDS))
+while ! colonies_ls=$(as_server cli colony ls --json 2>&1); do
+	if [ $SECONDS -ge $deadline ]; then
+		die 2 "the server did not answer 'colonies colony ls' within ${WAIT_SECONDS}s"
+	fi
+	sleep 1
+done
+
+# ---- the colony ---------------------------------------------------------
+
+mkdir -p "$SPECS"
+if [[ $colonies_ls == *"${K[COLONIES_COLONY_ID]}"* ]]; then
+	say "colony $COLONY_NAME is registered"
+else
+	if [[ $colonies_ls =~ \"name\"[[:space:]]*:[[:space:]]*\"$COLONY_NAME\" ]]; then
+		die 3 "a colony named $COLONY_NAME is registered with another key (not the one in ${KEYS#"$R"}); remove it or restore the keys"
+	fi
+	put_file "$SPECS/colony.json" 0644 <<EOF
+{"colonyid": "${K[COLONIES_COLONY_ID]}", "name": "$COLONY_NAME"}
+EOF
+	as_server cli colony add --spec "$STACK_DIR/colonyos/colony.json" || die 2 "colonies colony add failed"
+	colonies_ls=$(as_server cli colony ls --json 2>&1) || die 2 "colonies colony ls failed after the colony was added"
+	[[ $colonies_ls == *"${K[COLONIES_COLONY_ID]}"* ]] || die 2 "colony $COLONY_NAME is not listed after colonies colony add"
+	say "registered colony $COLONY_NAME (id ${K[COLONIES_COLONY_ID]})"
+fi
+
+# ---- the executor -------------------------------------------------------
+
+executors=$(as_colony cli executor ls --json 2>&1) || die 2 "colonies executor ls failed"
+name_re="(^|[^A-Za-z0-9_.-])${EXECUTOR_NAME//./\\.}([^A-Za-z0-9_.-]|$)"
+if [[ $executors == *"${K[COLONIES_EXECUTOR_ID]}"* ]] || [[ $executors =~ $name_re ]]; then
+	say "executor $EXECUTOR_NAME is registered"
+else
+	put_file "$SPECS/executor.json" 0644 <<EOF
+{"executorname": "$EXECUTOR_NAME", "executorid": "${K[COLONIES_EXECUTOR_ID]}", "executortype": "$EXECUTOR_TYPE", "colonyname": "$COLONY_NAME"}
+EOF
+	as_colony cli executor add --spec "$STACK_DIR/colonyos/executor.json" \
+		--executorid "${K[COLONIES_EXECUTOR_ID]}" --approve || die 2 "colonies executor add failed"
+	say "registered and approved executor $EXECUTOR_NAME (id ${K[COLONIES_EXECUTOR_ID]})"
+fi
+
+# ---- the manifest for cpm and the dashboard -----------------------------
+
+put_file "$MANIFEST" 0600 <<EOF
+{
+  "server": {"host": "localhost", "http_port": $HTTP_PORT, "grpc_port": $GRPC_PORT, "tls": false,
+             "id": "${K[COLONIES_SERVER_ID]}", "prvkey": "${K[COLONIES_SERVER_PRVKEY]}"},
+  "colony": {"name": "$COLONY_NAME", "id": "${K[COLONIES_COLONY_ID]}", "prvkey": "${K[COLONIES_COLONY_PRVKEY]}"},
+  "executor": {"name": "$EXECUTOR_NAME", "type": "$EXECUTOR_TYPE", "id": "${K[COLONIES_EXECUTOR_ID]}",
+               "prvkey": "${K[COLONIES_EXECUTOR_PRVKEY]}"},
+  "env_file": "$STACK_DIR/colonyos-keys.env"
+}
+EOF
+
+[ $new_keys = 1 ] && say "new keys are in $STACK_DIR/colonyos-keys.env (0600): keep a copy"
+say "done: colony $COLONY_NAME, executor $EXECUTOR_NAME, server $MODE on 127.0.0.1:$HTTP_PORT (gRPC $GRPC_PORT)"

@@ -1,0 +1,110 @@
+#!/bin/bash
+# update: installs update_server.sh (rendered by imagegen) as
+# firstboot-update.service, and firstboot-update.timer when a schedule is
+# given (removed again when it is not). Run by firstboot under the module
+# contract. Exit 1 bad input, 3 the script is missing or broken or systemd
+# refused the units.
+set -euo pipefail
+umask 022
+
+R=${FIRSTBOOT_ROOT:-/}
+R=${R%/}
+SCRIPT=${SCRIPT:-/usr/local/sbin/update_server.sh}
+SCHEDULE=${SCHEDULE:-}
+
+die() {
+	local code=$1
+	shift
+	echo "update: $*" >&2
+	exit "$code"
+}
+say() { echo "update: $*"; }
+
+# put_file PATH MODE: PATH gets standard input through a temporary file
+# in the same folder (created 0600, then MODE), renamed into place only
+# when something differs. FILE_CHANGED=1 when it did.
+put_file() {
+	local path=$1 mode=$2 tmp
+	FILE_CHANGED=0
+	mkdir -p "$(dirname "$path")"
+	tmp=$(mktemp "$path.fbtmp.XXXXXX")
+	cat >"$tmp"
+	chmod "$mode" "$tmp"
+	if [ -f "$path" ] && [ ! -L "$path" ] && cmp -s "$tmp" "$path" &&
+		[ "$(stat -c '%a %u:%g' "$path")" = "$(stat -c '%a %u:%g' "$tmp")" ]; then
+		rm -f "$tmp"
+		return 0
+	fi
+	mv -f "$tmp" "$path"
+	FILE_CHANGED=1
+	say "wrote ${path#"$R"}"
+}
+
+if ! [[ $SCRIPT =~ ^(/[A-Za-z0-9._-]+)+$ ]] || [[ $SCRIPT =~ /\.\.?(/|$) ]]; then
+	die 1 "script must be an absolute path"
+fi
+[[ $SCHEDULE =~ ^[A-Za-z0-9*:/,.\ ~+-]*$ ]] || die 1 "schedule must be a systemd calendar expression like 'Sun *-*-* 04:00:00'"
+if [ -n "$SCHEDULE" ] && command -v systemd-analyze >/dev/null; then
+	systemd-analyze calendar "$SCHEDULE" >/dev/null 2>&1 || die 1 "schedule '$SCHEDULE' is refused by systemd-analyze calendar"
+fi
+
+[ -f "$R$SCRIPT" ] || die 3 "$SCRIPT is missing: render the site with imagegen (update in site.yaml)"
+bash -n "$R$SCRIPT" || die 3 "$SCRIPT is not a valid bash script"
+[ -x "$R$SCRIPT" ] || chmod 0755 "$R$SCRIPT"
+
+units_changed=0
+put_file "$R/etc/systemd/system/firstboot-update.service" 0644 <<EOF
+# Managed by firstboot (module update).
+[Unit]
+Description=Update the stack: new images or binaries, restarted and checked (update_server.sh)
+Wants=network-online.target
+After=network-online.target docker.service
+
+[Service]
+Type=oneshot
+ExecStart=$SCRIPT
+UMask=0077
+EOF
+[ "$FILE_CHANGED" = 1 ] && units_changed=1
+
+timer=$R/etc/systemd/system/firstboot-update.timer
+if [ -n "$SCHEDULE" ]; then
+	put_file "$timer" 0644 <<EOF
+# Managed by firstboot (module update).
+[Unit]
+Description=Update the stack on schedule
+
+[Timer]
+OnCalendar=$SCHEDULE
+Persistent=true
+RandomizedDelaySec=30min
+
+[Install]
+WantedBy=timers.target
+EOF
+	[ "$FILE_CHANGED" = 1 ] && units_changed=1
+elif [ -e "$timer" ]; then
+	if systemctl is-enabled --quiet firstboot-update.timer || systemctl is-active --quiet firstboot-update.timer; then
+		systemctl disable --now firstboot-update.timer || die 3 "cannot disable firstboot-update.timer"
+	fi
+	rm -f "$timer"
+	units_changed=1
+	say "removed the update timer (no schedule)"
+fi
+
+if [ $units_changed = 1 ]; then
+	systemctl daemon-reload || die 3 "systemctl daemon-reload failed"
+fi
+if [ -n "$SCHEDULE" ]; then
+	if ! systemctl is-enabled --quiet firstboot-update.timer; then
+		systemctl enable firstboot-update.timer || die 3 "cannot enable firstboot-update.timer"
+	fi
+	if ! systemctl is-active --quiet firstboot-update.timer; then
+		systemctl start firstboot-update.timer || die 3 "firstboot-update.timer does not start"
+	elif [ $units_changed = 1 ]; then
+		systemctl restart firstboot-update.timer || die 3 "firstboot-update.timer does not restart"
+	fi
+	say "done: $SCRIPT on '$SCHEDULE' (firstboot-update.timer), or by hand: systemctl start firstboot-update"
+else
+	say "done: run updates with: systemctl start firstboot-update"
+fi

@@ -1,0 +1,261 @@
+#!/bin/bash
+# More module-test helpers, sourced after lib.sh and modlib.sh: simulators
+# that stand behind the recorders (through mod_ctl) for the stack modules,
+# and the rendering of the repo's templates with a fixture context.
+#
+#   modb_colonies_sim            `colonies` keeps a registry in
+#                                $MOD_REC/state/colonies: key generate, colony
+#                                ls/add, executor ls/add, checking every key
+#                                it is given against the IDs it knows
+#   modb_colonies_down N         the next N server calls fail (connection refused)
+#   modb_docker_sim              `docker compose` runs `config` with the real
+#                                docker-compose, keeps the containers `up`
+#                                made in $MOD_REC/state/compose and answers
+#                                `ps -q` and `docker inspect`
+#   modb_health SVC STATE...     the health checks of SVC report these states
+#                                in turn (the last one stays)
+#   modb_render TEMPLATE CONTEXT OUT [MODE]   a template of templates/ rendered
+#                                with tests/tools/tmpl-render
+#   modb_context FIXTURE OUT [PYTHON]  tests/cases/templates/FIXTURE.json with
+#                                the Python statement applied to it (bound to j)
+# shellcheck disable=SC2034
+
+TMPL_RENDER=${TMPL_RENDER:-$TOP/build/tests/tools/tmpl-render}
+
+modb_render() {
+	"$TMPL_RENDER" "$TOP/templates/$1" "$2" >"$3" || return 1
+	chmod "${4:-0644}" "$3"
+}
+
+modb_context() {
+	python3 - "$TOP/tests/cases/templates/$1.json" "$2" "${3:-pass}" <<'EOP'
+import json, sys
+j = json.load(open(sys.argv[1]))
+exec(sys.argv[3])
+json.dump(j, open(sys.argv[2], "w"))
+EOP
+}
+
+modb_colonies_down() { echo "$1" >"$MOD_REC/state/colonies.down"; }
+
+# The simulated server derives an ID from a private key as its SHA-256;
+# the server's own ID is the one it was started with, which is what
+# colonyos-server.env says under $FIRSTBOOT_ROOT.
+modb_colonies_sim() {
+	mkdir -p "$MOD_REC/state/colonies"
+	mod_ctl colonies <<'EOS'
+set -uo pipefail
+S=$REC_DIR/state/colonies
+id_of() { printf '%s' "$1" | sha256sum | cut -d' ' -f1; }
+fail() { echo "level=error msg=\"$*\"" >&2; exit 255; }
+json_field() { sed -n "s/.*\"$1\"[[:space:]]*:[[:space:]]*\"\([^\"]*\)\".*/\1/p" "$2"; }
+spec=""
+args=("$@")
+for ((i = 0; i < ${#args[@]}; i++)); do
+	[ "${args[i]}" = --spec ] && spec=${args[i + 1]:-}
+done
+if [ "${1:-} ${2:-}" = "key generate" ]; then
+	k=$(openssl rand -hex 32)
+	echo "time=\"2025-01-01T00:00:00Z\" level=info msg=\"Generated new private key\" Id=$(id_of "$k") PrvKey=$k" >&2
+	exit 0
+fi
+# Everything else talks to the server.
+if [ -f "$REC_DIR/state/colonies.down" ]; then
+	n=$(cat "$REC_DIR/state/colonies.down")
+	if [ "$n" -gt 0 ]; then
+		echo $((n - 1)) >"$REC_DIR/state/colonies.down"
+		fail "dial tcp 127.0.0.1:${COLONIES_SERVER_PORT:-?}: connect: connection refused"
+	fi
+fi
+server_id=$(sed -n 's/^COLONIES_SERVER_ID=//p' "$FIRSTBOOT_ROOT/opt/stack/colonyos-server.env" 2>/dev/null)
+[ -n "$server_id" ] || fail "the server has no identity (colonyos-server.env)"
+touch "$S/colonies" "$S/executors"
+case "${1:-} ${2:-}" in
+"colony ls")
+	[ "$(id_of "${COLONIES_SERVER_PRVKEY:-}")" = "$server_id" ] || fail "access denied: not the server key"
+	sep="" out="["
+	while read -r cid name; do
+		out+="$sep{\"colonyid\":\"$cid\",\"name\":\"$name\"}"
+		sep=","
+	done <"$S/colonies"
+	echo "$out]"
+	;;
+"colony add")
+	[ "$(id_of "${COLONIES_SERVER_PRVKEY:-}")" = "$server_id" ] || fail "access denied: not the server key"
+	[ -f "$FIRSTBOOT_ROOT$spec" ] || fail "no spec file $spec"
+	cid=$(json_field colonyid "$FIRSTBOOT_ROOT$spec")
+	name=$(json_field name "$FIRSTBOOT_ROOT$spec")
+	[ "$(id_of "${COLONIES_COLONY_PRVKEY:-}")" = "$cid" ] || fail "colony id does not match the colony key"
+	awk -v n="$name" '$2 == n { f = 1 } END { exit !f }' "$S/colonies" && fail "a colony named $name exists"
+	echo "$cid $name" >>"$S/colonies"
+	echo "level=info msg=\"Colony added\" ColonyID=$cid" >&2
+	;;
+"executor ls")
+	cid=$(id_of "${COLONIES_PRVKEY:-}")
+	awk -v c="$cid" -v n="${COLONIES_COLONY_NAME:-}" '$1 == c && $2 == n { f = 1 } END { exit !f }' "$S/colonies" ||
+		fail "access denied: not a member of ${COLONIES_COLONY_NAME:-?}"
+	sep="" out="["
+	while read -r colony eid name type; do
+		[ "$colony" = "${COLONIES_COLONY_NAME:-}" ] || continue
+		out+="$sep{\"executorid\":\"$eid\",\"executorname\":\"$name\",\"executortype\":\"$type\",\"colonyname\":\"$colony\"}"
+		sep=","
+	done <"$S/executors"
+	echo "$out]"
+	;;
+"executor add")
+	[ -f "$FIRSTBOOT_ROOT$spec" ] || fail "no spec file $spec"
+	colony=$(json_field colonyname "$FIRSTBOOT_ROOT$spec")
+	name=$(json_field executorname "$FIRSTBOOT_ROOT$spec")
+	type=$(json_field executortype "$FIRSTBOOT_ROOT$spec")
+	eid=$(json_field executorid "$FIRSTBOOT_ROOT$spec")
+	awk -v c="$(id_of "${COLONIES_COLONY_PRVKEY:-}")" -v n="$colony" '$1 == c && $2 == n { f = 1 } END { exit !f }' "$S/colonies" ||
+		fail "access denied: not the key of colony $colony"
+	awk -v n="$name" '$3 == n { f = 1 } END { exit !f }' "$S/executors" && fail "executor $name exists"
+	echo "$colony $eid $name $type" >>"$S/executors"
+	echo "level=info msg=\"Executor added\" ExecutorName=$name" >&2
+	;;
+*) fail "colonies simulator: unknown command $*" ;;
+esac
+exit 0
+EOS
+}
+
+modb_health() {
+	local svc=$1
+	shift
+	mkdir -p "$MOD_REC/state/compose"
+	printf '%s\n' "$@" >"$MOD_REC/state/compose/health.$svc"
+}
+
+# docker compose [-f FILE] CMD...: config with the real docker-compose
+# (Debian's 1.29, so the file is checked for real), up records the
+# services' containers, ps -q lists them; docker inspect answers from
+# the health lists. Everything else is the recorder's fake.
+modb_docker_sim() {
+	mkdir -p "$MOD_REC/state/compose" "$T/compose-cache"
+	printf 'MODB_CACHE=%q\n' "$T/compose-cache" >"$MOD_REC/state/compose/cache"
+	mod_ctl docker <<'EOS'
+set -uo pipefail
+. "$REC_DIR/state/compose/cache"
+S=$REC_DIR/state/compose
+# The real docker-compose, not the recorder in front of it.
+PATH=$(tr ':' '\n' <<<"$PATH" | grep -vxF "$REC_DIR/bin" | paste -sd:)
+if [ "${1:-}" = inspect ]; then
+	shift 3 # inspect -f FORMAT
+	for id in "$@"; do
+		svc=${id#c-}
+		status=running health=none
+		[ -f "$S/exited.$svc" ] && status=exited
+		if [ -f "$S/health.$svc" ]; then
+			health=$(head -n1 "$S/health.$svc")
+			if [ "$(wc -l <"$S/health.$svc")" -gt 1 ]; then
+				sed -i 1d "$S/health.$svc"
+			fi
+		fi
+		echo "/stack-$svc-1 $status $health"
+	done
+	exit 0
+fi
+if [ "${1:-}" != compose ]; then
+	case "${1:-}" in info) echo "Server Version: 24.0.7" ;; esac
+	exit 0
+fi
+shift
+[ "${1:-}" = version ] && { echo "Docker Compose version v2.24.0"; exit 0; }
+file=""
+if [ "${1:-}" = -f ]; then
+	file=$2
+	shift 2
+fi
+# real_config ARGS...: docker-compose config ARGS for $file, its output,
+# errors and status kept by the file's content in $MODB_CACHE (the same
+# project rendered into several roots is checked once).
+real_config() {
+	local key c
+	key=$(sha256sum <"$file" | cut -c1-16)-${*// /_}
+	c=$MODB_CACHE/$key
+	if [ ! -f "$c.rc" ]; then
+		(cd "$(dirname "$file")" && docker-compose -f "$file" config "$@") >"$c.out" 2>"$c.err"
+		echo $? >"$c.rc"
+	fi
+	cat "$c.out"
+	cat "$c.err" >&2
+	return "$(cat "$c.rc")"
+}
+case "${1:-}" in
+config)
+	shift
+	if [ "${1:-}" = --services ]; then
+		real_config --services >"$S/services" || exit 1
+		cat "$S/services"
+	else
+		real_config "$@"
+		exit $?
+	fi
+	;;
+up)
+	if [ ! -s "$S/services" ]; then
+		real_config --services >"$S/services" || exit 1
+	fi
+	shift
+	for a; do [[ $a == -* ]] || echo "$a"; done >"$S/only"
+	if [ -s "$S/only" ]; then cat "$S/only"; else cat "$S/services"; fi >>"$S/up"
+	sort -u "$S/up" -o "$S/up"
+	;;
+ps) [ -f "$S/up" ] && sed 's/^/c-/' "$S/up" ;;
+*) ;;
+esac
+exit 0
+EOS
+}
+
+# modb_http NAME [DIR]: an HTTP server on 127.0.0.1 (port in $NAME_port,
+# stopped at exit) that serves the files of DIR, or, without DIR, answers
+# every GET with "NAME <path>" and the request's Upgrade and Connection
+# headers, one per line (for proxies: which backend, what it was sent),
+# and keeps what is PUT to PATH in $T/NAME.port.put/PATH (its headers in
+# PATH.headers).
+modb_http() {
+	local name=$1 dir=${2:-}
+	rm -f "$T/$name.port"
+	python3 - "$name" "$T/$name.port" "$dir" >"$T/$name.log" 2>&1 <<'EOP' &
+import http.server, os, socketserver, sys
+name, port_file, root = sys.argv[1], sys.argv[2], sys.argv[3]
+class Echo(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = ("%s %s\nupgrade: %s\nconnection: %s\n" % (name, self.path,
+                self.headers.get("Upgrade", "-"), self.headers.get("Connection", "-"))).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    do_POST = do_GET
+    def do_PUT(self):
+        # An S3 PUT: the body and the headers kept in PORT_FILE.put/PATH
+        # and PORT_FILE.put/PATH.headers.
+        n = int(self.headers.get("Content-Length", "0"))
+        body = self.rfile.read(n)
+        path = os.path.join(port_file + ".put", self.path.lstrip("/"))
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        open(path, "wb").write(body)
+        open(path + ".headers", "w").write("".join("%s: %s\n" % kv for kv in self.headers.items()))
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+class Files(http.server.SimpleHTTPRequestHandler):
+    def __init__(self, *a, **k):
+        super().__init__(*a, directory=root, **k)
+handler = Files if root else Echo
+srv = socketserver.TCPServer(("127.0.0.1", 0), handler)
+tmp = port_file + ".tmp"
+open(tmp, "w").write(str(srv.server_address[1]))
+os.rename(tmp, port_file)
+srv.serve_forever()
+EOP
+	_pids+=($!)
+	if ! wait_for 10 test -s "$T/$name.port"; then
+		echo "not ok - start $name" && cat "$T/$name.log"
+		exit 1
+	fi
+	printf -v "${name}_port" '%s' "$(cat "$T/$name.port")"
+}

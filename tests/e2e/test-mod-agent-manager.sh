@@ -1,0 +1,128 @@
+#!/bin/bash
+# The agent-manager module through the real agent on a temporary root with
+# recorders: compose mode (the service up, then the health URL and the
+# WebSocket port), Debian's docker-compose when the plugin is missing, the
+# systemd mode, a second run, a service that becomes healthy late, one
+# that never does (2), a rendered env file that is missing or readable by
+# others (3), bad input (1), and no secret on a command line or in a log.
+# shellcheck source=tests/e2e/lib.sh
+. "$(dirname "$0")/lib.sh"
+# shellcheck source=tests/e2e/modlib.sh
+. "$(dirname "$0")/modlib.sh"
+# shellcheck source=tests/e2e/modlib-b.sh
+. "$(dirname "$0")/modlib-b.sh"
+
+t_check "the agent-manager manifest validates" "$FIRSTBOOT" validate "$TOP/modules/agent-manager/manifest.yml"
+
+API_KEY=Abc123Def456Ghi789Jkl012Mno345Pqr678Stu9
+TOKEN='ghp_$ecret'\''token"with#hash'
+# fresh NAME [FIXTURE]: a root with the files imagegen renders for
+# agent-manager (from tests/cases/templates/FIXTURE.json) and recorders.
+fresh() {
+	local ctx=$TOP/tests/cases/templates/${2:-full-compose}.json
+	R=$T/$1
+	mod_root "$R"
+	mod_recorders "$T/$1.rec" "${MOD_COMMANDS[@]}"
+	mkdir -p "$R/opt/stack" "$R/etc/systemd/system"
+	modb_render docker-compose.yml.tmpl "$ctx" "$R/opt/stack/docker-compose.yml"
+	modb_render agent-manager.env.tmpl "$ctx" "$R/opt/stack/agent-manager.env" 0600
+	modb_render agent-manager.service.tmpl "$ctx" "$R/etc/systemd/system/agent-manager.service"
+}
+F=$T/c1/opt/stack/docker-compose.yml
+
+t_case "compose: the service up, then its health URL and WebSocket port answer"
+fresh c1
+if mod_run "$R" agent-manager api_key="$API_KEY" git_token="$TOKEN" &&
+	mod_order "^docker compose -f $F up -d agent-manager\$" '^curl -fsS -o /dev/null --max-time 5 http://127.0.0.1:3000/health$' \
+		'^curl -sS -o /dev/null --max-time 5 http://127.0.0.1:8080/$' && mod_not_called '^systemctl '; then t_pass; else
+	t_fail "calls: $(mod_calls "" | tr '\n' ';')"
+fi
+
+t_case "no secret input on a command line, in the agent's output and logs, or in a world-readable file"
+if mod_no_secrets "$R" "$API_KEY" "$TOKEN" && grep -qF "API_KEY=$API_KEY" "$R/opt/stack/agent-manager.env"; then t_pass; else
+	t_fail "a secret leaked"
+fi
+
+t_case "a second run changes nothing: the same idempotent up, no restart, files unchanged"
+mod_reset_calls
+before=$(tree_snapshot "$R")
+if mod_run "$R" agent-manager api_key="$API_KEY" git_token="$TOKEN" &&
+	[ "$(mod_calls docker | grep -c ' up ')" = 1 ] && mod_not_called '(restart|down|stop|rm) ' &&
+	[ "$(tree_snapshot "$R")" = "$before" ]; then t_pass; else t_fail "calls: $(mod_calls "" | tr '\n' ';')"; fi
+
+t_case "healthy only after two refused health checks: waited for, one attempt"
+fresh c2
+mod_fail curl 7 '/health' 2
+if mod_run "$R" agent-manager api_key="$API_KEY" && [ "$(mod_attempts "$R" agent-manager)" = 1 ] &&
+	[ "$(mod_calls curl | grep -c '/health')" = 3 ]; then t_pass; else t_fail "attempts $(mod_attempts "$R" agent-manager)"; fi
+
+t_case "never healthy: exit 2 after wait_seconds, retried"
+fresh c3
+mod_fail curl 7 '/health'
+if ! mod_run "$R" agent-manager api_key="$API_KEY" wait_seconds=1 && [ "$(mod_exit "$R" agent-manager)" = 2 ] &&
+	[ "$(mod_attempts "$R" agent-manager)" = 3 ] && grep -q '/health did not answer within 1s' "$(mod_log "$R" agent-manager)"; then
+	t_pass
+else t_fail "exit $(mod_exit "$R" agent-manager)"; fi
+
+t_case "a failing compose up is exit 2; Debian's docker-compose is used without the plugin"
+fresh c4
+mod_fail docker 1 'compose version'
+mod_fail docker-compose 1 ' up '
+if ! mod_run "$R" agent-manager api_key="$API_KEY" && [ "$(mod_exit "$R" agent-manager)" = 2 ] &&
+	mod_called "^docker-compose -f $T/c4/opt/stack/docker-compose.yml up -d agent-manager\$" && mod_not_called '^curl'; then
+	t_pass
+else t_fail "exit $(mod_exit "$R" agent-manager), calls: $(mod_calls "" | tr '\n' ';')"; fi
+
+t_case "the env file missing, or readable by others: exit 3, nothing started"
+fresh c5
+rm "$R/opt/stack/agent-manager.env"
+mod_exec "$R" agent-manager API_KEY="$API_KEY"
+rc1=$?
+grep -q 'agent-manager.env is missing' "$MOD_ERR" && m1=1 || m1=0
+modb_render agent-manager.env.tmpl "$TOP/tests/cases/templates/full-compose.json" "$R/opt/stack/agent-manager.env" 0644
+mod_exec "$R" agent-manager API_KEY="$API_KEY"
+rc2=$?
+if [ $rc1 = 3 ] && [ "$m1" = 1 ] && [ $rc2 = 3 ] && grep -q 'must be mode 0600' "$MOD_ERR" && mod_not_called '^docker .* up'; then
+	t_pass
+else t_fail "exits $rc1 $rc2"; fi
+
+t_case "bad input is exit 1 before anything is called"
+fresh c6
+ok=1
+for kv in "API_KEY=short" "API_KEY=$API_KEY|HTTP_PORT=8080" "API_KEY=$API_KEY|HEALTH_PATH=health" \
+	"AUTH_MODE=keycloak|KEYCLOAK_URL=https://sso.example.org|KEYCLOAK_REALM=r|KEYCLOAK_CLIENT_ID=c" \
+	"AUTH_MODE=ldap" "API_KEY=$API_KEY|MODE=nomad" "API_KEY=$API_KEY|MODE=systemd|BINARY_URL=https://example.org/am"; do
+	IFS='|' read -ra args <<<"$kv"
+	mod_exec "$R" agent-manager "${args[@]}"
+	rc=$?
+	[ $rc = 1 ] || {
+		ok=0
+		echo "  # $kv: exit $rc" >&2
+	}
+done
+if [ $ok = 1 ] && mod_not_called '^(docker|curl|systemctl) '; then t_pass; else t_fail "bad input"; fi
+
+t_case "keycloak: the agent requires its inputs, the client secret stays out of logs and command lines"
+fresh c7 native-systemd
+mod_run "$R" agent-manager mode=systemd auth_mode=keycloak api_key="$API_KEY"
+rc=$?
+grep -q "missing required input 'keycloak_url'" "$MOD_ERR" && m=1 || m=0
+printf '#!/bin/sh\n' >"$R/usr/local/bin/agent-manager" 2>/dev/null || {
+	mkdir -p "$R/usr/local/bin"
+	printf '#!/bin/sh\n' >"$R/usr/local/bin/agent-manager"
+}
+chmod 0755 "$R/usr/local/bin/agent-manager"
+if [ $rc != 0 ] && [ "$m" = 1 ] && mod_run "$R" agent-manager mode=systemd auth_mode=keycloak api_key="$API_KEY" \
+	keycloak_url=https://sso.example.org/auth keycloak_realm=colony keycloak_client_id=agent-manager \
+	keycloak_client_secret='s3cr3t-client-secret' &&
+	mod_no_secrets "$R" s3cr3t-client-secret "$API_KEY"; then t_pass; else t_fail "rc $rc, calls: $(mod_calls "" | tr '\n' ';')"; fi
+
+t_case "systemd: daemon-reload, enable, start, then healthy; a second run starts nothing"
+if mod_order '^systemctl daemon-reload' '^systemctl enable agent-manager' '^systemctl start agent-manager' \
+	'^curl -fsS -o /dev/null --max-time 5 http://127.0.0.1:3000/health$' && mod_not_called '^docker '; then
+	mod_reset_calls
+	if mod_run "$R" agent-manager mode=systemd auth_mode=keycloak api_key="$API_KEY" \
+		keycloak_url=https://sso.example.org/auth keycloak_realm=colony keycloak_client_id=agent-manager \
+		keycloak_client_secret='s3cr3t-client-secret' && mod_not_called '^systemctl (daemon-reload|enable|start|restart)' &&
+		mod_called '^curl .*/health$'; then t_pass; else t_fail "second run: $(mod_calls "" | tr '\n' ';')"; fi
+else t_fail "calls: $(mod_calls "" | tr '\n' ';')"; fi

@@ -1,0 +1,207 @@
+#!/bin/bash
+# The colonyos module through the real agent on a temporary root, with
+# `colonies` a simulated server (modlib-b.sh: it checks every key it is
+# given) and docker/systemctl recorders: keys generated once and kept,
+# the colony and the executor registered with the right keys, the .env and
+# the JSON manifest 0600, no key on a command line or in a log, a second
+# run that registers nothing, a slow server, a server that never answers
+# (2), a colony registered with another key (3), bad input (1), and the
+# systemd mode with the binary downloaded and checked.
+# shellcheck source=tests/e2e/lib.sh
+. "$(dirname "$0")/lib.sh"
+# shellcheck source=tests/e2e/modlib.sh
+. "$(dirname "$0")/modlib.sh"
+# shellcheck source=tests/e2e/modlib-b.sh
+. "$(dirname "$0")/modlib-b.sh"
+
+t_check "the colonyos manifest validates" "$FIRSTBOOT" validate "$TOP/modules/colonyos/manifest.yml"
+
+# fresh NAME [FIXTURE]: a root $T/NAME with the stack files imagegen would
+# have rendered (from tests/cases/templates/FIXTURE.json) and recorders
+# with the simulated colonies server.
+fresh() {
+	R=$T/$1
+	mod_root "$R"
+	mod_recorders "$T/$1.rec" "${MOD_COMMANDS[@]}"
+	modb_colonies_sim
+	mkdir -p "$R/opt/stack" "$R/etc/systemd/system"
+	modb_render docker-compose.yml.tmpl "$TOP/tests/cases/templates/${2:-full-compose}.json" "$R/opt/stack/docker-compose.yml"
+	modb_render colonyos.env.tmpl "$TOP/tests/cases/templates/${2:-full-compose}.json" "$R/opt/stack/colonyos.env" 0600
+	modb_render colonies-server.service.tmpl "$TOP/tests/cases/templates/${2:-full-compose}.json" \
+		"$R/etc/systemd/system/colonies-server.service"
+}
+key() { sed -n "s/^$1=//p" "$R/opt/stack/colonyos-keys.env"; }
+prvkeys() { grep -E '^COLONIES_[A-Z_]*PRVKEY=' "$R/opt/stack/colonyos-keys.env" | cut -d= -f2 | sort -u; }
+registry() { cat "$MOD_REC/state/colonies/$1" 2>/dev/null; }
+
+t_case "compose: three key pairs, the server up and waited for, then the colony and the executor registered with their keys"
+fresh c1
+modb_colonies_down 2
+if mod_run "$R" colonyos && [ "$(mod_attempts "$R" colonyos)" = 1 ] &&
+	[ "$(mod_calls colonies | grep -c '^colonies colony ls')" = 4 ] &&
+	[ "$(mod_calls colonies | grep -c '^colonies key generate$')" = 3 ] &&
+	mod_order '^colonies key generate' "^docker compose -f $R/opt/stack/docker-compose.yml up -d colonies-server\$" \
+		'^colonies colony ls --json$' '^colonies colony add --spec /opt/stack/colonyos/colony.json$' \
+		'^colonies executor ls --json$' \
+		"^colonies executor add --spec /opt/stack/colonyos/executor.json --executorid $(key COLONIES_EXECUTOR_ID) --approve\$" &&
+	[ "$(registry colonies)" = "$(key COLONIES_COLONY_ID) cpm_colony" ] &&
+	[ "$(registry executors)" = "cpm_colony $(key COLONIES_EXECUTOR_ID) cpm-executor cli" ] &&
+	[ "$(key COLONIES_PRVKEY)" = "$(key COLONIES_EXECUTOR_PRVKEY)" ] &&
+	[ -d "$R/var/lib/firstboot-stack/colonies" ]; then t_pass; else
+	t_fail "calls: $(mod_calls "" | tr '\n' ';') $(tail -n 5 "$(mod_log "$R" colonyos)")"
+fi
+
+t_case "the keys: colonyos-keys.env, colonyos-server.env and colonyos.json are 0600 and agree"
+if [ "$(stat -c %a "$R/opt/stack/colonyos-keys.env")" = 600 ] && [ "$(stat -c %a "$R/opt/stack/colonyos-server.env")" = 600 ] &&
+	[ "$(stat -c %a "$R/opt/stack/colonyos.json")" = 600 ] && [ "$(prvkeys | wc -l)" = 3 ] &&
+	grep -qx "COLONIES_SERVER_ID=$(key COLONIES_SERVER_ID)" "$R/opt/stack/colonyos-server.env" &&
+	[ "$(json_get "$R/opt/stack/colonyos.json" "j['colony']['id'] + ' ' + j['colony']['name'] + ' ' + j['executor']['prvkey'] + ' ' + str(j['server']['grpc_port'])")" = \
+		"$(key COLONIES_COLONY_ID) cpm_colony $(key COLONIES_EXECUTOR_PRVKEY) 50051" ]; then t_pass; else t_fail "key files"; fi
+
+t_case "no private key on a command line, in the agent's output and logs, or in a world-readable file"
+mapfile -t keys < <(prvkeys)
+if [ ${#keys[@]} = 3 ] && mod_no_secrets "$R" "${keys[@]}" &&
+	! grep -rqF "${keys[0]}" "$R/opt/stack/colonyos" "$R/var/log/firstboot"; then t_pass; else t_fail "a key leaked"; fi
+
+t_case "a second run finds the colony and the executor registered: no key generated, nothing added, files unchanged"
+mod_reset_calls
+before=$(tree_snapshot "$R")
+sum=$(sha256sum "$R/opt/stack/colonyos-keys.env" "$R/opt/stack/colonyos.json")
+if mod_run "$R" colonyos && mod_not_called '^colonies key generate' && mod_not_called '^colonies (colony|executor) add' &&
+	mod_called '^colonies colony ls' && mod_called '^colonies executor ls' &&
+	[ "$(sha256sum "$R/opt/stack/colonyos-keys.env" "$R/opt/stack/colonyos.json")" = "$sum" ] &&
+	[ "$(tree_snapshot "$R")" = "$before" ] && [ "$(registry colonies | wc -l)" = 1 ]; then t_pass; else
+	t_fail "calls: $(mod_calls "" | tr '\n' ';')"
+fi
+
+t_case "a server that never answers: exit 2 after wait_seconds, retried, and the keys generated once are kept"
+fresh c3
+modb_colonies_down 1000
+if ! mod_run "$R" colonyos wait_seconds=1 && [ "$(mod_exit "$R" colonyos)" = 2 ] &&
+	[ "$(mod_attempts "$R" colonyos)" = 3 ] && [ "$(mod_calls colonies | grep -c '^colonies key generate$')" = 3 ] &&
+	grep -q 'did not answer' "$(mod_log "$R" colonyos)" && [ "$(prvkeys | wc -l)" = 3 ] &&
+	mod_not_called '^colonies colony add'; then t_pass; else
+	t_fail "exit $(mod_exit "$R" colonyos), attempts $(mod_attempts "$R" colonyos)"
+fi
+
+t_case "the server comes back later: the same keys are registered, none generated"
+ids=$(key COLONIES_COLONY_ID)
+mod_reset_calls
+modb_colonies_down 0
+if mod_run "$R" colonyos && mod_not_called '^colonies key generate' && [ "$(key COLONIES_COLONY_ID)" = "$ids" ] &&
+	[ "$(registry colonies)" = "$ids cpm_colony" ]; then t_pass; else t_fail "calls: $(mod_calls "" | tr '\n' ';')"; fi
+
+t_case "a colony of that name registered with another key: exit 3, not retried, nothing added"
+fresh c4
+echo "$(printf x | sha256sum | cut -d' ' -f1) cpm_colony" >"$MOD_REC/state/colonies/colonies"
+if ! mod_run "$R" colonyos && [ "$(mod_exit "$R" colonyos)" = 3 ] && [ "$(mod_attempts "$R" colonyos)" = 1 ] &&
+	grep -q 'registered with another key' "$(mod_log "$R" colonyos)" && mod_not_called '^colonies (colony|executor) add'; then
+	t_pass
+else t_fail "exit $(mod_exit "$R" colonyos)"; fi
+
+t_case "bad input is exit 1 before anything is called: names, ports, sha256 without URL"
+fresh c5
+ok=1
+for kv in "COLONY_NAME=bad name" "EXECUTOR_NAME=-x" "HTTP_PORT=70000" "GRPC_PORT=50080" "MODE=k8s" "WAIT_SECONDS=0" \
+	"STACK_DIR=relative" "MODE=systemd|BINARY_URL=https://example.org/colonies"; do
+	IFS='|' read -ra args <<<"$kv"
+	mod_exec "$R" colonyos "${args[@]}"
+	rc=$?
+	[ $rc = 1 ] || {
+		ok=0
+		echo "  # $kv: exit $rc" >&2
+	}
+done
+if [ $ok = 1 ] && mod_not_called '^(colonies|docker|systemctl) '; then t_pass; else t_fail "bad input"; fi
+
+t_case "colonyos.env or the compose service missing: exit 3 naming the file"
+rm "$R/opt/stack/colonyos.env"
+mod_exec "$R" colonyos
+rc1=$?
+grep -q 'colonyos.env is missing' "$MOD_ERR" && m1=1 || m1=0
+modb_render colonyos.env.tmpl "$TOP/tests/cases/templates/full-compose.json" "$R/opt/stack/colonyos.env" 0600
+sed -i 's/^  colonies-server:/  something-else:/' "$R/opt/stack/docker-compose.yml"
+mod_exec "$R" colonyos
+rc2=$?
+if [ $rc1 = 3 ] && [ "$m1" = 1 ] && [ $rc2 = 3 ] && grep -q 'no colonies-server service' "$MOD_ERR"; then t_pass; else
+	t_fail "exits $rc1 $rc2"
+fi
+
+t_case "compose without a colonies CLI on the host: the server image runs it, keys passed by name only"
+R=$T/c6
+mod_root "$R"
+cmds=()
+for c in "${MOD_COMMANDS[@]}"; do [ "$c" = colonies ] || cmds+=("$c"); done
+mod_recorders "$T/c6.rec" "${cmds[@]}"
+modb_colonies_sim
+mkdir -p "$R/opt/stack"
+modb_render docker-compose.yml.tmpl "$TOP/tests/cases/templates/full-compose.json" "$R/opt/stack/docker-compose.yml"
+modb_render colonyos.env.tmpl "$TOP/tests/cases/templates/full-compose.json" "$R/opt/stack/colonyos.env" 0600
+# docker run ... --entrypoint colonies IMAGE ARGS: the simulated CLI, with
+# only the variables docker was told to pass (-e NAME) in its environment.
+mod_ctl docker <<'EOS'
+[ "$1 $2" = "compose version" ] && { echo "Docker Compose version v2.24.0"; exit 0; }
+[ "$1" = run ] || exit 0
+shift
+keep=(PATH FIRSTBOOT_ROOT REC_DIR)
+while [ $# -gt 0 ]; do
+	case $1 in
+	-e) keep+=("$2"); shift 2 ;;
+	-v | --network) shift 2 ;;
+	--entrypoint) shift 3; break ;;
+	*) shift ;;
+	esac
+done
+env=()
+for v in "${keep[@]}"; do [ -n "${!v+x}" ] && env+=("$v=${!v}"); done
+exec env -i "${env[@]}" bash "$REC_DIR/ctl/colonies.sh" "$@"
+EOS
+if mod_run "$R" colonyos && [ "$(mod_calls docker | grep -c '^docker run --rm -i --network host .*--entrypoint colonies colonyos/colonies:v1.8.19 key generate$')" = 3 ] &&
+	mod_called "^docker run .* -e COLONIES_SERVER_PRVKEY .*-v $R/opt/stack/colonyos:/opt/stack/colonyos:ro --entrypoint colonies colonyos/colonies:v1.8.19 colony add --spec /opt/stack/colonyos/colony.json\$" &&
+	mod_not_called '^docker run .* -e [A-Z_]+=' && [ "$(registry executors | wc -l)" = 1 ] &&
+	mapfile -t keys < <(prvkeys) && mod_no_secrets "$R" "${keys[@]}"; then t_pass; else
+	t_fail "calls: $(mod_calls docker | tail -n 3 | tr '\n' ';') $(tail -n 3 "$(mod_log "$R" colonyos)")"
+fi
+
+# systemd mode: the binary from a release tarball on a loopback server.
+mkdir -p "$T/rel/colonies_1.8.19_linux_amd64" "$T/www"
+printf '#!/bin/sh\necho colonies\n' >"$T/rel/colonies_1.8.19_linux_amd64/colonies"
+chmod 0755 "$T/rel/colonies_1.8.19_linux_amd64/colonies"
+tar -czf "$T/www/colonies.tar.gz" -C "$T/rel" colonies_1.8.19_linux_amd64
+SUM=$(sha256sum "$T/www/colonies.tar.gz" | cut -d' ' -f1)
+www_port=""
+modb_http www "$T/www"
+URL=http://127.0.0.1:$www_port/colonies.tar.gz
+
+t_case "systemd: the binary downloaded and checked, the unit enabled and started, then the colony registered"
+fresh s1 native-systemd
+mod_passthrough curl
+if mod_run "$R" colonyos mode=systemd binary_url="$URL" binary_sha256="$SUM" &&
+	cmp -s "$R/usr/local/bin/colonies" "$T/rel/colonies_1.8.19_linux_amd64/colonies" &&
+	[ "$(stat -c %a "$R/usr/local/bin/colonies")" = 755 ] &&
+	mod_order '^curl .*colonies.tar.gz' '^systemctl daemon-reload' '^systemctl enable colonies-server' \
+		'^systemctl start colonies-server' '^colonies colony ls' '^colonies colony add' '^colonies executor add' &&
+	mod_not_called '^docker '; then t_pass; else t_fail "calls: $(mod_calls "" | tr '\n' ';')"; fi
+
+t_case "systemd, second run: no download, no reload, no restart"
+mod_reset_calls
+if mod_run "$R" colonyos mode=systemd binary_url="$URL" binary_sha256="$SUM" && mod_not_called '^curl' &&
+	mod_not_called '^systemctl (daemon-reload|start|restart|enable)' && mod_not_called '^colonies (key|colony add|executor add)'; then
+	t_pass
+else t_fail "calls: $(mod_calls "" | tr '\n' ';')"; fi
+
+t_case "systemd: a download that does not match binary_sha256 is exit 3 and installs nothing"
+fresh s2 native-systemd
+mod_passthrough curl
+mod_exec "$R" colonyos MODE=systemd BINARY_URL="$URL" BINARY_SHA256="$(printf '%064d' 0)"
+rc=$?
+if [ $rc = 3 ] && [ ! -e "$R/usr/local/bin/colonies" ] && grep -q 'does not match binary_sha256' "$MOD_ERR" &&
+	mod_not_called '^systemctl'; then t_pass; else t_fail "exit $rc"; fi
+
+t_case "systemd: a failed download is exit 2 (retried)"
+fresh s3 native-systemd
+mod_passthrough curl
+if ! mod_run "$R" colonyos mode=systemd binary_url="http://127.0.0.1:$www_port/missing.tar.gz" binary_sha256="$SUM" &&
+	[ "$(mod_exit "$R" colonyos)" = 2 ] && [ "$(mod_attempts "$R" colonyos)" = 3 ] && [ ! -e "$R/usr/local/bin/colonies" ]; then
+	t_pass
+else t_fail "exit $(mod_exit "$R" colonyos), attempts $(mod_attempts "$R" colonyos)"; fi
