@@ -237,11 +237,13 @@ static int cmd_validate(int argc, char **argv)
                 r = load_site(&e, &o, s->hosts[i], &h);
                 site_free(h);
         }
-        if (r >= 0)
-                printf("%s: ok: site '%s' (%s), %zu module%s, %zu file%s%s%zu%s\n", o.site, s->name,
+        if (r >= 0) {
+                _cleanup_free_ char *fleet =
+                        s->hosts ? strprintf(", %zu hosts", strv_length(s->hosts)) : xstrdup("");
+                printf("%s: ok: site '%s' (%s), %zu module%s, %zu file%s%s\n", o.site, s->name,
                        provider_name(s->provider), s->n_modules, s->n_modules == 1 ? "" : "s",
-                       s->n_files, s->n_files == 1 ? "" : "s", s->hosts ? ", " : "",
-                       s->hosts ? strv_length(s->hosts) : 0, s->hosts ? " hosts" : "");
+                       s->n_files, s->n_files == 1 ? "" : "s", fleet);
+        }
         site_free(s);
         env_close(&e);
         return r < 0 ? 1 : 0;

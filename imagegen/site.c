@@ -192,6 +192,22 @@ static enum secret_kind secret_kind_for(const char *name)
         return SECRET_PASSWORD;
 }
 
+/* Whether in's visible_if holds for the values given (or defaulted):
+ * a hidden input gets no generated secret (the agent would refuse it). */
+static bool input_visible(const struct manifest *m, const struct manifest_input *in,
+                          const struct node *given)
+{
+        for (size_t c = 0; c < in->n_visible_if; c++) {
+                const struct manifest_condition *cond = &in->visible_if[c];
+                const char *v = node_get_str(given, cond->name);
+                if (!v)
+                        v = m->inputs[cond->input].default_value;
+                if (!v || !strv_contains(cond->values, v))
+                        return false;
+        }
+        return true;
+}
+
 /* The inputs given in site.yaml, with {env: X} values replaced and
  * missing secrets filled in, ready for manifest_resolve_inputs(). */
 static struct node *effective_inputs(const struct site *s, const struct site_module *sm,
@@ -220,7 +236,8 @@ static struct node *effective_inputs(const struct site *s, const struct site_mod
                 }
         for (size_t i = 0; sec && i < sm->m->n_inputs; i++) {
                 const struct manifest_input *in = &sm->m->inputs[i];
-                if (!in->sensitive || in->default_value || node_get(eff, in->name))
+                if (!in->sensitive || in->default_value || node_get(eff, in->name) ||
+                    !input_visible(sm->m, in, eff))
                         continue;
                 _cleanup_free_ char *key = strprintf("%s%s.%s", s->secret_pfx, sm->id, in->name);
                 const char *v = secrets_get(sec, key, secret_kind_for(in->name));

@@ -138,6 +138,18 @@ sed -i 's|^files:|files:\n  - {path: /etc/big, source: files/big}|' "$S/site.yam
 if expect_rc 1 ig userdata "$S/site.yaml" --provider ec2 -o "$T/ud.big" && [ ! -e "$T/ud.big" ] &&
 	grep -q 'over its limit of 16384' "$T/err" && grep -q 'files/etc/big' "$T/err"; then t_pass; else t_fail "$(cat "$T/err")"; fi
 
+t_case "init: the whole-stack example validates, renders, and fits EC2's 16 KB with the modules baked"
+if expect_rc 0 "$IMAGEGEN" init "$T/ex" && expect_rc 0 "$IMAGEGEN" validate "$T/ex/site.yaml" &&
+	grep -q '10 modules' "$T/out" && expect_rc 0 "$IMAGEGEN" render -q "$T/ex/site.yaml" -o "$T/ex/out" &&
+	expect_rc 0 "$FIRSTBOOT" validate "$T/ex/out" --modules-dir "$TOP/modules" &&
+	grep -q 'order: base docker postgres redis colonyos agent-manager compose-up nginx backup update' "$T/out" &&
+	expect_rc 0 "$IMAGEGEN" userdata "$T/ex/site.yaml" --provider ec2 -o "$T/ex/ud" &&
+	[ "$(stat -c %s "$T/ex/ud")" -le 16384 ] && expect_rc 1 "$IMAGEGEN" init "$T/ex"; then t_pass; else t_fail "$(cat "$T/out" "$T/err")"; fi
+
+t_case "a secret hidden by visible_if is not generated (the agent would refuse it)"
+if python3 -c 'import json,sys; sys.exit("web.basic_password" in str(json.load(open(sys.argv[1]))))' "$S/.imagegen/state.json" &&
+	! grep -q basic_password "$T/out1/bundle.yaml"; then t_pass; else t_fail "generated"; fi
+
 t_case "imagegen without arguments or with --help prints usage"
 if expect_rc 2 "$IMAGEGEN" && expect_rc 0 "${IG[0]}" --help && grep -q 'Usage: imagegen' "$T/out"; then t_pass; else t_fail "usage"; fi
 
