@@ -305,7 +305,7 @@ if expect_rc 0 "${BAKE[@]}" --tar "$T/out.tar.gz" -o "$T/out2.tar.gz" --keys "$T
 
 t_case "an uncompressed tar stays uncompressed; -o may be the input itself"
 tar -C "$TR" -cf "$T/plain.tar" .
-if expect_rc 0 "${BAKE[@]}" --tar "$T/plain.tar" -o "$T/plain.tar" -q && tar -tf "$T/plain.tar" | grep -q '^./usr/bin/firstboot$' &&
+if expect_rc 0 "${BAKE[@]}" --tar "$T/plain.tar" -o "$T/plain.tar" -q && tar -tf "$T/plain.tar" | grep -c '^./usr/bin/firstboot$' >/dev/null &&
 	! gzip -t "$T/plain.tar" 2>/dev/null; then t_pass; else t_fail "$(cat "$T/err")"; fi
 
 t_case "a tarball without etc/os-release is refused and OUT is not written"

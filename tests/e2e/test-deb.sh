@@ -49,7 +49,7 @@ for e in "-rwxr-xr-x /usr/bin/firstboot" "-rw-r--r-- /usr/lib/tmpfiles.d/firstbo
 		echo "  # missing: $e"
 	}
 done
-dpkg-deb -c "$FB" | grep -q '/usr/lib/firstboot/modules' && ok=0
+dpkg-deb -c "$FB" | grep -c '/usr/lib/firstboot/modules' >/dev/null && ok=0
 if [ $ok = 1 ]; then t_pass; else t_fail "$(dpkg-deb -c "$FB")"; fi
 
 t_case "firstboot-modules holds every module of modules/, scripts 0755, manifests 0644"
