@@ -1,0 +1,96 @@
+#!/bin/bash
+# Runs inside the VM test's guest once firstboot.service has finished
+# (vmtest-report.service, installed by tests/vm/run.sh before the bake):
+# prints what the host checks to the second serial port as "VMTEST KEY
+# VALUE" lines, then powers the machine off so QEMU exits. Secrets are never
+# printed: the host gets their SHA-256 and compares it with the site's.
+# Every command here is bounded (timeout), so the report always ends.
+set -uo pipefail
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+
+say() { printf 'VMTEST %s\n' "$*"; }
+sha() { sha256sum | cut -d' ' -f1; }
+t() { timeout 30 "$@"; }
+
+say begin
+read -r up _ </proc/uptime
+now=$(date +%s.%N)
+say uptime "$up"
+
+# The agent's view: status (exit code and JSON), the ready marker, and
+# when it was written, in seconds since the kernel started.
+t firstboot status --json >/run/vmtest-status.json 2>/run/vmtest-status.err
+say status-rc $?
+say status-json "$(jq -c . /run/vmtest-status.json 2>/dev/null || echo null)"
+t firstboot status 2>&1 | sed 's/^/VMTEST status-text /'
+marker=/var/lib/firstboot/ready
+if [ -f "$marker" ]; then
+	say ready-marker "$(jq -c . "$marker" 2>/dev/null || echo unreadable)"
+else
+	say ready-marker none
+fi
+# When this boot's run started and finished, in seconds of uptime.
+say agent-uptime "$(jq -r '[.started_ms, .finished_ms] | map(. // 0) | @tsv' /run/vmtest-status.json 2>/dev/null |
+	awk -v u="$up" -v n="$now" '{ printf "started %.1f finished %.1f", u - (n - $1 / 1000), u - (n - $2 / 1000) }')"
+say systemd-firstboot "$(systemctl show firstboot.service -p ActiveState -p Result -p ExecMainStatus | tr '\n' ' ')"
+say ready-target "$(systemctl is-active firstboot-ready.target)"
+say hello "$(cat /var/lib/vmtest/hello 2>/dev/null || echo none)"
+
+# The journal of this boot: per module, how many entries and whether each
+# carries the instance and stage fields.
+t journalctl -b -u firstboot.service -o json >/run/vmtest-journal.json 2>/dev/null
+for m in $(jq -r '.modules[]?.id' /run/vmtest-status.json 2>/dev/null); do
+	say journal "$m" "$(jq -sc --arg m "$m" '[.[] | select(.FIRSTBOOT_MODULE == $m)] | {entries: length,
+		with_fields: ([.[] | select(.FIRSTBOOT_INSTANCE != null and .FIRSTBOOT_STAGE != null)] | length),
+		instance: ([.[].FIRSTBOOT_INSTANCE] | unique)}' /run/vmtest-journal.json)"
+done
+# The agent's events (MESSAGE_ID; systemd's own about the unit aside),
+# and how many of them `journalctl -x` explains from the catalog.
+ids=$(jq -sr '[.[] | select(.MESSAGE_ID != null and .SYSLOG_IDENTIFIER == "firstboot") | .MESSAGE_ID] | unique | join(" ")' /run/vmtest-journal.json)
+say journal-message-ids "$ids"
+n=0
+for id in $ids; do
+	t journalctl --list-catalog "$id" 2>/dev/null | grep -q . && n=$((n + 1))
+done
+say catalog-explains "$n"
+
+# The stack's checks only when the host asks (vmtest.report=full on the
+# kernel command line): boots that provision nothing new skip them.
+if ! grep -qw 'vmtest.report=full' /proc/cmdline; then
+	say end
+	systemctl --no-block poweroff
+	exit 0
+fi
+# The stack, when its modules ran.
+if [ -f /opt/stack/secrets/postgres_password ]; then
+	pw=$(cat /opt/stack/secrets/postgres_password)
+	user=$(PGPASSWORD=$pw PGCONNECT_TIMEOUT=10 t psql -h 127.0.0.1 -U colony -d colony -tAc 'select current_user' 2>&1)
+	say psql "rc=$? user=$user pwsha=$(printf '%s' "$pw" | sha)"
+	nopw=$(PGPASSWORD=wrong-password PGCONNECT_TIMEOUT=10 t psql -h 127.0.0.1 -U colony -d colony -tAc 'select 1' 2>&1)
+	say psql-wrong-password "rc=$? $(tr '\n' ' ' <<<"$nopw" | cut -c1-120)"
+fi
+if [ -f /opt/stack/secrets/redis_password ]; then
+	pw=$(cat /opt/stack/secrets/redis_password)
+	say redis-noauth "$(t redis-cli -h 127.0.0.1 ping 2>&1 | tr '\n' ' ')"
+	say redis-auth "$(REDISCLI_AUTH=$pw t redis-cli -h 127.0.0.1 ping 2>&1 | tr '\n' ' ') pwsha=$(printf '%s' "$pw" | sha)"
+fi
+if [ -f /etc/firstboot/tls/ca.crt ]; then
+	domain=$(openssl x509 -in /etc/firstboot/tls/server.crt -noout -subject -nameopt multiline | sed -n 's/^ *commonName *= *//p')
+	code=$(t curl -sS -o /dev/null -w '%{http_code}' --cacert /etc/firstboot/tls/ca.crt \
+		--resolve "$domain:443:127.0.0.1" "https://$domain/" 2>&1)
+	say nginx-https "rc=$? code=$code domain=$domain"
+	fp=$(t openssl s_client -connect 127.0.0.1:443 -servername "$domain" </dev/null 2>/dev/null |
+		openssl x509 -noout -fingerprint -sha256 2>/dev/null | cut -d= -f2)
+	say nginx-cert "${fp:-none}"
+fi
+say docker "$(t docker info --format '{{.ServerVersion}}' 2>&1 | head -n1) active=$(systemctl is-active docker)"
+say ufw "$(t ufw status 2>&1 | head -n1)"
+say ssh-active "$(systemctl is-active ssh.service) socket=$(systemctl is-active ssh.socket)"
+say sshd "$(t sshd -T 2>/dev/null | grep -E '^(permitrootlogin|passwordauthentication) ' | tr '\n' ' ')"
+if [ -f /home/deploy/.ssh/authorized_keys ]; then
+	say deploy-key "$(ssh-keygen -lf /home/deploy/.ssh/authorized_keys 2>&1 | awk '{print $2}')"
+fi
+say machine-id "$(cat /etc/machine-id)"
+say failed-units "$(systemctl --failed --plain --no-legend | awk '{print $1}' | tr '\n' ' ')"
+say end
+systemctl --no-block poweroff
