@@ -101,6 +101,14 @@ static int fsync_dir_of(const char *path)
         return 0;
 }
 
+int fsync_path(const char *path)
+{
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        return fsync(fd) < 0 ? -errno : 0;
+}
+
 int write_file_atomic(const char *path, const void *data, size_t size, mode_t mode, uid_t uid,
                       gid_t gid)
 {

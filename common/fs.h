@@ -30,6 +30,10 @@ int write_file_atomic(const char *path, const void *data, size_t size, mode_t mo
 int write_file_atomic_full(const char *path, const void *data, size_t size, mode_t mode, uid_t uid,
                            gid_t gid, unsigned flags);
 
+/* fsync() of a file or directory by name: a directory's entries for files
+ * written with WRITE_NOSYNC become durable in one call. */
+int fsync_path(const char *path);
+
 /* Reads a whole file, at most max bytes (-EFBIG beyond). *ret is NUL
  * terminated; ret_size may be NULL. */
 int read_file(const char *path, size_t max, char **ret, size_t *ret_size);

@@ -41,6 +41,7 @@ struct run {
         long long t0, module_ms;
         char *fail_tail_module;
         char **fail_tail;
+        bool marks_unsynced; /* done-marks written without fsync (finish() syncs them) */
 };
 
 /* Logs a journal event with its MESSAGE_ID and the module and stage. */
@@ -320,7 +321,6 @@ static int run_module(struct run *r, struct planned *p)
         st->attempts = 0;
         free(r->st.current);
         r->st.current = xstrdup(p->bm->id);
-        save_status(r, false);
 
         for (unsigned attempt = 1;; attempt++) {
                 _cleanup_strv_free_ char **env = module_env(r, p, attempt);
@@ -386,9 +386,15 @@ static int run_module(struct run *r, struct planned *p)
                         _cleanup_free_ char *text =
                                 strprintf("%s %lld\n", r->st.instance_id, now_realtime_ms());
                         k = mkdir_parents(mark, 0700);
+                        /* Not synced one by one: a mark lost with the power
+                         * reruns an idempotent module, and what counts is
+                         * the name, which finish() makes durable with one
+                         * fsync of the directory before the ready marker. */
                         if (k >= 0)
-                                k = write_file_atomic(mark, text, strlen(text), 0600, (uid_t)-1,
-                                                      (gid_t)-1);
+                                k = write_file_atomic_full(mark, text, strlen(text), 0600,
+                                                           (uid_t)-1, (gid_t)-1, WRITE_NOSYNC);
+                        if (k > 0)
+                                r->marks_unsynced = true;
                         if (k < 0)
                                 log_warning_errno(k, "Failed to write the done-mark %s: %m", mark);
                 }
@@ -607,8 +613,17 @@ static int finish(struct run *r, const char *error)
         r->st.finished_ms = now_realtime_ms();
         r->st.agent_ms = now_ms() - r->t0 - r->module_ms;
         r->st.state = ok ? RUN_READY : RUN_FAILED;
+        int k = 0;
+        if (r->marks_unsynced) {
+                _cleanup_free_ char *done = strprintf("%s/done", r->inst_dir);
+                _cleanup_free_ char *once = strprintf("%s/once", r->state_dir);
+                if (access(done, F_OK) == 0 && (k = fsync_path(done)) < 0)
+                        log_warning_errno(k, "Failed to sync %s: %m", done);
+                if (access(once, F_OK) == 0 && (k = fsync_path(once)) < 0)
+                        log_warning_errno(k, "Failed to sync %s: %m", once);
+        }
         if (ok) {
-                int k = write_marker(r);
+                k = write_marker(r);
                 if (k < 0) {
                         log_error_errno(k, "Failed to write the ready marker %s: %m", r->marker);
                         r->st.state = RUN_FAILED;

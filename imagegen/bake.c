@@ -30,7 +30,9 @@
 #include <getopt.h>
 #include <libgen.h>
 #include <limits.h>
+#include <spawn.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #define MAX_SOURCE_FILE (256U * 1024U * 1024U)
 #define MAX_SMALL_FILE  (1024U * 1024U)
@@ -397,6 +399,101 @@ static int plan_units(struct plan *p, const char *dir)
                 plan_file(p, other[i].dst, data, size, 0644);
         }
         return 0;
+}
+
+/* The journal's catalog database: `journalctl -x` explains firstboot's
+ * events only once firstboot.catalog is compiled into
+ * /var/lib/systemd/catalog/database, which Debian does from a dpkg trigger
+ * and not at boot (it has no systemd-journal-catalog-update.service). So
+ * the image's catalogs and the new one are copied to a scratch root where
+ * the host's journalctl compiles them, and the database goes into the plan
+ * (unchanged when it is the same, so baking stays idempotent). An image
+ * without journalctl is left alone; a host without journalctl gets
+ * a warning, since the image still works without explanations. */
+/* Runs argv (looked up in PATH) with stdout to /dev/null and waits:
+ * its exit code, 127 when there is no such program, -1 on other errors. */
+static int spawn_wait(char **argv)
+{
+        extern char **environ;
+        posix_spawn_file_actions_t fa;
+        pid_t pid;
+        int st, r;
+
+        if (posix_spawn_file_actions_init(&fa) != 0)
+                return -1;
+        posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
+        r = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
+        posix_spawn_file_actions_destroy(&fa);
+        if (r != 0)
+                return r == ENOENT ? 127 : -1;
+        while (waitpid(pid, &st, 0) < 0)
+                if (errno != EINTR)
+                        return -1;
+        return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+#define CATALOG_DATABASE "var/lib/systemd/catalog/database"
+static int plan_catalog(struct plan *p, const struct image *img)
+{
+        static const char *const dirs[] = {"usr/lib/systemd/catalog",
+                                           "usr/local/lib/systemd/catalog",
+                                           "etc/systemd/catalog.d"};
+        const struct tar_change *ours = NULL;
+        char tmp[] = "/tmp/imagegen-catalog.XXXXXX";
+        int r = 0;
+
+        if (!image_has(img, "usr/bin/journalctl") && !image_has(img, "bin/journalctl"))
+                return 0;
+        for (size_t i = 0; i < p->n; i++)
+                if (endswith(p->v[i].path, ".catalog"))
+                        ours = &p->v[i];
+        if (!ours || !mkdtemp(tmp))
+                return ours ? -errno : 0;
+        for (size_t d = 0; r >= 0 && d < ARRAY_SIZE(dirs); d++) {
+                _cleanup_strv_free_ char **names = image_list(img, dirs[d]);
+                for (char **n = names; r >= 0 && n && *n; n++) {
+                        _cleanup_free_ char *rel = strprintf("%s/%s", dirs[d], *n);
+                        _cleanup_free_ char *host = strprintf("%s/%s", tmp, rel);
+                        _cleanup_free_ char *data = NULL;
+                        size_t size;
+                        if (!endswith(*n, ".catalog") || streq(rel, ours->path) ||
+                            image_read(img, rel, &data, &size) < 0)
+                                continue;
+                        r = mkdir_parents(host, 0755);
+                        if (r >= 0)
+                                r = write_file_atomic_full(host, data, size, 0644, (uid_t)-1,
+                                                           (gid_t)-1, WRITE_NOSYNC);
+                }
+        }
+        _cleanup_free_ char *mine = strprintf("%s/%s", tmp, ours->path);
+        _cleanup_free_ char *db = strprintf("%s/" CATALOG_DATABASE, tmp);
+        _cleanup_free_ char *root = strprintf("--root=%s", tmp);
+        if (r >= 0)
+                r = mkdir_parents(mine, 0755);
+        if (r >= 0)
+                r = write_file_atomic_full(mine, ours->data, ours->size, 0644, (uid_t)-1, (gid_t)-1,
+                                           WRITE_NOSYNC);
+        if (r >= 0) {
+                char *argv[] = {"journalctl", root, "--update-catalog", NULL};
+                int rc = spawn_wait(argv);
+                char *data = NULL;
+                size_t size;
+                if (rc == 127)
+                        fprintf(stderr, "imagegen bake: warning: no journalctl on this machine: "
+                                        "the image's journal catalog is not updated (journalctl "
+                                        "-x will not explain firstboot's events until "
+                                        "`journalctl --update-catalog` runs in it)\n");
+                else if (rc != 0 || read_file(db, 64U * 1024U * 1024U, &data, &size) < 0) {
+                        fprintf(stderr,
+                                "imagegen bake: journalctl --update-catalog failed "
+                                "(exit %d)\n",
+                                rc);
+                        r = -EIO;
+                } else
+                        plan_file(p, CATALOG_DATABASE, data, size, 0644);
+        }
+        rm_rf(tmp);
+        return r;
 }
 
 /* Every regular file under dir (relative names, sorted) into *files. */
@@ -1001,6 +1098,8 @@ static int make_plan(const struct bake_opts *o, const struct image *img, struct 
         }
         plan_file(p, "usr/bin/firstboot", data, size, 0755);
         r = plan_units(p, units_dir);
+        if (r >= 0)
+                r = plan_catalog(p, img);
         if (r < 0)
                 goto out;
         r = plan_config(p, img, o->config, n_keys > 0, &c);

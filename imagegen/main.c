@@ -160,10 +160,15 @@ static int env_open(const struct opts *o, struct env *e)
         return 0;
 }
 
-static int load_site(struct env *e, const struct opts *o, const char *host, struct site **ret)
+/* like: another host of the fleet, loaded already (see site_options). */
+static int load_site(struct env *e, const struct opts *o, const char *host, const struct site *like,
+                     struct site **ret)
 {
-        struct site_options so = {
-                .modules_dir = e->mods, .templates_dir = e->tmpl, .secrets = e->sec, .host = host};
+        struct site_options so = {.modules_dir = e->mods,
+                                  .templates_dir = e->tmpl,
+                                  .secrets = e->sec,
+                                  .host = host,
+                                  .like = like};
         struct diags d = {0};
         int r = site_load(o->site, &so, ret, &d);
         diags_print(&d, stderr);
@@ -197,7 +202,7 @@ static int build(const struct opts *o, struct site **ret_site, struct member_lis
         struct env e = {0};
         int r = env_open(o, &e);
         if (r >= 0)
-                r = load_site(&e, o, o->host, ret_site);
+                r = load_site(&e, o, o->host, NULL, ret_site);
         if (r >= 0 && (*ret_site)->hosts && !o->host) {
                 _cleanup_free_ char *list = strv_join((*ret_site)->hosts, ", ");
                 fprintf(stderr, "%s: the site lists hosts; pick one with --host (%s)\n", o->site,
@@ -229,12 +234,12 @@ static int cmd_validate(int argc, char **argv)
                 return 2;
         r = env_open(&o, &e);
         if (r >= 0)
-                r = load_site(&e, &o, o.host, &s);
+                r = load_site(&e, &o, o.host, NULL, &s);
         /* In a fleet every host is checked; nothing is saved: validate
          * writes nothing. */
         for (size_t i = 1; r >= 0 && !o.host && s->hosts && s->hosts[i]; i++) {
                 struct site *h = NULL;
-                r = load_site(&e, &o, s->hosts[i], &h);
+                r = load_site(&e, &o, s->hosts[i], s, &h);
                 site_free(h);
         }
         if (r >= 0) {
@@ -278,13 +283,13 @@ static int cmd_render(int argc, char **argv)
                 return 2;
         r = env_open(&o, &e);
         if (r >= 0)
-                r = load_site(&e, &o, o.host, &s);
+                r = load_site(&e, &o, o.host, NULL, &s);
         if (r >= 0 && (!s->hosts || o.host))
                 r = render_into(&e, &o, s, o.out);
         for (size_t i = 0; r >= 0 && s->hosts && !o.host && s->hosts[i]; i++) {
                 struct site *h = NULL;
                 _cleanup_free_ char *out = strprintf("%s/%s", o.out, s->hosts[i]);
-                r = load_site(&e, &o, s->hosts[i], &h);
+                r = load_site(&e, &o, s->hosts[i], s, &h);
                 if (r >= 0)
                         r = render_into(&e, &o, h, out);
                 site_free(h);

@@ -361,16 +361,21 @@ static bool key_matches(X509 *x, EVP_PKEY *k)
         return ok;
 }
 
-static int not_after(X509 *x, time_t *ret)
+static int asn1_time(const ASN1_TIME *t, time_t *ret)
 {
         struct tm tm;
 
-        if (!ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm)) {
+        if (!ASN1_TIME_to_tm(t, &tm)) {
                 ERR_clear_error();
                 return -EINVAL;
         }
         *ret = timegm(&tm);
         return 0;
+}
+
+static int not_after(X509 *x, time_t *ret)
+{
+        return asn1_time(X509_get0_notAfter(x), ret);
 }
 
 static bool expiring(time_t end, time_t now)
@@ -816,6 +821,89 @@ static int load_server(struct pem_file *f, X509 *ca, const struct names *n, time
         return 0;
 }
 
+/* .checked: what the last full check found, so that a render that finds
+ * the same files for the same names parses no key and no certificate
+ * (OpenSSL's key decoders cost milliseconds, and a fleet has a directory
+ * per host). One line: "v1 FILES NAMES CA_FROM CA_UNTIL SRV_FROM SRV_UNTIL",
+ * FILES the SHA-256 of the five files' bytes, NAMES that of the sorted
+ * names, the rest seconds since the epoch. It is trusted only when both
+ * digests match; the times are then checked against now as a full check
+ * would. */
+#define CHECKED_FILE ".checked"
+
+struct checked {
+        char files[65], names[65];
+        long long ca_from, ca_until, srv_from, srv_until;
+};
+
+static void checked_digests(char *const *data, const size_t *len, const struct names *n,
+                            struct checked *c)
+{
+        struct buf b = {0};
+        for (size_t i = 0; i < N_FILES; i++) {
+                buf_printf(&b, "%s %zu\n", file_names[i], len[i]);
+                buf_append(&b, data[i], len[i]);
+        }
+        sha256_hex(b.data, b.len, c->files);
+        buf_free(&b);
+        _cleanup_free_ char *names = strv_join(n->set, "\n");
+        sha256_hex(names, strlen(names), c->names);
+}
+
+/* Whether the files in f are the ones last checked for these names and
+ * are still good at `now`; fills *res as a reuse when they are. */
+static bool checked_reuse(const char *dir, const struct pem_file *f, const struct names *n,
+                          time_t now, struct pki_result *res)
+{
+        _cleanup_free_ char *path = strprintf("%s/" CHECKED_FILE, dir), *line = NULL;
+        struct checked want, have;
+        char *data[N_FILES];
+        size_t len[N_FILES];
+
+        for (size_t i = 0; i < N_FILES; i++) {
+                if (!f[i].data)
+                        return false;
+                data[i] = f[i].data;
+                len[i] = f[i].len;
+        }
+        if (!path || read_line_file(path, &line) < 0 ||
+            sscanf(line, "v1 %64s %64s %lld %lld %lld %lld", have.files, have.names, &have.ca_from,
+                   &have.ca_until, &have.srv_from, &have.srv_until) != 6)
+                return false;
+        checked_digests(data, len, n, &want);
+        if (!streq(want.files, have.files) || !streq(want.names, have.names) ||
+            have.ca_from > now || expiring((time_t)have.ca_until, now) || have.srv_from > now ||
+            expiring((time_t)have.srv_until, now))
+                return false;
+        *res = (struct pki_result){.ca_not_after = (time_t)have.ca_until,
+                                   .server_not_after = (time_t)have.srv_until};
+        return true;
+}
+
+static void checked_save(const char *dir, char *const *data, const struct names *n, X509 *ca,
+                         X509 *server)
+{
+        _cleanup_free_ char *path = strprintf("%s/" CHECKED_FILE, dir), *line = NULL;
+        size_t len[N_FILES];
+        struct checked c;
+        time_t t[4];
+
+        for (size_t i = 0; i < N_FILES; i++)
+                len[i] = strlen(data[i]);
+        if (!path || asn1_time(X509_get0_notBefore(ca), &t[0]) < 0 ||
+            asn1_time(X509_get0_notAfter(ca), &t[1]) < 0 ||
+            asn1_time(X509_get0_notBefore(server), &t[2]) < 0 ||
+            asn1_time(X509_get0_notAfter(server), &t[3]) < 0)
+                return;
+        checked_digests(data, len, n, &c);
+        line = strprintf("v1 %s %s %lld %lld %lld %lld\n", c.files, c.names, (long long)t[0],
+                         (long long)t[1], (long long)t[2], (long long)t[3]);
+        /* Only a cache: without it the next render checks everything. */
+        if (line)
+                (void)write_file_atomic_full(path, line, strlen(line), 0600, (uid_t)-1, (gid_t)-1,
+                                             WRITE_NOSYNC);
+}
+
 /* fullchain.pem: the server certificate, then the CA. */
 static char *chain_of(const char *server, const char *ca)
 {
@@ -854,6 +942,18 @@ int pki_ensure_at(const char *dir, const char *const *dns_names, const char *con
                         goto out;
         }
 
+        if (f[F_CA_KEY].data && f[F_SERVER_KEY].data) {
+                r = check_key_mode(&f[F_CA_KEY], err);
+                if (r >= 0)
+                        r = check_key_mode(&f[F_SERVER_KEY], err);
+                if (r < 0)
+                        goto out;
+                if (checked_reuse(dir, f, &n, now, &rs)) {
+                        fill_text(&rs, &n);
+                        *res = rs;
+                        goto out;
+                }
+        }
         r = load_ca(f, &ca_key, &ca, now, &rs.ca_why, err);
         if (r < 0)
                 goto out;
@@ -935,6 +1035,12 @@ int pki_ensure_at(const char *dir, const char *const *dns_names, const char *con
         r = commit(dir, f, (const char *const *)out, file_modes, N_FILES, err);
         if (r < 0)
                 goto out;
+        {
+                char *now_data[N_FILES];
+                for (size_t i = 0; i < N_FILES; i++)
+                        now_data[i] = out[i] ? out[i] : f[i].data;
+                checked_save(dir, now_data, &n, ca, server);
+        }
         fill_text(&rs, &n);
         *res = rs;
 out:

@@ -14,6 +14,12 @@
  *                        random 128-bit serial; valid `days` (never past
  *                        the CA)
  *   fullchain.pem  0644  server.crt then ca.crt
+ *   .checked       0600  what the last full check found: the SHA-256 of
+ *                        the five files and of the names, the validity
+ *                        dates. When it matches, nothing is parsed again
+ *                        (OpenSSL's key decoding is what a fleet's
+ *                        re-render would spend its time on); any change
+ *                        to a file or a name means a full check.
  *
  * Everything present and valid is reused as it is (not a byte changes).
  * The server certificate is issued again, with a fresh key (a renewal is a

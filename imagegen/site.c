@@ -247,6 +247,14 @@ static struct node *effective_inputs(const struct site *s, const struct site_mod
         return eff;
 }
 
+static struct manifest *find_manifest(const struct site *s, const char *id)
+{
+        for (size_t i = 0; i < s->n_modules; i++)
+                if (streq(s->modules[i].id, id))
+                        return s->modules[i].m;
+        return NULL;
+}
+
 static void parse_modules(struct site *s, const struct node *mods, const struct site_options *o,
                           struct diags *d)
 {
@@ -269,8 +277,8 @@ static void parse_modules(struct site *s, const struct node *mods, const struct 
                                   "module '%s' not found (no %s)", e->key, mpath);
                         continue;
                 }
-                struct manifest *m = NULL;
-                if (manifest_load(mpath, &m, d) < 0)
+                struct manifest *m = o->like ? find_manifest(o->like, e->key) : NULL;
+                if (!m && manifest_load(mpath, &m, d) < 0)
                         continue;
                 if (!streq(m->id, e->key)) {
                         diags_add(d, e->file, e->key_line, e->key_column,
@@ -390,13 +398,49 @@ static void parse_files(struct site *s, const struct node *l, const char *base, 
 
 /* hosts: [{hostname, instance_id}]: checks them all, and picks the one
  * asked for (or the first): its names replace the site's. */
-static int parse_hosts(struct site *s, const struct node *hosts, const char *want,
+static int cmp_host(const void *a, const void *b)
+{
+        const struct node *const *x = a, *const *y = b;
+        int c = strcmp(node_get_str(*x, "hostname"), node_get_str(*y, "hostname"));
+        /* Equal names in the order they are listed: the later is reported. */
+        return c                          ? c
+               : (*x)->line != (*y)->line ? ((*x)->line < (*y)->line ? -1 : 1)
+                                          : ((*x)->column < (*y)->column ? -1 : 1);
+}
+
+static int pick_host(struct site *s, const struct node *h, const char **hostname, const char **iid)
+{
+        *hostname = node_get_str(h, "hostname");
+        *iid = node_get_str(h, "instance_id");
+        if (!*iid)
+                *iid = *hostname;
+        free(s->secret_pfx);
+        s->secret_pfx = strprintf("%s/", *hostname);
+        return 0;
+}
+
+/* Checks the whole list; not with o->like (another host's site, which did). */
+static int parse_hosts(struct site *s, const struct node *hosts, const struct site_options *o,
                        const char **hostname, const char **iid, struct diags *d)
 {
         static const char *const keys[] = {"hostname", "instance_id", NULL};
+        const char *want = o->host;
         const struct node *picked = NULL;
-        size_t before = d->n;
+        size_t before = d->n, n = 0;
 
+        if (o->like) {
+                for (size_t i = 0; !picked && i < hosts->n_items; i++)
+                        if (streq_ptr(want, node_get_str(hosts->items[i], "hostname")))
+                                picked = hosts->items[i];
+                if (!picked) {
+                        diags_at(d, hosts, "no host %s in 'hosts'", want);
+                        return -EBADMSG;
+                }
+                /* Only this host: a fleet's list is the first site's. */
+                s->hosts = xcalloc(2, sizeof(char *));
+                s->hosts[0] = xstrdup(node_get_str(picked, "hostname"));
+                return pick_host(s, picked, hostname, iid);
+        }
         if (!diags_expect_kind(d, hosts, NODE_SEQ))
                 return -EBADMSG;
         if (hosts->n_items == 0)
@@ -405,6 +449,7 @@ static int parse_hosts(struct site *s, const struct node *hosts, const char *wan
                 diags_at(d, hosts,
                          "with 'hosts', each host has its own hostname and instance_id: remove "
                          "the top-level ones");
+        _cleanup_free_ const struct node **named = xcalloc(hosts->n_items + 1, sizeof(*named));
         for (size_t i = 0; i < hosts->n_items; i++) {
                 const struct node *h = hosts->items[i];
                 if (!diags_expect_kind(d, h, NODE_MAP))
@@ -417,29 +462,31 @@ static int parse_hosts(struct site *s, const struct node *hosts, const char *wan
                 if (!is_hostname(hn))
                         diags_at(d, node_get(h, "hostname"),
                                  "'hostname' must be a host name, not \"%s\"", hn);
-                else if (strv_contains(s->hosts, hn))
-                        diags_at(d, node_get(h, "hostname"), "host %s is listed twice", hn);
                 else
-                        strv_extend(&s->hosts, hn);
+                        named[n++] = h;
                 if (id && (!*id || strlen(id) > 128 || strpbrk(id, " \t\n/")))
                         diags_at(d, node_get(h, "instance_id"),
                                  "'instance_id' must be 1..128 characters without spaces or '/'");
                 if (!picked && (!want || streq(want, hn)))
                         picked = h;
         }
+        /* The names in order for the caller; duplicates found sorted. */
+        s->hosts = xcalloc(n + 1, sizeof(char *));
+        for (size_t i = 0; i < n; i++)
+                s->hosts[i] = xstrdup(node_get_str(named[i], "hostname"));
+        qsort(named, n, sizeof(*named), cmp_host);
+        for (size_t i = 1; i < n; i++)
+                if (streq(node_get_str(named[i - 1], "hostname"),
+                          node_get_str(named[i], "hostname")))
+                        diags_at(d, node_get(named[i], "hostname"), "host %s is listed twice",
+                                 node_get_str(named[i], "hostname"));
         if (d->n > before)
                 return -EBADMSG;
         if (!picked) {
                 diags_at(d, hosts, "no host %s in 'hosts'", want);
                 return -EBADMSG;
         }
-        *hostname = node_get_str(picked, "hostname");
-        *iid = node_get_str(picked, "instance_id");
-        if (!*iid)
-                *iid = *hostname;
-        free(s->secret_pfx);
-        s->secret_pfx = strprintf("%s/", *hostname);
-        return 0;
+        return pick_host(s, picked, hostname, iid);
 }
 
 int site_load(const char *path, const struct site_options *o, struct site **ret, struct diags *d)
@@ -451,9 +498,14 @@ int site_load(const char *path, const struct site_options *o, struct site **ret,
         s->path = xstrdup(path);
         _cleanup_free_ char *copy = xstrdup(path);
         s->dir = xstrdup(dirname(copy));
-        r = yaml_parse_file(path, 0, &s->doc, d);
-        if (r < 0)
-                return r;
+        if (o->like) {
+                s->borrowed = true;
+                s->doc = o->like->doc;
+        } else {
+                r = yaml_parse_file(path, 0, &s->doc, d);
+                if (r < 0)
+                        return r;
+        }
         const struct node *doc = s->doc;
         if (!diags_expect_kind(d, doc, NODE_MAP))
                 return -EBADMSG;
@@ -474,7 +526,7 @@ int site_load(const char *path, const struct site_options *o, struct site **ret,
                 diags_at(d, node_get(doc, "hostname"), "'hostname' must be a host name, not \"%s\"",
                          hostname);
         s->secret_pfx = xstrdup("");
-        if (hosts && parse_hosts(s, hosts, o->host, &hostname, &iid, d) < 0)
+        if (hosts && parse_hosts(s, hosts, o, &hostname, &iid, d) < 0)
                 return -EBADMSG;
         s->name = strdup_null(name);
         s->hostname = strdup_null(hostname);
@@ -514,7 +566,11 @@ int site_load(const char *path, const struct site_options *o, struct site **ret,
 
         if (o->templates_dir) {
                 _cleanup_free_ char *index = strprintf("%s/index.yml", o->templates_dir);
-                if (path_exists(index) && yaml_parse_file(index, 0, &s->templates_index, d) >= 0)
+                if (o->like)
+                        s->templates_index = o->like->templates_index;
+                else if (path_exists(index))
+                        yaml_parse_file(index, 0, &s->templates_index, d);
+                if (s->templates_index)
                         parse_files(s, s->templates_index, o->templates_dir, true, true, d);
         }
         parse_files(s, node_get(doc, "files"), s->dir, false, false, d);
@@ -533,7 +589,8 @@ void site_free(struct site *s)
         for (size_t i = 0; i < s->n_modules; i++) {
                 free(s->modules[i].id);
                 free(s->modules[i].dir);
-                manifest_free(s->modules[i].m);
+                if (!s->borrowed)
+                        manifest_free(s->modules[i].m);
                 input_values_free(&s->modules[i].values);
         }
         free(s->modules);
@@ -545,8 +602,10 @@ void site_free(struct site *s)
         free(s->files);
         free(s->path);
         free(s->dir);
-        node_free(s->doc);
-        node_free(s->templates_index);
+        if (!s->borrowed) {
+                node_free(s->doc);
+                node_free(s->templates_index);
+        }
         free(s->name);
         free(s->hostname);
         free(s->instance_id);

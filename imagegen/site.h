@@ -76,6 +76,7 @@ struct site {
         struct node *templates_index; /* templates/index.yml, kept for positions */
         char **hosts;     /* a fleet's hostnames (hosts:), in order; NULL for one server */
         char *secret_pfx; /* "" or, in a fleet, "<hostname>/": secrets are per host */
+        bool borrowed;    /* doc, templates_index and the manifests are another site's */
 };
 
 struct site_options {
@@ -83,6 +84,10 @@ struct site_options {
         const char *templates_dir; /* templates/ with index.yml */
         struct secrets *secrets;   /* fills missing sensitive inputs */
         const char *host;          /* in a fleet (hosts:), the one to load; NULL: the first */
+        /* Another host of the same fleet, loaded already: its parsed
+         * site.yaml, templates index and manifests are used, not parsed
+         * again (they must outlive this site). */
+        const struct site *like;
 };
 
 int site_load(const char *path, const struct site_options *o, struct site **ret, struct diags *d);

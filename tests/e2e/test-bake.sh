@@ -29,6 +29,11 @@ fake_rootfs() {
 	echo ready >"$r/var/lib/firstboot/ready"
 	echo old >"$r/var/log/firstboot/base.log"
 	echo keep >"$r/var/log/syslog"
+	# systemd's journal: its catalog, and journalctl (a stand-in: bake
+	# only asks whether the image has one)
+	mkdir -p "$r/usr/lib/systemd/catalog"
+	cp /usr/lib/systemd/catalog/systemd.catalog "$r/usr/lib/systemd/catalog/"
+	: >"$r/usr/bin/journalctl"
 }
 
 # A test module the bundles use, baked from a modules dir of its own.
@@ -88,6 +93,15 @@ done
 cmp -s "$R/usr/lib/tmpfiles.d/firstboot.conf" "$TOP/units/firstboot.tmpfiles" || ok=0
 cmp -s "$R/usr/lib/systemd/catalog/firstboot.catalog" "$TOP/units/firstboot.catalog" || ok=0
 if [ $ok = 1 ]; then t_pass; else t_fail "$(cd "$R" && find usr -printf '%m %p\n')"; fi
+
+t_case "the journal's catalog database explains firstboot's events and still systemd's (journalctl -x)"
+ready_id=$(sed -n 's/^#define MSGID_READY *"\([0-9a-f]*\)"/\1/p' "$TOP/firstboot/events.h")
+if journalctl --root="$R" --list-catalog "$ready_id" >"$T/cat" 2>&1 && grep -q 'firstboot' "$T/cat" &&
+	journalctl --root="$R" --list-catalog f77379a8490b408bbe5f6940505a777b >"$T/cat2" 2>&1 &&
+	grep -q 'The journal has been started' "$T/cat2" &&
+	[ "$(stat -c '%a %U' "$R/var/lib/systemd/catalog/database")" = "644 root" ]; then
+	t_pass
+else t_fail "$(cat "$T/cat")"; fi
 
 t_case "modules go to /usr/lib/firstboot/modules/<id>/, scripts 0755; empty dirs are skipped"
 if [ "$(stat -c %a "$R/usr/lib/firstboot/modules/hello/install.sh")" = 755 ] &&
@@ -326,6 +340,7 @@ tar --sort=name -C "$H" -czf "$T/hard.tar.gz" .
 S=$T/sroot
 fake_rootfs "$S"
 mkdir -p "$S/opt/units"
+rm -rf "$S/usr/lib/systemd"
 ln -s /opt/units "$S/usr/lib/systemd"
 tar -C "$S" -czf "$T/sym.tar.gz" .
 if expect_rc 1 "${BAKE[@]}" --tar "$T/hard.tar.gz" -o "$T/hard-out.tar.gz" &&

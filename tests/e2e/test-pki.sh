@@ -67,10 +67,10 @@ if expect_rc 0 "$TOOL" ensure "$P" "${NAMES[@]}" &&
 	t_pass
 else t_fail "$(cat "$T/out" "$T/err")"; fi
 
-t_case "modes: dir 0700, keys 0600, certificates 0644"
-got=$(cd "$P" && stat -c '%a %n' . ca.key ca.crt server.key server.crt fullchain.pem | tr '\n' ' ')
-want="700 . 600 ca.key 644 ca.crt 600 server.key 644 server.crt 644 fullchain.pem "
-if [ "$got" = "$want" ] && [ "$(find "$P" -mindepth 1 | wc -l)" -eq 5 ]; then t_pass; else t_fail "$got"; fi
+t_case "modes: dir 0700, keys 0600, certificates 0644, the check record 0600"
+got=$(cd "$P" && stat -c '%a %n' . ca.key ca.crt server.key server.crt fullchain.pem .checked | tr '\n' ' ')
+want="700 . 600 ca.key 644 ca.crt 600 server.key 644 server.crt 644 fullchain.pem 600 .checked "
+if [ "$got" = "$want" ] && [ "$(find "$P" -mindepth 1 | wc -l)" -eq 6 ]; then t_pass; else t_fail "$got"; fi
 
 t_case "openssl verify -CAfile ca.crt server.crt"
 if (cd "$P" && openssl verify -purpose sslserver -CAfile ca.crt server.crt) >"$T/v.out" 2>&1 &&
@@ -114,6 +114,26 @@ t_case "second run reuses every file: same bytes, same mtimes"
 before=$(snapshot "$P")
 if expect_rc 0 "$TOOL" ensure "$P" --ip 127.0.0.1 --dns WWW.colony.test --dns colony.test &&
 	grep -q '^CA reused .*server certificate for .* reused' "$T/out" && [ "$(snapshot "$P")" = "$before" ]; then
+	t_pass
+else t_fail "$(cat "$T/out" "$T/err")"; fi
+
+t_case "the check record is no shortcut past changed files: another server.key is caught"
+cp -a "$P" "$T/pki-swapped"
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$T/pki-swapped/server.key" 2>/dev/null
+chmod 0600 "$T/pki-swapped/server.key"
+if expect_rc 0 "$TOOL" ensure "$T/pki-swapped" "${NAMES[@]}" &&
+	grep -q 'server certificate for .* renewed: server.key did not match' "$T/out" &&
+	(cd "$T/pki-swapped" && openssl x509 -in server.crt -noout -pubkey | cmp -s - <(openssl pkey -in server.key -pubout)); then
+	t_pass
+else t_fail "$(cat "$T/out" "$T/err")"; fi
+
+t_case "a damaged check record is ignored: the files are checked in full, reused, the record rewritten"
+cp -a "$P" "$T/pki-record"
+echo 'v1 garbage' >"$T/pki-record/.checked"
+before=$(snapshot "$T/pki-record")
+if expect_rc 0 "$TOOL" ensure "$T/pki-record" "${NAMES[@]}" &&
+	grep -q '^CA reused .*server certificate for .* reused' "$T/out" &&
+	[ "$(snapshot "$T/pki-record")" = "$before" ] && cmp -s "$P/.checked" "$T/pki-record/.checked"; then
 	t_pass
 else t_fail "$(cat "$T/out" "$T/err")"; fi
 
@@ -178,7 +198,7 @@ cp "$P/server.crt" "$T/server.crt.good"
 echo 'garbage' >"$P/server.crt"
 before=$(snapshot "$P")
 if expect_rc 1 "$TOOL" ensure "$P" "${NEW[@]}" && grep -qF "$P/server.crt: not a PEM certificate" "$T/err" &&
-	[ "$(snapshot "$P")" = "$before" ] && [ "$(find "$P" -mindepth 1 | wc -l)" -eq 5 ]; then
+	[ "$(snapshot "$P")" = "$before" ] && [ "$(find "$P" -mindepth 1 | wc -l)" -eq 6 ]; then
 	t_pass
 else t_fail "$(cat "$T/err")"; fi
 cp "$T/server.crt.good" "$P/server.crt"
