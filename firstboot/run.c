@@ -661,8 +661,14 @@ static int finish(struct run *r, const char *error)
                           why ? why : "a module failed");
                 set_progress("Failed: %s", why ? why : "a module failed");
         }
+        /* Only a ready run finishes starting the service: a failed one
+         * exits 1 without READY=1, so systemd fails the start job and
+         * nothing that Requires= firstboot.service (firstboot-ready.target)
+         * starts. */
+        if (r->st.state != RUN_READY)
+                return 1;
         notify_ready();
-        return r->st.state == RUN_READY ? 0 : 1;
+        return 0;
 }
 
 static void usage(FILE *f)

@@ -34,6 +34,11 @@ fake_rootfs() {
 	mkdir -p "$r/usr/lib/systemd/catalog"
 	cp /usr/lib/systemd/catalog/systemd.catalog "$r/usr/lib/systemd/catalog/"
 	: >"$r/usr/bin/journalctl"
+	# systemd itself, and a socket unit installed but not enabled (as
+	# Debian's ssh.socket)
+	mkdir -p "$r/usr/lib/systemd/system"
+	: >"$r/usr/lib/systemd/systemd"
+	printf '[Socket]\nListenStream=2222\n\n[Install]\nWantedBy=sockets.target\n' >"$r/usr/lib/systemd/system/extra.socket"
 }
 
 # A test module the bundles use, baked from a modules dir of its own.
@@ -102,6 +107,15 @@ if journalctl --root="$R" --list-catalog "$ready_id" >"$T/cat" 2>&1 && grep -q '
 	[ "$(stat -c '%a %U' "$R/var/lib/systemd/catalog/database")" = "644 root" ]; then
 	t_pass
 else t_fail "$(cat "$T/cat")"; fi
+
+t_case "systemd's first-boot preset-all (machine-id reset) enables nothing the image did not: extra.socket stays off"
+cp -a "$R" "$T/preset"
+if [ -f "$R/etc/systemd/system-preset/99-firstboot-image.preset" ] &&
+	systemctl --root="$T/preset" preset-all --preset-mode=enable-only >"$T/preset.out" 2>&1 &&
+	[ ! -e "$T/preset/etc/systemd/system/sockets.target.wants/extra.socket" ] &&
+	[ -L "$T/preset/etc/systemd/system/multi-user.target.wants/firstboot.service" ]; then
+	t_pass
+else t_fail "$(cat "$T/preset.out"; ls "$T/preset/etc/systemd/system/sockets.target.wants" 2>&1)"; fi
 
 t_case "modules go to /usr/lib/firstboot/modules/<id>/, scripts 0755; empty dirs are skipped"
 if [ "$(stat -c %a "$R/usr/lib/firstboot/modules/hello/install.sh")" = 755 ] &&

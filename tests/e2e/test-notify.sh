@@ -1,17 +1,20 @@
 #!/bin/bash
 # sd_notify: `firstboot run` under a NOTIFY_SOCKET (an AF_UNIX datagram
 # socket on a temporary path, as systemd gives a Type=notify service) sends
-# STATUS= progress naming each module, then READY=1 at the end, ready or
-# failed; and modules do not inherit the socket.
+# STATUS= progress naming each module, then READY=1 at the end when ready;
+# a failed run says why in STATUS= and exits without READY=1, so systemd
+# fails the start job and what Requires= firstboot.service does not start;
+# modules do not inherit the socket.
 # shellcheck source=tests/e2e/lib.sh
 . "$(dirname "$0")/lib.sh"
 
 # listen SOCKET LOG: records each datagram as one JSON string per line in
-# LOG until READY=1 arrives or 30 s pass. Sets listener_pid.
+# LOG until READY=1 arrives, LOG.stop exists and the socket is drained, or
+# 30 s pass. Sets listener_pid.
 listen() {
-	rm -f "$1" "$2"
+	rm -f "$1" "$2" "$2.stop"
 	python3 - "$1" "$2" <<'EOP' &
-import json, socket, sys, time
+import json, os, socket, sys, time
 s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
 s.bind(sys.argv[1])
 s.settimeout(0.1)
@@ -21,6 +24,8 @@ with open(sys.argv[2], "w") as log:
         try:
             data = s.recv(65536)
         except socket.timeout:
+            if os.path.exists(sys.argv[2] + ".stop"):
+                break
             continue
         log.write(json.dumps(data.decode()) + "\n")
         log.flush()
@@ -68,8 +73,8 @@ else t_fail "got: $(tr '\n' '|' <"$T/status1")"; fi
 t_case "modules do not inherit NOTIFY_SOCKET"
 if [ -s "$R/first.env" ] && ! grep -q '^NOTIFY_SOCKET=' "$R/first.env"; then t_pass; else t_fail "$(cat "$R/first.env")"; fi
 
-# A failing module: the attempts show in STATUS=, READY=1 still comes
-# (the service has finished starting, whatever the result).
+# A failing module: the attempts show in STATUS=, then the failure; no
+# READY=1 (the start job fails with the exit code).
 F=$T/f
 mkdir -p "$F"
 printf 'version: 1\nname: notify-fail\nmodules:\n  - id: retried\n' >"$F/bundle.yaml"
@@ -80,11 +85,12 @@ new_root "$R2"
 fb_conf "$R2"
 echo 'module_attempts: 2' >>"$R2/etc/firstboot/firstboot.conf"
 listen "$S" "$T/n2.log"
-t_case "a failed run: every attempt in STATUS=, the failure, then READY=1"
+t_case "a failed run: every attempt in STATUS=, the failure last, no READY=1"
 if NOTIFY_SOCKET=$S expect_rc 1 fb_run "$R2" --user-data "$F.tgz" --instance-id i-notify-fail &&
-	wait_for 10 proc_gone "$listener_pid" && messages "$T/n2.log" >"$T/m2" &&
+	touch "$T/n2.log.stop" && wait_for 10 proc_gone "$listener_pid" && messages "$T/n2.log" >"$T/m2" &&
 	grep -qx 'STATUS=Running retried (attempt 1)' "$T/m2" && grep -qx 'STATUS=Running retried (attempt 2)' "$T/m2" &&
-	grep -qx 'STATUS=Failed: module retried failed: exit code 2 (installation error) after 2 attempts' "$T/m2" && [ "$(tail -n 1 "$T/m2")" = "READY=1" ]; then
+	[ "$(tail -n 1 "$T/m2")" = 'STATUS=Failed: module retried failed: exit code 2 (installation error) after 2 attempts' ] &&
+	! grep -q '^READY=1$' "$T/m2"; then
 	t_pass
 else t_fail "got: $(tr '\n' '|' <"$T/m2")"; fi
 
