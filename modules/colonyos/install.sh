@@ -5,22 +5,28 @@
 # not come up or a download failed (retried), 3 something the stack needs
 # is missing or was refused.
 #
-# Key pairs (server, colony, executor) come from `colonies key generate`
-# once and are kept in STACK_DIR/colonyos-keys.env (0600); a key that is
-# there is never generated again. Keys reach the colonies CLI through its
-# environment (COLONIES_SERVER_PRVKEY, COLONIES_COLONY_PRVKEY,
-# COLONIES_PRVKEY), never its arguments, and are never printed. The CLI is
-# `colonies` on PATH, else /usr/local/bin/colonies, else (compose mode) the
-# server image run with `docker run --network host`, the variables passed
-# by name only (`-e NAME`).
+# Key pairs (server, colony, executor) come from `colonies security
+# generate` (`colonies key generate` in older CLIs) once and are kept in
+# STACK_DIR/colonyos-keys.env (0600); a key that is there is never
+# generated again. Keys reach the colonies CLI through its environment
+# (COLONIES_SERVER_PRVKEY, COLONIES_COLONY_PRVKEY, COLONIES_PRVKEY), never
+# its arguments, and are never printed. The CLI is `colonies` on PATH, else
+# /usr/local/bin/colonies, else (compose mode) the server image run with
+# `docker run --network host`, the variables passed by name only (`-e NAME`).
 #
-# The colonies CLI and spec files this module relies on (colonyos/colonies
-# 1.8): `colonies key generate` prints "Id=<64 hex> PrvKey=<64 hex>";
-# `colonies colony ls --json` lists colonies (server key);
-# `colonies colony add --spec colony.json` with {"colonyid", "name"};
-# `colonies executor ls --json` (colony key);
-# `colonies executor add --spec executor.json --executorid ID --approve`
-# with {"executorname", "executorid", "executortype", "colonyname"}.
+# The colonies CLI this module relies on (colonyos/colonies, internal/cli):
+# `security generate` logs "Id=<64 hex> PrvKey=<64 hex>" (security.go);
+# every server command needs COLONIES_SERVER_HOST, COLONIES_SERVER_PORT,
+# COLONIES_COLONY_NAME and a COLONIES_PRVKEY, and speaks plain HTTP when
+# COLONIES_TLS (COLONIES_SERVER_TLS in some releases) is false (common.go);
+# `colony ls --json` lists {"colonyid", "name"} for the server key and
+# `colony add --name NAME --colonyid ID` registers one (colony.go);
+# `executor ls --json --full` lists {"executorid", ..., "state"} (0
+# pending, 1 approved, 2 rejected) to members of the colony only, the
+# executor itself but not the colony key; `executor add --spec FILE
+# --executorid ID --approve` and `executor approve --name NAME` take the
+# colony key and COLONIES_COLONY_NAME (executor.go); the spec holds
+# {"executorname", "executortype"} (pkg/core/executor.go).
 set -euo pipefail
 umask 022
 
@@ -148,8 +154,8 @@ fi
 
 # cli ARGS...: the colonies CLI, with the variables exported by the caller.
 CLI_VARS=(COLONIES_SERVER_HOST COLONIES_SERVER_PORT COLONIES_SERVER_HTTP_PORT COLONIES_TLS
-	COLONIES_INSECURE COLONIES_SERVER_ID COLONIES_SERVER_PRVKEY COLONIES_COLONY_NAME
-	COLONIES_COLONY_ID COLONIES_COLONY_PRVKEY COLONIES_PRVKEY)
+	COLONIES_SERVER_TLS COLONIES_SERVER_ID COLONIES_SERVER_PRVKEY COLONIES_COLONY_NAME
+	COLONIES_COLONY_ID COLONIES_COLONY_PRVKEY COLONIES_PRVKEY COLONIES_EXECUTOR_TYPE)
 # Each call is bounded: a server that accepts but never answers must not
 # hold the module until the agent's timeout.
 if command -v colonies >/dev/null; then
@@ -167,9 +173,11 @@ else
 	die 3 "no colonies CLI: neither on PATH nor /usr/local/bin/colonies"
 fi
 # The server the CLI talks to: the port published on 127.0.0.1; TLS ends
-# at nginx.
+# at nginx. Both names of the TLS switch: a CLI that reads neither
+# speaks HTTPS.
 export COLONIES_SERVER_HOST=localhost COLONIES_SERVER_PORT=$HTTP_PORT COLONIES_SERVER_HTTP_PORT=$HTTP_PORT
-export COLONIES_TLS=false COLONIES_INSECURE=true COLONIES_COLONY_NAME=$COLONY_NAME
+export COLONIES_TLS=false COLONIES_SERVER_TLS=false COLONIES_COLONY_NAME=$COLONY_NAME
+export COLONIES_EXECUTOR_TYPE=$EXECUTOR_TYPE
 
 # ---- key pairs ----------------------------------------------------------
 
@@ -185,12 +193,16 @@ fi
 # generate ROLE: a new pair into K[COLONIES_ROLE_ID] and K[..._PRVKEY].
 generate() {
 	local out id key
-	out=$(cli key generate 2>&1) || die 2 "colonies key generate failed"
+	if ! out=$(cli security generate 2>&1); then
+		# Older CLIs had the command as `colonies key generate`.
+		[[ $out == *"unknown command"* ]] || die 2 "colonies security generate failed"
+		out=$(cli key generate 2>&1) || die 2 "colonies key generate failed"
+	fi
 	[[ $out =~ (^|[^A-Za-z])[Ii][Dd][=:][[:space:]]*\"?([0-9a-f]{64}) ]] && id=${BASH_REMATCH[2]} || id=""
 	[[ $out =~ PrvKey[=:][[:space:]]*\"?([0-9a-f]{64}) ]] && key=${BASH_REMATCH[1]} || key=""
 	unset out
 	if [ -z "$id" ] || [ -z "$key" ] || [ "$id" = "$key" ]; then
-		die 3 "could not read Id= and PrvKey= from 'colonies key generate'"
+		die 3 "could not read Id= and PrvKey= from 'colonies security generate'"
 	fi
 	K[COLONIES_$1_ID]=$id
 	K[COLONIES_$1_PRVKEY]=$key
@@ -255,16 +267,22 @@ else
 	fi
 fi
 
-# as_server / as_colony CMD...: CMD with the server's or the colony's key.
-# local -x: exported to CMD only, gone when the function returns.
+# as_server / as_colony / as_executor CMD...: CMD with the server's, the
+# colony's or the executor's key (COLONIES_PRVKEY is always set: the CLI
+# will not start without one). local -x: exported to CMD only, gone when
+# the function returns.
 as_server() {
 	local -x COLONIES_SERVER_ID=${K[COLONIES_SERVER_ID]} COLONIES_SERVER_PRVKEY=${K[COLONIES_SERVER_PRVKEY]}
-	local -x COLONIES_PRVKEY=${K[COLONIES_SERVER_PRVKEY]} COLONIES_COLONY_PRVKEY=${K[COLONIES_COLONY_PRVKEY]}
+	local -x COLONIES_PRVKEY=${K[COLONIES_SERVER_PRVKEY]}
 	"$@"
 }
 as_colony() {
 	local -x COLONIES_COLONY_ID=${K[COLONIES_COLONY_ID]} COLONIES_COLONY_PRVKEY=${K[COLONIES_COLONY_PRVKEY]}
 	local -x COLONIES_PRVKEY=${K[COLONIES_COLONY_PRVKEY]}
+	"$@"
+}
+as_executor() {
+	local -x COLONIES_PRVKEY=${K[COLONIES_EXECUTOR_PRVKEY]}
 	"$@"
 }
 
@@ -287,10 +305,9 @@ else
 	if [[ $colonies_ls =~ \"name\"[[:space:]]*:[[:space:]]*\"$COLONY_NAME\" ]]; then
 		die 3 "a colony named $COLONY_NAME is registered with another key (not the one in ${KEYS#"$R"}); remove it or restore the keys"
 	fi
-	put_file "$SPECS/colony.json" 0644 <<EOF
-{"colonyid": "${K[COLONIES_COLONY_ID]}", "name": "$COLONY_NAME"}
-EOF
-	as_server cli colony add --spec "$STACK_DIR/colonyos/colony.json" || die 2 "colonies colony add failed"
+	# The colony's ID and name are public: no key on the command line.
+	as_server cli colony add --name "$COLONY_NAME" --colonyid "${K[COLONIES_COLONY_ID]}" ||
+		die 2 "colonies colony add failed"
 	colonies_ls=$(as_server cli colony ls --json 2>&1) || die 2 "colonies colony ls failed after the colony was added"
 	[[ $colonies_ls == *"${K[COLONIES_COLONY_ID]}"* ]] || die 2 "colony $COLONY_NAME is not listed after colonies colony add"
 	say "registered colony $COLONY_NAME (id ${K[COLONIES_COLONY_ID]})"
@@ -298,18 +315,30 @@ fi
 
 # ---- the executor -------------------------------------------------------
 
-executors=$(as_colony cli executor ls --json 2>&1) || die 2 "colonies executor ls failed"
-name_re="(^|[^A-Za-z0-9_.-])${EXECUTOR_NAME//./\\.}([^A-Za-z0-9_.-]|$)"
-if [[ $executors == *"${K[COLONIES_EXECUTOR_ID]}"* ]] || [[ $executors =~ $name_re ]]; then
-	say "executor $EXECUTOR_NAME is registered"
-else
+# Only members of the colony may list its executors: the executor's own
+# key is refused until it is registered. Its entry's state: 0 pending
+# (added, not approved: a run cut short), 1 approved, 2 rejected.
+state=""
+if executors=$(as_executor cli executor ls --json --full 2>&1) &&
+	[[ $executors =~ \"executorid\"[[:space:]]*:[[:space:]]*\"${K[COLONIES_EXECUTOR_ID]}\"[^{}]*\"state\"[[:space:]]*:[[:space:]]*([0-9]+) ]]; then
+	state=${BASH_REMATCH[1]}
+fi
+case $state in
+1) say "executor $EXECUTOR_NAME is registered" ;;
+0)
+	as_colony cli executor approve --name "$EXECUTOR_NAME" || die 2 "colonies executor approve failed"
+	say "approved executor $EXECUTOR_NAME (id ${K[COLONIES_EXECUTOR_ID]})"
+	;;
+"")
 	put_file "$SPECS/executor.json" 0644 <<EOF
 {"executorname": "$EXECUTOR_NAME", "executorid": "${K[COLONIES_EXECUTOR_ID]}", "executortype": "$EXECUTOR_TYPE", "colonyname": "$COLONY_NAME"}
 EOF
 	as_colony cli executor add --spec "$STACK_DIR/colonyos/executor.json" \
 		--executorid "${K[COLONIES_EXECUTOR_ID]}" --approve || die 2 "colonies executor add failed"
 	say "registered and approved executor $EXECUTOR_NAME (id ${K[COLONIES_EXECUTOR_ID]})"
-fi
+	;;
+*) die 3 "executor $EXECUTOR_NAME (id ${K[COLONIES_EXECUTOR_ID]}) is in state $state (2: rejected): approve or remove it with the colony key" ;;
+esac
 
 # ---- the manifest for cpm and the dashboard -----------------------------
 
