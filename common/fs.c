@@ -36,6 +36,27 @@ char *root_path(const char *root, const char *path)
         return buf_steal(&b);
 }
 
+/* From the deepest missing directory down: a deep path under an existing
+ * tree costs a few calls, not one per component. */
+static int mkdir_down(char *p, mode_t mode)
+{
+        if (mkdir(p, mode) == 0 || errno == EEXIST)
+                return is_dir(p) ? 0 : -ENOTDIR;
+        if (errno != ENOENT)
+                return -errno;
+        char *slash = strrchr(p, '/');
+        if (!slash || slash == p)
+                return -ENOENT;
+        *slash = '\0';
+        int r = mkdir_down(p, mode);
+        *slash = '/';
+        if (r < 0)
+                return r;
+        if (mkdir(p, mode) < 0 && errno != EEXIST)
+                return -errno;
+        return is_dir(p) ? 0 : -ENOTDIR;
+}
+
 int mkdir_p(const char *path, mode_t mode)
 {
         if (is_dir(path))
@@ -43,19 +64,9 @@ int mkdir_p(const char *path, mode_t mode)
         _cleanup_free_ char *p = strdup(path);
         if (!p)
                 return -ENOMEM;
-        for (char *s = p + 1; *s; s++) {
-                if (*s != '/')
-                        continue;
-                *s = '\0';
-                if (mkdir(p, mode) < 0 && errno != EEXIST)
-                        return -errno;
-                *s = '/';
-        }
-        if (mkdir(p, mode) < 0 && errno != EEXIST)
-                return -errno;
-        if (!is_dir(p))
-                return -ENOTDIR;
-        return 0;
+        for (size_t n = strlen(p); n > 1 && p[n - 1] == '/'; n--)
+                p[n - 1] = '\0';
+        return mkdir_down(p, mode);
 }
 
 int mkdir_parents(const char *path, mode_t mode)
@@ -123,14 +134,17 @@ int write_file_atomic_full(const char *path, const void *data, size_t size, mode
         size_t left = size;
         int fd, r;
 
-        if (same_contents(path, data, size, mode, uid, gid))
+        if (!(flags & WRITE_NEW) && same_contents(path, data, size, mode, uid, gid))
                 return 0;
-        tmp = strprintf("%s.fbtmp.%d", path, (int)getpid());
+        tmp = flags & WRITE_NEW ? strdup(path) : strprintf("%s.fbtmp.%d", path, (int)getpid());
         if (!tmp)
                 return -ENOMEM;
         /* 0600 at creation: the final mode is set before any data is written
          * and before the name becomes visible. */
-        fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+        fd = open(tmp,
+                  O_WRONLY | O_CREAT | (flags & WRITE_NEW ? O_EXCL : O_TRUNC) | O_CLOEXEC |
+                          O_NOFOLLOW,
+                  0600);
         if (fd < 0)
                 return -errno;
         if ((uid != (uid_t)-1 || gid != (gid_t)-1) && fchown(fd, uid, gid) < 0)
@@ -147,13 +161,15 @@ int write_file_atomic_full(const char *path, const void *data, size_t size, mode
                 p += k;
                 left -= (size_t)k;
         }
-        if (!(flags & WRITE_NOSYNC) && fsync(fd) < 0)
+        if (!(flags & (WRITE_NOSYNC | WRITE_NEW)) && fsync(fd) < 0)
                 goto fail;
         if (close(fd) < 0) {
                 fd = -1;
                 goto fail;
         }
         fd = -1;
+        if (flags & WRITE_NEW)
+                return 1;
         if (rename(tmp, path) < 0)
                 goto fail;
         r = flags & WRITE_NOSYNC ? 0 : fsync_dir_of(path);

@@ -27,6 +27,11 @@ int write_file_atomic(const char *path, const void *data, size_t size, mode_t mo
  * rebuilt anyway after a crash (caches, progress); the rename is still
  * atomic. */
 #define WRITE_NOSYNC 1u
+/* WRITE_NEW: path does not exist yet and nothing reads its directory
+ * until the caller says so (a directory being filled, a mark whose name
+ * is all that counts): created in place with O_EXCL, no temp file, no
+ * rename, no fsync; removed again on a failure. */
+#define WRITE_NEW 2u
 int write_file_atomic_full(const char *path, const void *data, size_t size, mode_t mode, uid_t uid,
                            gid_t gid, unsigned flags);
 

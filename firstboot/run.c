@@ -182,13 +182,20 @@ static const char *callback_url(const struct run *r, const char **ret_token)
  * controller, when asked for: one attempt, bounded by
  * phone_home_progress_timeout_ms, signed like the final callback; a
  * failure only counts as dropped and never holds the run up for longer. */
+static bool progress_enabled(struct run *r)
+{
+        const char *token;
+        return callback_url(r, &token) &&
+               (r->cfg.phone_home_progress || (r->bundle && r->bundle->phone_progress));
+}
+
 static void progress_event(struct run *r, const char *event, const struct module_status *m)
 {
         const char *token, *url = callback_url(r, &token);
         _cleanup_node_ struct node *n = NULL;
         _cleanup_free_ char *body = NULL, *err = NULL;
 
-        if (!url || !(r->cfg.phone_home_progress || (r->bundle && r->bundle->phone_progress)))
+        if (!progress_enabled(r))
                 return;
         n = node_new(NODE_MAP);
         node_set_str(n, "event", event);
@@ -390,9 +397,11 @@ static int run_module(struct run *r, struct planned *p)
                          * reruns an idempotent module, and what counts is
                          * the name, which finish() makes durable with one
                          * fsync of the directory before the ready marker. */
-                        if (k >= 0)
+                        if (k >= 0) {
+                                (void)unlink(mark);
                                 k = write_file_atomic_full(mark, text, strlen(text), 0600,
-                                                           (uid_t)-1, (gid_t)-1, WRITE_NOSYNC);
+                                                           (uid_t)-1, (gid_t)-1, WRITE_NEW);
+                        }
                         if (k > 0)
                                 r->marks_unsynced = true;
                         if (k < 0)
@@ -401,9 +410,14 @@ static int run_module(struct run *r, struct planned *p)
                 st->state = MOD_DONE;
                 log_event(LOG_INFO, MSGID_MODULE_FINISHED, p->bm->id, "module",
                           "Module %s finished in %lld ms", p->bm->id, st->duration_ms);
-                progress_event(r, "module_finished", st);
+                /* status.json says so with the next write, which follows at
+                 * once (the next module, or the end of the run), unless a
+                 * progress event is sent first. */
+                if (progress_enabled(r)) {
+                        save_status(r, false);
+                        progress_event(r, "module_finished", st);
+                }
                 runner_result_free(&res);
-                save_status(r, false);
                 return 0;
         }
         st->state = MOD_FAILED;

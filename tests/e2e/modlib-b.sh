@@ -3,10 +3,10 @@
 # that stand behind the recorders (through mod_ctl) for the stack modules,
 # and the rendering of the repo's templates with a fixture context.
 #
-#   modb_colonies_sim            `colonies` keeps a registry in
-#                                $MOD_REC/state/colonies: key generate, colony
-#                                ls/add, executor ls/add, checking every key
-#                                it is given against the IDs it knows
+#   modb_colonies_sim            `colonies` as colonyos/colonies' CLI and
+#                                server, with a registry in
+#                                $MOD_REC/state/colonies, checking every key
+#                                and flag it is given
 #   modb_colonies_down N         the next N server calls fail (connection refused)
 #   modb_docker_sim              `docker compose` runs `config` with the real
 #                                docker-compose, keeps the containers `up`
@@ -38,9 +38,16 @@ EOP
 
 modb_colonies_down() { echo "$1" >"$MOD_REC/state/colonies.down"; }
 
-# The simulated server derives an ID from a private key as its SHA-256;
-# the server's own ID is the one it was started with, which is what
-# colonyos-server.env says under $FIRSTBOOT_ROOT.
+# modb_colonies_sim: `colonies` as colonyos/colonies' CLI (internal/cli) and
+# server answer, with a registry in $MOD_REC/state/colonies ("ID NAME" per
+# colony, "COLONY ID NAME TYPE STATE" per executor; an ID is the SHA-256 of
+# its private key, the server's the one colonyos-server.env gives it).
+# `security generate` logs the pair (state/colonies/keycmd "key": an older
+# CLI with `key generate`); every other command needs the setup()
+# variables and plain HTTP; colony ls/add take the server key; executor ls
+# answers members of the colony only (the executor, not the colony key);
+# executor add/approve take the colony key. Cobra's errors exit 1, the
+# CLI's own (CheckError) 255.
 modb_colonies_sim() {
 	mkdir -p "$MOD_REC/state/colonies"
 	mod_ctl colonies <<'EOS'
@@ -48,73 +55,113 @@ set -uo pipefail
 S=$REC_DIR/state/colonies
 id_of() { printf '%s' "$1" | sha256sum | cut -d' ' -f1; }
 fail() { echo "level=error msg=\"$*\"" >&2; exit 255; }
+usage() { printf 'Error: %s\nRun '"'"'colonies --help'"'"' for usage.\n' "$*" >&2; exit 1; }
 json_field() { sed -n "s/.*\"$1\"[[:space:]]*:[[:space:]]*\"\([^\"]*\)\".*/\1/p" "$2"; }
-spec=""
-args=("$@")
-for ((i = 0; i < ${#args[@]}; i++)); do
-	[ "${args[i]}" = --spec ] && spec=${args[i + 1]:-}
-done
-if [ "${1:-} ${2:-}" = "key generate" ]; then
+cmd="${1:-} ${2:-}"
+if [ "$cmd" = "$(cat "$S/keycmd" 2>/dev/null || echo security) generate" ]; then
 	k=$(openssl rand -hex 32)
 	echo "time=\"2025-01-01T00:00:00Z\" level=info msg=\"Generated new private key\" Id=$(id_of "$k") PrvKey=$k" >&2
 	exit 0
 fi
-# Everything else talks to the server.
+case $cmd in
+"colony ls" | "colony add" | "executor ls" | "executor add" | "executor approve") shift 2 ;;
+*) usage "unknown command \"${1:-}\" for \"colonies\"" ;;
+esac
+name="" colonyid="" spec="" eid="" json=0 full=0 approve=0
+while [ $# -gt 0 ]; do
+	case "$cmd $1" in
+	"colony ls --json" | "executor ls --json") json=1 && shift ;;
+	"executor ls --full") full=1 && shift ;;
+	"colony add --name" | "executor approve --name") name=${2:-} && shift 2 ;;
+	"colony add --colonyid") colonyid=${2:-} && shift 2 ;;
+	"executor add --spec") spec=${2:-} && shift 2 ;;
+	"executor add --executorid") eid=${2:-} && shift 2 ;;
+	"executor add --approve") approve=1 && shift ;;
+	*) usage "unknown flag: $1" ;;
+	esac
+done
+case $cmd in
+"colony add") [ -n "$name" ] && [ -n "$colonyid" ] || usage 'required flag(s) "colonyid", "name" not set' ;;
+"executor add") [ -n "$eid" ] || usage 'required flag(s) "executorid" not set' ;;
+"executor approve") [ -n "$name" ] || usage 'required flag(s) "name" not set' ;;
+esac
+for v in COLONIES_SERVER_HOST COLONIES_COLONY_NAME COLONIES_PRVKEY; do
+	[ -n "${!v:-}" ] || { echo "level=error msg=\"$v not set\"" >&2; exit 1; }
+done
+port=${COLONIES_SERVER_HTTP_PORT:-${COLONIES_SERVER_PORT:-}}
+[ -n "$port" ] || fail "dial tcp: address -1: invalid port"
+[ "${COLONIES_TLS:-}" = false ] || [ "${COLONIES_SERVER_TLS:-}" = false ] ||
+	fail "Post \"https://$COLONIES_SERVER_HOST:$port/api\": http: server gave HTTP response to HTTPS client"
 if [ -f "$REC_DIR/state/colonies.down" ]; then
 	n=$(cat "$REC_DIR/state/colonies.down")
 	if [ "$n" -gt 0 ]; then
 		echo $((n - 1)) >"$REC_DIR/state/colonies.down"
-		fail "dial tcp 127.0.0.1:${COLONIES_SERVER_PORT:-?}: connect: connection refused"
+		fail "dial tcp 127.0.0.1:$port: connect: connection refused"
 	fi
 fi
 server_id=$(sed -n 's/^COLONIES_SERVER_ID=//p' "$FIRSTBOOT_ROOT/opt/stack/colonyos-server.env" 2>/dev/null)
 [ -n "$server_id" ] || fail "the server has no identity (colonyos-server.env)"
 touch "$S/colonies" "$S/executors"
-case "${1:-} ${2:-}" in
+colony=$COLONIES_COLONY_NAME
+colony_id=$(awk -v n="$colony" '$2 == n { print $1 }' "$S/colonies")
+owner() {
+	[ -n "$colony_id" ] || fail "Colony with name <$colony> does not exist"
+	[ "$(id_of "${COLONIES_COLONY_PRVKEY:-}")" = "$colony_id" ] || fail "Access denied, not colony owner"
+}
+
+set_state() { awk -v c="$colony" -v n="$1" -v s="$2" '$1 == c && $3 == n { $5 = s } { print }' "$S/executors" >"$S/x" && mv "$S/x" "$S/executors"; }
+case $cmd in
 "colony ls")
-	[ "$(id_of "${COLONIES_SERVER_PRVKEY:-}")" = "$server_id" ] || fail "access denied: not the server key"
-	sep="" out="["
-	while read -r cid name; do
-		out+="$sep{\"colonyid\":\"$cid\",\"name\":\"$name\"}"
+	[ "$(id_of "${COLONIES_SERVER_PRVKEY:-}")" = "$server_id" ] || fail "Access denied, not server owner"
+	[ $json = 1 ] || { echo "+------+------+"; exit 0; }
+	[ -s "$S/colonies" ] || { echo "[]"; exit 0; }
+	sep="["
+	while read -r cid cname; do
+		printf '%s\n    {\n        "colonyid": "%s",\n        "name": "%s"\n    }' "$sep" "$cid" "$cname"
 		sep=","
 	done <"$S/colonies"
-	echo "$out]"
+	printf '\n]\n'
 	;;
 "colony add")
-	[ "$(id_of "${COLONIES_SERVER_PRVKEY:-}")" = "$server_id" ] || fail "access denied: not the server key"
-	[ -f "$FIRSTBOOT_ROOT$spec" ] || fail "no spec file $spec"
-	cid=$(json_field colonyid "$FIRSTBOOT_ROOT$spec")
-	name=$(json_field name "$FIRSTBOOT_ROOT$spec")
-	[ "$(id_of "${COLONIES_COLONY_PRVKEY:-}")" = "$cid" ] || fail "colony id does not match the colony key"
-	awk -v n="$name" '$2 == n { f = 1 } END { exit !f }' "$S/colonies" && fail "a colony named $name exists"
-	echo "$cid $name" >>"$S/colonies"
-	echo "level=info msg=\"Colony added\" ColonyID=$cid" >&2
+	[ "$(id_of "${COLONIES_SERVER_PRVKEY:-}")" = "$server_id" ] || fail "Access denied, not server owner"
+	[ -z "$(awk -v n="$name" -v i="$colonyid" '$1 == i || $2 == n' "$S/colonies")" ] || fail "Colony with name <$name> already exists"
+	echo "$colonyid $name" >>"$S/colonies"
+	echo "level=info msg=\"Colony added\" ColonyID=$colonyid ColonyName=$name" >&2
 	;;
 "executor ls")
-	cid=$(id_of "${COLONIES_PRVKEY:-}")
-	awk -v c="$cid" -v n="${COLONIES_COLONY_NAME:-}" '$1 == c && $2 == n { f = 1 } END { exit !f }' "$S/colonies" ||
-		fail "access denied: not a member of ${COLONIES_COLONY_NAME:-?}"
-	sep="" out="["
-	while read -r colony eid name type; do
-		[ "$colony" = "${COLONIES_COLONY_NAME:-}" ] || continue
-		out+="$sep{\"executorid\":\"$eid\",\"executorname\":\"$name\",\"executortype\":\"$type\",\"colonyname\":\"$colony\"}"
-		sep=","
-	done <"$S/executors"
-	echo "$out]"
+	[ -n "$colony_id" ] || fail "Colony with name <$colony> does not exist"
+	awk -v c="$colony" -v i="$(id_of "$COLONIES_PRVKEY")" '$1 == c && $2 == i { f = 1 } END { exit !f }' "$S/executors" ||
+		fail "Access denied, not a member of colony <$colony>"
+	if [ $json = 1 ] && [ $full = 1 ]; then
+		awk -v c="$colony" 'BEGIN { printf "[" } $1 == c {
+			printf "%s{\"executorid\":\"%s\",\"executortype\":\"%s\",\"executorname\":\"%s\",\"colonyname\":\"%s\",\"state\":%s,\"requirefuncreg\":false,\"location\":{\"long\":0,\"lat\":0,\"desc\":\"\"}}", s, $2, $4, $3, $1, $5
+			s = "," } END { print "]" }' "$S/executors"
+	else
+		awk -v c="$colony" '$1 == c { print "| " $3 " | " $4 " |" }' "$S/executors"
+	fi
 	;;
 "executor add")
-	[ -f "$FIRSTBOOT_ROOT$spec" ] || fail "no spec file $spec"
-	colony=$(json_field colonyname "$FIRSTBOOT_ROOT$spec")
-	name=$(json_field executorname "$FIRSTBOOT_ROOT$spec")
-	type=$(json_field executortype "$FIRSTBOOT_ROOT$spec")
-	eid=$(json_field executorid "$FIRSTBOOT_ROOT$spec")
-	awk -v c="$(id_of "${COLONIES_COLONY_PRVKEY:-}")" -v n="$colony" '$1 == c && $2 == n { f = 1 } END { exit !f }' "$S/colonies" ||
-		fail "access denied: not the key of colony $colony"
-	awk -v n="$name" '$3 == n { f = 1 } END { exit !f }' "$S/executors" && fail "executor $name exists"
-	echo "$colony $eid $name $type" >>"$S/executors"
-	echo "level=info msg=\"Executor added\" ExecutorName=$name" >&2
+	owner
+	[ ${#eid} = 64 ] || fail "Invalid Executor Id length"
+	[ -f "$FIRSTBOOT_ROOT$spec" ] || fail "open $spec: no such file or directory"
+	ename=$(json_field executorname "$FIRSTBOOT_ROOT$spec")
+	etype=$(json_field executortype "$FIRSTBOOT_ROOT$spec")
+	awk -v c="$colony" -v n="$ename" '$1 == c && $3 == n { f = 1 } END { exit !f }' "$S/executors" &&
+		fail "Executor with name <$ename> already exists in colony <$colony>"
+	echo "$colony $eid $ename $etype 0" >>"$S/executors"
+	if [ $approve = 1 ]; then
+		echo "level=info msg=\"Approving Executor\" ExecutorName=$ename" >&2
+		set_state "$ename" 1
+	fi
+	echo "level=info msg=\"Executor added\" ColonyName=$colony ExecutorID=$eid ExecutorName=$ename ExecutorType=$etype" >&2
 	;;
-*) fail "colonies simulator: unknown command $*" ;;
+"executor approve")
+	owner
+	awk -v c="$colony" -v n="$name" '$1 == c && $3 == n { f = 1 } END { exit !f }' "$S/executors" ||
+		fail "Failed to approve executor, executor is nil"
+	set_state "$name" 1
+	echo "level=info msg=\"Executor approved\" ColonyName=$colony ExecutorName=$name" >&2
+	;;
 esac
 exit 0
 EOS

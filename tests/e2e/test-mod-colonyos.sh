@@ -1,12 +1,15 @@
 #!/bin/bash
 # The colonyos module through the real agent on a temporary root, with
-# `colonies` a simulated server (modlib-b.sh: it checks every key it is
-# given) and docker/systemctl recorders: keys generated once and kept,
-# the colony and the executor registered with the right keys, the .env and
-# the JSON manifest 0600, no key on a command line or in a log, a second
-# run that registers nothing, a slow server, a server that never answers
-# (2), a colony registered with another key (3), bad input (1), and the
-# systemd mode with the binary downloaded and checked.
+# `colonies` a simulated CLI and server (modb_colonies_sim in modlib-b.sh:
+# the commands, flags, environment and access rules of colonyos/colonies,
+# every key it is given checked) and docker/systemctl recorders: keys generated once and
+# kept, the colony and the executor registered with the right keys, the
+# .env and the JSON manifest 0600, no key on a command line or in a log, a
+# second run that registers nothing, an executor left pending approved, a
+# rejected one (3), an older CLI with `key generate`, a slow server, a
+# server that never answers (2), a colony registered with another key (3),
+# bad input (1), and the systemd mode with the binary downloaded and
+# checked.
 # shellcheck source=tests/e2e/lib.sh
 . "$(dirname "$0")/lib.sh"
 # shellcheck source=tests/e2e/modlib.sh
@@ -39,13 +42,13 @@ fresh c1
 modb_colonies_down 2
 if mod_run "$R" colonyos && [ "$(mod_attempts "$R" colonyos)" = 1 ] &&
 	[ "$(mod_calls colonies | grep -c '^colonies colony ls')" = 4 ] &&
-	[ "$(mod_calls colonies | grep -c '^colonies key generate$')" = 3 ] &&
-	mod_order '^colonies key generate' "^docker compose -f $R/opt/stack/docker-compose.yml up -d colonies-server\$" \
-		'^colonies colony ls --json$' '^colonies colony add --spec /opt/stack/colonyos/colony.json$' \
-		'^colonies executor ls --json$' \
+	[ "$(mod_calls colonies | grep -c '^colonies security generate$')" = 3 ] &&
+	mod_order '^colonies security generate' "^docker compose -f $R/opt/stack/docker-compose.yml up -d colonies-server\$" \
+		'^colonies colony ls --json$' "^colonies colony add --name cpm_colony --colonyid $(key COLONIES_COLONY_ID)\$" \
+		'^colonies executor ls --json --full$' \
 		"^colonies executor add --spec /opt/stack/colonyos/executor.json --executorid $(key COLONIES_EXECUTOR_ID) --approve\$" &&
 	[ "$(registry colonies)" = "$(key COLONIES_COLONY_ID) cpm_colony" ] &&
-	[ "$(registry executors)" = "cpm_colony $(key COLONIES_EXECUTOR_ID) cpm-executor cli" ] &&
+	[ "$(registry executors)" = "cpm_colony $(key COLONIES_EXECUTOR_ID) cpm-executor cli 1" ] &&
 	[ "$(key COLONIES_PRVKEY)" = "$(key COLONIES_EXECUTOR_PRVKEY)" ] &&
 	[ -d "$R/var/lib/firstboot-stack/colonies" ]; then t_pass; else
 	t_fail "calls: $(mod_calls "" | tr '\n' ';') $(tail -n 5 "$(mod_log "$R" colonyos)")"
@@ -67,18 +70,45 @@ t_case "a second run finds the colony and the executor registered: no key genera
 mod_reset_calls
 before=$(tree_snapshot "$R")
 sum=$(sha256sum "$R/opt/stack/colonyos-keys.env" "$R/opt/stack/colonyos.json")
-if mod_run "$R" colonyos && mod_not_called '^colonies key generate' && mod_not_called '^colonies (colony|executor) add' &&
+if mod_run "$R" colonyos && mod_not_called '^colonies (security|key) generate' &&
+	mod_not_called '^colonies (colony|executor) (add|approve)' &&
 	mod_called '^colonies colony ls' && mod_called '^colonies executor ls' &&
 	[ "$(sha256sum "$R/opt/stack/colonyos-keys.env" "$R/opt/stack/colonyos.json")" = "$sum" ] &&
 	[ "$(tree_snapshot "$R")" = "$before" ] && [ "$(registry colonies | wc -l)" = 1 ]; then t_pass; else
 	t_fail "calls: $(mod_calls "" | tr '\n' ';')"
 fi
 
+t_case "an executor added but left pending (a run cut short) is approved with the colony key, not added again"
+sed -i 's/ 1$/ 0/' "$MOD_REC/state/colonies/executors"
+mod_reset_calls
+if mod_run "$R" colonyos && mod_called '^colonies executor approve --name cpm-executor$' &&
+	mod_not_called '^colonies (colony|executor) add' &&
+	[ "$(registry executors)" = "cpm_colony $(key COLONIES_EXECUTOR_ID) cpm-executor cli 1" ]; then t_pass; else
+	t_fail "calls: $(mod_calls "" | tr '\n' ';')"
+fi
+
+t_case "a rejected executor: exit 3, not retried, not approved"
+sed -i 's/ 1$/ 2/' "$MOD_REC/state/colonies/executors"
+mod_reset_calls
+if ! mod_run "$R" colonyos && [ "$(mod_exit "$R" colonyos)" = 3 ] && [ "$(mod_attempts "$R" colonyos)" = 1 ] &&
+	grep -q 'in state 2' "$(mod_log "$R" colonyos)" && mod_not_called '^colonies executor (add|approve)'; then t_pass; else
+	t_fail "exit $(mod_exit "$R" colonyos), calls: $(mod_calls "" | tr '\n' ';')"
+fi
+
+t_case "an older CLI with \`colonies key generate\`: the pairs come from it"
+fresh c2
+echo key >"$MOD_REC/state/colonies/keycmd"
+if mod_run "$R" colonyos && [ "$(mod_calls colonies | grep -c '^colonies security generate$')" = 3 ] &&
+	[ "$(mod_calls colonies | grep -c '^colonies key generate$')" = 3 ] && [ "$(prvkeys | wc -l)" = 3 ] &&
+	[ "$(registry colonies)" = "$(key COLONIES_COLONY_ID) cpm_colony" ]; then t_pass; else
+	t_fail "calls: $(mod_calls "" | tr '\n' ';') $(tail -n 3 "$(mod_log "$R" colonyos)")"
+fi
+
 t_case "a server that never answers: exit 2 after wait_seconds, retried, and the keys generated once are kept"
 fresh c3
 modb_colonies_down 1000
 if ! mod_run "$R" colonyos wait_seconds=1 && [ "$(mod_exit "$R" colonyos)" = 2 ] &&
-	[ "$(mod_attempts "$R" colonyos)" = 3 ] && [ "$(mod_calls colonies | grep -c '^colonies key generate$')" = 3 ] &&
+	[ "$(mod_attempts "$R" colonyos)" = 3 ] && [ "$(mod_calls colonies | grep -c '^colonies security generate$')" = 3 ] &&
 	grep -q 'did not answer' "$(mod_log "$R" colonyos)" && [ "$(prvkeys | wc -l)" = 3 ] &&
 	mod_not_called '^colonies colony add'; then t_pass; else
 	t_fail "exit $(mod_exit "$R" colonyos), attempts $(mod_attempts "$R" colonyos)"
@@ -88,7 +118,7 @@ t_case "the server comes back later: the same keys are registered, none generate
 ids=$(key COLONIES_COLONY_ID)
 mod_reset_calls
 modb_colonies_down 0
-if mod_run "$R" colonyos && mod_not_called '^colonies key generate' && [ "$(key COLONIES_COLONY_ID)" = "$ids" ] &&
+if mod_run "$R" colonyos && mod_not_called '^colonies security generate' && [ "$(key COLONIES_COLONY_ID)" = "$ids" ] &&
 	[ "$(registry colonies)" = "$ids cpm_colony" ]; then t_pass; else t_fail "calls: $(mod_calls "" | tr '\n' ';')"; fi
 
 t_case "a colony of that name registered with another key: exit 3, not retried, nothing added"
@@ -156,8 +186,8 @@ env=()
 for v in "${keep[@]}"; do [ -n "${!v+x}" ] && env+=("$v=${!v}"); done
 exec env -i "${env[@]}" bash "$REC_DIR/ctl/colonies.sh" "$@"
 EOS
-if mod_run "$R" colonyos && [ "$(mod_calls docker | grep -c '^docker run --rm -i --network host .*--entrypoint colonies colonyos/colonies:v1.8.19 key generate$')" = 3 ] &&
-	mod_called "^docker run .* -e COLONIES_SERVER_PRVKEY .*-v $R/opt/stack/colonyos:/opt/stack/colonyos:ro --entrypoint colonies colonyos/colonies:v1.8.19 colony add --spec /opt/stack/colonyos/colony.json\$" &&
+if mod_run "$R" colonyos && [ "$(mod_calls docker | grep -c '^docker run --rm -i --network host .*--entrypoint colonies colonyos/colonies:v1.8.19 security generate$')" = 3 ] &&
+	mod_called "^docker run .* -e COLONIES_SERVER_PRVKEY .*-v $R/opt/stack/colonyos:/opt/stack/colonyos:ro --entrypoint colonies colonyos/colonies:v1.8.19 colony add --name cpm_colony --colonyid [0-9a-f]{64}\$" &&
 	mod_not_called '^docker run .* -e [A-Z_]+=' && [ "$(registry executors | wc -l)" = 1 ] &&
 	mapfile -t keys < <(prvkeys) && mod_no_secrets "$R" "${keys[@]}"; then t_pass; else
 	t_fail "calls: $(mod_calls docker | tail -n 3 | tr '\n' ';') $(tail -n 3 "$(mod_log "$R" colonyos)")"
@@ -186,7 +216,7 @@ if mod_run "$R" colonyos mode=systemd binary_url="$URL" binary_sha256="$SUM" &&
 t_case "systemd, second run: no download, no reload, no restart"
 mod_reset_calls
 if mod_run "$R" colonyos mode=systemd binary_url="$URL" binary_sha256="$SUM" && mod_not_called '^curl' &&
-	mod_not_called '^systemctl (daemon-reload|start|restart|enable)' && mod_not_called '^colonies (key|colony add|executor add)'; then
+	mod_not_called '^systemctl (daemon-reload|start|restart|enable)' && mod_not_called '^colonies (security|key|colony add|executor add)'; then
 	t_pass
 else t_fail "calls: $(mod_calls "" | tr '\n' ';')"; fi
 

@@ -302,7 +302,7 @@ TEST(new_ca_and_server_certificate)
         CHECK_INTEQ(mode_of(dir, "ca.crt"), 0644);
         CHECK_INTEQ(mode_of(dir, "server.crt"), 0644);
         CHECK_INTEQ(mode_of(dir, "fullchain.pem"), 0644);
-        CHECK_INTEQ(count_entries(dir), 5);
+        CHECK_INTEQ(count_entries(dir), 6); /* the five files and .checked */
         CHECK(is_p256_pkcs8(dir, "ca.key"));
         CHECK(is_p256_pkcs8(dir, "server.key"));
 
@@ -382,7 +382,7 @@ TEST(second_call_reuses_everything_byte_for_byte)
         CHECK_INTEQ(res.server, PKI_REUSED);
         snap(dir, &b);
         CHECK(snap_same(&a, &b));
-        CHECK_INTEQ(count_entries(dir), 5);
+        CHECK_INTEQ(count_entries(dir), 6); /* the five files and .checked */
         snap_free(&a);
         snap_free(&b);
         drop_tmpdir(base);
@@ -535,7 +535,7 @@ TEST(expiring_ca_is_made_anew_with_the_server_certificate)
         CHECK(verifies(dir, t));
         CHECK(res.ca_not_after - t > 3649 * DAY);
         CHECK_INTEQ(mode_of(dir, "ca.key"), 0600);
-        CHECK_INTEQ(count_entries(dir), 5);
+        CHECK_INTEQ(count_entries(dir), 6); /* the five files and .checked */
         drop_tmpdir(base);
 }
 
@@ -661,7 +661,7 @@ TEST(corrupt_files_are_errors_and_nothing_changes)
                         if (f % 2 == 0 && strstr(junk[j], "ENCRYPTED"))
                                 CHECK(strstr(err, "it is encrypted") != NULL);
                         CHECK(snap_same(&a, &b));
-                        CHECK_INTEQ(count_entries(dir), 5);
+                        CHECK_INTEQ(count_entries(dir), 6); /* the five files and .checked */
                         put(dir, files[f], good, mode_of(dir, files[f]));
                         snap_free(&a);
                         snap_free(&b);
@@ -796,12 +796,12 @@ TEST(failed_write_leaves_the_old_files)
         CHECK(snap_same(&a, &b));
         CHECK(!path_exists(staged_key));
         REQUIRE(rmdir(blocker) == 0);
-        CHECK_INTEQ(count_entries(dir), 5);
+        CHECK_INTEQ(count_entries(dir), 6); /* the five files and .checked */
 
         struct pki_result res;
         REQUIRE(ensure(dir, one_name, NULL, 825, now, &res) == 0);
         CHECK_INTEQ(res.server, PKI_RENEWED);
-        CHECK_INTEQ(count_entries(dir), 5);
+        CHECK_INTEQ(count_entries(dir), 6); /* the five files and .checked */
         snap_free(&a);
         snap_free(&b);
         drop_tmpdir(base);
