@@ -237,7 +237,19 @@ static char *done_mark(struct run *r, const struct planned *p)
 struct line_ctx {
         const char *module;
         char *fields[5];
+        struct run *run;
 };
+
+/* status.json names the running module once it has run this long: the
+ * many modules that finish at once cost no status write of their own (a
+ * run of n of them would write n statuses of n modules). */
+#define STATUS_RUNNING_AFTER_MS 50
+
+static void on_running(void *userdata)
+{
+        struct line_ctx *c = userdata;
+        save_status(c->run, false);
+}
 
 static void on_line(void *userdata, int stream, const char *line)
 {
@@ -332,13 +344,12 @@ static int run_module(struct run *r, struct planned *p)
         for (unsigned attempt = 1;; attempt++) {
                 _cleanup_strv_free_ char **env = module_env(r, p, attempt);
                 char *argv[] = {script, NULL};
-                struct line_ctx lc = {.module = p->bm->id};
+                struct line_ctx lc = {.module = p->bm->id, .run = r};
                 lc.fields[0] = strprintf("FIRSTBOOT_MODULE=%s", p->bm->id);
                 lc.fields[1] = xstrdup("FIRSTBOOT_STAGE=module");
                 lc.fields[2] = strprintf("FIRSTBOOT_ATTEMPT=%u", attempt);
 
                 st->attempts = attempt;
-                save_status(r, false); /* `firstboot status` shows the attempt */
                 set_progress("Running %s (attempt %u)", p->bm->id, attempt);
                 log_event(LOG_INFO, MSGID_MODULE_STARTED, p->bm->id, "module",
                           "Module %s started (attempt %u of %lld)", p->bm->id, attempt,
@@ -355,6 +366,8 @@ static int run_module(struct run *r, struct planned *p)
                         .mask = mask,
                         .log_fd = logfd,
                         .on_line = on_line,
+                        .on_running = on_running,
+                        .running_after_ms = STATUS_RUNNING_AFTER_MS,
                         .userdata = &lc,
                         .tail_lines = 20,
                 };
@@ -645,10 +658,16 @@ static int finish(struct run *r, const char *error)
                 }
         } else if (r->marker)
                 unlink(r->marker);
-        save_status(r, true);
+        /* Durable once, after the callback: unless a module ran or the
+         * outcome changed, a lost status.json is the previous boot's, which
+         * says the same (a rerun then costs no fsync). */
+        bool ran = r->marks_unsynced || r->prev.state != r->st.state;
+        for (size_t i = 0; i < r->st.n_modules; i++)
+                ran = ran || r->st.modules[i].ran;
+        save_status(r, false);
         phone_home(r);
         r->st.agent_ms = now_ms() - r->t0 - r->module_ms;
-        save_status(r, true);
+        save_status(r, ran);
         if (r->inst_dir && r->st.instance_id) {
                 _cleanup_free_ char *hist =
                         strprintf("%s/runs/boot-%u.json", r->inst_dir, r->st.boot);

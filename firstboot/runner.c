@@ -636,6 +636,10 @@ int runner_exec(const struct runner_spec *spec, struct runner_result *ret)
         err = (struct stream){.fd = TAKE_FD(err_r), .id = 2, .buf = err_buf};
         deadline = spec->timeout_ms > 0 ? add_ms(start, spec->timeout_ms) : LLONG_MAX;
         last_data = start;
+        long long running_at =
+                spec->on_running
+                        ? add_ms(start, spec->running_after_ms > 0 ? spec->running_after_ms : 0)
+                        : LLONG_MAX;
 
         for (;;) {
                 struct pollfd pfd[4];
@@ -676,8 +680,13 @@ int runner_exec(const struct runner_spec *spec, struct runner_result *ret)
                 } else if (phase == PHASE_KILL && now >= give_up_at)
                         break; /* Unkillable (stuck in the kernel): leave it. */
 
+                if (!reaped && running_at != LLONG_MAX && now >= running_at) {
+                        running_at = LLONG_MAX;
+                        spec->on_running(spec->userdata);
+                        now = now_ms();
+                }
                 if (!reaped && phase == PHASE_RUN)
-                        wake = min_ll(wake, deadline);
+                        wake = min_ll(wake, min_ll(deadline, running_at));
                 if (phase == PHASE_TERM)
                         wake = min_ll(wake, kill_at);
                 if (!reaped && phase == PHASE_KILL)

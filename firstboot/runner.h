@@ -37,6 +37,12 @@ struct runner_spec {
         /* Called for each line, from inside runner_exec(): stream 1 stdout, 2
          * stderr; the line masked, without its newline. May be NULL. */
         void (*on_line)(void *userdata, int stream, const char *line);
+        /* Called once, from inside runner_exec(), when the child has run for
+         * running_after_ms and has not exited; never for a quicker one (the
+         * caller's "it is running now" bookkeeping costs nothing for the
+         * many scripts that finish at once). May be NULL. */
+        void (*on_running)(void *userdata);
+        long long running_after_ms;
         void *userdata;
         size_t tail_lines; /* keep the last N masked lines (both streams, in order) */
 };

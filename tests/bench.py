@@ -4,12 +4,13 @@ in the same run on the same machine (no absolute thresholds).
 
   1. provision: `firstboot run` of a bundle with N trivial modules, against
      the baseline of running the same N install.sh scripts one after the
-     other from a shell loop. The difference per module is the agent's
-     overhead per module (verification, unpacking, env, logging, state).
+     other from a shell loop, for 10 and for 30 modules. The slope of the
+     difference is the agent's overhead per module (unpacking, env,
+     logging, done-mark, status); what is left is its overhead per run.
   2. rerun: `firstboot run` on an instance where everything is done (what
      every later boot costs), against the baseline of exec'ing /bin/true,
      and against `firstboot --help` (the cost of loading the binary and its
-     shared libraries, libcurl's dependencies most of it).
+     shared libraries).
   3. memory: peak RSS of firstboot run, against the peak RSS of /bin/sh
      running the same scripts (both measured by GNU time, which forks
      from a small process).
@@ -34,7 +35,8 @@ import time
 FIRSTBOOT = sys.argv[1]
 IMAGEGEN = sys.argv[2]
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-N_MODULES = 20
+N_MODULES = 30
+N_SMALL = 10
 REPEAT = 7
 
 
@@ -74,40 +76,69 @@ def new_root(root):
         f.write("retry_backoff_ms: 10\n")
 
 
+def make_bundle(work, n):
+    """A bundle of n trivial modules, each after the one before; returns
+    the user-data and the modules' scripts."""
+    bundle = "%s/bundle-%d" % (work, n)
+    os.makedirs(bundle)
+    ids = ["m%02d" % i for i in range(n)]
+    with open(bundle + "/bundle.yaml", "w") as f:
+        f.write("version: 1\nname: bench\nmodules:\n")
+        for m in ids:
+            f.write("  - id: %s\n" % m)
+    scripts = []
+    for i, m in enumerate(ids):
+        d = "%s/modules/%s" % (bundle, m)
+        os.makedirs(d)
+        with open(d + "/manifest.yml", "w") as f:
+            f.write('id: %s\nname: %s\nversion: "1"\n' % (m, m))
+            if i:
+                f.write("after: [%s]\n" % ids[i - 1])
+        with open(d + "/install.sh", "w") as f:
+            f.write("#!/bin/sh\necho %s configured\n" % m)
+        os.chmod(d + "/install.sh", 0o755)
+        scripts.append(d + "/install.sh")
+    ud = "%s/user-data-%d" % (work, n)
+    run([TOP + "/tests/e2e/mkbundle.sh", bundle, ud])
+    return ud, scripts
+
+
 def main():
     work = tempfile.mkdtemp(prefix="firstboot-bench.")
     try:
-        bundle = work + "/bundle"
-        os.makedirs(bundle)
-        ids = ["m%02d" % i for i in range(N_MODULES)]
-        with open(bundle + "/bundle.yaml", "w") as f:
-            f.write("version: 1\nname: bench\nmodules:\n")
-            for i, m in enumerate(ids):
-                f.write("  - id: %s\n" % m)
-        scripts = []
-        for i, m in enumerate(ids):
-            d = "%s/modules/%s" % (bundle, m)
-            os.makedirs(d)
-            with open(d + "/manifest.yml", "w") as f:
-                f.write('id: %s\nname: %s\nversion: "1"\n' % (m, m))
-                if i:
-                    f.write("after: [%s]\n" % ids[i - 1])
-            with open(d + "/install.sh", "w") as f:
-                f.write("#!/bin/sh\necho %s configured\n" % m)
-            os.chmod(d + "/install.sh", 0o755)
-            scripts.append(d + "/install.sh")
-        ud = work + "/user-data"
-        run([TOP + "/tests/e2e/mkbundle.sh", bundle, ud])
+        ud, scripts = make_bundle(work, N_MODULES)
+        ud_small, scripts_small = make_bundle(work, N_SMALL)
         root = work + "/root"
 
-        def provision():
-            run([FIRSTBOOT, "run", "--root", root, "--user-data", ud, "--instance-id", "i-1"])
+        def provision(u=ud, r=root):
+            run([FIRSTBOOT, "run", "--root", r, "--user-data", u, "--instance-id", "i-1"])
 
-        def baseline_scripts():
-            run(["/bin/sh", "-c", 'for s in "$@"; do "$s"; done', "sh"] + scripts)
+        def baseline_scripts(sc=scripts):
+            run(["/bin/sh", "-c", 'for s in "$@"; do "$s"; done', "sh"] + sc)
 
-        fb = median_ms(provision, setup=lambda: new_root(root))
         base = median_ms(baseline_scripts)
+        base_small = median_ms(lambda: baseline_scripts(scripts_small))
+
+        def overhead(r):
+            """The agent's cost per module is the slope between the two
+            sizes; what is left is its cost per run (start, user-data,
+            marker, status, fsyncs), which a rerun also pays."""
+            fb = median_ms(lambda: provision(ud, r), setup=lambda: new_root(r))
+            fb_small = median_ms(lambda: provision(ud_small, r), setup=lambda: new_root(r))
+            per_module = ((fb - base) - (fb_small - base_small)) / (N_MODULES - N_SMALL)
+            return fb, per_module, (fb_small - base_small) - per_module * N_SMALL
+
+        fb, per_module, per_run = overhead(root)
+        # The same on a tmpfs: each module's files (its two unpacked
+        # members, done-mark and log) cost what the disk takes to create a
+        # file; on a tmpfs what is left is the agent's own work.
+        shm = None
+        if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK):
+            shm = tempfile.mkdtemp(prefix="firstboot-bench.", dir="/dev/shm")
+            try:
+                _, shm_module, shm_run = overhead(shm + "/root")
+            finally:
+                shutil.rmtree(shm, ignore_errors=True)
         new_root(root)
         provision()
         rerun = median_ms(provision)
@@ -119,8 +150,13 @@ def main():
         rss_sh = peak_rss_kb(["/bin/sh", "-c", 'for s in "$@"; do "$s"; done', "sh"] + scripts)
 
         print("bench: median of %d runs, %d modules, on %s" % (REPEAT, N_MODULES, os.uname().machine))
-        print("provision  firstboot run %8.1f ms   scripts from sh %8.1f ms   ratio %5.2f   "
-              "overhead %.2f ms/module" % (fb, base, fb / base, (fb - base) / N_MODULES))
+        print("provision  firstboot run %8.1f ms   scripts from sh %8.1f ms   ratio %5.2f"
+              % (fb, base, fb / base))
+        print("overhead   %.2f ms per module (slope from %d to %d modules), %.1f ms per run"
+              % (per_module, N_SMALL, N_MODULES, per_run))
+        if shm:
+            print("overhead   %.2f ms per module, %.1f ms per run, with the root on a tmpfs"
+                  % (shm_module, shm_run))
         print("rerun      firstboot run %8.1f ms   /bin/true       %8.1f ms   ratio %5.2f"
               % (rerun, true, rerun / true))
         print("rerun      firstboot run %8.1f ms   firstboot --help %7.1f ms   ratio %5.2f"

@@ -733,6 +733,46 @@ TEST(tail)
         done(dir, &c, &res);
 }
 
+static int running_calls;
+static long long running_called_at;
+static void count_running(void *userdata)
+{
+        (void)userdata;
+        running_calls++;
+        running_called_at = now_ms();
+}
+
+/* on_running: once, after running_after_ms, for a child still running;
+ * never for one that is done before. */
+TEST(on_running)
+{
+        char *dir = make_tmpdir();
+        _cleanup_free_ char *slow = script(dir, "slow", "#!/bin/sh\nsleep 0.5\n", 0755);
+        _cleanup_free_ char *quick = script(dir, "quick", "#!/bin/sh\nexit 0\n", 0755);
+        struct capture c = {0};
+        struct runner_result res = {0};
+        char *const argv_slow[] = {slow, NULL};
+        struct runner_spec spec = {
+                .argv = argv_slow, .on_running = count_running, .running_after_ms = 100};
+
+        running_calls = 0;
+        long long t0 = now_ms();
+        CHECK_INTEQ(run(&spec, &c, &res), 0);
+        CHECK_INTEQ(res.exit_code, 0);
+        CHECK_INTEQ(running_calls, 1);
+        CHECK(running_called_at - t0 >= 100);
+        runner_result_free(&res);
+
+        char *const argv_quick[] = {quick, NULL};
+        spec.argv = argv_quick;
+        spec.running_after_ms = 5000;
+        running_calls = 0;
+        CHECK_INTEQ(run(&spec, &c, &res), 0);
+        CHECK_INTEQ(res.exit_code, 0);
+        CHECK_INTEQ(running_calls, 0);
+        done(dir, &c, &res);
+}
+
 TEST(bad_spec)
 {
         struct runner_result res = {0};
