@@ -86,6 +86,17 @@ int cmd_clean(int argc, char **argv)
                                               (gid_t)-1);
                 if (r < 0)
                         return log_error_errno(r, "Failed to reset %s: %m", mid), 1;
+                _cleanup_free_ char *sd = root_path(root, RESET_PRESET_IF);
+                _cleanup_free_ char *preset = root_path(root, RESET_PRESET_PATH);
+                if (access(sd, F_OK) == 0) {
+                        r = mkdir_parents(preset, 0755);
+                        if (r >= 0)
+                                r = write_file_atomic(preset, RESET_PRESET_CONTENT,
+                                                      strlen(RESET_PRESET_CONTENT), 0644, (uid_t)-1,
+                                                      (gid_t)-1);
+                        if (r < 0)
+                                return log_error_errno(r, "Failed to write %s: %m", preset), 1;
+                }
         }
         log_info("Cleaned %s%s%s", state, logs ? " and the logs" : "",
                  machine_id ? " and the machine id" : "");

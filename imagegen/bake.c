@@ -496,20 +496,6 @@ static int plan_catalog(struct plan *p, const struct image *img)
         return r;
 }
 
-/* The machine id bake resets makes systemd's next boot a first boot, and
- * on a first boot systemd applies the presets to every unit (the "enable"
- * lines; systemd 252's default). Debian ships no "disable *" fallback, so
- * every installed unit with an [Install] section would be enabled:
- * ssh.socket next to ssh.service (sshd then cannot bind port 22 on its
- * next reload), timers the image builder removed. This fallback, last in
- * order, keeps the image as it was baked; the distribution's own preset
- * lines still come first. */
-#define PRESET_PATH "etc/systemd/system-preset/99-firstboot-image.preset"
-static const char preset_text[] =
-        "# imagegen bake: the first boot of this image applies presets (its machine id\n"
-        "# is reset); units stay enabled or disabled as they were when it was baked.\n"
-        "disable *\n";
-
 /* Every regular file under dir (relative names, sorted) into *files. */
 static int walk_files(const char *top, const char *rel, char ***files)
 {
@@ -1114,8 +1100,8 @@ static int make_plan(const struct bake_opts *o, const struct image *img, struct 
         r = plan_units(p, units_dir);
         if (r >= 0)
                 r = plan_catalog(p, img);
-        if (r >= 0 && image_has(img, "usr/lib/systemd/systemd"))
-                plan_file_copy(p, PRESET_PATH, preset_text, 0644);
+        if (r >= 0 && image_has(img, RESET_PRESET_IF + 1))
+                plan_file_copy(p, RESET_PRESET_PATH, RESET_PRESET_CONTENT, 0644);
         if (r < 0)
                 goto out;
         r = plan_config(p, img, o->config, n_keys > 0, &c);

@@ -112,3 +112,13 @@ if expect_rc 0 "$FIRSTBOOT" clean --root "$R" --logs --machine-id && [ ! -e "$R/
 
 t_case "analyze lists modules slowest first"
 if expect_rc 0 "$FIRSTBOOT" analyze --root "$R" && grep -q 'agent overhead' "$T/out" && grep -q ' first' "$T/out"; then t_pass; else t_fail "analyze"; fi
+
+t_case "clean --machine-id on a systemd machine adds the preset fallback (systemd's first-boot preset pass enables nothing new)"
+mkdir -p "$R/usr/lib/systemd/system"
+: >"$R/usr/lib/systemd/systemd"
+printf '[Socket]\nListenStream=2222\n\n[Install]\nWantedBy=sockets.target\n' >"$R/usr/lib/systemd/system/extra.socket"
+if [ ! -e "$R/etc/systemd/system-preset/99-firstboot-image.preset" ] &&
+	expect_rc 0 "$FIRSTBOOT" clean --root "$R" --machine-id &&
+	grep -qx 'disable \*' "$R/etc/systemd/system-preset/99-firstboot-image.preset" &&
+	systemctl --root="$R" preset-all --preset-mode=enable-only >/dev/null 2>&1 &&
+	[ ! -e "$R/etc/systemd/system/sockets.target.wants/extra.socket" ]; then t_pass; else t_fail "$(cat "$T/err")"; fi
