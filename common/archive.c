@@ -11,9 +11,169 @@
 
 #include <archive.h>
 #include <archive_entry.h>
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
 
 #include "archive.h"
 #include "util.h"
+
+/* libarchive is loaded when first needed, not at startup: with its
+ * dependencies (libxml2, ICU, libstdc++) it costs 4.5 MB of memory and
+ * most of the dynamic linker's time in a process that never opens an
+ * archive (`firstboot status`, `imagegen render`). Each entry point below
+ * calls archive_dl() first; the names are the pointers from here on. */
+#define ARCHIVE_SYMBOLS(X)                                                                         \
+        X(archive_entry_clear)                                                                     \
+        X(archive_entry_filetype)                                                                  \
+        X(archive_entry_free)                                                                      \
+        X(archive_entry_gid)                                                                       \
+        X(archive_entry_hardlink)                                                                  \
+        X(archive_entry_new)                                                                       \
+        X(archive_entry_pathname)                                                                  \
+        X(archive_entry_pathname_utf8)                                                             \
+        X(archive_entry_perm)                                                                      \
+        X(archive_entry_set_filetype)                                                              \
+        X(archive_entry_set_gid)                                                                   \
+        X(archive_entry_set_gname)                                                                 \
+        X(archive_entry_set_mtime)                                                                 \
+        X(archive_entry_set_pathname)                                                              \
+        X(archive_entry_set_perm)                                                                  \
+        X(archive_entry_set_size)                                                                  \
+        X(archive_entry_set_symlink)                                                               \
+        X(archive_entry_set_uid)                                                                   \
+        X(archive_entry_set_uname)                                                                 \
+        X(archive_entry_size)                                                                      \
+        X(archive_entry_sparse_clear)                                                              \
+        X(archive_entry_symlink)                                                                   \
+        X(archive_entry_uid)                                                                       \
+        X(archive_errno)                                                                           \
+        X(archive_error_string)                                                                    \
+        X(archive_filter_bytes)                                                                    \
+        X(archive_filter_code)                                                                     \
+        X(archive_read_data)                                                                       \
+        X(archive_read_data_block)                                                                 \
+        X(archive_read_free)                                                                       \
+        X(archive_read_new)                                                                        \
+        X(archive_read_next_header)                                                                \
+        X(archive_read_open_fd)                                                                    \
+        X(archive_read_open_filename)                                                              \
+        X(archive_read_open_memory)                                                                \
+        X(archive_read_support_filter_all)                                                         \
+        X(archive_read_support_filter_gzip)                                                        \
+        X(archive_read_support_filter_none)                                                        \
+        X(archive_read_support_format_iso9660)                                                     \
+        X(archive_read_support_format_raw)                                                         \
+        X(archive_read_support_format_tar)                                                         \
+        X(archive_set_error)                                                                       \
+        X(archive_write_add_filter)                                                                \
+        X(archive_write_add_filter_gzip)                                                           \
+        X(archive_write_close)                                                                     \
+        X(archive_write_data)                                                                      \
+        X(archive_write_free)                                                                      \
+        X(archive_write_header)                                                                    \
+        X(archive_write_new)                                                                       \
+        X(archive_write_open2)                                                                     \
+        X(archive_write_open_fd)                                                                   \
+        X(archive_write_set_bytes_in_last_block)                                                   \
+        X(archive_write_set_filter_option)                                                         \
+        X(archive_write_set_format_iso9660)                                                        \
+        X(archive_write_set_format_option)                                                         \
+        X(archive_write_set_format_pax)                                                            \
+        X(archive_write_set_format_pax_restricted)
+#define DECLARE_SYMBOL(f) static typeof(f) *sym_##f;
+ARCHIVE_SYMBOLS(DECLARE_SYMBOL)
+#define LIBARCHIVE "libarchive.so.13"
+
+static pthread_once_t dl_once = PTHREAD_ONCE_INIT;
+static char dl_error[256];
+static bool dl_ok;
+
+static void dl_load(void)
+{
+        void *h = dlopen(LIBARCHIVE, RTLD_NOW | RTLD_LOCAL);
+        if (!h) {
+                snprintf(dl_error, sizeof(dl_error), "%s", dlerror());
+                return;
+        }
+#define LOAD_SYMBOL(f)                                                                             \
+        if (!(sym_##f = (typeof(sym_##f))dlsym(h, #f))) {                                          \
+                snprintf(dl_error, sizeof(dl_error), LIBARCHIVE " lacks " #f);                     \
+                return;                                                                            \
+        }
+        ARCHIVE_SYMBOLS(LOAD_SYMBOL)
+        dl_ok = true;
+}
+
+/* 0, or -ELIBACC with *ret_error (when given) saying why. */
+static int archive_dl(char **ret_error)
+{
+        pthread_once(&dl_once, dl_load);
+        if (dl_ok)
+                return 0;
+        if (ret_error)
+                *ret_error = strprintf("cannot load %s", dl_error);
+        return -ELIBACC;
+}
+
+#define archive_entry_clear                     sym_archive_entry_clear
+#define archive_entry_filetype                  sym_archive_entry_filetype
+#define archive_entry_free                      sym_archive_entry_free
+#define archive_entry_gid                       sym_archive_entry_gid
+#define archive_entry_hardlink                  sym_archive_entry_hardlink
+#define archive_entry_new                       sym_archive_entry_new
+#define archive_entry_pathname                  sym_archive_entry_pathname
+#define archive_entry_pathname_utf8             sym_archive_entry_pathname_utf8
+#define archive_entry_perm                      sym_archive_entry_perm
+#define archive_entry_set_filetype              sym_archive_entry_set_filetype
+#define archive_entry_set_gid                   sym_archive_entry_set_gid
+#define archive_entry_set_gname                 sym_archive_entry_set_gname
+#define archive_entry_set_mtime                 sym_archive_entry_set_mtime
+#define archive_entry_set_pathname              sym_archive_entry_set_pathname
+#define archive_entry_set_perm                  sym_archive_entry_set_perm
+#define archive_entry_set_size                  sym_archive_entry_set_size
+#define archive_entry_set_symlink               sym_archive_entry_set_symlink
+#define archive_entry_set_uid                   sym_archive_entry_set_uid
+#define archive_entry_set_uname                 sym_archive_entry_set_uname
+#define archive_entry_size                      sym_archive_entry_size
+#define archive_entry_sparse_clear              sym_archive_entry_sparse_clear
+#define archive_entry_symlink                   sym_archive_entry_symlink
+#define archive_entry_uid                       sym_archive_entry_uid
+#define archive_errno                           sym_archive_errno
+#define archive_error_string                    sym_archive_error_string
+#define archive_filter_bytes                    sym_archive_filter_bytes
+#define archive_filter_code                     sym_archive_filter_code
+#define archive_read_data                       sym_archive_read_data
+#define archive_read_data_block                 sym_archive_read_data_block
+#define archive_read_free                       sym_archive_read_free
+#define archive_read_new                        sym_archive_read_new
+#define archive_read_next_header                sym_archive_read_next_header
+#define archive_read_open_fd                    sym_archive_read_open_fd
+#define archive_read_open_filename              sym_archive_read_open_filename
+#define archive_read_open_memory                sym_archive_read_open_memory
+#define archive_read_support_filter_all         sym_archive_read_support_filter_all
+#define archive_read_support_filter_gzip        sym_archive_read_support_filter_gzip
+#define archive_read_support_filter_none        sym_archive_read_support_filter_none
+#define archive_read_support_format_iso9660     sym_archive_read_support_format_iso9660
+#define archive_read_support_format_raw         sym_archive_read_support_format_raw
+#define archive_read_support_format_tar         sym_archive_read_support_format_tar
+#define archive_set_error                       sym_archive_set_error
+#define archive_write_add_filter                sym_archive_write_add_filter
+#define archive_write_add_filter_gzip           sym_archive_write_add_filter_gzip
+#define archive_write_close                     sym_archive_write_close
+#define archive_write_data                      sym_archive_write_data
+#define archive_write_free                      sym_archive_write_free
+#define archive_write_header                    sym_archive_write_header
+#define archive_write_new                       sym_archive_write_new
+#define archive_write_open2                     sym_archive_write_open2
+#define archive_write_open_fd                   sym_archive_write_open_fd
+#define archive_write_set_bytes_in_last_block   sym_archive_write_set_bytes_in_last_block
+#define archive_write_set_filter_option         sym_archive_write_set_filter_option
+#define archive_write_set_format_iso9660        sym_archive_write_set_format_iso9660
+#define archive_write_set_format_option         sym_archive_write_set_format_option
+#define archive_write_set_format_pax            sym_archive_write_set_format_pax
+#define archive_write_set_format_pax_restricted sym_archive_write_set_format_pax_restricted
 
 #define ISO_SECTOR      2048
 #define ISO_FIRST_VD    16 /* the volume descriptors start at sector 16 */
@@ -388,6 +548,8 @@ static int gzip_verify(const void *data, size_t size, uint64_t limit, char **ret
                 table[i] = c;
         }
 
+        if (archive_dl(ret_error) < 0)
+                return -ELIBACC;
         a = archive_read_new();
         if (!a)
                 return -ENOMEM;
@@ -433,6 +595,8 @@ int tar_read(const void *data, size_t size, size_t max_total, size_t max_members
         struct archive_entry *e;
         int r;
 
+        if (archive_dl(ret_error) < 0)
+                return -ELIBACC;
         a = archive_read_new();
         if (!a)
                 return -ENOMEM;
@@ -569,6 +733,8 @@ int tar_write_gz(const struct member_list *l, unsigned char **ret, size_t *ret_s
                 if (!member_path_ok(l->v[i].path) || (!l->v[i].data && l->v[i].size > 0))
                         return -EINVAL;
 
+        if (archive_dl(NULL) < 0)
+                return -ELIBACC;
         a = archive_write_new();
         e = archive_entry_new();
         if (!a || !e)
@@ -703,6 +869,8 @@ static int iso_find(int fd, const char *member, size_t max, char **ret, size_t *
 
         if (lseek(fd, 0, SEEK_SET) < 0)
                 return -errno;
+        if (archive_dl(NULL) < 0)
+                return -ELIBACC;
         a = archive_read_new();
         if (!a)
                 return -ENOMEM;
@@ -846,6 +1014,8 @@ static int iso_write_fd(int fd, const char *volume_id, const struct member_list 
         time_t now = time(NULL);
         int r;
 
+        if (archive_dl(NULL) < 0)
+                return -ELIBACC;
         a = archive_write_new();
         e = archive_entry_new();
         if (!a || !e)
@@ -1009,6 +1179,8 @@ static char rootfs_type(struct archive_entry *e)
 /* Opens a rootfs tarball with any compression libarchive knows. */
 static int rootfs_open(const char *path, struct archive **ret, char **ret_error)
 {
+        if (archive_dl(ret_error) < 0)
+                return -ELIBACC;
         struct archive *a = archive_read_new();
 
         if (!a)
@@ -1293,6 +1465,8 @@ static int rootfs_rewrite_fd(struct archive *a, int fd, struct tar_change *c, si
 
         if (!found)
                 return -ENOMEM;
+        if (archive_dl(ret_error) < 0)
+                return -ELIBACC;
         w = archive_write_new();
         if (!w)
                 return -ENOMEM;

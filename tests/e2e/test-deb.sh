@@ -79,13 +79,14 @@ for t in "$TOP"/templates/*; do
 done
 if [ $ok = 1 ]; then t_pass; else t_fail "$(dpkg-deb -c "$IG")"; fi
 
-t_case "Depends: the shared libraries (dpkg-shlibdeps), libcurl4 (dlopen()ed) and the modules"
+t_case "Depends: the shared libraries (dpkg-shlibdeps), libarchive13 and libcurl4 (dlopen()ed) and the modules"
 dep=$(dpkg-deb -f "$FB" Depends)
 ok=1
 for p in libyaml-0-2 libjson-c5 libarchive13 libssl3 libsystemd0 libcurl4 "firstboot-modules (= $DEBV)"; do
 	grep -qF "$p" <<<"$dep" || ok=0
 done
 grep -qF "firstboot-modules (= $DEBV)" <<<"$(dpkg-deb -f "$IG" Depends)" || ok=0
+grep -qF "libarchive13" <<<"$(dpkg-deb -f "$IG" Depends)" || ok=0
 if [ $ok = 1 ] && [ "$(dpkg-deb -f "$FB" Version)" = "$DEBV" ]; then t_pass; else t_fail "Depends: $dep"; fi
 
 t_case "building again gives byte-identical packages"
