@@ -11,12 +11,12 @@
 
 #include <archive.h>
 #include <archive_entry.h>
-#include <dlfcn.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 
 #include "archive.h"
+#include "dl.h"
 #include "util.h"
 
 /* libarchive is loaded when first needed, not at startup: with its
@@ -82,8 +82,8 @@
         X(archive_write_set_format_option)                                                         \
         X(archive_write_set_format_pax)                                                            \
         X(archive_write_set_format_pax_restricted)
-#define DECLARE_SYMBOL(f) static typeof(f) *sym_##f;
-ARCHIVE_SYMBOLS(DECLARE_SYMBOL)
+ARCHIVE_SYMBOLS(DL_DECLARE)
+static const struct dl_symbol archive_symbols[] = {ARCHIVE_SYMBOLS(DL_SYMBOL)};
 #define LIBARCHIVE "libarchive.so.13"
 
 static pthread_once_t dl_once = PTHREAD_ONCE_INIT;
@@ -92,18 +92,8 @@ static bool dl_ok;
 
 static void dl_load(void)
 {
-        void *h = dlopen(LIBARCHIVE, RTLD_NOW | RTLD_LOCAL);
-        if (!h) {
-                snprintf(dl_error, sizeof(dl_error), "%s", dlerror());
-                return;
-        }
-#define LOAD_SYMBOL(f)                                                                             \
-        if (!(sym_##f = (typeof(sym_##f))dlsym(h, #f))) {                                          \
-                snprintf(dl_error, sizeof(dl_error), LIBARCHIVE " lacks " #f);                     \
-                return;                                                                            \
-        }
-        ARCHIVE_SYMBOLS(LOAD_SYMBOL)
-        dl_ok = true;
+        dl_ok = dl_open_symbols(LIBARCHIVE, archive_symbols, ARRAY_SIZE(archive_symbols), dl_error,
+                                sizeof(dl_error)) >= 0;
 }
 
 /* 0, or -ELIBACC with *ret_error (when given) saying why. */

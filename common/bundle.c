@@ -480,21 +480,14 @@ int bundle_unpack(const struct bundle *b, const char *dir)
                 return r;
         /* dir is new and empty, and counts as unpacked only once the stamp
          * is written last: each member is written in place. */
-        _cleanup_free_ char *made = NULL; /* the last directory made */
         for (size_t i = 0; i < b->members.n; i++) {
                 const struct archive_member *m = &b->members.v[i];
                 _cleanup_free_ char *path = strprintf("%s/%s", dir, m->path);
                 if (!path)
                         return -ENOMEM;
-                const char *slash = strrchr(path, '/');
-                size_t dlen = (size_t)(slash - path);
-                if (!made || strlen(made) != dlen || strncmp(made, path, dlen) != 0) {
-                        r = mkdir_parents(path, 0700);
-                        if (r < 0)
-                                return r;
-                        free(made);
-                        made = xstrndup(path, dlen);
-                }
+                r = mkdir_parents(path, 0700);
+                if (r < 0)
+                        return r;
                 mode_t mode = (m->mode & 0111) || endswith(m->path, ".sh") ? 0700 : 0600;
                 r = write_file_atomic_full(path, m->data, m->size, mode, (uid_t)-1, (gid_t)-1,
                                            WRITE_NEW);

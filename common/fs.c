@@ -99,25 +99,20 @@ static int same_contents(const char *path, const void *data, size_t size, mode_t
         return memcmp(old, data, size) == 0;
 }
 
-static int fsync_dir_of(const char *path)
-{
-        _cleanup_free_ char *p = strdup(path);
-        if (!p)
-                return -ENOMEM;
-        _cleanup_close_ int fd = open(dirname(p), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (fd < 0)
-                return -errno;
-        if (fsync(fd) < 0)
-                return -errno;
-        return 0;
-}
-
 int fsync_path(const char *path)
 {
         _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
         if (fd < 0)
                 return -errno;
         return fsync(fd) < 0 ? -errno : 0;
+}
+
+static int fsync_dir_of(const char *path)
+{
+        _cleanup_free_ char *p = strdup(path);
+        if (!p)
+                return -ENOMEM;
+        return fsync_path(dirname(p));
 }
 
 int write_file_atomic(const char *path, const void *data, size_t size, mode_t mode, uid_t uid,

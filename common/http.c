@@ -6,11 +6,11 @@
 #include "http.h"
 
 #include <curl/curl.h>
-#include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
 #include <strings.h>
 
+#include "dl.h"
 #include "util.h"
 
 #ifndef FIRSTBOOT_VERSION
@@ -41,8 +41,8 @@
         X(curl_url_cleanup)                                                                        \
         X(curl_url_get)                                                                            \
         X(curl_url_set)
-#define DECLARE_SYMBOL(f) static typeof(f) *sym_##f;
-CURL_SYMBOLS(DECLARE_SYMBOL)
+CURL_SYMBOLS(DL_DECLARE)
+static const struct dl_symbol curl_symbols[] = {CURL_SYMBOLS(DL_SYMBOL)};
 #define LIBCURL "libcurl.so.4"
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
@@ -51,17 +51,9 @@ static char global_error[256];
 
 static void global_init(void)
 {
-        void *h = dlopen(LIBCURL, RTLD_NOW | RTLD_LOCAL);
-        if (!h) {
-                snprintf(global_error, sizeof(global_error), "%s", dlerror());
+        if (dl_open_symbols(LIBCURL, curl_symbols, ARRAY_SIZE(curl_symbols), global_error,
+                            sizeof(global_error)) < 0)
                 return;
-        }
-#define LOAD_SYMBOL(f)                                                                             \
-        if (!(sym_##f = (typeof(sym_##f))dlsym(h, #f))) {                                          \
-                snprintf(global_error, sizeof(global_error), LIBCURL " lacks " #f);                \
-                return;                                                                            \
-        }
-        CURL_SYMBOLS(LOAD_SYMBOL)
         global_result = sym_curl_global_init(CURL_GLOBAL_DEFAULT);
         if (global_result != CURLE_OK)
                 snprintf(global_error, sizeof(global_error), "%s",

@@ -11,6 +11,18 @@
 #include <getopt.h>
 #include <sys/file.h>
 
+/* Writes path under root (its directories made), or logs why not. */
+static int put_file(const char *root, const char *path, const char *content, mode_t mode)
+{
+        _cleanup_free_ char *full = root_path(root, path);
+        int r = mkdir_parents(full, 0755);
+        if (r >= 0)
+                r = write_file_atomic(full, content, strlen(content), mode, (uid_t)-1, (gid_t)-1);
+        if (r < 0)
+                log_error_errno(r, "Failed to write %s: %m", full);
+        return r;
+}
+
 int cmd_clean(int argc, char **argv)
 {
         static const struct option opts[] = {
@@ -42,7 +54,8 @@ int cmd_clean(int argc, char **argv)
                         printf("Usage: firstboot clean [--root DIR] [--logs] [--machine-id]\n\n"
                                "Removes firstboot's state and ready marker so the next boot\n"
                                "provisions again; --logs also its log files; --machine-id resets\n"
-                               "/etc/machine-id to 'uninitialized' (systemd's first boot).\n");
+                               "/etc/machine-id to 'uninitialized' (systemd's first boot) and\n"
+                               "adds a preset fallback so that boot enables no disabled unit.\n");
                         return 0;
                 default:
                         return 2;
@@ -78,25 +91,12 @@ int cmd_clean(int argc, char **argv)
                         return log_error_errno(r, "Failed to clean %s: %m", full), 1;
         }
         if (machine_id) {
-                _cleanup_free_ char *mid = root_path(root, RESET_MACHINE_ID_PATH);
-                r = mkdir_parents(mid, 0755);
-                if (r >= 0)
-                        r = write_file_atomic(mid, RESET_MACHINE_ID_CONTENT,
-                                              strlen(RESET_MACHINE_ID_CONTENT), 0444, (uid_t)-1,
-                                              (gid_t)-1);
-                if (r < 0)
-                        return log_error_errno(r, "Failed to reset %s: %m", mid), 1;
+                r = put_file(root, RESET_MACHINE_ID_PATH, RESET_MACHINE_ID_CONTENT, 0444);
                 _cleanup_free_ char *sd = root_path(root, RESET_PRESET_IF);
-                _cleanup_free_ char *preset = root_path(root, RESET_PRESET_PATH);
-                if (access(sd, F_OK) == 0) {
-                        r = mkdir_parents(preset, 0755);
-                        if (r >= 0)
-                                r = write_file_atomic(preset, RESET_PRESET_CONTENT,
-                                                      strlen(RESET_PRESET_CONTENT), 0644, (uid_t)-1,
-                                                      (gid_t)-1);
-                        if (r < 0)
-                                return log_error_errno(r, "Failed to write %s: %m", preset), 1;
-                }
+                if (r >= 0 && access(sd, F_OK) == 0)
+                        r = put_file(root, RESET_PRESET_PATH, RESET_PRESET_CONTENT, 0644);
+                if (r < 0)
+                        return 1;
         }
         log_info("Cleaned %s%s%s", state, logs ? " and the logs" : "",
                  machine_id ? " and the machine id" : "");

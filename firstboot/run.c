@@ -41,7 +41,6 @@ struct run {
         long long t0, module_ms;
         char *fail_tail_module;
         char **fail_tail;
-        bool marks_unsynced; /* done-marks written without fsync (finish() syncs them) */
 };
 
 /* Logs a journal event with its MESSAGE_ID and the module and stage. */
@@ -182,20 +181,13 @@ static const char *callback_url(const struct run *r, const char **ret_token)
  * controller, when asked for: one attempt, bounded by
  * phone_home_progress_timeout_ms, signed like the final callback; a
  * failure only counts as dropped and never holds the run up for longer. */
-static bool progress_enabled(struct run *r)
-{
-        const char *token;
-        return callback_url(r, &token) &&
-               (r->cfg.phone_home_progress || (r->bundle && r->bundle->phone_progress));
-}
-
 static void progress_event(struct run *r, const char *event, const struct module_status *m)
 {
         const char *token, *url = callback_url(r, &token);
         _cleanup_node_ struct node *n = NULL;
         _cleanup_free_ char *body = NULL, *err = NULL;
 
-        if (!progress_enabled(r))
+        if (!url || !(r->cfg.phone_home_progress || (r->bundle && r->bundle->phone_progress)))
                 return;
         n = node_new(NODE_MAP);
         node_set_str(n, "event", event);
@@ -238,17 +230,21 @@ struct line_ctx {
         const char *module;
         char *fields[5];
         struct run *run;
+        bool announced; /* status.json says the module is running */
 };
 
-/* status.json names the running module once it has run this long: the
- * many modules that finish at once cost no status write of their own (a
- * run of n of them would write n statuses of n modules). */
+/* status.json names the running module once it has run this long, and
+ * then says when it ends: the many modules that finish at once cost no
+ * status write of their own (a run of n of them would write n statuses of
+ * n modules); the next write (the next module's, or the run's end) says
+ * they are done. */
 #define STATUS_RUNNING_AFTER_MS 50
 
 static void on_running(void *userdata)
 {
         struct line_ctx *c = userdata;
         save_status(c->run, false);
+        c->announced = true;
 }
 
 static void on_line(void *userdata, int stream, const char *line)
@@ -340,6 +336,7 @@ static int run_module(struct run *r, struct planned *p)
         st->attempts = 0;
         free(r->st.current);
         r->st.current = xstrdup(p->bm->id);
+        bool announced = false; /* status.json names it: it must say when it ends */
 
         for (unsigned attempt = 1;; attempt++) {
                 _cleanup_strv_free_ char **env = module_env(r, p, attempt);
@@ -374,6 +371,7 @@ static int run_module(struct run *r, struct planned *p)
                 runner_result_free(&res);
                 res = (struct runner_result){0};
                 k = runner_exec(&spec, &res);
+                announced = announced || lc.announced;
                 for (size_t i = 0; i < 3; i++)
                         free(lc.fields[i]);
                 if (k < 0) {
@@ -393,6 +391,8 @@ static int run_module(struct run *r, struct planned *p)
                         delay = 300000;
                 log_event(LOG_NOTICE, NULL, p->bm->id, "module", "Retrying %s in %lld ms",
                           p->bm->id, delay);
+                save_status(r, false); /* the wait shows as this module's */
+                announced = true;
                 sleep_ms(delay);
         }
         st->duration_ms = now_ms() - t_start;
@@ -415,21 +415,15 @@ static int run_module(struct run *r, struct planned *p)
                                 k = write_file_atomic_full(mark, text, strlen(text), 0600,
                                                            (uid_t)-1, (gid_t)-1, WRITE_NEW);
                         }
-                        if (k > 0)
-                                r->marks_unsynced = true;
                         if (k < 0)
                                 log_warning_errno(k, "Failed to write the done-mark %s: %m", mark);
                 }
                 st->state = MOD_DONE;
                 log_event(LOG_INFO, MSGID_MODULE_FINISHED, p->bm->id, "module",
                           "Module %s finished in %lld ms", p->bm->id, st->duration_ms);
-                /* status.json says so with the next write, which follows at
-                 * once (the next module, or the end of the run), unless a
-                 * progress event is sent first. */
-                if (progress_enabled(r)) {
+                if (announced)
                         save_status(r, false);
-                        progress_event(r, "module_finished", st);
-                }
+                progress_event(r, "module_finished", st);
                 runner_result_free(&res);
                 return 0;
         }
@@ -640,14 +634,19 @@ static int finish(struct run *r, const char *error)
         r->st.finished_ms = now_realtime_ms();
         r->st.agent_ms = now_ms() - r->t0 - r->module_ms;
         r->st.state = ok ? RUN_READY : RUN_FAILED;
+        /* Whether this boot changed anything: the done-marks it wrote (not
+         * synced one by one) and status.json are made durable only then. */
+        bool ran = r->prev.state != r->st.state;
+        for (size_t i = 0; i < r->st.n_modules; i++)
+                ran = ran || r->st.modules[i].ran;
         int k = 0;
-        if (r->marks_unsynced) {
+        if (ran && r->inst_dir) {
                 _cleanup_free_ char *done = strprintf("%s/done", r->inst_dir);
                 _cleanup_free_ char *once = strprintf("%s/once", r->state_dir);
-                if (access(done, F_OK) == 0 && (k = fsync_path(done)) < 0)
-                        log_warning_errno(k, "Failed to sync %s: %m", done);
-                if (access(once, F_OK) == 0 && (k = fsync_path(once)) < 0)
-                        log_warning_errno(k, "Failed to sync %s: %m", once);
+                const char *dirs[] = {done, once};
+                for (size_t i = 0; i < ARRAY_SIZE(dirs); i++)
+                        if ((k = fsync_path(dirs[i])) < 0 && k != -ENOENT)
+                                log_warning_errno(k, "Failed to sync %s: %m", dirs[i]);
         }
         if (ok) {
                 k = write_marker(r);
@@ -661,9 +660,6 @@ static int finish(struct run *r, const char *error)
         /* Durable once, after the callback: unless a module ran or the
          * outcome changed, a lost status.json is the previous boot's, which
          * says the same (a rerun then costs no fsync). */
-        bool ran = r->marks_unsynced || r->prev.state != r->st.state;
-        for (size_t i = 0; i < r->st.n_modules; i++)
-                ran = ran || r->st.modules[i].ran;
         save_status(r, false);
         phone_home(r);
         r->st.agent_ms = now_ms() - r->t0 - r->module_ms;

@@ -401,15 +401,6 @@ static int plan_units(struct plan *p, const char *dir)
         return 0;
 }
 
-/* The journal's catalog database: `journalctl -x` explains firstboot's
- * events only once firstboot.catalog is compiled into
- * /var/lib/systemd/catalog/database, which Debian does from a dpkg trigger
- * and not at boot (it has no systemd-journal-catalog-update.service). So
- * the image's catalogs and the new one are copied to a scratch root where
- * the host's journalctl compiles them, and the database goes into the plan
- * (unchanged when it is the same, so baking stays idempotent). An image
- * without journalctl is left alone; a host without journalctl gets
- * a warning, since the image still works without explanations. */
 /* Runs argv (looked up in PATH) with stdout to /dev/null and waits:
  * its exit code, 127 when there is no such program, -1 on other errors. */
 static int spawn_wait(char **argv)
@@ -432,6 +423,15 @@ static int spawn_wait(char **argv)
         return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
+/* The journal's catalog database: `journalctl -x` explains firstboot's
+ * events only once firstboot.catalog is compiled into
+ * /var/lib/systemd/catalog/database, which Debian does from a dpkg trigger
+ * and not at boot (it has no systemd-journal-catalog-update.service). So
+ * the image's catalogs and the new one are copied to a scratch root where
+ * the host's journalctl compiles them, and the database goes into the plan
+ * (unchanged when it is the same, so baking stays idempotent). An image
+ * without journalctl is left alone; a host without journalctl gets
+ * a warning, since the image still works without explanations. */
 #define CATALOG_DATABASE "var/lib/systemd/catalog/database"
 static int plan_catalog(struct plan *p, const struct image *img)
 {
@@ -483,13 +483,13 @@ static int plan_catalog(struct plan *p, const struct image *img)
                                         "the image's journal catalog is not updated (journalctl "
                                         "-x will not explain firstboot's events until "
                                         "`journalctl --update-catalog` runs in it)\n");
-                else if (rc != 0 || read_file(db, 64U * 1024U * 1024U, &data, &size) < 0) {
-                        fprintf(stderr,
-                                "imagegen bake: journalctl --update-catalog failed "
-                                "(exit %d)\n",
-                                rc);
+                else if (rc != 0) {
+                        fprintf(stderr, "imagegen bake: journalctl %s --update-catalog %s\n", root,
+                                rc < 0 ? "could not run or was killed" : "failed");
                         r = -EIO;
-                } else
+                } else if ((r = read_file(db, 64U * 1024U * 1024U, &data, &size)) < 0)
+                        fprintf(stderr, "imagegen bake: %s: %s\n", db, strerror(-r));
+                else
                         plan_file(p, CATALOG_DATABASE, data, size, 0644);
         }
         rm_rf(tmp);
@@ -1100,8 +1100,11 @@ static int make_plan(const struct bake_opts *o, const struct image *img, struct 
         r = plan_units(p, units_dir);
         if (r >= 0)
                 r = plan_catalog(p, img);
-        if (r >= 0 && image_has(img, RESET_PRESET_IF + 1))
-                plan_file_copy(p, RESET_PRESET_PATH, RESET_PRESET_CONTENT, 0644);
+        if (r >= 0) {
+                _cleanup_free_ char *systemd = image_rel(RESET_PRESET_IF);
+                if (image_has(img, systemd))
+                        plan_file_copy(p, RESET_PRESET_PATH, RESET_PRESET_CONTENT, 0644);
+        }
         if (r < 0)
                 goto out;
         r = plan_config(p, img, o->config, n_keys > 0, &c);

@@ -108,6 +108,15 @@ if journalctl --root="$R" --list-catalog "$ready_id" >"$T/cat" 2>&1 && grep -q '
 	t_pass
 else t_fail "$(cat "$T/cat")"; fi
 
+t_case "a host without journalctl: a warning, the bake goes on, no catalog database"
+NJ=$T/nojournalctl
+fake_rootfs "$NJ"
+if PATH=/nonexistent expect_rc 0 "${BAKE[@]}" --rootfs "$NJ" -q &&
+	grep -q 'warning: no journalctl on this machine' "$T/err" &&
+	[ -f "$NJ/usr/lib/systemd/catalog/firstboot.catalog" ] && [ ! -e "$NJ/var/lib/systemd/catalog/database" ]; then
+	t_pass
+else t_fail "$(cat "$T/err")"; fi
+
 t_case "systemd's first-boot preset-all (machine-id reset) enables nothing the image did not: extra.socket stays off"
 cp -a "$R" "$T/preset"
 if [ -f "$R/etc/systemd/system-preset/99-firstboot-image.preset" ] &&
