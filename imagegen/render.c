@@ -8,7 +8,9 @@
 #include "util.h"
 #include "yaml.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -234,6 +236,69 @@ int render_bundle(const struct site *s, const struct render_options *o, struct m
         return 0;
 }
 
+/* The regular files under the directory fd (which is closed here), or -1
+ * when the tree holds what write_bundle_dir() never writes: a symlink or
+ * other special entry, an empty directory, nesting past depth. */
+static long count_files(int fd, int depth)
+{
+        DIR *d = fdopendir(fd);
+        struct dirent *de;
+        long n = 0, entries = 0;
+
+        if (!d) {
+                close(fd);
+                return -1;
+        }
+        while (n >= 0 && (de = readdir(d))) {
+                unsigned char type = de->d_type;
+                struct stat st;
+
+                if (streq(de->d_name, ".") || streq(de->d_name, ".."))
+                        continue;
+                entries++;
+                if (type == DT_UNKNOWN)
+                        type = fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0
+                                       ? DT_UNKNOWN
+                               : S_ISREG(st.st_mode) ? DT_REG
+                               : S_ISDIR(st.st_mode) ? DT_DIR
+                                                     : DT_UNKNOWN;
+                if (type == DT_REG)
+                        n++;
+                else if (type == DT_DIR && depth > 0) {
+                        int sub = openat(dirfd(d), de->d_name,
+                                         O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                        long k = sub < 0 ? -1 : count_files(sub, depth - 1);
+                        n = k < 0 ? -1 : n + k;
+                } else
+                        n = -1;
+        }
+        closedir(d);
+        return entries == 0 ? -1 : n;
+}
+
+/* Whether dir already holds exactly the members: the same files, bytes and
+ * modes, and nothing else. */
+static bool bundle_dir_is(const char *dir, const struct member_list *members)
+{
+        int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+        if (fd < 0 || count_files(fd, 64) != (long)members->n)
+                return false;
+        for (size_t i = 0; i < members->n; i++) {
+                const struct archive_member *m = &members->v[i];
+                _cleanup_free_ char *p = strprintf("%s/%s", dir, m->path), *data = NULL;
+                struct stat st;
+                size_t len;
+
+                if (lstat(p, &st) < 0 || !S_ISREG(st.st_mode) ||
+                    (st.st_mode & 07777) != m->mode || (size_t)st.st_size != m->size ||
+                    read_file(p, m->size, &data, &len) < 0 || len != m->size ||
+                    memcmp(data, m->data, len) != 0)
+                        return false;
+        }
+        return true;
+}
+
 int write_bundle_dir(const struct member_list *members, const char *dir, char **err)
 {
         _cleanup_free_ char *copy = xstrdup(dir);
@@ -242,6 +307,8 @@ int write_bundle_dir(const struct member_list *members, const char *dir, char **
         _cleanup_free_ char *old = strprintf("%s.imagegen-old.%d", dir, (int)getpid());
         int r = 0;
 
+        if (bundle_dir_is(dir, members))
+                return 0;
         if (mkdir_p(parent, 0755) < 0 || !mkdtemp(tmp)) {
                 *err = strprintf("cannot create the output directory next to %s: %s", dir,
                                  strerror(errno));

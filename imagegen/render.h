@@ -20,5 +20,7 @@ int render_bundle(const struct site *s, const struct render_options *o, struct m
 
 /* Writes members under dir, replacing it as a whole: everything goes to a
  * new sibling directory first, which is renamed into place at the end, so
- * a failure leaves the old dir (or none) and no partial one. */
+ * a failure leaves the old dir (or none) and no partial one. A dir that
+ * already holds exactly the members (files, bytes, modes, nothing else) is
+ * left as it is: rendering again changes no file, not even its mtime. */
 int write_bundle_dir(const struct member_list *members, const char *dir, char **err);

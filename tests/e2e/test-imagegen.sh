@@ -29,6 +29,22 @@ if [ "$(stat -c %a "$st")" = 600 ] && expect_rc 0 ig render "$S/site.yaml" -o "$
 	diff -r "$T/out1" "$T/out2" >"$T/diff" && [ "$(stat -c %Y.%s "$st")" = "$m1" ] &&
 	[ "$(find "$S/.imagegen/pki" -newer "$T/out1/bundle.yaml" | wc -l)" = 0 ]; then t_pass; else t_fail "changed: $(head -20 "$T/diff")"; fi
 
+t_case "rendering into an up-to-date bundle dir touches nothing; a changed one is replaced whole"
+ino() { stat -c %i.%Y "$T/out2" "$T/out2/bundle.yaml"; }
+before=$(ino)
+sleep 1.1
+ok=1
+expect_rc 0 ig render "$S/site.yaml" -o "$T/out2" && [ "$(ino)" = "$before" ] || ok=0
+# A stray file, a changed mode, changed bytes, an empty directory: each rewrites the dir.
+for spoil in 'touch "$T/out2/stray"' 'chmod 0644 "$T/out2/files/etc/app/app.env"' \
+	'echo x >>"$T/out2/bundle.yaml"' 'mkdir "$T/out2/files/empty"' \
+	'rm "$T/out2/bundle.yaml" && ln -s /etc/passwd "$T/out2/bundle.yaml"'; do
+	eval "$spoil"
+	expect_rc 0 ig render "$S/site.yaml" -o "$T/out2" && diff -r "$T/out1" "$T/out2" >"$T/diff" &&
+		[ "$(stat -c %a "$T/out2/files/etc/app/app.env")" = 600 ] || { ok=0; echo "after $spoil" >>"$T/diff"; }
+done
+if [ $ok = 1 ]; then t_pass; else t_fail "$(cat "$T/err" "$T/diff")"; fi
+
 t_case "generated secrets meet the manifest and reach every template byte-exact"
 pw=$(python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); print(j["secrets"]["app.db_password"] if "secrets" in j else j["app.db_password"])' "$st" 2>/dev/null)
 if [ ${#pw} -ge 16 ] && grep -qx "DB_PASSWORD=$pw" "$T/out1/files/etc/app/app.env" &&
