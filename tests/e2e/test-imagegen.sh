@@ -34,14 +34,17 @@ ino() { stat -c %i.%Y "$T/out2" "$T/out2/bundle.yaml"; }
 before=$(ino)
 sleep 1.1
 ok=1
-expect_rc 0 ig render "$S/site.yaml" -o "$T/out2" && [ "$(ino)" = "$before" ] || ok=0
+if ! expect_rc 0 ig render "$S/site.yaml" -o "$T/out2" || [ "$(ino)" != "$before" ]; then ok=0; fi
 # A stray file, a changed mode, changed bytes, an empty directory: each rewrites the dir.
 for spoil in 'touch "$T/out2/stray"' 'chmod 0644 "$T/out2/files/etc/app/app.env"' \
 	'echo x >>"$T/out2/bundle.yaml"' 'mkdir "$T/out2/files/empty"' \
 	'rm "$T/out2/bundle.yaml" && ln -s /etc/passwd "$T/out2/bundle.yaml"'; do
 	eval "$spoil"
-	expect_rc 0 ig render "$S/site.yaml" -o "$T/out2" && diff -r "$T/out1" "$T/out2" >"$T/diff" &&
-		[ "$(stat -c %a "$T/out2/files/etc/app/app.env")" = 600 ] || { ok=0; echo "after $spoil" >>"$T/diff"; }
+	if ! expect_rc 0 ig render "$S/site.yaml" -o "$T/out2" || ! diff -r "$T/out1" "$T/out2" >"$T/diff" ||
+		[ "$(stat -c %a "$T/out2/files/etc/app/app.env")" != 600 ]; then
+		ok=0
+		echo "after $spoil" >>"$T/diff"
+	fi
 done
 if [ $ok = 1 ]; then t_pass; else t_fail "$(cat "$T/err" "$T/diff")"; fi
 
