@@ -290,10 +290,9 @@ static bool bundle_dir_is(const char *dir, const struct member_list *members)
                 struct stat st;
                 size_t len;
 
-                if (lstat(p, &st) < 0 || !S_ISREG(st.st_mode) ||
-                    (st.st_mode & 07777) != m->mode || (size_t)st.st_size != m->size ||
-                    read_file(p, m->size, &data, &len) < 0 || len != m->size ||
-                    memcmp(data, m->data, len) != 0)
+                if (lstat(p, &st) < 0 || !S_ISREG(st.st_mode) || (st.st_mode & 07777) != m->mode ||
+                    (size_t)st.st_size != m->size || read_file(p, m->size, &data, &len) < 0 ||
+                    len != m->size || memcmp(data, m->data, len) != 0)
                         return false;
         }
         return true;
