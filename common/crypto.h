@@ -1,8 +1,9 @@
 /* Hashes, HMAC, random bytes, base64, Ed25519 signatures and SSH key
- * fingerprints: the one file that talks to OpenSSL. Used for bundle
- * checksums and signatures, the phone-home signature header, generated
- * secrets and the host key fingerprints sent to the controller. Every
- * function returns 0 or a negative errno and never logs. */
+ * fingerprints: the one file that talks to OpenSSL (and that does SHA-256
+ * and HMAC itself, so that hashing never initializes OpenSSL). Used for
+ * bundle checksums and signatures, the phone-home signature header,
+ * generated secrets and the host key fingerprints sent to the controller.
+ * Every function that can fail returns 0 or a negative errno; none logs. */
 #pragma once
 
 #include <stddef.h>
@@ -11,14 +12,14 @@
 #define SHA256_HEX_SIZE   65 /* 64 hex digits and the NUL */
 #define ED25519_SIG_BYTES 64
 
-/* The SHA-256 of n bytes, raw or as lowercase hex. Cannot fail (aborts
- * only if OpenSSL cannot allocate). */
+/* The SHA-256 of n bytes (data may be NULL when n is 0), raw or as
+ * lowercase hex. Our own implementation: cannot fail. */
 void sha256(const void *data, size_t n, unsigned char ret[32]);
 void sha256_hex(const void *data, size_t n, char ret[65]);
 
 /* The lowercase hex HMAC-SHA256 of data with key, as sent in
- * X-Firstboot-Signature. -EIO if OpenSSL fails. */
-int hmac_sha256_hex(const void *key, size_t keylen, const void *data, size_t n, char ret[65]);
+ * X-Firstboot-Signature. */
+void hmac_sha256_hex(const void *key, size_t keylen, const void *data, size_t n, char ret[65]);
 
 /* Fills buf with n bytes from OpenSSL's CSPRNG, for secrets and tokens.
  * -EIO when the generator cannot be seeded. */
