@@ -1,6 +1,7 @@
-/* Hashes and HMAC (ours, against vectors and against OpenSSL), base64 (round trips and every strict refusal with its
- * offset), Ed25519 against keys and signatures made by openssl(1), and
- * SSH fingerprints as ssh-keygen -lf printed them. */
+/* Hashes and HMAC (ours, against vectors and against OpenSSL), base64
+ * (round trips and every strict refusal with its offset), Ed25519 against
+ * keys and signatures made by openssl(1), and SSH fingerprints as
+ * ssh-keygen -lf printed them. */
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/wait.h>
