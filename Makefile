@@ -11,7 +11,7 @@
 PREFIX   ?= /usr/local
 DESTDIR  ?=
 VERSION  := 0.1.0
-PKGS     := yaml-0.1 json-c libcurl libarchive libcrypto libsystemd
+PKGS     := yaml-0.1 json-c libcurl libarchive libcrypto libsystemd zlib
 SANITIZER ?=
 BUILD    ?= build$(if $(SANITIZER),-san)
 

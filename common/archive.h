@@ -1,5 +1,5 @@
 /* Archives in memory and ISO9660 images: the one file that talks to
- * libarchive. Bundles travel as gzip'd tars, NoCloud and ConfigDrive seeds
+ * libarchive (and zlib). Bundles travel as gzip'd tars, NoCloud and ConfigDrive seeds
  * as ISO9660 images. Reading is defensive (bundles come from user-data):
  * only regular files come out, and everything that could escape a
  * directory or exhaust memory is refused before anything is returned. */
@@ -30,18 +30,22 @@ int member_list_add(struct member_list *l, const char *path, const void *data, s
 /* The member with exactly this path, or NULL. */
 const struct archive_member *member_list_find(const struct member_list *l, const char *path);
 
-/* Reads a tar, gzip'd or not (detected), from memory. Only regular files
- * are returned; directories are checked like files and skipped. A leading
- * "./" is stripped and the entry "./" itself skipped. Refused, with
- * -EBADMSG and *ret_error (when not NULL) naming the member and the
- * reason: absolute paths, ".." components (and empty or "." ones),
- * symlinks and hard links, character and block devices, FIFOs, sockets,
+/* Reads a tar, gzip'd or not (detected), from memory, with our own reader
+ * (ustar, pax and GNU long names; zlib for gzip), so that reading a bundle
+ * never loads libarchive. Only regular files are returned; directories are
+ * checked like files and skipped. A leading "./" is stripped and the entry
+ * "./" itself skipped. Refused, with -EBADMSG and *ret_error (when not
+ * NULL) naming the member and the reason: absolute paths, ".." components
+ * (and empty or "." ones), symlinks and hard links, character and block
+ * devices, FIFOs and other special entries, directories with data,
  * duplicate paths (and a file used as a directory), more than max_members
- * entries (directories included), over max_total bytes of member data, and
- * truncated or corrupt data ("truncated or corrupt archive: <libarchive's
- * message>"), which includes a gzip CRC-32 or length that does not match
- * (libarchive does not check them) and so a gzip of several members.
- * Nothing is returned on error; -ENOMEM comes without a message. */
+ * entries (directories included), over max_total bytes of member data; and
+ * truncated or corrupt data ("truncated or corrupt archive: <why>"): a bad
+ * header checksum or number, a malformed pax header, no end-of-archive
+ * block, a gzip CRC-32 or length that does not match, a second gzip member
+ * or anything after the gzip trailer, more than 1 MiB after the end of a
+ * gzip'd tar. Nothing is returned on error; -ENOMEM comes without a
+ * message. */
 int tar_read(const void *data, size_t size, size_t max_total, size_t max_members,
              struct member_list *ret, char **ret_error);
 

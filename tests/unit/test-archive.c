@@ -394,11 +394,10 @@ TEST(tar_refuses_types)
                      "character device");
         REFUSED_WITH(tar_special(&t, "blk", '4', NULL), "\"blk\"", "block device");
         REFUSED_WITH(tar_special(&t, "fifo", '6', NULL), "\"fifo\"", "FIFO");
-        /* A directory announcing data: libarchive ignores the size of a
-         * '5' entry and then finds a damaged header; a GNU dumpdir ('D')
-         * keeps it. */
-        REFUSED_WITH(tar_entry_raw(&t, "d/", '5', NULL, 0755, 512, "0123456789", 10),
-                     "truncated or corrupt archive", NULL);
+        /* A directory announcing data, or a GNU dumpdir ('D') with its
+         * list of names. */
+        REFUSED_WITH(tar_entry_raw(&t, "d/", '5', NULL, 0755, 512, "0123456789", 10), "\"d/\"",
+                     "directory with data");
         REFUSED_WITH(tar_entry_raw(&t, "d/", 'D', NULL, 0755, 10, "0123456789", 10), "\"d/\"",
                      "directory with data");
 }
@@ -506,6 +505,19 @@ TEST(tar_refuses_corrupt)
         check_refused(&t, 1 << 20, 100, "truncated or corrupt archive: ", NULL);
         buf_free(&t);
 
+        /* No end-of-archive block. */
+        tar_file(&t, "a", "fine\n");
+        check_refused(&t, 1 << 20, 100, "truncated or corrupt archive: unexpected end of data",
+                      NULL);
+        buf_free(&t);
+
+        /* A pax header that is not "LEN key=value\n" records. */
+        tar_entry_raw(&t, "pax", 'x', NULL, 0644, 7, "garbage", 7);
+        tar_file(&t, "a", "fine\n");
+        tar_end(&t);
+        check_refused(&t, 1 << 20, 100, "truncated or corrupt archive: malformed pax header", NULL);
+        buf_free(&t);
+
         /* A header whose checksum is wrong. */
         tar_file(&t, "a", "fine\n");
         tar_file(&t, "b", "damaged\n");
@@ -547,6 +559,18 @@ TEST(tar_gzip_trailer_checked)
         free(error);
         error = NULL;
         gz.data[gz.len - 1] ^= 1;
+        /* A second gzip member (gzip a; gzip b; cat). */
+        {
+                struct buf two = {0};
+                CHECK(buf_append(&two, gz.data, gz.len) >= 0 &&
+                      buf_append(&two, gz.data, gz.len) >= 0);
+                CHECK_INTEQ(tar_read(two.data, two.len, 100, 100, &out, &error), -EBADMSG);
+                CHECK_STREQ(error,
+                            "truncated or corrupt archive: data after the end of the gzip stream");
+                free(error);
+                error = NULL;
+                buf_free(&two);
+        }
         /* Something after the trailer. */
         CHECK(buf_append(&gz, "x", 1) >= 0);
         CHECK_INTEQ(tar_read(gz.data, gz.len, 100, 100, &out, &error), -EBADMSG);
@@ -611,7 +635,60 @@ TEST(tar_accepts_gnu_tar_layout)
         buf_free(&t);
         buf_free(&gz);
 
-        /* The real tar(1), when present. */
+        /* A pax header's path wins over the name in the ustar header. */
+        tar_entry_raw(&t, "PaxHeaders/x", 'x', NULL, 0644, 18, "18 path=real/name\n", 18);
+        tar_file(&t, "ignored", "data\n");
+        tar_end(&t);
+        {
+                struct member_list out = {0};
+                CHECK_INTEQ(tar_read(t.data, t.len, 100, 100, &out, NULL), 0);
+                CHECK(out.n == 1 && streq(out.v[0].path, "real/name"));
+                member_list_free(&out);
+        }
+        buf_free(&t);
+
+        /* The real tar(1), when present, in each of its formats; the long
+         * path takes GNU's 'L' entries, ustar's prefix field or pax. */
+        if (have_program("tar")) {
+                static const char *const formats[] = {"gnu", "oldgnu", "ustar", "pax"};
+                /* 121 bytes: over the 100 of a name field; each directory
+                 * fits one, so ustar can split the path into its prefix. */
+                char longdir[122];
+                _cleanup_free_ char *dir = make_tmpdir();
+
+                memset(longdir, 'd', sizeof(longdir) - 1);
+                longdir[60] = '/';
+                longdir[sizeof(longdir) - 1] = '\0';
+                _cleanup_free_ char *lf = strprintf("%s/src/%s/long-name.txt", dir, longdir);
+                _cleanup_free_ char *want = strprintf("%s/long-name.txt", longdir);
+                CHECK(mkdir_parents(lf, 0755) >= 0);
+                put_file(lf, "long\n", 5);
+                chmod(lf, 0640);
+                for (size_t i = 0; i < ARRAY_SIZE(formats); i++) {
+                        _cleanup_free_ char *src = strprintf("%s/src", dir),
+                                            *tgz = strprintf("%s/%s.tgz", dir, formats[i]),
+                                            *fmt = strprintf("--format=%s", formats[i]),
+                                            *data = NULL, *error = NULL;
+                        char *argv[] = {(char *)"tar",  fmt, (char *)"-C", src,
+                                        (char *)"-czf", tgz, (char *)".",  NULL};
+                        _cleanup_free_ char *ignored = run_capture(argv);
+                        struct member_list out = {0};
+                        size_t len = 0;
+
+                        CHECK(ignored != NULL);
+                        CHECK(read_file(tgz, 1 << 20, &data, &len) >= 0);
+                        CHECK_INTEQ(tar_read(data, len, 100, 100, &out, &error), 0);
+                        if (out.n != 1 || !streq(out.v[0].path, want) || out.v[0].mode != 0640 ||
+                            !streq((char *)out.v[0].data, "long\n")) {
+                                fprintf(stderr, "  tar --format=%s: %zu members, error %s\n",
+                                        formats[i], out.n, error ? error : "none");
+                                CHECK(false);
+                        }
+                        member_list_free(&out);
+                }
+                if (!getenv("KEEP"))
+                        rm_rf(dir);
+        }
         if (have_program("tar")) {
                 _cleanup_free_ char *dir = make_tmpdir();
                 _cleanup_free_ char *src = strprintf("%s/src", dir),
