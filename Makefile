@@ -21,9 +21,9 @@ HARDEN   := -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fPIE
 CFLAGS   ?= -O2 -g
 override CFLAGS += -std=gnu11 -D_GNU_SOURCE $(WARN) $(HARDEN) -iquote common -DFIRSTBOOT_VERSION=\"$(VERSION)\" \
 	$(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-# libcurl and libarchive are dlopen()ed when first needed (common/http.c,
-# common/archive.c): not linked.
-LDLIBS   += $(shell pkg-config --libs $(filter-out libcurl libarchive,$(PKGS)) 2>/dev/null)
+# libcurl, libarchive and libsystemd are dlopen()ed when first needed
+# (common/http.c, common/archive.c, common/journal.c): not linked.
+LDLIBS   += $(shell pkg-config --libs $(filter-out libcurl libarchive libsystemd,$(PKGS)) 2>/dev/null)
 override LDFLAGS += -pie -Wl,-z,relro,-z,now
 ifneq ($(SANITIZER),)
 override CFLAGS  += -fsanitize=$(SANITIZER) -fno-omit-frame-pointer -O1

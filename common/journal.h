@@ -1,22 +1,26 @@
-/* The one file that talks to libsystemd: sending journal entries,
- * reading them back, and sd_notify. */
+/* The one file that talks to journald and the service manager: sending
+ * journal entries (the native protocol), sd_notify's protocol, and
+ * reading entries back (libsystemd, dlopen()ed when first needed). */
 #pragma once
 
 #include <stdbool.h>
 
 /* Whether a journald socket is there to send to. */
 bool journal_available(void);
-/* Sends MESSAGE=, PRIORITY= and the extra "KEY=value" fields. */
+/* Sends MESSAGE=, PRIORITY=, SYSLOG_IDENTIFIER= and the extra "KEY=value"
+ * fields to journald, as sd_journal_sendv() would. 0 or -errno. */
 int journal_send(int prio, const char *ident, const char *message, char *const *fields);
 
-/* sd_notify wrappers; no-ops outside a systemd service. */
+/* sd_notify(3)'s protocol: a datagram to $NOTIFY_SOCKET. 1 when sent, 0
+ * (nothing done) outside a service that expects it, or -errno. */
 int notify_ready(void);
 int notify_status(const char *status);
 
 /* Reads the journal (the system's, or the directory dir when not NULL),
  * calling cb for each entry matching every "FIELD=value" in matches, in
  * order. With follow, waits for new entries until cb returns >0 or
- * should_stop returns true. Returns the number of entries or -errno. */
+ * should_stop returns true. Returns the number of entries or -errno
+ * (-ELIBACC when libsystemd cannot be loaded). */
 struct journal_entry {
         const char *message;
         const char *module;

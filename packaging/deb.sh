@@ -7,8 +7,9 @@
 #   imagegen           the host tool, its templates, and (for bake) a copy
 #                      of the agent and units under /usr/lib/imagegen
 #   firstboot-modules  /usr/lib/firstboot/modules, which both need
-# Depends come from dpkg-shlibdeps, plus libarchive13 and libcurl4
-# (dlopen()ed, so invisible to it). Run through `make deb`.
+# Depends come from dpkg-shlibdeps, plus libarchive13, libcurl4 and (for
+# firstboot) libsystemd0: dlopen()ed, so invisible to it. Run through
+# `make deb`.
 set -euo pipefail
 
 BUILD=${1:?usage: deb.sh BUILD VERSION}

@@ -208,3 +208,31 @@ t_case "firstboot logs for a module with no lines anywhere: exit 1, says so"
 if expect_rc 1 "$FIRSTBOOT" logs --root "$RA" -D "$J" nosuch && grep -q "No logs for nosuch in $RA/var/log/firstboot" "$T/err"; then
 	t_pass
 else t_fail "$(cat "$T/out" "$T/err")"; fi
+
+# The agent speaks journald's native protocol itself (common/journal.c):
+# a value with newlines takes the binary-safe form, one with "=" stays
+# whole, and an entry too big for a datagram goes as a sealed memfd.
+t_case "journal_send: multi-line values, '=' in values and a 400 KB entry arrive byte-exact"
+SEND="$(dirname "$FIRSTBOOT")/tests/tools/journal-send"
+J2=$T/journal2
+# shellcheck disable=SC2016 # expanded by the inner shell
+if ! timeout 60 "$HARNESS" "$J2" sh -c '"$1" fbsend "first
+second" "FBTEST_EQ=a=b=c" "FBTEST_MULTI=x
+y
+" && "$1" fbsend big "FBTEST_BIG=@big:400000"' sh "$SEND" >"$T/harness2.out" 2>&1; then
+	t_fail "$(cat "$T/harness2.out")"
+elif ! journalctl -D "$J2" --all -o json SYSLOG_IDENTIFIER=fbsend 2>/dev/null | python3 -c '
+import json, sys
+def text(v):
+    return bytes(v).decode() if isinstance(v, list) else v
+e = [json.loads(l) for l in sys.stdin]
+assert len(e) == 2, len(e)
+assert text(e[0]["MESSAGE"]) == "first\nsecond", e[0]["MESSAGE"]
+assert e[0]["FBTEST_EQ"] == "a=b=c" and text(e[0]["FBTEST_MULTI"]) == "x\ny\n"
+assert e[0]["PRIORITY"] == "6"
+big = "".join("\n" if k % 1000 == 999 else str(k % 10) for k in range(400000))
+assert text(e[1]["FBTEST_BIG"]) == big, len(text(e[1]["FBTEST_BIG"]))
+assert e[1]["MESSAGE"] == "big"
+' >"$T/check.out" 2>&1; then
+	t_fail "$(cat "$T/check.out")"
+else t_pass; fi

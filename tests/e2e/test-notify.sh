@@ -10,13 +10,16 @@
 
 # listen SOCKET LOG: records each datagram as one JSON string per line in
 # LOG until READY=1 arrives, LOG.stop exists and the socket is drained, or
-# 30 s pass. Sets listener_pid.
+# 30 s pass. SOCKET is a path, or "@name" for an abstract socket (as
+# systemd may give). Sets listener_pid.
 listen() {
-	rm -f "$1" "$2" "$2.stop"
+	rm -f "$1" "$2" "$2.stop" "$2.bound"
 	python3 - "$1" "$2" <<'EOP' &
 import json, os, socket, sys, time
 s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-s.bind(sys.argv[1])
+addr = sys.argv[1]
+s.bind("\0" + addr[1:] if addr.startswith("@") else addr)
+open(sys.argv[2] + ".bound", "w").close()
 s.settimeout(0.1)
 end = time.monotonic() + 30
 with open(sys.argv[2], "w") as log:
@@ -34,7 +37,7 @@ with open(sys.argv[2], "w") as log:
 EOP
 	listener_pid=$!
 	_pids+=("$listener_pid")
-	wait_for 10 test -S "$1"
+	wait_for 10 test -e "$2.bound"
 }
 # messages LOG: the datagrams' lines, one per line.
 messages() { python3 -c 'import json,sys; [print(json.loads(l)) for l in open(sys.argv[1])]' "$1"; }
@@ -102,3 +105,12 @@ if env -u NOTIFY_SOCKET "$FIRSTBOOT" run --root "$R3" --user-data "$B.tgz" --ins
 	[ -f "$R3/var/lib/firstboot/ready" ] && [ ! -s "$T/n3.log" ]; then
 	t_pass
 else t_fail "got: $(cat "$T/n3.log")"; fi
+
+t_case "an abstract NOTIFY_SOCKET (@name) gets READY=1 too"
+R4=$T/r4
+new_root "$R4"
+listen "@firstboot-test-notify-$$" "$T/n4.log"
+if NOTIFY_SOCKET="@firstboot-test-notify-$$" expect_rc 0 fb_run "$R4" --user-data "$B.tgz" --instance-id i-abstract &&
+	wait_for 10 grep -q READY=1 "$T/n4.log"; then
+	t_pass
+else t_fail "got: $(cat "$T/n4.log")"; fi
