@@ -13,7 +13,8 @@ in the same run on the same machine (no absolute thresholds).
      shared libraries).
   3. memory: peak RSS of firstboot run, against the peak RSS of /bin/sh
      running the same scripts (both measured by GNU time, which forks
-     from a small process).
+     from a small process); and of a run of the same modules in a bundle
+     whose Ed25519 signature is checked (OpenSSL loads its provider).
   4. imagegen: rendering the test site (tests/cases/imagegen), first with
      no state (secrets and certificates made) and then again (reused),
      against `cp -r` of the same output; and a fleet of 1000 hosts
@@ -76,10 +77,10 @@ def new_root(root):
         f.write("retry_backoff_ms: 10\n")
 
 
-def make_bundle(work, n):
-    """A bundle of n trivial modules, each after the one before; returns
-    the user-data and the modules' scripts."""
-    bundle = "%s/bundle-%d" % (work, n)
+def make_bundle(work, n, key=None):
+    """A bundle of n trivial modules, each after the one before, signed
+    with key when given; returns the user-data and the modules' scripts."""
+    bundle = "%s/bundle-%d%s" % (work, n, "-signed" if key else "")
     os.makedirs(bundle)
     ids = ["m%02d" % i for i in range(n)]
     with open(bundle + "/bundle.yaml", "w") as f:
@@ -98,9 +99,21 @@ def make_bundle(work, n):
             f.write("#!/bin/sh\necho %s configured\n" % m)
         os.chmod(d + "/install.sh", 0o755)
         scripts.append(d + "/install.sh")
-    ud = "%s/user-data-%d" % (work, n)
-    run([TOP + "/tests/e2e/mkbundle.sh", bundle, ud])
+    ud = "%s/user-data-%d%s" % (work, n, "-signed" if key else "")
+    run([TOP + "/tests/e2e/mkbundle.sh", bundle, ud] + ([key] if key else []))
     return ud, scripts
+
+
+def signed_root(work, root):
+    """A root that requires signed bundles, and the key to sign them."""
+    key = work + "/signing.key"
+    run(["openssl", "genpkey", "-algorithm", "ed25519", "-out", key])
+    new_root(root)
+    os.makedirs(root + "/etc/firstboot/keys")
+    run(["openssl", "pkey", "-in", key, "-pubout", "-out", root + "/etc/firstboot/keys/k.pub"])
+    with open(root + "/etc/firstboot/firstboot.conf", "a") as f:
+        f.write("require_signature: true\n")
+    return key
 
 
 def main():
@@ -148,6 +161,11 @@ def main():
         rss_fb = peak_rss_kb([FIRSTBOOT, "run", "--root", root, "--user-data", ud,
                               "--instance-id", "i-1"])
         rss_sh = peak_rss_kb(["/bin/sh", "-c", 'for s in "$@"; do "$s"; done', "sh"] + scripts)
+        # A signed bundle: checking Ed25519 initializes OpenSSL's provider.
+        sroot = work + "/signed-root"
+        sud, _ = make_bundle(work, N_MODULES, signed_root(work, sroot))
+        rss_signed = peak_rss_kb([FIRSTBOOT, "run", "--root", sroot, "--user-data", sud,
+                                  "--instance-id", "i-1"])
 
         print("bench: median of %d runs, %d modules, on %s" % (REPEAT, N_MODULES, os.uname().machine))
         print("provision  firstboot run %8.1f ms   scripts from sh %8.1f ms   ratio %5.2f"
@@ -163,6 +181,8 @@ def main():
               % (rerun, start, rerun / start))
         print("memory     firstboot run %8d KB   scripts from sh %8d KB   ratio %5.2f"
               % (rss_fb, rss_sh, rss_fb / rss_sh))
+        print("memory     signed bundle %8d KB   scripts from sh %8d KB   ratio %5.2f"
+              % (rss_signed, rss_sh, rss_signed / rss_sh))
         bench_imagegen(work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
