@@ -21,9 +21,11 @@ HARDEN   := -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fPIE
 CFLAGS   ?= -O2 -g
 override CFLAGS += -std=gnu11 -D_GNU_SOURCE $(WARN) $(HARDEN) -iquote common -DFIRSTBOOT_VERSION=\"$(VERSION)\" \
 	$(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-# libcurl, libarchive and libsystemd are dlopen()ed when first needed
-# (common/http.c, common/archive.c, common/journal.c): not linked.
-LDLIBS   += $(shell pkg-config --libs $(filter-out libcurl libarchive libsystemd,$(PKGS)) 2>/dev/null)
+# libcurl, libarchive, libsystemd and libcrypto are dlopen()ed when first
+# needed (common/http.c, archive.c, journal.c, crypto.c): firstboot links
+# none of them. imagegen's pki.c (and so the tests) link libcrypto.
+LDLIBS   += $(shell pkg-config --libs $(filter-out libcurl libarchive libsystemd libcrypto,$(PKGS)) 2>/dev/null)
+CRYPTO_LIBS := $(shell pkg-config --libs libcrypto 2>/dev/null)
 override LDFLAGS += -pie -Wl,-z,relro,-z,now
 ifneq ($(SANITIZER),)
 override CFLAGS  += -fsanitize=$(SANITIZER) -fno-omit-frame-pointer -O1
@@ -69,19 +71,19 @@ $(BUILD)/firstboot: $(BUILD)/obj/firstboot/main.o $(LIBFB) $(LIBCOMMON)
 # firstboot.conf's parser, `firstboot clean`'s list, module preparation.
 $(BUILD)/imagegen: $(BUILD)/obj/imagegen/main.o $(LIBIG) $(LIBFB) $(LIBCOMMON)
 	@echo "  LD      $@"
-	@$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	@$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(CRYPTO_LIBS)
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIBFB) $(LIBIG) $(LIBCOMMON)
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
-	@$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	@$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(CRYPTO_LIBS)
 
 # Small programs the end-to-end tests drive (tests/tools/*.c), linked
 # like the unit tests.
 $(BUILD)/tests/tools/%: $(BUILD)/obj/tests/tools/%.o $(LIBFB) $(LIBIG) $(LIBCOMMON)
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
-	@$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	@$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(CRYPTO_LIBS)
 
 deps:
 	@packaging/deps.sh

@@ -3,6 +3,7 @@
  * in another user of the library (libcurl). */
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdint.h>
 
 #include <openssl/bio.h>
@@ -12,19 +13,95 @@
 #include <openssl/rand.h>
 
 #include "crypto.h"
+#include "dl.h"
 #include "util.h"
 
+/* libcrypto is loaded when first needed: the agent hashes with our own
+ * SHA-256 and needs OpenSSL only to check a bundle's signature, so an
+ * unsigned bundle never maps it (1.5 MB). imagegen links it anyway (pki.c);
+ * there the dlopen() finds it loaded. */
+#define CRYPTO_SYMBOLS(X)                                                                          \
+        X(BIO_ctrl)                                                                                \
+        X(BIO_free)                                                                                \
+        X(BIO_new)                                                                                 \
+        X(BIO_new_mem_buf)                                                                         \
+        X(BIO_s_mem)                                                                               \
+        X(ERR_clear_error)                                                                         \
+        X(EVP_DigestSign)                                                                          \
+        X(EVP_DigestSignInit)                                                                      \
+        X(EVP_DigestVerify)                                                                        \
+        X(EVP_DigestVerifyInit)                                                                    \
+        X(EVP_MD_CTX_free)                                                                         \
+        X(EVP_MD_CTX_new)                                                                          \
+        X(EVP_PKEY_Q_keygen)                                                                       \
+        X(EVP_PKEY_free)                                                                           \
+        X(EVP_PKEY_get_id)                                                                         \
+        X(OPENSSL_cleanse)                                                                         \
+        X(PEM_read_bio_PUBKEY)                                                                     \
+        X(PEM_read_bio_PrivateKey)                                                                 \
+        X(PEM_write_bio_PUBKEY)                                                                    \
+        X(PEM_write_bio_PrivateKey)                                                                \
+        X(RAND_bytes)
+CRYPTO_SYMBOLS(DL_DECLARE)
+static const struct dl_symbol crypto_symbols[] = {CRYPTO_SYMBOLS(DL_SYMBOL)};
+#define LIBCRYPTO "libcrypto.so.3"
+
+static pthread_once_t dl_once = PTHREAD_ONCE_INIT;
+static bool dl_ok;
+
+static void dl_load(void)
+{
+        char err[256];
+
+        dl_ok = dl_open_symbols(LIBCRYPTO, crypto_symbols, ARRAY_SIZE(crypto_symbols), err,
+                                sizeof(err)) >= 0;
+}
+
+/* 0, or -ELIBACC when libcrypto cannot be loaded. Every function below
+ * that calls OpenSSL calls this first. */
+static int crypto_dl(void)
+{
+        pthread_once(&dl_once, dl_load);
+        return dl_ok ? 0 : -ELIBACC;
+}
+
+#define BIO_ctrl                 sym_BIO_ctrl
+#define BIO_free                 sym_BIO_free
+#define BIO_new                  sym_BIO_new
+#define BIO_new_mem_buf          sym_BIO_new_mem_buf
+#define BIO_s_mem                sym_BIO_s_mem
+#define ERR_clear_error          sym_ERR_clear_error
+#define EVP_DigestSign           sym_EVP_DigestSign
+#define EVP_DigestSignInit       sym_EVP_DigestSignInit
+#define EVP_DigestVerify         sym_EVP_DigestVerify
+#define EVP_DigestVerifyInit     sym_EVP_DigestVerifyInit
+#define EVP_MD_CTX_free          sym_EVP_MD_CTX_free
+#define EVP_MD_CTX_new           sym_EVP_MD_CTX_new
+#define EVP_PKEY_Q_keygen        sym_EVP_PKEY_Q_keygen
+#define EVP_PKEY_free            sym_EVP_PKEY_free
+#define EVP_PKEY_get_id          sym_EVP_PKEY_get_id
+#define OPENSSL_cleanse          sym_OPENSSL_cleanse
+#define PEM_read_bio_PUBKEY      sym_PEM_read_bio_PUBKEY
+#define PEM_read_bio_PrivateKey  sym_PEM_read_bio_PrivateKey
+#define PEM_write_bio_PUBKEY     sym_PEM_write_bio_PUBKEY
+#define PEM_write_bio_PrivateKey sym_PEM_write_bio_PrivateKey
+#define RAND_bytes               sym_RAND_bytes
+
+/* The objects below exist only once libcrypto is loaded. */
 static void bio_freep(BIO **b)
 {
-        BIO_free(*b);
+        if (*b)
+                BIO_free(*b);
 }
 static void pkey_freep(EVP_PKEY **k)
 {
-        EVP_PKEY_free(*k);
+        if (*k)
+                EVP_PKEY_free(*k);
 }
 static void md_ctx_freep(EVP_MD_CTX **c)
 {
-        EVP_MD_CTX_free(*c);
+        if (*c)
+                EVP_MD_CTX_free(*c);
 }
 #define _cleanup_bio_    _cleanup_(bio_freep)
 #define _cleanup_pkey_   _cleanup_(pkey_freep)
@@ -204,6 +281,9 @@ int random_bytes(void *buf, size_t n)
 {
         unsigned char *p = buf;
 
+        if (crypto_dl() < 0)
+                return -ELIBACC;
+
         while (n > 0) {
                 int chunk = n > INT_MAX ? INT_MAX : (int)n;
                 if (RAND_bytes(p, chunk) != 1)
@@ -370,8 +450,10 @@ int ed25519_keygen(char **ret_private_pem, char **ret_public_pem)
         _cleanup_pkey_ EVP_PKEY *key = NULL;
         _cleanup_bio_ BIO *priv = NULL, *pub = NULL;
         _cleanup_free_ char *priv_s = NULL, *pub_s = NULL;
-        int r;
+        int r = crypto_dl();
 
+        if (r < 0)
+                return r;
         key = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
         if (!key)
                 return ossl_fail(-EIO);
@@ -411,6 +493,8 @@ static int load_key(const char *pem, size_t pem_len, bool want_private, EVP_PKEY
 
         if (!pem || pem_len == 0 || pem_len > INT_MAX)
                 return -EINVAL;
+        if (crypto_dl() < 0)
+                return -ELIBACC;
         b = BIO_new_mem_buf(pem, (int)pem_len);
         if (!b)
                 return ossl_fail(-ENOMEM);

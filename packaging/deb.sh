@@ -8,7 +8,8 @@
 #                      of the agent and units under /usr/lib/imagegen
 #   firstboot-modules  /usr/lib/firstboot/modules, which both need
 # Depends come from dpkg-shlibdeps, plus libarchive13, libcurl4 and (for
-# firstboot) libsystemd0: dlopen()ed, so invisible to it. Run through
+# firstboot) libsystemd0 and libssl3 (libcrypto): dlopen()ed, so invisible
+# to it. Run through
 # `make deb`.
 set -euo pipefail
 
