@@ -701,6 +701,8 @@ static int commit(const char *dir, struct pem_file *out, const char *const *data
                         goto fail;
                 }
         }
+        if (k == 0)
+                return 0;
         for (size_t i = 0; i < k; i++)
                 if (rename(st[i].tmp, st[i].f->path) < 0) {
                         r = -errno;
@@ -911,8 +913,23 @@ static char *chain_of(const char *server, const char *ca)
         return strprintf("%s%s%s", server, n > 0 && server[n - 1] != '\n' ? "\n" : "", ca);
 }
 
-int pki_ensure_at(const char *dir, const char *const *dns_names, const char *const *ip_addrs,
-                  int days, time_t now, struct pki_result *res, char **err)
+/* A server dir apart from the CA's (a fleet's host) holds no CA files;
+ * those of a render from before the fleet CA are removed, ca.key being a
+ * secret that should not lie around unused. */
+static void drop_stale_ca(const char *ca_dir, const char *dir)
+{
+        if (streq(ca_dir, dir))
+                return;
+        for (size_t i = F_CA_KEY; i <= F_CA_CRT; i++) {
+                _cleanup_free_ char *p = strprintf("%s/%s", dir, file_names[i]);
+                if (p)
+                        (void)unlink(p);
+        }
+}
+
+int pki_ensure_at(const char *ca_dir, const char *dir, const char *const *dns_names,
+                  const char *const *ip_addrs, int days, time_t now, struct pki_result *res,
+                  char **err)
 {
         struct names n = {0};
         struct pem_file f[N_FILES] = {{0}};
@@ -931,13 +948,16 @@ int pki_ensure_at(const char *dir, const char *const *dns_names, const char *con
         r = names_init(&n, dns_names, ip_addrs, err);
         if (r < 0)
                 goto out;
-        r = mkdir_p(dir, 0700);
-        if (r < 0) {
-                *err = strprintf("%s: cannot create: %s", dir, strerror(-r));
-                goto out;
+        for (size_t i = 0; i < 2; i++) {
+                const char *d = i == 0 ? ca_dir : dir;
+                r = mkdir_p(d, 0700);
+                if (r < 0) {
+                        *err = strprintf("%s: cannot create: %s", d, strerror(-r));
+                        goto out;
+                }
         }
         for (size_t i = 0; i < N_FILES; i++) {
-                r = pem_file_read(&f[i], dir, file_names[i], err);
+                r = pem_file_read(&f[i], i <= F_CA_CRT ? ca_dir : dir, file_names[i], err);
                 if (r < 0)
                         goto out;
         }
@@ -951,6 +971,7 @@ int pki_ensure_at(const char *dir, const char *const *dns_names, const char *con
                 if (checked_reuse(dir, f, &n, now, &rs)) {
                         fill_text(&rs, &n);
                         *res = rs;
+                        drop_stale_ca(ca_dir, dir);
                         goto out;
                 }
         }
@@ -1032,9 +1053,15 @@ int pki_ensure_at(const char *dir, const char *const *dns_names, const char *con
                 goto out;
         }
 
-        r = commit(dir, f, (const char *const *)out, file_modes, N_FILES, err);
+        /* The CA first: a server certificate is never in place before the
+         * CA that signed it. */
+        r = commit(ca_dir, f, (const char *const *)out, file_modes, F_CA_CRT + 1, err);
+        if (r >= 0)
+                r = commit(dir, f + F_SERVER_KEY, (const char *const *)out + F_SERVER_KEY,
+                           file_modes + F_SERVER_KEY, N_FILES - F_SERVER_KEY, err);
         if (r < 0)
                 goto out;
+        drop_stale_ca(ca_dir, dir);
         {
                 char *now_data[N_FILES];
                 for (size_t i = 0; i < N_FILES; i++)
@@ -1057,10 +1084,10 @@ out:
         return r;
 }
 
-int pki_ensure(const char *dir, const char *const *dns_names, const char *const *ip_addrs, int days,
-               struct pki_result *res, char **err)
+int pki_ensure(const char *ca_dir, const char *dir, const char *const *dns_names,
+               const char *const *ip_addrs, int days, struct pki_result *res, char **err)
 {
-        return pki_ensure_at(dir, dns_names, ip_addrs, days, time(NULL), res, err);
+        return pki_ensure_at(ca_dir, dir, dns_names, ip_addrs, days, time(NULL), res, err);
 }
 
 /* --- signing keys --- */

@@ -2,9 +2,12 @@
  * talks to OpenSSL's X.509 and key APIs (hashes, signatures and random
  * bytes stay in common/crypto.c).
  *
- * pki_ensure() keeps, in one directory (0700):
- *   ca.key         0600  ECDSA P-256, PKCS#8 PEM
- *   ca.crt         0644  self-signed CA: basicConstraints CA:TRUE (critical),
+ * pki_ensure() keeps, in a CA directory and a server directory (0700; the
+ * same one for a single server, one server directory per host under the
+ * site's CA directory for a fleet, whose hosts share the CA):
+ *   ca.key         0600  in the CA directory: ECDSA P-256, PKCS#8 PEM
+ *   ca.crt         0644  in the CA directory: self-signed CA:
+ *                        basicConstraints CA:TRUE (critical),
  *                        keyUsage keyCertSign+cRLSign (critical),
  *                        subjectKeyIdentifier; valid PKI_CA_DAYS
  *   server.key     0600  ECDSA P-256, PKCS#8 PEM
@@ -74,18 +77,21 @@ struct pki_result {
         char text[1024]; /* what pki_result_describe() returns */
 };
 
-/* Makes or reuses the CA and the server certificate in dir for the DNS
- * names and IP addresses (NULL-terminated lists, either may be NULL; at
- * least one name in all), the certificate valid `days` (1..PKI_MAX_DAYS;
- * note that one shorter than PKI_RENEW_DAYS is renewed on every call).
+/* Makes or reuses the CA in ca_dir and the server certificate in dir
+ * (which may be ca_dir; ca.key and ca.crt that an older layout left in a
+ * dir apart from ca_dir are removed) for the DNS names and IP addresses
+ * (NULL-terminated lists, either may be NULL; at least one name in all),
+ * the certificate valid `days` (1..PKI_MAX_DAYS; note that one shorter
+ * than PKI_RENEW_DAYS is renewed on every call).
  * Returns 0 with *res filled, or a negative errno with *err set to a
  * message that names the file or the name at fault. */
-int pki_ensure(const char *dir, const char *const *dns_names, const char *const *ip_addrs, int days,
-               struct pki_result *res, char **err);
+int pki_ensure(const char *ca_dir, const char *dir, const char *const *dns_names,
+               const char *const *ip_addrs, int days, struct pki_result *res, char **err);
 /* The same at another time than now, for tests: certificates are issued,
  * checked for expiry and verified as if the clock said `now`. */
-int pki_ensure_at(const char *dir, const char *const *dns_names, const char *const *ip_addrs,
-                  int days, time_t now, struct pki_result *res, char **err);
+int pki_ensure_at(const char *ca_dir, const char *dir, const char *const *dns_names,
+                  const char *const *ip_addrs, int days, time_t now, struct pki_result *res,
+                  char **err);
 
 /* One line saying what pki_ensure() did and why, for `imagegen render`:
  * "CA reused (valid until 2035-11-23); server certificate for a.example,

@@ -76,21 +76,25 @@ static int add_tls(const struct site *s, const struct render_options *o, struct 
         static const struct {
                 const char *name;
                 unsigned mode;
+                bool ca; /* in the CA's dir */
         } ship[] = {
-                {"server.key", 0600},
-                {"server.crt", 0644},
-                {"fullchain.pem", 0644},
-                {"ca.crt", 0644},
+                {"server.key", 0600, false},
+                {"server.crt", 0644, false},
+                {"fullchain.pem", 0644, false},
+                {"ca.crt", 0644, true},
         };
-        _cleanup_free_ char *dir = s->hosts ? strprintf("%s/pki/%s", o->state_dir, s->hostname)
-                                            : strprintf("%s/pki", o->state_dir);
+        /* A fleet's hosts share the site's CA: one certificate for clients
+         * to trust. */
+        _cleanup_free_ char *ca_dir = strprintf("%s/pki", o->state_dir);
+        _cleanup_free_ char *dir =
+                s->hosts ? strprintf("%s/%s", ca_dir, s->hostname) : xstrdup(ca_dir);
         _cleanup_free_ char *err = NULL;
         struct pki_result res = {0};
 
         if (s->tls_mode != TLS_SELF_SIGNED)
                 return 0;
-        if (pki_ensure(dir, (const char *const *)s->tls_names, (const char *const *)s->tls_ips,
-                       SERVER_CERT_DAYS, &res, &err) < 0) {
+        if (pki_ensure(ca_dir, dir, (const char *const *)s->tls_names,
+                       (const char *const *)s->tls_ips, SERVER_CERT_DAYS, &res, &err) < 0) {
                 diags_at(d, node_get(s->doc, "tls") ? node_get(s->doc, "tls") : s->doc, "TLS: %s",
                          err ? err : "cannot issue the certificate");
                 return -EBADMSG;
@@ -98,7 +102,8 @@ static int add_tls(const struct site *s, const struct render_options *o, struct 
         if (!o->quiet)
                 fprintf(stderr, "imagegen: TLS: %s\n", pki_result_describe(&res));
         for (size_t i = 0; i < ARRAY_SIZE(ship); i++) {
-                _cleanup_free_ char *src = strprintf("%s/%s", dir, ship[i].name);
+                _cleanup_free_ char *src =
+                        strprintf("%s/%s", ship[i].ca ? ca_dir : dir, ship[i].name);
                 _cleanup_free_ char *path = strprintf("%s/%s", SITE_TLS_DIR, ship[i].name);
                 _cleanup_free_ char *member = member_for(path), *data = NULL;
                 size_t len;

@@ -172,7 +172,7 @@ if python3 -c 'import json,sys; sys.exit("web.basic_password" in str(json.load(o
 t_case "imagegen without arguments or with --help prints usage"
 if expect_rc 2 "$IMAGEGEN" && expect_rc 0 "${IG[0]}" --help && grep -q 'Usage: imagegen' "$T/out"; then t_pass; else t_fail "usage"; fi
 
-t_case "a fleet (hosts:) renders one bundle per host with its own secrets and certificate"
+t_case "a fleet (hosts:) renders one bundle per host with its own secrets and certificate, one CA"
 F=$T/fleet
 cp -r "$FIX/site" "$F"
 python3 - "$F/site.yaml" <<'PY'
@@ -185,6 +185,8 @@ if expect_rc 0 ig validate "$F/site.yaml" && grep -q '2 hosts' "$T/out" &&
 	expect_rc 0 ig render "$F/site.yaml" -o "$F/out" && [ -f "$F/out/web-1/bundle.yaml" ] && [ -f "$F/out/web-2/bundle.yaml" ] &&
 	! cmp -s "$F/out/web-1/files/etc/app/app.env" "$F/out/web-2/files/etc/app/app.env" &&
 	openssl x509 -in "$F/out/web-2/files/etc/firstboot/tls/server.crt" -noout -ext subjectAltName | grep -q 'DNS:web-2' &&
+	cmp -s "$F/out/web-1/files/etc/firstboot/tls/ca.crt" "$F/out/web-2/files/etc/firstboot/tls/ca.crt" &&
+	openssl verify -CAfile "$F/out/web-1/files/etc/firstboot/tls/ca.crt" "$F/out/web-2/files/etc/firstboot/tls/server.crt" >/dev/null &&
 	grep -q '^hostname: web-2' "$F/out/web-2/bundle.yaml" &&
 	expect_rc 1 ig userdata "$F/site.yaml" -o "$F/ud" && grep -q 'pick one with --host (web-1, web-2)' "$T/err" &&
 	expect_rc 0 ig seed "$F/site.yaml" --host web-2 -o "$F/seed.iso" &&

@@ -218,9 +218,10 @@ static char *sans(X509 *x)
 }
 
 /* Whether server.crt verifies against ca.crt for a TLS server at t. */
-static bool verifies(const char *dir, time_t t)
+/* Whether server.crt in dir verifies against ca.crt in ca_dir. */
+static bool verifies_ca(const char *ca_dir, const char *dir, time_t t)
 {
-        X509 *ca = cert_of(dir, "ca.crt"), *server = cert_of(dir, "server.crt");
+        X509 *ca = cert_of(ca_dir, "ca.crt"), *server = cert_of(dir, "server.crt");
         X509_STORE *store = X509_STORE_new();
         X509_STORE_CTX *ctx = X509_STORE_CTX_new();
         bool ok = false;
@@ -242,6 +243,11 @@ static bool verifies(const char *dir, time_t t)
         return ok;
 }
 
+static bool verifies(const char *dir, time_t t)
+{
+        return verifies_ca(dir, dir, t);
+}
+
 static const char *const one_name[] = {"colony.example.org", NULL};
 static const char *const two_names[] = {"colony.example.org", "www.example.org", NULL};
 static const char *const ips[] = {"127.0.0.1", "2001:db8::7", NULL};
@@ -250,7 +256,7 @@ static int ensure(const char *dir, const char *const *dns, const char *const *ip
                   time_t now, struct pki_result *res)
 {
         _cleanup_free_ char *err = NULL;
-        int r = pki_ensure_at(dir, dns, ip, days, now, res, &err);
+        int r = pki_ensure_at(dir, dir, dns, ip, days, now, res, &err);
         if (r < 0)
                 fprintf(stderr, "  # pki_ensure: %s\n", err ? err : "(no message)");
         return r;
@@ -272,7 +278,7 @@ static char *ensure_error(const char *dir, const char *const *dns, const char *c
 {
         struct pki_result res;
         char *err = NULL;
-        if (pki_ensure_at(dir, dns, ip, days, now, &res, &err) == 0) {
+        if (pki_ensure_at(dir, dir, dns, ip, days, now, &res, &err) == 0) {
                 free(err);
                 return NULL;
         }
@@ -385,6 +391,42 @@ TEST(second_call_reuses_everything_byte_for_byte)
         CHECK_INTEQ(count_entries(dir), 6); /* the five files and .checked */
         snap_free(&a);
         snap_free(&b);
+        drop_tmpdir(base);
+}
+
+/* A fleet: each host's server files in a dir of its own, one CA for all;
+ * CA files an older layout left in a host's dir go. */
+TEST(fleet_hosts_share_one_ca)
+{
+        char *base = make_tmpdir();
+        time_t now = time(NULL);
+        _cleanup_free_ char *ca_dir = strprintf("%s/pki", base);
+        _cleanup_free_ char *h1 = strprintf("%s/web-1", ca_dir),
+                            *h2 = strprintf("%s/web-2", ca_dir);
+        _cleanup_free_ char *ca_before = NULL, *err = NULL;
+        const char *const web2[] = {"web-2.example.org", NULL};
+        struct pki_result res;
+
+        REQUIRE(mkdir_p(h2, 0700) >= 0);
+        put(h2, "ca.key", "an old per-host CA key\n", 0600);
+        put(h2, "ca.crt", "an old per-host CA\n", 0644);
+        REQUIRE(pki_ensure_at(ca_dir, h1, one_name, NULL, 825, now, &res, &err) == 0);
+        CHECK_INTEQ(res.ca, PKI_CREATED);
+        CHECK_INTEQ(res.server, PKI_CREATED);
+        ca_before = slurp(ca_dir, "ca.crt");
+        REQUIRE(pki_ensure_at(ca_dir, h2, web2, NULL, 825, now, &res, &err) == 0);
+        CHECK_INTEQ(res.ca, PKI_REUSED);
+        CHECK_INTEQ(res.server, PKI_CREATED);
+        CHECK(file_is(ca_dir, "ca.crt", ca_before));
+        CHECK(verifies_ca(ca_dir, h1, now));
+        CHECK(verifies_ca(ca_dir, h2, now));
+        CHECK(file_is(h2, "ca.key", NULL) && file_is(h2, "ca.crt", NULL));
+        CHECK(file_is(ca_dir, "server.key", NULL)); /* nothing of a host's in the CA's dir */
+        /* Again: all reused, and the chain names the shared CA. */
+        REQUIRE(pki_ensure_at(ca_dir, h1, one_name, NULL, 825, now, &res, &err) == 0);
+        CHECK(res.ca == PKI_REUSED && res.server == PKI_REUSED);
+        _cleanup_free_ char *chain = slurp(h1, "fullchain.pem");
+        CHECK(chain && strstr(chain, ca_before) != NULL);
         drop_tmpdir(base);
 }
 
@@ -813,14 +855,14 @@ TEST(real_clock_entry_point)
         _cleanup_free_ char *dir = strprintf("%s/pki", base), *err = NULL;
         struct pki_result res;
 
-        REQUIRE(pki_ensure(dir, one_name, ips, 29, &res, &err) == 0);
+        REQUIRE(pki_ensure(dir, dir, one_name, ips, 29, &res, &err) == 0);
         CHECK(verifies(dir, time(NULL)));
         /* Less than 30 days is within the renewal window: renewed each
          * time. */
-        REQUIRE(pki_ensure(dir, one_name, ips, 29, &res, &err) == 0);
+        REQUIRE(pki_ensure(dir, dir, one_name, ips, 29, &res, &err) == 0);
         CHECK_INTEQ(res.server, PKI_RENEWED);
-        REQUIRE(pki_ensure(dir, one_name, ips, 31, &res, &err) == 0);
-        REQUIRE(pki_ensure(dir, one_name, ips, 31, &res, &err) == 0);
+        REQUIRE(pki_ensure(dir, dir, one_name, ips, 31, &res, &err) == 0);
+        REQUIRE(pki_ensure(dir, dir, one_name, ips, 31, &res, &err) == 0);
         CHECK_INTEQ(res.server, PKI_REUSED);
         drop_tmpdir(base);
 }
