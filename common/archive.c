@@ -12,7 +12,6 @@
 #include <archive.h>
 #include <archive_entry.h>
 #include <zlib.h>
-#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 
@@ -85,26 +84,15 @@
         X(archive_write_set_format_pax_restricted)
 ARCHIVE_SYMBOLS(DL_DECLARE)
 static const struct dl_symbol archive_symbols[] = {ARCHIVE_SYMBOLS(DL_SYMBOL)};
-#define LIBARCHIVE "libarchive.so.13"
-
-static pthread_once_t dl_once = PTHREAD_ONCE_INIT;
-static char dl_error[256];
-static bool dl_ok;
-
-static void dl_load(void)
-{
-        dl_ok = dl_open_symbols(LIBARCHIVE, archive_symbols, ARRAY_SIZE(archive_symbols), dl_error,
-                                sizeof(dl_error)) >= 0;
-}
+static struct dl_lib libarchive = DL_LIB("libarchive.so.13", archive_symbols);
 
 /* 0, or -ELIBACC with *ret_error (when given) saying why. */
 static int archive_dl(char **ret_error)
 {
-        pthread_once(&dl_once, dl_load);
-        if (dl_ok)
+        if (dl_load(&libarchive) == 0)
                 return 0;
         if (ret_error)
-                *ret_error = strprintf("cannot load %s", dl_error);
+                *ret_error = strprintf("cannot load %s", libarchive.error);
         return -ELIBACC;
 }
 

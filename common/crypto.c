@@ -3,7 +3,6 @@
  * in another user of the library (libcurl). */
 #include <errno.h>
 #include <limits.h>
-#include <pthread.h>
 #include <stdint.h>
 
 #include <openssl/bio.h>
@@ -44,25 +43,13 @@
         X(RAND_bytes)
 CRYPTO_SYMBOLS(DL_DECLARE)
 static const struct dl_symbol crypto_symbols[] = {CRYPTO_SYMBOLS(DL_SYMBOL)};
-#define LIBCRYPTO "libcrypto.so.3"
-
-static pthread_once_t dl_once = PTHREAD_ONCE_INIT;
-static bool dl_ok;
-
-static void dl_load(void)
-{
-        char err[256];
-
-        dl_ok = dl_open_symbols(LIBCRYPTO, crypto_symbols, ARRAY_SIZE(crypto_symbols), err,
-                                sizeof(err)) >= 0;
-}
+static struct dl_lib libcrypto = DL_LIB("libcrypto.so.3", crypto_symbols);
 
 /* 0, or -ELIBACC when libcrypto cannot be loaded. Every function below
  * that calls OpenSSL calls this first. */
 static int crypto_dl(void)
 {
-        pthread_once(&dl_once, dl_load);
-        return dl_ok ? 0 : -ELIBACC;
+        return dl_load(&libcrypto);
 }
 
 #define BIO_ctrl                 sym_BIO_ctrl

@@ -2,25 +2,40 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
-int dl_open_symbols(const char *lib, const struct dl_symbol *syms, size_t n, char *err,
-                    size_t errsz)
+static int open_symbols(struct dl_lib *l)
 {
-        void *h = dlopen(lib, RTLD_NOW | RTLD_LOCAL);
+        void *h = dlopen(l->soname, RTLD_NOW | RTLD_LOCAL);
+
         if (!h) {
-                snprintf(err, errsz, "%s", dlerror());
-                return -ELIBACC;
+                snprintf(l->error, sizeof(l->error), "%s", dlerror());
+                return -1;
         }
-        for (size_t i = 0; i < n; i++) {
-                void *p = dlsym(h, syms[i].name);
+        for (size_t i = 0; i < l->n; i++) {
+                void *p = dlsym(h, l->syms[i].name);
                 if (!p) {
-                        snprintf(err, errsz, "%s lacks %s", lib, syms[i].name);
-                        return -ELIBACC;
+                        snprintf(l->error, sizeof(l->error), "%s lacks %s", l->soname,
+                                 l->syms[i].name);
+                        return -1;
                 }
                 /* Through memcpy: the pointer is a function pointer. */
-                memcpy(syms[i].where, &p, sizeof(p));
+                memcpy(l->syms[i].where, &p, sizeof(p));
         }
-        return 0;
+        return 1;
+}
+
+int dl_load(struct dl_lib *l)
+{
+        static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+        int state;
+
+        pthread_mutex_lock(&lock);
+        if (l->state == 0)
+                l->state = open_symbols(l);
+        state = l->state;
+        pthread_mutex_unlock(&lock);
+        return state > 0 ? 0 : -ELIBACC;
 }

@@ -43,7 +43,7 @@
         X(curl_url_set)
 CURL_SYMBOLS(DL_DECLARE)
 static const struct dl_symbol curl_symbols[] = {CURL_SYMBOLS(DL_SYMBOL)};
-#define LIBCURL "libcurl.so.4"
+static struct dl_lib libcurl = DL_LIB("libcurl.so.4", curl_symbols);
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
 static CURLcode global_result = CURLE_FAILED_INIT;
@@ -51,9 +51,10 @@ static char global_error[256];
 
 static void global_init(void)
 {
-        if (dl_open_symbols(LIBCURL, curl_symbols, ARRAY_SIZE(curl_symbols), global_error,
-                            sizeof(global_error)) < 0)
+        if (dl_load(&libcurl) < 0) {
+                snprintf(global_error, sizeof(global_error), "%s", libcurl.error);
                 return;
+        }
         global_result = sym_curl_global_init(CURL_GLOBAL_DEFAULT);
         if (global_result != CURLE_OK)
                 snprintf(global_error, sizeof(global_error), "%s",

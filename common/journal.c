@@ -6,7 +6,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
 #include <stddef.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -31,17 +30,7 @@
         X(sd_journal_wait)
 SD_SYMBOLS(DL_DECLARE)
 static const struct dl_symbol sd_symbols[] = {SD_SYMBOLS(DL_SYMBOL)};
-#define LIBSYSTEMD "libsystemd.so.0"
-
-static pthread_once_t dl_once = PTHREAD_ONCE_INIT;
-static char dl_error[256];
-static bool dl_ok;
-
-static void dl_load(void)
-{
-        dl_ok = dl_open_symbols(LIBSYSTEMD, sd_symbols, ARRAY_SIZE(sd_symbols), dl_error,
-                                sizeof(dl_error)) >= 0;
-}
+static struct dl_lib libsystemd = DL_LIB("libsystemd.so.0", sd_symbols);
 
 #define sd_journal_add_match         sym_sd_journal_add_match
 #define sd_journal_close             sym_sd_journal_close
@@ -216,8 +205,7 @@ int journal_read(const char *dir, char *const *matches, bool follow, journal_cb 
         sd_journal *j = NULL;
         int r, count = 0;
 
-        pthread_once(&dl_once, dl_load);
-        if (!dl_ok)
+        if (dl_load(&libsystemd) < 0)
                 return -ELIBACC;
         r = dir ? sd_journal_open_directory(&j, dir, 0)
                 : sd_journal_open(&j, SD_JOURNAL_LOCAL_ONLY);
