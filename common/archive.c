@@ -86,6 +86,11 @@ ARCHIVE_SYMBOLS(DL_DECLARE)
 static const struct dl_symbol archive_symbols[] = {ARCHIVE_SYMBOLS(DL_SYMBOL)};
 static struct dl_lib libarchive = DL_LIB("libarchive.so.13", archive_symbols);
 
+const char *archive_load_error(void)
+{
+        return libarchive.state < 0 ? libarchive.error : NULL;
+}
+
 /* 0, or -ELIBACC with *ret_error (when given) saying why. */
 static int archive_dl(char **ret_error)
 {

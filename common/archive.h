@@ -65,6 +65,10 @@ int tar_write_gz(const struct member_list *l, unsigned char **ret, size_t *ret_s
 int iso_read_member(const char *image, const char *member, size_t max, char **ret,
                     size_t *ret_size);
 
+/* Why libarchive could not be loaded (the functions above and below that
+ * need it return -ELIBACC then), or NULL when it was not tried or loaded. */
+const char *archive_load_error(void);
+
 /* The volume id of an ISO9660 image or device (the primary volume
  * descriptor at byte 32768), trailing spaces trimmed, NUL-terminated.
  * -EMEDIUMTYPE when it is not ISO9660. */

@@ -234,6 +234,13 @@ static char *seed_member_name(const struct seed *s, const char *member)
         return strprintf("%s:%s", s->image, member);
 }
 
+/* What seed_read()'s error r means, for a message. */
+static const char *seed_error(int r)
+{
+        const char *why = r == -ELIBACC ? archive_load_error() : NULL;
+        return why ? why : strerror(-r);
+}
+
 /* Reads a member, at most max bytes. -ENOENT when absent; -EFBIG when over
  * max, with *ret_actual the size when it is known (else 0). */
 static int seed_read(const struct seed *s, const char *member, size_t max, char **ret,
@@ -446,7 +453,7 @@ static int read_seed(const struct ctx *c, const struct local_kind *k, const stru
                             k->source, s->image);
         if (r < 0)
                 return fail(ret_error, r, "%s: cannot read %s: %s", k->source, meta_name,
-                            strerror(-r));
+                            seed_error(r));
         r = parse_metadata(k->source, meta_name, buf, len, k->meta_is_json, k->id_key, k->host_key,
                            res, ret_error);
         if (r < 0)
@@ -461,7 +468,7 @@ static int read_seed(const struct ctx *c, const struct local_kind *k, const stru
                 return too_big(ret_error, k->source, user_name, actual, c->max);
         if (r < 0)
                 return fail(ret_error, r, "%s: cannot read %s: %s", k->source, user_name,
-                            strerror(-r));
+                            seed_error(r));
         return set_user_data(res, TAKE_PTR(buf), len, user_name);
 }
 

@@ -203,6 +203,15 @@ if expect_rc 0 q "$R" --datasource nocloud --seed "$T/seed.iso" --json &&
 	jq_is 'j["origin"]' "$T/seed.iso" && jq_is 'j["instance_id"]' iid-seed-1 &&
 	jq_is 'j["hostname"]' seed-host && jq_is 'j["user_data_sha256"]' "$UD_SHA"; then t_pass; else t_fail "$(cat "$T/out")"; fi
 
+t_case "nocloud ISO without a usable libarchive: exit 1 naming the library and what it lacks"
+mkdir -p "$T/fakelib"
+if ! printf 'int firstboot_test_nothing;\n' | cc -shared -fPIC -x c - -o "$T/fakelib/libarchive.so.13"; then
+	t_fail "cannot build the stand-in library"
+elif LD_LIBRARY_PATH=$T/fakelib expect_rc 1 q "$R" --datasource nocloud --seed "$T/seed.iso" &&
+	grep -q "cannot read $T/seed.iso:meta-data: libarchive.so.13 lacks archive_" "$T/err"; then
+	t_pass
+else t_fail "$(cat "$T/out" "$T/err")"; fi
+
 t_case "auto: an ISO given with --seed is read as nocloud"
 if expect_rc 0 q "$R" --seed "$T/seed.iso" --json && jq_is 'j["source"]' nocloud; then t_pass; else t_fail "$(cat "$T/out")"; fi
 
