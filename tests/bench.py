@@ -51,9 +51,9 @@ def timed(fn):
     return time.perf_counter() - t
 
 
-def median_ms(fn, setup=None):
+def median_ms(fn, setup=None, repeat=REPEAT):
     xs = []
-    for _ in range(REPEAT):
+    for _ in range(repeat):
         if setup:
             setup()
         xs.append(timed(fn) * 1000)
@@ -132,12 +132,13 @@ def main():
         base = median_ms(baseline_scripts)
         base_small = median_ms(lambda: baseline_scripts(scripts_small))
 
-        def overhead(r):
+        def overhead(r, repeat=REPEAT):
             """The agent's cost per module is the slope between the two
             sizes; what is left is its cost per run (start, user-data,
             marker, status, fsyncs), which a rerun also pays."""
-            fb = median_ms(lambda: provision(ud, r), setup=lambda: new_root(r))
-            fb_small = median_ms(lambda: provision(ud_small, r), setup=lambda: new_root(r))
+            fb = median_ms(lambda: provision(ud, r), setup=lambda: new_root(r), repeat=repeat)
+            fb_small = median_ms(lambda: provision(ud_small, r), setup=lambda: new_root(r),
+                                 repeat=repeat)
             per_module = ((fb - base) - (fb_small - base_small)) / (N_MODULES - N_SMALL)
             return fb, per_module, (fb_small - base_small) - per_module * N_SMALL
 
@@ -149,7 +150,8 @@ def main():
         if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK):
             shm = tempfile.mkdtemp(prefix="firstboot-bench.", dir="/dev/shm")
             try:
-                _, shm_module, shm_run = overhead(shm + "/root")
+                # Runs of a few ms: more of them for a steady slope.
+                _, shm_module, shm_run = overhead(shm + "/root", repeat=4 * REPEAT)
             finally:
                 shutil.rmtree(shm, ignore_errors=True)
         new_root(root)
