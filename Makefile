@@ -11,7 +11,7 @@
 PREFIX   ?= /usr/local
 DESTDIR  ?=
 VERSION  := 0.1.0
-PKGS     := yaml-0.1 json-c libcurl libarchive libcrypto libsystemd zlib
+PKGS     := yaml-0.1 json-c libcurl libarchive libcrypto libsystemd libsodium zlib
 SANITIZER ?=
 BUILD    ?= build$(if $(SANITIZER),-san)
 
@@ -21,10 +21,11 @@ HARDEN   := -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fPIE
 CFLAGS   ?= -O2 -g
 override CFLAGS += -std=gnu11 -D_GNU_SOURCE $(WARN) $(HARDEN) -iquote common -DFIRSTBOOT_VERSION=\"$(VERSION)\" \
 	$(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-# libcurl, libarchive, libsystemd and libcrypto are dlopen()ed when first
-# needed (common/http.c, archive.c, journal.c, crypto.c): firstboot links
-# none of them. imagegen's pki.c (and so the tests) link libcrypto.
-LDLIBS   += $(shell pkg-config --libs $(filter-out libcurl libarchive libsystemd libcrypto,$(PKGS)) 2>/dev/null)
+# libcurl, libarchive, libsystemd, libcrypto and libsodium are dlopen()ed
+# when first needed (common/http.c, archive.c, journal.c, crypto.c):
+# firstboot links none of them. imagegen's pki.c (and so the tests) link
+# libcrypto.
+LDLIBS   += $(shell pkg-config --libs $(filter-out libcurl libarchive libsystemd libcrypto libsodium,$(PKGS)) 2>/dev/null)
 CRYPTO_LIBS := $(shell pkg-config --libs libcrypto 2>/dev/null)
 override LDFLAGS += -pie -Wl,-z,relro,-z,now
 ifneq ($(SANITIZER),)

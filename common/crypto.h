@@ -1,6 +1,7 @@
 /* Hashes, HMAC, random bytes, base64, Ed25519 signatures and SSH key
- * fingerprints: the one file that talks to OpenSSL (and that does SHA-256
- * and HMAC itself, so that hashing never initializes OpenSSL). Used for
+ * fingerprints: the one file that talks to OpenSSL (keys, signing, random
+ * bytes) and libsodium (checking signatures), and that does SHA-256 and
+ * HMAC itself, so that the agent never initializes OpenSSL. Used for
  * bundle checksums and signatures, the phone-home signature header,
  * generated secrets and the host key fingerprints sent to the controller.
  * Every function that can fail returns 0 or a negative errno; none logs. */
@@ -52,9 +53,12 @@ int ed25519_keygen(char **ret_private_pem, char **ret_public_pem);
 int ed25519_sign(const char *private_pem, size_t pem_len, const void *msg, size_t n,
                  unsigned char ret_sig[64]);
 
-/* Checks an Ed25519 signature of msg against a "BEGIN PUBLIC KEY" PEM.
- * 0 when it is valid; -EBADMSG when it is not (also when sig_len is not
- * 64); -EINVAL when the PEM is not an Ed25519 public key. */
+/* Checks an Ed25519 signature of msg against a "BEGIN PUBLIC KEY" PEM
+ * (the first such block; text before it is skipped), with libsodium. 0
+ * when it is valid; -EBADMSG when it is not (also when sig_len is not 64,
+ * or the key is one of the small-order points libsodium refuses);
+ * -EINVAL when the PEM is not an Ed25519 public key; -ELIBACC without
+ * libsodium. */
 int ed25519_verify(const char *public_pem, size_t pem_len, const void *msg, size_t n,
                    const unsigned char *sig, size_t sig_len);
 

@@ -7,9 +7,9 @@
 #   imagegen           the host tool, its templates, and (for bake) a copy
 #                      of the agent and units under /usr/lib/imagegen
 #   firstboot-modules  /usr/lib/firstboot/modules, which both need
-# Depends come from dpkg-shlibdeps, plus libarchive13, libcurl4 and (for
-# firstboot) libsystemd0 and libssl3 (libcrypto): dlopen()ed, so invisible
-# to it. Run through
+# Depends come from dpkg-shlibdeps, plus libarchive13, libsodium23 and (for
+# firstboot) libcurl4, libsystemd0 and libssl3 (libcrypto): dlopen()ed, so
+# invisible to it. Run through
 # `make deb`.
 set -euo pipefail
 

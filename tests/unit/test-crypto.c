@@ -342,6 +342,43 @@ TEST(ed25519_openssl_vector)
         }
 }
 
+/* RFC 8032's test vectors 1 (an empty message) and 2, checked by libsodium;
+ * and what openssl(1) accepts around a PEM: text before it. */
+TEST(ed25519_rfc8032_vectors)
+{
+        static const char pub1[] = "-----BEGIN PUBLIC KEY-----\n"
+                                   "MCowBQYDK2VwAyEA11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=\n"
+                                   "-----END PUBLIC KEY-----\n";
+        static const char pub2[] = "a comment line\n"
+                                   "-----BEGIN PUBLIC KEY-----\n"
+                                   "MCowBQYDK2VwAyEAPUAXw+hDiVqStwqnTRt+vJyYLM8uxJaMwM1V8Sr0Zgw=\n"
+                                   "-----END PUBLIC KEY-----\n";
+        static const unsigned char sig1[64] = {
+                0xe5, 0x56, 0x43, 0x00, 0xc3, 0x60, 0xac, 0x72, 0x90, 0x86, 0xe2, 0xcc, 0x80,
+                0x6e, 0x82, 0x8a, 0x84, 0x87, 0x7f, 0x1e, 0xb8, 0xe5, 0xd9, 0x74, 0xd8, 0x73,
+                0xe0, 0x65, 0x22, 0x49, 0x01, 0x55, 0x5f, 0xb8, 0x82, 0x15, 0x90, 0xa3, 0x3b,
+                0xac, 0xc6, 0x1e, 0x39, 0x70, 0x1c, 0xf9, 0xb4, 0x6b, 0xd2, 0x5b, 0xf5, 0xf0,
+                0x59, 0x5b, 0xbe, 0x24, 0x65, 0x51, 0x41, 0x43, 0x8e, 0x7a, 0x10, 0x0b};
+        static const unsigned char sig2[64] = {
+                0x92, 0xa0, 0x09, 0xa9, 0xf0, 0xd4, 0xca, 0xb8, 0x72, 0x0e, 0x82, 0x0b, 0x5f,
+                0x64, 0x25, 0x40, 0xa2, 0xb2, 0x7b, 0x54, 0x16, 0x50, 0x3f, 0x8f, 0xb3, 0x76,
+                0x22, 0x23, 0xeb, 0xdb, 0x69, 0xda, 0x08, 0x5a, 0xc1, 0xe4, 0x3e, 0x15, 0x99,
+                0x6e, 0x45, 0x8f, 0x36, 0x13, 0xd0, 0xf1, 0x1d, 0x8c, 0x38, 0x7b, 0x2e, 0xae,
+                0xb4, 0x30, 0x2a, 0xee, 0xb0, 0x0d, 0x29, 0x16, 0x12, 0xbb, 0x0c, 0x00};
+        unsigned char bad[64];
+
+        CHECK_INTEQ(ed25519_verify(pub1, strlen(pub1), NULL, 0, sig1, 64), 0);
+        CHECK_INTEQ(ed25519_verify(pub2, strlen(pub2), "\x72", 1, sig2, 64), 0);
+        /* The wrong message, key or signature. */
+        CHECK_INTEQ(ed25519_verify(pub2, strlen(pub2), "\x73", 1, sig2, 64), -EBADMSG);
+        CHECK_INTEQ(ed25519_verify(pub1, strlen(pub1), "\x72", 1, sig2, 64), -EBADMSG);
+        for (unsigned bit = 0; bit < 512; bit += 37) {
+                memcpy(bad, sig2, sizeof(bad));
+                bad[bit / 8] ^= (unsigned char)(1u << (bit % 8));
+                CHECK_INTEQ(ed25519_verify(pub2, strlen(pub2), "\x72", 1, bad, 64), -EBADMSG);
+        }
+}
+
 TEST(ed25519_bad_keys)
 {
         unsigned char sig[ED25519_SIG_BYTES] = {0};
