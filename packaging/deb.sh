@@ -8,8 +8,7 @@
 #                      of the agent and units under /usr/lib/imagegen
 #   firstboot-modules  /usr/lib/firstboot/modules, which both need
 # Depends come from dpkg-shlibdeps, plus libarchive13, libsodium23 and (for
-# firstboot) libcurl4, libsystemd0 and libssl3 (libcrypto): dlopen()ed, so
-# invisible to it. Run through
+# firstboot) libcurl4 and libsystemd0: dlopen()ed, so invisible to it. Run through
 # `make deb`.
 set -euo pipefail
 

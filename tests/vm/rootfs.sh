@@ -23,8 +23,9 @@ pkgs=(
 	# boot and the system
 	systemd systemd-sysv udev dbus kmod linux-image-amd64 initramfs-tools
 	e2fsprogs iproute2 procps iptables openssh-server ca-certificates curl openssl
-	# the agent's libraries (libcurl is loaded when needed)
-	libyaml-0-2 libjson-c5 libarchive13 libcurl4
+	# the agent's libraries: linked, then loaded when needed (libsodium to
+	# check the bundle's signature, libarchive for the cidata ISO)
+	libyaml-0-2 libjson-c5 zlib1g libsodium23 libarchive13 libcurl4 libsystemd0
 	# what the modules install: base (firewall, fail2ban, upgrades), docker,
 	# postgres, redis, nginx
 	wget jq git gnupg sudo rsync htop vim-tiny less unzip
