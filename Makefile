@@ -19,7 +19,9 @@ CC       ?= cc
 WARN     := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 -Wvla -Werror
 HARDEN   := -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fPIE
 CFLAGS   ?= -O2 -g
+MULTIARCH := $(shell $(CC) -print-multiarch 2>/dev/null)
 override CFLAGS += -std=gnu11 -D_GNU_SOURCE $(WARN) $(HARDEN) -iquote common -DFIRSTBOOT_VERSION=\"$(VERSION)\" \
+	-DMULTIARCH=\"$(MULTIARCH)\" \
 	$(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 # libcurl, libarchive, libsystemd, libcrypto and libsodium are dlopen()ed
 # when first needed (common/http.c, archive.c, journal.c, crypto.c):

@@ -1067,6 +1067,58 @@ static int open_image(const struct bake_opts *o, struct image *img)
 }
 
 /* Everything bake changes, computed without touching the image. */
+/* The libraries the agent needs in the image: those it is linked with (it
+ * cannot start without them) and those it loads when first needed. */
+static const struct {
+        const char *soname, *package;
+        const char *use; /* NULL: linked */
+        bool signatures; /* needed to check signatures */
+} agent_libs[] = {
+        {"libyaml-0.so.2", "libyaml-0-2", NULL, false},
+        {"libjson-c.so.5", "libjson-c5", NULL, false},
+        {"libz.so.1", "zlib1g", NULL, false},
+        {"libsodium.so.23", "libsodium23", "needed to check signed bundles", true},
+        {"libarchive.so.13", "libarchive13", "needed to read NoCloud and ConfigDrive ISO images",
+         false},
+        {"libcurl.so.4", "libcurl4", "needed to fetch user-data over HTTP and to call back", false},
+        {"libsystemd.so.0", "libsystemd0", "needed by `firstboot logs` to read the journal", false},
+};
+
+static bool image_has_library(const struct image *img, const char *soname)
+{
+        static const char *const dirs[] = {
+                "usr/lib/" MULTIARCH, "lib/" MULTIARCH, "usr/lib64", "lib64", "usr/lib", "lib"};
+
+        for (size_t i = 0; i < ARRAY_SIZE(dirs); i++) {
+                _cleanup_free_ char *rel = strprintf("%s/%s", dirs[i], soname);
+                if (image_has(img, rel))
+                        return true;
+        }
+        return false;
+}
+
+/* A missing library the agent is linked with, or libsodium when bundles
+ * must be signed, is an error: the first boot could only fail. The others
+ * are warnings: the agent works without them, short of what they are for. */
+static int check_libraries(const struct image *img, bool signatures)
+{
+        int r = 0;
+
+        for (size_t i = 0; i < ARRAY_SIZE(agent_libs); i++) {
+                bool fatal = !agent_libs[i].use || (signatures && agent_libs[i].signatures);
+
+                if (image_has_library(img, agent_libs[i].soname))
+                        continue;
+                fprintf(stderr, "imagegen bake: %sthe image lacks %s (Debian package %s), %s\n",
+                        fatal ? "" : "warning: ", agent_libs[i].soname, agent_libs[i].package,
+                        agent_libs[i].use ? agent_libs[i].use
+                                          : "without which firstboot cannot start");
+                if (fatal)
+                        r = -ENOENT;
+        }
+        return r;
+}
+
 static int make_plan(const struct bake_opts *o, const struct image *img, struct plan *p,
                      size_t *ret_modules, size_t *ret_keys)
 {
@@ -1110,6 +1162,11 @@ static int make_plan(const struct bake_opts *o, const struct image *img, struct 
         r = plan_config(p, img, o->config, n_keys > 0, &c);
         if (r < 0)
                 goto out;
+        r = check_libraries(img, c.require_signature);
+        if (r < 0) {
+                config_free(&c);
+                goto out;
+        }
         r = plan_modules(p, mods, c.modules_dir, ret_modules);
         for (size_t i = 0; r >= 0 && i < n_keys; i++) {
                 _cleanup_free_ char *dst = strprintf("%s/%s", c.keys_dir, keys[i].name);

@@ -39,7 +39,16 @@ fake_rootfs() {
 	mkdir -p "$r/usr/lib/systemd/system"
 	: >"$r/usr/lib/systemd/systemd"
 	printf '[Socket]\nListenStream=2222\n\n[Install]\nWantedBy=sockets.target\n' >"$r/usr/lib/systemd/system/extra.socket"
+	# the agent's libraries (stand-ins: bake only looks for them), as
+	# Debian links them: the soname to the file
+	local lib=$r/usr/lib/$MULTIARCH so
+	mkdir -p "$lib"
+	for so in libyaml-0.so.2 libjson-c.so.5 libz.so.1 libsodium.so.23 libarchive.so.13 libcurl.so.4 libsystemd.so.0; do
+		: >"$lib/$so.0.0"
+		ln -s "$so.0.0" "$lib/$so"
+	done
 }
+MULTIARCH=$(cc -print-multiarch)
 
 # A test module the bundles use, baked from a modules dir of its own.
 M=$T/modules
@@ -242,6 +251,25 @@ cp "$T/keys/signing.key" "$T/private.pub"
 if refuse 'not an Ed25519 public key' "${BAKE[@]:2}" --rootfs "$N" --key "$T/rsa.pub" &&
 	refuse 'not an Ed25519 public key' "${BAKE[@]:2}" --rootfs "$N" --key "$T/private.pub" &&
 	refuse 'must be named NAME.pub' "${BAKE[@]:2}" --rootfs "$N" --key "$T/keys/signing.key"; then t_pass; else t_fail "$(cat "$T/err")"; fi
+
+t_case "an image without a library the agent is linked with is refused, naming it and its package"
+mv "$N/usr/lib/$MULTIARCH/libz.so.1" "$T/libz.so.1.saved"
+if refuse 'the image lacks libz.so.1 (Debian package zlib1g), without which firstboot cannot start' \
+	"${BAKE[@]:2}" --rootfs "$N"; then t_pass; else t_fail "$(cat "$T/err")"; fi
+mv "$T/libz.so.1.saved" "$N/usr/lib/$MULTIARCH/libz.so.1"
+
+t_case "without libsodium: refused when bundles must be signed, a warning otherwise"
+mv "$N/usr/lib/$MULTIARCH/libsodium.so.23" "$T/libsodium.saved"
+L=$T/nolibs
+fake_rootfs "$L"
+rm "$L/usr/lib/$MULTIARCH/libsodium.so.23" "$L/usr/lib/$MULTIARCH/libcurl.so.4"
+if refuse 'lacks libsodium.so.23 (Debian package libsodium23), needed to check signed bundles' \
+	"${BAKE[@]:2}" --rootfs "$N" --keys "$T/keys" &&
+	expect_rc 0 "${BAKE[@]}" --rootfs "$L" &&
+	grep -q 'warning: the image lacks libsodium.so.23 (Debian package libsodium23), needed to check signed bundles' "$T/err" &&
+	grep -q 'warning: the image lacks libcurl.so.4 (Debian package libcurl4), needed to fetch' "$T/err" &&
+	[ -x "$L/usr/bin/firstboot" ]; then t_pass; else t_fail "$(cat "$T/err")"; fi
+mv "$T/libsodium.saved" "$N/usr/lib/$MULTIARCH/libsodium.so.23"
 
 t_case "a missing --bundle, a --keys DIR without *.pub are refused"
 mkdir -p "$T/nokeys"
