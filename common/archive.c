@@ -50,21 +50,15 @@
         X(archive_entry_uid)                                                                       \
         X(archive_errno)                                                                           \
         X(archive_error_string)                                                                    \
-        X(archive_filter_bytes)                                                                    \
         X(archive_filter_code)                                                                     \
         X(archive_read_data)                                                                       \
-        X(archive_read_data_block)                                                                 \
         X(archive_read_free)                                                                       \
         X(archive_read_new)                                                                        \
         X(archive_read_next_header)                                                                \
         X(archive_read_open_fd)                                                                    \
         X(archive_read_open_filename)                                                              \
-        X(archive_read_open_memory)                                                                \
         X(archive_read_support_filter_all)                                                         \
-        X(archive_read_support_filter_gzip)                                                        \
-        X(archive_read_support_filter_none)                                                        \
         X(archive_read_support_format_iso9660)                                                     \
-        X(archive_read_support_format_raw)                                                         \
         X(archive_read_support_format_tar)                                                         \
         X(archive_set_error)                                                                       \
         X(archive_write_add_filter)                                                                \
@@ -82,9 +76,7 @@
         X(archive_write_set_format_option)                                                         \
         X(archive_write_set_format_pax)                                                            \
         X(archive_write_set_format_pax_restricted)
-ARCHIVE_SYMBOLS(DL_DECLARE)
-static const struct dl_symbol archive_symbols[] = {ARCHIVE_SYMBOLS(DL_SYMBOL)};
-static struct dl_lib libarchive = DL_LIB("libarchive.so.13", archive_symbols);
+DL_DEFINE(libarchive, SONAME_LIBARCHIVE, ARCHIVE_SYMBOLS);
 
 const char *archive_load_error(void)
 {
@@ -126,21 +118,15 @@ static int archive_dl(char **ret_error)
 #define archive_entry_uid                       sym_archive_entry_uid
 #define archive_errno                           sym_archive_errno
 #define archive_error_string                    sym_archive_error_string
-#define archive_filter_bytes                    sym_archive_filter_bytes
 #define archive_filter_code                     sym_archive_filter_code
 #define archive_read_data                       sym_archive_read_data
-#define archive_read_data_block                 sym_archive_read_data_block
 #define archive_read_free                       sym_archive_read_free
 #define archive_read_new                        sym_archive_read_new
 #define archive_read_next_header                sym_archive_read_next_header
 #define archive_read_open_fd                    sym_archive_read_open_fd
 #define archive_read_open_filename              sym_archive_read_open_filename
-#define archive_read_open_memory                sym_archive_read_open_memory
 #define archive_read_support_filter_all         sym_archive_read_support_filter_all
-#define archive_read_support_filter_gzip        sym_archive_read_support_filter_gzip
-#define archive_read_support_filter_none        sym_archive_read_support_filter_none
 #define archive_read_support_format_iso9660     sym_archive_read_support_format_iso9660
-#define archive_read_support_format_raw         sym_archive_read_support_format_raw
 #define archive_read_support_format_tar         sym_archive_read_support_format_tar
 #define archive_set_error                       sym_archive_set_error
 #define archive_write_add_filter                sym_archive_write_add_filter
@@ -780,7 +766,7 @@ int tar_read(const void *data, size_t size, size_t max_total, size_t max_members
         _cleanup_(tar_next_clear) struct tar_next next = {0};
         unsigned char h[TAR_BLOCK];
         size_t cap = 0, total = 0, count = 0, tail = 0;
-        ssize_t got;
+        ssize_t got = 0;
         int r;
 
         if (size >= 2 && s.data[0] == 0x1f && s.data[1] == 0x8b) {
@@ -878,18 +864,16 @@ int tar_read(const void *data, size_t size, size_t max_total, size_t max_members
                 }
         }
 
-        /* Read what follows to the end, so that zlib checks the trailer. */
-        while ((got = src_read(&s, h, sizeof(h))) > 0)
-                if ((tail += (size_t)got) > TAR_MAX_TAIL && s.gz) {
+        /* A gzip'd tar: decompress what follows to the stream's end, so
+         * that zlib checks the trailer (src_read() stops short only there).
+         * A plain one's tail is already in memory and harmless. */
+        while (s.gz && (got = src_read(&s, h, sizeof(h))) > 0)
+                if ((tail += (size_t)got) > TAR_MAX_TAIL) {
                         s.why = "too much data after the end of the archive";
                         return tar_corrupt(ret_error, &s, -EBADMSG);
                 }
-        if (got < 0)
+        if (s.gz && got < 0)
                 return tar_corrupt(ret_error, &s, (int)got);
-        if (s.gz && !s.gz_ended) {
-                s.why = "unexpected end of compressed data";
-                return tar_corrupt(ret_error, &s, -EBADMSG);
-        }
 
         r = check_conflicts(&l, dirs, ret_error);
         if (r < 0)

@@ -40,16 +40,7 @@
         X(PEM_write_bio_PUBKEY)                                                                    \
         X(PEM_write_bio_PrivateKey)                                                                \
         X(RAND_bytes)
-CRYPTO_SYMBOLS(DL_DECLARE)
-static const struct dl_symbol crypto_symbols[] = {CRYPTO_SYMBOLS(DL_SYMBOL)};
-static struct dl_lib libcrypto = DL_LIB("libcrypto.so.3", crypto_symbols);
-
-/* 0, or -ELIBACC when libcrypto cannot be loaded. Every function below
- * that calls OpenSSL calls this first. */
-static int crypto_dl(void)
-{
-        return dl_load(&libcrypto);
-}
+DL_DEFINE(libcrypto, SONAME_LIBCRYPTO, CRYPTO_SYMBOLS);
 
 #define BIO_ctrl                 sym_BIO_ctrl
 #define BIO_free                 sym_BIO_free
@@ -264,7 +255,7 @@ int random_bytes(void *buf, size_t n)
 {
         unsigned char *p = buf;
 
-        if (crypto_dl() < 0)
+        if (dl_load(&libcrypto) < 0)
                 return -ELIBACC;
 
         while (n > 0) {
@@ -433,7 +424,7 @@ int ed25519_keygen(char **ret_private_pem, char **ret_public_pem)
         _cleanup_pkey_ EVP_PKEY *key = NULL;
         _cleanup_bio_ BIO *priv = NULL, *pub = NULL;
         _cleanup_free_ char *priv_s = NULL, *pub_s = NULL;
-        int r = crypto_dl();
+        int r = dl_load(&libcrypto);
 
         if (r < 0)
                 return r;
@@ -475,7 +466,7 @@ static int load_private_key(const char *pem, size_t pem_len, EVP_PKEY **ret)
 
         if (!pem || pem_len == 0 || pem_len > INT_MAX)
                 return -EINVAL;
-        if (crypto_dl() < 0)
+        if (dl_load(&libcrypto) < 0)
                 return -ELIBACC;
         b = BIO_new_mem_buf(pem, (int)pem_len);
         if (!b)
@@ -521,9 +512,7 @@ int ed25519_sign(const char *private_pem, size_t pem_len, const void *msg, size_
 #define SODIUM_SYMBOLS(X)                                                                          \
         X(sodium_init)                                                                             \
         X(crypto_sign_ed25519_verify_detached)
-SODIUM_SYMBOLS(DL_DECLARE)
-static const struct dl_symbol sodium_symbols[] = {SODIUM_SYMBOLS(DL_SYMBOL)};
-static struct dl_lib libsodium = DL_LIB("libsodium.so.23", sodium_symbols);
+DL_DEFINE(libsodium, SONAME_LIBSODIUM, SODIUM_SYMBOLS);
 
 /* An Ed25519 SubjectPublicKeyInfo (RFC 8410) in DER is always these 12
  * bytes, then the 32 bytes of the key. */

@@ -1,13 +1,20 @@
 /* Libraries loaded when first needed (libcurl, libarchive, libsystemd,
- * libcrypto), so that a process that does not use one does not pay for it
- * and its dependencies at start-up. A user lists its functions in an
- * X-macro, declares a pointer for each with DL_DECLARE and a table with
- * DL_SYMBOL, describes the library with DL_LIB, and calls dl_load() before
+ * libcrypto, libsodium), so that a process that does not use one does not
+ * pay for it and its dependencies at start-up. A user lists its functions
+ * in an X-macro, defines the library with DL_DEFINE (a sym_<name> pointer
+ * for each function, and the struct dl_lib), and calls dl_load() before
  * each use. */
 #pragma once
 
 #include <stdbool.h>
 #include <stddef.h>
+
+/* The sonames, also what `imagegen bake` looks for in an image. */
+#define SONAME_LIBARCHIVE "libarchive.so.13"
+#define SONAME_LIBCURL    "libcurl.so.4"
+#define SONAME_LIBSYSTEMD "libsystemd.so.0"
+#define SONAME_LIBCRYPTO  "libcrypto.so.3"
+#define SONAME_LIBSODIUM  "libsodium.so.23"
 
 struct dl_symbol {
         const char *name;
@@ -24,10 +31,13 @@ struct dl_lib {
         int state;       /* 0 not tried yet, 1 loaded, -1 failed */
         char error[256]; /* why it failed */
 };
-#define DL_LIB(soname_, table)                                                                     \
-        {                                                                                          \
-                .soname = (soname_), .syms = (table), .n = ARRAY_SIZE(table)                       \
-        }
+/* Defines `static struct dl_lib var` for soname and the functions that
+ * SYMBOLS(X) lists, with a pointer sym_<function> for each. */
+#define DL_DEFINE(var, soname_, SYMBOLS)                                                           \
+        SYMBOLS(DL_DECLARE)                                                                        \
+        static const struct dl_symbol var##_symbols[] = {SYMBOLS(DL_SYMBOL)};                      \
+        static struct dl_lib var = {                                                               \
+                .soname = (soname_), .syms = var##_symbols, .n = ARRAY_SIZE(var##_symbols)}
 
 /* dlopen()s the library and sets every pointer of its table, the first
  * time only (thread-safe); 0, or -ELIBACC with l->error saying what is

@@ -41,9 +41,7 @@
         X(curl_url_cleanup)                                                                        \
         X(curl_url_get)                                                                            \
         X(curl_url_set)
-CURL_SYMBOLS(DL_DECLARE)
-static const struct dl_symbol curl_symbols[] = {CURL_SYMBOLS(DL_SYMBOL)};
-static struct dl_lib libcurl = DL_LIB("libcurl.so.4", curl_symbols);
+DL_DEFINE(libcurl, SONAME_LIBCURL, CURL_SYMBOLS);
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
 static CURLcode global_result = CURLE_FAILED_INIT;

@@ -28,9 +28,7 @@
         X(sd_journal_open)                                                                         \
         X(sd_journal_open_directory)                                                               \
         X(sd_journal_wait)
-SD_SYMBOLS(DL_DECLARE)
-static const struct dl_symbol sd_symbols[] = {SD_SYMBOLS(DL_SYMBOL)};
-static struct dl_lib libsystemd = DL_LIB("libsystemd.so.0", sd_symbols);
+DL_DEFINE(libsystemd, SONAME_LIBSYSTEMD, SD_SYMBOLS);
 
 #define sd_journal_add_match         sym_sd_journal_add_match
 #define sd_journal_close             sym_sd_journal_close

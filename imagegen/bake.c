@@ -13,6 +13,7 @@
 #include "bundle.h"
 #include "crypto.h"
 #include "diag.h"
+#include "dl.h"
 #include "fs.h"
 #include "imagegen.h"
 #include "manifest.h"
@@ -1066,7 +1067,6 @@ static int open_image(const struct bake_opts *o, struct image *img)
         return 0;
 }
 
-/* Everything bake changes, computed without touching the image. */
 /* The libraries the agent needs in the image: those it is linked with (it
  * cannot start without them) and those it loads when first needed. */
 static const struct {
@@ -1077,11 +1077,11 @@ static const struct {
         {"libyaml-0.so.2", "libyaml-0-2", NULL, false},
         {"libjson-c.so.5", "libjson-c5", NULL, false},
         {"libz.so.1", "zlib1g", NULL, false},
-        {"libsodium.so.23", "libsodium23", "needed to check signed bundles", true},
-        {"libarchive.so.13", "libarchive13", "needed to read NoCloud and ConfigDrive ISO images",
+        {SONAME_LIBSODIUM, "libsodium23", "needed to check signed bundles", true},
+        {SONAME_LIBARCHIVE, "libarchive13", "needed to read NoCloud and ConfigDrive ISO images",
          false},
-        {"libcurl.so.4", "libcurl4", "needed to fetch user-data over HTTP and to call back", false},
-        {"libsystemd.so.0", "libsystemd0", "needed by `firstboot logs` to read the journal", false},
+        {SONAME_LIBCURL, "libcurl4", "needed to fetch user-data over HTTP and to call back", false},
+        {SONAME_LIBSYSTEMD, "libsystemd0", "needed by `firstboot logs` to read the journal", false},
 };
 
 static bool image_has_library(const struct image *img, const char *soname)
@@ -1109,8 +1109,9 @@ static int check_libraries(const struct image *img, bool signatures)
 
                 if (image_has_library(img, agent_libs[i].soname))
                         continue;
-                fprintf(stderr, "imagegen bake: %sthe image lacks %s (Debian package %s), %s\n",
-                        fatal ? "" : "warning: ", agent_libs[i].soname, agent_libs[i].package,
+                fprintf(stderr, "imagegen bake: %s%s: the image lacks %s (Debian package %s), %s\n",
+                        fatal ? "" : "warning: ", img->label, agent_libs[i].soname,
+                        agent_libs[i].package,
                         agent_libs[i].use ? agent_libs[i].use
                                           : "without which firstboot cannot start");
                 if (fatal)
@@ -1119,6 +1120,7 @@ static int check_libraries(const struct image *img, bool signatures)
         return r;
 }
 
+/* Everything bake changes, computed without touching the image. */
 static int make_plan(const struct bake_opts *o, const struct image *img, struct plan *p,
                      size_t *ret_modules, size_t *ret_keys)
 {

@@ -254,7 +254,7 @@ if refuse 'not an Ed25519 public key' "${BAKE[@]:2}" --rootfs "$N" --key "$T/rsa
 
 t_case "an image without a library the agent is linked with is refused, naming it and its package"
 mv "$N/usr/lib/$MULTIARCH/libz.so.1" "$T/libz.so.1.saved"
-if refuse 'the image lacks libz.so.1 (Debian package zlib1g), without which firstboot cannot start' \
+if refuse "$N: the image lacks libz.so.1 (Debian package zlib1g), without which firstboot cannot start" \
 	"${BAKE[@]:2}" --rootfs "$N"; then t_pass; else t_fail "$(cat "$T/err")"; fi
 mv "$T/libz.so.1.saved" "$N/usr/lib/$MULTIARCH/libz.so.1"
 
@@ -263,11 +263,11 @@ mv "$N/usr/lib/$MULTIARCH/libsodium.so.23" "$T/libsodium.saved"
 L=$T/nolibs
 fake_rootfs "$L"
 rm "$L/usr/lib/$MULTIARCH/libsodium.so.23" "$L/usr/lib/$MULTIARCH/libcurl.so.4"
-if refuse 'lacks libsodium.so.23 (Debian package libsodium23), needed to check signed bundles' \
+if refuse "$N: the image lacks libsodium.so.23 (Debian package libsodium23), needed to check signed bundles" \
 	"${BAKE[@]:2}" --rootfs "$N" --keys "$T/keys" &&
 	expect_rc 0 "${BAKE[@]}" --rootfs "$L" &&
-	grep -q 'warning: the image lacks libsodium.so.23 (Debian package libsodium23), needed to check signed bundles' "$T/err" &&
-	grep -q 'warning: the image lacks libcurl.so.4 (Debian package libcurl4), needed to fetch' "$T/err" &&
+	grep -qF "warning: $L: the image lacks libsodium.so.23 (Debian package libsodium23), needed to check signed bundles" "$T/err" &&
+	grep -qF "warning: $L: the image lacks libcurl.so.4 (Debian package libcurl4), needed to fetch" "$T/err" &&
 	[ -x "$L/usr/bin/firstboot" ]; then t_pass; else t_fail "$(cat "$T/err")"; fi
 mv "$T/libsodium.saved" "$N/usr/lib/$MULTIARCH/libsodium.so.23"
 
