@@ -81,21 +81,21 @@ int mkdir_parents(const char *path, mode_t mode)
         return mkdir_p(p, mode);
 }
 
-static int same_contents(const char *path, const void *data, size_t size, mode_t mode, uid_t uid,
-                         gid_t gid)
+bool file_has_contents(const char *path, const void *data, size_t size, mode_t mode, uid_t uid,
+                       gid_t gid)
 {
         struct stat st;
         _cleanup_free_ char *old = NULL;
         size_t n;
 
         if (lstat(path, &st) < 0 || !S_ISREG(st.st_mode) || (size_t)st.st_size != size)
-                return 0;
+                return false;
         if ((st.st_mode & 07777) != (mode & 07777))
-                return 0;
+                return false;
         if ((uid != (uid_t)-1 && st.st_uid != uid) || (gid != (gid_t)-1 && st.st_gid != gid))
-                return 0;
+                return false;
         if (read_file(path, size + 1, &old, &n) < 0 || n != size)
-                return 0;
+                return false;
         return memcmp(old, data, size) == 0;
 }
 
@@ -129,17 +129,14 @@ int write_file_atomic_full(const char *path, const void *data, size_t size, mode
         size_t left = size;
         int fd, r;
 
-        if (!(flags & WRITE_NEW) && same_contents(path, data, size, mode, uid, gid))
+        if (!(flags & WRITE_IN_PLACE) && file_has_contents(path, data, size, mode, uid, gid))
                 return 0;
-        tmp = flags & WRITE_NEW ? strdup(path) : strprintf("%s.fbtmp.%d", path, (int)getpid());
+        tmp = flags & WRITE_IN_PLACE ? strdup(path) : strprintf("%s.fbtmp.%d", path, (int)getpid());
         if (!tmp)
                 return -ENOMEM;
         /* 0600 at creation: the final mode is set before any data is written
          * and before the name becomes visible. */
-        fd = open(tmp,
-                  O_WRONLY | O_CREAT | (flags & WRITE_NEW ? O_EXCL : O_TRUNC) | O_CLOEXEC |
-                          O_NOFOLLOW,
-                  0600);
+        fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
         if (fd < 0)
                 return -errno;
         if ((uid != (uid_t)-1 || gid != (gid_t)-1) && fchown(fd, uid, gid) < 0)
@@ -156,14 +153,14 @@ int write_file_atomic_full(const char *path, const void *data, size_t size, mode
                 p += k;
                 left -= (size_t)k;
         }
-        if (!(flags & (WRITE_NOSYNC | WRITE_NEW)) && fsync(fd) < 0)
+        if (!(flags & (WRITE_NOSYNC | WRITE_IN_PLACE)) && fsync(fd) < 0)
                 goto fail;
         if (close(fd) < 0) {
                 fd = -1;
                 goto fail;
         }
         fd = -1;
-        if (flags & WRITE_NEW)
+        if (flags & WRITE_IN_PLACE)
                 return 1;
         if (rename(tmp, path) < 0)
                 goto fail;

@@ -27,17 +27,22 @@ int write_file_atomic(const char *path, const void *data, size_t size, mode_t mo
  * rebuilt anyway after a crash (caches, progress); the rename is still
  * atomic. */
 #define WRITE_NOSYNC 1u
-/* WRITE_NEW: path does not exist yet and nothing reads its directory
- * until the caller says so (a directory being filled, a mark whose name
- * is all that counts): created in place with O_EXCL, no temp file, no
- * rename, no fsync; removed again on a failure. */
-#define WRITE_NEW 2u
+/* WRITE_IN_PLACE: nothing reads path until the caller says so (a file in
+ * a directory being filled, a mark whose name is all that counts):
+ * written in place (created or truncated), no temp file, no rename, no
+ * fsync; removed again on a failure. */
+#define WRITE_IN_PLACE 2u
 int write_file_atomic_full(const char *path, const void *data, size_t size, mode_t mode, uid_t uid,
                            gid_t gid, unsigned flags);
 
 /* fsync() of a file or directory by name: a directory's entries for files
  * written with WRITE_NOSYNC become durable in one call. */
 int fsync_path(const char *path);
+
+/* Whether path is a regular file (not followed) holding exactly data with
+ * mode (and uid, gid unless -1). */
+bool file_has_contents(const char *path, const void *data, size_t size, mode_t mode, uid_t uid,
+                       gid_t gid);
 
 /* Reads a whole file, at most max bytes (-EFBIG beyond). *ret is NUL
  * terminated; ret_size may be NULL. */

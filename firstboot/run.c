@@ -410,11 +410,9 @@ static int run_module(struct run *r, struct planned *p)
                          * reruns an idempotent module, and what counts is
                          * the name, which finish() makes durable with one
                          * fsync of the directory before the ready marker. */
-                        if (k >= 0) {
-                                (void)unlink(mark);
+                        if (k >= 0)
                                 k = write_file_atomic_full(mark, text, strlen(text), 0600,
-                                                           (uid_t)-1, (gid_t)-1, WRITE_NEW);
-                        }
+                                                           (uid_t)-1, (gid_t)-1, WRITE_IN_PLACE);
                         if (k < 0)
                                 log_warning_errno(k, "Failed to write the done-mark %s: %m", mark);
                 }

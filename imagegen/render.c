@@ -291,13 +291,9 @@ static bool bundle_dir_is(const char *dir, const struct member_list *members)
                 return false;
         for (size_t i = 0; i < members->n; i++) {
                 const struct archive_member *m = &members->v[i];
-                _cleanup_free_ char *p = strprintf("%s/%s", dir, m->path), *data = NULL;
-                struct stat st;
-                size_t len;
+                _cleanup_free_ char *p = strprintf("%s/%s", dir, m->path);
 
-                if (lstat(p, &st) < 0 || !S_ISREG(st.st_mode) || (st.st_mode & 07777) != m->mode ||
-                    (size_t)st.st_size != m->size || read_file(p, m->size, &data, &len) < 0 ||
-                    len != m->size || memcmp(data, m->data, len) != 0)
+                if (!file_has_contents(p, m->data, m->size, m->mode, (uid_t)-1, (gid_t)-1))
                         return false;
         }
         return true;
