@@ -1,9 +1,8 @@
 /* pki-tool: drives imagegen's PKI and secrets store for the end-to-end
  * tests.
- *   pki-tool ensure DIR [--ca-dir DIR] [--days N] [--at-days N] [--dns NAME]...
- *                [--ip ADDR]...
- *       pki_ensure(), the CA in DIR unless --ca-dir says; prints what it
- *       did. --at-days N acts N days from now.
+ *   pki-tool ensure DIR [--days N] [--at-days N] [--dns NAME]... [--ip ADDR]...
+ *       pki_ensure() with the CA and the server in DIR; prints what it did.
+ *       --at-days N acts N days from now.
  *   pki-tool keygen DIR
  *       signing_keygen().
  *   pki-tool secret STATE NAME password|token|api-key
@@ -19,8 +18,8 @@
 
 static int usage(void)
 {
-        fprintf(stderr, "usage: pki-tool ensure DIR [--ca-dir DIR] [--days N] [--at-days N] "
-                        "[--dns NAME]... [--ip ADDR]...\n"
+        fprintf(stderr, "usage: pki-tool ensure DIR [--days N] [--at-days N] [--dns NAME]... "
+                        "[--ip ADDR]...\n"
                         "       pki-tool keygen DIR\n"
                         "       pki-tool secret STATE NAME password|token|api-key\n");
         return 2;
@@ -32,7 +31,6 @@ static int cmd_ensure(int argc, char **argv)
         _cleanup_free_ char *err = NULL;
         struct pki_result res;
         long long days = 825, at_days = 0;
-        const char *ca_dir = argv[2];
 
         for (int i = 3; i < argc; i++) {
                 if (i + 1 >= argc)
@@ -41,8 +39,6 @@ static int cmd_ensure(int argc, char **argv)
                         strv_extend(&dns, argv[++i]);
                 else if (streq(argv[i], "--ip"))
                         strv_extend(&ip, argv[++i]);
-                else if (streq(argv[i], "--ca-dir"))
-                        ca_dir = argv[++i];
                 else if (streq(argv[i], "--days")) {
                         if (parse_llong(argv[++i], &days) < 0 || days > 100000 || days < -100000)
                                 return usage();
@@ -54,7 +50,7 @@ static int cmd_ensure(int argc, char **argv)
                         return usage();
         }
         time_t now = time(NULL) + (time_t)at_days * 86400;
-        if (pki_ensure_at(ca_dir, argv[2], (const char *const *)dns, (const char *const *)ip,
+        if (pki_ensure_at(argv[2], argv[2], (const char *const *)dns, (const char *const *)ip,
                           (int)days, now, &res, &err) < 0) {
                 fprintf(stderr, "pki-tool: %s\n", err);
                 return 1;
