@@ -490,7 +490,7 @@ int bundle_unpack(const struct bundle *b, const char *dir)
                         return r;
                 mode_t mode = (m->mode & 0111) || endswith(m->path, ".sh") ? 0700 : 0600;
                 r = write_file_atomic_full(path, m->data, m->size, mode, (uid_t)-1, (gid_t)-1,
-                                           WRITE_IN_PLACE);
+                                           WRITE_IN_PLACE | WRITE_NOSYNC);
                 if (r < 0)
                         return r;
         }

@@ -107,6 +107,14 @@ int fsync_path(const char *path)
         return fsync(fd) < 0 ? -errno : 0;
 }
 
+int sync_fs(const char *path)
+{
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        return syncfs(fd) < 0 ? -errno : 0;
+}
+
 static int fsync_dir_of(const char *path)
 {
         _cleanup_free_ char *p = strdup(path);
@@ -153,7 +161,7 @@ int write_file_atomic_full(const char *path, const void *data, size_t size, mode
                 p += k;
                 left -= (size_t)k;
         }
-        if (!(flags & (WRITE_NOSYNC | WRITE_IN_PLACE)) && fsync(fd) < 0)
+        if (!(flags & WRITE_NOSYNC) && fsync(fd) < 0)
                 goto fail;
         if (close(fd) < 0) {
                 fd = -1;

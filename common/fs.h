@@ -28,9 +28,10 @@ int write_file_atomic(const char *path, const void *data, size_t size, mode_t mo
  * atomic. */
 #define WRITE_NOSYNC 1u
 /* WRITE_IN_PLACE: nothing reads path until the caller says so (a file in
- * a directory being filled, a mark whose name is all that counts):
- * written in place (created or truncated), no temp file, no rename, no
- * fsync; removed again on a failure. */
+ * a directory being filled, a temporary name the caller renames, a mark
+ * whose name is all that counts): written in place (created or
+ * truncated), no temp file, no rename, the file (not its directory)
+ * fsync'd unless WRITE_NOSYNC too; removed again on a failure. */
 #define WRITE_IN_PLACE 2u
 int write_file_atomic_full(const char *path, const void *data, size_t size, mode_t mode, uid_t uid,
                            gid_t gid, unsigned flags);
@@ -38,6 +39,10 @@ int write_file_atomic_full(const char *path, const void *data, size_t size, mode
 /* fsync() of a file or directory by name: a directory's entries for files
  * written with WRITE_NOSYNC become durable in one call. */
 int fsync_path(const char *path);
+
+/* syncfs() of the file system holding path: what many files written
+ * with WRITE_NOSYNC need to be durable, in one call. */
+int sync_fs(const char *path);
 
 /* Whether path is a regular file (not followed) holding exactly data with
  * mode (and uid, gid unless -1). */

@@ -14,6 +14,7 @@
 #define _printf_(a, b) __attribute__((format(printf, a, b)))
 #define _unused_       __attribute__((unused))
 #define ARRAY_SIZE(a)  (sizeof(a) / sizeof((a)[0]))
+#define MIN(a, b)      ((a) < (b) ? (a) : (b))
 
 static inline void freep(void *p)
 {

@@ -412,7 +412,8 @@ static int run_module(struct run *r, struct planned *p)
                          * fsync of the directory before the ready marker. */
                         if (k >= 0)
                                 k = write_file_atomic_full(mark, text, strlen(text), 0600,
-                                                           (uid_t)-1, (gid_t)-1, WRITE_IN_PLACE);
+                                                           (uid_t)-1, (gid_t)-1,
+                                                           WRITE_IN_PLACE | WRITE_NOSYNC);
                         if (k < 0)
                                 log_warning_errno(k, "Failed to write the done-mark %s: %m", mark);
                 }

@@ -314,14 +314,13 @@ int write_bundle_dir(const struct member_list *members, const char *dir, char **
                                  strerror(errno));
                 return -errno;
         }
-        chmod(tmp, 0700);
         for (size_t i = 0; r >= 0 && i < members->n; i++) {
                 const struct archive_member *m = &members->v[i];
                 _cleanup_free_ char *p = strprintf("%s/%s", tmp, m->path);
                 r = mkdir_parents(p, 0700);
                 if (r >= 0)
                         r = write_file_atomic_full(p, m->data, m->size, m->mode, (uid_t)-1,
-                                                   (gid_t)-1, WRITE_NOSYNC);
+                                                   (gid_t)-1, WRITE_IN_PLACE | WRITE_NOSYNC);
                 if (r < 0)
                         *err = strprintf("cannot write %s: %s", p, strerror(-r));
         }
