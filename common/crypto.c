@@ -130,7 +130,7 @@ static uint32_t ror(uint32_t x, unsigned n)
 
 static void sha256_block(uint32_t h[8], const unsigned char *p)
 {
-        uint32_t w[64], v[8];
+        uint32_t w[64];
 
         for (unsigned i = 0; i < 16; i++)
                 w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 |
@@ -140,19 +140,23 @@ static void sha256_block(uint32_t h[8], const unsigned char *p)
                 uint32_t s1 = ror(w[i - 2], 17) ^ ror(w[i - 2], 19) ^ (w[i - 2] >> 10);
                 w[i] = w[i - 16] + s0 + w[i - 7] + s1;
         }
-        memcpy(v, h, sizeof(v));
+        /* Named, not an array shifted each round: the compiler keeps them
+         * in registers (half the instructions). */
+        uint32_t a = h[0], b = h[1], c = h[2], d = h[3], e = h[4], f = h[5], g = h[6], k = h[7];
         for (unsigned i = 0; i < 64; i++) {
-                /* v: a b c d e f g h */
-                uint32_t t1 = v[7] + (ror(v[4], 6) ^ ror(v[4], 11) ^ ror(v[4], 25)) +
-                              ((v[4] & v[5]) ^ (~v[4] & v[6])) + sha256_k[i] + w[i];
-                uint32_t t2 = (ror(v[0], 2) ^ ror(v[0], 13) ^ ror(v[0], 22)) +
-                              ((v[0] & v[1]) ^ (v[0] & v[2]) ^ (v[1] & v[2]));
-                memmove(v + 1, v, 7 * sizeof(v[0]));
-                v[4] += t1;
-                v[0] = t1 + t2;
+                uint32_t t1 = k + (ror(e, 6) ^ ror(e, 11) ^ ror(e, 25)) + ((e & f) ^ (~e & g)) +
+                              sha256_k[i] + w[i];
+                uint32_t t2 = (ror(a, 2) ^ ror(a, 13) ^ ror(a, 22)) + ((a & b) ^ (a & c) ^ (b & c));
+                k = g;
+                g = f;
+                f = e;
+                e = d + t1;
+                d = c;
+                c = b;
+                b = a;
+                a = t1 + t2;
         }
-        for (unsigned i = 0; i < 8; i++)
-                h[i] += v[i];
+        h[0] += a, h[1] += b, h[2] += c, h[3] += d, h[4] += e, h[5] += f, h[6] += g, h[7] += k;
 }
 
 static void sha256_init(struct sha256_ctx *c)
