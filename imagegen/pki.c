@@ -259,6 +259,13 @@ static int pem_file_read(struct pem_file *f, const char *dir, const char *name, 
         r = read_file(f->path, PEM_MAX_SIZE, &f->data, &f->len);
         if (r == -ENOENT)
                 return 0;
+        /* What a crash can leave of a server's files (see pki_sync()): no
+         * bytes of the user's to look at, so they count as missing. */
+        if (r >= 0 && f->len == 0 && !startswith(name, "ca.")) {
+                free(f->data);
+                f->data = NULL;
+                return 0;
+        }
         if (r < 0) {
                 *err = strprintf("%s: cannot read: %s", f->path, strerror(-r));
                 return r;
@@ -493,9 +500,35 @@ out:
         return r;
 }
 
-/* A v3 certificate for key with a random serial, the subject's common name
- * cn and validity from an hour before now to `end`. */
-static X509 *new_cert(EVP_PKEY *key, const char *cn, time_t now, time_t end)
+/* The certificate's subjectPublicKeyInfo for a P-256 key, set from the
+ * point itself: X509_set_pubkey() encodes the key through OpenSSL 3's
+ * encoder and decodes it back, 2M instructions per certificate, most of a
+ * fleet host's cost. The same DER: id-ecPublicKey, the named curve, the
+ * uncompressed point. */
+static int set_p256_pubkey(X509 *x, EVP_PKEY *key)
+{
+        unsigned char pt[65], *copy;
+        size_t n = 0;
+
+        if (EVP_PKEY_get_octet_string_param(key, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, pt, sizeof(pt),
+                                            &n) != 1 ||
+            n != sizeof(pt) || pt[0] != 0x04)
+                return -EIO;
+        copy = OPENSSL_memdup(pt, n);
+        if (!copy)
+                return -ENOMEM;
+        if (X509_PUBKEY_set0_param(X509_get_X509_PUBKEY(x), OBJ_nid2obj(NID_X9_62_id_ecPublicKey),
+                                   V_ASN1_OBJECT, OBJ_nid2obj(NID_X9_62_prime256v1), copy,
+                                   (int)n) != 1) {
+                OPENSSL_free(copy);
+                return -EIO;
+        }
+        return 0;
+}
+
+/* A v3 certificate with a random serial, the subject's common name cn and
+ * validity from an hour before now to `end`; no key yet. */
+static X509 *new_cert(const char *cn, time_t now, time_t end)
 {
         X509 *x = X509_new();
         X509_NAME *name = X509_NAME_new();
@@ -505,8 +538,7 @@ static X509 *new_cert(EVP_PKEY *key, const char *cn, time_t now, time_t end)
                                              -1, -1, 0) == 1 &&
                   X509_set_subject_name(x, name) == 1 &&
                   X509_time_adj_ex(X509_getm_notBefore(x), 0, -BACKDATE_SECONDS, &now) &&
-                  X509_time_adj_ex(X509_getm_notAfter(x), 0, 0, &end) &&
-                  X509_set_pubkey(x, key) == 1;
+                  X509_time_adj_ex(X509_getm_notAfter(x), 0, 0, &end);
 
         X509_NAME_free(name);
         if (!ok) {
@@ -528,8 +560,11 @@ static int make_ca(time_t now, EVP_PKEY **ret_key, X509 **ret_cert)
         /* A name of its own, so that the CAs of several sites (or the one
          * that replaced an expired CA) are told apart in a trust store. */
         snprintf(cn, sizeof(cn), "imagegen local CA %02x%02x%02x%02x", id[0], id[1], id[2], id[3]);
-        x = new_cert(key, cn, now, now + (time_t)PKI_CA_DAYS * DAY_SECONDS);
-        if (!x || X509_set_issuer_name(x, X509_get_subject_name(x)) != 1 ||
+        x = new_cert(cn, now, now + (time_t)PKI_CA_DAYS * DAY_SECONDS);
+        /* X509_set_pubkey(), unlike set_p256_pubkey(), leaves the key in
+         * the certificate for verifying what the CA signs. */
+        if (!x || X509_set_pubkey(x, key) != 1 ||
+            X509_set_issuer_name(x, X509_get_subject_name(x)) != 1 ||
             add_ext(x, x, NID_basic_constraints, "critical,CA:TRUE") < 0 ||
             add_ext(x, x, NID_key_usage, "critical,keyCertSign,cRLSign") < 0 ||
             add_ext(x, x, NID_subject_key_identifier, "hash") < 0 ||
@@ -556,8 +591,9 @@ static int make_server(const struct names *n, int days, time_t now, EVP_PKEY *ca
                 end = ca_end;
         /* The common name is at most 64 characters; the names that count
          * are in subjectAltName. */
-        x = new_cert(key, strlen(cn) <= 64 ? cn : "imagegen server", now, end);
-        if (!x || X509_set_issuer_name(x, X509_get_subject_name(ca)) != 1 ||
+        x = new_cert(strlen(cn) <= 64 ? cn : "imagegen server", now, end);
+        if (!x || set_p256_pubkey(x, key) < 0 ||
+            X509_set_issuer_name(x, X509_get_subject_name(ca)) != 1 ||
             add_ext(x, ca, NID_basic_constraints, "critical,CA:FALSE") < 0 ||
             add_ext(x, ca, NID_key_usage, "critical,digitalSignature") < 0 ||
             add_ext(x, ca, NID_ext_key_usage, "serverAuth") < 0 ||
@@ -577,11 +613,48 @@ static char *bio_text(BIO *b)
         return n >= 0 ? strndup(p, (size_t)n) : NULL;
 }
 
+/* A P-256 key as PKCS#8 PEM, laid out here: RFC 5208's PrivateKeyInfo
+ * around RFC 5915's ECPrivateKey with the public key, the bytes
+ * PEM_write_bio_PrivateKey() writes, which costs OpenSSL 3's encoder 0.8M
+ * instructions a key. */
 static char *key_pem(EVP_PKEY *k)
 {
-        _cleanup_bio_ BIO *b = BIO_new(BIO_s_mem());
-        return b && PEM_write_bio_PrivateKey(b, k, NULL, NULL, 0, NULL, NULL) == 1 ? bio_text(b)
-                                                                                   : NULL;
+        static const unsigned char head[] = {
+                0x30, 0x81, 0x87,                                          /* PrivateKeyInfo */
+                0x02, 0x01, 0x00,                                          /* version 0 */
+                0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d,      /* id-ecPublicKey */
+                0x02, 0x01, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d,      /* prime256v1 */
+                0x03, 0x01, 0x07, 0x04, 0x6d,                              /* privateKey */
+                0x30, 0x6b,                                                /* ECPrivateKey */
+                0x02, 0x01, 0x01,                                          /* version 1 */
+                0x04, 0x20};                                               /* the scalar */
+        static const unsigned char mid[] = {0xa1, 0x44, 0x03, 0x42, 0x00}; /* [1] the point */
+        unsigned char der[sizeof(head) + 32 + sizeof(mid) + 65], *p = der;
+        _cleanup_free_ char *b64 = NULL;
+        BIGNUM *priv = NULL;
+        size_t n = 0;
+        char *ret = NULL;
+
+        memcpy(p, head, sizeof(head));
+        p += sizeof(head);
+        if (is_p256(k) && EVP_PKEY_get_bn_param(k, OSSL_PKEY_PARAM_PRIV_KEY, &priv) == 1 &&
+            BN_bn2binpad(priv, p, 32) == 32) {
+                p += 32;
+                memcpy(p, mid, sizeof(mid));
+                p += sizeof(mid);
+                if (EVP_PKEY_get_octet_string_param(k, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, p, 65,
+                                                    &n) == 1 &&
+                    n == 65 && base64_encode(der, sizeof(der), 64, &b64) >= 0)
+                        ret = strprintf("-----BEGIN PRIVATE KEY-----\n%s\n"
+                                        "-----END PRIVATE KEY-----\n",
+                                        b64);
+        }
+        BN_clear_free(priv);
+        explicit_bzero(der, sizeof(der));
+        if (b64)
+                explicit_bzero(b64, strlen(b64));
+        ERR_clear_error();
+        return ret;
 }
 
 static char *cert_pem(X509 *x)
@@ -674,11 +747,16 @@ struct staged {
         char *tmp;
 };
 
+/* The directory whose files were last renamed into place unsynced, for
+ * pki_sync(). */
+static char *unsynced_dir;
+
 /* Writes every file of out[] that has new contents to a temporary file
  * next to it, then renames them all into place in order; on a failure
- * before the renames nothing is changed and the temporary files are gone. */
+ * before the renames nothing is changed and the temporary files are gone.
+ * Without sync, nothing is fsync'd: pki_sync() does it for all at once. */
 static int commit(const char *dir, struct pem_file *out, const char *const *data,
-                  const mode_t *modes, size_t n, char **err)
+                  const mode_t *modes, size_t n, bool sync, char **err)
 {
         struct staged st[8] = {{0}};
         size_t k = 0;
@@ -693,8 +771,8 @@ static int commit(const char *dir, struct pem_file *out, const char *const *data
                         r = -ENOMEM;
                         goto fail;
                 }
-                r = write_file_atomic(st[k].tmp, data[i], strlen(data[i]), modes[i], (uid_t)-1,
-                                      (gid_t)-1);
+                r = write_file_atomic_full(st[k].tmp, data[i], strlen(data[i]), modes[i], (uid_t)-1,
+                                           (gid_t)-1, WRITE_IN_PLACE | (sync ? 0 : WRITE_NOSYNC));
                 k++;
                 if (r < 0) {
                         *err = strprintf("%s: cannot write: %s", st[k - 1].tmp, strerror(-r));
@@ -712,6 +790,11 @@ static int commit(const char *dir, struct pem_file *out, const char *const *data
                 }
         for (size_t i = 0; i < k; i++)
                 free(st[i].tmp);
+        if (!sync) {
+                free(unsynced_dir);
+                unsynced_dir = strdup(dir);
+                return unsynced_dir ? 0 : -ENOMEM;
+        }
         {
                 _cleanup_close_ int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
                 if (fd >= 0 && fsync(fd) < 0) {
@@ -743,6 +826,52 @@ static const char *const file_names[N_FILES] = {"ca.key", "ca.crt", "server.key"
                                                 "fullchain.pem"};
 static const mode_t file_modes[N_FILES] = {0600, 0644, 0600, 0644, 0644};
 
+/* The CA last parsed and checked, or made, by the bytes of its two files:
+ * a fleet's hosts share one CA, and decoding its key costs OpenSSL more
+ * than issuing a host's certificate. Kept until the process ends. */
+static struct {
+        char *key, *crt;
+        EVP_PKEY *k;
+        X509 *x;
+} ca_memo;
+
+static void ca_memo_put(const char *key, const char *crt, EVP_PKEY *k, X509 *x)
+{
+        if (ca_memo.key)
+                explicit_bzero(ca_memo.key, strlen(ca_memo.key));
+        free(ca_memo.key);
+        free(ca_memo.crt);
+        EVP_PKEY_free(ca_memo.k);
+        X509_free(ca_memo.x);
+        ca_memo.key = strdup(key);
+        ca_memo.crt = strdup(crt);
+        ca_memo.k = EVP_PKEY_up_ref(k) == 1 ? k : NULL;
+        ca_memo.x = X509_up_ref(x) == 1 ? x : NULL;
+        if (!ca_memo.key || !ca_memo.crt || !ca_memo.k || !ca_memo.x) {
+                free(ca_memo.key);
+                free(ca_memo.crt);
+                EVP_PKEY_free(ca_memo.k);
+                X509_free(ca_memo.x);
+                ca_memo.key = ca_memo.crt = NULL;
+                ca_memo.k = NULL;
+                ca_memo.x = NULL;
+        }
+}
+
+static bool ca_memo_get(const struct pem_file *f, EVP_PKEY **key, X509 **cert)
+{
+        if (!ca_memo.key || !streq(ca_memo.key, f[F_CA_KEY].data) ||
+            !streq(ca_memo.crt, f[F_CA_CRT].data) || EVP_PKEY_up_ref(ca_memo.k) != 1)
+                return false;
+        if (X509_up_ref(ca_memo.x) != 1) {
+                EVP_PKEY_free(ca_memo.k);
+                return false;
+        }
+        *key = ca_memo.k;
+        *cert = ca_memo.x;
+        return true;
+}
+
 /* Reads and checks the CA: sets *ca_why to the reasons to make it anew,
  * or returns an error for files that must not be replaced silently. */
 static int load_ca(struct pem_file *f, EVP_PKEY **key, X509 **cert, time_t now, unsigned *ca_why,
@@ -758,6 +887,8 @@ static int load_ca(struct pem_file *f, EVP_PKEY **key, X509 **cert, time_t now, 
         r = check_key_mode(&f[F_CA_KEY], err);
         if (r < 0)
                 return r;
+        if (ca_memo_get(f, key, cert))
+                goto dates;
         r = parse_key(&f[F_CA_KEY], key, err);
         if (r < 0)
                 return r;
@@ -776,6 +907,8 @@ static int load_ca(struct pem_file *f, EVP_PKEY **key, X509 **cert, time_t now, 
                                  f[F_CA_CRT].path);
                 return -EBADMSG;
         }
+        ca_memo_put(f[F_CA_KEY].data, f[F_CA_CRT].data, *key, *cert);
+dates:
         r = not_after(*cert, &end);
         if (r < 0) {
                 *err = strprintf("%s: unreadable expiry date", f[F_CA_CRT].path);
@@ -997,6 +1130,7 @@ int pki_ensure_at(const char *ca_dir, const char *dir, const char *const *dns_na
                         r = -ENOMEM;
                         goto out;
                 }
+                ca_memo_put(out[F_CA_KEY], out[F_CA_CRT], ca_key, ca);
                 /* A new CA makes the old server certificate useless. */
                 rs.server_why = PKI_WHY_NEW_CA;
         } else {
@@ -1012,14 +1146,6 @@ int pki_ensure_at(const char *ca_dir, const char *dir, const char *const *dns_na
                 r = make_server(&n, days, now, ca_key, ca, &server_key, &server);
                 if (r < 0) {
                         *err = strprintf("cannot issue the server certificate: %s", ossl_reason());
-                        goto out;
-                }
-                const char *why = verify_error(ca, server, now);
-                if (why) {
-                        *err = strprintf("the new server certificate does not verify against "
-                                         "%s: %s",
-                                         f[F_CA_CRT].path, why);
-                        r = -EBADMSG;
                         goto out;
                 }
                 rs.server =
@@ -1055,10 +1181,10 @@ int pki_ensure_at(const char *ca_dir, const char *dir, const char *const *dns_na
 
         /* The CA first: a server certificate is never in place before the
          * CA that signed it. */
-        r = commit(ca_dir, f, (const char *const *)out, file_modes, F_CA_CRT + 1, err);
+        r = commit(ca_dir, f, (const char *const *)out, file_modes, F_CA_CRT + 1, true, err);
         if (r >= 0)
                 r = commit(dir, f + F_SERVER_KEY, (const char *const *)out + F_SERVER_KEY,
-                           file_modes + F_SERVER_KEY, N_FILES - F_SERVER_KEY, err);
+                           file_modes + F_SERVER_KEY, N_FILES - F_SERVER_KEY, false, err);
         if (r < 0)
                 goto out;
         drop_stale_ca(ca_dir, dir);
@@ -1090,6 +1216,20 @@ int pki_ensure(const char *ca_dir, const char *dir, const char *const *dns_names
         return pki_ensure_at(ca_dir, dir, dns_names, ip_addrs, days, time(NULL), res, err);
 }
 
+int pki_sync(char **err)
+{
+        int r;
+
+        if (!unsynced_dir)
+                return 0;
+        r = sync_fs(unsynced_dir);
+        if (r < 0)
+                *err = strprintf("%s: cannot sync: %s", unsynced_dir, strerror(-r));
+        free(unsynced_dir);
+        unsynced_dir = NULL;
+        return r;
+}
+
 /* --- signing keys --- */
 
 /* Puts data at dir/name through a temporary file, never replacing an
@@ -1102,10 +1242,10 @@ static int place_new(const char *dir, const char *name, const char *data, mode_t
 
         if (!tmp || !path)
                 return -ENOMEM;
-        r = write_file_atomic(tmp, data, strlen(data), mode, (uid_t)-1, (gid_t)-1);
+        r = write_file_atomic_full(tmp, data, strlen(data), mode, (uid_t)-1, (gid_t)-1,
+                                   WRITE_IN_PLACE);
         if (r < 0) {
                 *err = strprintf("%s: cannot write: %s", tmp, strerror(-r));
-                unlink(tmp);
                 return r;
         }
         r = renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_NOREPLACE);
@@ -1125,7 +1265,10 @@ static int place_new(const char *dir, const char *name, const char *data, mode_t
                                     : strprintf("%s: cannot write: %s", path, strerror(-r));
                 return r;
         }
-        return 0;
+        r = fsync_path(dir);
+        if (r < 0)
+                *err = strprintf("%s: fsync: %s", dir, strerror(-r));
+        return r;
 }
 
 int signing_keygen(const char *dir, char **err)

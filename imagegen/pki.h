@@ -33,8 +33,7 @@
  * anew only when ca.key or ca.crt is missing, when it expires within
  * PKI_RENEW_DAYS, or when it is not valid yet (made while the clock was
  * ahead: nothing it signs would verify); the server certificate is then
- * issued again too. A server certificate is checked against the CA before
- * it is written.
+ * issued again too.
  *
  * A file that cannot be parsed, a private key readable by group or others,
  * a ca.key that does not match ca.crt, or a ca.crt that is not a CA is an
@@ -42,7 +41,13 @@
  * replaced silently. Nothing is half-written: new files are staged as
  * temporary files next to their final names and renamed into place only
  * once all of them are written; on any error the old files stay as they
- * were. */
+ * were.
+ *
+ * The CA's files are fsync'd as they are written; the server's are not
+ * (a fleet's first render spent most of its time in fsync): pki_sync()
+ * makes them durable at once, before the caller reports success. A crash
+ * before it can leave a server file empty; an empty server.key,
+ * server.crt or fullchain.pem counts as missing. */
 #pragma once
 
 #include <stdbool.h>
@@ -92,6 +97,11 @@ int pki_ensure(const char *ca_dir, const char *dir, const char *const *dns_names
 int pki_ensure_at(const char *ca_dir, const char *dir, const char *const *dns_names,
                   const char *const *ip_addrs, int days, time_t now, struct pki_result *res,
                   char **err);
+
+/* syncfs() of the file system that pki_ensure() last wrote server files
+ * to unsynced (imagegen keeps them all in one state directory); 0 when
+ * nothing is waiting. */
+int pki_sync(char **err);
 
 /* One line saying what pki_ensure() did and why, for `imagegen render`:
  * "CA reused (valid until 2035-11-23); server certificate for a.example,

@@ -158,16 +158,26 @@ static EVP_PKEY *key_of(const char *dir, const char *name)
         return k;
 }
 
+/* A P-256 key in PKCS#8 PEM, byte for byte what OpenSSL writes for it
+ * (pki.c lays the DER out itself). */
 static bool is_p256_pkcs8(const char *dir, const char *name)
 {
         _cleanup_free_ char *data = slurp(dir, name);
         EVP_PKEY *k = key_of(dir, name);
-        char group[64] = "";
-        bool ok = data && startswith(data, "-----BEGIN PRIVATE KEY-----\n") && k &&
+        BIO *b = BIO_new(BIO_s_mem());
+        char group[64] = "", *pem = NULL;
+        long n = 0;
+        bool ok = data && startswith(data, "-----BEGIN PRIVATE KEY-----\n") && k && b &&
                   EVP_PKEY_is_a(k, "EC") &&
                   EVP_PKEY_get_utf8_string_param(k, OSSL_PKEY_PARAM_GROUP_NAME, group,
                                                  sizeof(group), NULL) &&
-                  streq(group, "prime256v1");
+                  streq(group, "prime256v1") &&
+                  PEM_write_bio_PrivateKey(b, k, NULL, NULL, 0, NULL, NULL) == 1;
+        if (ok) {
+                n = BIO_get_mem_data(b, &pem);
+                ok = n > 0 && (size_t)n == strlen(data) && memcmp(pem, data, (size_t)n) == 0;
+        }
+        BIO_free(b);
         EVP_PKEY_free(k);
         return ok;
 }
@@ -689,6 +699,8 @@ TEST(corrupt_files_are_errors_and_nothing_changes)
         for (size_t f = 0; f < 4; f++)
                 for (size_t j = 0; j < ARRAY_SIZE(junk); j++) {
                         struct snapshot a = {0}, b = {0};
+                        if (f >= 2 && !*junk[j])
+                                continue; /* an empty server file is missing: below */
                         _cleanup_free_ char *good = slurp(dir, files[f]);
                         _cleanup_free_ char *path = strprintf("%s/%s", dir, files[f]);
                         put(dir, files[f], junk[j], mode_of(dir, files[f]));
@@ -709,6 +721,42 @@ TEST(corrupt_files_are_errors_and_nothing_changes)
                         snap_free(&b);
                 }
         drop_tmpdir(base);
+}
+
+/* What a crash before pki_sync() can leave: the server's files renamed into
+ * place empty. They are issued again; the CA stays. */
+TEST(empty_server_files_count_as_missing)
+{
+        for (size_t f = 2; f < ARRAY_SIZE(files); f++) {
+                char *base = make_tmpdir();
+                time_t now = time(NULL);
+                _cleanup_free_ char *dir = fresh(base, now), *err = NULL;
+                _cleanup_free_ char *cakey = slurp(dir, "ca.key"), *cacrt = slurp(dir, "ca.crt");
+                _cleanup_free_ char *crt = slurp(dir, "server.crt");
+                struct pki_result res;
+
+                put(dir, files[f], "", mode_of(dir, files[f]));
+                REQUIRE(ensure(dir, two_names, ips, 825, now, &res) == 0);
+                CHECK(file_is(dir, "ca.key", cakey) && file_is(dir, "ca.crt", cacrt));
+                CHECK_INTEQ(res.ca, PKI_REUSED);
+                if (f == 4) {
+                        CHECK_INTEQ(res.server, PKI_REUSED);
+                        CHECK(file_is(dir, "server.crt", crt));
+                } else {
+                        CHECK_INTEQ(res.server, PKI_RENEWED);
+                        CHECK_INTEQ(res.server_why, PKI_WHY_MISSING);
+                        CHECK(!file_is(dir, "server.crt", crt));
+                }
+                CHECK(res.fullchain_written);
+                _cleanup_free_ char *now_crt = slurp(dir, "server.crt");
+                _cleanup_free_ char *chain = slurp(dir, "fullchain.pem");
+                _cleanup_free_ char *want = strprintf("%s%s", now_crt, cacrt);
+                CHECK(streq(chain, want));
+                CHECK(verifies(dir, now));
+                CHECK(pki_sync(&err) == 0);
+                CHECK(pki_sync(&err) == 0); /* nothing waits */
+                drop_tmpdir(base);
+        }
 }
 
 TEST(ca_key_not_matching_ca_crt_is_an_error)
