@@ -11,16 +11,21 @@
 #include "site.h"
 #include "util.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#define MAX_JOBS 64
 
 struct opts {
         const char *site, *out, *modules_dir, *templates_dir, *provider, *host;
+        unsigned jobs; /* render: processes for a fleet; 0 = one per CPU */
         bool quiet;
 };
 
@@ -66,7 +71,8 @@ static int usage(FILE *f, int rc)
               "Options: --modules-dir DIR, --templates-dir DIR (default: next to the binary,\n"
               "else /usr/lib/firstboot/modules and /usr/share/imagegen/templates), -q;\n"
               "--host NAME picks one server of a site with hosts: (a fleet); render without\n"
-              "it writes every host's bundle to DIR/<hostname>/.\n",
+              "it writes every host's bundle to DIR/<hostname>/, with -j N processes (default:\n"
+              "one per CPU).\n",
               f);
         return rc;
 }
@@ -80,6 +86,7 @@ static int parse_opts(const char *cmd, int argc, char **argv, struct opts *o, bo
                 {"templates-dir", required_argument, NULL, 't'},
                 {"provider", required_argument, NULL, 'p'},
                 {"host", required_argument, NULL, 'H'},
+                {"jobs", required_argument, NULL, 'j'},
                 {"quiet", no_argument, NULL, 'q'},
                 {"help", no_argument, NULL, 'h'},
                 {0},
@@ -87,7 +94,9 @@ static int parse_opts(const char *cmd, int argc, char **argv, struct opts *o, bo
         int c;
 
         optind = 1;
-        while ((c = getopt_long(argc, argv, "o:qh", longopts, NULL)) >= 0) {
+        while ((c = getopt_long(argc, argv, "o:j:qh", longopts, NULL)) >= 0) {
+                unsigned long ul;
+                char *end;
                 switch (c) {
                 case 'o':
                         o->out = optarg;
@@ -103,6 +112,22 @@ static int parse_opts(const char *cmd, int argc, char **argv, struct opts *o, bo
                         break;
                 case 'H':
                         o->host = optarg;
+                        break;
+                case 'j':
+                        errno = 0;
+                        ul = strtoul(optarg, &end, 10);
+                        if (!streq(cmd, "render") || !isdigit((unsigned char)*optarg) || *end ||
+                            errno || ul < 1 || ul > MAX_JOBS) {
+                                fprintf(stderr,
+                                        streq(cmd, "render")
+                                                ? "imagegen %s: --jobs takes a number of "
+                                                  "processes from 1 to %d, not '%s'\n"
+                                                : "imagegen %s: --jobs is an option of render "
+                                                  "(up to %d processes), not '%s'\n",
+                                        cmd, MAX_JOBS, optarg);
+                                return -EINVAL;
+                        }
+                        o->jobs = (unsigned)ul;
                         break;
                 case 'q':
                         o->quiet = true;
@@ -187,10 +212,14 @@ static int render_site(struct env *e, const struct opts *o, const struct site *s
         return r;
 }
 
+/* The server certificates first (pki_sync), then the secrets: once
+ * imagegen says it is done, all of the state is on disk. */
 static int env_save(struct env *e)
 {
         _cleanup_free_ char *err = NULL;
-        int r = secrets_save(e->sec, &err);
+        int r = pki_sync(&err);
+        if (r >= 0)
+                r = secrets_save(e->sec, &err);
         if (r < 0)
                 fprintf(stderr, "imagegen: %s\n", err);
         return r;
@@ -271,6 +300,90 @@ static int render_into(struct env *e, const struct opts *o, const struct site *s
         return r;
 }
 
+/* Hosts first, first + step, ... of a fleet to OUT/<hostname>/, all of
+ * them even when one fails (each failure is reported); the first error. */
+static int render_hosts(struct env *e, const struct opts *o, struct site **hosts, size_t n,
+                        size_t first, size_t step)
+{
+        int r = 0;
+
+        for (size_t i = first; i < n; i += step) {
+                _cleanup_free_ char *out = strprintf("%s/%s", o->out, hosts[i]->hostname);
+                int k = render_into(e, o, hosts[i], out);
+                r = r < 0 ? r : k;
+                fflush(stdout);
+        }
+        return r;
+}
+
+/* A fleet: every host is loaded first, so that their new secrets are saved
+ * before any bundle carries them (and a bad host stops the render before
+ * anything is written); then the first host alone (it makes the shared CA),
+ * and the others by up to `jobs` processes, host 1 + w + k * jobs by worker
+ * w (the parent is worker 0, and takes over the workers it cannot start).
+ * Every host that can be rendered is; each worker syncs the certificates it
+ * wrote, the parent its own and the state. */
+static int render_fleet(struct env *e, const struct opts *o, const struct site *s)
+{
+        size_t n = strv_length(s->hosts), w, started = 1;
+        struct site **hosts = xcalloc(n, sizeof(*hosts));
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        size_t jobs = o->jobs ? o->jobs : cpus > 0 ? (size_t)MIN(cpus, MAX_JOBS) : 1;
+        _cleanup_free_ char *err = NULL;
+        pid_t pids[MAX_JOBS];
+        int r = 0;
+
+        for (size_t i = 0; r >= 0 && i < n; i++)
+                r = load_site(e, o, s->hosts[i], s, &hosts[i]);
+        if (r >= 0 && secrets_save(e->sec, &err) < 0) {
+                fprintf(stderr, "imagegen: %s\n", err);
+                r = -EIO;
+        }
+        if (r >= 0)
+                r = render_hosts(e, o, hosts, MIN(n, 1), 0, 1);
+        if (r < 0)
+                goto out;
+        jobs = MIN(jobs, n > 1 ? n - 1 : 1);
+        fflush(NULL);
+        for (; started < jobs; started++) {
+                pid_t pid = fork();
+                if (pid < 0) {
+                        fprintf(stderr, "imagegen render: cannot start worker %zu of %zu: %m\n",
+                                started + 1, jobs);
+                        break;
+                }
+                if (pid == 0) {
+                        r = render_hosts(e, o, hosts, n, 1 + started, jobs);
+                        if (pki_sync(&err) < 0) {
+                                fprintf(stderr, "imagegen: %s\n", err);
+                                r = -EIO;
+                        }
+                        fflush(NULL);
+                        _exit(r < 0 ? 1 : 0);
+                }
+                pids[started] = pid;
+        }
+        r = render_hosts(e, o, hosts, n, 1, jobs);
+        for (w = started; w < jobs; w++) {
+                int k = render_hosts(e, o, hosts, n, 1 + w, jobs);
+                r = r < 0 ? r : k;
+        }
+        for (w = 1; w < started; w++) {
+                int status = 0;
+                while (waitpid(pids[w], &status, 0) < 0 && errno == EINTR)
+                        ;
+                if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+                        r = r < 0 ? r : -EIO;
+        }
+        if (env_save(e) < 0)
+                r = -EIO;
+out:
+        for (size_t i = 0; i < n; i++)
+                site_free(hosts[i]);
+        free(hosts);
+        return r;
+}
+
 /* One server to OUT; a fleet to OUT/<hostname>/ each (or one, --host). */
 static int cmd_render(int argc, char **argv)
 {
@@ -284,18 +397,12 @@ static int cmd_render(int argc, char **argv)
         r = env_open(&o, &e);
         if (r >= 0)
                 r = load_site(&e, &o, o.host, NULL, &s);
-        if (r >= 0 && (!s->hosts || o.host))
+        if (r >= 0 && (!s->hosts || o.host)) {
                 r = render_into(&e, &o, s, o.out);
-        for (size_t i = 0; r >= 0 && s->hosts && !o.host && s->hosts[i]; i++) {
-                struct site *h = NULL;
-                _cleanup_free_ char *out = strprintf("%s/%s", o.out, s->hosts[i]);
-                r = load_site(&e, &o, s->hosts[i], s, &h);
                 if (r >= 0)
-                        r = render_into(&e, &o, h, out);
-                site_free(h);
-        }
-        if (r >= 0)
-                r = env_save(&e);
+                        r = env_save(&e);
+        } else if (r >= 0)
+                r = render_fleet(&e, &o, s);
         site_free(s);
         env_close(&e);
         return r < 0 ? 1 : 0;

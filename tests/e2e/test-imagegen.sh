@@ -192,6 +192,54 @@ if expect_rc 0 ig validate "$F/site.yaml" && grep -q '2 hosts' "$T/out" &&
 	expect_rc 0 ig seed "$F/site.yaml" --host web-2 -o "$F/seed.iso" &&
 	expect_rc 0 "$FIRSTBOOT" query --datasource nocloud --seed "$F/seed.iso" && grep -q 'i-web-2' "$T/out"; then t_pass; else t_fail "$(cat "$T/out" "$T/err")"; fi
 
+t_case "a fleet renders with -j 3 as with -j 1: every host, one CA, secrets saved, byte-identical"
+F7=$T/fleet7
+cp -r "$FIX/site" "$F7"
+python3 - "$F7/site.yaml" <<'PY'
+import sys
+p = sys.argv[1]
+hosts = "".join("  - {hostname: web-%d}\n" % i for i in range(1, 8))
+s = open(p).read().replace("hostname: test-1\n", "hosts:\n" + hosts)
+open(p, "w").write(s.replace("  domain: test-1.example.org\n", ""))
+PY
+fleet_ok() {
+	local h ca=$F7/out/web-1/files/etc/firstboot/tls/ca.crt
+	for h in 1 2 3 4 5 6 7; do
+		grep -q "^hostname: web-$h\$" "$F7/out/web-$h/bundle.yaml" &&
+			expect_rc 0 "$FIRSTBOOT" validate "$F7/out/web-$h" --modules-dir "$FIX/modules" &&
+			cmp -s "$ca" "$F7/out/web-$h/files/etc/firstboot/tls/ca.crt" &&
+			openssl verify -purpose sslserver -CAfile "$ca" "$F7/out/web-$h/files/etc/firstboot/tls/server.crt" >/dev/null &&
+			python3 -c 'import json,sys; sys.exit("web-%s/app.db_password" % sys.argv[2] not in json.load(open(sys.argv[1]))["secrets"])' \
+				"$F7/.imagegen/state.json" "$h" || return 1
+	done
+	[ "$(find "$F7/out" -mindepth 1 -maxdepth 1 | wc -l)" = 7 ]
+}
+if expect_rc 0 ig render "$F7/site.yaml" -o "$F7/out" -j 3 && [ "$(grep -c ': bundle .test-site. for web-' "$T/out")" = 7 ] &&
+	fleet_ok && cp -a "$F7/out" "$F7/out.j3" && cp "$F7/.imagegen/state.json" "$F7/state.j3" &&
+	expect_rc 0 ig render "$F7/site.yaml" -o "$F7/out" -j 3 && diff -r "$F7/out.j3" "$F7/out" >"$T/diff" &&
+	cmp -s "$F7/state.j3" "$F7/.imagegen/state.json" && rm -r "$F7/out" &&
+	expect_rc 0 ig render "$F7/site.yaml" -o "$F7/out" --jobs 1 && diff -r "$F7/out.j3" "$F7/out" >"$T/diff" &&
+	expect_rc 0 ig render "$F7/site.yaml" -o "$F7/out" -j 64 && diff -r "$F7/out.j3" "$F7/out" >"$T/diff"; then
+	t_pass
+else t_fail "$(cat "$T/err"; head -20 "$T/diff")"; fi
+
+t_case "a fleet host a worker cannot write fails the render by name; every other host is written"
+# With -j 3, the parent renders web-2 and web-5, a worker web-3 and web-6.
+rm -r "$F7/out" && mkdir "$F7/out" && touch "$F7/out/web-2" "$F7/out/web-3"
+if expect_rc 1 ig render "$F7/site.yaml" -o "$F7/out" -j 3 &&
+	grep -q 'cannot rename .*/out/web-2' "$T/err" && grep -q 'cannot rename .*/out/web-3' "$T/err" &&
+	[ -f "$F7/out/web-2" ] && [ ! -s "$F7/out/web-3" ] &&
+	(for h in 1 4 5 6 7; do [ -f "$F7/out/web-$h/bundle.yaml" ] || exit 1; done) &&
+	[ "$(find "$F7/out" -name '.*' | wc -l)" = 0 ]; then t_pass; else t_fail "$(cat "$T/err")"; fi
+
+t_case "bad input: --jobs out of range, not a number, or on another command"
+if expect_rc 2 ig render "$F7/site.yaml" -o "$F7/o2" -j 0 && grep -q "imagegen render: --jobs takes a number of processes from 1 to 64, not '0'" "$T/err" &&
+	expect_rc 2 ig render "$F7/site.yaml" -o "$F7/o2" --jobs x && grep -q "not 'x'" "$T/err" &&
+	expect_rc 2 ig render "$F7/site.yaml" -o "$F7/o2" -j 65 && grep -q "not '65'" "$T/err" &&
+	expect_rc 2 ig render "$F7/site.yaml" -o "$F7/o2" -j -3 && grep -q "not '-3'" "$T/err" &&
+	expect_rc 2 ig validate "$F7/site.yaml" --jobs 2 && grep -q 'imagegen validate: --jobs is an option of render' "$T/err" &&
+	[ ! -e "$F7/o2" ]; then t_pass; else t_fail "$(cat "$T/err")"; fi
+
 t_case "bad input: a fleet host listed twice, and top-level hostname with hosts"
 sed -i 's/hostname: web-2, instance_id: i-web-2/hostname: web-1/' "$F/site.yaml"
 if expect_rc 1 ig validate "$F/site.yaml" && grep -q 'site.yaml:4:.*host web-1 is listed twice' "$T/err"; then t_pass; else t_fail "$(cat "$T/err")"; fi
