@@ -561,17 +561,23 @@ static int make_ca(time_t now, EVP_PKEY **ret_key, X509 **ret_cert)
          * that replaced an expired CA) are told apart in a trust store. */
         snprintf(cn, sizeof(cn), "imagegen local CA %02x%02x%02x%02x", id[0], id[1], id[2], id[3]);
         x = new_cert(cn, now, now + (time_t)PKI_CA_DAYS * DAY_SECONDS);
-        /* X509_set_pubkey(), unlike set_p256_pubkey(), leaves the key in
-         * the certificate for verifying what the CA signs. */
-        if (!x || X509_set_pubkey(x, key) != 1 ||
+        if (!x || set_p256_pubkey(x, key) < 0 ||
             X509_set_issuer_name(x, X509_get_subject_name(x)) != 1 ||
             add_ext(x, x, NID_basic_constraints, "critical,CA:TRUE") < 0 ||
             add_ext(x, x, NID_key_usage, "critical,keyCertSign,cRLSign") < 0 ||
             add_ext(x, x, NID_subject_key_identifier, "hash") < 0 ||
             X509_sign(x, key, EVP_sha256()) <= 0)
                 return -EIO;
+        /* Parsed back, as if read from ca.crt: only a parsed certificate
+         * holds the public key that verifying what the CA signs needs. */
+        unsigned char *der = NULL;
+        int len = i2d_X509(x, &der);
+        const unsigned char *p = der;
+        *ret_cert = len > 0 ? d2i_X509(NULL, &p, len) : NULL;
+        OPENSSL_free(der);
+        if (!*ret_cert || !X509_get0_pubkey(*ret_cert))
+                return -EIO;
         *ret_key = TAKE_PTR(key);
-        *ret_cert = TAKE_PTR(x);
         return 0;
 }
 
