@@ -244,6 +244,35 @@ COLONIES_SERVER_PRVKEY=${K[COLONIES_SERVER_PRVKEY]}
 EOF
 server_changed=$FILE_CHANGED
 
+# ---- the database -------------------------------------------------------
+
+# colonies 1.8 keeps its tables in the database postgres whatever
+# COLONIES_DB_NAME says (DBName in internal/cli/root.go), and on
+# PostgreSQL 15 only a schema's owner may create tables in it. On this
+# machine's own PostgreSQL (Debian's, the postgres module's native mode)
+# the database user needs a schema of its own there: the postgres module
+# makes it with postgres_db_schema. Without it the server would start and
+# fail on every request; this says so first. A server in a container has
+# its database user as superuser and needs nothing.
+env_value() { sed -n "s/^$1=//p" "$SD/colonyos.env" | tail -n 1; }
+db_host=$(env_value COLONIES_DB_HOST)
+db_user=$(env_value COLONIES_DB_USER)
+db_port=$(env_value COLONIES_DB_PORT)
+if [[ $db_host =~ ^(127\.0\.0\.1|localhost|::1)$ ]] && [[ $db_user =~ ^[a-z_][a-z0-9_]*$ ]] &&
+	[[ $db_port =~ ^[0-9]+$ ]] && grep -q '^postgres:' "$R/etc/passwd" 2>/dev/null && command -v psql >/dev/null; then
+	if owned=$(DB_USER=$db_user runuser -u postgres -- psql -X -q -t -A -p "$db_port" -d postgres -f - 2>/dev/null <<'SQL'
+\getenv u DB_USER
+SELECT EXISTS (SELECT FROM pg_namespace n JOIN pg_roles r ON r.oid = n.nspowner
+	WHERE n.nspname = :'u' AND r.rolname = :'u') OR EXISTS (SELECT FROM pg_roles WHERE rolname = :'u' AND rolsuper);
+SQL
+	); then
+		[ "$owned" = t ] || die 3 "colonies keeps its tables in the database postgres, where $db_user has no schema of its own: set postgres_db_schema: true in the postgres module"
+		say "$db_user has its schema in the database postgres"
+	else
+		say "cannot ask PostgreSQL on port $db_port whether $db_user has its schema in the database postgres; going on"
+	fi
+fi
+
 # ---- the server ---------------------------------------------------------
 
 if [ "$MODE" = compose ]; then

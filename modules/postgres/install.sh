@@ -24,7 +24,8 @@ SLOW_QUERY_MS=${SLOW_QUERY_MS:-500}
 DATA_DIR=${DATA_DIR:-/var/lib/firstboot-stack/postgres}
 DATA_UID=${DATA_UID:-999}
 WAIT_SECONDS=${WAIT_SECONDS:-60}
-export DB_NAME DB_USER DB_PASSWORD
+POSTGRES_DB_SCHEMA=${POSTGRES_DB_SCHEMA:-false}
+export DB_NAME DB_USER DB_PASSWORD POSTGRES_DB_SCHEMA
 
 die() {
 	local code=$1
@@ -123,6 +124,7 @@ if ! [[ $SLOW_QUERY_MS =~ ^(-1|[0-9]+)$ ]]; then die 1 "slow_query_ms must be -1
 if ! [[ $DATA_DIR =~ ^(/[A-Za-z0-9._-]+)+$ ]] || [[ $DATA_DIR == */..* ]]; then die 1 "data_dir must be an absolute path"; fi
 [[ $DATA_UID =~ ^[1-9][0-9]*$ ]] || die 1 "data_uid must be a number from 1"
 [[ $WAIT_SECONDS =~ ^[1-9][0-9]*$ ]] || die 1 "wait_seconds must be a number from 1"
+case $POSTGRES_DB_SCHEMA in true | false) ;; *) die 1 "postgres_db_schema must be true or false" ;; esac
 networks=()
 for n in ${ALLOWED_NETWORKS//,/ }; do
 	[[ $n =~ ^([0-9]{1,3}(\.[0-9]{1,3}){3}|[0-9A-Fa-f:]*:[0-9A-Fa-f:]*)/[0-9]{1,3}$ ]] ||
@@ -196,17 +198,20 @@ if [ "$settings_changed" = 1 ] &&
 fi
 
 # Only the postgres superuser (peer, on the socket) and db_user on its own
-# database (scram-sha-256) get in.
+# database (scram-sha-256) get in; with postgres_db_schema, db_user on the
+# database postgres too.
 hba=$confdir/pg_hba.conf
 old_hba=""
 [ -f "$hba" ] && old_hba=$(cat "$hba")
+dbs=$DB_NAME
+[ "$POSTGRES_DB_SCHEMA" = true ] && [ "$DB_NAME" != postgres ] && dbs=$DB_NAME,postgres
 {
 	echo "# Managed by firstboot (module postgres)."
 	echo "# TYPE  DATABASE  USER  ADDRESS  METHOD"
 	echo "local   all       postgres         peer"
-	echo "local   $DB_NAME  $DB_USER         scram-sha-256"
+	echo "local   $dbs  $DB_USER         scram-sha-256"
 	for n in "${networks[@]}"; do
-		echo "host    $DB_NAME  $DB_USER  $n  scram-sha-256"
+		echo "host    $dbs  $DB_USER  $n  scram-sha-256"
 	done
 } >"$confdir/.pg_hba.firstboot"
 put_file "$hba" 0640 "$pg_uid:$pg_gid" <"$confdir/.pg_hba.firstboot"
@@ -254,12 +259,22 @@ done
 
 # ---- the database and its owner -----------------------------------------
 
-can_login() {
+# psql_as_user DB SQL: SQL's result as db_user over TCP, with its password.
+psql_as_user() {
 	PGPASSWORD=$DB_PASSWORD PGCONNECT_TIMEOUT=5 psql -X -q -t -A -w -h "$host" -p "$PORT" \
-		-U "$DB_USER" -d "$DB_NAME" -c 'SELECT 1' >/dev/null 2>&1
+		-U "$DB_USER" -d "$1" -c "$2" 2>/dev/null
 }
-if can_login; then
-	say "$DB_USER can log in to $DB_NAME already"
+# ready: db_user logs in to its database and, with postgres_db_schema, to
+# the database postgres, where its own schema comes first.
+ready() {
+	[ "$(psql_as_user "$DB_NAME" 'SELECT 1')" = 1 ] || return 1
+	[ "$POSTGRES_DB_SCHEMA" = false ] || [ "$DB_NAME" = postgres ] ||
+		[ "$(psql_as_user postgres 'SELECT current_schema() = current_user')" = t ]
+}
+what="$DB_NAME"
+[ "$POSTGRES_DB_SCHEMA" = true ] && what="$DB_NAME and its schema in the database postgres"
+if ready; then
+	say "$DB_USER can log in to $what already"
 else
 	# The statements must not reach the server's log with the password:
 	# no statement logging in this session, none for a failed one either.
@@ -270,6 +285,7 @@ SET log_min_error_statement = 'panic';
 \getenv pw DB_PASSWORD
 \getenv dbuser DB_USER
 \getenv dbname DB_NAME
+\getenv schema POSTGRES_DB_SCHEMA
 SELECT NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'dbuser') AS create_role \gset
 \if :create_role
 CREATE ROLE :"dbuser" LOGIN PASSWORD :'pw';
@@ -286,9 +302,22 @@ REVOKE ALL ON DATABASE :"dbname" FROM PUBLIC;
 \c :"dbname"
 ALTER SCHEMA public OWNER TO :"dbuser";
 REVOKE ALL ON SCHEMA public FROM PUBLIC;
+\if :schema
+\c postgres
+SELECT NOT EXISTS (SELECT FROM pg_namespace WHERE nspname = :'dbuser') AS create_schema \gset
+\if :create_schema
+CREATE SCHEMA :"dbuser" AUTHORIZATION :"dbuser";
+\endif
+ALTER SCHEMA :"dbuser" OWNER TO :"dbuser";
+\endif
 SQL
 		die 3 "creating the role $DB_USER and the database $DB_NAME failed"
-	can_login || die 3 "$DB_USER still cannot log in to $DB_NAME over $host:$PORT (allowed_networks?)"
-	say "$DB_USER owns $DB_NAME and can log in"
+	# A pg_hba.conf just reloaded takes the server a moment.
+	for ((i = 0; i < 5; i++)); do
+		ready && break
+		sleep 1
+	done
+	ready || die 3 "$DB_USER still cannot log in to $what over $host:$PORT (allowed_networks?)"
+	say "$DB_USER owns $what and can log in"
 fi
 say "done: PostgreSQL $ver on $LISTEN:$PORT, database $DB_NAME"

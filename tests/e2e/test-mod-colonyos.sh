@@ -220,6 +220,23 @@ if mod_run "$R" colonyos mode=systemd binary_url="$URL" binary_sha256="$SUM" && 
 	t_pass
 else t_fail "calls: $(mod_calls "" | tr '\n' ';')"; fi
 
+t_case "native PostgreSQL: a database user without its schema in the database postgres is exit 3 naming postgres_db_schema"
+echo "postgres:x:$(id -u postgres):$(id -g postgres)::/var/lib/postgresql:/bin/bash" >>"$R/etc/passwd"
+mod_ctl runuser <<'EOF'
+[ "$*" = "-u postgres -- psql -X -q -t -A -p 5433 -d postgres -f -" ] && [ "$DB_USER" = colony ] &&
+	grep -q "nspname = :'u'" && echo "${SCHEMA_ANSWER:-f}"
+EOF
+mod_reset_calls
+if ! mod_run "$R" colonyos mode=systemd binary_url="$URL" binary_sha256="$SUM" && [ "$(mod_exit "$R" colonyos)" = 3 ] &&
+	mod_lastlog "$R" colonyos | grep -q 'colony has no schema of its own: set postgres_db_schema: true in the postgres module' &&
+	mod_not_called '^systemctl (start|restart)'; then t_pass; else t_fail "exit $(mod_exit "$R" colonyos): $(mod_lastlog "$R" colonyos | tail -n 3)"; fi
+
+t_case "native PostgreSQL: with the schema in place the module goes on"
+sed -i 's/SCHEMA_ANSWER:-f/SCHEMA_ANSWER:-t/' "$MOD_REC/ctl/runuser.sh"
+if mod_run "$R" colonyos mode=systemd binary_url="$URL" binary_sha256="$SUM" &&
+	mod_lastlog "$R" colonyos | grep -q 'colony has its schema in the database postgres'; then t_pass; else t_fail "$(mod_lastlog "$R" colonyos | tail -n 3)"; fi
+mod_ctl_reset
+
 t_case "systemd: a download that does not match binary_sha256 is exit 3 and installs nothing"
 fresh s2 native-systemd
 mod_passthrough curl

@@ -147,6 +147,37 @@ if mod_run "$R" postgres mode=native db_password="$PW2" port="$PORT" && mod_call
 	mod_not_called '^systemctl (restart|reload)' && [ "$(login "$PW2")" = colony ] && ! login "$PW" >/dev/null &&
 	mod_no_secrets "$R" "$PW" "$PW2" && ! grep -rqF "$PW2" "$PGLOG"; then t_pass; else t_fail "$(mod_calls "" | tr '\n' ';')"; fi
 
+t_case "native: postgres_db_schema lets db_user into the database postgres, its tables in a schema of its own"
+mod_reset_calls
+in_pg() { # SQL: as colony in the database postgres
+	PGPASSWORD=$PW2 PGCONNECT_TIMEOUT=5 "$PGBIN/psql" -X -w -q -h 127.0.0.1 -p "$PORT" -U colony -d postgres -tAc "$1" 2>"$T/login.err"
+}
+as_su() { runuser -u postgres -- "$PGBIN/psql" -X -h "$SOCK" -p "$PORT" -d postgres -tAc "$1"; }
+if mod_run "$R" postgres mode=native db_password="$PW2" port="$PORT" postgres_db_schema=true &&
+	mod_called '^systemctl reload postgresql@15-main' && mod_not_called '^systemctl restart' &&
+	[ "$(in_pg 'CREATE TABLE prod_colonies (id text); SELECT current_schema()')" = colony ] &&
+	[ "$(as_su "SELECT schemaname || ' ' || tableowner FROM pg_tables WHERE tablename = 'prod_colonies'")" = "colony colony" ] &&
+	[ "$(login "$PW2")" = colony ] && mod_no_secrets "$R" "$PW2" && ! grep -rqF "$PW2" "$PGLOG"; then
+	t_pass
+else t_fail "$(cat "$T/login.err"; tail -n 3 "$(mod_log "$R" postgres)")"; fi
+
+t_case "native: postgres_db_schema again changes nothing; turned off, the login goes and the schema stays"
+mod_reset_calls
+before=$(tree_snapshot "$R")
+if mod_run "$R" postgres mode=native db_password="$PW2" port="$PORT" postgres_db_schema=true &&
+	mod_not_called '^runuser' && mod_not_called '^systemctl (start|restart|reload) ' &&
+	[ "$(tree_snapshot "$R")" = "$before" ] &&
+	mod_run "$R" postgres mode=native db_password="$PW2" port="$PORT" && ! in_pg 'SELECT 1' >/dev/null &&
+	grep -q 'no pg_hba.conf entry' "$T/login.err" && [ "$(login "$PW2")" = colony ] &&
+	[ "$(as_su "SELECT count(*) FROM pg_tables WHERE schemaname = 'colony'")" = 1 ]; then t_pass; else
+	t_fail "$(mod_calls "" | tr '\n' ';')"
+fi
+
+t_case "bad input: postgres_db_schema that is not a boolean"
+if ! mod_exec "$R" postgres MODE=native DB_PASSWORD="$PW2" POSTGRES_DB_SCHEMA=yes && grep -q 'postgres_db_schema must be true or false' "$MOD_ERR"; then
+	t_pass
+else t_fail "$(cat "$MOD_ERR")"; fi
+
 t_case "native: a new slow-query threshold is a reload, not a restart"
 mod_reset_calls
 if mod_run "$R" postgres mode=native db_password="$PW2" port="$PORT" slow_query_ms=250 &&
