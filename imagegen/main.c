@@ -11,7 +11,6 @@
 #include "site.h"
 #include "util.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <libgen.h>
@@ -95,8 +94,6 @@ static int parse_opts(const char *cmd, int argc, char **argv, struct opts *o, bo
 
         optind = 1;
         while ((c = getopt_long(argc, argv, "o:j:qh", longopts, NULL)) >= 0) {
-                unsigned long ul;
-                char *end;
                 switch (c) {
                 case 'o':
                         o->out = optarg;
@@ -114,20 +111,18 @@ static int parse_opts(const char *cmd, int argc, char **argv, struct opts *o, bo
                         o->host = optarg;
                         break;
                 case 'j':
-                        errno = 0;
-                        ul = strtoul(optarg, &end, 10);
-                        if (!streq(cmd, "render") || !isdigit((unsigned char)*optarg) || *end ||
-                            errno || ul < 1 || ul > MAX_JOBS) {
-                                fprintf(stderr,
-                                        streq(cmd, "render")
-                                                ? "imagegen %s: --jobs takes a number of "
-                                                  "processes from 1 to %d, not '%s'\n"
-                                                : "imagegen %s: --jobs is an option of render "
-                                                  "(up to %d processes), not '%s'\n",
-                                        cmd, MAX_JOBS, optarg);
+                        if (!streq(cmd, "render")) {
+                                fprintf(stderr, "imagegen %s: --jobs is an option of render\n",
+                                        cmd);
                                 return -EINVAL;
                         }
-                        o->jobs = (unsigned)ul;
+                        if (parse_uint(optarg, &o->jobs) < 0 || o->jobs < 1 || o->jobs > MAX_JOBS) {
+                                fprintf(stderr,
+                                        "imagegen render: --jobs takes a number of processes "
+                                        "from 1 to %d, not '%s'\n",
+                                        MAX_JOBS, optarg);
+                                return -EINVAL;
+                        }
                         break;
                 case 'q':
                         o->quiet = true;
@@ -329,18 +324,15 @@ static int render_fleet(struct env *e, const struct opts *o, const struct site *
         struct site **hosts = xcalloc(n, sizeof(*hosts));
         long cpus = sysconf(_SC_NPROCESSORS_ONLN);
         size_t jobs = o->jobs ? o->jobs : cpus > 0 ? (size_t)MIN(cpus, MAX_JOBS) : 1;
-        _cleanup_free_ char *err = NULL;
         pid_t pids[MAX_JOBS];
         int r = 0;
 
         for (size_t i = 0; r >= 0 && i < n; i++)
                 r = load_site(e, o, s->hosts[i], s, &hosts[i]);
-        if (r >= 0 && secrets_save(e->sec, &err) < 0) {
-                fprintf(stderr, "imagegen: %s\n", err);
-                r = -EIO;
-        }
         if (r >= 0)
-                r = render_hosts(e, o, hosts, MIN(n, 1), 0, 1);
+                r = env_save(e);
+        if (r >= 0) /* a site has at least one host */
+                r = render_hosts(e, o, hosts, 1, 0, 1);
         if (r < 0)
                 goto out;
         jobs = MIN(jobs, n > 1 ? n - 1 : 1);
@@ -354,10 +346,8 @@ static int render_fleet(struct env *e, const struct opts *o, const struct site *
                 }
                 if (pid == 0) {
                         r = render_hosts(e, o, hosts, n, 1 + started, jobs);
-                        if (pki_sync(&err) < 0) {
-                                fprintf(stderr, "imagegen: %s\n", err);
+                        if (env_save(e) < 0) /* its certificates; the secrets are saved */
                                 r = -EIO;
-                        }
                         fflush(NULL);
                         _exit(r < 0 ? 1 : 0);
                 }
@@ -466,7 +456,7 @@ static int cmd_userdata(int argc, char **argv)
         struct site *s = NULL;
         _cleanup_free_ char *data = NULL;
         size_t size;
-        enum provider p;
+        enum provider p = PROVIDER_NOCLOUD; /* --provider's, else the site's (below) */
 
         if (parse_opts("userdata", argc, argv, &o, true, true) < 0)
                 return 2;
