@@ -248,7 +248,11 @@ struct pem_file {
         size_t len;
 };
 
-static int pem_file_read(struct pem_file *f, const char *dir, const char *name, char **err)
+/* A file that is empty counts as missing when empty_is_missing: what a
+ * crash can leave of a server's files (see pki_sync()), no bytes of the
+ * user's to look at. */
+static int pem_file_read(struct pem_file *f, const char *dir, const char *name,
+                         bool empty_is_missing, char **err)
 {
         int r;
 
@@ -259,9 +263,7 @@ static int pem_file_read(struct pem_file *f, const char *dir, const char *name, 
         r = read_file(f->path, PEM_MAX_SIZE, &f->data, &f->len);
         if (r == -ENOENT)
                 return 0;
-        /* What a crash can leave of a server's files (see pki_sync()): no
-         * bytes of the user's to look at, so they count as missing. */
-        if (r >= 0 && f->len == 0 && !startswith(name, "ca.")) {
+        if (r >= 0 && f->len == 0 && empty_is_missing) {
                 free(f->data);
                 f->data = NULL;
                 return 0;
@@ -798,18 +800,13 @@ static int commit(const char *dir, struct pem_file *out, const char *const *data
                 free(st[i].tmp);
         if (!sync) {
                 free(unsynced_dir);
-                unsynced_dir = strdup(dir);
-                return unsynced_dir ? 0 : -ENOMEM;
+                unsynced_dir = xstrdup(dir);
+                return 0;
         }
-        {
-                _cleanup_close_ int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-                if (fd >= 0 && fsync(fd) < 0) {
-                        r = -errno;
-                        *err = strprintf("%s: fsync: %s", dir, strerror(errno));
-                        return r;
-                }
-        }
-        return 0;
+        r = fsync_path(dir);
+        if (r < 0)
+                *err = strprintf("%s: fsync: %s", dir, strerror(-r));
+        return r;
 fail:
         for (size_t i = 0; i < k; i++) {
                 unlink(st[i].tmp);
@@ -841,7 +838,7 @@ static struct {
         X509 *x;
 } ca_memo;
 
-static void ca_memo_put(const char *key, const char *crt, EVP_PKEY *k, X509 *x)
+static void ca_memo_clear(void)
 {
         if (ca_memo.key)
                 explicit_bzero(ca_memo.key, strlen(ca_memo.key));
@@ -849,19 +846,18 @@ static void ca_memo_put(const char *key, const char *crt, EVP_PKEY *k, X509 *x)
         free(ca_memo.crt);
         EVP_PKEY_free(ca_memo.k);
         X509_free(ca_memo.x);
+        memset(&ca_memo, 0, sizeof(ca_memo));
+}
+
+static void ca_memo_put(const char *key, const char *crt, EVP_PKEY *k, X509 *x)
+{
+        ca_memo_clear();
         ca_memo.key = strdup(key);
         ca_memo.crt = strdup(crt);
         ca_memo.k = EVP_PKEY_up_ref(k) == 1 ? k : NULL;
         ca_memo.x = X509_up_ref(x) == 1 ? x : NULL;
-        if (!ca_memo.key || !ca_memo.crt || !ca_memo.k || !ca_memo.x) {
-                free(ca_memo.key);
-                free(ca_memo.crt);
-                EVP_PKEY_free(ca_memo.k);
-                X509_free(ca_memo.x);
-                ca_memo.key = ca_memo.crt = NULL;
-                ca_memo.k = NULL;
-                ca_memo.x = NULL;
-        }
+        if (!ca_memo.key || !ca_memo.crt || !ca_memo.k || !ca_memo.x)
+                ca_memo_clear();
 }
 
 static bool ca_memo_get(const struct pem_file *f, EVP_PKEY **key, X509 **cert)
@@ -1096,7 +1092,8 @@ int pki_ensure_at(const char *ca_dir, const char *dir, const char *const *dns_na
                 }
         }
         for (size_t i = 0; i < N_FILES; i++) {
-                r = pem_file_read(&f[i], i <= F_CA_CRT ? ca_dir : dir, file_names[i], err);
+                r = pem_file_read(&f[i], i <= F_CA_CRT ? ca_dir : dir, file_names[i], i > F_CA_CRT,
+                                  err);
                 if (r < 0)
                         goto out;
         }
