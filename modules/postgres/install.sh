@@ -204,7 +204,7 @@ hba=$confdir/pg_hba.conf
 old_hba=""
 [ -f "$hba" ] && old_hba=$(cat "$hba")
 dbs=$DB_NAME
-[ "$POSTGRES_DB_SCHEMA" = true ] && [ "$DB_NAME" != postgres ] && dbs=$DB_NAME,postgres
+[ "$POSTGRES_DB_SCHEMA" = false ] || dbs=$DB_NAME,postgres
 {
 	echo "# Managed by firstboot (module postgres)."
 	echo "# TYPE  DATABASE  USER  ADDRESS  METHOD"
@@ -268,7 +268,7 @@ psql_as_user() {
 # the database postgres, where its own schema comes first.
 ready() {
 	[ "$(psql_as_user "$DB_NAME" 'SELECT 1')" = 1 ] || return 1
-	[ "$POSTGRES_DB_SCHEMA" = false ] || [ "$DB_NAME" = postgres ] ||
+	[ "$POSTGRES_DB_SCHEMA" = false ] ||
 		[ "$(psql_as_user postgres 'SELECT current_schema() = current_user')" = t ]
 }
 what="$DB_NAME"
@@ -304,10 +304,7 @@ ALTER SCHEMA public OWNER TO :"dbuser";
 REVOKE ALL ON SCHEMA public FROM PUBLIC;
 \if :schema
 \c postgres
-SELECT NOT EXISTS (SELECT FROM pg_namespace WHERE nspname = :'dbuser') AS create_schema \gset
-\if :create_schema
-CREATE SCHEMA :"dbuser" AUTHORIZATION :"dbuser";
-\endif
+CREATE SCHEMA IF NOT EXISTS :"dbuser" AUTHORIZATION :"dbuser";
 ALTER SCHEMA :"dbuser" OWNER TO :"dbuser";
 \endif
 SQL
