@@ -19,6 +19,11 @@
 # every server command needs COLONIES_SERVER_HOST, COLONIES_SERVER_PORT,
 # COLONIES_COLONY_NAME and a COLONIES_PRVKEY, and speaks plain HTTP when
 # COLONIES_TLS (COLONIES_SERVER_TLS in some releases) is false (common.go);
+# `database create` makes the tables from COLONIES_DB_HOST, _PORT, _USER
+# and _PASSWORD, retrying the connection until it succeeds, and exits 0
+# when they are already there (db.go: the step colonies' README gives;
+# `server start --initdb` exists only in later releases, so the server
+# is started without it);
 # `colony ls --json` lists {"colonyid", "name"} for the server key and
 # `colony add --name NAME --colonyid ID` registers one (colony.go);
 # `executor ls --json --full` lists {"executorid", ..., "state"} (0
@@ -158,10 +163,11 @@ CLI_VARS=(COLONIES_SERVER_HOST COLONIES_SERVER_PORT COLONIES_SERVER_HTTP_PORT CO
 	COLONIES_COLONY_ID COLONIES_COLONY_PRVKEY COLONIES_PRVKEY COLONIES_EXECUTOR_TYPE)
 # Each call is bounded: a server that accepts but never answers must not
 # hold the module until the agent's timeout.
+# CLI_TIMEOUT, when set, bounds it instead of a minute.
 if command -v colonies >/dev/null; then
-	cli() { timeout 60 colonies "$@"; }
+	cli() { timeout "${CLI_TIMEOUT:-60}" colonies "$@"; }
 elif [ -x "$BIN" ] && [ -z "$R" ]; then
-	cli() { timeout 60 "$BIN" "$@"; }
+	cli() { timeout "${CLI_TIMEOUT:-60}" "$BIN" "$@"; }
 elif [ "$MODE" = compose ]; then
 	cli() {
 		local v env=()
@@ -244,6 +250,25 @@ COLONIES_SERVER_PRVKEY=${K[COLONIES_SERVER_PRVKEY]}
 EOF
 server_changed=$FILE_CHANGED
 
+# as_server / as_colony / as_executor CMD...: CMD with the server's, the
+# colony's or the executor's key (COLONIES_PRVKEY is always set: the CLI
+# will not start without one). local -x: exported to CMD only, gone when
+# the function returns.
+as_server() {
+	local -x COLONIES_SERVER_ID=${K[COLONIES_SERVER_ID]} COLONIES_SERVER_PRVKEY=${K[COLONIES_SERVER_PRVKEY]}
+	local -x COLONIES_PRVKEY=${K[COLONIES_SERVER_PRVKEY]}
+	"$@"
+}
+as_colony() {
+	local -x COLONIES_COLONY_ID=${K[COLONIES_COLONY_ID]} COLONIES_COLONY_PRVKEY=${K[COLONIES_COLONY_PRVKEY]}
+	local -x COLONIES_PRVKEY=${K[COLONIES_COLONY_PRVKEY]}
+	"$@"
+}
+as_executor() {
+	local -x COLONIES_PRVKEY=${K[COLONIES_EXECUTOR_PRVKEY]}
+	"$@"
+}
+
 # ---- the database -------------------------------------------------------
 
 # colonies 1.8 keeps its tables in the database postgres whatever
@@ -254,7 +279,14 @@ server_changed=$FILE_CHANGED
 # makes it with postgres_db_schema. Without it the server would start and
 # fail on every request; this says so first. A server in a container has
 # its database user as superuser and needs nothing.
-env_value() { sed -n "s/^$1=//p" "$SD/colonyos.env" | tail -n 1; }
+# env_value NAME: NAME in colonyos.env as systemd's EnvironmentFile= reads
+# it (single quotes around it taken off, no escapes).
+env_value() {
+	local v
+	v=$(sed -n "s/^$1=//p" "$SD/colonyos.env" | tail -n 1)
+	[[ $v != \'*\' ]] || v=${v:1:-1}
+	printf '%s' "$v"
+}
 db_host=$(env_value COLONIES_DB_HOST)
 db_user=$(env_value COLONIES_DB_USER)
 db_port=$(env_value COLONIES_DB_PORT)
@@ -271,6 +303,27 @@ SQL
 	else
 		say "cannot ask PostgreSQL on port $db_port whether $db_user has its schema in the database postgres; going on"
 	fi
+fi
+
+# The tables, unless a server already answers (a second run): `colonies
+# database create` with the database settings of colonyos.env in its
+# environment. In compose mode it runs in the service's own container
+# (its env files, its network: the database may be the compose service
+# postgres); it retries the connection until PostgreSQL takes it, which
+# wait_seconds bounds. A create that fails otherwise is reported and the
+# server's answer below decides.
+if ! as_server cli colony ls --json >/dev/null 2>&1; then
+	say "creating the colonies tables (colonies database create)"
+	rc=0
+	if [ "$MODE" = compose ]; then
+		timeout "$WAIT_SECONDS" "${compose[@]}" run --rm -T --entrypoint colonies colonies-server database create || rc=$?
+	else
+		COLONIES_DB_HOST=$db_host COLONIES_DB_PORT=$db_port COLONIES_DB_USER=$db_user \
+			COLONIES_DB_PASSWORD=$(env_value COLONIES_DB_PASSWORD) \
+			COLONIES_DB_TIMESCALEDB=$(env_value COLONIES_DB_TIMESCALEDB) CLI_TIMEOUT=$WAIT_SECONDS cli database create || rc=$?
+	fi
+	[ $rc != 124 ] || die 2 "PostgreSQL at ${db_host:-?}:${db_port:-?} did not take colonies' connection within ${WAIT_SECONDS}s (colonies database create)"
+	[ $rc = 0 ] || say "colonies database create exited $rc; the server's answer decides"
 fi
 
 # ---- the server ---------------------------------------------------------
@@ -295,25 +348,6 @@ else
 		systemctl restart colonies-server || die 3 "colonies-server does not restart"
 	fi
 fi
-
-# as_server / as_colony / as_executor CMD...: CMD with the server's, the
-# colony's or the executor's key (COLONIES_PRVKEY is always set: the CLI
-# will not start without one). local -x: exported to CMD only, gone when
-# the function returns.
-as_server() {
-	local -x COLONIES_SERVER_ID=${K[COLONIES_SERVER_ID]} COLONIES_SERVER_PRVKEY=${K[COLONIES_SERVER_PRVKEY]}
-	local -x COLONIES_PRVKEY=${K[COLONIES_SERVER_PRVKEY]}
-	"$@"
-}
-as_colony() {
-	local -x COLONIES_COLONY_ID=${K[COLONIES_COLONY_ID]} COLONIES_COLONY_PRVKEY=${K[COLONIES_COLONY_PRVKEY]}
-	local -x COLONIES_PRVKEY=${K[COLONIES_COLONY_PRVKEY]}
-	"$@"
-}
-as_executor() {
-	local -x COLONIES_PRVKEY=${K[COLONIES_EXECUTOR_PRVKEY]}
-	"$@"
-}
 
 # The server answers once it lists the colonies for the server key.
 say "waiting for the server on 127.0.0.1:$HTTP_PORT (at most ${WAIT_SECONDS}s)"

@@ -8,10 +8,14 @@
 #                                $MOD_REC/state/colonies, checking every key
 #                                and flag it is given
 #   modb_colonies_down N         the next N server calls fail (connection refused)
+#   modb_colonies_dbdown         the database never takes `database create`'s
+#                                connection
 #   modb_docker_sim              `docker compose` runs `config` with the real
 #                                docker-compose, keeps the containers `up`
-#                                made in $MOD_REC/state/compose and answers
-#                                `ps -q` and `docker inspect`
+#                                made in $MOD_REC/state/compose, answers
+#                                `ps -q` and `docker inspect`, and `run
+#                                --entrypoint colonies` runs the colonies
+#                                simulator with the service's environment
 #   modb_health SVC STATE...     the health checks of SVC report these states
 #                                in turn (the last one stays)
 #   modb_render TEMPLATE CONTEXT OUT [MODE]   a template of templates/ rendered
@@ -37,14 +41,17 @@ EOP
 }
 
 modb_colonies_down() { echo "$1" >"$MOD_REC/state/colonies.down"; }
+modb_colonies_dbdown() { : >"$MOD_REC/state/colonies/dbdown"; }
 
 # modb_colonies_sim: `colonies` as colonyos/colonies' CLI (internal/cli) and
 # server answer, with a registry in $MOD_REC/state/colonies ("ID NAME" per
 # colony, "COLONY ID NAME TYPE STATE" per executor; an ID is the SHA-256 of
 # its private key, the server's the one colonyos-server.env gives it).
 # `security generate` logs the pair (state/colonies/keycmd "key": an older
-# CLI with `key generate`); every other command needs the setup()
-# variables and plain HTTP; colony ls/add take the server key; executor ls
+# CLI with `key generate`); `database create` makes the tables
+# (state/colonies/tables; each call's DB host and user in dbcreate), which
+# every server command needs; those need the setup() variables and plain
+# HTTP; colony ls/add take the server key; executor ls
 # answers members of the colony only (the executor, not the colony key);
 # executor add/approve take the colony key. Cobra's errors exit 1, the
 # CLI's own (CheckError) 255.
@@ -61,6 +68,30 @@ cmd="${1:-} ${2:-}"
 if [ "$cmd" = "$(cat "$S/keycmd" 2>/dev/null || echo security) generate" ]; then
 	k=$(openssl rand -hex 32)
 	echo "time=\"2025-01-01T00:00:00Z\" level=info msg=\"Generated new private key\" Id=$(id_of "$k") PrvKey=$k" >&2
+	exit 0
+fi
+# database create (db.go): the settings from the environment, the
+# connection retried every second until it is taken (here: the password
+# colonyos.env gives as docker-compose reads it, and no
+# state/colonies/dbdown); exit 0 with a
+# warning when the tables are there.
+if [ "$cmd" = "database create" ]; then
+	[ $# = 2 ] || usage "unknown flag: $3"
+	want=$(python3 -c 'import sys, dotenv; print(dotenv.dotenv_values(sys.argv[1])["COLONIES_DB_PASSWORD"])' \
+		"$FIRSTBOOT_ROOT/opt/stack/colonyos.env")
+	for i in $(seq 600); do
+		[ -n "${COLONIES_DB_HOST:-}" ] && [ -n "${COLONIES_DB_PORT:-}" ] && [ -n "${COLONIES_DB_USER:-}" ] &&
+			[ "${COLONIES_DB_PASSWORD:-}" = "$want" ] && [ ! -f "$S/dbdown" ] && break
+		echo 'level=error msg="Failed to call db.Connect(), retrying in 1 second ..."' >&2
+		sleep 1
+	done
+	echo "$COLONIES_DB_HOST:$COLONIES_DB_PORT $COLONIES_DB_USER" >>"$S/dbcreate"
+	if [ -f "$S/tables" ]; then
+		echo 'level=warning msg="Failed to create database"' >&2
+	else
+		touch "$S/tables"
+		echo 'level=info msg="Colonies database created"' >&2
+	fi
 	exit 0
 fi
 case $cmd in
@@ -99,6 +130,7 @@ if [ -f "$REC_DIR/state/colonies.down" ]; then
 		fail "dial tcp 127.0.0.1:$port: connect: connection refused"
 	fi
 fi
+[ -f "$S/tables" ] || fail "pq: relation \"prod_colonies\" does not exist"
 server_id=$(sed -n 's/^COLONIES_SERVER_ID=//p' "$FIRSTBOOT_ROOT/opt/stack/colonyos-server.env" 2>/dev/null)
 [ -n "$server_id" ] || fail "the server has no identity (colonyos-server.env)"
 touch "$S/colonies" "$S/executors"
@@ -187,6 +219,31 @@ set -uo pipefail
 S=$REC_DIR/state/compose
 # The real docker-compose, not the recorder in front of it.
 PATH=$(tr ':' '\n' <<<"$PATH" | grep -vxF "$REC_DIR/bin" | paste -sd:)
+# colonies NAME=VALUE... -- ARGS: the colonies simulator
+# (modb_colonies_sim) with ARGS and only that environment.
+colonies() {
+	local env=(PATH="$PATH" FIRSTBOOT_ROOT="$FIRSTBOOT_ROOT" REC_DIR="$REC_DIR")
+	while [ "${1:---}" != -- ]; do env+=("$1") && shift; done
+	shift
+	exec env -i "${env[@]}" bash "$REC_DIR/ctl/colonies.sh" "$@"
+}
+if [ "${1:-}" = run ]; then
+	# run [-e NAME]... --entrypoint colonies IMAGE ARGS: only the
+	# variables passed by name reach the container.
+	shift
+	ep="" env=()
+	while [[ ${1:-} == -* ]]; do
+		case $1 in
+		-e) [ -z "${!2+x}" ] || env+=("$2=${!2}") && shift 2 ;;
+		-v | --network) shift 2 ;;
+		--entrypoint) ep=$2 && shift 2 ;;
+		*) shift ;;
+		esac
+	done
+	shift # the image
+	[ "$ep" = colonies ] && colonies "${env[@]}" -- "$@"
+	exit 0
+fi
 if [ "${1:-}" = inspect ]; then
 	shift 3 # inspect -f FORMAT
 	for id in "$@"; do
@@ -250,6 +307,26 @@ up)
 	sort -u "$S/up" -o "$S/up"
 	;;
 ps) [ -f "$S/up" ] && sed 's/^/c-/' "$S/up" ;;
+run)
+	# run [--rm -T ...] --entrypoint colonies SERVICE ARGS: the simulated
+	# CLI with the service's environment as the real docker-compose
+	# resolves it (env files included; not cached: they differ by root).
+	shift
+	ep=""
+	while [[ ${1:-} == -* ]]; do
+		case $1 in --entrypoint) ep=$2 && shift 2 ;; *) shift ;; esac
+	done
+	svc=${1:-}
+	shift
+	[ "$ep" = colonies ] || exit 0
+	cfg=$(cd "$(dirname "$file")" && docker-compose -f "$file" config) || exit 1
+	mapfile -t env < <(python3 -c '
+import sys, yaml
+env = yaml.safe_load(sys.stdin)["services"][sys.argv[1]].get("environment", {})
+for k, v in env.items():
+    print("%s=%s" % (k, str(v).replace("$$", "$")))' "$svc" <<<"$cfg")
+	colonies "${env[@]}" -- "$@"
+	;;
 *) ;;
 esac
 exit 0

@@ -2,12 +2,15 @@
 # The colonyos module through the real agent on a temporary root, with
 # `colonies` a simulated CLI and server (modb_colonies_sim in modlib-b.sh:
 # the commands, flags, environment and access rules of colonyos/colonies,
-# every key it is given checked) and docker/systemctl recorders: keys generated once and
+# every key it is given checked), the docker simulator and recorders: keys generated once and
 # kept, the colony and the executor registered with the right keys, the
 # .env and the JSON manifest 0600, no key on a command line or in a log, a
 # second run that registers nothing, an executor left pending approved, a
 # rejected one (3), an older CLI with `key generate`, a slow server, a
-# server that never answers (2), a colony registered with another key (3),
+# server that never answers (2), the tables made with `database create`
+# before the server starts (in the service's container in compose mode)
+# and a database that never takes that connection (2), a colony
+# registered with another key (3),
 # bad input (1), and the systemd mode with the binary downloaded and
 # checked.
 # shellcheck source=tests/e2e/lib.sh
@@ -27,9 +30,11 @@ fresh() {
 	mod_root "$R"
 	mod_recorders "$T/$1.rec" "${MOD_COMMANDS[@]}"
 	modb_colonies_sim
+	modb_docker_sim
 	mkdir -p "$R/opt/stack" "$R/etc/systemd/system"
 	modb_render docker-compose.yml.tmpl "$TOP/tests/cases/templates/${2:-full-compose}.json" "$R/opt/stack/docker-compose.yml"
 	modb_render colonyos.env.tmpl "$TOP/tests/cases/templates/${2:-full-compose}.json" "$R/opt/stack/colonyos.env" 0600
+	modb_render agent-manager.env.tmpl "$TOP/tests/cases/templates/${2:-full-compose}.json" "$R/opt/stack/agent-manager.env" 0600
 	modb_render colonies-server.service.tmpl "$TOP/tests/cases/templates/${2:-full-compose}.json" \
 		"$R/etc/systemd/system/colonies-server.service"
 }
@@ -37,14 +42,17 @@ key() { sed -n "s/^$1=//p" "$R/opt/stack/colonyos-keys.env"; }
 prvkeys() { grep -E '^COLONIES_[A-Z_]*PRVKEY=' "$R/opt/stack/colonyos-keys.env" | cut -d= -f2 | sort -u; }
 registry() { cat "$MOD_REC/state/colonies/$1" 2>/dev/null; }
 
-t_case "compose: three key pairs, the server up and waited for, then the colony and the executor registered with their keys"
+t_case "compose: three key pairs, the tables made in the service's container, the server up and waited for, then the colony and the executor registered with their keys"
 fresh c1
 modb_colonies_down 2
 if mod_run "$R" colonyos && [ "$(mod_attempts "$R" colonyos)" = 1 ] &&
 	[ "$(mod_calls colonies | grep -c '^colonies colony ls')" = 4 ] &&
 	[ "$(mod_calls colonies | grep -c '^colonies security generate$')" = 3 ] &&
-	mod_order '^colonies security generate' "^docker compose -f $R/opt/stack/docker-compose.yml up -d colonies-server\$" \
-		'^colonies colony ls --json$' "^colonies colony add --name cpm_colony --colonyid $(key COLONIES_COLONY_ID)\$" \
+	[ "$(registry dbcreate)" = "postgres:5432 colony" ] &&
+	mod_order '^colonies security generate' '^colonies colony ls --json$' \
+		"^docker compose -f $R/opt/stack/docker-compose.yml run --rm -T --entrypoint colonies colonies-server database create\$" \
+		"^docker compose -f $R/opt/stack/docker-compose.yml up -d colonies-server\$" \
+		"^colonies colony add --name cpm_colony --colonyid $(key COLONIES_COLONY_ID)\$" \
 		'^colonies executor ls --json --full$' \
 		"^colonies executor add --spec /opt/stack/colonyos/executor.json --executorid $(key COLONIES_EXECUTOR_ID) --approve\$" &&
 	[ "$(registry colonies)" = "$(key COLONIES_COLONY_ID) cpm_colony" ] &&
@@ -63,7 +71,7 @@ if [ "$(stat -c %a "$R/opt/stack/colonyos-keys.env")" = 600 ] && [ "$(stat -c %a
 
 t_case "no private key on a command line, in the agent's output and logs, or in a world-readable file"
 mapfile -t keys < <(prvkeys)
-if [ ${#keys[@]} = 3 ] && mod_no_secrets "$R" "${keys[@]}" &&
+if [ ${#keys[@]} = 3 ] && mod_no_secrets "$R" "${keys[@]}" "$(sed -n 's/^COLONIES_DB_PASSWORD=//p' "$R/opt/stack/colonyos.env")" &&
 	! grep -rqF "${keys[0]}" "$R/opt/stack/colonyos" "$R/var/log/firstboot"; then t_pass; else t_fail "a key leaked"; fi
 
 t_case "a second run finds the colony and the executor registered: no key generated, nothing added, files unchanged"
@@ -71,7 +79,7 @@ mod_reset_calls
 before=$(tree_snapshot "$R")
 sum=$(sha256sum "$R/opt/stack/colonyos-keys.env" "$R/opt/stack/colonyos.json")
 if mod_run "$R" colonyos && mod_not_called '^colonies (security|key) generate' &&
-	mod_not_called '^colonies (colony|executor) (add|approve)' &&
+	mod_not_called '^colonies (colony|executor) (add|approve)' && mod_not_called 'database create' &&
 	mod_called '^colonies colony ls' && mod_called '^colonies executor ls' &&
 	[ "$(sha256sum "$R/opt/stack/colonyos-keys.env" "$R/opt/stack/colonyos.json")" = "$sum" ] &&
 	[ "$(tree_snapshot "$R")" = "$before" ] && [ "$(registry colonies | wc -l)" = 1 ]; then t_pass; else
@@ -107,11 +115,13 @@ fi
 t_case "a server that never answers: exit 2 after wait_seconds, retried, and the keys generated once are kept"
 fresh c3
 modb_colonies_down 1000
-if ! mod_run "$R" colonyos wait_seconds=1 && [ "$(mod_exit "$R" colonyos)" = 2 ] &&
+# wait_seconds also bounds `database create`, which the simulator answers
+# after the real docker-compose has read the project (about a second).
+if ! mod_run "$R" colonyos wait_seconds=5 && [ "$(mod_exit "$R" colonyos)" = 2 ] &&
 	[ "$(mod_attempts "$R" colonyos)" = 3 ] && [ "$(mod_calls colonies | grep -c '^colonies security generate$')" = 3 ] &&
 	grep -q 'did not answer' "$(mod_log "$R" colonyos)" && [ "$(prvkeys | wc -l)" = 3 ] &&
 	mod_not_called '^colonies colony add'; then t_pass; else
-	t_fail "exit $(mod_exit "$R" colonyos), attempts $(mod_attempts "$R" colonyos)"
+	t_fail "exit $(mod_exit "$R" colonyos), attempts $(mod_attempts "$R" colonyos), calls: $(mod_calls "" | tr '\n' ';') $(tail -n 5 "$(mod_log "$R" colonyos)")"
 fi
 
 t_case "the server comes back later: the same keys are registered, none generated"
@@ -120,6 +130,16 @@ mod_reset_calls
 modb_colonies_down 0
 if mod_run "$R" colonyos && mod_not_called '^colonies security generate' && [ "$(key COLONIES_COLONY_ID)" = "$ids" ] &&
 	[ "$(registry colonies)" = "$ids cpm_colony" ]; then t_pass; else t_fail "calls: $(mod_calls "" | tr '\n' ';')"; fi
+
+t_case "a database that never takes the connection: exit 2 naming it after wait_seconds, retried, the server not started"
+fresh c7
+modb_colonies_dbdown
+if ! mod_run "$R" colonyos wait_seconds=1 && [ "$(mod_exit "$R" colonyos)" = 2 ] && [ "$(mod_attempts "$R" colonyos)" = 3 ] &&
+	mod_lastlog "$R" colonyos | grep -q "PostgreSQL at postgres:5432 did not take colonies' connection within 1s" &&
+	[ ! -e "$MOD_REC/state/colonies/tables" ] && mod_not_called 'up -d colonies-server' &&
+	mod_not_called '^colonies colony add'; then t_pass; else
+	t_fail "exit $(mod_exit "$R" colonyos): $(mod_lastlog "$R" colonyos | tail -n 3)"
+fi
 
 t_case "a colony of that name registered with another key: exit 3, not retried, nothing added"
 fresh c4
@@ -158,34 +178,8 @@ if [ $rc1 = 3 ] && [ "$m1" = 1 ] && [ $rc2 = 3 ] && grep -q 'no colonies-server 
 fi
 
 t_case "compose without a colonies CLI on the host: the server image runs it, keys passed by name only"
-R=$T/c6
-mod_root "$R"
-cmds=()
-for c in "${MOD_COMMANDS[@]}"; do [ "$c" = colonies ] || cmds+=("$c"); done
-mod_recorders "$T/c6.rec" "${cmds[@]}"
-modb_colonies_sim
-mkdir -p "$R/opt/stack"
-modb_render docker-compose.yml.tmpl "$TOP/tests/cases/templates/full-compose.json" "$R/opt/stack/docker-compose.yml"
-modb_render colonyos.env.tmpl "$TOP/tests/cases/templates/full-compose.json" "$R/opt/stack/colonyos.env" 0600
-# docker run ... --entrypoint colonies IMAGE ARGS: the simulated CLI, with
-# only the variables docker was told to pass (-e NAME) in its environment.
-mod_ctl docker <<'EOS'
-[ "$1 $2" = "compose version" ] && { echo "Docker Compose version v2.24.0"; exit 0; }
-[ "$1" = run ] || exit 0
-shift
-keep=(PATH FIRSTBOOT_ROOT REC_DIR)
-while [ $# -gt 0 ]; do
-	case $1 in
-	-e) keep+=("$2"); shift 2 ;;
-	-v | --network) shift 2 ;;
-	--entrypoint) shift 3; break ;;
-	*) shift ;;
-	esac
-done
-env=()
-for v in "${keep[@]}"; do [ -n "${!v+x}" ] && env+=("$v=${!v}"); done
-exec env -i "${env[@]}" bash "$REC_DIR/ctl/colonies.sh" "$@"
-EOS
+fresh c6
+rm "$MOD_REC/bin/colonies"
 if mod_run "$R" colonyos && [ "$(mod_calls docker | grep -c '^docker run --rm -i --network host .*--entrypoint colonies colonyos/colonies:v1.8.19 security generate$')" = 3 ] &&
 	mod_called "^docker run .* -e COLONIES_SERVER_PRVKEY .*-v $R/opt/stack/colonyos:/opt/stack/colonyos:ro --entrypoint colonies colonyos/colonies:v1.8.19 colony add --name cpm_colony --colonyid [0-9a-f]{64}\$" &&
 	mod_not_called '^docker run .* -e [A-Z_]+=' && [ "$(registry executors | wc -l)" = 1 ] &&
@@ -209,14 +203,16 @@ mod_passthrough curl
 if mod_run "$R" colonyos mode=systemd binary_url="$URL" binary_sha256="$SUM" &&
 	cmp -s "$R/usr/local/bin/colonies" "$T/rel/colonies_1.8.19_linux_amd64/colonies" &&
 	[ "$(stat -c %a "$R/usr/local/bin/colonies")" = 755 ] &&
-	mod_order '^curl .*colonies.tar.gz' '^systemctl daemon-reload' '^systemctl enable colonies-server' \
-		'^systemctl start colonies-server' '^colonies colony ls' '^colonies colony add' '^colonies executor add' &&
+	[ "$(registry dbcreate)" = "127.0.0.1:5433 colony" ] &&
+	mod_order '^curl .*colonies.tar.gz' '^colonies colony ls' '^colonies database create$' '^systemctl daemon-reload' \
+		'^systemctl enable colonies-server' '^systemctl start colonies-server' '^colonies colony add' '^colonies executor add' &&
 	mod_not_called '^docker '; then t_pass; else t_fail "calls: $(mod_calls "" | tr '\n' ';')"; fi
 
 t_case "systemd, second run: no download, no reload, no restart"
 mod_reset_calls
 if mod_run "$R" colonyos mode=systemd binary_url="$URL" binary_sha256="$SUM" && mod_not_called '^curl' &&
-	mod_not_called '^systemctl (daemon-reload|start|restart|enable)' && mod_not_called '^colonies (security|key|colony add|executor add)'; then
+	mod_not_called '^systemctl (daemon-reload|start|restart|enable)' &&
+	mod_not_called '^colonies (security|key|database|colony add|executor add)'; then
 	t_pass
 else t_fail "calls: $(mod_calls "" | tr '\n' ';')"; fi
 
