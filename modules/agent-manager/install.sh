@@ -100,6 +100,11 @@ if [ "$MODE" = compose ]; then
 	"${compose[@]}" -f "$COMPOSE_FILE" up -d agent-manager || die 2 "docker compose up agent-manager failed"
 else
 	[ -f "$UNIT" ] || die 3 "${UNIT#"$R"} is missing: render the site with imagegen"
+	# EnvironmentFile= reads single quotes without escapes: a value imagegen
+	# escaped (a quote, a backslash or "${") would reach the service as
+	# another one.
+	bad=$(sed -nE "s/^([A-Z_]+)='.*(\\\\|[$][{]:-).*/\1/p" "$ENV_FILE" | head -n 1)
+	[ -z "$bad" ] || die 3 "$bad in ${ENV_FILE#"$R"} holds a quote, a backslash or \"\${\", which systemd reads differently from docker-compose: choose a value without them for mode systemd"
 	if [ ! -x "$BIN" ]; then
 		[ -n "$BINARY_URL" ] || die 3 "/usr/local/bin/agent-manager is missing and binary_url is empty"
 		dl=$(mktemp -d)

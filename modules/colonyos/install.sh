@@ -135,6 +135,11 @@ if [ "$MODE" = compose ]; then
 	fi
 else
 	[ -f "$UNIT" ] || die 3 "${UNIT#"$R"} is missing: render the site with imagegen"
+	# EnvironmentFile= reads single quotes without escapes: a value imagegen
+	# escaped (a quote, a backslash or "${") would reach the server as
+	# another one than PostgreSQL was given.
+	bad=$(sed -nE "s/^([A-Z_]+)='.*(\\\\|[$][{]:-).*/\1/p" "$SD/colonyos.env" | head -n 1)
+	[ -z "$bad" ] || die 3 "$bad in ${SD#"$R"}/colonyos.env holds a quote, a backslash or \"\${\", which systemd reads differently from docker-compose: choose a value without them for mode systemd"
 	if [ ! -x "$BIN" ]; then
 		[ -n "$BINARY_URL" ] || die 3 "/usr/local/bin/colonies is missing and binary_url is empty"
 		dl=$(mktemp -d)

@@ -4,7 +4,8 @@
 # WebSocket port), Debian's docker-compose when the plugin is missing, the
 # systemd mode, a second run, a service that becomes healthy late, one
 # that never does (2), a rendered env file that is missing or readable by
-# others (3), bad input (1), and no secret on a command line or in a log.
+# others (3), a value systemd would read differently in systemd mode (3),
+# bad input (1), and no secret on a command line or in a log.
 # shellcheck source=tests/e2e/lib.sh
 . "$(dirname "$0")/lib.sh"
 # shellcheck source=tests/e2e/modlib.sh
@@ -126,3 +127,11 @@ if mod_order '^systemctl daemon-reload' '^systemctl enable agent-manager' '^syst
 		keycloak_client_secret='s3cr3t-client-secret' && mod_not_called '^systemctl (daemon-reload|enable|start|restart)' &&
 		mod_called '^curl .*/health$'; then t_pass; else t_fail "second run: $(mod_calls "" | tr '\n' ';')"; fi
 else t_fail "calls: $(mod_calls "" | tr '\n' ';')"; fi
+
+t_case "systemd: a value systemd would read differently is exit 3 naming it, before any download"
+fresh c9 native-systemd
+sed -i "s/^GIT_TOKEN=.*/GIT_TOKEN='a\${:-\$}{b}'/" "$R/opt/stack/agent-manager.env"
+mod_exec "$R" agent-manager API_KEY="$API_KEY" MODE=systemd BINARY_URL=http://127.0.0.1:9/am BINARY_SHA256="$(printf '%064d' 0)"
+rc=$?
+if [ $rc = 3 ] && grep -q "GIT_TOKEN in /opt/stack/agent-manager.env holds a quote, a backslash" "$MOD_ERR" &&
+	mod_not_called '^(curl|systemctl) '; then t_pass; else t_fail "exit $rc: $(tail -n 2 "$MOD_ERR")"; fi

@@ -12,7 +12,7 @@
 # and a database that never takes that connection (2), a colony
 # registered with another key (3),
 # bad input (1), and the systemd mode with the binary downloaded and
-# checked.
+# checked and a DB password systemd would read differently refused (3).
 # shellcheck source=tests/e2e/lib.sh
 . "$(dirname "$0")/lib.sh"
 # shellcheck source=tests/e2e/modlib.sh
@@ -71,7 +71,7 @@ if [ "$(stat -c %a "$R/opt/stack/colonyos-keys.env")" = 600 ] && [ "$(stat -c %a
 
 t_case "no private key on a command line, in the agent's output and logs, or in a world-readable file"
 mapfile -t keys < <(prvkeys)
-if [ ${#keys[@]} = 3 ] && mod_no_secrets "$R" "${keys[@]}" "$(sed -n 's/^COLONIES_DB_PASSWORD=//p' "$R/opt/stack/colonyos.env")" &&
+if [ ${#keys[@]} = 3 ] && mod_no_secrets "$R" "${keys[@]}" "$(python3 -c 'import sys, dotenv; print(dotenv.dotenv_values(sys.argv[1])["COLONIES_DB_PASSWORD"])' "$R/opt/stack/colonyos.env")" &&
 	! grep -rqF "${keys[0]}" "$R/opt/stack/colonyos" "$R/var/log/firstboot"; then t_pass; else t_fail "a key leaked"; fi
 
 t_case "a second run finds the colony and the executor registered: no key generated, nothing added, files unchanged"
@@ -240,6 +240,14 @@ mod_exec "$R" colonyos MODE=systemd BINARY_URL="$URL" BINARY_SHA256="$(printf '%
 rc=$?
 if [ $rc = 3 ] && [ ! -e "$R/usr/local/bin/colonies" ] && grep -q 'does not match binary_sha256' "$MOD_ERR" &&
 	mod_not_called '^systemctl'; then t_pass; else t_fail "exit $rc"; fi
+
+t_case "systemd: a DB password systemd would read differently is exit 3 naming it, before any download"
+fresh s4 native-systemd
+sed -i "s/^COLONIES_DB_PASSWORD=.*/COLONIES_DB_PASSWORD='it\\\\'s'/" "$R/opt/stack/colonyos.env"
+mod_exec "$R" colonyos MODE=systemd BINARY_URL="$URL" BINARY_SHA256="$SUM"
+rc=$?
+if [ $rc = 3 ] && grep -q "COLONIES_DB_PASSWORD in /opt/stack/colonyos.env holds a quote, a backslash" "$MOD_ERR" &&
+	mod_not_called '^(curl|systemctl|colonies) '; then t_pass; else t_fail "exit $rc: $(tail -n 2 "$MOD_ERR")"; fi
 
 t_case "systemd: a failed download is exit 2 (retried)"
 fresh s3 native-systemd
