@@ -5,6 +5,8 @@
 #   make bench           benchmarks, as ratios against a baseline in the same run
 #   make vmtest          a baked Debian 12 image boots under QEMU and provisions itself
 #   make lint            cppcheck, shellcheck, clang-format
+#   make fuzz            every tests/fuzz target under libFuzzer, ASan and UBSan
+#                        (FUZZ_SECONDS=N each, default 60)
 #   make deb             Debian packages in build/deb/
 #   make SANITIZER=address,undefined check
 
@@ -34,6 +36,12 @@ ifneq ($(SANITIZER),)
 override CFLAGS  += -fsanitize=$(SANITIZER) -fno-omit-frame-pointer -O1
 override LDFLAGS += -fsanitize=$(SANITIZER)
 endif
+# FUZZ=1 (set by `make fuzz`): clang, coverage for libFuzzer, and undefined
+# behaviour that stops the run instead of printing a line.
+ifneq ($(FUZZ),)
+override CFLAGS  += -fsanitize=fuzzer-no-link -fno-sanitize-recover=all
+endif
+FUZZ_SECONDS ?= 60
 
 COMMON_SRC := $(sort $(wildcard common/*.c))
 FB_SRC     := $(filter-out firstboot/main.c,$(sort $(wildcard firstboot/*.c)))
@@ -46,6 +54,10 @@ LIBFB     := $(BUILD)/libfirstboot.a
 LIBIG     := $(BUILD)/libimagegen.a
 UNIT_BIN  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 TOOL_BIN  := $(patsubst tests/tools/%.c,$(BUILD)/tests/tools/%,$(sort $(wildcard tests/tools/*.c)))
+# Fuzz targets (tests/fuzz/fuzz-*.c): linked with libFuzzer under FUZZ=1,
+# else with tests/fuzz/replay.c, which `make check` runs over the committed
+# corpus and past crashes.
+FUZZ_BIN  := $(patsubst tests/fuzz/%.c,$(BUILD)/tests/fuzz/%,$(sort $(wildcard tests/fuzz/fuzz-*.c)))
 
 all: $(BUILD)/firstboot $(BUILD)/imagegen $(TOOL_BIN)
 
@@ -88,6 +100,12 @@ $(BUILD)/tests/tools/%: $(BUILD)/obj/tests/tools/%.o $(LIBFB) $(LIBIG) $(LIBCOMM
 	@echo "  LD      $@"
 	@$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(CRYPTO_LIBS)
 
+$(BUILD)/tests/fuzz/%: $(BUILD)/obj/tests/fuzz/%.o $(if $(FUZZ),,$(BUILD)/obj/tests/fuzz/replay.o) \
+		$(LIBFB) $(LIBIG) $(LIBCOMMON)
+	@mkdir -p $(dir $@)
+	@echo "  LD      $@"
+	@$(CC) $(LDFLAGS) $(if $(FUZZ),-fsanitize=fuzzer) -o $@ $^ $(LDLIBS) $(CRYPTO_LIBS)
+
 deps:
 	@packaging/deps.sh
 
@@ -101,14 +119,14 @@ deb: all
 golden: all
 	@BUILD=$(BUILD) tests/golden.sh --update
 
-unit: all $(UNIT_BIN)
+unit: all $(UNIT_BIN) $(FUZZ_BIN)
 	@BUILD=$(BUILD) tests/run.sh unit
 
 e2e: all
 	@BUILD=$(BUILD) tests/run.sh e2e
 
 check: deps
-	@$(MAKE) --no-print-directory all $(UNIT_BIN)
+	@$(MAKE) --no-print-directory all $(UNIT_BIN) $(FUZZ_BIN)
 	@BUILD=$(BUILD) tests/run.sh all
 
 demo: deps
@@ -118,6 +136,12 @@ demo: deps
 bench: deps
 	@$(MAKE) --no-print-directory all
 	@BUILD=$(BUILD) tests/bench.sh
+
+fuzz: deps
+	@$(MAKE) --no-print-directory BUILD=build-fuzz CC=clang SANITIZER=address,undefined FUZZ=1 fuzz-bins
+	@BUILD=build-fuzz FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run.sh
+
+fuzz-bins: $(FUZZ_BIN)
 
 # A baked Debian 12 image provisions itself at first boot under QEMU (TCG);
 # the root file system is cached (tests/vm/run.sh).
@@ -134,7 +158,7 @@ lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability,performance \
 		--inline-suppr --std=c11 -Icommon -D__GNUC__ --suppress=missingIncludeSystem \
 		--suppress=memleak \
-		common firstboot imagegen tests/unit tests/tools
+		common firstboot imagegen tests/unit tests/tools tests/fuzz
 	shellcheck -x $(SH_FILES)
 	clang-format --dry-run -Werror $(C_FILES)
 
@@ -160,7 +184,7 @@ install: all
 clean:
 	rm -rf build build-san tests/.tmp
 
-.PHONY: all deps deb unit e2e check demo bench vmtest golden lint format install clean
+.PHONY: all deps deb unit e2e check demo bench vmtest golden lint format install clean fuzz fuzz-bins
 .SECONDARY:
 
 -include $(shell find $(BUILD) -name '*.d' -type f 2>/dev/null)

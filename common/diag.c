@@ -2,8 +2,8 @@
 
 #include <stdarg.h>
 
-static void diags_addv(struct diags *d, const char *file, unsigned line, unsigned column,
-                       const char *fmt, va_list ap)
+_printf_(5, 0) static void diags_addv(struct diags *d, const char *file, unsigned line,
+                                      unsigned column, const char *fmt, va_list ap)
 {
         d->v = xrealloc(d->v, (d->n + 1) * sizeof(*d->v));
         char *msg = vstrprintf(fmt, ap);

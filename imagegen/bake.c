@@ -713,7 +713,7 @@ fail:
 static int plan_config(struct plan *p, const struct image *img, const char *given, bool have_keys,
                        struct config *ret)
 {
-        const char *rel = CONFIG_DEFAULT_PATH + 1;
+        const char *rel = &CONFIG_DEFAULT_PATH[1];
         struct diags d = {0};
         char *data = NULL;
         size_t size;

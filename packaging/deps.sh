@@ -8,7 +8,7 @@ pkgs=(
 	libyaml-dev libjson-c-dev libcurl4-openssl-dev libarchive-dev libssl-dev libsystemd-dev libsodium-dev zlib1g-dev
 	python3 python3-yaml xorriso systemd curl openssl time
 	docker-compose nginx postgresql redis-server jq
-	cppcheck shellcheck clang-format
+	cppcheck shellcheck clang-format clang libclang-rt-14-dev
 	groff-base man-db
 	dpkg-dev lintian
 	debootstrap qemu-system-x86 e2fsprogs zstd openssh-client

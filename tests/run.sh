@@ -41,6 +41,13 @@ if [ "$what" = unit ] || [ "$what" = all ]; then
 		[ -n "$filter" ] && [[ $t != *"$filter"* ]] && continue
 		run_one "$(basename "$t")" "$t"
 	done
+	# Fuzz targets replay the committed corpus and every past crash.
+	for t in "$BUILD"/tests/fuzz/fuzz-*; do
+		[ -x "$t" ] || continue
+		[ -n "$filter" ] && [[ $t != *"$filter"* ]] && continue
+		n=$(basename "$t")
+		run_one "$n" "$t" "tests/fuzz/corpus/${n#fuzz-}" "tests/fuzz/crashes/${n#fuzz-}"
+	done
 fi
 if [ "$what" = e2e ] || [ "$what" = all ]; then
 	for t in tests/e2e/test-*.sh; do
