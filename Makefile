@@ -26,7 +26,7 @@ override CFLAGS += -std=gnu11 -D_GNU_SOURCE $(WARN) $(HARDEN) -iquote common -DF
 	-DMULTIARCH=\"$(MULTIARCH)\" \
 	$(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 # libcurl, libarchive, libsystemd, libcrypto and libsodium are dlopen()ed
-# when first needed (common/http.c, archive.c, journal.c, crypto.c):
+# when first needed (common/http.c, iso.c, journal.c, crypto.c, imagegen/tarball.c):
 # firstboot links none of them. imagegen's pki.c (and so the tests) link
 # libcrypto.
 LDLIBS   += $(shell pkg-config --libs $(filter-out libcurl libarchive libsystemd libcrypto libsodium,$(PKGS)) 2>/dev/null)

@@ -5,7 +5,7 @@
  * anything is written anywhere. */
 #pragma once
 
-#include "archive.h"
+#include "tar.h"
 #include "diag.h"
 #include "node.h"
 

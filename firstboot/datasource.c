@@ -11,7 +11,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 
-#include "archive.h"
+#include "iso.h"
 #include "crypto.h"
 #include "diag.h"
 #include "fs.h"

@@ -9,7 +9,7 @@
  * list; only then is the image touched: each file through a temp file and
  * rename in a directory, the whole archive through OUT.tmp and rename for
  * a tarball. Baking twice changes nothing the second time. */
-#include "archive.h"
+#include "tarball.h"
 #include "bundle.h"
 #include "crypto.h"
 #include "diag.h"

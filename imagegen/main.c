@@ -1,6 +1,7 @@
 /* imagegen: from one site.yaml to a verified bundle, provider user-data and
  * NoCloud seed images. */
-#include "archive.h"
+#include "iso.h"
+#include "tarball.h"
 #include "bundle.h"
 #include "crypto.h"
 #include "fs.h"

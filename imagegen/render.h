@@ -6,7 +6,7 @@
  * bundle imagegen makes is one firstboot accepts. */
 #pragma once
 
-#include "archive.h"
+#include "tar.h"
 #include "diag.h"
 #include "site.h"
 

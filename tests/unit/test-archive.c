@@ -8,7 +8,9 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
-#include "archive.h"
+#include "iso.h"
+#include "tar.h"
+#include "../../imagegen/tarball.h"
 #include "fs.h"
 #include "util.h"
 #include "tap.h"
