@@ -84,25 +84,29 @@ static int script_bundle(const void *data, size_t len, struct member_list *ret)
         return 0;
 }
 
-static int read_tar(const char *origin, const void *data, size_t len, struct member_list *ret,
-                    struct diags *d)
+static int read_tar(const char *origin, const void *data, size_t len, size_t max_size,
+                    struct member_list *ret, struct diags *d)
 {
         _cleanup_free_ char *err = NULL;
-        int r = tar_read(data, len, BUNDLE_MAX_TOTAL, BUNDLE_MAX_MEMBERS, ret, &err);
+        int r = tar_read(data, len, max_size, BUNDLE_MAX_MEMBERS, ret, &err);
         if (r < 0)
                 diags_add(d, origin, 0, 0, "%s", err ? err : strerror(-r));
         return r;
 }
 
-int userdata_decode(const char *origin, const void *data, size_t len, enum userdata_kind *ret_kind,
-                    struct member_list *ret, struct diags *d)
+int userdata_decode(const char *origin, const void *data, size_t len, size_t max_size,
+                    enum userdata_kind *ret_kind, struct member_list *ret, struct diags *d)
 {
         const unsigned char *p = data;
         size_t ml = strlen(BUNDLE_TEXT_MAGIC);
         int r;
 
+        if (len > max_size) {
+                diags_add(d, origin, 0, 0, "%zu bytes, over the limit of %zu bytes", len, max_size);
+                return -EFBIG;
+        }
         if (is_gzip(p, len) || is_tar(p, len)) {
-                r = read_tar(origin, data, len, ret, d);
+                r = read_tar(origin, data, len, max_size, ret, d);
                 if (r >= 0)
                         *ret_kind = USERDATA_TAR;
                 return r;
@@ -130,7 +134,7 @@ int userdata_decode(const char *origin, const void *data, size_t len, enum userd
                                   "the base64 text does not decode to a gzip'd tar");
                         return -EBADMSG;
                 }
-                r = read_tar(origin, raw, raw_len, ret, d);
+                r = read_tar(origin, raw, raw_len, max_size, ret, d);
                 if (r >= 0)
                         *ret_kind = USERDATA_TEXT;
                 return r;

@@ -50,16 +50,20 @@ enum userdata_kind {
         USERDATA_SCRIPT,
 };
 
-/* Limits for decoding: the decompressed size and member count. */
+/* Limits for decoding where no firstboot.conf says max_user_data
+ * (`firstboot validate`): the decompressed size, and the member count. */
 #define BUNDLE_MAX_TOTAL   (64u * 1024 * 1024)
 #define BUNDLE_MAX_MEMBERS 4096
 
 /* Recognizes user-data and turns it into bundle members: a gzip'd tar, the
  * base64 text form, or a "#!" script (a one-module bundle is made for it).
  * Anything else is an error that names what was found. origin names the
- * source in messages. */
-int userdata_decode(const char *origin, const void *data, size_t len, enum userdata_kind *ret_kind,
-                    struct member_list *ret, struct diags *d);
+ * source in messages. max_size (max_user_data) bounds the input and every
+ * byte decoding makes: the base64-decoded bytes and the inflated tar with
+ * all its headers and padding; beyond it the user-data is refused, naming
+ * the limit, before more is inflated. */
+int userdata_decode(const char *origin, const void *data, size_t len, size_t max_size,
+                    enum userdata_kind *ret_kind, struct member_list *ret, struct diags *d);
 
 /* Reads a bundle directory's regular files as members; links, devices and
  * anything outside are refused as they are in archives. */

@@ -97,15 +97,20 @@ const struct archive_member *member_list_find(const struct member_list *l, const
         return NULL;
 }
 
+#define QUOTE_MAX 256
+
 /* A member name for messages: quoted, with control characters, quotes,
  * backslashes and non-ASCII bytes escaped, since names come from
- * untrusted archives and end up in logs and terminals. */
+ * untrusted archives and end up in logs and terminals; past 256 bytes
+ * cut, with "..." after the quote (a pax path can be 64 KiB). */
 static char *quote_name(const char *s)
 {
         struct buf b = {0};
+        size_t n = strnlen(s, QUOTE_MAX + 1);
         int r = buf_puts(&b, "\"");
 
-        for (const unsigned char *p = (const unsigned char *)s; r >= 0 && *p; p++) {
+        for (const unsigned char *p = (const unsigned char *)s;
+             r >= 0 && *p && p < (const unsigned char *)s + QUOTE_MAX; p++) {
                 if (*p == '"' || *p == '\\')
                         r = buf_printf(&b, "\\%c", *p);
                 else if (*p < 0x20 || *p >= 0x7f)
@@ -114,7 +119,7 @@ static char *quote_name(const char *s)
                         r = buf_append(&b, p, 1);
         }
         if (r >= 0)
-                r = buf_puts(&b, "\"");
+                r = buf_puts(&b, n > QUOTE_MAX ? "\"..." : "\"");
         if (r < 0) {
                 buf_free(&b);
                 return NULL;
@@ -275,6 +280,11 @@ static int check_conflicts(const struct member_list *files, char *const *dirs, c
  * (10 KiB for tar(1), up to 64 KiB with -b 128). 1 MiB is plenty and
  * still bounds a bomb hidden there. */
 #define TAR_MAX_TAIL (1u << 20)
+/* Extended headers ('x', 'g', 'L', 'K') one after another: tar(1) writes
+ * at most three before an entry (pax, or GNU's long name and link). */
+#define TAR_MAX_META_RUN 8
+/* A member path, after pax or GNU long names: PATH_MAX less its NUL. */
+#define TAR_MAX_PATH 4095
 
 struct tar_src {
         const unsigned char *data; /* plain: what is left of the input */
@@ -282,6 +292,11 @@ struct tar_src {
         bool gz, gz_ended;
         z_stream z;
         const char *why; /* after -EBADMSG: what is wrong, for tar_corrupt() */
+        /* Every byte read after decompression (headers, extended headers,
+         * data, padding, what follows the end) counts against budget;
+         * -EFBIG past it, so that a small input cannot make us inflate or
+         * parse more than that. */
+        size_t budget, used;
 };
 
 static void tar_src_done(struct tar_src *s)
@@ -290,19 +305,31 @@ static void tar_src_done(struct tar_src *s)
                 inflateEnd(&s->z);
 }
 
+/* Counts got bytes read against the budget: got, or -EFBIG past it. */
+static ssize_t src_count(struct tar_src *s, size_t got)
+{
+        if (got > s->budget - s->used)
+                return -EFBIG;
+        s->used += got;
+        return (ssize_t)got;
+}
+
 /* Reads up to n bytes; fewer only at the end of the data. -EBADMSG with
- * s->why for corrupt compressed data, -ENOMEM. */
+ * s->why for corrupt compressed data, -EFBIG past the budget, -ENOMEM. */
 static ssize_t src_read(struct tar_src *s, unsigned char *buf, size_t n)
 {
-        size_t got = 0;
+        size_t got = 0, room = s->budget - s->used;
 
+        /* One byte past the budget tells "over" from "exactly at it". */
+        if (n > room && room < SIZE_MAX)
+                n = room + 1;
         if (!s->gz) {
                 got = n < s->left ? n : s->left;
                 if (got > 0)
                         memcpy(buf, s->data, got);
                 s->data += got;
                 s->left -= got;
-                return (ssize_t)got;
+                return src_count(s, got);
         }
         while (got < n && !s->gz_ended) {
                 size_t want = n - got < (1u << 30) ? n - got : (1u << 30);
@@ -337,7 +364,7 @@ static ssize_t src_read(struct tar_src *s, unsigned char *buf, size_t n)
                         return -EBADMSG;
                 }
         }
-        return (ssize_t)got;
+        return src_count(s, got);
 }
 
 /* Reads exactly n bytes. */
@@ -364,6 +391,16 @@ static int src_skip_padding(struct tar_src *s, uint64_t n)
 
 static int tar_corrupt(char **ret_error, const struct tar_src *s, int r)
 {
+        if (r == -EFBIG) {
+                if (ret_error) {
+                        *ret_error = strprintf("archive over the limit of %zu bytes uncompressed "
+                                               "(headers, padding and trailing data included)",
+                                               s->budget);
+                        if (!*ret_error)
+                                return -ENOMEM;
+                }
+                return -EBADMSG;
+        }
         if (r == -EBADMSG && ret_error) {
                 *ret_error = strprintf("truncated or corrupt archive: %s", s->why);
                 if (!*ret_error)
@@ -498,6 +535,8 @@ static int tar_meta(struct tar_src *s, char type, uint64_t size, struct tar_next
                 s->why = "extended header over 64 KiB";
                 return -EBADMSG;
         }
+        if (size > s->budget - s->used)
+                return -EFBIG;
         d = malloc(size + 1);
         if (!d)
                 return -ENOMEM;
@@ -552,12 +591,13 @@ static const char *special_name(char type)
 int tar_read(const void *data, size_t size, size_t max_total, size_t max_members,
              struct member_list *ret, char **ret_error)
 {
-        _cleanup_(tar_src_done) struct tar_src s = {.data = data, .left = size};
+        _cleanup_(tar_src_done) struct tar_src s = {
+                .data = data, .left = size, .budget = max_total};
         _cleanup_member_list_ struct member_list l = {0};
         _cleanup_strv_free_ char **dirs = NULL;
         _cleanup_(tar_next_clear) struct tar_next next = {0};
         unsigned char h[TAR_BLOCK];
-        size_t cap = 0, total = 0, count = 0, tail = 0;
+        size_t cap = 0, count = 0, tail = 0, meta_run = 0;
         ssize_t got = 0;
         int r;
 
@@ -594,11 +634,16 @@ int tar_read(const void *data, size_t size, size_t max_total, size_t max_members
                 if (s.why)
                         return tar_corrupt(ret_error, &s, -EBADMSG);
                 if (type && strchr("xgLK", type)) {
+                        if (++meta_run > TAR_MAX_META_RUN) {
+                                s.why = "more than 8 extended headers in a row";
+                                return tar_corrupt(ret_error, &s, -EBADMSG);
+                        }
                         r = tar_meta(&s, type, esize, &next);
                         if (r < 0)
                                 return tar_corrupt(ret_error, &s, r);
                         continue;
                 }
+                meta_run = 0;
                 if (next.has_size)
                         esize = next.size;
                 raw = tar_name(h, &next);
@@ -609,6 +654,9 @@ int tar_read(const void *data, size_t size, size_t max_total, size_t max_members
 
                 if (++count > max_members)
                         return member_error(ret_error, raw, "more than %zu members", max_members);
+                if (strlen(raw) > TAR_MAX_PATH)
+                        return member_error(ret_error, raw, "path longer than %u bytes",
+                                            TAR_MAX_PATH);
                 is_dir = type == '5' || type == 'D';
                 copy = strdup(raw);
                 if (!copy)
@@ -631,11 +679,11 @@ int tar_read(const void *data, size_t size, size_t max_total, size_t max_members
                 }
                 if (type != '0' && type != '\0' && type != '7')
                         return member_error(ret_error, raw, "%s", special_name(type));
-                if (esize > max_total || total > max_total - esize)
+                if (esize > s.budget - s.used)
                         return member_error(ret_error, raw,
-                                            "over the limit of %zu bytes of uncompressed data",
+                                            "archive over the limit of %zu bytes uncompressed "
+                                            "(headers, padding and trailing data included)",
                                             max_total);
-                total += esize;
 
                 d = malloc(esize + 1);
                 if (!d)

@@ -48,7 +48,11 @@ int member_error(char **ret_error, const char *name, const char *fmt, ...)
  * (and empty or "." ones), symlinks and hard links, character and block
  * devices, FIFOs and other special entries, directories with data,
  * duplicate paths (and a file used as a directory), more than max_members
- * entries (directories included), over max_total bytes of member data; and
+ * entries (directories included), paths over 4095 bytes, more than 8
+ * extended headers in a row; over max_total bytes uncompressed, every
+ * byte counted: headers, pax and GNU long-name headers, data, padding and
+ * what follows the end ("archive over the limit of N bytes
+ * uncompressed"), so that no input makes us inflate or parse more; and
  * truncated or corrupt data ("truncated or corrupt archive: <why>"): a bad
  * header checksum or number, a malformed pax header, no end-of-archive
  * block, a gzip CRC-32 or length that does not match, a second gzip member

@@ -889,7 +889,8 @@ int cmd_run(int argc, char **argv)
         enum userdata_kind kind;
         struct member_list members = {0};
         const char *origin = r.ds.user_data_origin ? r.ds.user_data_origin : "user-data";
-        if (userdata_decode(origin, r.ds.user_data, r.ds.user_data_len, &kind, &members, &d) < 0 ||
+        if (userdata_decode(origin, r.ds.user_data, r.ds.user_data_len, (size_t)r.cfg.max_user_data,
+                            &kind, &members, &d) < 0 ||
             bundle_parse(&members, NULL, &r.bundle, &d) < 0) {
                 log_diags(&d, "decode");
                 _cleanup_free_ char *e = diags_summary(&d);

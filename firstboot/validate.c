@@ -127,7 +127,7 @@ int cmd_validate(int argc, char **argv)
                 if (r < 0)
                         diags_add(&d, path, 0, 0, "cannot read: %s", strerror(-r));
                 if (r >= 0)
-                        r = userdata_decode(path, data, len, &kind, &m, &d);
+                        r = userdata_decode(path, data, len, BUNDLE_MAX_TOTAL, &kind, &m, &d);
                 if (r >= 0)
                         r = validate_bundle(&m, path, modules_dir, keys, &d);
         }

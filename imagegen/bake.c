@@ -797,7 +797,7 @@ static int check_bundle(const char *path, const char *data, size_t size, const c
         size_t n = 0;
         int r;
 
-        r = userdata_decode(path, data, size, &kind, &members, &d);
+        r = userdata_decode(path, data, size, (size_t)c->max_user_data, &kind, &members, &d);
         if (r >= 0)
                 r = bundle_parse(&members, path, &b, &d);
         if (r >= 0) {

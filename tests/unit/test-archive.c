@@ -7,7 +7,10 @@
 #include <stdint.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <zlib.h>
 
+#include "bundle.h"
+#include "crypto.h"
 #include "iso.h"
 #include "tar.h"
 #include "../../imagegen/tarball.h"
@@ -123,6 +126,28 @@ static void gzip_stored(const struct buf *in, struct buf *out)
         } while (off < in->len);
         put_le32(out, crc32_of((const unsigned char *)in->data, in->len));
         put_le32(out, (uint32_t)in->len);
+}
+
+/* gzip with zlib's deflate, for inputs that must shrink. */
+static void gzip_deflate(const struct buf *in, struct buf *out)
+{
+        z_stream z = {0};
+        unsigned char chunk[4096];
+        int r;
+
+        *out = (struct buf){0};
+        if (deflateInit2(&z, 9, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+                abort();
+        z.next_in = (unsigned char *)in->data;
+        z.avail_in = (uInt)in->len;
+        do {
+                z.next_out = chunk;
+                z.avail_out = sizeof(chunk);
+                r = deflate(&z, Z_FINISH);
+                if (r == Z_STREAM_ERROR || buf_append(out, chunk, sizeof(chunk) - z.avail_out) < 0)
+                        abort();
+        } while (r != Z_STREAM_END);
+        deflateEnd(&z);
 }
 
 /* --- helpers --- */
@@ -273,7 +298,7 @@ TEST(tar_round_trip)
         _cleanup_free_ unsigned char *gz0 = NULL;
         size_t gz0_len = 0;
         CHECK_INTEQ(tar_write_gz(&none, &gz0, &gz0_len), 0);
-        CHECK_INTEQ(tar_read(gz0, gz0_len, 100, 100, &out, &error), 0);
+        CHECK_INTEQ(tar_read(gz0, gz0_len, 1 << 20, 100, &out, &error), 0);
         CHECK_INTEQ(out.n, 0);
         member_list_free(&out);
         member_list_free(&in);
@@ -438,15 +463,19 @@ TEST(tar_refuses_limits)
         }
         buf_free(&t);
 
-        /* 60 + 60 bytes with room for 100. */
+        /* Two members of 60 bytes: 512 + 512 each with header and
+         * padding, then the end block: 2560 bytes read, all of them
+         * counted (gzip'd, the rest of the stream too: see
+         * tar_budget_counts_inflated_bytes). */
         memset(big, 'b', sizeof(big));
         tar_entry_raw(&t, "one", '0', NULL, 0644, sizeof(big), big, sizeof(big));
         tar_entry_raw(&t, "two", '0', NULL, 0644, sizeof(big), big, sizeof(big));
         tar_end(&t);
-        check_refused(&t, 100, 100, "\"two\"", "over the limit of 100 bytes");
+        check_refused(&t, 1595, 100, "\"two\"", "over the limit of 1595 bytes uncompressed");
+        check_refused(&t, 2559, 100, "over the limit of 2559 bytes uncompressed", NULL);
         {
                 struct member_list out = {0};
-                CHECK_INTEQ(tar_read(t.data, t.len, 120, 100, &out, NULL), 0);
+                CHECK_INTEQ(tar_read(t.data, t.len, 2560, 100, &out, NULL), 0);
                 CHECK_INTEQ(out.n, 2);
                 member_list_free(&out);
         }
@@ -456,6 +485,192 @@ TEST(tar_refuses_limits)
         tar_entry_raw(&t, "huge", '0', NULL, 0644, 4ULL << 30, "x", 1);
         tar_end(&t);
         check_refused(&t, 1 << 20, 100, "\"huge\"", "over the limit");
+        buf_free(&t);
+}
+
+/* A pax record "LEN key=value\n" (LEN counts itself). */
+static void pax_record(struct buf *b, const char *key, const char *value)
+{
+        size_t n = strlen(key) + strlen(value) + 3, len = n + 1;
+
+        while (len != n + (size_t)snprintf(NULL, 0, "%zu", len))
+                len = n + (size_t)snprintf(NULL, 0, "%zu", len);
+        if (buf_printf(b, "%zu %s=%s\n", len, key, value) < 0)
+                abort();
+}
+
+/* The first diagnostic, formatted, or NULL. */
+static char *first_diag(const struct diags *d)
+{
+        return d->n > 0 ? diag_format(&d->v[0]) : NULL;
+}
+
+/* Pax global headers ('g') of 60 KiB each, read and ignored, between
+ * empty directories: nothing of them is member data. Every byte of them
+ * counts against the budget, so the bomb is refused naming it; before,
+ * 1 GiB of such headers in 2 MB of user-data took 5 s. */
+TEST(tar_pax_global_header_bomb)
+{
+        struct buf t = {0}, rec = {0};
+        _cleanup_free_ char *filler = malloc(60 << 10);
+
+        REQUIRE(filler);
+        memset(filler, 'g', (60 << 10) - 1);
+        filler[(60 << 10) - 1] = '\0';
+        pax_record(&rec, "comment", filler);
+        for (int i = 0; i < 200; i++) {
+                char name[32];
+                snprintf(name, sizeof(name), "d%d/", i);
+                tar_entry_raw(&t, "pax_global_header", 'g', NULL, 0644, rec.len, rec.data, rec.len);
+                tar_special(&t, name, '5', NULL);
+        }
+        tar_file(&t, "bundle.yaml", "version: 1\n");
+        tar_end(&t);
+        /* 12 MB of headers, 1 MiB allowed. */
+        check_refused(&t, 1 << 20, 4096, "archive over the limit of 1048576 bytes uncompressed",
+                      "headers");
+        {
+                struct member_list out = {0};
+                CHECK_INTEQ(tar_read(t.data, t.len, t.len, 4096, &out, NULL), 0);
+                CHECK_INTEQ(out.n, 1);
+                member_list_free(&out);
+        }
+        buf_free(&t);
+
+        /* Extended headers one after another: tar(1) writes at most
+         * three before an entry. */
+        for (int i = 0; i < 9; i++)
+                tar_entry_raw(&t, "pax_global_header", 'g', NULL, 0644, 12, "12 a=bcdefg\n", 12);
+        tar_file(&t, "bundle.yaml", "version: 1\n");
+        tar_end(&t);
+        check_refused(&t, 1 << 20, 100, "more than 8 extended headers in a row", NULL);
+        buf_free(&t);
+        buf_free(&rec);
+}
+
+/* A path from a pax header or GNU long names is bounded like PATH_MAX. */
+TEST(tar_refuses_long_path)
+{
+        struct buf t = {0}, rec = {0};
+        char path[4097];
+
+        for (size_t i = 0; i < sizeof(path) - 1; i++)
+                path[i] = i % 100 == 99 ? '/' : 'p';
+        path[sizeof(path) - 1] = '\0';
+        pax_record(&rec, "path", path);
+        tar_entry_raw(&t, "PaxHeaders/long", 'x', NULL, 0644, rec.len, rec.data, rec.len);
+        tar_file(&t, "ignored", "data\n");
+        tar_end(&t);
+        check_refused(&t, 1 << 20, 100, "pp\"...: path longer than 4095 bytes", NULL);
+        buf_free(&t);
+        buf_free(&rec);
+
+        /* 4095 bytes are fine. */
+        path[4095] = '\0';
+        pax_record(&rec, "path", path);
+        tar_entry_raw(&t, "PaxHeaders/long", 'x', NULL, 0644, rec.len, rec.data, rec.len);
+        tar_file(&t, "ignored", "data\n");
+        tar_end(&t);
+        {
+                struct member_list out = {0};
+                CHECK_INTEQ(tar_read(t.data, t.len, 1 << 20, 100, &out, NULL), 0);
+                CHECK(out.n == 1 && streq(out.v[0].path, path));
+                member_list_free(&out);
+        }
+        buf_free(&t);
+        buf_free(&rec);
+}
+
+/* Gzip'd, the budget is on the inflated bytes, the record padding after
+ * the end included: a bundle exactly at it is accepted, one byte less
+ * refused, whatever the compressed size. */
+TEST(tar_budget_counts_inflated_bytes)
+{
+        static char zeros[64 << 10];
+        struct buf t = {0}, gz = {0};
+        struct member_list out = {0};
+        char *error = NULL;
+
+        tar_file(&t, "bundle.yaml", "version: 1\n");
+        tar_file(&t, "files/a", "some data\n");
+        tar_end(&t);
+        CHECK(buf_append(&t, zeros, sizeof(zeros)) >= 0);
+        gzip_stored(&t, &gz);
+        CHECK_INTEQ(tar_read(gz.data, gz.len, t.len, 100, &out, &error), 0);
+        CHECK_INTEQ(out.n, 2);
+        CHECK(error == NULL);
+        member_list_free(&out);
+        CHECK_INTEQ(tar_read(gz.data, gz.len, t.len - 1, 100, &out, &error), -EBADMSG);
+        _cleanup_free_ char *want =
+                strprintf("archive over the limit of %zu bytes uncompressed", t.len - 1);
+        CHECK(error && strstr(error, want));
+        CHECK(out.n == 0 && out.v == NULL);
+        free(error);
+        buf_free(&gz);
+        buf_free(&t);
+}
+
+/* userdata_decode() holds every form to max_size: a gzip'd tar and the
+ * base64 text's gzip'd tar once inflated, and a script. */
+TEST(userdata_decode_budget)
+{
+        struct buf t = {0}, gz = {0};
+        _cleanup_free_ char *b64 = NULL;
+        enum userdata_kind kind;
+
+        tar_file(&t, "bundle.yaml", "version: 1\n");
+        for (int i = 0; i < 40; i++)
+                tar_special(&t, "d/", '5', NULL);
+        tar_end(&t);
+        gzip_deflate(&t, &gz);
+        REQUIRE(gz.len < t.len / 4);
+        REQUIRE(base64_encode(gz.data, gz.len, 76, &b64) >= 0);
+        _cleanup_free_ char *text = strprintf("%s\n%s\n", BUNDLE_TEXT_MAGIC, b64);
+        REQUIRE(text);
+        const struct {
+                const void *data;
+                size_t len;
+                enum userdata_kind kind;
+        } forms[] = {
+                {gz.data, gz.len, USERDATA_TAR},
+                {text, strlen(text), USERDATA_TEXT},
+        };
+        for (size_t i = 0; i < ARRAY_SIZE(forms); i++) {
+                struct member_list m = {0};
+                struct diags d = {0};
+                _cleanup_free_ char *want = strprintf("over the limit of %zu bytes", t.len - 1);
+
+                CHECK_INTEQ(
+                        userdata_decode("ud", forms[i].data, forms[i].len, t.len, &kind, &m, &d),
+                        0);
+                CHECK(kind == forms[i].kind && m.n == 1);
+                member_list_free(&m);
+                CHECK(userdata_decode("ud", forms[i].data, forms[i].len, t.len - 1, &kind, &m, &d) <
+                      0);
+                _cleanup_free_ char *msg = first_diag(&d);
+                if (!msg || !strstr(msg, want) || !startswith(msg, "ud")) {
+                        fprintf(stderr, "  form %zu: %s\n", i, msg ? msg : "(none)");
+                        CHECK(false);
+                }
+                CHECK(m.n == 0);
+                diags_free(&d);
+        }
+        {
+                static const char script[] = "#!/bin/sh\necho hi\n";
+                struct member_list m = {0};
+                struct diags d = {0};
+                CHECK_INTEQ(userdata_decode("ud", script, strlen(script), strlen(script), &kind, &m,
+                                            &d),
+                            0);
+                CHECK(kind == USERDATA_SCRIPT);
+                member_list_free(&m);
+                CHECK(userdata_decode("ud", script, strlen(script), strlen(script) - 1, &kind, &m,
+                                      &d) < 0);
+                _cleanup_free_ char *msg = first_diag(&d);
+                CHECK(msg && strstr(msg, "over the limit of 17 bytes"));
+                diags_free(&d);
+        }
+        buf_free(&gz);
         buf_free(&t);
 }
 
@@ -495,7 +710,7 @@ TEST(tar_refuses_corrupt)
                 char error_msg[] = "this is not an archive at all, just some text\n";
                 char *error = NULL;
                 struct member_list out = {0};
-                CHECK_INTEQ(tar_read(error_msg, strlen(error_msg), 100, 100, &out, &error),
+                CHECK_INTEQ(tar_read(error_msg, strlen(error_msg), 1 << 20, 100, &out, &error),
                             -EBADMSG);
                 CHECK(error && startswith(error, "truncated or corrupt archive: "));
                 free(error);
@@ -541,23 +756,23 @@ TEST(tar_gzip_trailer_checked)
         tar_file(&t, "a", "the data\n");
         tar_end(&t);
         gzip_stored(&t, &gz);
-        CHECK_INTEQ(tar_read(gz.data, gz.len, 100, 100, &out, NULL), 0);
+        CHECK_INTEQ(tar_read(gz.data, gz.len, 1 << 20, 100, &out, NULL), 0);
         member_list_free(&out);
 
         gz.data[10 + 5 + 512 + 4] ^= 0x20; /* "the data" -> "the Data" */
-        CHECK_INTEQ(tar_read(gz.data, gz.len, 100, 100, &out, &error), -EBADMSG);
+        CHECK_INTEQ(tar_read(gz.data, gz.len, 1 << 20, 100, &out, &error), -EBADMSG);
         CHECK_STREQ(error, "truncated or corrupt archive: gzip CRC-32 or length mismatch");
         free(error);
         error = NULL;
         gz.data[10 + 5 + 512 + 4] ^= 0x20;
         gz.data[gz.len - 8] ^= 1; /* the CRC */
-        CHECK_INTEQ(tar_read(gz.data, gz.len, 100, 100, &out, &error), -EBADMSG);
+        CHECK_INTEQ(tar_read(gz.data, gz.len, 1 << 20, 100, &out, &error), -EBADMSG);
         CHECK_STREQ(error, "truncated or corrupt archive: gzip CRC-32 or length mismatch");
         free(error);
         error = NULL;
         gz.data[gz.len - 8] ^= 1;
         gz.data[gz.len - 1] ^= 1; /* the length */
-        CHECK_INTEQ(tar_read(gz.data, gz.len, 100, 100, &out, &error), -EBADMSG);
+        CHECK_INTEQ(tar_read(gz.data, gz.len, 1 << 20, 100, &out, &error), -EBADMSG);
         free(error);
         error = NULL;
         gz.data[gz.len - 1] ^= 1;
@@ -566,7 +781,7 @@ TEST(tar_gzip_trailer_checked)
                 struct buf two = {0};
                 CHECK(buf_append(&two, gz.data, gz.len) >= 0 &&
                       buf_append(&two, gz.data, gz.len) >= 0);
-                CHECK_INTEQ(tar_read(two.data, two.len, 100, 100, &out, &error), -EBADMSG);
+                CHECK_INTEQ(tar_read(two.data, two.len, 1 << 20, 100, &out, &error), -EBADMSG);
                 CHECK_STREQ(error,
                             "truncated or corrupt archive: data after the end of the gzip stream");
                 free(error);
@@ -575,7 +790,7 @@ TEST(tar_gzip_trailer_checked)
         }
         /* Something after the trailer. */
         CHECK(buf_append(&gz, "x", 1) >= 0);
-        CHECK_INTEQ(tar_read(gz.data, gz.len, 100, 100, &out, &error), -EBADMSG);
+        CHECK_INTEQ(tar_read(gz.data, gz.len, 1 << 20, 100, &out, &error), -EBADMSG);
         CHECK(error && startswith(error, "truncated or corrupt archive: "));
         free(error);
         error = NULL;
@@ -587,18 +802,18 @@ TEST(tar_gzip_trailer_checked)
                 static char zeros[3 << 20];
                 CHECK(buf_append(&t, zeros, 64 << 10) >= 0);
                 gzip_stored(&t, &gz);
-                CHECK_INTEQ(tar_read(gz.data, gz.len, 100, 100, &out, NULL), 0);
+                CHECK_INTEQ(tar_read(gz.data, gz.len, 1 << 20, 100, &out, NULL), 0);
                 member_list_free(&out);
                 buf_free(&gz);
                 CHECK(buf_append(&t, zeros, sizeof(zeros)) >= 0);
                 gzip_stored(&t, &gz);
-                CHECK_INTEQ(tar_read(gz.data, gz.len, 100, 100, &out, &error), -EBADMSG);
+                CHECK_INTEQ(tar_read(gz.data, gz.len, 16 << 20, 100, &out, &error), -EBADMSG);
                 CHECK_STREQ(error, "truncated or corrupt archive: too much data after the end "
                                    "of the archive");
                 free(error);
                 buf_free(&gz);
                 /* Not compressed, there is nothing to decompress. */
-                CHECK_INTEQ(tar_read(t.data, t.len, 100, 100, &out, NULL), 0);
+                CHECK_INTEQ(tar_read(t.data, t.len, 16 << 20, 100, &out, NULL), 0);
                 member_list_free(&out);
         }
         buf_free(&t);
@@ -623,7 +838,7 @@ TEST(tar_accepts_gnu_tar_layout)
                 char *error = NULL;
                 const struct buf *in = pass ? &gz : &t;
 
-                CHECK_INTEQ(tar_read(in->data, in->len, 100, 100, &out, &error), 0);
+                CHECK_INTEQ(tar_read(in->data, in->len, 1 << 20, 100, &out, &error), 0);
                 CHECK(error == NULL);
                 CHECK_INTEQ(out.n, 2);
                 if (out.n == 2) {
@@ -643,7 +858,7 @@ TEST(tar_accepts_gnu_tar_layout)
         tar_end(&t);
         {
                 struct member_list out = {0};
-                CHECK_INTEQ(tar_read(t.data, t.len, 100, 100, &out, NULL), 0);
+                CHECK_INTEQ(tar_read(t.data, t.len, 1 << 20, 100, &out, NULL), 0);
                 CHECK(out.n == 1 && streq(out.v[0].path, "real/name"));
                 member_list_free(&out);
         }
@@ -679,7 +894,7 @@ TEST(tar_accepts_gnu_tar_layout)
 
                         CHECK(ignored != NULL);
                         CHECK(read_file(tgz, 1 << 20, &data, &len) >= 0);
-                        CHECK_INTEQ(tar_read(data, len, 100, 100, &out, &error), 0);
+                        CHECK_INTEQ(tar_read(data, len, 1 << 20, 100, &out, &error), 0);
                         if (out.n != 1 || !streq(out.v[0].path, want) || out.v[0].mode != 0640 ||
                             !streq((char *)out.v[0].data, "long\n")) {
                                 fprintf(stderr, "  tar --format=%s: %zu members, error %s\n",
@@ -706,7 +921,7 @@ TEST(tar_accepts_gnu_tar_layout)
                 _cleanup_free_ char *ignored = run_capture(argv);
                 CHECK(ignored != NULL);
                 CHECK(read_file(out_tgz, 1 << 20, &data, &len) >= 0);
-                CHECK_INTEQ(tar_read(data, len, 100, 100, &out, NULL), 0);
+                CHECK_INTEQ(tar_read(data, len, 1 << 20, 100, &out, NULL), 0);
                 CHECK_INTEQ(out.n, 1);
                 if (out.n == 1)
                         CHECK_STREQ(out.v[0].path, "sub/f.txt");
