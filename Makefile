@@ -106,6 +106,9 @@ $(BUILD)/tests/fuzz/%: $(BUILD)/obj/tests/fuzz/%.o $(if $(FUZZ),,$(BUILD)/obj/te
 	@echo "  LD      $@"
 	@$(CC) $(LDFLAGS) $(if $(FUZZ),-fsanitize=fuzzer) -o $@ $^ $(LDLIBS) $(CRYPTO_LIBS)
 
+# fuzz-tar checks our tar reader against libarchive, linked in that test only.
+$(BUILD)/tests/fuzz/fuzz-tar: LDLIBS += $(shell pkg-config --libs libarchive 2>/dev/null)
+
 deps:
 	@packaging/deps.sh
 

@@ -441,6 +441,22 @@ static bool tar_number(const unsigned char *f, size_t width, uint64_t *ret)
         return true;
 }
 
+/* Whether the other number fields (uid, gid, mtime, devmajor, devminor)
+ * are well-formed too, like libarchive wants them (it recognizes no tar
+ * otherwise) even though nothing here uses them. */
+static bool tar_numbers_ok(const unsigned char *h)
+{
+        static const struct {
+                unsigned off, width;
+        } fields[] = {{108, 8}, {116, 8}, {136, 12}, {329, 8}, {337, 8}};
+        uint64_t ignored;
+
+        for (size_t i = 0; i < ARRAY_SIZE(fields); i++)
+                if (!tar_number(h + fields[i].off, fields[i].width, &ignored))
+                        return false;
+        return true;
+}
+
 /* The header checksum: the sum of its bytes with the checksum field read
  * as spaces; old tars summed signed chars. */
 static bool tar_checksum_ok(const unsigned char *h)
@@ -481,6 +497,14 @@ static int set_text(char **field, const char *v, size_t n)
         return n > 0 && !*field ? -ENOMEM : 0;
 }
 
+/* Whether the key [kv, eq) starts with prefix. */
+static bool key_is(const char *kv, const char *eq, const char *prefix)
+{
+        size_t n = strlen(prefix);
+
+        return (size_t)(eq - kv) >= n && memcmp(kv, prefix, n) == 0;
+}
+
 /* pax records, "LEN key=value\n" each; path, linkpath and size are kept. */
 static int pax_parse(const char *p, size_t n, struct tar_next *x, const char **why)
 {
@@ -497,8 +521,17 @@ static int pax_parse(const char *p, size_t n, struct tar_next *x, const char **w
                 kv = p + i + 1;
                 end = p + len - 1;
                 eq = memchr(kv, '=', (size_t)(end - kv));
-                if (!eq)
+                /* An empty key or one with a NUL: libarchive ignores the
+                 * rest of the header then, so we cannot read it alike. */
+                if (!eq || eq == kv || memchr(kv, '\0', (size_t)(eq - kv)))
                         return -EBADMSG;
+                /* Sparse files: libarchive would assemble data (and a
+                 * name and size) that these records describe. */
+                if (key_is(kv, eq, "GNU.sparse.") || key_is(kv, eq, "SCHILY.realsize") ||
+                    key_is(kv, eq, "SCHILY.filetype")) {
+                        *why = "pax header for a sparse or special file";
+                        return -EBADMSG;
+                }
                 if (eq - kv == 4 && memcmp(kv, "path", 4) == 0)
                         r = set_text(&x->path, eq + 1, (size_t)(end - eq - 1));
                 else if (eq - kv == 8 && memcmp(kv, "linkpath", 8) == 0)
@@ -622,13 +655,25 @@ int tar_read(const void *data, size_t size, size_t max_total, size_t max_members
                 r = src_exact(&s, h, TAR_BLOCK);
                 if (r < 0)
                         return tar_corrupt(ret_error, &s, r);
-                if (memcmp(h, h + 1, TAR_BLOCK - 1) == 0 && h[0] == 0)
-                        break; /* the end-of-archive block */
+                if (memcmp(h, h + 1, TAR_BLOCK - 1) == 0 && h[0] == 0) {
+                        /* The end-of-archive block; libarchive refuses
+                         * one right after an extended header. */
+                        if (meta_run > 0) {
+                                s.why = "extended header without an entry after it";
+                                return tar_corrupt(ret_error, &s, -EBADMSG);
+                        }
+                        break;
+                }
                 type = (char)h[156];
                 if (!tar_checksum_ok(h))
                         s.why = "header checksum mismatch";
-                else if (!tar_number(h + 124, 12, &esize) || !tar_number(h + 100, 8, &mode))
+                else if (!tar_number(h + 124, 12, &esize) || !tar_number(h + 100, 8, &mode) ||
+                         !tar_numbers_ok(h))
                         s.why = "bad number in a header";
+                else if (mode > 0177777)
+                        /* Permissions, maybe with the file type bits some
+                         * old tars add; anything more is not a mode. */
+                        s.why = "bad mode in a header";
                 else
                         s.why = NULL;
                 if (s.why)

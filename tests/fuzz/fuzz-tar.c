@@ -1,0 +1,110 @@
+/* tar_read(), our bundle reader, against libarchive (linked here, in the
+ * test only): for every input either ours refuses, or both accept and
+ * give the same regular files (paths, permission bits, sizes, bytes) in the same
+ * order and nothing else but directories. Ours may refuse what libarchive
+ * takes; it may never take what libarchive refuses or read it otherwise.
+ * A divergence aborts, so the fuzzer keeps the input. */
+#include <archive.h>
+#include <archive_entry.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tar.h"
+
+#define MAX_TOTAL   (1u << 20)
+#define MAX_MEMBERS 64
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static void diverge(const char *what, const char *detail)
+{
+        fprintf(stderr, "fuzz-tar: ours accepted, libarchive %s%s%s\n", what, detail ? ": " : "",
+                detail ? detail : "");
+        abort();
+}
+
+/* libarchive's path as ours gives it: leading "./" gone. */
+static const char *strip_dot(const char *p)
+{
+        while (p[0] == '.' && p[1] == '/')
+                p += 2;
+        return p;
+}
+
+/* Reads the entry's data; whether it is exactly want (size bytes). */
+static int same_data(struct archive *a, const struct archive_member *want)
+{
+        unsigned char buf[8192];
+        size_t got = 0;
+
+        for (;;) {
+                la_ssize_t n = archive_read_data(a, buf, sizeof(buf));
+                if (n < 0)
+                        diverge("failed reading data", archive_error_string(a));
+                if (n == 0)
+                        break;
+                if (got + (size_t)n > want->size || memcmp(want->data + got, buf, (size_t)n) != 0)
+                        return 0;
+                got += (size_t)n;
+        }
+        return got == want->size;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+        struct member_list ours = {0};
+        char *error = NULL;
+        struct archive *a;
+        struct archive_entry *e;
+        size_t i = 0;
+        char why[256];
+
+        if (tar_read(data, size, MAX_TOTAL, MAX_MEMBERS, &ours, &error) < 0) {
+                free(error);
+                return 0;
+        }
+
+        a = archive_read_new();
+        if (!a || archive_read_support_filter_gzip(a) != ARCHIVE_OK ||
+            archive_read_support_format_tar(a) != ARCHIVE_OK ||
+            archive_read_open_memory(a, data, size) != ARCHIVE_OK)
+                diverge("could not open it", a ? archive_error_string(a) : NULL);
+        for (;;) {
+                int r = archive_read_next_header(a, &e);
+                const char *path;
+                const struct archive_member *m;
+
+                if (r == ARCHIVE_EOF)
+                        break;
+                if (r != ARCHIVE_OK && r != ARCHIVE_WARN)
+                        diverge("refused a header", archive_error_string(a));
+                path = archive_entry_pathname(e);
+                if (!path)
+                        diverge("gave an entry without a path", NULL);
+                if (archive_entry_hardlink(e))
+                        diverge("read a hard link", path);
+                if (archive_entry_filetype(e) == AE_IFDIR)
+                        continue;
+                if (archive_entry_filetype(e) != AE_IFREG)
+                        diverge("read an entry that is not a file or directory", path);
+                if (i >= ours.n)
+                        diverge("read more files", path);
+                m = &ours.v[i++];
+                snprintf(why, sizeof(why), "ours \"%.100s\" %o %zu, libarchive \"%.100s\" %o %lld",
+                         m->path, m->mode, m->size, path, archive_entry_perm(e),
+                         (long long)archive_entry_size(e));
+                if (strcmp(strip_dot(path), m->path) != 0 ||
+                    (archive_entry_perm(e) & 07777) != m->mode || !archive_entry_size_is_set(e) ||
+                    archive_entry_size(e) < 0 || (uint64_t)archive_entry_size(e) != m->size)
+                        diverge("read another file", why);
+                if (!same_data(a, m))
+                        diverge("read other data", why);
+        }
+        if (i != ours.n)
+                diverge("read fewer files", ours.v[i].path);
+        archive_read_free(a);
+        member_list_free(&ours);
+        return 0;
+}
