@@ -581,6 +581,65 @@ TEST(tar_refuses_long_path)
         buf_free(&rec);
 }
 
+/* Sets a field of the header at offset at in b and fixes its checksum. */
+static void tar_patch(struct buf *b, size_t at, size_t off, const char *field, size_t n)
+{
+        unsigned char *h = (unsigned char *)b->data + at;
+        unsigned sum = 0;
+
+        memcpy(h + off, field, n);
+        memset(h + 148, ' ', 8);
+        for (size_t i = 0; i < 512; i++)
+                sum += h[i];
+        octal((char *)h + 148, 7, sum);
+        h[155] = ' ';
+}
+
+/* What libarchive reads otherwise than we would, found by fuzz-tar
+ * (tests/fuzz/crashes/tar/): refused. */
+TEST(tar_refuses_what_libarchive_reads_otherwise)
+{
+        struct buf rec = {0};
+
+        /* An extended header and then the end. */
+        {
+                struct buf t = {0};
+                tar_file(&t, "bundle.yaml", "version: 1\n");
+                tar_entry_raw(&t, "PaxHeaders/x", 'x', NULL, 0644, 12, "12 a=bcdefg\n", 12);
+                tar_end(&t);
+                check_refused(&t, 1 << 20, 100, "extended header without an entry after it", NULL);
+                buf_free(&t);
+        }
+        /* Garbage after the NUL of a gid, uid, mtime or device number:
+         * libarchive then recognizes no tar at all. */
+        {
+                static const unsigned offs[] = {108, 116, 136, 329, 337};
+                for (size_t i = 0; i < ARRAY_SIZE(offs); i++) {
+                        struct buf t = {0};
+                        tar_file(&t, "bundle.yaml", "version: 1\n");
+                        tar_patch(&t, 0, offs[i],
+                                  "000\0"
+                                  "0000",
+                                  8);
+                        tar_end(&t);
+                        check_refused(&t, 1 << 20, 100, "bad number in a header", NULL);
+                        buf_free(&t);
+                }
+        }
+        /* Mode bits beyond the file type's. */
+        REFUSED_WITH(tar_entry_raw(&t, "m", '0', NULL, 0600004, 1, "x", 1), "bad mode", NULL);
+        /* A pax key with a NUL, an empty key. */
+        REFUSED_WITH(tar_entry_raw(&t, "PaxHeaders/m", 'x', NULL, 0644, 11, "11 p\0th=ab\n", 11);
+                     tar_file(&t, "m", "x"), "malformed pax header", NULL);
+        REFUSED_WITH(tar_entry_raw(&t, "PaxHeaders/m", 'x', NULL, 0644, 7, "7 =abc\n", 7);
+                     tar_file(&t, "m", "x"), "malformed pax header", NULL);
+        /* Sparse files, which libarchive assembles from a map. */
+        pax_record(&rec, "GNU.sparse.size", "100");
+        REFUSED_WITH(tar_entry_raw(&t, "PaxHeaders/m", 'x', NULL, 0644, rec.len, rec.data, rec.len);
+                     tar_file(&t, "m", "x"), "pax header for a sparse or special file", NULL);
+        buf_free(&rec);
+}
+
 /* Gzip'd, the budget is on the inflated bytes, the record padding after
  * the end included: a bundle exactly at it is accepted, one byte less
  * refused, whatever the compressed size. */
