@@ -103,6 +103,9 @@ static int archive_dl(char **ret_error)
 #define ISO_MAX_VDS     64 /* how many descriptors we look through for the primary */
 #define ISO_VOLUME_ID   40 /* offset and size of the volume id in the primary descriptor */
 #define ISO_VOLUME_ID_N 32
+/* Entries looked at for a member: a seed holds a handful, and an image
+ * (from the hypervisor, so untrusted) is not walked through without end. */
+#define ISO_MAX_ENTRIES 4096
 
 static void archive_read_freep(struct archive **a)
 {
@@ -229,10 +232,12 @@ static int iso_find(int fd, const char *member, size_t max, char **ret, size_t *
         if (archive_read_open_fd(a, fd, 64 * 1024) != ARCHIVE_OK)
                 return archive_errno(a) > 0 ? -archive_errno(a) : -EIO;
 
-        for (;;) {
+        for (unsigned seen = 0;; seen++) {
                 const char *path;
                 la_int64_t size;
 
+                if (seen >= ISO_MAX_ENTRIES)
+                        return -EIO;
                 r = archive_read_next_header(a, &e);
                 if (r == ARCHIVE_EOF)
                         return -ENOENT;

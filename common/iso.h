@@ -11,8 +11,10 @@
  * Joliet) names; a file stored once under two names is found under both.
  * *ret is NUL-terminated; ret_size may be NULL. -ENOENT when the member is
  * absent, -EISDIR when it is a directory, -EFBIG when it is over max bytes,
- * -EMEDIUMTYPE when image is not ISO9660, -EIO when it is damaged, or the
- * error of opening image. */
+ * -EMEDIUMTYPE when image is not ISO9660, -EIO when it is damaged or
+ * member is not among its first 4096 entries, or the error of opening
+ * image. The member's size is checked before its data is read (zisofs
+ * data inflates to that size at most). */
 int iso_read_member(const char *image, const char *member, size_t max, char **ret,
                     size_t *ret_size);
 

@@ -1108,6 +1108,32 @@ TEST(iso_write_refuses)
         drop_tmpdir(dir);
 }
 
+/* An image with thousands of entries before user-data is not walked
+ * through without end: refused after 4096 (a seed holds a handful). */
+TEST(iso_entries_bounded)
+{
+        _cleanup_free_ char *dir = make_tmpdir();
+        _cleanup_free_ char *img = strprintf("%s/many.iso", dir);
+        struct member_list l = {0};
+
+        for (unsigned n = 0; n < 2; n++) {
+                _cleanup_free_ char *data = NULL;
+                unsigned files = n ? 4100 : 4000;
+
+                for (unsigned i = l.n; i < files; i++) {
+                        char name[16];
+                        snprintf(name, sizeof(name), "a%04u", i);
+                        CHECK(member_list_add(&l, name, "x", 1, 0644) == 0);
+                }
+                CHECK_INTEQ(iso_write(img, "cidata", &l), 0);
+                /* user-data sorts after every aNNNN. */
+                CHECK_INTEQ(iso_read_member(img, "user-data", 100, &data, NULL),
+                            n ? -EIO : -ENOENT);
+        }
+        member_list_free(&l);
+        drop_tmpdir(TAKE_PTR(dir));
+}
+
 TEST(iso_not_iso9660)
 {
         char *dir = make_tmpdir();
