@@ -54,10 +54,13 @@ int member_error(char **ret_error, const char *name, const char *fmt, ...)
  * what follows the end ("archive over the limit of N bytes
  * uncompressed"), so that no input makes us inflate or parse more; and
  * truncated or corrupt data ("truncated or corrupt archive: <why>"): a bad
- * header checksum or number, a malformed pax header, no end-of-archive
- * block, a gzip CRC-32 or length that does not match, a second gzip member
- * or anything after the gzip trailer, more than 1 MiB after the end of a
- * gzip'd tar. Nothing is returned on error; -ENOMEM comes without a
- * message. */
+ * header checksum or number (any number field, as libarchive checks them),
+ * mode bits beyond the file type's, a malformed pax header (an empty key
+ * or one with a NUL too), pax records of sparse files, an extended header
+ * right before the end, no end-of-archive block, a gzip CRC-32 or length
+ * that does not match, a second gzip member or anything after the gzip
+ * trailer, more than 1 MiB after the end of a gzip'd tar. What this
+ * accepts, libarchive reads alike (tests/fuzz/fuzz-tar.c). Nothing is
+ * returned on error; -ENOMEM comes without a message. */
 int tar_read(const void *data, size_t size, size_t max_total, size_t max_members,
              struct member_list *ret, char **ret_error);
