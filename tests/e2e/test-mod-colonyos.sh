@@ -226,8 +226,13 @@ rc1=$?
 sed -i 's|^    grpc_upstream: 127.0.0.1:50051$|    grpc_upstream: 127.0.0.1:50051\n    image: registry.example.org/colonies-grpc:1|' "$S/site.yaml"
 "$IMAGEGEN" validate --modules-dir "$TOP/modules" --templates-dir "$TOP/templates" "$S/site.yaml" >"$T/v2.out" 2>&1
 rc2=$?
+sed -i "s|^    image: registry.example.org/colonies-grpc:1\$|    mode: systemd\n    binary_url: https://github.com/colonyos/colonies/releases/download/v1.8.19/colonies_1.8.19_linux_amd64.tar.gz\n    binary_sha256: \"$(printf '%064d' 0)\"|" "$S/site.yaml"
+"$IMAGEGEN" validate --modules-dir "$TOP/modules" --templates-dir "$TOP/templates" "$S/site.yaml" >"$T/v3.out" 2>&1
+rc3=$?
 if [ $rc1 = 1 ] && grep -q "^$S/site.yaml:$line:[0-9]*: module colonyos: grpc_upstream is for a colonies build that serves gRPC, and colonyos/colonies:v1.8.19 is a colonies release" "$T/v.err" &&
-	[ $rc2 = 0 ]; then t_pass; else t_fail "rc $rc1 $rc2: $(cat "$T/v.err" "$T/v2.out")"; fi
+	[ $rc2 = 0 ] && [ $rc3 = 1 ] && grep -q "point binary_url at such a build" "$T/v3.out"; then t_pass; else
+	t_fail "rc $rc1 $rc2 $rc3: $(cat "$T/v.err" "$T/v2.out" "$T/v3.out")"
+fi
 
 # systemd mode: the binary from a release tarball on a loopback server.
 mkdir -p "$T/rel/colonies_1.8.19_linux_amd64" "$T/www"
