@@ -489,6 +489,44 @@ static int parse_hosts(struct site *s, const struct node *hosts, const struct si
         return pick_host(s, picked, hostname, iid);
 }
 
+/* colonyos' grpc_upstream is for a colonies build that serves gRPC. No
+ * colonies release has a gRPC listener (v1.8.19 run, v1.9.12 read: its
+ * only gRPC endpoint is the embedded etcd's), so the route set with a
+ * released image or release download is refused here, not left to fail
+ * on the server. A binary already on the server (no binary_url) or
+ * another image may be such a build. */
+static void check_colonyos(const struct site *s, struct diags *d)
+{
+        for (size_t i = 0; i < s->n_modules; i++) {
+                const struct site_module *sm = &s->modules[i];
+                if (!streq(sm->id, "colonyos"))
+                        continue;
+                const char *grpc = input_values_get(&sm->values, "grpc_upstream");
+                if (!grpc || !*grpc)
+                        return;
+                const char *image = input_values_get(&sm->values, "image");
+                const char *url = input_values_get(&sm->values, "binary_url");
+                const char *rel = NULL;
+                if (image && (startswith(image, "colonyos/colonies:") ||
+                              startswith(image, "colonyos/colonies@") ||
+                              startswith(image, "docker.io/colonyos/colonies:") ||
+                              streq(image, "colonyos/colonies")))
+                        rel = image;
+                else if (url && strstr(url, "github.com/colonyos/colonies/releases/"))
+                        rel = url;
+                if (!rel)
+                        return;
+                const struct node *at = node_get(sm->where, "grpc_upstream");
+                diags_at(d, at ? at : sm->where,
+                         "module colonyos: grpc_upstream is for a colonies build that serves gRPC, "
+                         "and %s is a colonies release: none has a gRPC listener (its API is HTTP "
+                         "on http_port, which nginx serves); leave grpc_upstream empty or point "
+                         "%s at such a build",
+                         rel, rel == image ? "image" : "binary_url");
+                return;
+        }
+}
+
 int site_load(const char *path, const struct site_options *o, struct site **ret, struct diags *d)
 {
         _cleanup_site_ struct site *s = xcalloc(1, sizeof(*s));
@@ -562,6 +600,7 @@ int site_load(const char *path, const struct site_options *o, struct site **ret,
 
         parse_controller(s, node_get(doc, "controller"), o->secrets, d);
         parse_modules(s, node_get(doc, "modules"), o, d);
+        check_colonyos(s, d);
         parse_tls(s, node_get(doc, "tls"), module_enabled(s, "nginx"), d);
 
         if (o->templates_dir) {

@@ -5,8 +5,8 @@
 # not come up or a download failed (retried), 3 something the stack needs
 # is missing or was refused.
 #
-# Key pairs (server, colony, executor) come from `colonies security
-# generate` (`colonies key generate` in older CLIs) once and are kept in
+# Key pairs (server, colony, executor) come from `colonies key generate`
+# (`colonies security generate` in 1.9 and later) once and are kept in
 # STACK_DIR/colonyos-keys.env (0600); a key that is there is never
 # generated again. Keys reach the colonies CLI through its environment
 # (COLONIES_SERVER_PRVKEY, COLONIES_COLONY_PRVKEY, COLONIES_PRVKEY), never
@@ -14,24 +14,37 @@
 # /usr/local/bin/colonies, else (compose mode) the server image run with
 # `docker run --network host`, the variables passed by name only (`-e NAME`).
 #
-# The colonies CLI this module relies on (colonyos/colonies, internal/cli):
-# `security generate` logs "Id=<64 hex> PrvKey=<64 hex>" (security.go);
-# every server command needs COLONIES_SERVER_HOST, COLONIES_SERVER_PORT,
-# COLONIES_COLONY_NAME and a COLONIES_PRVKEY, and speaks plain HTTP when
-# COLONIES_TLS (COLONIES_SERVER_TLS in some releases) is false (common.go);
+# Every colonies invocation gets the environment the server itself gets:
+# colonyos.env and colonyos-server.env as systemd's EnvironmentFile= reads
+# them (docker-compose reads the same files for the container). colonies
+# 1.8.19 (colonyos/colonies tag v1.8.19, 04ca6f70) needs it:
+# `database create` connects only with TZ set (pkg/database/postgresql/
+# database.go; without it, it retries forever) and stores the server's
+# identity from COLONIES_SERVER_ID once, when it makes the tables
+# (internal/cli/db.go: db.Initialize() fails on existing tables and the
+# ID is not touched again); the server then accepts only requests signed
+# with that key (pkg/security/validator: "Access denied, not server
+# owner"). A database holding another identity (an earlier run without
+# COLONIES_SERVER_ID) is exit 3 with the repair spelled out: this module
+# does not rewrite a table of colonies' own.
+#
+# The colonies CLI this module relies on (internal/cli of v1.8.19):
+# `key generate` logs "Id=<64 hex> PrvKey=<64 hex>" (keychain.go);
+# the CLI reads COLONIES_SERVER_HOST, COLONIES_SERVER_PORT and
+# COLONIES_SERVER_TLS ("false": plain HTTP; unset: HTTPS) (common.go,
+# parseEnv); errors exit 255 (CheckError: os.Exit(-1));
 # `database create` makes the tables from COLONIES_DB_HOST, _PORT, _USER
-# and _PASSWORD, retrying the connection until it succeeds, and exits 0
-# when they are already there (db.go: the step colonies' README gives;
-# `server start --initdb` exists only in later releases, so the server
-# is started without it);
+# and _PASSWORD and TZ, retrying the connection until it succeeds, and
+# exits 0 when they are already there (db.go);
 # `colony ls --json` lists {"colonyid", "name"} for the server key and
 # `colony add --name NAME --colonyid ID` registers one (colony.go);
 # `executor ls --json --full` lists {"executorid", ..., "state"} (0
 # pending, 1 approved, 2 rejected) to members of the colony only, the
 # executor itself but not the colony key; `executor add --spec FILE
 # --executorid ID --approve` and `executor approve --name NAME` take the
-# colony key and COLONIES_COLONY_NAME (executor.go); the spec holds
-# {"executorname", "executortype"} (pkg/core/executor.go).
+# colony key and COLONIES_COLONY_NAME (executor.go); the spec (opened as
+# the path given) holds {"executorname", "executortype"}
+# (pkg/core/executor.go).
 set -euo pipefail
 umask 022
 
@@ -45,7 +58,7 @@ COLONY_NAME=${COLONY_NAME:-cpm_colony}
 EXECUTOR_NAME=${EXECUTOR_NAME:-cpm-executor}
 EXECUTOR_TYPE=${EXECUTOR_TYPE:-cli}
 HTTP_PORT=${HTTP_PORT:-50080}
-GRPC_PORT=${GRPC_PORT:-50051}
+GRPC_UPSTREAM=${GRPC_UPSTREAM:-}
 STACK_DIR=${STACK_DIR:-/opt/stack}
 WAIT_SECONDS=${WAIT_SECONDS:-180}
 
@@ -90,8 +103,9 @@ case $MODE in compose | systemd) ;; *) die 1 "mode must be compose or systemd" ;
 [[ $EXECUTOR_NAME =~ ^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$ ]] || die 1 "executor_name must be letters, digits, '_', '.' and '-'"
 [[ $EXECUTOR_TYPE =~ ^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$ ]] || die 1 "executor_type must be letters, digits, '_', '.' and '-'"
 port http_port "$HTTP_PORT"
-port grpc_port "$GRPC_PORT"
-[ "$HTTP_PORT" != "$GRPC_PORT" ] || die 1 "http_port and grpc_port must differ"
+# For nginx (a colonies build that serves gRPC); here only for the manifest.
+[[ $GRPC_UPSTREAM =~ ^([A-Za-z0-9.-]+|\[[0-9A-Fa-f:]+\]):[0-9]{1,5}$ ]] || [ -z "$GRPC_UPSTREAM" ] ||
+	die 1 "grpc_upstream must be HOST:PORT (or empty)"
 if ! [[ $STACK_DIR =~ ^(/[A-Za-z0-9._-]+)+$ ]] || [[ $STACK_DIR =~ /\.\.?(/|$) ]]; then
 	die 1 "stack_dir must be an absolute path"
 fi
@@ -162,18 +176,45 @@ else
 	fi
 fi
 
-# cli ARGS...: the colonies CLI, with the variables exported by the caller.
-CLI_VARS=(COLONIES_SERVER_HOST COLONIES_SERVER_PORT COLONIES_SERVER_HTTP_PORT COLONIES_TLS
-	COLONIES_SERVER_TLS COLONIES_SERVER_ID COLONIES_SERVER_PRVKEY COLONIES_COLONY_NAME
-	COLONIES_COLONY_ID COLONIES_COLONY_PRVKEY COLONIES_PRVKEY COLONIES_EXECUTOR_TYPE)
-# Each call is bounded: a server that accepts but never answers must not
-# hold the module until the agent's timeout.
-# CLI_TIMEOUT, when set, bounds it instead of a minute.
+# load_env FILE: the COLONIES_* variables and TZ of FILE exported as
+# systemd's EnvironmentFile= reads this module's env files (NAME=VALUE, a
+# value in single quotes taken literally without them; in systemd mode a
+# value that would need more was refused above); their names are added
+# to CLI_VARS.
+CLI_VARS=()
+load_env() {
+	local line name value
+	while IFS= read -r line || [ -n "$line" ]; do
+		[[ $line =~ ^(COLONIES_[A-Z0-9_]+|TZ)=(.*)$ ]] || continue
+		name=${BASH_REMATCH[1]} value=${BASH_REMATCH[2]}
+		[[ $value != \'*\' ]] || value=${value:1:-1}
+		export "$name=$value"
+		[[ " ${CLI_VARS[*]} " == *" $name "* ]] || CLI_VARS+=("$name")
+	done <"$1"
+}
+load_env "$SD/colonyos.env"
+# The server the CLI talks to: the port published on 127.0.0.1, plain
+# HTTP (TLS ends at nginx), whatever colonyos.env says.
+export COLONIES_SERVER_HOST=localhost COLONIES_SERVER_PORT=$HTTP_PORT COLONIES_SERVER_TLS=false
+export COLONIES_COLONY_NAME=$COLONY_NAME COLONIES_EXECUTOR_TYPE=$EXECUTOR_TYPE
+export TZ=${TZ:-UTC}
+CLI_VARS+=(COLONIES_SERVER_HOST COLONIES_SERVER_PORT COLONIES_SERVER_TLS COLONIES_COLONY_NAME
+	COLONIES_EXECUTOR_TYPE TZ COLONIES_SERVER_ID COLONIES_SERVER_PRVKEY COLONIES_COLONY_ID
+	COLONIES_COLONY_PRVKEY COLONIES_PRVKEY)
+
+# cli ARGS...: the colonies CLI with that environment. Each call is
+# bounded: a server that accepts but never answers must not hold the
+# module until the agent's timeout. CLI_TIMEOUT, when set, bounds it
+# instead of a minute.
+# SPEC: the executor's spec as the CLI opens it (the path as given): this
+# machine's file, or in the server image where it is mounted.
+SPEC=$SPECS/executor.json
 if command -v colonies >/dev/null; then
 	cli() { timeout "${CLI_TIMEOUT:-60}" colonies "$@"; }
 elif [ -x "$BIN" ] && [ -z "$R" ]; then
 	cli() { timeout "${CLI_TIMEOUT:-60}" "$BIN" "$@"; }
 elif [ "$MODE" = compose ]; then
+	SPEC=$STACK_DIR/colonyos/executor.json
 	cli() {
 		local v env=()
 		for v in "${CLI_VARS[@]}"; do [ -n "${!v+x}" ] && env+=(-e "$v"); done
@@ -183,12 +224,6 @@ elif [ "$MODE" = compose ]; then
 else
 	die 3 "no colonies CLI: neither on PATH nor /usr/local/bin/colonies"
 fi
-# The server the CLI talks to: the port published on 127.0.0.1; TLS ends
-# at nginx. Both names of the TLS switch: a CLI that reads neither
-# speaks HTTPS.
-export COLONIES_SERVER_HOST=localhost COLONIES_SERVER_PORT=$HTTP_PORT COLONIES_SERVER_HTTP_PORT=$HTTP_PORT
-export COLONIES_TLS=false COLONIES_SERVER_TLS=false COLONIES_COLONY_NAME=$COLONY_NAME
-export COLONIES_EXECUTOR_TYPE=$EXECUTOR_TYPE
 
 # ---- key pairs ----------------------------------------------------------
 
@@ -201,19 +236,19 @@ if [ -f "$KEYS" ]; then
 	done <"$KEYS"
 fi
 
-# generate ROLE: a new pair into K[COLONIES_ROLE_ID] and K[..._PRVKEY].
+# generate ROLE: a new pair into K[COLONIES_ROLE_ID] and K[..._PRVKEY]:
+# `colonies key generate` (1.8), `colonies security generate` (1.9 on).
 generate() {
 	local out id key
-	if ! out=$(cli security generate 2>&1); then
-		# Older CLIs had the command as `colonies key generate`.
-		[[ $out == *"unknown command"* ]] || die 2 "colonies security generate failed"
-		out=$(cli key generate 2>&1) || die 2 "colonies key generate failed"
+	if ! out=$(cli key generate 2>&1); then
+		[[ $out == *"unknown command"* ]] || die 2 "colonies key generate failed"
+		out=$(cli security generate 2>&1) || die 2 "colonies security generate failed"
 	fi
 	[[ $out =~ (^|[^A-Za-z])[Ii][Dd][=:][[:space:]]*\"?([0-9a-f]{64}) ]] && id=${BASH_REMATCH[2]} || id=""
 	[[ $out =~ PrvKey[=:][[:space:]]*\"?([0-9a-f]{64}) ]] && key=${BASH_REMATCH[1]} || key=""
 	unset out
 	if [ -z "$id" ] || [ -z "$key" ] || [ "$id" = "$key" ]; then
-		die 3 "could not read Id= and PrvKey= from 'colonies security generate'"
+		die 3 "could not read Id= and PrvKey= from 'colonies key generate'"
 	fi
 	K[COLONIES_$1_ID]=$id
 	K[COLONIES_$1_PRVKEY]=$key
@@ -254,6 +289,8 @@ COLONIES_SERVER_ID=${K[COLONIES_SERVER_ID]}
 COLONIES_SERVER_PRVKEY=${K[COLONIES_SERVER_PRVKEY]}
 EOF
 server_changed=$FILE_CHANGED
+# The server's identity for every call, `database create` first of all.
+load_env "$SERVER_ENV"
 
 # as_server / as_colony / as_executor CMD...: CMD with the server's, the
 # colony's or the executor's key (COLONIES_PRVKEY is always set: the CLI
@@ -295,7 +332,7 @@ env_value() {
 db_host=$(env_value COLONIES_DB_HOST)
 db_user=$(env_value COLONIES_DB_USER)
 db_port=$(env_value COLONIES_DB_PORT)
-if [[ $db_host =~ ^(127\.0\.0\.1|localhost|::1)$ ]] && [[ $db_user =~ ^[a-z_][a-z0-9_]*$ ]] &&
+if [[ $db_host =~ ^(127\.0\.0\.1|localhost|::1|host\.docker\.internal)$ ]] && [[ $db_user =~ ^[a-z_][a-z0-9_]*$ ]] &&
 	[[ $db_port =~ ^[0-9]+$ ]] && grep -q '^postgres:' "$R/etc/passwd" 2>/dev/null && command -v psql >/dev/null; then
 	if owned=$(DB_USER=$db_user runuser -u postgres -- psql -X -q -t -A -p "$db_port" -d postgres -f - 2>/dev/null <<'SQL'
 \getenv u DB_USER
@@ -323,11 +360,12 @@ if ! as_server cli colony ls --json >/dev/null 2>&1; then
 	if [ "$MODE" = compose ]; then
 		timeout "$WAIT_SECONDS" "${compose[@]}" run --rm -T --entrypoint colonies colonies-server database create || rc=$?
 	else
-		COLONIES_DB_HOST=$db_host COLONIES_DB_PORT=$db_port COLONIES_DB_USER=$db_user \
-			COLONIES_DB_PASSWORD=$(env_value COLONIES_DB_PASSWORD) \
-			COLONIES_DB_TIMESCALEDB=$(env_value COLONIES_DB_TIMESCALEDB) CLI_TIMEOUT=$WAIT_SECONDS cli database create || rc=$?
+		CLI_TIMEOUT=$WAIT_SECONDS cli database create || rc=$?
 	fi
-	[ $rc != 124 ] || die 2 "PostgreSQL at ${db_host:-?}:${db_port:-?} did not take colonies' connection within ${WAIT_SECONDS}s (colonies database create)"
+	hint=""
+	[ "$db_host" != host.docker.internal ] ||
+		hint=" (the compose service reaches this machine's PostgreSQL through the docker bridge: the postgres module's listen must include the bridge's address and allowed_networks the compose network)"
+	[ $rc != 124 ] || die 2 "PostgreSQL at ${db_host:-?}:${db_port:-?} did not take colonies' connection within ${WAIT_SECONDS}s (colonies database create)$hint"
 	[ $rc = 0 ] || say "colonies database create exited $rc; the server's answer decides"
 fi
 
@@ -358,6 +396,13 @@ fi
 say "waiting for the server on 127.0.0.1:$HTTP_PORT (at most ${WAIT_SECONDS}s)"
 deadline=$((SECONDS + WAIT_SECONDS))
 while ! colonies_ls=$(as_server cli colony ls --json 2>&1); do
+	# The server takes its identity from the database (prod_server), set
+	# by the `database create` that made the tables and never after: one
+	# made without this COLONIES_SERVER_ID refuses the key for good. The
+	# ID is public; the server reads it on every request (no restart).
+	if [[ $colonies_ls == *"not server owner"* ]]; then
+		die 3 "the server refuses the key of ${SERVER_ENV#"$R"} (\"not server owner\"): its database records another server identity, left by a \`colonies database create\` run without COLONIES_SERVER_ID=${K[COLONIES_SERVER_ID]}. Repair: in the database postgres as ${db_user:-the database user} (host ${db_host:-?}, port ${db_port:-?}) run UPDATE prod_server SET server_id = '${K[COLONIES_SERVER_ID]}'; then run this module again. Or, to start over, drop colonies' prod_* tables."
+	fi
 	if [ $SECONDS -ge $deadline ]; then
 		die 2 "the server did not answer 'colonies colony ls' within ${WAIT_SECONDS}s"
 	fi
@@ -401,7 +446,7 @@ case $state in
 	put_file "$SPECS/executor.json" 0644 <<EOF
 {"executorname": "$EXECUTOR_NAME", "executorid": "${K[COLONIES_EXECUTOR_ID]}", "executortype": "$EXECUTOR_TYPE", "colonyname": "$COLONY_NAME"}
 EOF
-	as_colony cli executor add --spec "$STACK_DIR/colonyos/executor.json" \
+	as_colony cli executor add --spec "$SPEC" \
 		--executorid "${K[COLONIES_EXECUTOR_ID]}" --approve || die 2 "colonies executor add failed"
 	say "registered and approved executor $EXECUTOR_NAME (id ${K[COLONIES_EXECUTOR_ID]})"
 	;;
@@ -412,7 +457,7 @@ esac
 
 put_file "$MANIFEST" 0600 <<EOF
 {
-  "server": {"host": "localhost", "http_port": $HTTP_PORT, "grpc_port": $GRPC_PORT, "tls": false,
+  "server": {"host": "localhost", "http_port": $HTTP_PORT, "grpc_upstream": "$GRPC_UPSTREAM", "tls": false,
              "id": "${K[COLONIES_SERVER_ID]}", "prvkey": "${K[COLONIES_SERVER_PRVKEY]}"},
   "colony": {"name": "$COLONY_NAME", "id": "${K[COLONIES_COLONY_ID]}", "prvkey": "${K[COLONIES_COLONY_PRVKEY]}"},
   "executor": {"name": "$EXECUTOR_NAME", "type": "$EXECUTOR_TYPE", "id": "${K[COLONIES_EXECUTOR_ID]}",
@@ -422,4 +467,4 @@ put_file "$MANIFEST" 0600 <<EOF
 EOF
 
 [ $new_keys = 1 ] && say "new keys are in $STACK_DIR/colonyos-keys.env (0600): keep a copy"
-say "done: colony $COLONY_NAME, executor $EXECUTOR_NAME, server $MODE on 127.0.0.1:$HTTP_PORT (gRPC $GRPC_PORT)"
+say "done: colony $COLONY_NAME, executor $EXECUTOR_NAME, server $MODE on 127.0.0.1:$HTTP_PORT"

@@ -43,55 +43,72 @@ EOP
 modb_colonies_down() { echo "$1" >"$MOD_REC/state/colonies.down"; }
 modb_colonies_dbdown() { : >"$MOD_REC/state/colonies/dbdown"; }
 
-# modb_colonies_sim: `colonies` as colonyos/colonies' CLI (internal/cli) and
-# server answer, with a registry in $MOD_REC/state/colonies ("ID NAME" per
-# colony, "COLONY ID NAME TYPE STATE" per executor; an ID is the SHA-256 of
-# its private key, the server's the one colonyos-server.env gives it).
-# `security generate` logs the pair (state/colonies/keycmd "key": an older
-# CLI with `key generate`); `database create` makes the tables
-# (state/colonies/tables; each call's DB host and user in dbcreate), which
-# every server command needs; those need the setup() variables and plain
-# HTTP; colony ls/add take the server key; executor ls
+# modb_colonies_sim: `colonies` as colonyos/colonies v1.8.19's CLI
+# (internal/cli) and server answer, as observed with the real binary
+# (/work/shared/upstream-facts/colonies.md), with a registry in
+# $MOD_REC/state/colonies ("ID NAME" per colony, "COLONY ID NAME TYPE
+# STATE" per executor; an ID is the SHA-256 of its private key).
+# `key generate` logs the pair; `security generate` is 1.9's (here only
+# with state/colonies/keycmd "security", and then `key` is unknown).
+# `database create` needs TZ (pkg/database/postgresql/database.go: without
+# it the connection is retried forever) and makes the tables
+# (state/colonies/tables; each call's DB host and user in dbcreate),
+# storing COLONIES_SERVER_ID as it is then as the server's identity
+# (state/colonies/serverid), never updated by a later create (db.go:
+# Initialize() fails on existing tables, exit 0). Server commands need
+# the tables, COLONIES_SERVER_PORT (else "invalid port :-1") and
+# COLONIES_SERVER_TLS=false (unset: HTTPS, which the plain server
+# refuses); COLONIES_SERVER_HTTP_PORT and COLONIES_TLS are not read.
+# colony ls/add take the key of the identity in the database; executor ls
 # answers members of the colony only (the executor, not the colony key);
-# executor add/approve take the colony key. Cobra's errors exit 1, the
-# CLI's own (CheckError) 255.
+# executor add/approve take the colony key; `--spec` is opened as given
+# (MODB_MOUNTS="SRC:DST" from the docker simulator: a container path).
+# JSON is compact. Cobra's errors exit 1, the CLI's own (CheckError,
+# os.Exit(-1)) 255.
 modb_colonies_sim() {
 	mkdir -p "$MOD_REC/state/colonies"
 	mod_ctl colonies <<'EOS'
 set -uo pipefail
 S=$REC_DIR/state/colonies
 id_of() { printf '%s' "$1" | sha256sum | cut -d' ' -f1; }
-fail() { echo "level=error msg=\"$*\"" >&2; exit 255; }
+fail() { echo "time=\"2025-01-01T00:00:00Z\" level=error msg=\"$*\" BuildTime= BuildVersion=" >&2; exit 255; }
 usage() { printf 'Error: %s\nRun '"'"'colonies --help'"'"' for usage.\n' "$*" >&2; exit 1; }
 json_field() { sed -n "s/.*\"$1\"[[:space:]]*:[[:space:]]*\"\([^\"]*\)\".*/\1/p" "$2"; }
 cmd="${1:-} ${2:-}"
-if [ "$cmd" = "$(cat "$S/keycmd" 2>/dev/null || echo security) generate" ]; then
+keycmd=$(cat "$S/keycmd" 2>/dev/null || echo key)
+if [ "$cmd" = "$keycmd generate" ]; then
 	k=$(openssl rand -hex 32)
 	echo "time=\"2025-01-01T00:00:00Z\" level=info msg=\"Generated new private key\" Id=$(id_of "$k") PrvKey=$k" >&2
 	exit 0
 fi
 # database create (db.go): the settings from the environment, the
-# connection retried every second until it is taken (here: the password
-# colonyos.env gives as docker-compose reads it, and no
-# state/colonies/dbdown); exit 0 with a
-# warning when the tables are there.
+# connection retried every second until it is taken (here: TZ set, the
+# password colonyos.env gives as docker-compose reads it, and no
+# state/colonies/dbdown); the server's identity stored with new tables
+# only.
 if [ "$cmd" = "database create" ]; then
 	[ $# = 2 ] || usage "unknown flag: $3"
 	want=$(python3 -c 'import sys, dotenv; print(dotenv.dotenv_values(sys.argv[1])["COLONIES_DB_PASSWORD"])' \
 		"$FIRSTBOOT_ROOT/opt/stack/colonyos.env")
 	for i in $(seq 600); do
-		[ -n "${COLONIES_DB_HOST:-}" ] && [ -n "${COLONIES_DB_PORT:-}" ] && [ -n "${COLONIES_DB_USER:-}" ] &&
-			[ "${COLONIES_DB_PASSWORD:-}" = "$want" ] && [ ! -f "$S/dbdown" ] && break
-		echo 'level=error msg="Failed to call db.Connect(), retrying in 1 second ..."' >&2
+		if [ -z "${TZ:-}" ]; then
+			echo 'level=error msg="Failed to call db.Connect(), retrying in 1 second ..." Error="Timezon environmental variable missing, try e.g. export TZ=Europe/Stockholm"' >&2
+		elif [ -n "${COLONIES_DB_HOST:-}" ] && [ -n "${COLONIES_DB_PORT:-}" ] && [ -n "${COLONIES_DB_USER:-}" ] &&
+			[ "${COLONIES_DB_PASSWORD:-}" = "$want" ] && [ ! -f "$S/dbdown" ]; then
+			break
+		else
+			echo 'level=error msg="Failed to call db.Connect(), retrying in 1 second ..."' >&2
+		fi
 		sleep 1
 	done
 	echo "$COLONIES_DB_HOST:$COLONIES_DB_PORT $COLONIES_DB_USER" >>"$S/dbcreate"
 	if [ -f "$S/tables" ]; then
-		echo 'level=warning msg="Failed to create database"' >&2
-	else
-		touch "$S/tables"
-		echo 'level=info msg="Colonies database created"' >&2
+		echo 'level=error msg="Failed to call db.Initialize()" Error="pq: relation \"prod_processes\" already exists"' >&2
+		exit 0
 	fi
+	touch "$S/tables"
+	printf '%s' "${COLONIES_SERVER_ID:-}" >"$S/serverid"
+	echo "level=info msg=\"Setting server ID\" ServerID=${COLONIES_SERVER_ID:-}" >&2
 	exit 0
 fi
 case $cmd in
@@ -117,22 +134,21 @@ case $cmd in
 "executor approve") [ -n "$name" ] || usage 'required flag(s) "name" not set' ;;
 esac
 for v in COLONIES_SERVER_HOST COLONIES_COLONY_NAME COLONIES_PRVKEY; do
-	[ -n "${!v:-}" ] || { echo "level=error msg=\"$v not set\"" >&2; exit 1; }
+	[ -n "${!v:-}" ] || fail "$v not set"
 done
-port=${COLONIES_SERVER_HTTP_PORT:-${COLONIES_SERVER_PORT:-}}
-[ -n "$port" ] || fail "dial tcp: address -1: invalid port"
-[ "${COLONIES_TLS:-}" = false ] || [ "${COLONIES_SERVER_TLS:-}" = false ] ||
+port=${COLONIES_SERVER_PORT:-}
+[ -n "$port" ] || fail "dial tcp: address $COLONIES_SERVER_HOST:-1: invalid port :-1"
+[ "${COLONIES_SERVER_TLS:-}" = false ] ||
 	fail "Post \"https://$COLONIES_SERVER_HOST:$port/api\": http: server gave HTTP response to HTTPS client"
 if [ -f "$REC_DIR/state/colonies.down" ]; then
 	n=$(cat "$REC_DIR/state/colonies.down")
 	if [ "$n" -gt 0 ]; then
 		echo $((n - 1)) >"$REC_DIR/state/colonies.down"
-		fail "dial tcp 127.0.0.1:$port: connect: connection refused"
+		fail "Post \"http://$COLONIES_SERVER_HOST:$port/api\": dial tcp 127.0.0.1:$port: connect: connection refused"
 	fi
 fi
 [ -f "$S/tables" ] || fail "pq: relation \"prod_colonies\" does not exist"
-server_id=$(sed -n 's/^COLONIES_SERVER_ID=//p' "$FIRSTBOOT_ROOT/opt/stack/colonyos-server.env" 2>/dev/null)
-[ -n "$server_id" ] || fail "the server has no identity (colonyos-server.env)"
+server_id=$(cat "$S/serverid" 2>/dev/null)
 touch "$S/colonies" "$S/executors"
 colony=$COLONIES_COLONY_NAME
 colony_id=$(awk -v n="$colony" '$2 == n { print $1 }' "$S/colonies")
@@ -140,23 +156,21 @@ owner() {
 	[ -n "$colony_id" ] || fail "Colony with name <$colony> does not exist"
 	[ "$(id_of "${COLONIES_COLONY_PRVKEY:-}")" = "$colony_id" ] || fail "Access denied, not colony owner"
 }
+# The server's own check: the key's ID against the database's.
+server_owner() {
+	[ "$(id_of "${COLONIES_SERVER_PRVKEY:-}")" = "$server_id" ] || fail "Access denied, not server owner"
+}
 
 set_state() { awk -v c="$colony" -v n="$1" -v s="$2" '$1 == c && $3 == n { $5 = s } { print }' "$S/executors" >"$S/x" && mv "$S/x" "$S/executors"; }
 case $cmd in
 "colony ls")
-	[ "$(id_of "${COLONIES_SERVER_PRVKEY:-}")" = "$server_id" ] || fail "Access denied, not server owner"
+	server_owner
 	[ $json = 1 ] || { echo "+------+------+"; exit 0; }
-	[ -s "$S/colonies" ] || { echo "[]"; exit 0; }
-	sep="["
-	while read -r cid cname; do
-		printf '%s\n    {\n        "colonyid": "%s",\n        "name": "%s"\n    }' "$sep" "$cid" "$cname"
-		sep=","
-	done <"$S/colonies"
-	printf '\n]\n'
+	awk 'BEGIN { printf "[" } { printf "%s{\"colonyid\":\"%s\",\"name\":\"%s\"}", s, $1, $2; s = "," } END { print "]" }' "$S/colonies"
 	;;
 "colony add")
-	[ "$(id_of "${COLONIES_SERVER_PRVKEY:-}")" = "$server_id" ] || fail "Access denied, not server owner"
-	[ -z "$(awk -v n="$name" -v i="$colonyid" '$1 == i || $2 == n' "$S/colonies")" ] || fail "Colony with name <$name> already exists"
+	server_owner
+	[ -z "$(awk -v n="$name" -v i="$colonyid" '$1 == i || $2 == n' "$S/colonies")" ] || fail "A Colony with name <$name> already exists"
 	echo "$colonyid $name" >>"$S/colonies"
 	echo "level=info msg=\"Colony added\" ColonyID=$colonyid ColonyName=$name" >&2
 	;;
@@ -175,9 +189,13 @@ case $cmd in
 "executor add")
 	owner
 	[ ${#eid} = 64 ] || fail "Invalid Executor Id length"
-	[ -f "$FIRSTBOOT_ROOT$spec" ] || fail "open $spec: no such file or directory"
-	ename=$(json_field executorname "$FIRSTBOOT_ROOT$spec")
-	etype=$(json_field executortype "$FIRSTBOOT_ROOT$spec")
+	file=$spec
+	if [ -n "${MODB_MOUNTS:-}" ] && [[ $spec == "${MODB_MOUNTS#*:}"/* ]]; then
+		file=${MODB_MOUNTS%%:*}${spec#"${MODB_MOUNTS#*:}"}
+	fi
+	[ -f "$file" ] || fail "open $spec: no such file or directory"
+	ename=$(json_field executorname "$file")
+	etype=$(json_field executortype "$file")
 	awk -v c="$colony" -v n="$ename" '$1 == c && $3 == n { f = 1 } END { exit !f }' "$S/executors" &&
 		fail "Executor with name <$ename> already exists in colony <$colony>"
 	echo "$colony $eid $ename $etype 0" >>"$S/executors"
@@ -228,14 +246,16 @@ colonies() {
 	exec env -i "${env[@]}" bash "$REC_DIR/ctl/colonies.sh" "$@"
 }
 if [ "${1:-}" = run ]; then
-	# run [-e NAME]... --entrypoint colonies IMAGE ARGS: only the
-	# variables passed by name reach the container.
+	# run [-e NAME]... [-v SRC:DST[:ro]] --entrypoint colonies IMAGE ARGS:
+	# only the variables passed by name reach the container; the mount is
+	# told to the simulator (MODB_MOUNTS).
 	shift
 	ep="" env=()
 	while [[ ${1:-} == -* ]]; do
 		case $1 in
 		-e) [ -z "${!2+x}" ] || env+=("$2=${!2}") && shift 2 ;;
-		-v | --network) shift 2 ;;
+		-v) env+=("MODB_MOUNTS=${2%:ro}") && shift 2 ;;
+		--network) shift 2 ;;
 		--entrypoint) ep=$2 && shift 2 ;;
 		*) shift ;;
 		esac

@@ -11,8 +11,14 @@
 # before the server starts (in the service's container in compose mode)
 # and a database that never takes that connection (2), a colony
 # registered with another key (3),
-# bad input (1), and the systemd mode with the binary downloaded and
-# checked and a DB password systemd would read differently refused (3).
+# bad input (1), the compose service on a bridge network publishing only
+# its API on 127.0.0.1, grpc_upstream refused by imagegen validate with a
+# colonies release, and the systemd mode: the binary downloaded and
+# checked, `database create` with the server's whole environment (TZ and
+# COLONIES_SERVER_ID: the simulator, like colonies 1.8.19, loops without
+# TZ and fixes the identity then), a database left with an empty identity
+# reported with its repair (3) and repaired, the unit confined to
+# loopback, and a DB password systemd would read differently refused (3).
 # shellcheck source=tests/e2e/lib.sh
 . "$(dirname "$0")/lib.sh"
 # shellcheck source=tests/e2e/modlib.sh
@@ -47,14 +53,14 @@ fresh c1
 modb_colonies_down 2
 if mod_run "$R" colonyos && [ "$(mod_attempts "$R" colonyos)" = 1 ] &&
 	[ "$(mod_calls colonies | grep -c '^colonies colony ls')" = 4 ] &&
-	[ "$(mod_calls colonies | grep -c '^colonies security generate$')" = 3 ] &&
-	[ "$(registry dbcreate)" = "postgres:5432 colony" ] &&
-	mod_order '^colonies security generate' '^colonies colony ls --json$' \
+	[ "$(mod_calls colonies | grep -c '^colonies key generate$')" = 3 ] && mod_not_called '^colonies security' &&
+	[ "$(registry dbcreate)" = "postgres:5432 colony" ] && [ "$(registry serverid)" = "$(key COLONIES_SERVER_ID)" ] &&
+	mod_order '^colonies key generate' '^colonies colony ls --json$' \
 		"^docker compose -f $R/opt/stack/docker-compose.yml run --rm -T --entrypoint colonies colonies-server database create\$" \
 		"^docker compose -f $R/opt/stack/docker-compose.yml up -d colonies-server\$" \
 		"^colonies colony add --name cpm_colony --colonyid $(key COLONIES_COLONY_ID)\$" \
 		'^colonies executor ls --json --full$' \
-		"^colonies executor add --spec /opt/stack/colonyos/executor.json --executorid $(key COLONIES_EXECUTOR_ID) --approve\$" &&
+		"^colonies executor add --spec $R/opt/stack/colonyos/executor.json --executorid $(key COLONIES_EXECUTOR_ID) --approve\$" &&
 	[ "$(registry colonies)" = "$(key COLONIES_COLONY_ID) cpm_colony" ] &&
 	[ "$(registry executors)" = "cpm_colony $(key COLONIES_EXECUTOR_ID) cpm-executor cli 1" ] &&
 	[ "$(key COLONIES_PRVKEY)" = "$(key COLONIES_EXECUTOR_PRVKEY)" ] &&
@@ -66,8 +72,8 @@ t_case "the keys: colonyos-keys.env, colonyos-server.env and colonyos.json are 0
 if [ "$(stat -c %a "$R/opt/stack/colonyos-keys.env")" = 600 ] && [ "$(stat -c %a "$R/opt/stack/colonyos-server.env")" = 600 ] &&
 	[ "$(stat -c %a "$R/opt/stack/colonyos.json")" = 600 ] && [ "$(prvkeys | wc -l)" = 3 ] &&
 	grep -qx "COLONIES_SERVER_ID=$(key COLONIES_SERVER_ID)" "$R/opt/stack/colonyos-server.env" &&
-	[ "$(json_get "$R/opt/stack/colonyos.json" "j['colony']['id'] + ' ' + j['colony']['name'] + ' ' + j['executor']['prvkey'] + ' ' + str(j['server']['grpc_port'])")" = \
-		"$(key COLONIES_COLONY_ID) cpm_colony $(key COLONIES_EXECUTOR_PRVKEY) 50051" ]; then t_pass; else t_fail "key files"; fi
+	[ "$(json_get "$R/opt/stack/colonyos.json" "j['colony']['id'] + ' ' + j['colony']['name'] + ' ' + j['executor']['prvkey'] + ' [' + j['server']['grpc_upstream'] + ']'")" = \
+		"$(key COLONIES_COLONY_ID) cpm_colony $(key COLONIES_EXECUTOR_PRVKEY) []" ]; then t_pass; else t_fail "key files"; fi
 
 t_case "no private key on a command line, in the agent's output and logs, or in a world-readable file"
 mapfile -t keys < <(prvkeys)
@@ -103,9 +109,9 @@ if ! mod_run "$R" colonyos && [ "$(mod_exit "$R" colonyos)" = 3 ] && [ "$(mod_at
 	t_fail "exit $(mod_exit "$R" colonyos), calls: $(mod_calls "" | tr '\n' ';')"
 fi
 
-t_case "an older CLI with \`colonies key generate\`: the pairs come from it"
+t_case "a 1.9 CLI with \`colonies security generate\` (no \`key\`): the pairs come from it"
 fresh c2
-echo key >"$MOD_REC/state/colonies/keycmd"
+echo security >"$MOD_REC/state/colonies/keycmd"
 if mod_run "$R" colonyos && [ "$(mod_calls colonies | grep -c '^colonies security generate$')" = 3 ] &&
 	[ "$(mod_calls colonies | grep -c '^colonies key generate$')" = 3 ] && [ "$(prvkeys | wc -l)" = 3 ] &&
 	[ "$(registry colonies)" = "$(key COLONIES_COLONY_ID) cpm_colony" ]; then t_pass; else
@@ -116,9 +122,10 @@ t_case "a server that never answers: exit 2 after wait_seconds, retried, and the
 fresh c3
 modb_colonies_down 1000
 # wait_seconds also bounds `database create`, which the simulator answers
-# after the real docker-compose has read the project (about a second).
-if ! mod_run "$R" colonyos wait_seconds=5 && [ "$(mod_exit "$R" colonyos)" = 2 ] &&
-	[ "$(mod_attempts "$R" colonyos)" = 3 ] && [ "$(mod_calls colonies | grep -c '^colonies security generate$')" = 3 ] &&
+# after the real docker-compose has read the project (a second, more on
+# a loaded machine).
+if ! mod_run "$R" colonyos wait_seconds=12 && [ "$(mod_exit "$R" colonyos)" = 2 ] &&
+	[ "$(mod_attempts "$R" colonyos)" = 3 ] && [ "$(mod_calls colonies | grep -c '^colonies key generate$')" = 3 ] &&
 	grep -q 'did not answer' "$(mod_log "$R" colonyos)" && [ "$(prvkeys | wc -l)" = 3 ] &&
 	mod_not_called '^colonies colony add'; then t_pass; else
 	t_fail "exit $(mod_exit "$R" colonyos), attempts $(mod_attempts "$R" colonyos), calls: $(mod_calls "" | tr '\n' ';') $(tail -n 5 "$(mod_log "$R" colonyos)")"
@@ -128,7 +135,7 @@ t_case "the server comes back later: the same keys are registered, none generate
 ids=$(key COLONIES_COLONY_ID)
 mod_reset_calls
 modb_colonies_down 0
-if mod_run "$R" colonyos && mod_not_called '^colonies security generate' && [ "$(key COLONIES_COLONY_ID)" = "$ids" ] &&
+if mod_run "$R" colonyos && mod_not_called '^colonies (key|security) generate' && [ "$(key COLONIES_COLONY_ID)" = "$ids" ] &&
 	[ "$(registry colonies)" = "$ids cpm_colony" ]; then t_pass; else t_fail "calls: $(mod_calls "" | tr '\n' ';')"; fi
 
 t_case "a database that never takes the connection: exit 2 naming it after wait_seconds, retried, the server not started"
@@ -152,7 +159,7 @@ else t_fail "exit $(mod_exit "$R" colonyos)"; fi
 t_case "bad input is exit 1 before anything is called: names, ports, sha256 without URL"
 fresh c5
 ok=1
-for kv in "COLONY_NAME=bad name" "EXECUTOR_NAME=-x" "HTTP_PORT=70000" "GRPC_PORT=50080" "MODE=k8s" "WAIT_SECONDS=0" \
+for kv in "COLONY_NAME=bad name" "EXECUTOR_NAME=-x" "HTTP_PORT=70000" "GRPC_UPSTREAM=50051" "GRPC_UPSTREAM=a b:1" "MODE=k8s" "WAIT_SECONDS=0" \
 	"STACK_DIR=relative" "MODE=systemd|BINARY_URL=https://example.org/colonies"; do
 	IFS='|' read -ra args <<<"$kv"
 	mod_exec "$R" colonyos "${args[@]}"
@@ -180,11 +187,51 @@ fi
 t_case "compose without a colonies CLI on the host: the server image runs it, keys passed by name only"
 fresh c6
 rm "$MOD_REC/bin/colonies"
-if mod_run "$R" colonyos && [ "$(mod_calls docker | grep -c '^docker run --rm -i --network host .*--entrypoint colonies colonyos/colonies:v1.8.19 security generate$')" = 3 ] &&
+if mod_run "$R" colonyos && [ "$(mod_calls docker | grep -c '^docker run --rm -i --network host .*--entrypoint colonies colonyos/colonies:v1.8.19 key generate$')" = 3 ] &&
 	mod_called "^docker run .* -e COLONIES_SERVER_PRVKEY .*-v $R/opt/stack/colonyos:/opt/stack/colonyos:ro --entrypoint colonies colonyos/colonies:v1.8.19 colony add --name cpm_colony --colonyid [0-9a-f]{64}\$" &&
+	mod_called "^docker run .* -e TZ .*--entrypoint colonies colonyos/colonies:v1.8.19 executor add --spec /opt/stack/colonyos/executor.json " &&
 	mod_not_called '^docker run .* -e [A-Z_]+=' && [ "$(registry executors | wc -l)" = 1 ] &&
 	mapfile -t keys < <(prvkeys) && mod_no_secrets "$R" "${keys[@]}"; then t_pass; else
 	t_fail "calls: $(mod_calls docker | tail -n 3 | tr '\n' ';') $(tail -n 3 "$(mod_log "$R" colonyos)")"
+fi
+
+t_case "compose: colonies-server on the project's bridge network, only its API published and only on 127.0.0.1 (with a compose or a native PostgreSQL)"
+modb_context full-compose "$T/native-pg.json" "del j['modules']['postgres']['data_dir']; j['modules']['postgres']['mode'] = 'native'"
+ok=1
+for ctx in "$TOP/tests/cases/templates/full-compose.json" "$T/native-pg.json"; do
+	mkdir -p "$T/net" && modb_render docker-compose.yml.tmpl "$ctx" "$T/net/docker-compose.yml" &&
+		modb_render colonyos.env.tmpl "$ctx" "$T/net/colonyos.env" 0600 && : >"$T/net/colonyos-server.env" &&
+		: >"$T/net/agent-manager.env" && : >"$T/net/colonyos-keys.env" && mkdir -p "$T/net/secrets" && : >"$T/net/secrets/postgres_password" &&
+		: >"$T/net/secrets/redis_password" || ok=0
+	(cd "$T/net" && docker-compose -f docker-compose.yml config) >"$T/net/config" 2>"$T/net/err" || ok=0
+	python3 - "$T/net/config" <<'EOP' || ok=0
+import sys, yaml
+svc = yaml.safe_load(open(sys.argv[1]))["services"]["colonies-server"]
+ports = [(str(p.get("host_ip")), str(p.get("published")), str(p.get("target"))) if isinstance(p, dict) else p
+         for p in svc.get("ports", [])]
+assert "network_mode" not in svc, svc.get("network_mode")
+assert ports in ([("127.0.0.1", "50080", "50080")], ["127.0.0.1:50080:50080"], ["127.0.0.1:50080:50080/tcp"]), ports
+EOP
+done
+if [ $ok = 1 ] && grep -qx 'COLONIES_DB_HOST=host.docker.internal' "$T/net/colonyos.env" &&
+	grep -q 'host.docker.internal:host-gateway' "$T/net/config"; then t_pass; else t_fail "$(cat "$T/net/err" "$T/net/config" | head -n 20)"; fi
+
+t_case "imagegen validate: grpc_upstream with a colonies release (none serves gRPC) is an error naming it; with another build it is taken"
+S=$T/vsite
+rm -rf "$S" && "$IMAGEGEN" init "$S" >/dev/null 2>&1
+sed -i 's/^    colony_name: cpm_colony$/    colony_name: cpm_colony\n    grpc_upstream: 127.0.0.1:50051/' "$S/site.yaml"
+line=$(grep -n 'grpc_upstream' "$S/site.yaml" | cut -d: -f1)
+"$IMAGEGEN" validate --modules-dir "$TOP/modules" --templates-dir "$TOP/templates" "$S/site.yaml" >"$T/v.out" 2>"$T/v.err"
+rc1=$?
+sed -i 's|^    grpc_upstream: 127.0.0.1:50051$|    grpc_upstream: 127.0.0.1:50051\n    image: registry.example.org/colonies-grpc:1|' "$S/site.yaml"
+"$IMAGEGEN" validate --modules-dir "$TOP/modules" --templates-dir "$TOP/templates" "$S/site.yaml" >"$T/v2.out" 2>&1
+rc2=$?
+sed -i "s|^    image: registry.example.org/colonies-grpc:1\$|    mode: systemd\n    binary_url: https://github.com/colonyos/colonies/releases/download/v1.8.19/colonies_1.8.19_linux_amd64.tar.gz\n    binary_sha256: \"$(printf '%064d' 0)\"|" "$S/site.yaml"
+"$IMAGEGEN" validate --modules-dir "$TOP/modules" --templates-dir "$TOP/templates" "$S/site.yaml" >"$T/v3.out" 2>&1
+rc3=$?
+if [ $rc1 = 1 ] && grep -q "^$S/site.yaml:$line:[0-9]*: module colonyos: grpc_upstream is for a colonies build that serves gRPC, and colonyos/colonies:v1.8.19 is a colonies release" "$T/v.err" &&
+	[ $rc2 = 0 ] && [ $rc3 = 1 ] && grep -q "point binary_url at such a build" "$T/v3.out"; then t_pass; else
+	t_fail "rc $rc1 $rc2 $rc3: $(cat "$T/v.err" "$T/v2.out" "$T/v3.out")"
 fi
 
 # systemd mode: the binary from a release tarball on a loopback server.
@@ -197,13 +244,13 @@ www_port=""
 modb_http www "$T/www"
 URL=http://127.0.0.1:$www_port/colonies.tar.gz
 
-t_case "systemd: the binary downloaded and checked, the unit enabled and started, then the colony registered"
+t_case "systemd: the binary downloaded and checked, the tables made with TZ and the server's identity (the server's environment), the unit started, then the colony registered"
 fresh s1 native-systemd
 mod_passthrough curl
-if mod_run "$R" colonyos mode=systemd binary_url="$URL" binary_sha256="$SUM" &&
+if mod_run "$R" colonyos mode=systemd binary_url="$URL" binary_sha256="$SUM" wait_seconds=20 &&
 	cmp -s "$R/usr/local/bin/colonies" "$T/rel/colonies_1.8.19_linux_amd64/colonies" &&
 	[ "$(stat -c %a "$R/usr/local/bin/colonies")" = 755 ] &&
-	[ "$(registry dbcreate)" = "127.0.0.1:5433 colony" ] &&
+	[ "$(registry dbcreate)" = "127.0.0.1:5433 colony" ] && [ "$(registry serverid)" = "$(key COLONIES_SERVER_ID)" ] &&
 	mod_order '^curl .*colonies.tar.gz' '^colonies colony ls' '^colonies database create$' '^systemctl daemon-reload' \
 		'^systemctl enable colonies-server' '^systemctl start colonies-server' '^colonies colony add' '^colonies executor add' &&
 	mod_not_called '^docker '; then t_pass; else t_fail "calls: $(mod_calls "" | tr '\n' ';')"; fi
@@ -215,6 +262,35 @@ if mod_run "$R" colonyos mode=systemd binary_url="$URL" binary_sha256="$SUM" && 
 	mod_not_called '^colonies (security|key|database|colony add|executor add)'; then
 	t_pass
 else t_fail "calls: $(mod_calls "" | tr '\n' ';')"; fi
+
+t_case "systemd: a database left with an empty server identity (a create without COLONIES_SERVER_ID): exit 3 with the repair, not retried, no wait"
+fresh s5 native-systemd
+: >"$MOD_REC/state/colonies/tables"
+: >"$MOD_REC/state/colonies/serverid"
+mod_passthrough curl
+if ! mod_run "$R" colonyos mode=systemd binary_url="$URL" binary_sha256="$SUM" && [ "$(mod_exit "$R" colonyos)" = 3 ] &&
+	[ "$(mod_attempts "$R" colonyos)" = 1 ] && [ "$(mod_calls colonies | grep -c '^colonies colony ls')" = 2 ] &&
+	mod_lastlog "$R" colonyos | grep -qF "\"not server owner\"" &&
+	mod_lastlog "$R" colonyos | grep -qF "in the database postgres as colony (host 127.0.0.1, port 5433) run UPDATE prod_server SET server_id = '$(key COLONIES_SERVER_ID)'" &&
+	[ ! -s "$MOD_REC/state/colonies/serverid" ] && mod_not_called '^colonies (colony|executor) add'; then t_pass; else
+	t_fail "exit $(mod_exit "$R" colonyos), calls: $(mod_calls colonies | tr '\n' ';') $(mod_lastlog "$R" colonyos | tail -n 2)"
+fi
+
+t_case "systemd: repaired as the message says, the next run registers the colony with the same keys"
+ids=$(key COLONIES_SERVER_ID)
+key COLONIES_SERVER_ID | tr -d '\n' >"$MOD_REC/state/colonies/serverid"
+mod_reset_calls
+if mod_run "$R" colonyos mode=systemd binary_url="$URL" binary_sha256="$SUM" && [ "$(key COLONIES_SERVER_ID)" = "$ids" ] &&
+	mod_not_called '^colonies (key|security) generate' && [ "$(registry colonies)" = "$(key COLONIES_COLONY_ID) cpm_colony" ]; then
+	t_pass
+else t_fail "calls: $(mod_calls "" | tr '\n' ';')"; fi
+
+t_case "systemd: the unit keeps colonies and its etcd to loopback (IPAddressDeny=any, IPAddressAllow=localhost)"
+if grep -qx 'IPAddressDeny=any' "$R/etc/systemd/system/colonies-server.service" &&
+	grep -qx 'IPAddressAllow=localhost' "$R/etc/systemd/system/colonies-server.service" &&
+	grep -q '^EnvironmentFile=/opt/stack/colonyos-server.env$' "$R/etc/systemd/system/colonies-server.service"; then t_pass; else
+	t_fail "$(grep IPAddress "$R/etc/systemd/system/colonies-server.service")"
+fi
 
 t_case "native PostgreSQL: a database user without its schema in the database postgres is exit 3 naming postgres_db_schema"
 echo "postgres:x:$(id -u postgres):$(id -g postgres)::/var/lib/postgresql:/bin/bash" >>"$R/etc/passwd"

@@ -218,17 +218,19 @@ if [ $ok = 1 ] && ! nginx -t -q -p "$T/n-broken" -c "$T/n-broken/nginx.conf" 2>/
 
 # The certbot fixture on loopback: the backends are echo servers, ports
 # 80 and 443 become free ones.
-rest_port="" dash_port="" grpcb_port=""
+rest_port="" dash_port="" grpcb_port="" api_port=""
 modb_http rest
 modb_http dash
 modb_http grpcb
+modb_http api
 mkdir -p "$T/webroot/.well-known/acme-challenge"
 echo token-content >"$T/webroot/.well-known/acme-challenge/tok123"
 p80=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 p443=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 nginx_conf native-systemd "$T/live.conf" "
 m = j['modules']; m['nginx']['webroot'] = '$T/webroot'
-m['agent_manager'].update(ws_port=$rest_port, http_port=$dash_port); m['colonyos']['grpc_port'] = $grpcb_port"
+m['agent_manager'].update(ws_port=$rest_port, http_port=$dash_port)
+m['colonyos'].update(grpc_upstream='127.0.0.1:$grpcb_port', http_port=$api_port)"
 sed -i -e "/listen \[::\]/d" -e "s/listen 80 /listen 127.0.0.1:$p80 /" -e "s/listen 443 /listen 127.0.0.1:$p443 /" "$T/live.conf"
 N=$T/n-live
 main_conf "$N" "$T/live.conf"
@@ -259,7 +261,18 @@ if [ "$ws" = $'rest /ws\nupgrade: websocket\nconnection: upgrade' ] && [[ $plain
 	t_fail "$ws / $plain"
 fi
 
-t_case "nginx, gRPC: application/grpc requests go to grpc_pass on the gRPC port, not to REST"
+t_case "nginx, colonies API: POST /api and the /pubsub WebSocket go to colonies' http_port, /api/... stays agent-manager's"
+ws=$(https --http1.1 -H 'Upgrade: websocket' -H 'Connection: Upgrade' "$B/pubsub")
+if [ "$(https -X POST --data-binary '{}' "$B/api" | head -n1)" = "api /api" ] &&
+	[ "$ws" = $'api /pubsub\nupgrade: websocket\nconnection: upgrade' ] &&
+	[ "$(https "$B/api/v1/jobs" | head -n1)" = "rest /api/v1/jobs" ]; then t_pass; else t_fail "$(https -i -X POST "$B/api" | head -n 5) / $ws"; fi
+
+t_case "nginx, gRPC off by default (no colonies release serves it): no grpc_pass, no content-type map"
+if ! grep -q 'grpc' "$T/out/native-systemd/firstboot.conf" && ! grep -q 'grpc' "$T/out/full-compose/firstboot.conf"; then t_pass; else
+	t_fail "$(grep -n grpc "$T/out/native-systemd/firstboot.conf" | head -n 3)"
+fi
+
+t_case "nginx, gRPC with grpc_upstream: application/grpc requests go to grpc_pass there, not to REST"
 code=$(https --http2 -o "$T/grpc.body" -w '%{http_code}' -X POST -H 'Content-Type: application/grpc' \
 	-H 'TE: trailers' --data-binary @/dev/null "$B/colonies.Colonies/GetColonies")
 if [ "$code" = 502 ] && ! grep -q '^rest' "$T/grpc.body" &&

@@ -124,13 +124,22 @@ final_after() { tail -n +"$(($1 + 1))" "$T/cb.jsonl" 2>/dev/null | grep -vq '\\"
 # to power-off) and cb_s (seconds from start to the final callback, or
 # "none").
 boot() {
-	local name=$1 disk=$2 seed=$3 snap=$4 mode=$5 limit=$6 before start end
+	local name=$1 disk=$2 seed=$3 snap=$4 mode=$5 limit=$6 before start end probed=0 netdev=user,id=n0 p
+	# The full report: the guest's 443 (nginx) and colonies' ports are
+	# forwarded from the host's loopback (QEMU's hostfwd reaches the
+	# guest on its external address, 10.0.2.15, as another host would).
+	if [ "$mode" = full ]; then
+		for p in 443 2379 2380 2381 50080; do
+			fwd[$p]=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+			netdev+=",hostfwd=tcp:127.0.0.1:${fwd[$p]}-:$p"
+		done
+	fi
 	local args=(-accel tcg -smp 2 -m 2048 -nographic -monitor none -no-reboot
 		-kernel "$T/vmlinuz" -initrd "$T/initrd.img"
 		-append "root=/dev/vda rw console=ttyS0 panic=-1 vmtest.report=$mode"
 		-drive "file=$disk,if=virtio,format=raw"
 		-drive "file=$seed,if=virtio,format=raw,readonly=on"
-		-netdev 'user,id=n0' -device 'virtio-net-pci,netdev=n0'
+		-netdev "$netdev" -device 'virtio-net-pci,netdev=n0'
 		-serial "file:$T/$name.serial" -serial "file:$T/$name.ttyS1")
 	[ "$snap" = 1 ] && args+=(-snapshot)
 	[ "$limit" -gt "$(left)" ] && limit=$(left)
@@ -141,6 +150,10 @@ boot() {
 	qemu_pid=$!
 	end=$((SECONDS + limit))
 	while ! proc_gone "$qemu_pid" && [ "$SECONDS" -lt "$end" ]; do
+		if [ "$mode" = full ] && [ "$probed" = 0 ] && grep -aq 'VMTEST probe-ready' "$T/$name.ttyS1" 2>/dev/null; then
+			probe "$name"
+			probed=1
+		fi
 		if [ "$cb_s" = none ] && final_after "$before"; then
 			cb_s=$(awk -v a="$start" -v b="$(now_ms)" 'BEGIN { printf "%.1f", (b - a) / 1000 }')
 		fi
@@ -162,6 +175,23 @@ boot() {
 		tr -d '\r' <"$T/$name.serial" | tail -n 40 | sed 's/^/  #   /'
 		sed 's/^/  #   qemu: /' "$T/$name.qemu"
 	fi
+}
+
+# probe BOOT: from the host, through the forwarded ports (the guest's
+# external address): colonies' API and its etcd's client, peer and relay
+# ports ($T/BOOT.probe: "PORT=HTTP-CODE ...", 000 when nothing answered),
+# then nginx's route to colonies ($T/BOOT.probe-nginx: code and body);
+# last a request for /vmtest-probe-done, which the guest waits for in
+# nginx's access log before it powers off.
+declare -A fwd=()
+probe() {
+	local p out=""
+	for p in 2379 2380 2381 50080; do
+		out+="$p=$(curl -s -m 10 -o /dev/null -w '%{http_code}' "http://127.0.0.1:${fwd[$p]}/version" 2>/dev/null) "
+	done
+	echo "${out% }" >"$T/$1.probe"
+	curl -sk -m 30 -w ' %{http_code}' "https://127.0.0.1:${fwd[443]}/health" >"$T/$1.probe-nginx" 2>/dev/null
+	curl -sk -m 30 -o /dev/null "https://127.0.0.1:${fwd[443]}/vmtest-probe-done" 2>/dev/null
 }
 
 # ---- prerequisites --------------------------------------------------------
@@ -205,6 +235,9 @@ cp "$(find "$R/boot" -name 'vmlinuz-*' | sort -V | tail -n1)" "$T/vmlinuz"
 cp "$(find "$R/boot" -name 'initrd.img-*' | sort -V | tail -n1)" "$T/initrd.img"
 install -m 0755 "$VM/guest/vmtest-report.sh" "$R/usr/local/sbin/vmtest-report"
 install -m 0644 "$VM/guest/vmtest-report.service" "$R/etc/systemd/system/vmtest-report.service"
+# colonies for the site's colonyos module (systemd mode, binary baked):
+# a stand-in that binds as colonies v1.8.19 does (every interface).
+install -m 0755 "$VM/guest/colonies-standin" "$R/usr/local/bin/colonies"
 ln -sf /etc/systemd/system/vmtest-report.service "$R/etc/systemd/system/multi-user.target.wants/"
 note "time: unpack $((SECONDS - s)) s"
 
@@ -309,7 +342,7 @@ fi
 note "time: mkfs $((SECONDS - s)) s; $(du -m "$T/golden.img" | cut -f1) MiB used of $size"
 cp --sparse=always "$T/golden.img" "$T/disk.img"
 
-want_mods="['base', 'docker', 'nginx', 'postgres', 'redis', 'vmhello']"
+want_mods="['base', 'colonyos', 'docker', 'nginx', 'postgres', 'redis', 'vmhello']"
 
 # ---- 1. first boot: the whole stack ---------------------------------------
 
@@ -326,7 +359,7 @@ check "first boot: firstboot status exits 0 and says ready; the ready marker nam
 	"$(marker first)"
 journal_ok() { # BOOT: every module has journal entries, all with the fields
 	local m line
-	for m in base docker nginx postgres redis vmhello; do
+	for m in base colonyos docker nginx postgres redis vmhello; do
 		line=$(grep "^journal $m " "$T/$1.report" | cut -d' ' -f3-)
 		python3 -c 'import json,sys; j=json.loads(sys.argv[1]); sys.exit(not (j["entries"] > 0 and j["with_fields"] == j["entries"] and j["instance"] == [sys.argv[2]]))' \
 			"$line" "$2" 2>/dev/null || {
@@ -378,6 +411,16 @@ fp=$(openssl x509 -in "$T/site/.imagegen/pki/server.crt" -noout -fingerprint -sh
 check "first boot: nginx answers HTTPS with the bundle's certificate (verified against the site's CA)" \
 	bash -c '[[ $1 == "rc=0 code="[1-5]??" domain=vmtest-1.example.org" ]] && [ "$2" = "$3" ] || { echo "$1 / $2 != $3"; exit 1; }' \
 	_ "$(rep first nginx-https)" "$(rep first nginx-cert)" "$fp"
+check "first boot: colonies (the stand-in, bound like v1.8.19) listens on every interface: 50080, 2379, 2380, 2381 all answer on 127.0.0.1" \
+	bash -c '[[ $1 == *":2379 "*":2380 "*":2381 "*":50080 "* ]] && [[ $1 != *"127.0.0.1:"* ]] && [[ $2 == "200 200 200 200"* ]] || { echo "listen: $1 / local: $2"; exit 1; }' \
+	_ "$(rep first colonies-listen)" "$(rep first colonies-local)"
+check "first boot: colonies-server.service is confined by systemd's IP firewall (IPAddressDeny=any, IPAddressAllow=localhost)" \
+	bash -c 'd=$(grep -o "IPAddressDeny=[^=]*" <<<"$1"); a=$(grep -o "IPAddressAllow=[^=]*" <<<"$1")
+		[[ $d == *"0.0.0.0/0"* && $d == *"::/0"* && $a == *"127.0.0.0/8"* && $a == *"::1/128"* && $a != *"0.0.0.0/0"* ]] || { echo "$1"; exit 1; }' \
+	_ "$(rep first colonies-ipfw)"
+check "first boot: from the host (hostfwd, the guest's external address) 2379, 2380, 2381 and 50080 do not answer; nginx's HTTPS route to colonies does" \
+	bash -c '[ "$1" = "2379=000 2380=000 2381=000 50080=000" ] && [[ $2 == "colonies-standin 50080 /health"*" 200" ]] && [ "${3:-0}" -ge 1 ] || { echo "probe: $1 / nginx: $2 / probe-done: $3"; exit 1; }' \
+	_ "$(cat "$T/first.probe" 2>/dev/null || echo none)" "$(tr -d '\n' <"$T/first.probe-nginx" 2>/dev/null || echo none)" "$(rep first probe-done)"
 check "first boot: the Docker daemon is running" \
 	bash -c '[[ $1 == [0-9]*" active=active" ]] || { echo "$1"; exit 1; }' _ "$(rep first docker)"
 check "first boot: base: ufw active; sshd running, keys only (the site's key for deploy), no root login" \

@@ -91,6 +91,21 @@ if [ -f /home/deploy/.ssh/authorized_keys ]; then
 	say deploy-key "$(ssh-keygen -lf /home/deploy/.ssh/authorized_keys 2>&1 | awk '{print $2}')"
 fi
 say machine-id "$(cat /etc/machine-id)"
+# colonies (run.sh's stand-in binds like v1.8.19: every interface): its
+# listeners, its answers on loopback and its unit's IP firewall; then the
+# host probes the forwarded ports and, when done, asks nginx for
+# /vmtest-probe-done, which this waits for (bounded) in the access log.
+if systemctl is-active --quiet colonies-server.service; then
+	say colonies-listen "$(ss -Hltn | awk '{print $4}' | grep -E ':(2379|2380|2381|50080)$' | sort -t: -k2 | tr '\n' ' ')"
+	say colonies-local "$(for p in 50080 2379 2380 2381; do t curl -s -m 5 -o /dev/null -w '%{http_code} ' "http://127.0.0.1:$p/"; done)"
+	say colonies-ipfw "$(systemctl show colonies-server.service -p IPAddressDeny -p IPAddressAllow | tr '\n' ' ')"
+	say probe-ready
+	for _ in $(seq 300); do
+		grep -q 'vmtest-probe-done' /var/log/nginx/access.log 2>/dev/null && break
+		sleep 1
+	done
+	say probe-done "$(grep -c 'vmtest-probe-done' /var/log/nginx/access.log 2>/dev/null)"
+fi
 say failed-units "$(systemctl --failed --plain --no-legend | awk '{print $1}' | tr '\n' ' ')"
 say end
 systemctl --no-block poweroff
