@@ -134,14 +134,11 @@ static int run_init(struct run *r, const struct runner_spec *spec)
         size_t n = strv_length(spec->mask), slots = 0;
 
         *r = (struct run){.spec = spec};
+        /* Each secret whole, and at most one more per line of it. */
         for (size_t i = 0; i < n; i++) {
-                const char *p = spec->mask[i];
-                slots++;
-                while ((p = strchr(p, '\n')) && slots < SIZE_MAX / 16) {
+                slots += 2;
+                for (const char *p = spec->mask[i]; (p = strchr(p, '\n')); p++)
                         slots++;
-                        p++;
-                }
-                slots++; /* the last line */
         }
         r->masks = calloc(slots + 1, sizeof(*r->masks));
         r->mask_len = calloc(slots + 1, sizeof(*r->mask_len));
