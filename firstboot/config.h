@@ -21,6 +21,7 @@ struct config {
         long long module_attempts;  /* for exit 2 */
         long long retry_backoff_ms; /* first delay; doubles */
         long long kill_grace_ms;    /* between TERM and KILL */
+        long long max_module_log;   /* bytes of output per module attempt in its log */
         char *phone_home_url;       /* when the bundle names none */
         char *phone_home_token;
         long long phone_home_timeout_ms;

@@ -250,7 +250,7 @@ static void on_running(void *userdata)
 static void on_line(void *userdata, int stream, const char *line)
 {
         struct line_ctx *c = userdata;
-        log_full(stream == 2 ? LOG_WARNING : LOG_INFO, 0, c->fields, "%s", line);
+        log_full(stream != 1 ? LOG_WARNING : LOG_INFO, 0, c->fields, "%s", line);
 }
 
 static char **module_env(struct run *r, const struct planned *p, unsigned attempt)
@@ -307,6 +307,7 @@ static int run_module(struct run *r, struct planned *p)
         _cleanup_strv_free_ char **mask = NULL;
         _cleanup_free_ char *script = strprintf("%s/%s", p->dir, p->m->install_script);
         _cleanup_free_ char *logpath = strprintf("%s/%s.log", r->log_dir, p->bm->id);
+        _cleanup_free_ char *pgid_path = strprintf("%s/" RUNNER_PGID_FILE, r->state_dir);
         _cleanup_close_ int logfd = -1;
         long long t_start = now_ms();
         struct runner_result res = {0};
@@ -367,6 +368,9 @@ static int run_module(struct run *r, struct planned *p)
                         .running_after_ms = STATUS_RUNNING_AFTER_MS,
                         .userdata = &lc,
                         .tail_lines = 20,
+                        .log_max = r->cfg.max_module_log,
+                        .pgid_file = pgid_path,
+                        .pgid_label = p->bm->id,
                 };
                 runner_result_free(&res);
                 res = (struct runner_result){0};
@@ -378,6 +382,10 @@ static int run_module(struct run *r, struct planned *p)
                         log_error_errno(k, "Failed to start module %s: %m", p->bm->id);
                         res.exit_code = 127;
                 }
+                if (res.pgid_error < 0)
+                        log_warning_errno(res.pgid_error,
+                                          "Failed to record %s's process group in %s: %m",
+                                          p->bm->id, pgid_path);
                 st->exit_code = res.exit_code;
                 if (res.exit_code == 0)
                         break;
@@ -814,6 +822,27 @@ int cmd_run(int argc, char **argv)
                 log_error_errno(errno, "Another firstboot run holds %s: %m", lock_path);
                 run_free(&r);
                 return 1;
+        }
+        /* A run that was killed (kill -9, a crash) left its module running:
+         * end it before anything runs again. Under systemd its cgroup ends it
+         * too (units/firstboot.service). */
+        {
+                _cleanup_free_ char *pgid_path = strprintf("%s/" RUNNER_PGID_FILE, r.state_dir);
+                struct runner_leftover left;
+                k = runner_end_leftover(pgid_path, r.cfg.kill_grace_ms, &left);
+                if (k > 0)
+                        log_event(LOG_WARNING, NULL, left.label, "modules",
+                                  "Ended module %s, left running by an earlier run (process "
+                                  "group %d%s)",
+                                  left.label, left.pgid, left.killed_hard ? ", with SIGKILL" : "");
+                else if (k == -EBUSY) {
+                        log_error("Module %s, left running by an earlier run (process group %d), "
+                                  "survives SIGKILL: not running anything",
+                                  left.label, left.pgid);
+                        run_free(&r);
+                        return 1;
+                } else if (k < 0)
+                        log_warning_errno(k, "Failed to read %s: %m", pgid_path);
         }
 
         /* The previous run's status, read before this run overwrites it:

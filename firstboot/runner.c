@@ -54,7 +54,7 @@ struct stream {
 
 struct run {
         const struct runner_spec *spec;
-        const char **masks; /* the non-empty ones */
+        const char **masks; /* the non-empty ones and their lines, not NUL-terminated */
         size_t *mask_len;
         size_t n_masks, max_mask;
         size_t cap;         /* a stream buffer: RUNNER_LINE_MAX + max_mask */
@@ -63,6 +63,14 @@ struct run {
         char **ring;        /* the tail, ring_cap slots, one always free for the NULL */
         size_t ring_cap, ring_n, ring_start;
         int log_error;
+        /* log_max: the head goes out as it comes, up to head_max bytes of
+         * log; then lines go to over, a ring of over_cap bytes of records
+         * "STREAM LINE \n" (STREAM '1' or '2'), the oldest dropped first. */
+        size_t head_max, head_used;
+        bool overflowed;
+        char *over;
+        size_t over_cap, over_start, over_len;
+        long long dropped; /* bytes of log */
 };
 
 enum phase {
@@ -77,6 +85,7 @@ static void run_done(struct run *r)
         free(r->mask_len);
         free(r->cov);
         free(r->out);
+        free(r->over);
         if (r->ring) {
                 for (size_t i = 0; i < r->ring_n; i++)
                         free(r->ring[i]);
@@ -84,23 +93,64 @@ static void run_done(struct run *r)
         }
 }
 
+static void mask_add(struct run *r, const char *s, size_t len)
+{
+        r->masks[r->n_masks] = s;
+        r->mask_len[r->n_masks++] = len;
+        if (len > r->max_mask)
+                r->max_mask = len;
+}
+
+/* A secret and, when it spans lines (a YAML block scalar, a "\r\n"), each
+ * of its lines without the \r at either end: output is masked a line at a
+ * time, and no line can hold it whole. Lines of blanks only are left out:
+ * they would mask every run of blanks in the output. */
+static void mask_add_secret(struct run *r, const char *s)
+{
+        size_t len = strlen(s);
+
+        if (len == 0)
+                return;
+        mask_add(r, s, len);
+        if (!memchr(s, '\n', len) && !memchr(s, '\r', len))
+                return;
+        for (const char *p = s, *end = s + len; p < end;) {
+                const char *nl = memchr(p, '\n', (size_t)(end - p));
+                const char *a = p, *b = nl ? nl : end;
+
+                p = nl ? nl + 1 : end;
+                while (a < b && *a == '\r')
+                        a++;
+                while (b > a && b[-1] == '\r')
+                        b--;
+                if ((size_t)(b - a) == len || strspn(a, " \t") >= (size_t)(b - a))
+                        continue;
+                mask_add(r, a, (size_t)(b - a));
+        }
+}
+
 static int run_init(struct run *r, const struct runner_spec *spec)
 {
-        size_t n = strv_length(spec->mask);
+        size_t n = strv_length(spec->mask), slots = 0;
 
         *r = (struct run){.spec = spec};
-        r->masks = calloc(n + 1, sizeof(*r->masks));
-        r->mask_len = calloc(n + 1, sizeof(*r->mask_len));
+        /* Each secret whole, and at most one more per line of it. */
+        for (size_t i = 0; i < n; i++) {
+                slots += 2;
+                for (const char *p = spec->mask[i]; (p = strchr(p, '\n')); p++)
+                        slots++;
+        }
+        r->masks = calloc(slots + 1, sizeof(*r->masks));
+        r->mask_len = calloc(slots + 1, sizeof(*r->mask_len));
         if (!r->masks || !r->mask_len)
                 return -ENOMEM;
-        for (size_t i = 0; i < n; i++) {
-                size_t len = strlen(spec->mask[i]);
-                if (len == 0)
-                        continue;
-                r->masks[r->n_masks] = spec->mask[i];
-                r->mask_len[r->n_masks++] = len;
-                if (len > r->max_mask)
-                        r->max_mask = len;
+        for (size_t i = 0; i < n; i++)
+                mask_add_secret(r, spec->mask[i]);
+        if (spec->log_max > 0) {
+                size_t m = spec->log_max > (long long)(SIZE_MAX / 4) ? SIZE_MAX / 4
+                                                                     : (size_t)spec->log_max;
+                r->head_max = m / 2;
+                r->over_cap = m - r->head_max;
         }
         if (r->max_mask > SIZE_MAX / 16 - RUNNER_LINE_MAX)
                 return -EINVAL;
@@ -205,12 +255,131 @@ static char **tail_steal(struct run *r)
         return v;
 }
 
-/* Masks one line (len <= r->cap) and passes it on. NUL bytes, which would
- * end the line early for every reader, become '?'. */
-static void emit(struct run *r, int stream, const char *data, size_t len)
+/* How many bytes of log a line of len bytes makes. */
+static size_t log_size(int stream, size_t len)
+{
+        return (stream == 2 ? STDERR_PREFIX_LEN : 0) + len + 1;
+}
+
+/* Passes on the masked line at r->out + STDERR_PREFIX_LEN, len bytes long
+ * and NUL-terminated, to on_line and the log. */
+static void deliver(struct run *r, int stream, size_t len)
 {
         const struct runner_spec *spec = r->spec;
-        size_t o = STDERR_PREFIX_LEN;
+        char *line = r->out + STDERR_PREFIX_LEN;
+
+        if (spec->on_line)
+                spec->on_line(spec->userdata, stream, line);
+        if (spec->log_fd >= 0) {
+                const char *start = line;
+                int k;
+
+                if (stream == 2) {
+                        memcpy(r->out, STDERR_PREFIX, STDERR_PREFIX_LEN);
+                        start = r->out;
+                }
+                line[len] = '\n';
+                k = write_all(spec->log_fd, start, (size_t)(line + len + 1 - start));
+                line[len] = '\0';
+                if (k < 0 && r->log_error == 0)
+                        r->log_error = k;
+        }
+}
+
+static void over_copy_out(const struct run *r, size_t pos, char *dst, size_t n)
+{
+        size_t at = (r->over_start + pos) % r->over_cap, first = r->over_cap - at;
+
+        if (first > n)
+                first = n;
+        memcpy(dst, r->over + at, first);
+        memcpy(dst + first, r->over, n - first);
+}
+
+/* The length of the oldest record in the ring, its newline included. */
+static size_t over_first_len(const struct run *r)
+{
+        size_t first = r->over_cap - r->over_start;
+        const char *nl;
+
+        if (first > r->over_len)
+                first = r->over_len;
+        nl = memchr(r->over + r->over_start, '\n', first);
+        if (nl)
+                return (size_t)(nl - (r->over + r->over_start)) + 1;
+        nl = memchr(r->over, '\n', r->over_len - first);
+        return nl ? first + (size_t)(nl - r->over) + 1 : r->over_len;
+}
+
+/* Keeps a line past the head in the ring, dropping the oldest records to
+ * make room (and the line itself when it is larger than the ring). */
+static void over_push(struct run *r, int stream, const char *line, size_t len)
+{
+        size_t need = len + 2, at;
+
+        if (!r->over && r->over_cap > 0) {
+                r->over = malloc(r->over_cap);
+                if (!r->over)
+                        r->over_cap = 0; /* Out of memory: the rest is dropped. */
+        }
+        if (need > r->over_cap) {
+                r->dropped += (long long)log_size(stream, len);
+                return;
+        }
+        while (r->over_cap - r->over_len < need) {
+                size_t l = over_first_len(r);
+                r->dropped += (long long)log_size(r->over[r->over_start] == '2' ? 2 : 1, l - 2);
+                r->over_start = (r->over_start + l) % r->over_cap;
+                r->over_len -= l;
+        }
+        at = (r->over_start + r->over_len) % r->over_cap;
+        for (size_t i = 0; i < need; i++) {
+                r->over[at] = i == 0 ? (char)('0' + stream) : i == need - 1 ? '\n' : line[i - 1];
+                at = at + 1 == r->over_cap ? 0 : at + 1;
+        }
+        r->over_len += need;
+}
+
+/* After the script: the note on what was dropped, then the kept tail. */
+static void over_flush(struct run *r)
+{
+        _cleanup_free_ char *note = NULL;
+
+        if (!r->overflowed)
+                return;
+        note = strprintf("firstboot: dropped %lld bytes of output here: the log keeps at most "
+                         "%lld bytes of a module's output, the first and the last half",
+                         r->dropped, r->spec->log_max);
+        if (note) {
+                if (r->spec->on_line)
+                        r->spec->on_line(r->spec->userdata, 0, note);
+                if (r->spec->log_fd >= 0) {
+                        int k = write_all(r->spec->log_fd, note, strlen(note));
+                        if (k >= 0)
+                                k = write_all(r->spec->log_fd, "\n", 1);
+                        if (k < 0 && r->log_error == 0)
+                                r->log_error = k;
+                }
+        }
+        while (r->over_len > 0) {
+                size_t l = over_first_len(r);
+                char stream;
+
+                over_copy_out(r, 0, &stream, 1);
+                over_copy_out(r, 1, r->out + STDERR_PREFIX_LEN, l - 2);
+                r->out[STDERR_PREFIX_LEN + l - 2] = '\0';
+                deliver(r, stream == '2' ? 2 : 1, l - 2);
+                r->over_start = (r->over_start + l) % r->over_cap;
+                r->over_len -= l;
+        }
+}
+
+/* Masks one line (len <= r->cap) and passes it on, or keeps it for later
+ * once log_max's head is full. NUL bytes, which would end the line early
+ * for every reader, become '?'. */
+static void emit(struct run *r, int stream, const char *data, size_t len)
+{
+        size_t o = STDERR_PREFIX_LEN, n;
         const char *line = r->out + STDERR_PREFIX_LEN;
 
         mask_cover(r, data, len);
@@ -223,23 +392,17 @@ static void emit(struct run *r, int stream, const char *data, size_t len)
                 }
         }
         r->out[o] = '\0';
+        n = o - STDERR_PREFIX_LEN;
 
-        if (spec->on_line)
-                spec->on_line(spec->userdata, stream, line);
         tail_push(r, line);
-        if (spec->log_fd >= 0) {
-                const char *start = line;
-                int k;
-
-                if (stream == 2) {
-                        memcpy(r->out, STDERR_PREFIX, STDERR_PREFIX_LEN);
-                        start = r->out;
-                }
-                r->out[o] = '\n';
-                k = write_all(spec->log_fd, start, (size_t)(r->out + o + 1 - start));
-                if (k < 0 && r->log_error == 0)
-                        r->log_error = k;
+        if (!r->overflowed &&
+            (r->spec->log_max <= 0 || r->head_used + log_size(stream, n) <= r->head_max)) {
+                r->head_used += log_size(stream, n);
+                deliver(r, stream, n);
+                return;
         }
+        r->overflowed = true;
+        over_push(r, stream, line, n);
 }
 
 /* Where to cut a piece off a line of len > RUNNER_LINE_MAX bytes, of which
@@ -459,6 +622,38 @@ static int make_pipe(int *ret_read, int *ret_write)
         return 0;
 }
 
+/* From /proc/PID/stat: the state, the process group and the start time
+ * (clock ticks since boot). */
+static int proc_stat(const char *pid, char *ret_state, int *ret_pgrp, unsigned long long *ret_start)
+{
+        char path[300], stat[1024];
+        const char *p;
+        ssize_t n;
+        int fd;
+
+        snprintf(path, sizeof(path), "/proc/%s/stat", pid);
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        n = read(fd, stat, sizeof(stat) - 1);
+        close(fd);
+        if (n <= 0)
+                return n < 0 ? -errno : -ENOENT;
+        stat[n] = '\0';
+        /* "pid (comm) state ppid pgrp session tty_nr tpgid flags minflt
+         * cminflt majflt cmajflt utime stime cutime cstime priority nice
+         * num_threads itrealvalue starttime ...", and comm may hold
+         * anything. */
+        p = strrchr(stat, ')');
+        if (!p ||
+            sscanf(p + 1,
+                   " %c %*d %d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d "
+                   "%llu",
+                   ret_state, ret_pgrp, ret_start) != 3)
+                return -EBADMSG;
+        return 0;
+}
+
 /* Whether anything in process group pgid is alive, zombies aside: they
  * stay in the group until their parent (often init, and in a container
  * maybe one that never reaps) collects them. */
@@ -474,32 +669,46 @@ static bool group_alive(pid_t pgid)
         if (!d)
                 return true;
         while (!alive && (de = readdir(d))) {
-                char path[300], stat[512];
-                const char *p;
+                unsigned long long start;
                 char state;
                 int pgrp;
-                ssize_t n;
-                int fd;
 
                 if (de->d_name[0] < '1' || de->d_name[0] > '9')
                         continue;
-                snprintf(path, sizeof(path), "/proc/%s/stat", de->d_name);
-                fd = open(path, O_RDONLY | O_CLOEXEC);
-                if (fd < 0)
-                        continue;
-                n = read(fd, stat, sizeof(stat) - 1);
-                close(fd);
-                if (n <= 0)
-                        continue;
-                stat[n] = '\0';
-                /* "pid (comm) state ppid pgrp ...", and comm may hold anything. */
-                p = strrchr(stat, ')');
-                if (p && sscanf(p + 1, " %c %*d %d", &state, &pgrp) == 2 && pgrp == pgid &&
+                if (proc_stat(de->d_name, &state, &pgrp, &start) == 0 && pgrp == pgid &&
                     state != 'Z' && state != 'X')
                         alive = true;
         }
         closedir(d);
         return alive;
+}
+
+/* Writes spec->pgid_file for the child pid, which leads its own group. Not
+ * synced: it is for a rerun after the agent was killed, and a power loss
+ * ends the module too. */
+static int pgid_record(const struct runner_spec *spec, pid_t pid)
+{
+        char num[32], text[256], label[64], state;
+        unsigned long long start;
+        int pgrp, fd, k, n;
+
+        snprintf(num, sizeof(num), "%d", (int)pid);
+        k = proc_stat(num, &state, &pgrp, &start);
+        if (k < 0)
+                return k;
+        snprintf(label, sizeof(label), "%s",
+                 spec->pgid_label && *spec->pgid_label ? spec->pgid_label : "-");
+        for (char *c = label; *c; c++)
+                if ((unsigned char)*c <= ' ')
+                        *c = '?';
+        n = snprintf(text, sizeof(text), "%d %llu %s\n", (int)pid, start, label);
+        fd = open(spec->pgid_file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd < 0)
+                return -errno;
+        k = write_all(fd, text, (size_t)n);
+        if (close(fd) < 0 && k >= 0)
+                k = -errno;
+        return k;
 }
 
 /* Collects the child if it has exited. A child someone else collected
@@ -558,7 +767,7 @@ int runner_exec(const struct runner_spec *spec, struct runner_result *ret)
         long long last_data;
         enum phase phase = PHASE_RUN;
         bool reaped = false, timed_out = false, killed_hard = false;
-        int status = 0, max_fd = 65536, k;
+        int status = 0, max_fd = 65536, pgid_err = 0, k;
         size_t argc;
         pid_t pid;
 
@@ -624,6 +833,8 @@ int runner_exec(const struct runner_spec *spec, struct runner_result *ret)
         /* Either this or the child's own call comes first; before both,
          * kill(-pid) would miss. EACCES: it has exec'd, so it did it. */
         (void)setpgid(pid, pid);
+        if (spec->pgid_file)
+                pgid_err = pgid_record(spec, pid);
         close(TAKE_FD(out_w));
         close(TAKE_FD(err_w));
         close(TAKE_FD(rep_w));
@@ -749,12 +960,17 @@ int runner_exec(const struct runner_spec *spec, struct runner_result *ret)
                 stream_close(&r, &out);
         if (err.fd >= 0)
                 stream_close(&r, &err);
+        over_flush(&r);
+        if (spec->pgid_file && unlink(spec->pgid_file) < 0 && errno != ENOENT && pgid_err == 0)
+                pgid_err = -errno;
 
         *ret = (struct runner_result){
                 .timed_out = timed_out,
                 .killed_hard = killed_hard,
                 .duration_ms = now_ms() - start,
                 .log_error = r.log_error,
+                .log_dropped = r.dropped,
+                .pgid_error = pgid_err,
         };
         if (timed_out)
                 ret->exit_code = 124;
@@ -767,6 +983,65 @@ int runner_exec(const struct runner_spec *spec, struct runner_result *ret)
         ret->tail = tail_steal(&r);
         run_done(&r);
         return 0;
+}
+
+/* Waits at most ms for process group pgid to be gone. */
+static bool group_wait_gone(pid_t pgid, long long ms)
+{
+        long long end = add_ms(now_ms(), ms);
+
+        for (;;) {
+                if (!group_alive(pgid))
+                        return true;
+                if (now_ms() >= end)
+                        return false;
+                sleep_ms(GROUP_POLL_MS);
+        }
+}
+
+/* A pid is not given to a new process while a process group of that id
+ * has members, so the group's id stays ours as long as the group lives,
+ * its leader gone or not; only a new process that took the pid once the
+ * group was empty can have it, and it started later than ours. */
+int runner_end_leftover(const char *pgid_file, long long grace_ms, struct runner_leftover *ret)
+{
+        char text[256], label[64] = "", num[32], state;
+        unsigned long long start, now_start;
+        int fd, pgid, pgrp, k;
+        ssize_t n;
+
+        fd = open(pgid_file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0)
+                return errno == ENOENT ? 0 : -errno;
+        n = read(fd, text, sizeof(text) - 1);
+        k = n < 0 ? -errno : 0;
+        close(fd);
+        if (k < 0)
+                return k;
+        text[n] = '\0';
+        if (sscanf(text, "%d %llu %63s", &pgid, &start, label) != 3 || pgid <= 1) {
+                (void)unlink(pgid_file);
+                return -EBADMSG;
+        }
+        snprintf(num, sizeof(num), "%d", pgid);
+        k = proc_stat(num, &state, &pgrp, &now_start);
+        if ((k == 0 && now_start != start) || !group_alive(pgid)) {
+                /* Its pid is someone else's now, or nothing is left. */
+                (void)unlink(pgid_file);
+                return 0;
+        }
+        *ret = (struct runner_leftover){.pgid = pgid};
+        snprintf(ret->label, sizeof(ret->label), "%s", label);
+        (void)kill(-pgid, SIGTERM);
+        (void)kill(-pgid, SIGCONT); /* a stopped process gets the TERM only now */
+        if (!group_wait_gone(pgid, grace_ms)) {
+                (void)kill(-pgid, SIGKILL);
+                ret->killed_hard = true;
+                if (!group_wait_gone(pgid, grace_ms > 1000 ? grace_ms : 1000))
+                        return -EBUSY;
+        }
+        (void)unlink(pgid_file);
+        return 1;
 }
 
 void runner_result_free(struct runner_result *r)

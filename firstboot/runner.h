@@ -28,15 +28,31 @@ struct runner_spec {
         long long timeout_ms;    /* 0: none */
         long long kill_grace_ms; /* between TERM and KILL of the process group (0: 5000) */
         /* Secrets: every occurrence in a line becomes "********"; overlapping
-         * or adjacent occurrences become one. Empty strings are ignored. */
+         * or adjacent occurrences become one. Empty strings are ignored. A
+         * secret that spans lines never shows whole in one line, so each of
+         * its lines (without a \r at either end; blank ones aside) is a
+         * secret of its own too. */
         char *const *mask;
         /* -1, or a file each masked line is appended to, in the order the
          * lines were read: a stdout line as it is, a stderr line as
          * "stderr: line", each with a newline. */
         int log_fd;
         /* Called for each line, from inside runner_exec(): stream 1 stdout, 2
-         * stderr; the line masked, without its newline. May be NULL. */
+         * stderr, 0 a note of the runner's own (output dropped for log_max);
+         * the line masked, without its newline. May be NULL. */
         void (*on_line)(void *userdata, int stream, const char *line);
+        /* 0, or about the most bytes log_fd gets (and on_line sees): the
+         * first half as it comes; past that only the last half is kept, in
+         * memory, and passed on when the script is done, after a note
+         * "firstboot: dropped N bytes of output here ...". tail is kept
+         * from every line. */
+        long long log_max;
+        /* NULL, or a file that says "PGID STARTTIME LABEL" while the script
+         * runs: written right after the fork, before any wait, and removed
+         * before runner_exec() returns. What a killed caller leaves there is
+         * for runner_end_leftover(). */
+        const char *pgid_file;
+        const char *pgid_label;
         /* Called once, from inside runner_exec(), when the child has run for
          * running_after_ms and has not exited; never for a quicker one (the
          * caller's "it is running now" bookkeeping costs nothing for the
@@ -59,6 +75,8 @@ struct runner_result {
         /* The first error writing to log_fd (negative errno), or 0; a failing
          * log never stops the script. */
         int log_error;
+        long long log_dropped; /* bytes of output left out of the log for log_max */
+        int pgid_error;        /* writing pgid_file failed (negative errno), or 0 */
 };
 
 /* Runs spec->argv once and waits for it. stdin is /dev/null, stdout and
@@ -81,6 +99,28 @@ struct runner_result {
  * errno when nothing was run: -EINVAL for a bad spec, or pipe/fork
  * failures. */
 int runner_exec(const struct runner_spec *spec, struct runner_result *ret);
+
+/* The pgid_file of a run, in its state directory. */
+#define RUNNER_PGID_FILE "running-module"
+
+struct runner_leftover {
+        int pgid;
+        char label[64];
+        bool killed_hard; /* it outlived TERM for the grace */
+};
+
+/* Ends the module a killed run left running, as its pgid_file recorded
+ * it: SIGTERM (and SIGCONT) to its process group, SIGKILL when anything in
+ * it is alive after grace_ms. A group whose leader's pid now belongs to
+ * another process (its start time differs) is not touched. The record is
+ * removed unless the group outlives the KILL too.
+ *
+ * Returns 0 when there was nothing to end (no record, or the group is
+ * gone), 1 when something was ended (*ret says what), -EBUSY when the
+ * group is still alive after KILL and another grace, -EBADMSG for a
+ * record that makes no sense (removed), or another negative errno from
+ * reading it. *ret is filled for 1 and -EBUSY. */
+int runner_end_leftover(const char *pgid_file, long long grace_ms, struct runner_leftover *ret);
 
 /* Frees what a result holds and clears it; takes NULL. */
 void runner_result_free(struct runner_result *r);

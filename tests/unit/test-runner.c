@@ -16,7 +16,8 @@
 
 static char *const default_env[] = {"PATH=/usr/bin:/bin", NULL};
 
-/* What on_line saw, as "1:line" (stdout) and "2:line" (stderr). */
+/* What on_line saw, as "1:line" (stdout), "2:line" (stderr) and "0:note"
+ * (the runner's own). */
 struct capture {
         char **lines;
 };
@@ -25,7 +26,7 @@ static void capture_line(void *userdata, int stream, const char *line)
 {
         struct capture *c = userdata;
 
-        CHECK(stream == 1 || stream == 2);
+        CHECK(stream >= 0 && stream <= 2);
         CHECK(strv_push(&c->lines, strprintf("%d:%s", stream, line)) == 0);
 }
 
@@ -771,6 +772,282 @@ TEST(on_running)
         CHECK_INTEQ(res.exit_code, 0);
         CHECK_INTEQ(running_calls, 0);
         done(dir, &c, &res);
+}
+
+/* Whether any line on_line saw, the tail or the log holds s. */
+static bool leaked(const struct capture *c, const struct runner_result *res, const char *log,
+                   const char *s)
+{
+        for (char **l = c->lines; l && *l; l++)
+                if (strstr(*l, s))
+                        return true;
+        for (char **l = res->tail; l && *l; l++)
+                if (strstr(*l, s))
+                        return true;
+        return log && strstr(log, s);
+}
+
+/* A secret that spans lines (a YAML block scalar with its trailing
+ * newline, a value with "\r\n") is masked a line at a time: each of its
+ * lines is a secret too, also when a line comes in two reads of the pipe.
+ * A line of blanks in it masks nothing. */
+TEST(masking_multiline)
+{
+        char *dir = make_tmpdir();
+        _cleanup_free_ char *path =
+                script(dir, "s",
+                       "#!/bin/sh\n"
+                       "printf '%s' \"$BLOCK\"\n"
+                       "printf 'crlf: %s\\n' \"$CRLF\"\n"
+                       "echo \"$BLOCK\" | tr -d '\\r' >&2\n"
+                       "printf 'again block-line-'; sleep 0.2; printf 'two-0451 and more\\n'\n"
+                       "printf 'spaced  out\\n'\n"
+                       "printf 'no newline: crlf-second-'; sleep 0.2; printf '7730'\n",
+                       0755);
+        _cleanup_free_ char *log = strprintf("%s/log", dir);
+        struct capture c = {0};
+        struct runner_result res = {0};
+        char *const argv[] = {path, NULL};
+        char *const env[] = {"PATH=/usr/bin:/bin",
+                             "BLOCK=block-line-one-8812\nblock-line-two-0451\n  \n",
+                             "CRLF=crlf-first-3391\r\ncrlf-second-7730", NULL};
+        char *const mask[] = {env[1] + 6, env[2] + 5, NULL};
+        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+        struct runner_spec spec = {
+                .argv = argv, .envp = env, .mask = mask, .log_fd = fd, .tail_lines = 20};
+
+        CHECK(fd >= 0);
+        CHECK_INTEQ(run(&spec, &c, &res), 0);
+        close(fd);
+        CHECK_INTEQ(res.exit_code, 0);
+        _cleanup_free_ char *text = read_all(log);
+        CHECK(text != NULL);
+        const char *parts[] = {"block-line-one-8812",
+                               "block-line-two-0451",
+                               "crlf-first-3391",
+                               "crlf-second-7730",
+                               "8812",
+                               "0451",
+                               "3391",
+                               "7730"};
+        for (size_t i = 0; i < ARRAY_SIZE(parts); i++)
+                CHECK(!leaked(&c, &res, text, parts[i]));
+        _cleanup_free_ char *all = joined(&c, 0);
+        CHECK_STREQ(all, "1:********|1:********|1:  |1:crlf: ********\r|1:********|"
+                         "2:********|2:********|2:  |2:|1:again ******** and more|"
+                         "1:spaced  out|1:no newline: ********");
+        done(dir, &c, &res);
+}
+
+/* Past log_max the log keeps the first and the last half, and a note of
+ * how many bytes were dropped between them; on_line sees the same. */
+TEST(log_cap)
+{
+        char *dir = make_tmpdir();
+        _cleanup_free_ char *full = strprintf("%s/full", dir);
+        _cleanup_free_ char *text =
+                strprintf("#!/bin/sh\necho the start >&2\n"
+                          "seq -f 'line %%g of the output of a chatty module' 1 50000 | tee %s\n",
+                          full);
+        _cleanup_free_ char *path = script(dir, "s", text, 0755);
+        _cleanup_free_ char *log = strprintf("%s/log", dir);
+        struct capture c = {0};
+        struct runner_result res = {0};
+        char *const argv[] = {path, NULL};
+        char *const mask[] = {"chatty", NULL};
+        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+        struct runner_spec spec = {
+                .argv = argv, .mask = mask, .log_fd = fd, .tail_lines = 2, .log_max = 65536};
+        struct stat stf, stl;
+
+        CHECK(fd >= 0);
+        CHECK_INTEQ(run(&spec, &c, &res), 0);
+        close(fd);
+        CHECK_INTEQ(res.exit_code, 0);
+        CHECK_INTEQ(res.log_error, 0);
+        CHECK(stat(full, &stf) == 0 && stat(log, &stl) == 0);
+        _cleanup_free_ char *got = read_all(log);
+        _cleanup_free_ char *note =
+                strprintf("firstboot: dropped %lld bytes of output here", res.log_dropped);
+        CHECK(got != NULL);
+        CHECK(res.log_dropped > 0);
+        CHECK(stl.st_size <= 65536 + 200);
+        /* What the log holds, the note aside, and what was dropped make
+         * all the output ("*******" is as long as "chatty" + 2). */
+        const char *n = got ? strstr(got, note) : NULL;
+        CHECK(n != NULL);
+        if (n) {
+                const char *nl = strchr(n, '\n');
+                long long note_len = nl ? nl - n + 1 : 0;
+                CHECK_INTEQ((long long)stl.st_size - note_len + res.log_dropped,
+                            (long long)stf.st_size + 2 * 50000 +
+                                    (long long)strlen("stderr: the start\n"));
+        }
+        CHECK(got && (startswith(got, "line 1 of the output of a ******** module\n") ||
+                      startswith(got, "stderr: the start\nline 1 of the output of a ******** "
+                                      "module\n")));
+        /* The head (the order between the streams is the order they were
+         * read), the note, the tail. */
+        CHECK(got && strstr(got, "stderr: the start\n") < n);
+        CHECK(n && endswith(n, "\nline 50000 of the output of a ******** module\n"));
+        CHECK(got && !strstr(got, "chatty"));
+        /* on_line: the head, the note, the tail; never everything. */
+        size_t nl_count = strv_length(c.lines);
+        CHECK(nl_count > 100 && nl_count < 50000);
+        bool saw_note = false;
+        for (char **l = c.lines; l && *l; l++)
+                saw_note = saw_note || (startswith(*l, "0:") && strstr(*l, note));
+        CHECK(saw_note);
+        CHECK(strv_contains(c.lines, "2:the start") &&
+              strv_contains(c.lines, "1:line 50000 of the output of a ******** module"));
+        CHECK_INTEQ(strv_length(res.tail), 2);
+        done(dir, &c, &res);
+}
+
+/* No log_max: nothing is dropped, whatever the size. */
+TEST(log_uncapped)
+{
+        char *dir = make_tmpdir();
+        _cleanup_free_ char *path = script(dir, "s", "#!/bin/sh\nseq 1 3000\n", 0755);
+        struct capture c = {0};
+        struct runner_result res = {0};
+
+        CHECK_INTEQ(run_script(path, &c, &res), 0);
+        CHECK_INTEQ(res.log_dropped, 0);
+        CHECK_INTEQ(strv_length(c.lines), 3000);
+        done(dir, &c, &res);
+}
+
+static unsigned long long start_time(pid_t pid)
+{
+        char path[64];
+        _cleanup_free_ char *stat = NULL;
+        const char *p;
+
+        snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+        if (read_file(path, 4096, &stat, NULL) < 0 || !(p = strrchr(stat, ')')))
+                return 0;
+        /* Field 22, the 20th after the comm. */
+        for (int i = 0; i < 20 && p; i++)
+                p = strchr(p + 1, ' ');
+        return p ? strtoull(p + 1, NULL, 10) : 0;
+}
+
+/* pgid_file says "PGID STARTTIME LABEL" while the script runs, and is gone
+ * after. */
+TEST(pgid_file)
+{
+        char *dir = make_tmpdir();
+        _cleanup_free_ char *rec = strprintf("%s/running", dir);
+        _cleanup_free_ char *seen = strprintf("%s/seen", dir);
+        _cleanup_free_ char *text = strprintf(
+                "#!/bin/sh\ncat %s > %s\necho \"$$ $(cut -d' ' -f22 /proc/$$/stat)\" >> %s\n", rec,
+                seen, seen);
+        _cleanup_free_ char *path = script(dir, "s", text, 0755);
+        struct capture c = {0};
+        struct runner_result res = {0};
+        char *const argv[] = {path, NULL};
+        struct runner_spec spec = {.argv = argv, .pgid_file = rec, .pgid_label = "my module"};
+
+        CHECK_INTEQ(run(&spec, &c, &res), 0);
+        CHECK_INTEQ(res.exit_code, 0);
+        CHECK_INTEQ(res.pgid_error, 0);
+        CHECK(access(rec, F_OK) < 0 && errno == ENOENT);
+        _cleanup_free_ char *got = read_all(seen);
+        long long pid = 0, st = 0, pid2 = 0, st2 = 0;
+        char label[64] = "";
+        CHECK(got && sscanf(got, "%lld %lld %63s\n%lld %lld", &pid, &st, label, &pid2, &st2) == 5);
+        CHECK(pid > 1 && pid == pid2 && st == st2);
+        CHECK_STREQ(label, "my?module");
+        done(dir, &c, &res);
+}
+
+/* Starts sh -c CMD leading its own process group, as the runner would. */
+static pid_t start_group(const char *cmd)
+{
+        pid_t pid = fork();
+
+        if (pid == 0) {
+                setpgid(0, 0);
+                execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+                _exit(127);
+        }
+        if (pid > 0)
+                setpgid(pid, pid);
+        return pid;
+}
+
+static void write_record(const char *path, pid_t pid, unsigned long long start)
+{
+        _cleanup_free_ char *t = strprintf("%d %llu leftover\n", (int)pid, start);
+        CHECK(write_file_atomic(path, t, strlen(t), 0600, (uid_t)-1, (gid_t)-1) >= 0);
+}
+
+/* What a killed run left: its group ended (TERM, KILL when TERM is
+ * ignored), the record removed; a pid that belongs to another process now
+ * is left alone; a bad record is removed and reported. */
+TEST(end_leftover)
+{
+        char *dir = make_tmpdir();
+        _cleanup_free_ char *rec = strprintf("%s/running", dir);
+        _cleanup_free_ char *bgfile = strprintf("%s/bg", dir);
+        _cleanup_free_ char *cmd = strprintf("sleep 1000 & echo $! > %s; wait", bgfile);
+        struct runner_leftover left;
+        pid_t pid, bg;
+        int st;
+
+        CHECK_INTEQ(runner_end_leftover(rec, 200, &left), 0);
+
+        pid = start_group(cmd);
+        CHECK(pid > 0);
+        for (int i = 0; i < 500 && read_pid(bgfile) <= 1; i++)
+                sleep_ms(10);
+        bg = read_pid(bgfile);
+        CHECK(bg > 1);
+        write_record(rec, pid, start_time(pid));
+        CHECK_INTEQ(runner_end_leftover(rec, 2000, &left), 1);
+        CHECK_INTEQ(left.pgid, pid);
+        CHECK_STREQ(left.label, "leftover");
+        CHECK(!left.killed_hard);
+        CHECK(access(rec, F_OK) < 0);
+        CHECK(waitpid(pid, &st, 0) == pid && WIFSIGNALED(st) && WTERMSIG(st) == SIGTERM);
+        CHECK(bg > 1 && wait_gone(bg, 2000));
+
+        /* TERM ignored (and inherited so by sleep): KILL after the grace. */
+        pid = start_group("trap '' TERM; sleep 1000");
+        CHECK(pid > 0);
+        sleep_ms(100);
+        write_record(rec, pid, start_time(pid));
+        CHECK_INTEQ(runner_end_leftover(rec, 200, &left), 1);
+        CHECK(left.killed_hard);
+        CHECK(waitpid(pid, &st, 0) == pid && WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+
+        /* The pid now is another process: not touched. */
+        pid = start_group("sleep 1000");
+        CHECK(pid > 0);
+        write_record(rec, pid, start_time(pid) + 1);
+        CHECK_INTEQ(runner_end_leftover(rec, 200, &left), 0);
+        CHECK(pid_alive(pid));
+        CHECK(access(rec, F_OK) < 0);
+        kill(-pid, SIGKILL);
+        CHECK(waitpid(pid, &st, 0) == pid);
+
+        /* A group that is gone: nothing to do. */
+        pid = start_group("exit 0");
+        CHECK(pid > 0 && waitpid(pid, &st, 0) == pid);
+        write_record(rec, pid, 1);
+        CHECK_INTEQ(runner_end_leftover(rec, 200, &left), 0);
+        CHECK(access(rec, F_OK) < 0);
+
+        CHECK(write_file_atomic(rec, "nonsense\n", 9, 0600, (uid_t)-1, (gid_t)-1) >= 0);
+        CHECK_INTEQ(runner_end_leftover(rec, 200, &left), -EBADMSG);
+        CHECK(access(rec, F_OK) < 0);
+        CHECK(write_file_atomic(rec, "1 5 init\n", 9, 0600, (uid_t)-1, (gid_t)-1) >= 0);
+        CHECK_INTEQ(runner_end_leftover(rec, 200, &left), -EBADMSG);
+
+        rm_rf(dir);
+        free(dir);
+        check_no_children();
 }
 
 TEST(bad_spec)
