@@ -373,7 +373,7 @@ bool path_is_safe_relative(const char *path)
 #define RM_MAX_DEPTH 256
 #define TEMP_INFIX   ".fbtmp."
 
-bool root_chase_only;
+bool root_chase_only, write_no_tmpfile;
 
 int root_open_dir(const char *root)
 {
@@ -688,10 +688,13 @@ static bool has_contents_at(int dirfd, const char *name, const void *data, size_
 static int write_tmpfile(int dirfd, const char *tmp, const void *data, size_t size, mode_t mode,
                          uid_t uid, gid_t gid, unsigned flags)
 {
-        _cleanup_close_ int fd = openat(dirfd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+        _cleanup_close_ int fd = -1;
         char proc[64];
         int r;
 
+        if (write_no_tmpfile)
+                return -EOPNOTSUPP;
+        fd = openat(dirfd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
         if (fd < 0)
                 return errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL ? -EOPNOTSUPP
                                                                                  : -errno;

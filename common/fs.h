@@ -120,5 +120,6 @@ int remove_stale_temps(int dirfd);
 /* The part of path (made with root_path(root, ...)) inside root: path
  * itself for a NULL root, NULL when path is not under root. */
 const char *path_in_root(const char *root, const char *path);
-/* Tests: resolve with the walk even where openat2() works. */
-extern bool root_chase_only;
+/* Tests: resolve with the walk even where openat2() works; write named
+ * temp files even where O_TMPFILE works. */
+extern bool root_chase_only, write_no_tmpfile;

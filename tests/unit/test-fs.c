@@ -321,6 +321,29 @@ TEST(rewrite_unchanged_and_mode)
         });
 }
 
+TEST(named_temp_fallback)
+{
+        /* Where the file system has no O_TMPFILE: NAME.fbtmp.PID, renamed
+         * over a link at the target, nothing left beside it. */
+        write_no_tmpfile = true;
+        BOTH_WAYS({
+                _cleanup_free_ char *victim = strprintf("%s/victim", t.out);
+                CHECK(write_file_atomic(victim, "orig\n", 5, 0644, (uid_t)-1, (gid_t)-1) == 1);
+                link_at(&t, victim, "etc/f");
+                write_in(&t, "/etc/f", 1);
+                write_in(&t, "/etc/g", 1);
+                _cleanup_free_ char *etc = strprintf("%s/etc", t.root);
+                _cleanup_free_ char *f = read_in(etc, "f");
+                _cleanup_free_ char *v = read_in(t.out, "victim");
+                CHECK_STREQ(f, "x\n");
+                CHECK_STREQ(v, "orig\n");
+                CHECK_INTEQ(count_entries(etc), 2);
+                CHECK_INTEQ(count_entries(t.out), 1);
+                CHECK(unlink(victim) == 0);
+        });
+        write_no_tmpfile = false;
+}
+
 TEST(path_in_root)
 {
         CHECK_STREQ(path_in_root(NULL, "/var/lib"), "/var/lib");
