@@ -465,43 +465,40 @@ int bundle_verify_signature(struct bundle *b, const char *keys_dir, bool require
         return -EPERM;
 }
 
-int bundle_unpack(const struct bundle *b, const char *dir)
+int bundle_unpack(const struct bundle *b, int rootfd, const char *dir)
 {
         const struct archive_member *y = member_list_find(&b->members, BUNDLE_YAML);
         _cleanup_free_ char *stamp_path = strprintf("%s/.unpacked", dir), *stamp = NULL;
+        _cleanup_close_ int dfd = -1;
         char digest[65];
         int r;
 
         if (!y || !stamp_path)
                 return -EINVAL;
         sha256_hex(y->data, y->size, digest);
-        if (read_line_file(stamp_path, &stamp) >= 0 && streq(stamp, digest))
+        if (root_read_file(rootfd, stamp_path, 4096, &stamp, NULL) >= 0 &&
+            strncmp(stamp, digest, 64) == 0 && streq(stamp + 64, "\n"))
                 return 0;
-        r = rm_rf(dir);
-        if (r >= 0)
-                r = mkdir_p(dir, 0700);
+        r = root_rm_rf(rootfd, dir);
         if (r < 0)
                 return r;
+        dfd = root_mkdir_p(rootfd, dir, 0700);
+        if (dfd < 0)
+                return dfd;
         /* dir is new and empty, and counts as unpacked only once the stamp
          * is written last: each member is written in place. */
         for (size_t i = 0; i < b->members.n; i++) {
                 const struct archive_member *m = &b->members.v[i];
-                _cleanup_free_ char *path = strprintf("%s/%s", dir, m->path);
-                if (!path)
-                        return -ENOMEM;
-                r = mkdir_parents(path, 0700);
-                if (r < 0)
-                        return r;
                 mode_t mode = (m->mode & 0111) || endswith(m->path, ".sh") ? 0700 : 0600;
-                r = write_file_atomic_full(path, m->data, m->size, mode, (uid_t)-1, (gid_t)-1,
-                                           WRITE_IN_PLACE | WRITE_NOSYNC);
+                r = root_write_file(dfd, m->path, 0700, m->data, m->size, mode, (uid_t)-1,
+                                    (gid_t)-1, WRITE_IN_PLACE | WRITE_NOSYNC);
                 if (r < 0)
                         return r;
         }
         char line[66];
         snprintf(line, sizeof(line), "%s\n", digest);
-        r = write_file_atomic_full(stamp_path, line, strlen(line), 0600, (uid_t)-1, (gid_t)-1,
-                                   WRITE_NOSYNC);
+        r = write_file_at(dfd, ".unpacked", line, strlen(line), 0600, (uid_t)-1, (gid_t)-1,
+                          WRITE_NOSYNC);
         return r < 0 ? r : 0;
 }
 

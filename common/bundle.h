@@ -85,8 +85,9 @@ int bundle_verify_signature(struct bundle *b, const char *keys_dir, bool require
 /* Writes every member under dir (created 0700; files 0600, scripts 0700),
  * replacing what was there. dir is a cache of the verified user-data: a
  * stamp with bundle.yaml's sha256 (which covers every member) makes a
- * rerun of the same bundle skip the writing. */
-int bundle_unpack(const struct bundle *b, const char *dir);
+ * rerun of the same bundle skip the writing. dir is resolved inside the
+ * root rootfd (fs.h). */
+int bundle_unpack(const struct bundle *b, int rootfd, const char *dir);
 
 void bundle_free(struct bundle *b);
 static inline void bundle_freep(struct bundle **b)

@@ -71,3 +71,55 @@ int parse_owner(const char *root, const char *spec, uid_t *ret_uid, gid_t *ret_g
 /* Whether a relative path is safe to join under a directory: not empty,
  * not absolute, no "." or ".." components, no empty components. */
 bool path_is_safe_relative(const char *path);
+
+/* Paths under a root directory, resolved inside it as if chrooted there:
+ * symlinks on the way are followed, but absolute targets start at the root
+ * and ".." never climbs above it, so an image's links never lead to the
+ * host's files. openat2(RESOLVE_IN_ROOT) does it (Linux 5.6); where the
+ * kernel lacks it, a walk component by component with O_NOFOLLOW does the
+ * same. path may be absolute or relative; both start at the root. A root
+ * of / is ordinary resolution. rootfd comes from root_open_dir(). */
+
+/* An O_PATH descriptor of root (NULL or "" is /). */
+int root_open_dir(const char *root);
+/* openat() of path inside the root: the fd, or a negative errno. With
+ * O_NOFOLLOW a symlink as the last component is -ELOOP. */
+int root_open(int rootfd, const char *path, int flags, mode_t mode);
+/* Creates path and its missing parents inside the root (a dangling link on
+ * the way is followed, inside the root, and its target made); returns an
+ * O_DIRECTORY descriptor of it. */
+int root_mkdir_p(int rootfd, const char *path, mode_t mode);
+/* The parent directory of path inside the root, made with dir_mode when
+ * dir_mode is not 0, and in *ret_name path's last component (pointing into
+ * path). -EINVAL when path has none ("/", ends in "." or ".."). */
+int root_open_parent(int rootfd, const char *path, mode_t dir_mode, const char **ret_name);
+/* write_file_atomic_full() of path inside the root, its parents made with
+ * dir_mode; a symlink as the last component is replaced, never written
+ * through. Temp files a dead process left beside it are removed first. */
+int root_write_file(int rootfd, const char *path, mode_t dir_mode, const void *data, size_t size,
+                    mode_t mode, uid_t uid, gid_t gid, unsigned flags);
+/* write_file_atomic_full() of name (one component) in the directory dirfd. */
+int write_file_at(int dirfd, const char *name, const void *data, size_t size, mode_t mode,
+                  uid_t uid, gid_t gid, unsigned flags);
+/* read_file() of path inside the root. */
+int root_read_file(int rootfd, const char *path, size_t max, char **ret, size_t *ret_size);
+/* Removes path inside the root: a file, a symlink (not followed) or a
+ * directory tree (no link in it followed). Missing is 0. */
+int root_rm_rf(int rootfd, const char *path);
+/* Removes the file (or symlink, not followed) path inside the root;
+ * missing is 0. */
+int root_unlink(int rootfd, const char *path);
+/* fsync() of path inside the root. */
+int root_fsync(int rootfd, const char *path);
+/* Where fd is, as an absolute path inside the root ("/var/lib/x"): what
+ * a path string names once its links were resolved inside the root. */
+int root_fd_path(int rootfd, int fd, char **ret);
+/* Removes the temp files (NAME.fbtmp.PID) a process that is gone left in
+ * the directory dirfd: a write killed before its rename. Returns how many. */
+int remove_stale_temps(int dirfd);
+/* The part of path (made with root_path(root, ...)) inside root: path
+ * itself for a NULL root, NULL when path is not under root. */
+const char *path_in_root(const char *root, const char *path);
+/* Tests: resolve with the walk even where openat2() works; write named
+ * temp files even where O_TMPFILE works. */
+extern bool root_chase_only, write_no_tmpfile;

@@ -11,13 +11,13 @@
 #include <getopt.h>
 #include <sys/file.h>
 
-/* Writes path under root (its directories made), or logs why not. */
-static int put_file(const char *root, const char *path, const char *content, mode_t mode)
+/* Writes path inside the root (its directories made), or logs why not. */
+static int put_file(int rootfd, const char *root, const char *path, const char *content,
+                    mode_t mode)
 {
         _cleanup_free_ char *full = root_path(root, path);
-        int r = mkdir_parents(full, 0755);
-        if (r >= 0)
-                r = write_file_atomic(full, content, strlen(content), mode, (uid_t)-1, (gid_t)-1);
+        int r = root_write_file(rootfd, path, 0755, content, strlen(content), mode, (uid_t)-1,
+                                (gid_t)-1, 0);
         if (r < 0)
                 log_error_errno(r, "Failed to write %s: %m", full);
         return r;
@@ -36,6 +36,7 @@ int cmd_clean(int argc, char **argv)
         bool logs = false, machine_id = false;
         struct config c;
         struct diags d = {0};
+        _cleanup_close_ int rootfd = -1;
         int opt, r;
 
         optind = 0;
@@ -65,6 +66,9 @@ int cmd_clean(int argc, char **argv)
                 fprintf(stderr, "firstboot clean: unexpected argument '%s'\n", argv[optind]);
                 return 2;
         }
+        rootfd = root_open_dir(root);
+        if (rootfd < 0)
+                return log_error_errno(rootfd, "--root %s: %m", root ? root : "/"), 1;
         _cleanup_free_ char *conf = root_path(root, CONFIG_DEFAULT_PATH);
         if (config_load(conf, false, &c, &d) < 0) {
                 diags_print(&d, stderr);
@@ -73,28 +77,29 @@ int cmd_clean(int argc, char **argv)
         }
         _cleanup_free_ char *state = root_path(root, c.state_dir);
         _cleanup_free_ char *lock = strprintf("%s/run.lock", state);
+        _cleanup_free_ char *lock_rel = strprintf("%s/run.lock", c.state_dir);
         _cleanup_strv_free_ char **paths = NULL;
         r = reset_paths(&c, logs, &paths);
         config_free(&c);
         if (r < 0)
                 return log_error_errno(r, "Failed to clean: %m"), 1;
 
-        _cleanup_close_ int fd = open(lock, O_RDWR | O_CLOEXEC);
+        _cleanup_close_ int fd = root_open(rootfd, lock_rel, O_RDWR | O_NOFOLLOW, 0);
         if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) < 0) {
                 log_error("A firstboot run is in progress (it holds %s); not cleaning", lock);
                 return 1;
         }
         for (char **p = paths; *p; p++) {
                 _cleanup_free_ char *full = root_path(root, *p);
-                r = rm_rf(full);
+                r = root_rm_rf(rootfd, *p);
                 if (r < 0)
                         return log_error_errno(r, "Failed to clean %s: %m", full), 1;
         }
         if (machine_id) {
-                r = put_file(root, RESET_MACHINE_ID_PATH, RESET_MACHINE_ID_CONTENT, 0444);
-                _cleanup_free_ char *sd = root_path(root, RESET_PRESET_IF);
-                if (r >= 0 && access(sd, F_OK) == 0)
-                        r = put_file(root, RESET_PRESET_PATH, RESET_PRESET_CONTENT, 0644);
+                r = put_file(rootfd, root, RESET_MACHINE_ID_PATH, RESET_MACHINE_ID_CONTENT, 0444);
+                _cleanup_close_ int sd = root_open(rootfd, RESET_PRESET_IF, O_PATH, 0);
+                if (r >= 0 && sd >= 0)
+                        r = put_file(rootfd, root, RESET_PRESET_PATH, RESET_PRESET_CONTENT, 0644);
                 if (r < 0)
                         return 1;
         }

@@ -29,6 +29,7 @@
 
 struct run {
         const char *root;
+        int rootfd; /* every write under the root goes through it (fs.h) */
         struct config cfg;
         char *state_dir, *log_dir, *marker, *status_path, *inst_dir;
         struct ds_result ds;
@@ -86,9 +87,16 @@ static char *diags_summary(const struct diags *d)
         return s;
 }
 
+/* A path of this run (made under r->root) as the root sees it, for the
+ * root_* calls of fs.h, which resolve it inside the root. */
+static const char *in_root(const struct run *r, const char *path)
+{
+        return path_in_root(r->root, path);
+}
+
 static void save_status(struct run *r, bool sync)
 {
-        int k = run_status_write(r->status_path, &r->st, sync);
+        int k = run_status_write(r->rootfd, in_root(r, r->status_path), &r->st, sync);
         if (k < 0)
                 log_warning_errno(k, "Failed to write %s: %m", r->status_path);
 }
@@ -117,6 +125,25 @@ static char *instance_dir_name(const char *iid)
         return strprintf("id-%.32s", h);
 }
 
+/* Makes *dir (a path under the root) inside the root, 0700, and sets
+ * *dir to where its links led there: modules and messages then name the
+ * directory the root_* calls write to, not one a link outside points at. */
+static int make_dir(struct run *r, char **dir)
+{
+        _cleanup_close_ int fd = root_mkdir_p(r->rootfd, in_root(r, *dir), 0700);
+        _cleanup_free_ char *rel = NULL;
+
+        if (fd < 0)
+                return fd;
+        if (fchmod(fd, 0700) < 0)
+                return -errno;
+        if (root_fd_path(r->rootfd, fd, &rel) >= 0) {
+                free(*dir);
+                *dir = root_path(r->root, rel);
+        }
+        return 0;
+}
+
 /* -------- files -------- */
 
 static int write_files(struct run *r)
@@ -141,9 +168,8 @@ static int write_files(struct run *r)
                 }
                 if (getuid() != 0 && uid == 0 && gid == 0)
                         uid = (uid_t)-1, gid = (gid_t)-1; /* unprivileged test runs */
-                k = mkdir_parents(path, 0755);
-                if (k >= 0)
-                        k = write_file_atomic(path, m->data, m->size, f->mode, uid, gid);
+                k = root_write_file(r->rootfd, f->path, 0755, m->data, m->size, f->mode, uid, gid,
+                                    0);
                 if (k < 0)
                         return log_error_errno(k, "Failed to write %s: %m", path);
                 log_event(LOG_INFO, NULL, NULL, "files", "%s %s (mode %04o%s%s)",
@@ -154,9 +180,8 @@ static int write_files(struct run *r)
         if (host) {
                 _cleanup_free_ char *path = root_path(r->root, "/etc/hostname");
                 _cleanup_free_ char *line = strprintf("%s\n", host);
-                int k = mkdir_parents(path, 0755);
-                if (k >= 0)
-                        k = write_file_atomic(path, line, strlen(line), 0644, (uid_t)-1, (gid_t)-1);
+                int k = root_write_file(r->rootfd, "/etc/hostname", 0755, line, strlen(line), 0644,
+                                        (uid_t)-1, (gid_t)-1, 0);
                 if (k < 0)
                         return log_error_errno(k, "Failed to write %s: %m", path);
                 if (!r->root && k > 0 && sethostname(host, strlen(host)) < 0)
@@ -319,14 +344,16 @@ static int run_module(struct run *r, struct planned *p)
         if (r->bundle->phone_token && *r->bundle->phone_token)
                 strv_extend(&mask, r->bundle->phone_token);
 
-        k = mkdir_p(r->log_dir, 0700);
+        k = root_mkdir_p(r->rootfd, in_root(r, r->log_dir), 0700);
         if (k >= 0) {
-                logfd = open(logpath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
+                close(k);
+                k = logfd = root_open(r->rootfd, in_root(r, logpath),
+                                      O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW, 0600);
                 if (logfd >= 0)
                         fchmod(logfd, 0600);
         }
         if (logfd < 0)
-                log_warning_errno(errno,
+                log_warning_errno(k,
                                   "Failed to open %s, module output goes only to the "
                                   "journal: %m",
                                   logpath);
@@ -413,15 +440,13 @@ static int run_module(struct run *r, struct planned *p)
                 if (mark) {
                         _cleanup_free_ char *text =
                                 strprintf("%s %lld\n", r->st.instance_id, now_realtime_ms());
-                        k = mkdir_parents(mark, 0700);
                         /* Not synced one by one: a mark lost with the power
                          * reruns an idempotent module, and what counts is
                          * the name, which finish() makes durable with one
                          * fsync of the directory before the ready marker. */
-                        if (k >= 0)
-                                k = write_file_atomic_full(mark, text, strlen(text), 0600,
-                                                           (uid_t)-1, (gid_t)-1,
-                                                           WRITE_IN_PLACE | WRITE_NOSYNC);
+                        k = root_write_file(r->rootfd, in_root(r, mark), 0700, text, strlen(text),
+                                            0600, (uid_t)-1, (gid_t)-1,
+                                            WRITE_IN_PLACE | WRITE_NOSYNC);
                         if (k < 0)
                                 log_warning_errno(k, "Failed to write the done-mark %s: %m", mark);
                 }
@@ -457,6 +482,12 @@ static bool module_failed_or_skipped(struct run *r, const char *id)
         return m && (m->state == MOD_FAILED || m->state == MOD_SKIPPED);
 }
 
+static bool exists_in_root(const struct run *r, const char *path)
+{
+        _cleanup_close_ int fd = root_open(r->rootfd, in_root(r, path), O_PATH | O_NOFOLLOW, 0);
+        return fd >= 0;
+}
+
 static void run_modules(struct run *r)
 {
         for (size_t i = 0; i < r->n_mods; i++) {
@@ -479,7 +510,7 @@ static void run_modules(struct run *r)
                         save_status(r, false);
                         continue;
                 }
-                if (mark && path_exists(mark)) {
+                if (mark && exists_in_root(r, mark)) {
                         const struct module_status *old = run_status_find(&r->prev, p->bm->id);
                         r->mst[p - r->mods]->state = MOD_DONE;
                         if (old) {
@@ -513,14 +544,11 @@ static int write_marker(struct run *r)
         if (k < 0)
                 return k;
         line = strprintf("%s\n", text);
-        k = mkdir_parents(r->marker, 0700);
-        if (k < 0)
-                return k;
         /* Only the instance matters; a rerun must not rewrite the marker
          * just for a new timestamp. */
         _cleanup_free_ char *old = NULL;
         size_t old_len;
-        if (read_file(r->marker, 4096, &old, &old_len) >= 0) {
+        if (root_read_file(r->rootfd, in_root(r, r->marker), 4096, &old, &old_len) >= 0) {
                 _cleanup_node_ struct node *o = NULL;
                 struct diags ignore = {0};
                 bool same = json_parse(r->marker, old, old_len, &o, &ignore) >= 0 &&
@@ -530,7 +558,8 @@ static int write_marker(struct run *r)
                 if (same)
                         return 0;
         }
-        return write_file_atomic(r->marker, line, strlen(line), 0644, (uid_t)-1, (gid_t)-1);
+        return root_write_file(r->rootfd, in_root(r, r->marker), 0700, line, strlen(line), 0644,
+                               (uid_t)-1, (gid_t)-1, 0);
 }
 
 static char *callback_body(struct run *r)
@@ -628,6 +657,9 @@ static void run_free(struct run *r)
         free(r->inst_dir);
         free(r->fail_tail_module);
         strv_free(r->fail_tail);
+        if (r->rootfd >= 0)
+                close(r->rootfd);
+        r->rootfd = -1;
 }
 
 /* Ends the run: marker, status, callback, notification. */
@@ -652,7 +684,7 @@ static int finish(struct run *r, const char *error)
                 _cleanup_free_ char *once = strprintf("%s/once", r->state_dir);
                 const char *dirs[] = {done, once};
                 for (size_t i = 0; i < ARRAY_SIZE(dirs); i++)
-                        if ((k = fsync_path(dirs[i])) < 0 && k != -ENOENT)
+                        if ((k = root_fsync(r->rootfd, in_root(r, dirs[i]))) < 0 && k != -ENOENT)
                                 log_warning_errno(k, "Failed to sync %s: %m", dirs[i]);
         }
         if (ok) {
@@ -663,7 +695,7 @@ static int finish(struct run *r, const char *error)
                         r->st.error = strprintf("cannot write the ready marker %s", r->marker);
                 }
         } else if (r->marker)
-                unlink(r->marker);
+                root_unlink(r->rootfd, in_root(r, r->marker));
         /* Durable once, after the callback: unless a module ran or the
          * outcome changed, a lost status.json is the previous boot's, which
          * says the same (a rerun then costs no fsync). */
@@ -674,8 +706,7 @@ static int finish(struct run *r, const char *error)
         if (r->inst_dir && r->st.instance_id) {
                 _cleanup_free_ char *hist =
                         strprintf("%s/runs/boot-%u.json", r->inst_dir, r->st.boot);
-                if (mkdir_parents(hist, 0700) >= 0)
-                        run_status_write(hist, &r->st, false);
+                run_status_write(r->rootfd, in_root(r, hist), &r->st, false);
         }
         if (r->st.state == RUN_READY) {
                 log_event(LOG_NOTICE, MSGID_READY, NULL, "ready",
@@ -745,6 +776,7 @@ int cmd_run(int argc, char **argv)
         int c, k, ret;
 
         r.t0 = now_ms();
+        r.rootfd = -1;
         optind = 0;
         while ((c = getopt_long(argc, argv, "h", opts, NULL)) >= 0) {
                 switch (c) {
@@ -796,6 +828,11 @@ int cmd_run(int argc, char **argv)
         }
         if (root_abs)
                 r.root = root_abs;
+        r.rootfd = root_open_dir(r.root);
+        if (r.rootfd < 0) {
+                log_error_errno(r.rootfd, "--root %s: %m", r.root ? r.root : "/");
+                return 2;
+        }
         if (user_data && !datasource)
                 datasource = "file";
 
@@ -808,16 +845,18 @@ int cmd_run(int argc, char **argv)
         }
         r.state_dir = root_path(r.root, r.cfg.state_dir);
         r.log_dir = root_path(r.root, r.cfg.log_dir);
-        r.status_path = strprintf("%s/status.json", r.state_dir);
-        k = mkdir_p(r.state_dir, 0700);
+        k = make_dir(&r, &r.state_dir);
         if (k < 0) {
                 log_error_errno(k, "Failed to create %s: %m", r.state_dir);
                 run_free(&r);
                 return 1;
         }
-        chmod(r.state_dir, 0700);
+        r.status_path = strprintf("%s/status.json", r.state_dir);
         lock_path = strprintf("%s/run.lock", r.state_dir);
-        lockfd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        k = lockfd =
+                root_open(r.rootfd, in_root(&r, lock_path), O_RDWR | O_CREAT | O_NOFOLLOW, 0600);
+        if (k < 0)
+                errno = -k;
         if (lockfd < 0 || flock(lockfd, LOCK_EX | LOCK_NB) < 0) {
                 log_error_errno(errno, "Another firstboot run holds %s: %m", lock_path);
                 run_free(&r);
@@ -897,14 +936,15 @@ int cmd_run(int argc, char **argv)
                         log_event(LOG_NOTICE, NULL, NULL, "datasource",
                                   "New instance %s (was %s): provisioning again", r.st.instance_id,
                                   old_iid);
-                unlink(r.marker);
+                root_unlink(r.rootfd, in_root(&r, r.marker));
                 _cleanup_free_ char *line = strprintf("%s\n", r.st.instance_id);
-                write_file_atomic(iid_path, line, strlen(line), 0600, (uid_t)-1, (gid_t)-1);
+                root_write_file(r.rootfd, in_root(&r, iid_path), 0700, line, strlen(line), 0600,
+                                (uid_t)-1, (gid_t)-1, 0);
         }
         if (!streq_ptr(r.prev.instance_id, r.st.instance_id))
                 run_status_free(&r.prev);
         r.st.boot = r.prev.boot + 1;
-        mkdir_p(r.inst_dir, 0700);
+        make_dir(&r, &r.inst_dir);
 
         if (!r.ds.user_data) {
                 _cleanup_free_ char *e = strprintf("%s returned no user-data", r.ds.source);
@@ -947,7 +987,7 @@ int cmd_run(int argc, char **argv)
                 r.marker = root_path(r.root, r.bundle->ready_marker);
                 /* The previous instance's marker says nothing about this one. */
                 if (new_instance)
-                        unlink(r.marker);
+                        root_unlink(r.rootfd, in_root(&r, r.marker));
         }
 
         _cleanup_free_ char *bdir = strprintf("%s/bundle", r.inst_dir);
@@ -974,7 +1014,7 @@ int cmd_run(int argc, char **argv)
                 r.mst[i] = &r.st.modules[i];
         save_status(&r, false);
 
-        k = bundle_unpack(r.bundle, bdir);
+        k = bundle_unpack(r.bundle, r.rootfd, in_root(&r, bdir));
         if (k < 0) {
                 log_error_errno(k, "Failed to unpack the bundle into %s: %m", bdir);
                 ret = finish(&r, "cannot unpack the bundle");

@@ -103,7 +103,7 @@ struct node *run_status_to_node(const struct run_status *s)
         return n;
 }
 
-int run_status_write(const char *path, const struct run_status *s, bool sync)
+int run_status_write(int rootfd, const char *path, const struct run_status *s, bool sync)
 {
         _cleanup_node_ struct node *n = run_status_to_node(s);
         _cleanup_free_ char *text = NULL;
@@ -113,8 +113,8 @@ int run_status_write(const char *path, const struct run_status *s, bool sync)
         _cleanup_free_ char *line = strprintf("%s\n", text);
         if (!line)
                 return -ENOMEM;
-        r = write_file_atomic_full(path, line, strlen(line), 0600, (uid_t)-1, (gid_t)-1,
-                                   sync ? 0 : WRITE_NOSYNC);
+        r = root_write_file(rootfd, path, 0700, line, strlen(line), 0600, (uid_t)-1, (gid_t)-1,
+                            sync ? 0 : WRITE_NOSYNC);
         return r < 0 ? r : 0;
 }
 

@@ -56,7 +56,8 @@ struct module_status *run_status_find(const struct run_status *s, const char *id
 
 /* As a JSON-ready tree / JSON text (stable; documented in the README). */
 struct node *run_status_to_node(const struct run_status *s);
-/* sync: fsync the file (the final status of a run); progress updates skip it. */
-int run_status_write(const char *path, const struct run_status *s, bool sync);
+/* sync: fsync the file (the final status of a run); progress updates skip it.
+ * path is resolved inside the root rootfd (fs.h), its directory made 0700. */
+int run_status_write(int rootfd, const char *path, const struct run_status *s, bool sync);
 int run_status_read(const char *path, struct run_status *ret, struct diags *d);
 void run_status_free(struct run_status *s);

@@ -38,7 +38,6 @@
 #define MAX_SOURCE_FILE (256U * 1024U * 1024U)
 #define MAX_SMALL_FILE  (1024U * 1024U)
 #define UNIT_DIR        "usr/lib/systemd/system"
-#define MAX_LINKS       40
 
 /* The units bake installs and enables, from the units directory. */
 static const char *const units[] = {
@@ -133,91 +132,32 @@ static void plan_symlink(struct plan *p, const char *path, const char *target)
 struct image {
         const char *label; /* the directory or the input tarball, for messages */
         const char *root;  /* a directory, or NULL */
+        int rootfd;        /* root's, for fs.h's root_* calls: paths resolve inside it */
         struct tar_index index;
 };
 
-/* The host path of rel in a root directory, resolved as if chrooted:
- * symlinks on the way are followed inside the root (absolute targets from
- * the root, ".." never above it), so an image's absolute links never lead
- * to the host's files. The last component is followed only with
- * follow_last; with mkdir, missing directories on the way are made
- * (0755). -ENOENT when a directory on the way is missing. */
-static int chase(const char *root, const char *rel, bool follow_last, bool mkdir_missing,
-                 char **ret)
+/* The host path of rel in a root directory, its links resolved inside
+ * the root (the last component not followed): for a parser whose messages
+ * name the file it reads. */
+static int image_host_path(const struct image *img, const char *rel, char **ret)
 {
-        _cleanup_free_ char *cur = xstrdup(""), *todo = xstrdup(rel);
-        unsigned links = 0;
+        const char *name;
+        _cleanup_close_ int dfd = root_open_parent(img->rootfd, rel, 0, &name);
+        _cleanup_free_ char *dir = NULL;
+        int r = dfd < 0 ? dfd : root_fd_path(img->rootfd, dfd, &dir);
 
-        for (;;) {
-                char *s = todo;
-                while (*s == '/')
-                        s++;
-                if (!*s) {
-                        *ret = strprintf("%s%s%s", root, *cur ? "/" : "", cur);
-                        return 0;
-                }
-                size_t len = strcspn(s, "/");
-                _cleanup_free_ char *comp = xstrndup(s, len);
-                _cleanup_free_ char *rest = xstrdup(s + len);
-                bool last = strspn(rest, "/") == strlen(rest);
-
-                free(todo);
-                todo = TAKE_PTR(rest);
-                if (streq(comp, "."))
-                        continue;
-                if (streq(comp, "..")) {
-                        char *slash = strrchr(cur, '/');
-                        if (slash)
-                                *slash = '\0';
-                        else
-                                cur[0] = '\0';
-                        continue;
-                }
-                _cleanup_free_ char *next = strprintf("%s%s%s", cur, *cur ? "/" : "", comp);
-                _cleanup_free_ char *host = strprintf("%s/%s", root, next);
-                struct stat st;
-                if (last && !follow_last) {
-                        *ret = TAKE_PTR(host);
-                        return 0;
-                }
-                if (lstat(host, &st) < 0) {
-                        if (errno != ENOENT || !mkdir_missing)
-                                return -errno;
-                        if (mkdir(host, 0755) < 0 && errno != EEXIST)
-                                return -errno;
-                        free(cur);
-                        cur = TAKE_PTR(next);
-                        continue;
-                }
-                if (S_ISLNK(st.st_mode)) {
-                        char target[PATH_MAX];
-                        ssize_t n = readlink(host, target, sizeof(target) - 1);
-                        if (n < 0)
-                                return -errno;
-                        if (++links > MAX_LINKS)
-                                return -ELOOP;
-                        target[n] = '\0';
-                        char *joined = strprintf("%s/%s", target, todo);
-                        free(todo);
-                        todo = joined;
-                        if (target[0] == '/')
-                                cur[0] = '\0';
-                        continue;
-                }
-                if (!S_ISDIR(st.st_mode) && !last)
-                        return -ENOTDIR;
-                free(cur);
-                cur = TAKE_PTR(next);
-        }
+        if (r < 0)
+                return r;
+        *ret = strprintf("%s%s/%s", img->root, streq(dir, "/") ? "" : dir, name);
+        return 0;
 }
 
 /* Whether the image has rel (any type; not followed). */
 static bool image_has(const struct image *img, const char *rel)
 {
         if (img->root) {
-                _cleanup_free_ char *host = NULL;
-                struct stat st;
-                return chase(img->root, rel, false, false, &host) >= 0 && lstat(host, &st) == 0;
+                _cleanup_close_ int fd = root_open(img->rootfd, rel, O_PATH | O_NOFOLLOW, 0);
+                return fd >= 0;
         }
         for (size_t i = 0; i < img->index.n; i++)
                 if (streq(img->index.v[i].path, rel))
@@ -229,13 +169,13 @@ static bool image_has(const struct image *img, const char *rel)
 static char image_type(const struct image *img, const char *rel, char **ret_link)
 {
         if (img->root) {
-                _cleanup_free_ char *host = NULL;
+                _cleanup_close_ int fd = root_open(img->rootfd, rel, O_PATH | O_NOFOLLOW, 0);
                 struct stat st;
-                if (chase(img->root, rel, false, false, &host) < 0 || lstat(host, &st) < 0)
+                if (fd < 0 || fstat(fd, &st) < 0)
                         return 0;
                 if (S_ISLNK(st.st_mode) && ret_link) {
                         char target[PATH_MAX];
-                        ssize_t n = readlink(host, target, sizeof(target) - 1);
+                        ssize_t n = readlinkat(fd, "", target, sizeof(target) - 1);
                         *ret_link = n >= 0 ? xstrndup(target, (size_t)n) : NULL;
                 }
                 return S_ISREG(st.st_mode)   ? 'f'
@@ -258,16 +198,15 @@ static int image_read(const struct image *img, const char *rel, char **ret, size
 {
         if (!img->root)
                 return tar_read_file(img->label, rel, MAX_SMALL_FILE, ret, ret_size);
-        _cleanup_free_ char *host = NULL;
-        int r = chase(img->root, rel, false, false, &host);
+        _cleanup_close_ int fd = root_open(img->rootfd, rel, O_PATH | O_NOFOLLOW, 0);
         struct stat st;
-        if (r < 0)
-                return r;
-        if (lstat(host, &st) < 0)
+        if (fd < 0)
+                return fd == -ELOOP ? -EINVAL : fd;
+        if (fstat(fd, &st) < 0)
                 return -errno;
         if (!S_ISREG(st.st_mode))
                 return -EINVAL;
-        return read_file(host, MAX_SMALL_FILE, ret, ret_size);
+        return root_read_file(img->rootfd, rel, MAX_SMALL_FILE, ret, ret_size);
 }
 
 /* The names (not paths) of the image's entries directly in dir. */
@@ -276,12 +215,13 @@ static char **image_list(const struct image *img, const char *dir)
         char **v = NULL;
 
         if (img->root) {
-                _cleanup_free_ char *host = NULL;
-                if (chase(img->root, dir, true, false, &host) < 0)
+                int fd = root_open(img->rootfd, dir, O_RDONLY | O_DIRECTORY, 0);
+                DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+                if (!d) {
+                        if (fd >= 0)
+                                close(fd);
                         return NULL;
-                DIR *d = opendir(host);
-                if (!d)
-                        return NULL;
+                }
                 for (struct dirent *de; (de = readdir(d));)
                         if (!streq(de->d_name, ".") && !streq(de->d_name, ".."))
                                 strv_extend(&v, de->d_name);
@@ -739,7 +679,7 @@ static int plan_config(struct plan *p, const struct image *img, const char *give
                  * image's own in a directory, a copy for a tarball. */
                 _cleanup_free_ char *host = NULL, *tmp = NULL;
                 if (img->root)
-                        r = chase(img->root, rel, false, false, &host);
+                        r = image_host_path(img, rel, &host);
                 else {
                         tmp = strprintf("%s/imagegen-bake.XXXXXX",
                                         getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
@@ -847,25 +787,29 @@ static void add_image_keys(const struct image *img, const char *keys_rel, struct
 
 /* --- Applying the plan to a directory --- */
 
-static int dir_symlink(const char *host, const char *target)
+static int dir_symlink(int rootfd, const char *rel, const char *target)
 {
-        char old[PATH_MAX];
-        ssize_t n = readlink(host, old, sizeof(old) - 1);
+        const char *name;
+        _cleanup_close_ int dfd = root_open_parent(rootfd, rel, 0755, &name);
+        char old[PATH_MAX], tmp[NAME_MAX + 1];
 
+        if (dfd < 0)
+                return dfd;
+        ssize_t n = readlinkat(dfd, name, old, sizeof(old) - 1);
         if (n >= 0 && (size_t)n == strlen(target) && memcmp(old, target, (size_t)n) == 0)
                 return 0;
-        _cleanup_free_ char *tmp = strprintf("%s.bake-tmp.%d", host, (int)getpid());
-        unlink(tmp);
-        if (symlink(target, tmp) < 0)
+        snprintf(tmp, sizeof(tmp), "%.200s.bake-tmp.%d", name, (int)getpid());
+        (void)unlinkat(dfd, tmp, 0);
+        if (symlinkat(target, dfd, tmp) < 0)
                 return -errno;
-        if (lchown(tmp, 0, 0) < 0 && geteuid() == 0) {
+        if (fchownat(dfd, tmp, 0, 0, AT_SYMLINK_NOFOLLOW) < 0 && geteuid() == 0) {
                 int e = errno;
-                unlink(tmp);
+                (void)unlinkat(dfd, tmp, 0);
                 return -e;
         }
-        if (rename(tmp, host) < 0) {
+        if (renameat(dfd, tmp, dfd, name) < 0) {
                 int e = errno;
-                unlink(tmp);
+                (void)unlinkat(dfd, tmp, 0);
                 return -e;
         }
         return 1;
@@ -873,30 +817,32 @@ static int dir_symlink(const char *host, const char *target)
 
 /* Removes what a TAR_REMOVE pattern matches: the directory part is
  * literal, the last component a pattern. */
-static int dir_remove(const char *root, const char *pattern)
+static int dir_remove(int rootfd, const char *pattern)
 {
         _cleanup_free_ char *copy = xstrdup(pattern);
         char *slash = strrchr(copy, '/');
         const char *base = slash ? slash + 1 : copy;
-        _cleanup_free_ char *dir = NULL;
-        int r, changed = 0;
+        int r = 0, changed = 0;
 
         if (slash)
                 *slash = '\0';
-        r = chase(root, slash ? copy : "", true, false, &dir);
-        if (r == -ENOENT || r == -ENOTDIR)
+        int dfd = root_open(rootfd, slash ? copy : "", O_RDONLY | O_DIRECTORY, 0);
+        if (dfd == -ENOENT || dfd == -ENOTDIR)
                 return 0;
-        if (r < 0)
+        if (dfd < 0)
+                return dfd;
+        DIR *d = fdopendir(dfd);
+        if (!d) {
+                r = -errno;
+                close(dfd);
                 return r;
-        DIR *d = opendir(dir);
-        if (!d)
-                return errno == ENOENT || errno == ENOTDIR ? 0 : -errno;
+        }
         for (struct dirent *de; (de = readdir(d));) {
                 if (streq(de->d_name, ".") || streq(de->d_name, "..") ||
                     fnmatch(base, de->d_name, FNM_PERIOD) != 0)
                         continue;
-                _cleanup_free_ char *victim = strprintf("%s/%s", dir, de->d_name);
-                r = rm_rf(victim);
+                /* One name in dfd: nothing in it resolves anywhere else. */
+                r = root_rm_rf(dfd, de->d_name);
                 if (r < 0)
                         break;
                 changed = 1;
@@ -905,7 +851,7 @@ static int dir_remove(const char *root, const char *pattern)
         return r < 0 ? r : changed;
 }
 
-static int dir_apply(const char *root, struct tar_change *c, size_t n)
+static int dir_apply(int rootfd, const char *root, struct tar_change *c, size_t n)
 {
         uid_t uid = geteuid() == 0 ? 0 : (uid_t)-1;
         gid_t gid = geteuid() == 0 ? 0 : (gid_t)-1;
@@ -915,18 +861,21 @@ static int dir_apply(const char *root, struct tar_change *c, size_t n)
          * entries before it looks at puts. */
         for (int pass = 0; pass < 2; pass++)
                 for (size_t i = 0; i < n; i++) {
-                        _cleanup_free_ char *host = NULL;
                         if ((c[i].kind == TAR_REMOVE) != (pass == 0))
                                 continue;
                         if (c[i].kind == TAR_REMOVE)
-                                r = dir_remove(root, c[i].path);
-                        else
-                                r = chase(root, c[i].path, c[i].kind == TAR_PUT_DIR, true, &host);
-                        if (r >= 0 && c[i].kind == TAR_PUT_FILE)
-                                r = write_file_atomic(host, c[i].data, c[i].size, c[i].mode, uid,
-                                                      gid);
-                        else if (r >= 0 && c[i].kind == TAR_PUT_SYMLINK)
-                                r = dir_symlink(host, c[i].target);
+                                r = dir_remove(rootfd, c[i].path);
+                        else if (c[i].kind == TAR_PUT_FILE)
+                                r = root_write_file(rootfd, c[i].path, 0755, c[i].data, c[i].size,
+                                                    c[i].mode, uid, gid, 0);
+                        else if (c[i].kind == TAR_PUT_SYMLINK)
+                                r = dir_symlink(rootfd, c[i].path, c[i].target);
+                        else {
+                                int fd = root_mkdir_p(rootfd, c[i].path, 0755);
+                                r = fd < 0 ? fd : 0;
+                                if (fd >= 0)
+                                        close(fd);
+                        }
                         if (r < 0) {
                                 fprintf(stderr, "imagegen bake: %s/%s: %s\n", root, c[i].path,
                                         strerror(-r));
@@ -1042,11 +991,20 @@ static int open_image(const struct bake_opts *o, struct image *img)
 {
         _cleanup_free_ char *err = NULL;
 
-        *img = (struct image){.label = o->rootfs ? o->rootfs : o->tar, .root = o->rootfs};
+        *img = (struct image){
+                .label = o->rootfs ? o->rootfs : o->tar, .root = o->rootfs, .rootfd = -1};
         if (o->rootfs && !is_dir(o->rootfs)) {
                 fprintf(stderr, "imagegen bake: %s: %s\n", o->rootfs,
                         path_exists(o->rootfs) ? "not a directory" : strerror(ENOENT));
                 return -ENOTDIR;
+        }
+        if (o->rootfs) {
+                img->rootfd = root_open_dir(o->rootfs);
+                if (img->rootfd < 0) {
+                        fprintf(stderr, "imagegen bake: %s: %s\n", o->rootfs,
+                                strerror(-img->rootfd));
+                        return img->rootfd;
+                }
         }
         if (o->tar) {
                 int r = tar_index_read(o->tar, &img->index, &err);
@@ -1224,7 +1182,7 @@ int cmd_bake(int argc, char **argv)
         if (r >= 0)
                 r = make_plan(&o, &img, &p, &n_modules, &n_keys);
         if (r >= 0 && img.root)
-                r = dir_apply(img.root, p.v, p.n);
+                r = dir_apply(img.rootfd, img.root, p.v, p.n);
         else if (r >= 0) {
                 _cleanup_free_ char *err = NULL;
                 r = tar_rewrite(o.tar, o.out, p.v, p.n, &err);
@@ -1248,6 +1206,8 @@ int cmd_bake(int argc, char **argv)
                        o.bundle ? ", default bundle" : "");
         }
         plan_free(&p);
+        if (img.rootfd >= 0)
+                close(img.rootfd);
         tar_index_free(&img.index);
         strv_free(o.key_files);
         return r < 0 ? 1 : 0;
