@@ -4,20 +4,25 @@
 #include <json-c/json.h>
 
 /* json-c represents null as a NULL object, so failure is told apart by
- * *ok. */
-static struct json_object *to_json(const struct node *n, bool *ok)
+ * *ok. A tree deeper than NODE_MAX_DEPTH is a failure too (no reader
+ * builds one). */
+static struct json_object *to_json(const struct node *n, unsigned depth, bool *ok)
 {
         struct json_object *o;
         long long i;
         double d;
         bool b;
 
+        if (n->kind != NODE_SCALAR && depth >= NODE_MAX_DEPTH) {
+                *ok = false;
+                return NULL;
+        }
         switch (n->kind) {
         case NODE_MAP:
                 o = json_object_new_object();
                 *ok = o != NULL;
                 for (size_t k = 0; o && k < n->n_items; k++) {
-                        struct json_object *c = to_json(n->items[k], ok);
+                        struct json_object *c = to_json(n->items[k], depth + 1, ok);
                         if (!*ok || json_object_object_add(o, n->items[k]->key, c) < 0) {
                                 *ok = false;
                                 json_object_put(c);
@@ -30,7 +35,7 @@ static struct json_object *to_json(const struct node *n, bool *ok)
                 o = json_object_new_array();
                 *ok = o != NULL;
                 for (size_t k = 0; o && k < n->n_items; k++) {
-                        struct json_object *c = to_json(n->items[k], ok);
+                        struct json_object *c = to_json(n->items[k], depth + 1, ok);
                         if (!*ok || json_object_array_add(o, c) < 0) {
                                 *ok = false;
                                 json_object_put(c);
@@ -75,7 +80,7 @@ static struct json_object *to_json(const struct node *n, bool *ok)
 int json_format(const struct node *n, bool pretty, char **ret)
 {
         bool ok = true;
-        struct json_object *o = to_json(n, &ok);
+        struct json_object *o = to_json(n, 0, &ok);
         if (!ok)
                 return -ENOMEM;
         int flags = JSON_C_TO_STRING_NOSLASHESCAPE |
@@ -106,6 +111,11 @@ static struct node *from_json(struct json_object *o)
                                 return NULL;
                         }
                 }
+                /* json-c keeps one value per key: this only sorts. */
+                if (node_index_keys(n, NULL) == -ENOMEM) {
+                        node_free(n);
+                        return NULL;
+                }
                 return n;
         case json_type_array:
                 n = node_new(NODE_SEQ);
@@ -135,7 +145,10 @@ static struct node *from_json(struct json_object *o)
 
 int json_parse(const char *file, const char *buf, size_t len, struct node **ret, struct diags *d)
 {
-        struct json_tokener *t = json_tokener_new();
+        /* json-c admits NODE_MAX_DEPTH nested arrays and objects, like
+         * yaml_parse() (its own default is 32), so from_json() recurses
+         * that deep at most. */
+        struct json_tokener *t = json_tokener_new_ex(NODE_MAX_DEPTH);
         struct json_object *o;
         enum json_tokener_error err;
 
