@@ -1,6 +1,7 @@
 #include "json.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <json-c/json.h>
 
 /* json-c represents null as a NULL object, so failure is told apart by
@@ -143,8 +144,66 @@ static struct node *from_json(struct json_object *o)
         return NULL;
 }
 
+/* The length of the UTF-8 character at p (RFC 3629: no overlong forms,
+ * no surrogates, nothing past U+10FFFF), or 0 when it is not one. */
+static size_t utf8_char(const unsigned char *p, size_t left)
+{
+        uint32_t cp;
+        size_t w;
+
+        if (p[0] < 0x80)
+                return 1;
+        if (p[0] >= 0xc2 && p[0] <= 0xdf)
+                w = 2, cp = p[0] & 0x1f;
+        else if (p[0] >= 0xe0 && p[0] <= 0xef)
+                w = 3, cp = p[0] & 0x0f;
+        else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+                w = 4, cp = p[0] & 0x07;
+        else
+                return 0;
+        if (w > left)
+                return 0;
+        for (size_t i = 1; i < w; i++) {
+                if ((p[i] & 0xc0) != 0x80)
+                        return 0;
+                cp = cp << 6 | (p[i] & 0x3f);
+        }
+        if ((w == 3 && cp < 0x800) || (w == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+            (cp >= 0xd800 && cp <= 0xdfff))
+                return 0;
+        return w;
+}
+
+/* Line and column (characters) of byte off, for messages. */
+static void position(const char *buf, size_t off, unsigned *ret_line, unsigned *ret_column)
+{
+        unsigned line = 1, col = 1;
+        for (size_t i = 0; i < off; i++) {
+                if (buf[i] == '\n') {
+                        line++;
+                        col = 1;
+                } else if (((unsigned char)buf[i] & 0xc0) != 0x80)
+                        col++;
+        }
+        *ret_line = line;
+        *ret_column = col;
+}
+
 int json_parse(const char *file, const char *buf, size_t len, struct node **ret, struct diags *d)
 {
+        /* JSON text is UTF-8 (RFC 8259, 8.1); json-c lets other bytes
+         * through into strings, which no YAML or JSON we write could hold. */
+        for (size_t i = 0, w; i < len; i += w) {
+                w = utf8_char((const unsigned char *)buf + i, len - i);
+                if (w == 0) {
+                        unsigned line, col;
+                        position(buf, i, &line, &col);
+                        diags_add(d, file, line, col, "invalid JSON: not UTF-8 (byte #x%02X)",
+                                  (unsigned char)buf[i]);
+                        return -EBADMSG;
+                }
+        }
+
         /* json-c admits NODE_MAX_DEPTH nested arrays and objects, like
          * yaml_parse() (its own default is 32), so from_json() recurses
          * that deep at most. */
@@ -170,14 +229,8 @@ int json_parse(const char *file, const char *buf, size_t len, struct node **ret,
         }
         json_tokener_free(t);
         if (err != json_tokener_success) {
-                unsigned line = 1, col = 1;
-                for (size_t i = 0; i < off && i < len; i++) {
-                        if (buf[i] == '\n') {
-                                line++;
-                                col = 1;
-                        } else
-                                col++;
-                }
+                unsigned line, col;
+                position(buf, off < len ? off : len, &line, &col);
                 diags_add(d, file, line, col, "invalid JSON: %s", json_tokener_error_desc(err));
                 json_object_put(o);
                 return -EBADMSG;

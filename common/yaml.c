@@ -319,6 +319,10 @@ int yaml_quote(struct buf *b, const char *s)
                 } else if (p[0] == 0xe2 && p[1] == 0x80 && (p[2] == 0xa8 || p[2] == 0xa9)) {
                         r = buf_printf(b, "\\u%04x", 0x2000 | (p[2] & 0x2f)); /* U+2028, U+2029 */
                         p += 2;
+                } else if (p[0] == 0xef && p[1] == 0xbf && (p[2] == 0xbe || p[2] == 0xbf)) {
+                        /* U+FFFE, U+FFFF: libyaml's reader refuses them. */
+                        r = buf_printf(b, "\\u%04x", 0xff00 | p[2] | 0x40);
+                        p += 2;
                 } else
                         r = buf_append(b, p, 1);
         }
@@ -346,8 +350,16 @@ static int format_scalar(struct buf *b, const struct node *n)
         switch (n->type == SCALAR_PLAIN ? node_resolve(n) : n->type) {
         case SCALAR_INT:
         case SCALAR_BOOL:
-        case SCALAR_REAL:
                 return buf_puts(b, n->value);
+        case SCALAR_REAL: {
+                /* A real from JSON ("%.17g" of -3e10 is "-30000000000")
+                 * must not read back as an integer. */
+                struct node plain = {.kind = NODE_SCALAR, .type = SCALAR_PLAIN, .value = n->value};
+                int r = buf_puts(b, n->value);
+                if (r >= 0 && node_resolve(&plain) == SCALAR_INT)
+                        r = buf_puts(b, ".0");
+                return r;
+        }
         case SCALAR_NULL:
                 return buf_puts(b, "null");
         case SCALAR_PLAIN:

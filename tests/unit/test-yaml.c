@@ -344,4 +344,47 @@ TEST(node_set_keeps_big_maps_searchable)
         diags_free(&d);
 }
 
+/* JSON is UTF-8: other bytes were let into strings, and a tree holding
+ * them could not be written as YAML that reads back. */
+TEST(json_refuses_bytes_that_are_not_utf8)
+{
+        struct diags d = {0};
+        struct node *n = NULL;
+        const char *bad = "{\n  \"a\": \"\xc3\xa9\xe7x\"\n}";
+        CHECK(json_parse("x.json", bad, strlen(bad), &n, &d) < 0);
+        REQUIRE(d.n == 1);
+        _cleanup_free_ char *a = diag_format(&d.v[0]);
+        CHECK_STREQ(a, "x.json:2:10: invalid JSON: not UTF-8 (byte #xE7)");
+        diags_free(&d);
+        const char *overlong = "[\"\xc0\xaf\"]", *surrogate = "[\"\xed\xa0\x80\"]";
+        CHECK(json_parse("x.json", overlong, strlen(overlong), &n, &d) < 0);
+        CHECK(json_parse("x.json", surrogate, strlen(surrogate), &n, &d) < 0);
+        diags_free(&d);
+        const char *good = "[\"\xc3\xa9\xf0\x9f\x98\x80\xef\xbf\xbe\"]";
+        CHECK(json_parse("x.json", good, strlen(good), &n, &d) == 0);
+        _cleanup_free_ char *y = NULL;
+        CHECK(n && yaml_format(n, &y) == 0);
+        _cleanup_node_ struct node *back = y ? parse(y, &d) : NULL;
+        CHECK(back && back->n_items == 1 &&
+              streq(back->items[0]->value, "\xc3\xa9\xf0\x9f\x98\x80\xef\xbf\xbe"));
+        node_free(n);
+        diags_free(&d);
+}
+
+/* A real that prints like an integer is written so it reads back a real. */
+TEST(yaml_format_keeps_reals_real)
+{
+        struct diags d = {0};
+        struct node *n = NULL;
+        const char *j = "[-3e10, 1.0, 2.5]";
+        CHECK(json_parse("x.json", j, strlen(j), &n, &d) == 0);
+        _cleanup_free_ char *y = NULL;
+        CHECK(n && yaml_format(n, &y) == 0);
+        CHECK_STREQ(y, "- -30000000000.0\n- 1.0\n- 2.5\n");
+        _cleanup_node_ struct node *back = y ? parse(y, &d) : NULL;
+        CHECK(back && node_resolve(back->items[0]) == SCALAR_REAL);
+        node_free(n);
+        diags_free(&d);
+}
+
 TAP_MAIN
