@@ -1,6 +1,7 @@
 #include "json.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdint.h>
 #include <json-c/json.h>
 
@@ -213,15 +214,27 @@ int json_parse(const char *file, const char *buf, size_t len, struct node **ret,
 
         if (!t)
                 return -ENOMEM;
+        if (len >= INT_MAX) {
+                json_tokener_free(t);
+                diags_add(d, file, 0, 0, "invalid JSON: over %d bytes", INT_MAX - 1);
+                return -EBADMSG;
+        }
         o = json_tokener_parse_ex(t, buf, (int)len);
         err = json_tokener_get_error(t);
         size_t off = t->char_offset;
-        if (!o && err == json_tokener_continue)
-                err = json_tokener_error_parse_eof;
-        /* Only white space may follow the value. */
-        if (o && err == json_tokener_success) {
+        if (err == json_tokener_continue) {
+                /* A number or a literal at the very end ("123", "null")
+                 * ends only at a terminator: hand json-c one. */
+                o = json_tokener_parse_ex(t, "", 1);
+                err = json_tokener_get_error(t);
+                if (err == json_tokener_continue)
+                        err = json_tokener_error_parse_eof;
+                off = len;
+        }
+        /* Only white space may follow the value (o is NULL for null). */
+        if (err == json_tokener_success) {
                 for (size_t i = off; i < len; i++)
-                        if (!strchr(" \t\r\n", buf[i])) {
+                        if (!buf[i] || !strchr(" \t\r\n", buf[i])) {
                                 err = json_tokener_error_parse_unexpected;
                                 off = i;
                                 break;

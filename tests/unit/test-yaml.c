@@ -112,6 +112,22 @@ TEST(json_errors)
         diags_free(&d);
         CHECK(json_parse("x.json", "{} x", 4, &n, &d) < 0);
         diags_free(&d);
+        /* null is a NULL json-c object: trailing text was let through. */
+        CHECK(json_parse("x.json", "null x", 6, &n, &d) < 0);
+        CHECK(json_parse("x.json", "{}\0", 3, &n, &d) < 0);
+        CHECK(json_parse("x.json", "nul", 3, &n, &d) < 0);
+        CHECK(json_parse("x.json", "[1", 2, &n, &d) < 0);
+        diags_free(&d);
+        /* A number or literal at the very end of the text was refused. */
+        static const char *const ends[] = {"null", "123", "true", "-1.5", " 7 \n"};
+        for (size_t i = 0; i < ARRAY_SIZE(ends); i++) {
+                CHECK(json_parse("x.json", ends[i], strlen(ends[i]), &n, &d) == 0);
+                CHECK(n && n->kind == NODE_SCALAR);
+                node_free(n);
+                n = NULL;
+        }
+        CHECK_INTEQ(d.n, 0);
+        diags_free(&d);
 }
 
 TEST(yaml_format_round_trip)
