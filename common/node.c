@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdint.h>
 
 struct node *node_new(enum node_kind kind)
 {
@@ -26,23 +27,114 @@ struct node *node_new_scalar(enum scalar_type type, const char *value)
         return n;
 }
 
+/* Iterative, so no tree is too deep to free: the children of each node
+ * freed go onto a work list threaded through walk_next. */
 void node_free(struct node *n)
 {
         if (!n)
                 return;
-        for (size_t i = 0; i < n->n_items; i++)
-                node_free(n->items[i]);
-        free(n->items);
-        free(n->key);
-        free(n->value);
-        free(n->owned_file);
-        free(n);
+        n->walk_next = NULL;
+        while (n) {
+                struct node *next = n->walk_next;
+                for (size_t i = 0; i < n->n_items; i++) {
+                        n->items[i]->walk_next = next;
+                        next = n->items[i];
+                }
+                free(n->items);
+                free(n->sorted);
+                free(n->key);
+                free(n->value);
+                free(n->owned_file);
+                free(n);
+                n = next;
+        }
+}
+
+/* Maps smaller than this are searched from the start. */
+#define NODE_INDEX_MIN 16
+
+static const char *key_of(const struct node *n)
+{
+        return n->key ? n->key : "";
+}
+
+static int cmp_positions(const void *a, const void *b, void *userdata)
+{
+        const struct node *map = userdata;
+        size_t i = *(const size_t *)a, j = *(const size_t *)b;
+        int c = strcmp(key_of(map->items[i]), key_of(map->items[j]));
+        if (c)
+                return c;
+        return i < j ? -1 : i > j;
+}
+
+static void drop_index(struct node *map)
+{
+        free(map->sorted);
+        map->sorted = NULL;
+        map->n_sorted = 0;
+}
+
+int node_index_keys(struct node *map, const struct node **ret_dup)
+{
+        size_t dup = SIZE_MAX;
+
+        if (!map || map->kind != NODE_MAP)
+                return 0;
+        drop_index(map);
+        if (map->n_items < NODE_INDEX_MIN) {
+                for (size_t j = 1; j < map->n_items && dup == SIZE_MAX; j++)
+                        for (size_t i = 0; i < j; i++)
+                                if (streq(key_of(map->items[i]), key_of(map->items[j]))) {
+                                        dup = j;
+                                        break;
+                                }
+        } else {
+                size_t *v = reallocarray(NULL, map->n_items, sizeof(*v));
+                if (!v)
+                        return -ENOMEM;
+                for (size_t i = 0; i < map->n_items; i++)
+                        v[i] = i;
+                qsort_r(v, map->n_items, sizeof(*v), cmp_positions, map);
+                /* Equal keys sit together, in document order: the second
+                 * of each run is where that key first repeats. */
+                for (size_t i = 1; i < map->n_items; i++)
+                        if (v[i] < dup &&
+                            streq(key_of(map->items[v[i - 1]]), key_of(map->items[v[i]])) &&
+                            (i < 2 ||
+                             !streq(key_of(map->items[v[i - 2]]), key_of(map->items[v[i]]))))
+                                dup = v[i];
+                if (dup == SIZE_MAX) {
+                        map->sorted = v;
+                        map->n_sorted = map->n_items;
+                } else
+                        free(v);
+        }
+        if (dup == SIZE_MAX)
+                return 0;
+        if (ret_dup)
+                *ret_dup = map->items[dup];
+        return -EEXIST;
 }
 
 static ssize_t node_index(const struct node *map, const char *key)
 {
         if (!map || map->kind != NODE_MAP)
                 return -1;
+        if (map->sorted && map->n_sorted == map->n_items) {
+                size_t lo = 0, hi = map->n_sorted;
+                while (lo < hi) {
+                        size_t mid = lo + (hi - lo) / 2;
+                        int c = strcmp(key_of(map->items[map->sorted[mid]]), key);
+                        if (c == 0)
+                                return (ssize_t)map->sorted[mid];
+                        if (c < 0)
+                                lo = mid + 1;
+                        else
+                                hi = mid;
+                }
+                return -1;
+        }
         for (size_t i = 0; i < map->n_items; i++)
                 if (streq(map->items[i]->key, key))
                         return (ssize_t)i;
@@ -63,12 +155,18 @@ int node_append(struct node *parent, const char *key, struct node *child)
                         return -ENOMEM;
                 }
         }
-        items = realloc(parent->items, (parent->n_items + 1) * sizeof(*items));
-        if (!items) {
-                node_free(child);
-                return -ENOMEM;
+        /* The array doubles when n_items reaches a power of two, so a map
+         * of n keys costs O(n) copying, not O(n^2). */
+        size_t n = parent->n_items;
+        if (n == 0 || (n & (n - 1)) == 0) {
+                items = reallocarray(parent->items, n < 4 ? 4 : n * 2, sizeof(*items));
+                if (!items) {
+                        node_free(child);
+                        return -ENOMEM;
+                }
+                parent->items = items;
         }
-        parent->items = items;
+        drop_index(parent);
         parent->items[parent->n_items++] = child;
         return 0;
 }
@@ -120,18 +218,22 @@ int node_set_null(struct node *map, const char *key)
         return node_set(map, key, node_new_scalar(SCALAR_NULL, ""));
 }
 
-static void set_file(struct node *n, const char *file)
-{
-        n->file = file;
-        for (size_t i = 0; i < n->n_items; i++)
-                set_file(n->items[i], file);
-}
-
 void node_set_origin(struct node *n, const char *file)
 {
         free(n->owned_file);
         n->owned_file = strdup_null(file);
-        set_file(n, n->owned_file);
+        /* Iterative, like node_free(). */
+        n->walk_next = NULL;
+        for (struct node *c = n; c;) {
+                struct node *next = c->walk_next;
+                c->walk_next = NULL;
+                c->file = n->owned_file;
+                for (size_t i = 0; i < c->n_items; i++) {
+                        c->items[i]->walk_next = next;
+                        next = c->items[i];
+                }
+                c = next;
+        }
 }
 
 struct node *node_get(const struct node *map, const char *key)
@@ -286,8 +388,10 @@ const char *node_kind_name(const struct node *n)
         }
 }
 
-struct node *node_copy(const struct node *n)
+static struct node *copy_depth(const struct node *n, unsigned depth)
 {
+        if (depth > NODE_MAX_DEPTH)
+                return NULL;
         struct node *c = node_new(n->kind);
         if (!c)
                 return NULL;
@@ -300,12 +404,24 @@ struct node *node_copy(const struct node *n)
         c->key = strdup_null(n->key);
         c->value = strdup_null(n->value);
         if ((n->key && !c->key) || (n->value && !c->value))
-                goto oom;
+                goto fail;
         for (size_t i = 0; i < n->n_items; i++)
-                if (node_append(c, NULL, node_copy(n->items[i])) < 0)
-                        goto oom;
+                if (node_append(c, NULL, copy_depth(n->items[i], depth + 1)) < 0)
+                        goto fail;
+        if (n->sorted && n->n_sorted == n->n_items) {
+                c->sorted = reallocarray(NULL, n->n_sorted, sizeof(*c->sorted));
+                if (!c->sorted)
+                        goto fail;
+                memcpy(c->sorted, n->sorted, n->n_sorted * sizeof(*c->sorted));
+                c->n_sorted = n->n_sorted;
+        }
         return c;
-oom:
+fail:
         node_free(c);
         return NULL;
+}
+
+struct node *node_copy(const struct node *n)
+{
+        return copy_depth(n, 0);
 }

@@ -6,6 +6,12 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+/* How deep a tree read from a file may nest (maps and sequences in
+ * maps and sequences). The YAML and JSON readers refuse deeper input, so
+ * every recursive walk over a tree stays within this many frames; our
+ * files nest a handful of levels. */
+#define NODE_MAX_DEPTH 100
+
 enum node_kind {
         NODE_SCALAR,
         NODE_MAP,
@@ -35,6 +41,12 @@ struct node {
         unsigned line, column;
         unsigned key_line, key_column; /* where the key stands, for map values */
         char *owned_file;
+        /* For maps read from a file: item positions sorted by key, so
+         * node_get() is a binary search. Valid while n_sorted == n_items;
+         * node_append() drops it. */
+        size_t *sorted;
+        size_t n_sorted;
+        struct node *walk_next; /* node_free()'s and node_set_origin()'s work list */
 };
 
 struct node *node_new(enum node_kind kind);
@@ -59,6 +71,12 @@ int node_set(struct node *map, const char *key, struct node *child);
 /* Sets file/line/column of n and every descendant that has none. */
 void node_set_origin(struct node *n, const char *file);
 
+/* Sorts the keys of a map for node_get() (nothing for a map of a few
+ * keys). When a key stands twice, *ret_dup (may be NULL) is the second
+ * item of the duplicate pair whose second item comes first, and the
+ * return is -EEXIST; otherwise 0, or -ENOMEM. O(n log n). */
+int node_index_keys(struct node *map, const struct node **ret_dup);
+
 /* The value for key in a map, or NULL (also when n is not a map). */
 struct node *node_get(const struct node *map, const char *key);
 /* The scalar text of map[key], or NULL when absent, null or not a scalar. */
@@ -77,5 +95,5 @@ enum scalar_type node_resolve(const struct node *n);
 /* "a mapping", "a sequence", "a string", "an integer", ... for messages. */
 const char *node_kind_name(const struct node *n);
 
-/* A deep copy. */
+/* A deep copy; NULL when out of memory or deeper than NODE_MAX_DEPTH. */
 struct node *node_copy(const struct node *n);

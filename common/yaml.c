@@ -8,14 +8,54 @@
 
 struct builder {
         const char *file;
+        const char *buf;
+        size_t len;
         yaml_parser_t parser;
         struct diags *d;
+        unsigned depth; /* maps and sequences open around the current event */
 };
 
 static void set_mark(struct node *n, const yaml_mark_t *m)
 {
         n->line = (unsigned)m->line + 1;
         n->column = (unsigned)m->column + 1;
+}
+
+/* The line and column (1-based, columns in characters as libyaml counts
+ * them) of the byte at off. libyaml's reader reports a byte offset and no
+ * mark: a NUL or a bad UTF-8 byte on line 5 would otherwise read 1:1. */
+static void offset_position(const char *buf, size_t len, size_t off, unsigned *ret_line,
+                            unsigned *ret_column)
+{
+        const unsigned char *p = (const unsigned char *)buf;
+        unsigned line = 1, column = 1;
+        size_t i = 0;
+
+        if (off > len)
+                off = len;
+        if (len >= 3 && p[0] == 0xef && p[1] == 0xbb && p[2] == 0xbf)
+                i = 3; /* a byte order mark is not a character of line 1 */
+        while (i < off) {
+                size_t w = 0;
+                if (p[i] == '\n' || (p[i] == '\r' && (i + 1 >= len || p[i + 1] != '\n')))
+                        w = 1;
+                else if (i + 1 < off && p[i] == 0xc2 && p[i + 1] == 0x85)
+                        w = 2; /* NEL */
+                else if (i + 2 < off && p[i] == 0xe2 && p[i + 1] == 0x80 &&
+                         (p[i + 2] == 0xa8 || p[i + 2] == 0xa9))
+                        w = 3; /* LS, PS */
+                if (w) {
+                        line++;
+                        column = 1;
+                        i += w;
+                        continue;
+                }
+                if ((p[i] & 0xc0) != 0x80)
+                        column++;
+                i++;
+        }
+        *ret_line = line;
+        *ret_column = column;
 }
 
 static int parse_error(struct builder *b)
@@ -25,6 +65,17 @@ static int parse_error(struct builder *b)
 
         if (p->error == YAML_MEMORY_ERROR)
                 return -ENOMEM;
+        if (p->error == YAML_READER_ERROR) {
+                unsigned line, column;
+                offset_position(b->buf, b->len, p->problem_offset, &line, &column);
+                if (p->problem_value >= 0)
+                        diags_add(b->d, b->file, line, column, "%s (#x%X)",
+                                  p->problem ? p->problem : "invalid input", p->problem_value);
+                else
+                        diags_add(b->d, b->file, line, column, "%s",
+                                  p->problem ? p->problem : "invalid input");
+                return -EBADMSG;
+        }
         if (p->context)
                 diags_add(b->d, b->file, (unsigned)m->line + 1, (unsigned)m->column + 1, "%s %s",
                           p->problem ? p->problem : "invalid YAML", p->context);
@@ -65,7 +116,19 @@ static int parse_children(struct builder *b, struct node *n, bool map)
                         return r;
                 if (e.type == YAML_MAPPING_END_EVENT || e.type == YAML_SEQUENCE_END_EVENT) {
                         yaml_event_delete(&e);
-                        return 0;
+                        if (!map)
+                                return 0;
+                        /* Duplicates in a big mapping are found by sorting
+                         * its keys once, which also indexes it for
+                         * node_get(). */
+                        const struct node *dup = NULL;
+                        r = node_index_keys(n, &dup);
+                        if (r == -EEXIST) {
+                                diags_add(b->d, b->file, dup->key_line, dup->key_column,
+                                          "duplicate key '%s'", dup->key);
+                                return -EBADMSG;
+                        }
+                        return r;
                 }
                 if (map) {
                         if (e.type != YAML_SCALAR_EVENT) {
@@ -81,7 +144,9 @@ static int parse_children(struct builder *b, struct node *n, bool map)
                         yaml_event_delete(&e);
                         if (!key)
                                 return -ENOMEM;
-                        if (node_get(n, key)) {
+                        /* A small mapping is checked at once (the error
+                         * comes before any later one); all at the end. */
+                        if (n->n_items < 16 && node_get(n, key)) {
                                 diags_add(b->d, b->file, line, col, "duplicate key '%s'", key);
                                 return -EBADMSG;
                         }
@@ -128,6 +193,13 @@ static int parse_node(struct builder *b, yaml_event_t *e, struct node **ret)
         case YAML_MAPPING_START_EVENT:
         case YAML_SEQUENCE_START_EVENT: {
                 bool map = e->type == YAML_MAPPING_START_EVENT;
+                if (b->depth >= NODE_MAX_DEPTH) {
+                        diags_add(b->d, b->file, (unsigned)e->start_mark.line + 1,
+                                  (unsigned)e->start_mark.column + 1,
+                                  "nested deeper than %d levels", NODE_MAX_DEPTH);
+                        yaml_event_delete(e);
+                        return -EBADMSG;
+                }
                 n = node_new(map ? NODE_MAP : NODE_SEQ);
                 if (!n) {
                         yaml_event_delete(e);
@@ -136,7 +208,9 @@ static int parse_node(struct builder *b, yaml_event_t *e, struct node **ret)
                 set_mark(n, &e->start_mark);
                 n->file = b->file;
                 yaml_event_delete(e);
+                b->depth++;
                 r = parse_children(b, n, map);
+                b->depth--;
                 if (r < 0) {
                         node_free(n);
                         return r;
@@ -154,7 +228,7 @@ static int parse_node(struct builder *b, yaml_event_t *e, struct node **ret)
 
 int yaml_parse(const char *file, const char *buf, size_t len, struct node **ret, struct diags *d)
 {
-        struct builder b = {.file = file, .d = d};
+        struct builder b = {.file = file, .buf = buf, .len = len, .d = d};
         struct node *root = NULL;
         yaml_event_t e;
         int r;
@@ -245,6 +319,10 @@ int yaml_quote(struct buf *b, const char *s)
                 } else if (p[0] == 0xe2 && p[1] == 0x80 && (p[2] == 0xa8 || p[2] == 0xa9)) {
                         r = buf_printf(b, "\\u%04x", 0x2000 | (p[2] & 0x2f)); /* U+2028, U+2029 */
                         p += 2;
+                } else if (p[0] == 0xef && p[1] == 0xbf && (p[2] == 0xbe || p[2] == 0xbf)) {
+                        /* U+FFFE, U+FFFF: libyaml's reader refuses them. */
+                        r = buf_printf(b, "\\u%04x", 0xff00 | p[2] | 0x40);
+                        p += 2;
                 } else
                         r = buf_append(b, p, 1);
         }
@@ -272,8 +350,16 @@ static int format_scalar(struct buf *b, const struct node *n)
         switch (n->type == SCALAR_PLAIN ? node_resolve(n) : n->type) {
         case SCALAR_INT:
         case SCALAR_BOOL:
-        case SCALAR_REAL:
                 return buf_puts(b, n->value);
+        case SCALAR_REAL: {
+                /* A real from JSON ("%.17g" of -3e10 is "-30000000000")
+                 * must not read back as an integer. */
+                struct node plain = {.kind = NODE_SCALAR, .type = SCALAR_PLAIN, .value = n->value};
+                int r = buf_puts(b, n->value);
+                if (r >= 0 && node_resolve(&plain) == SCALAR_INT)
+                        r = buf_puts(b, ".0");
+                return r;
+        }
         case SCALAR_NULL:
                 return buf_puts(b, "null");
         case SCALAR_PLAIN:
@@ -304,6 +390,10 @@ static int format_value(struct buf *b, const struct node *n, unsigned indent)
 static int format_node(struct buf *b, const struct node *n, unsigned indent)
 {
         int r = 0;
+        /* Each level indents two more: a tree deeper than any reader
+         * builds is refused, not recursed into. */
+        if (indent > 2 * NODE_MAX_DEPTH)
+                return -E2BIG;
         if (n->kind == NODE_SCALAR) {
                 r = format_scalar(b, n);
                 return r < 0 ? r : buf_puts(b, "\n");

@@ -379,8 +379,9 @@ static void add_file(struct site *s, const struct node *f, const char *base, boo
                          "'format' must be one of raw, yaml, compose, env, nginx, shell, not "
                          "\"%s\"",
                          format);
+        /* An earlier entry without a valid path has none (NULL). */
         for (size_t i = 0; sf.path && i < s->n_files; i++)
-                if (streq(s->files[i].path, sf.path))
+                if (s->files[i].path && streq(s->files[i].path, sf.path))
                         diags_at(d, node_get(f, "path"), "%s is already written by %s:%u", sf.path,
                                  s->files[i].where->file, s->files[i].where->line);
         s->files = xrealloc(s->files, (s->n_files + 1) * sizeof(*s->files));

@@ -20,6 +20,11 @@ in the same run on the same machine (no absolute thresholds).
      against `cp -r` of the same output; and a fleet of 1000 hosts
      (distinct hostnames, secrets, certificates), new and again, on the
      disk and on a tmpfs (see bench_fleet).
+  5. parse: `firstboot validate` of a bundle.yaml whose checksums mapping
+     has 10,000 and then 80,000 keys (and one duplicate at the end, so
+     the only message is that), less the same for a bundle.yaml of a few
+     lines (process start); the ratio of the two is near 8 when reading
+     and checking a mapping is linear (64 if quadratic).
 
 Each timing is the median of several runs. Usage: bench.py FIRSTBOOT IMAGEGEN
 """
@@ -186,8 +191,30 @@ def main():
         print("memory     signed bundle %8d KB   scripts from sh %8d KB   ratio %5.2f"
               % (rss_signed, rss_sh, rss_signed / rss_sh))
         bench_imagegen(work)
+        bench_parse(work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def bench_parse(work):
+    def bundle(n):
+        d = "%s/parse-%d" % (work, n)
+        os.makedirs(d, exist_ok=True)
+        with open(d + "/bundle.yaml", "w") as f:
+            f.write("version: 1\nname: big\nchecksums:\n")
+            f.writelines("  k%07d: 1\n" % i for i in range(n))
+            f.write("  k0000000: 1\n")
+        return d
+
+    def validate(d):
+        subprocess.run([FIRSTBOOT, "validate", "--modules-dir", work, d],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    dirs = {n: bundle(n) for n in (1, 10000, 80000)}
+    ms = {n: median_ms(lambda d=d: validate(d)) for n, d in dirs.items()}
+    small, big = ms[10000] - ms[1], ms[80000] - ms[1]
+    print("parse      80,000 keys %8.1f ms   10,000 keys     %8.1f ms   ratio %5.2f (8 = linear)"
+          % (big, small, big / small if small > 0 else float("nan")))
 
 
 def bench_imagegen(work):
