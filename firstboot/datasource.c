@@ -210,8 +210,10 @@ static int add_keys_text(const char *source, const char *where, const char *fiel
                 p += n + (nl ? 1 : 0);
                 n_line++;
 
-                if (n > 0 && line[n - 1] == '\r')
-                        line[n - 1] = '\0';
+                /* Not n: a NUL byte ends line early. */
+                size_t n_text = strlen(line);
+                if (n_text > 0 && line[n_text - 1] == '\r')
+                        line[n_text - 1] = '\0';
                 const char *s = line + strspn(line, " \t");
                 if (!why && (*s == '\0' || *s == '#'))
                         continue;
@@ -1132,9 +1134,9 @@ int ds_parse_metadata(const char *source, const char *buf, size_t len, struct ds
                 unsigned idx[SSHKEYS_MAX];
                 size_t n;
                 r = parse_ec2_key_list("public-keys/", buf, len, idx, &n, ret_error);
-                if (r >= 0)
-                        r = add_keys_text("ec2", "openssh-key", "openssh-key", buf, len, true, &res,
-                                          ret_error);
+        } else if (streq(source, "ec2-key")) {
+                r = add_keys_text("ec2", "openssh-key", "openssh-key", buf, len, true, &res,
+                                  ret_error);
         } else if (streq(source, "nocloud") || streq(source, "configdrive")) {
                 const struct local_kind *k = streq(source, "nocloud") ? &nocloud : &configdrive;
                 r = parse_metadata(k->source, k->meta, buf, len, k->meta_is_json, k->id_key,

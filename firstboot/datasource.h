@@ -123,8 +123,8 @@ void ds_result_free(struct ds_result *r);
 
 /* Parses a document as the datasource source does, without fetching:
  * hetzner (the metadata YAML), digitalocean (v1.json), nocloud
- * (meta-data), configdrive (meta_data.json), ec2 (a public-keys/ listing,
- * then the same bytes as an openssh-key). For the fuzz target. */
+ * (meta-data), configdrive (meta_data.json), ec2 (a public-keys/
+ * listing), ec2-key (an openssh-key answer). For the fuzz target. */
 int ds_parse_metadata(const char *source, const char *buf, size_t len, struct ds_result *ret,
                       char **ret_error);
 
