@@ -1,9 +1,10 @@
-/* OpenSSL 3 and libsodium behind a small interface, and our SHA-256; see
- * crypto.h. Failures clear
+/* OpenSSL 3 and libsodium behind a small interface; see crypto.h.
+ * Failures clear
  * OpenSSL's per-thread error queue, so a stale entry never surfaces later
  * in another user of the library (libcurl). */
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdint.h>
 
 #include <openssl/bio.h>
@@ -17,8 +18,8 @@
 #include "dl.h"
 #include "util.h"
 
-/* libcrypto is loaded when first needed: the agent hashes with our own
- * SHA-256 and checks signatures with libsodium, so it never maps OpenSSL
+/* libcrypto is loaded when first needed: the agent hashes and checks
+ * signatures with libsodium, so it never maps OpenSSL
  * (1.5 MB, and 2.5 MB more for its provider). imagegen links it anyway
  * (pki.c); there the dlopen() finds it loaded. */
 #define CRYPTO_SYMBOLS(X)                                                                          \
@@ -99,124 +100,33 @@ static void hex_encode(const unsigned char *p, size_t n, char *ret)
         ret[2 * n] = '\0';
 }
 
-/* SHA-256 (FIPS 180-4) is ours, not OpenSSL's: OpenSSL 3 loads its
- * default provider on the first digest, which costs every boot's rerun 5M
- * instructions and 2 MB for hashing a few KB. Checked against OpenSSL in
- * test-crypto. */
-struct sha256_ctx {
-        uint32_t h[8];
-        uint64_t len; /* bytes so far */
-        unsigned char buf[64];
-        size_t fill;
-};
+/* SHA-256 and HMAC-SHA256 are libsodium's, linked rather than loaded:
+ * every run hashes (the instance id, each bundle member's checksum, the
+ * callback's signature), so loading it later would save nothing. It maps
+ * 0.2 MB where OpenSSL 3 would first load its default provider (2.5 MB and
+ * 5M instructions) to hash a few KB. Both functions are pure and cannot
+ * fail; sodium_init() is still called once first, as libsodium asks of
+ * every program, and its result checked where it matters (signatures). */
+static pthread_once_t sodium_once = PTHREAD_ONCE_INIT;
+static int sodium_result = -1;
 
-static const uint32_t sha256_k[64] = {
-        0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4,
-        0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe,
-        0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f,
-        0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7,
-        0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc,
-        0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b,
-        0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116,
-        0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
-        0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7,
-        0xc67178f2,
-};
-
-static uint32_t ror(uint32_t x, unsigned n)
+static void sodium_setup(void)
 {
-        return (x >> n) | (x << (32 - n));
+        sodium_result = sodium_init() < 0 ? -1 : 0;
 }
 
-static void sha256_block(uint32_t h[8], const unsigned char *p)
+static int sodium_ready(void)
 {
-        uint32_t w[64];
-
-        for (unsigned i = 0; i < 16; i++)
-                w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 |
-                       (uint32_t)p[4 * i + 2] << 8 | p[4 * i + 3];
-        for (unsigned i = 16; i < 64; i++) {
-                uint32_t s0 = ror(w[i - 15], 7) ^ ror(w[i - 15], 18) ^ (w[i - 15] >> 3);
-                uint32_t s1 = ror(w[i - 2], 17) ^ ror(w[i - 2], 19) ^ (w[i - 2] >> 10);
-                w[i] = w[i - 16] + s0 + w[i - 7] + s1;
-        }
-        /* Named, not an array shifted each round: the compiler keeps them
-         * in registers (half the instructions). */
-        uint32_t a = h[0], b = h[1], c = h[2], d = h[3], e = h[4], f = h[5], g = h[6], k = h[7];
-        for (unsigned i = 0; i < 64; i++) {
-                uint32_t t1 = k + (ror(e, 6) ^ ror(e, 11) ^ ror(e, 25)) + ((e & f) ^ (~e & g)) +
-                              sha256_k[i] + w[i];
-                uint32_t t2 = (ror(a, 2) ^ ror(a, 13) ^ ror(a, 22)) + ((a & b) ^ (a & c) ^ (b & c));
-                k = g;
-                g = f;
-                f = e;
-                e = d + t1;
-                d = c;
-                c = b;
-                b = a;
-                a = t1 + t2;
-        }
-        h[0] += a, h[1] += b, h[2] += c, h[3] += d, h[4] += e, h[5] += f, h[6] += g, h[7] += k;
-}
-
-static void sha256_init(struct sha256_ctx *c)
-{
-        static const uint32_t h0[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
-                                       0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
-
-        memcpy(c->h, h0, sizeof(h0));
-        c->len = 0;
-        c->fill = 0;
-}
-
-static void sha256_update(struct sha256_ctx *c, const void *data, size_t n)
-{
-        const unsigned char *p = data;
-
-        c->len += n;
-        if (c->fill > 0) {
-                size_t take = n < sizeof(c->buf) - c->fill ? n : sizeof(c->buf) - c->fill;
-                memcpy(c->buf + c->fill, p, take);
-                c->fill += take;
-                p += take;
-                n -= take;
-                if (c->fill < sizeof(c->buf))
-                        return;
-                sha256_block(c->h, c->buf);
-                c->fill = 0;
-        }
-        for (; n >= 64; p += 64, n -= 64)
-                sha256_block(c->h, p);
-        memcpy(c->buf, p, n);
-        c->fill = n;
-}
-
-static void sha256_final(struct sha256_ctx *c, unsigned char ret[32])
-{
-        static const unsigned char pad[64] = {0x80};
-        uint64_t bits = c->len * 8;
-        unsigned char be[8];
-
-        for (unsigned i = 0; i < 8; i++)
-                be[i] = (unsigned char)(bits >> (56 - 8 * i));
-        sha256_update(c, pad, c->fill < 56 ? 56 - c->fill : 120 - c->fill);
-        sha256_update(c, be, 8);
-        for (unsigned i = 0; i < 8; i++) {
-                ret[4 * i] = (unsigned char)(c->h[i] >> 24);
-                ret[4 * i + 1] = (unsigned char)(c->h[i] >> 16);
-                ret[4 * i + 2] = (unsigned char)(c->h[i] >> 8);
-                ret[4 * i + 3] = (unsigned char)c->h[i];
-        }
+        pthread_once(&sodium_once, sodium_setup);
+        return sodium_result;
 }
 
 void sha256(const void *data, size_t n, unsigned char ret[32])
 {
-        struct sha256_ctx c;
+        static const unsigned char empty;
 
-        sha256_init(&c);
-        if (n > 0)
-                sha256_update(&c, data, n);
-        sha256_final(&c, ret);
+        (void)sodium_ready();
+        crypto_hash_sha256(ret, n > 0 ? data : &empty, n);
 }
 
 void sha256_hex(const void *data, size_t n, char ret[65])
@@ -227,31 +137,21 @@ void sha256_hex(const void *data, size_t n, char ret[65])
         hex_encode(md, sizeof(md), ret);
 }
 
-/* HMAC (RFC 2104) over our SHA-256. */
+/* HMAC (RFC 2104) with a key of any length: libsodium's incremental API
+ * (the one-shot crypto_auth_hmacsha256() takes only 32-byte keys) hashes
+ * a key longer than the 64-byte block first, as the RFC says. */
 void hmac_sha256_hex(const void *key, size_t keylen, const void *data, size_t n, char ret[65])
 {
-        unsigned char k[64] = {0}, pad[64], inner[SHA256_BYTES], md[SHA256_BYTES];
-        struct sha256_ctx c;
+        static const unsigned char empty;
+        crypto_auth_hmacsha256_state st;
+        unsigned char md[crypto_auth_hmacsha256_BYTES];
 
-        if (keylen > sizeof(k))
-                sha256(key, keylen, k);
-        else if (keylen > 0)
-                memcpy(k, key, keylen);
-
-        for (unsigned i = 0; i < sizeof(pad); i++)
-                pad[i] = k[i] ^ 0x36;
-        sha256_init(&c);
-        sha256_update(&c, pad, sizeof(pad));
+        (void)sodium_ready();
+        crypto_auth_hmacsha256_init(&st, keylen > 0 ? key : &empty, keylen);
         if (n > 0)
-                sha256_update(&c, data, n);
-        sha256_final(&c, inner);
-
-        for (unsigned i = 0; i < sizeof(pad); i++)
-                pad[i] = k[i] ^ 0x5c;
-        sha256_init(&c);
-        sha256_update(&c, pad, sizeof(pad));
-        sha256_update(&c, inner, sizeof(inner));
-        sha256_final(&c, md);
+                crypto_auth_hmacsha256_update(&st, data, n);
+        crypto_auth_hmacsha256_final(&st, md);
+        sodium_memzero(&st, sizeof(st));
         hex_encode(md, sizeof(md), ret);
 }
 
@@ -510,13 +410,8 @@ int ed25519_sign(const char *private_pem, size_t pem_len, const void *msg, size_
         return 0;
 }
 
-/* Checking a signature is libsodium's: OpenSSL would first initialize its
- * provider, which costs a boot 4 MB and 5M instructions for one check;
- * libsodium maps 0.2 MB. It is loaded when first needed. */
-#define SODIUM_SYMBOLS(X)                                                                          \
-        X(sodium_init)                                                                             \
-        X(crypto_sign_ed25519_verify_detached)
-DL_DEFINE(libsodium, SONAME_LIBSODIUM, SODIUM_SYMBOLS);
+/* Checking a signature is libsodium's too: OpenSSL would first initialize
+ * its provider, which costs a boot 4 MB and 5M instructions for one check. */
 
 /* An Ed25519 SubjectPublicKeyInfo (RFC 8410) in DER is always these 12
  * bytes, then the 32 bytes of the key. */
@@ -566,11 +461,10 @@ int ed25519_verify(const char *public_pem, size_t pem_len, const void *msg, size
                 return r;
         if (!sig || sig_len != ED25519_SIG_BYTES)
                 return -EBADMSG;
-        if (dl_load(&libsodium) < 0 || sym_sodium_init() < 0)
+        if (sodium_ready() < 0)
                 return -ELIBACC;
-        return sym_crypto_sign_ed25519_verify_detached(sig, msg ? msg : &empty, n, key) == 0
-                       ? 0
-                       : -EBADMSG;
+        return crypto_sign_ed25519_verify_detached(sig, msg ? msg : &empty, n, key) == 0 ? 0
+                                                                                         : -EBADMSG;
 }
 
 /* An SSH wire string (a 32-bit big-endian length, then the bytes) at

@@ -1,7 +1,7 @@
 /* Hashes, HMAC, random bytes, base64, Ed25519 signatures and SSH key
  * fingerprints: the one file that talks to OpenSSL (keys, signing, random
- * bytes) and libsodium (checking signatures), and that does SHA-256 and
- * HMAC itself, so that the agent never initializes OpenSSL. Used for
+ * bytes) and libsodium (SHA-256, HMAC-SHA256, checking signatures), so
+ * that the agent never initializes OpenSSL. Used for
  * bundle checksums and signatures, the phone-home signature header,
  * generated secrets and the host key fingerprints sent to the controller.
  * Every function that can fail returns 0 or a negative errno; none logs. */
@@ -14,12 +14,12 @@
 #define ED25519_SIG_BYTES 64
 
 /* The SHA-256 of n bytes (data may be NULL when n is 0), raw or as
- * lowercase hex. Our own implementation: cannot fail. */
+ * lowercase hex, by libsodium: cannot fail. */
 void sha256(const void *data, size_t n, unsigned char ret[32]);
 void sha256_hex(const void *data, size_t n, char ret[65]);
 
-/* The lowercase hex HMAC-SHA256 of data with key, as sent in
- * X-Firstboot-Signature. */
+/* The lowercase hex HMAC-SHA256 (RFC 2104, a key of any length) of data
+ * with key, as sent in X-Firstboot-Signature; by libsodium. */
 void hmac_sha256_hex(const void *key, size_t keylen, const void *data, size_t n, char ret[65]);
 
 /* Fills buf with n bytes from OpenSSL's CSPRNG, for secrets and tokens.

@@ -1,5 +1,5 @@
 /* Libraries loaded when first needed (libcurl, libarchive, libsystemd,
- * libcrypto, libsodium), so that a process that does not use one does not
+ * libcrypto), so that a process that does not use one does not
  * pay for it and its dependencies at start-up. A user lists its functions
  * in an X-macro, defines the library with DL_DEFINE (a sym_<name> pointer
  * for each function, and the struct dl_lib), and calls dl_load() before

@@ -2,7 +2,8 @@
  * reset before every exchange so no option leaks from one to the next, and
  * kept for the whole call so retries can reuse the connection. Redirects
  * are followed here rather than by libcurl: libcurl would carry our custom
- * headers (a metadata token, say) to whatever host a Location names. */
+ * headers (a metadata token, say) to whatever host a Location names, and
+ * would re-send a POST answered 301 or 302 as a GET without its body. */
 #include "http.h"
 
 #include <curl/curl.h>
@@ -265,13 +266,14 @@ static CURLcode setup(CURL *c, const char *url, const struct exchange *x,
         return e;
 }
 
-/* One attempt: an exchange plus the same-origin redirects it leads to.
- * Returns 0 with the status when a server answered; otherwise a negative
- * errno with *ret_msg saying why and *ret_retry whether another attempt
- * may help. */
+/* One attempt: an exchange plus, for GET and HEAD, the same-origin
+ * redirects it leads to. Returns 0 with the status when a server answered
+ * (and, for a 3xx not followed, *ret_location); otherwise a negative errno
+ * with *ret_msg saying why and *ret_retry whether another attempt may
+ * help. */
 static int attempt(CURL *c, const struct http_request *req, struct exchange x,
-                   struct curl_slist *headers, struct sink *s, long *ret_status, char **ret_msg,
-                   bool *ret_retry)
+                   struct curl_slist *headers, struct sink *s, long *ret_status,
+                   char **ret_location, char **ret_msg, bool *ret_retry)
 {
         _cleanup_free_ char *url = strdup(req->url);
         char errbuf[CURL_ERROR_SIZE];
@@ -318,19 +320,20 @@ static int attempt(CURL *c, const struct http_request *req, struct exchange x,
                 if (sym_curl_easy_getinfo(c, CURLINFO_REDIRECT_URL, &location) != CURLE_OK ||
                     !location)
                         return 0; /* a 3xx without a Location: the caller's to judge */
+                /* A request that carries something (PUT, POST: a token
+                 * request, the callback) is never sent again elsewhere:
+                 * its 3xx is the answer, for the caller to judge. */
+                if (!streq(x.method, "GET") && !streq(x.method, "HEAD")) {
+                        free(*ret_location);
+                        *ret_location = strdup(location);
+                        return 0;
+                }
                 if (!same_origin(url, location))
                         return fail(ret_msg, -EPERM,
                                     "HTTP %ld redirects to %s, another host; not followed", status,
                                     location);
                 if (hops >= MAX_REDIRECTS)
                         return fail(ret_msg, -ELOOP, "more than %d redirects", MAX_REDIRECTS);
-                /* Like browsers: 303, and 301/302 after a POST, become a GET. */
-                if (status == 303 ||
-                    ((status == 301 || status == 302) && streq(x.method, "POST"))) {
-                        x.method = "GET";
-                        x.body = NULL;
-                        x.body_len = 0;
-                }
                 char *next = strdup(location);
                 if (!next)
                         return fail(ret_msg, -ENOMEM, "out of memory");
@@ -343,7 +346,7 @@ int http_do(const struct http_request *req, struct http_response *ret, char **re
 {
         _cleanup_(curl_easy_cleanupp) CURL *c = NULL;
         _cleanup_(curl_slist_free_allp) struct curl_slist *headers = NULL;
-        _cleanup_free_ char *msg = NULL;
+        _cleanup_free_ char *msg = NULL, *location = NULL;
         struct sink s = {0};
         bool has_expect = false, retry = false;
         long status = 0;
@@ -401,7 +404,9 @@ int http_do(const struct http_request *req, struct http_response *ret, char **re
         for (n = 1;; n++) {
                 free(msg);
                 msg = NULL;
-                r = attempt(c, req, x, headers, &s, &status, &msg, &retry);
+                free(location);
+                location = NULL;
+                r = attempt(c, req, x, headers, &s, &status, &location, &msg, &retry);
                 if (r >= 0 && !is_retryable_status(status))
                         break;
                 if (r < 0 && !retry)
@@ -430,6 +435,7 @@ int http_do(const struct http_request *req, struct http_response *ret, char **re
         ret->status = status;
         ret->body_len = s.b.len;
         ret->body = buf_steal(&s.b);
+        ret->location = TAKE_PTR(location);
         ret->attempts_made = n;
         return 0;
 }
@@ -439,5 +445,6 @@ void http_response_free(struct http_response *r)
         if (!r)
                 return;
         free(r->body);
+        free(r->location);
         *r = (struct http_response){0};
 }

@@ -1,8 +1,12 @@
 /* HTTP requests with bounded retries: the one file that talks to libcurl.
  * Used by the datasources (metadata services) and the phone-home
- * callback. Proxies from the environment are ignored, only http:// and
- * https:// are spoken, and redirects are followed only within the same
- * scheme, host and port. */
+ * callback. Proxies from the environment are ignored and only http:// and
+ * https:// are spoken. Redirects are followed only for GET and HEAD, only
+ * within the same scheme, host and port (a metadata service never leaves
+ * its own origin, and its token header never goes anywhere else), and at
+ * most 5 times. A request with a body (PUT, POST) is never sent twice: a
+ * 3xx to it is the answer, returned with its Location for the caller to
+ * judge; the phone-home callback counts it as not delivered. */
 #pragma once
 
 #include <stddef.h>
@@ -26,8 +30,9 @@ struct http_request {
 };
 
 struct http_response {
-        long status; /* the HTTP status of the last answer */
-        char *body;  /* NUL-terminated (not counted in body_len); never NULL on success */
+        long status;    /* the HTTP status of the last answer */
+        char *location; /* a 3xx not followed: its Location (absolute), else NULL */
+        char *body;     /* NUL-terminated (not counted in body_len); never NULL on success */
         size_t body_len;
         unsigned attempts_made;
 };
@@ -47,7 +52,8 @@ struct http_response {
  *   -EFBIG         the response body is over max_response (not retried);
  *                  ret->status is set and ret->body_len holds the size the
  *                  server announced (Content-Length), or 0 when it did not;
- *   -EPERM         a redirect to another scheme, host or port;
+ *   -EPERM         a GET or HEAD redirected to another scheme, host or port;
+ *   -ELOOP         a GET or HEAD redirected more than 5 times;
  *   -EINVAL        a bad request (URL, method, scheme);
  *   -EIO/-ENOMEM   anything else.
  * On every failure but -EFBIG *ret is zeroed. http_response_free() is safe

@@ -45,6 +45,7 @@ static const struct {
         N(phone_home_deadline_ms, 1, 3600000),
         {"phone_home_progress", offsetof(struct config, phone_home_progress), BOOL, 0, 0},
         N(phone_home_progress_timeout_ms, 1, 60000),
+        S(ssh_keys_user),
 #undef S
 #undef N
 };
@@ -71,6 +72,7 @@ static void set_defaults(struct config *c)
                 .phone_home_backoff_ms = 1000,
                 .phone_home_deadline_ms = 60000,
                 .phone_home_progress_timeout_ms = 2000,
+                .ssh_keys_user = xstrdup("root"),
         };
 }
 

@@ -30,6 +30,7 @@ struct config {
         long long phone_home_deadline_ms;
         bool phone_home_progress;                 /* also POST module started/finished events */
         long long phone_home_progress_timeout_ms; /* per event, one attempt */
+        char *ssh_keys_user;                      /* root: who gets the datasource's SSH keys */
 };
 
 #define CONFIG_DEFAULT_PATH "/etc/firstboot/firstboot.conf"

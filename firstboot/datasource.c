@@ -18,6 +18,7 @@
 #include "http.h"
 #include "json.h"
 #include "node.h"
+#include "sshkeys.h"
 #include "util.h"
 #include "yaml.h"
 
@@ -176,10 +177,119 @@ static int fail_diags(char **ret_error, int r, const char *source, const struct 
         return fail(ret_error, r, "%s: %s", source, m ? m : fallback);
 }
 
+/* "file:line:column" of n, or file when n has no position. */
+static char *node_where(const char *file, const struct node *n)
+{
+        if (n && n->line > 0)
+                return strprintf("%s:%u:%u", file, n->line, n->column);
+        return xstrdup(file);
+}
+
+/* Checks and adds the keys in text: one per line, blank lines and lines
+ * starting with '#' skipped (authorized_keys syntax, and what cloud-init
+ * does with a string of keys); with single, text is one key (a list item,
+ * an openssh-key answer), a trailing newline allowed but no other. field
+ * names where they came from. */
+static int add_keys_text(const char *source, const char *where, const char *field, const char *text,
+                         size_t len, bool single, struct ds_result *res, char **ret_error)
+{
+        size_t n_line = 0, end_len = len;
+
+        while (end_len > 0 && (text[end_len - 1] == '\n' || text[end_len - 1] == '\r'))
+                end_len--;
+        bool multi = memchr(text, '\n', end_len) != NULL;
+        if (single && multi)
+                return fail(ret_error, -EBADMSG, "%s: %s: %s: not an SSH public key: %s", source,
+                            where, field, "more than one line");
+
+        for (const char *p = text, *end = text + len; p < end;) {
+                const char *nl = memchr(p, '\n', (size_t)(end - p));
+                size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
+                const char *why = memchr(p, '\0', n) ? "a NUL byte in it" : NULL;
+                _cleanup_free_ char *line = xstrndup(p, n), *key = NULL;
+                p += n + (nl ? 1 : 0);
+                n_line++;
+
+                /* Not n: a NUL byte ends line early. */
+                size_t n_text = strlen(line);
+                if (n_text > 0 && line[n_text - 1] == '\r')
+                        line[n_text - 1] = '\0';
+                const char *s = line + strspn(line, " \t");
+                if (!why && (*s == '\0' || *s == '#'))
+                        continue;
+                int r = why ? -EBADMSG : sshkey_parse(line, &key, &why);
+                if (r == -ENOMEM)
+                        return fail(ret_error, r, "out of memory");
+                if (r < 0) {
+                        if (multi)
+                                return fail(ret_error, -EBADMSG,
+                                            "%s: %s: %s, line %zu: not an SSH public key: %s",
+                                            source, where, field, n_line, why);
+                        return fail(ret_error, -EBADMSG, "%s: %s: %s: not an SSH public key: %s",
+                                    source, where, field, why);
+                }
+                if (strv_length(res->ssh_keys) >= SSHKEYS_MAX)
+                        return fail(ret_error, -EBADMSG, "%s: %s: %s: more than %d SSH keys",
+                                    source, where, field, SSHKEYS_MAX);
+                if (strv_extend(&res->ssh_keys, key) < 0)
+                        return fail(ret_error, -ENOMEM, "out of memory");
+        }
+        return 0;
+}
+
+/* The keys a metadata value holds, as cloud-init reads them
+ * (normalize_pubkey_data): a string of lines, a list of strings, or a map
+ * of names to a string or a list of strings (ConfigDrive's public_keys).
+ * Anything else is refused, naming the place. */
+static int add_keys_node(const char *source, const char *file, const char *field,
+                         const struct node *v, struct ds_result *res, char **ret_error)
+{
+        _cleanup_free_ char *where = node_where(file, v);
+        int r;
+
+        if (!v || node_is_null(v))
+                return 0;
+        if (v->kind == NODE_SCALAR) {
+                if (node_resolve(v) != SCALAR_STR)
+                        return fail(ret_error, -EBADMSG,
+                                    "%s: %s: %s: expected SSH public keys, not %s", source, where,
+                                    field, node_kind_name(v));
+                return add_keys_text(source, where, field, v->value, strlen(v->value), false, res,
+                                     ret_error);
+        }
+        for (size_t i = 0; i < v->n_items; i++) {
+                const struct node *item = v->items[i];
+                _cleanup_free_ char *name = v->kind == NODE_MAP
+                                                    ? strprintf("%s.%s", field, item->key)
+                                                    : strprintf("%s[%zu]", field, i);
+                if (!name)
+                        return fail(ret_error, -ENOMEM, "out of memory");
+                if (v->kind == NODE_MAP && item->kind == NODE_SEQ) {
+                        r = add_keys_node(source, file, name, item, res, ret_error);
+                        if (r < 0)
+                                return r;
+                        continue;
+                }
+                if (item->kind != NODE_SCALAR || node_resolve(item) != SCALAR_STR) {
+                        _cleanup_free_ char *at = node_where(file, item);
+                        return fail(ret_error, -EBADMSG,
+                                    "%s: %s: %s: expected an SSH public key, not %s", source, at,
+                                    name, node_kind_name(item));
+                }
+                _cleanup_free_ char *at = node_where(file, item);
+                r = add_keys_text(source, at, name, item->value, strlen(item->value), true, res,
+                                  ret_error);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
 /* A metadata document (YAML, or JSON when json is set): the instance id
- * from id_key and the hostname from host_key, both scalars. */
+ * from id_key and the hostname from host_key, both scalars, and the SSH
+ * keys in keys_key. */
 static int parse_metadata(const char *source, const char *file, const char *buf, size_t len,
-                          bool json, const char *id_key, const char *host_key,
+                          bool json, const char *id_key, const char *host_key, const char *keys_key,
                           struct ds_result *res, char **ret_error)
 {
         _cleanup_node_ struct node *doc = NULL;
@@ -205,7 +315,10 @@ static int parse_metadata(const char *source, const char *file, const char *buf,
                 diags_free(&d);
                 return r;
         }
-        return set_identity(res, source, file, id, host, ret_error);
+        r = set_identity(res, source, file, id, host, ret_error);
+        if (r < 0)
+                return r;
+        return add_keys_node(source, file, keys_key, node_get(doc, keys_key), res, ret_error);
 }
 
 /* --- Local seeds: a directory or an ISO9660 image (file or device). --- */
@@ -274,7 +387,7 @@ struct local_kind {
         const char *seed_dirs[3]; /* under the root, NULL-terminated */
         const char *meta, *user;
         bool meta_is_json;
-        const char *id_key, *host_key;
+        const char *id_key, *host_key, *keys_key;
 };
 
 static const struct local_kind nocloud = {
@@ -285,6 +398,7 @@ static const struct local_kind nocloud = {
         .user = "user-data",
         .id_key = "instance-id",
         .host_key = "local-hostname",
+        .keys_key = "public-keys",
 };
 
 static const struct local_kind configdrive = {
@@ -296,6 +410,7 @@ static const struct local_kind configdrive = {
         .meta_is_json = true,
         .id_key = "uuid",
         .host_key = "hostname",
+        .keys_key = "public_keys",
 };
 
 /* The volume id of an image, trailing blanks dropped; "" when it is not
@@ -455,7 +570,7 @@ static int read_seed(const struct ctx *c, const struct local_kind *k, const stru
                 return fail(ret_error, r, "%s: cannot read %s: %s", k->source, meta_name,
                             seed_error(r));
         r = parse_metadata(k->source, meta_name, buf, len, k->meta_is_json, k->id_key, k->host_key,
-                           res, ret_error);
+                           k->keys_key, res, ret_error);
         if (r < 0)
                 return r;
 
@@ -648,6 +763,83 @@ static int request_user_data(const struct ctx *c, const char *source, const char
         return 0;
 }
 
+/* The indexes of EC2's public-keys/ listing: lines "N=name" (IMDS
+ * "public-keys/" and cloud-init's ec2 helper). At most SSHKEYS_MAX. */
+static int parse_ec2_key_list(const char *where, const char *text, size_t len,
+                              unsigned ret[SSHKEYS_MAX], size_t *ret_n, char **ret_error)
+{
+        size_t n = 0, n_line = 0;
+
+        for (const char *p = text, *end = text + len; p < end;) {
+                const char *nl = memchr(p, '\n', (size_t)(end - p));
+                size_t k = nl ? (size_t)(nl - p) : (size_t)(end - p);
+                _cleanup_free_ char *line = xstrndup(p, k);
+                unsigned idx;
+                p += k + (nl ? 1 : 0);
+                n_line++;
+
+                strstrip(line);
+                if (!*line)
+                        continue;
+                char *eq = strchr(line, '=');
+                if (eq)
+                        *eq = '\0';
+                if (!eq || strspn(line, "0123456789") != strlen(line) ||
+                    parse_uint(line, &idx) < 0 || idx >= 100000)
+                        return fail(ret_error, -EBADMSG,
+                                    "ec2: %s, line %zu: expected N=name (a key's index and name)",
+                                    where, n_line);
+                if (n >= SSHKEYS_MAX)
+                        return fail(ret_error, -EBADMSG, "ec2: %s: more than %d SSH keys", where,
+                                    SSHKEYS_MAX);
+                ret[n++] = idx;
+        }
+        *ret_n = n;
+        return 0;
+}
+
+/* The instance's SSH keys: the public-keys/ listing (404: none), then
+ * public-keys/N/openssh-key for each, with the IMDSv2 token. */
+static int fetch_ec2_keys(const struct ctx *c, char *const *headers, struct ds_result *res,
+                          char **ret_error)
+{
+        static const char list_path[] = "/latest/meta-data/public-keys/";
+        _cleanup_free_ char *list_url = strprintf("%s%s", c->base, list_path);
+        struct http_response list = {0};
+        unsigned idx[SSHKEYS_MAX];
+        size_t n = 0;
+        int r;
+
+        if (!list_url)
+                return fail(ret_error, -ENOMEM, "out of memory");
+        r = request(c, "ec2", "GET", list_path, headers, MAX_METADATA, false, true, &list,
+                    ret_error);
+        if (r != 0)
+                return r < 0 ? r : 0;
+        r = parse_ec2_key_list(list_url, list.body, list.body_len, idx, &n, ret_error);
+        http_response_free(&list);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n; i++) {
+                _cleanup_free_ char *path =
+                        strprintf("/latest/meta-data/public-keys/%u/openssh-key", idx[i]);
+                _cleanup_free_ char *url = path ? strprintf("%s%s", c->base, path) : NULL;
+                struct http_response key = {0};
+                if (!url)
+                        return fail(ret_error, -ENOMEM, "out of memory");
+                r = request(c, "ec2", "GET", path, headers, SSHKEY_MAX_LINE + 2, false, false, &key,
+                            ret_error);
+                if (r < 0)
+                        return r;
+                r = add_keys_text("ec2", url, "openssh-key", key.body, key.body_len, true, res,
+                                  ret_error);
+                http_response_free(&key);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
 static int fetch_ec2(const struct ctx *c, struct ds_result *res, char **ret_error)
 {
         static const char *const ttl[] = {"X-aws-ec2-metadata-token-ttl-seconds: 21600", NULL};
@@ -690,12 +882,15 @@ static int fetch_ec2(const struct ctx *c, struct ds_result *res, char **ret_erro
         http_response_free(&host);
         if (r < 0)
                 return r;
+        r = fetch_ec2_keys(c, headers, res, ret_error);
+        if (r < 0)
+                return r;
         return request_user_data(c, "ec2", "/latest/user-data", headers, true, res, ret_error);
 }
 
 static int fetch_metadata_doc(const struct ctx *c, const char *source, const char *path, bool json,
-                              const char *id_key, const char *host_key, struct ds_result *res,
-                              char **ret_error)
+                              const char *id_key, const char *host_key, const char *keys_key,
+                              struct ds_result *res, char **ret_error)
 {
         _cleanup_free_ char *url = strprintf("%s%s", c->base, path);
         struct http_response doc = {0};
@@ -706,8 +901,8 @@ static int fetch_metadata_doc(const struct ctx *c, const char *source, const cha
         r = request(c, source, "GET", path, NULL, MAX_METADATA, false, false, &doc, ret_error);
         if (r < 0)
                 return r;
-        r = parse_metadata(source, url, doc.body, doc.body_len, json, id_key, host_key, res,
-                           ret_error);
+        r = parse_metadata(source, url, doc.body, doc.body_len, json, id_key, host_key, keys_key,
+                           res, ret_error);
         http_response_free(&doc);
         return r;
 }
@@ -715,7 +910,7 @@ static int fetch_metadata_doc(const struct ctx *c, const char *source, const cha
 static int fetch_hetzner(const struct ctx *c, struct ds_result *res, char **ret_error)
 {
         int r = fetch_metadata_doc(c, "hetzner", "/hetzner/v1/metadata", false, "instance-id",
-                                   "hostname", res, ret_error);
+                                   "hostname", "public-keys", res, ret_error);
         if (r < 0)
                 return r;
         return request_user_data(c, "hetzner", "/hetzner/v1/userdata", NULL, false, res, ret_error);
@@ -724,7 +919,7 @@ static int fetch_hetzner(const struct ctx *c, struct ds_result *res, char **ret_
 static int fetch_digitalocean(const struct ctx *c, struct ds_result *res, char **ret_error)
 {
         int r = fetch_metadata_doc(c, "digitalocean", "/metadata/v1.json", true, "droplet_id",
-                                   "hostname", res, ret_error);
+                                   "hostname", "public_keys", res, ret_error);
         if (r < 0)
                 return r;
         return request_user_data(c, "digitalocean", "/metadata/v1/user-data", NULL, true, res,
@@ -925,5 +1120,39 @@ void ds_result_free(struct ds_result *r)
         free(r->hostname);
         free(r->user_data);
         free(r->user_data_origin);
+        strv_free(r->ssh_keys);
         *r = (struct ds_result){0};
+}
+
+int ds_parse_metadata(const char *source, const char *buf, size_t len, struct ds_result *ret,
+                      char **ret_error)
+{
+        struct ds_result res = {0};
+        int r;
+
+        if (streq(source, "ec2")) {
+                unsigned idx[SSHKEYS_MAX];
+                size_t n;
+                r = parse_ec2_key_list("public-keys/", buf, len, idx, &n, ret_error);
+        } else if (streq(source, "ec2-key")) {
+                r = add_keys_text("ec2", "openssh-key", "openssh-key", buf, len, true, &res,
+                                  ret_error);
+        } else if (streq(source, "nocloud") || streq(source, "configdrive")) {
+                const struct local_kind *k = streq(source, "nocloud") ? &nocloud : &configdrive;
+                r = parse_metadata(k->source, k->meta, buf, len, k->meta_is_json, k->id_key,
+                                   k->host_key, k->keys_key, &res, ret_error);
+        } else if (streq(source, "hetzner"))
+                r = parse_metadata(source, "metadata", buf, len, false, "instance-id", "hostname",
+                                   "public-keys", &res, ret_error);
+        else if (streq(source, "digitalocean"))
+                r = parse_metadata(source, "v1.json", buf, len, true, "droplet_id", "hostname",
+                                   "public_keys", &res, ret_error);
+        else
+                r = fail(ret_error, -EINVAL, "unknown datasource");
+        if (r < 0) {
+                ds_result_free(&res);
+                return r;
+        }
+        *ret = res;
+        return 0;
 }

@@ -22,11 +22,20 @@
  *                 device labelled config-2 (searched like cidata).
  *   ec2           IMDSv2 at the metadata URL: PUT /latest/api/token, then
  *                 /latest/meta-data/instance-id, /latest/meta-data/local-hostname
- *                 (optional), /latest/user-data (404: none), with the token.
- *   hetzner       /hetzner/v1/metadata (YAML: instance-id, hostname) and
- *                 /hetzner/v1/userdata (empty: none).
- *   digitalocean  /metadata/v1.json (JSON: droplet_id, hostname) and
- *                 /metadata/v1/user-data (404: none).
+ *                 (optional), /latest/meta-data/public-keys/ (lines N=name;
+ *                 404: none) and public-keys/N/openssh-key for each,
+ *                 /latest/user-data (404: none), with the token.
+ *   hetzner       /hetzner/v1/metadata (YAML: instance-id, hostname,
+ *                 public-keys) and /hetzner/v1/userdata (empty: none).
+ *   digitalocean  /metadata/v1.json (JSON: droplet_id, hostname,
+ *                 public_keys) and /metadata/v1/user-data (404: none).
+ *
+ * SSH keys (meta-data public-keys for nocloud, meta_data.json public_keys
+ * for configdrive, and the above) are read as cloud-init reads them: a
+ * string of lines, a list of strings, or a map of names to a string or a
+ * list. Each is checked (sshkey_parse()); a malformed one fails the fetch
+ * (-EBADMSG) naming the source, the document and the field: installing
+ * the others and carrying on could lock the owner out unnoticed.
  *   default       the default bundle baked into the image (`imagegen bake
  *                 --bundle`): user-data from <root>/etc/firstboot/default-user-data;
  *                 instance id as for file (the machine id, which systemd makes
@@ -91,6 +100,9 @@ struct ds_result {
         /* Where the user-data itself was read, for messages about it: a file,
          * "image:member" or a URL; NULL when there is none. */
         char *user_data_origin;
+        /* The SSH public keys the source gives (checked by sshkey_parse(),
+         * one line each, NULL-terminated), or NULL. */
+        char **ssh_keys;
 };
 
 /* Fetches from the source o->name. An instance id must be 1 to 128
@@ -108,6 +120,13 @@ struct ds_result {
  *   -EINVAL      bad options (an unknown name, file without --user-data). */
 int datasource_fetch(const struct ds_options *o, struct ds_result *ret, char **ret_error);
 void ds_result_free(struct ds_result *r);
+
+/* Parses a document as the datasource source does, without fetching:
+ * hetzner (the metadata YAML), digitalocean (v1.json), nocloud
+ * (meta-data), configdrive (meta_data.json), ec2 (a public-keys/
+ * listing), ec2-key (an openssh-key answer). For the fuzz target. */
+int ds_parse_metadata(const char *source, const char *buf, size_t len, struct ds_result *ret,
+                      char **ret_error);
 
 /* The accepted names, "auto" first, NULL-terminated. */
 const char *const *datasource_names(void);

@@ -38,9 +38,28 @@ static bool is_http_url(const char *url)
         return strncasecmp(url, "http://", 7) == 0 || strncasecmp(url, "https://", 8) == 0;
 }
 
+/* A 3xx is retried too: the callback is never re-sent where a Location
+ * points (a redirect could turn the POST into a GET without its body, or
+ * carry it to another host), so only a 2xx to the POST itself is delivery,
+ * and a controller in the middle of a move may answer it next time. */
 static bool is_retryable_status(long status)
 {
-        return status == 429 || (status >= 500 && status <= 599);
+        return status == 429 || (status >= 300 && status <= 399) ||
+               (status >= 500 && status <= 599);
+}
+
+/* " (a redirect to URL, not followed)" for a 3xx, else "". */
+static char *redirect_note(long status, const char *location)
+{
+        if (status < 300 || status > 399)
+                return strdup("");
+        if (!location)
+                return strdup(" (a redirect without a Location, not followed)");
+        _cleanup_free_ char *shown = strndup(location, 200);
+        for (char *p = shown; p && *p; p++)
+                if ((unsigned char)*p < 0x20 || (unsigned char)*p == 0x7f)
+                        *p = '?';
+        return shown ? strprintf(" (a redirect to %s, not followed)", shown) : NULL;
 }
 
 /* ": <first line of the answer>", short and printable, or "" when the
@@ -74,7 +93,7 @@ static long long min_ll(long long a, long long b)
 
 int phonehome_send(const struct phonehome_options *o, const char *body, char **ret_error)
 {
-        _cleanup_free_ char *signature = NULL, *last_error = NULL;
+        _cleanup_free_ char *signature = NULL, *last_error = NULL, *last_location = NULL;
         long last_status = 0;
         int last_r = 0, r;
         unsigned n = 0;
@@ -140,6 +159,8 @@ int phonehome_send(const struct phonehome_options *o, const char *body, char **r
                 last_error = error;
                 last_r = r;
                 last_status = status;
+                free(last_location);
+                last_location = TAKE_PTR(resp.location);
 
                 if (answered && status >= 200 && status <= 299) {
                         http_response_free(&resp);
@@ -152,7 +173,7 @@ int phonehome_send(const struct phonehome_options *o, const char *body, char **r
                                     status, snippet ? snippet : "");
                 }
                 http_response_free(&resp);
-                /* A redirect elsewhere, a bad URL, no memory: no retry helps. */
+                /* A bad URL, no memory: no retry helps. */
                 if (is_final_error(r))
                         return fail(ret_error, r, "%s", error ? error : strerror(-r));
 
@@ -168,11 +189,13 @@ int phonehome_send(const struct phonehome_options *o, const char *body, char **r
         }
 
         long long elapsed = now_ms() - start;
-        if (last_status > 0)
+        if (last_status > 0) {
+                _cleanup_free_ char *note = redirect_note(last_status, last_location);
                 return fail(ret_error, -ETIMEDOUT,
                             "gave up after %u attempt%s in %lld ms: the controller answered "
-                            "HTTP %ld",
-                            n, n == 1 ? "" : "s", elapsed, last_status);
+                            "HTTP %ld%s",
+                            n, n == 1 ? "" : "s", elapsed, last_status, note ? note : "");
+        }
         const char *why = last_error ? last_error : last_r < 0 ? strerror(-last_r) : "no time left";
         return fail(ret_error, last_r == -ETIMEDOUT || last_r >= 0 ? -ETIMEDOUT : -EHOSTUNREACH,
                     "gave up after %u attempt%s in %lld ms: %s", n, n == 1 ? "" : "s", elapsed,

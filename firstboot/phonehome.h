@@ -17,14 +17,16 @@ struct phonehome_options {
 /* POSTs body (JSON text) to o->url with Content-Type: application/json,
  * User-Agent: firstboot/<version> and, with a token,
  * X-Firstboot-Signature: sha256=<hex HMAC-SHA256 of the body bytes>.
- * Transport errors, 5xx and 429 are retried with a doubling backoff,
- * bounded by o->attempts and o->deadline_ms.
+ * Transport errors, 5xx, 429 and 3xx are retried with a doubling backoff,
+ * bounded by o->attempts and o->deadline_ms. Only a 2xx answer to the POST
+ * itself is delivery: a redirect is never followed (the message names its
+ * Location).
  *
  * Returns the number of attempts used (>0) on a 2xx answer; -EPROTO on any
- * other answer but 5xx/429 (not retried); -EHOSTUNREACH when giving up and
+ * other answer but 5xx/429/3xx (not retried); -EHOSTUNREACH when giving up and
  * the last attempt could not reach the controller (refused, unresolvable,
- * reset); -ETIMEDOUT when giving up otherwise (timeouts, 5xx/429 to the
- * end, the deadline spent); -EINVAL for a URL that is not http:// or
+ * reset); -ETIMEDOUT when giving up otherwise (timeouts, 5xx/429/3xx to
+ * the end, the deadline spent); -EINVAL for a URL that is not http:// or
  * https://, -EPERM for a redirect to another host (neither retried). On
  * failure *ret_error (when not NULL) says why, naming the HTTP status and
  * the first line of the controller's answer. */

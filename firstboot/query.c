@@ -21,7 +21,7 @@ static void usage(FILE *f)
         fprintf(f, "Usage: firstboot query [OPTIONS]\n"
                    "\n"
                    "Shows what a datasource returns (source, origin, instance id, hostname,\n"
-                   "user-data size and sha256) without provisioning anything.\n"
+                   "user-data size and sha256, SSH public keys) without provisioning anything.\n"
                    "\n"
                    "Options:\n"
                    "  --root DIR            work on the system under DIR (default /)\n"
@@ -66,6 +66,14 @@ static int print_json(const struct ds_result *r, const char *sha)
         if (k >= 0)
                 k = sha ? node_set_str(n, "user_data_sha256", sha)
                         : node_set_null(n, "user_data_sha256");
+        if (k >= 0) {
+                struct node *keys = node_new(NODE_SEQ);
+                k = keys ? node_set(n, "ssh_keys", keys) : -ENOMEM;
+                for (char **key = r->ssh_keys; k >= 0 && key && *key; key++) {
+                        struct node *v = node_new_scalar(SCALAR_STR, *key);
+                        k = v ? node_append(keys, NULL, v) : -ENOMEM;
+                }
+        }
         if (k >= 0)
                 k = json_format(n, true, &text);
         if (k < 0)
@@ -85,6 +93,10 @@ static void print_plain(const struct ds_result *r, const char *sha)
         else
                 printf("user_data_size: (none)\n");
         printf("user_data_sha256: %s\n", sha ? sha : "(none)");
+        if (!r->ssh_keys)
+                printf("ssh_keys: (none)\n");
+        for (char **key = r->ssh_keys; key && *key; key++)
+                printf("ssh_key: %s\n", *key);
 }
 
 int cmd_query(int argc, char **argv)

@@ -18,6 +18,7 @@
 #include "phonehome.h"
 #include "prepare.h"
 #include "runner.h"
+#include "sshkeys.h"
 #include "state.h"
 #include "yaml.h"
 
@@ -945,6 +946,25 @@ int cmd_run(int argc, char **argv)
                 run_status_free(&r.prev);
         r.st.boot = r.prev.boot + 1;
         make_dir(&r, &r.inst_dir);
+
+        /* The provider's SSH keys, before anything (a module hardening
+         * SSH) could lock the owner out; a bundle that fails later still
+         * leaves the server reachable. */
+        if (r.ds.ssh_keys) {
+                _cleanup_free_ char *kerr = NULL;
+                k = sshkeys_install(r.root, r.cfg.ssh_keys_user, r.ds.ssh_keys, &kerr);
+                if (k < 0) {
+                        _cleanup_free_ char *e = strprintf("SSH keys from %s: %s", r.ds.source,
+                                                           kerr ? kerr : strerror(-k));
+                        log_event(LOG_ERR, NULL, NULL, "datasource", "%s", e);
+                        ret = finish(&r, e);
+                        run_free(&r);
+                        return ret;
+                }
+                log_event(LOG_INFO, NULL, NULL, "datasource",
+                          "SSH keys from %s for %s: %d added, %zu already there", r.ds.source,
+                          r.cfg.ssh_keys_user, k, strv_length(r.ds.ssh_keys) - (size_t)k);
+        }
 
         if (!r.ds.user_data) {
                 _cleanup_free_ char *e = strprintf("%s returned no user-data", r.ds.source);

@@ -1030,16 +1030,14 @@ static int open_image(const struct bake_opts *o, struct image *img)
 static const struct {
         const char *soname, *package;
         const char *use; /* NULL: linked */
-        bool signatures; /* needed to check signatures */
 } agent_libs[] = {
-        {"libyaml-0.so.2", "libyaml-0-2", NULL, false},
-        {"libjson-c.so.5", "libjson-c5", NULL, false},
-        {"libz.so.1", "zlib1g", NULL, false},
-        {SONAME_LIBSODIUM, "libsodium23", "needed to check signed bundles", true},
-        {SONAME_LIBARCHIVE, "libarchive13", "needed to read NoCloud and ConfigDrive ISO images",
-         false},
-        {SONAME_LIBCURL, "libcurl4", "needed to fetch user-data over HTTP and to call back", false},
-        {SONAME_LIBSYSTEMD, "libsystemd0", "needed by `firstboot logs` to read the journal", false},
+        {"libyaml-0.so.2", "libyaml-0-2", NULL},
+        {"libjson-c.so.5", "libjson-c5", NULL},
+        {"libz.so.1", "zlib1g", NULL},
+        {SONAME_LIBSODIUM, "libsodium23", NULL},
+        {SONAME_LIBARCHIVE, "libarchive13", "needed to read NoCloud and ConfigDrive ISO images"},
+        {SONAME_LIBCURL, "libcurl4", "needed to fetch user-data over HTTP and to call back"},
+        {SONAME_LIBSYSTEMD, "libsystemd0", "needed by `firstboot logs` to read the journal"},
 };
 
 static bool image_has_library(const struct image *img, const char *soname)
@@ -1055,15 +1053,15 @@ static bool image_has_library(const struct image *img, const char *soname)
         return false;
 }
 
-/* A missing library the agent is linked with, or libsodium when bundles
- * must be signed, is an error: the first boot could only fail. The others
- * are warnings: the agent works without them, short of what they are for. */
-static int check_libraries(const struct image *img, bool signatures)
+/* A missing library the agent is linked with is an error: the first boot
+ * could only fail. The others are warnings: the agent works without them,
+ * short of what they are for. */
+static int check_libraries(const struct image *img)
 {
         int r = 0;
 
         for (size_t i = 0; i < ARRAY_SIZE(agent_libs); i++) {
-                bool fatal = !agent_libs[i].use || (signatures && agent_libs[i].signatures);
+                bool fatal = !agent_libs[i].use;
 
                 if (image_has_library(img, agent_libs[i].soname))
                         continue;
@@ -1122,7 +1120,7 @@ static int make_plan(const struct bake_opts *o, const struct image *img, struct 
         r = plan_config(p, img, o->config, n_keys > 0, &c);
         if (r < 0)
                 goto out;
-        r = check_libraries(img, c.require_signature);
+        r = check_libraries(img);
         if (r < 0) {
                 config_free(&c);
                 goto out;

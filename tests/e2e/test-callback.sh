@@ -2,8 +2,8 @@
 # The controller callback (phone-home) of `firstboot run` against
 # tests/e2e/peers/receiver.py on loopback: the ready and the failure
 # report, the HMAC signature, retries on 5xx, a controller that is down,
-# refuses or hangs (the run still finishes, ready), and reruns that must
-# not call back again.
+# refuses, redirects or hangs (the run still finishes, ready), and reruns
+# that must not call back again.
 # SC2154: start_peer sets *_port.
 # shellcheck disable=SC2154
 # shellcheck source=tests/e2e/lib.sh
@@ -303,6 +303,50 @@ if expect_rc 0 timeout 30 "$FIRSTBOOT" run --root "$R" --user-data "$T/b7.tgz" -
 	st "$R" 'j["phone_home"]["error"]' | grep -q 'gave up after [1-3] attempts\? in'; then
 	t_pass
 else t_fail "posts: $(posts "$T/hang.jsonl"), status: $(st "$R" 'j["phone_home"]')"; fi
+
+# --- redirects: only a 2xx to the POST itself is delivery ---
+
+# A controller answering the callback with a redirect to /moved, which
+# answers 200 to a POST and to a GET: a client that followed the redirect
+# (or re-sent the POST as a GET without its body, as 301 and 302 invite)
+# would count the callback as delivered.
+for code in 301 302 307 308; do
+	start_peer "r$code" receiver.py --record "$T/r$code.jsonl" --token "$TOKEN" --mode redirect --fail-status "$code"
+	port_var="r${code}_port"
+	R=$T/rr$code
+	new_root "$R"
+	conf "$R" $'phone_home_attempts: 3\n'
+	mkcb "$T/br$code" "http://127.0.0.1:${!port_var}/callback"
+	t_case "a $code to the callback is not delivery: retried 3 times, never followed; ready stays, phone_home failed naming the Location"
+	if expect_rc 0 "$FIRSTBOOT" run --root "$R" --user-data "$T/br$code.tgz" --instance-id "i-r$code" &&
+		[ -f "$R/var/lib/firstboot/ready" ] &&
+		[ "$(st "$R" 'j["state"], j["phone_home"]["state"], j["phone_home"]["attempts"]')" = "('ready', 'failed', 3)" ] &&
+		st "$R" 'j["phone_home"]["error"]' |
+		grep -qF "gave up after 3 attempts in" &&
+		st "$R" 'j["phone_home"]["error"]' |
+		grep -qF "HTTP $code (a redirect to http://127.0.0.1:${!port_var}/moved, not followed)" &&
+		python3 - "$T/r$code.jsonl" <<'EOP'; then t_pass; else t_fail "status: $(st "$R" 'j["phone_home"]'), requests: $(cat "$T/r$code.jsonl")"; fi
+import json, sys
+recs = [json.loads(l) for l in open(sys.argv[1])]
+assert [(r["method"], r["path"]) for r in recs] == [("POST", "/callback")] * 3, recs
+assert all(r["signature_ok"] is True for r in recs), recs
+EOP
+done
+
+start_peer rthen receiver.py --record "$T/rthen.jsonl" --token "$TOKEN" --mode redirect --fail-status 301 --fail-first 2
+R=$T/rrthen
+new_root "$R"
+conf "$R" $'phone_home_attempts: 3\n'
+mkcb "$T/brthen" "http://127.0.0.1:$rthen_port/callback"
+t_case "301 twice, then 200 to the POST itself: delivered on the third attempt"
+if expect_rc 0 "$FIRSTBOOT" run --root "$R" --user-data "$T/brthen.tgz" --instance-id i-rthen &&
+	[ "$(st "$R" 'j["state"], j["phone_home"]["state"], j["phone_home"]["attempts"], j["phone_home"]["error"]')" = "('ready', 'sent', 3, None)" ] &&
+	python3 - "$T/rthen.jsonl" <<'EOP'; then t_pass; else t_fail "status: $(st "$R" 'j["phone_home"]'), requests: $(cat "$T/rthen.jsonl")"; fi
+import json, sys
+recs = [json.loads(l) for l in open(sys.argv[1])]
+assert [(r["method"], r["path"]) for r in recs] == [("POST", "/callback")] * 3, recs
+assert json.loads(recs[2]["body"])["state"] == "ready", recs[2]
+EOP
 
 # --- progress events (opt-in) ---
 

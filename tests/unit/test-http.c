@@ -319,16 +319,18 @@ TEST(redirects_stay_on_the_same_host)
         if (peer_start(&p, 0) < 0)
                 return;
         same = url_of(&p, "/_test/redirect?to=/_test/echo&code=307");
-        struct http_request req = {.method = "POST", .url = same, .body = "b", .body_len = 1};
+        struct http_request req = {.url = same};
         CHECK_INTEQ(http_do(&req, &r, NULL), 0);
         CHECK_INTEQ(r.status, 200);
-        CHECK_STREQ(r.body, "POST b");
+        CHECK_STREQ(r.body, "GET ");
+        CHECK(!r.location);
         http_response_free(&r);
 
         see_other = url_of(&p, "/_test/redirect?to=/_test/echo&code=303");
         req.url = see_other;
+        req.method = "HEAD";
         CHECK_INTEQ(http_do(&req, &r, NULL), 0);
-        CHECK_STREQ(r.body, "GET ");
+        CHECK_INTEQ(r.status, 200);
         http_response_free(&r);
 
         other = strprintf("http://127.0.0.1:%u/_test/redirect?to=http://localhost:%u/_test/echo",
@@ -337,6 +339,38 @@ TEST(redirects_stay_on_the_same_host)
         CHECK_INTEQ(http_do(&req, &r, &error), -EPERM);
         CHECK(error && strstr(error, "another host"));
         http_response_free(&r);
+}
+
+/* A request with a body is never sent twice: a POST answered 301 or 302
+ * is not re-sent as a GET without its body (what libcurl and browsers do),
+ * nor a PUT or POST re-sent where a 307 or 308 points. The 3xx is the
+ * answer, with its Location. */
+TEST(requests_with_a_body_are_not_redirected)
+{
+        _cleanup_(peer_stop) struct peer p = {0};
+        static const char *const methods[] = {"POST", "PUT"};
+        static const int codes[] = {301, 302, 303, 307, 308};
+
+        if (peer_start(&p, 0) < 0)
+                return;
+        _cleanup_free_ char *want = strprintf("http://127.0.0.1:%u/_test/echo", p.port);
+        for (size_t m = 0; m < ARRAY_SIZE(methods); m++)
+                for (size_t i = 0; i < ARRAY_SIZE(codes); i++) {
+                        _cleanup_free_ char *path =
+                                strprintf("/_test/redirect?to=/_test/echo&code=%d", codes[i]);
+                        _cleanup_free_ char *url = url_of(&p, path);
+                        struct http_response r = {0};
+                        struct http_request req = {
+                                .method = methods[m], .url = url, .body = "b", .body_len = 1};
+                        CHECK_INTEQ(http_do(&req, &r, NULL), 0);
+                        CHECK_INTEQ(r.status, codes[i]);
+                        CHECK_STREQ(r.location, want);
+                        CHECK_INTEQ(r.attempts_made, 1);
+                        CHECK_INTEQ(r.body_len, 0);
+                        http_response_free(&r);
+                }
+        /* Only the redirects were asked for, never the echo. */
+        CHECK_INTEQ(logged(&p), ARRAY_SIZE(methods) * ARRAY_SIZE(codes));
 }
 
 TEST(proxy_environment_is_ignored)

@@ -11,12 +11,15 @@ Listens on 127.0.0.1 (port 0, written to --port-file once bound).
                              GET /latest/meta-data/local-hostname (404 without
                                  --hostname)
                              GET /latest/user-data (404 without --user-data)
+                             GET /latest/meta-data/public-keys/ (lines N=name,
+                                 404 without --public-keys) and
+                                 /latest/meta-data/public-keys/N/openssh-key
     --provider hetzner       GET /hetzner/v1/metadata (YAML: instance-id,
-                                 hostname, ...)
+                                 hostname, public-keys (a list), ...)
                              GET /hetzner/v1/userdata (empty without
                                  --user-data)
     --provider digitalocean  GET /metadata/v1.json (JSON: droplet_id,
-                                 hostname, ...)
+                                 hostname, public_keys (a list), ...)
                              GET /metadata/v1/user-data (404 without
                                  --user-data)
 
@@ -31,6 +34,8 @@ Anything else is 404. --fail-first N answers 500 to the first N requests,
 whatever they are. --metadata-body FILE serves FILE's bytes as the metadata
 document (hetzner, digitalocean) to test bad metadata. --log FILE gets one
 JSON line per request: {"method", "path", "headers", "status"}.
+--public-keys FILE: the SSH public keys, one per line (served verbatim,
+malformed ones too).
 Python 3 standard library only.
 """
 
@@ -55,6 +60,10 @@ class State:
         if args.user_data is not None:
             with open(args.user_data, "rb") as f:
                 self.user_data = f.read()
+        self.public_keys = None
+        if args.public_keys is not None:
+            with open(args.public_keys, encoding="utf-8") as f:
+                self.public_keys = [l.rstrip("\n") for l in f if l.strip()]
         self.metadata_body = None
         if args.metadata_body is not None:
             with open(args.metadata_body, "rb") as f:
@@ -152,6 +161,16 @@ class Handler(BaseHTTPRequestHandler):
             self.reply(200, args.hostname.encode())
         elif path == "/latest/user-data" and self.state.user_data is not None:
             self.reply(200, self.state.user_data, "application/octet-stream")
+        elif path == "/latest/meta-data/public-keys/" and self.state.public_keys is not None:
+            names = "\n".join("%d=key-%d" % (i, i) for i in range(len(self.state.public_keys)))
+            self.reply(200, names.encode())
+        elif (path.startswith("/latest/meta-data/public-keys/") and path.endswith("/openssh-key")
+              and self.state.public_keys is not None):
+            i = path.split("/")[4]
+            if i.isdigit() and int(i) < len(self.state.public_keys):
+                self.reply(200, (self.state.public_keys[int(i)] + "\n").encode())
+            else:
+                self.reply(404)
         else:
             self.reply(404)
 
@@ -166,7 +185,11 @@ class Handler(BaseHTTPRequestHandler):
                 lines = ["instance-id: %s" % args.instance_id]
                 if args.hostname:
                     lines.append("hostname: %s" % args.hostname)
-                lines += ["region: eu-central", "availability-zone: fsn1-dc14", ""]
+                lines += ["region: eu-central", "availability-zone: fsn1-dc14"]
+                if self.state.public_keys is not None:
+                    lines.append("public-keys:")
+                    lines += ["- %s" % json.dumps(k) for k in self.state.public_keys]
+                lines.append("")
                 body = "\n".join(lines).encode()
             self.reply(200, body)
         elif path == "/hetzner/v1/userdata":
@@ -186,6 +209,8 @@ class Handler(BaseHTTPRequestHandler):
                 doc = {"droplet_id": iid, "region": "fra1"}
                 if args.hostname:
                     doc["hostname"] = args.hostname
+                if self.state.public_keys is not None:
+                    doc["public_keys"] = self.state.public_keys
                 body = json.dumps(doc).encode()
             self.reply(200, body, "application/json")
         elif path == "/metadata/v1/user-data" and self.state.user_data is not None:
@@ -255,6 +280,7 @@ def main():
     p.add_argument("--metadata-body")
     p.add_argument("--fail-first", type=int, default=0)
     p.add_argument("--log")
+    p.add_argument("--public-keys")
     args = p.parse_args()
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)

@@ -15,8 +15,14 @@ Answers to POSTs on --path (default /callback):
     --mode fail        --fail-status (default 500) always
     --mode hang        never answers; the request is dropped when the client
                        closes its end or the server stops
-POSTs to any other path are recorded and answered 404. GET /health answers
-200 for readiness checks. SIGTERM and SIGINT stop the server promptly, hung
+    --mode redirect    --fail-status (default 500; give 301, 302, 303, 307 or
+                       308) with Location: --location (default /moved),
+                       after --fail-first N of them 200 (N 0: always)
+POSTs to --location are recorded and answered 200, so a client that
+followed a redirect would count it as delivered; POSTs to any other path
+are recorded and answered 404. GET /health answers 200 for readiness
+checks; every other GET is recorded (as {"method": "GET", "path": ...})
+and answered 200 when it asks for --location, else 404. SIGTERM and SIGINT stop the server promptly, hung
 requests included. Python 3 standard library only.
 """
 
@@ -97,8 +103,24 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self):
         if self.path == "/health":
             self.reply(200, "ok\n")
+            return
+        st = self.server.state
+        st.record({"method": "GET", "path": self.path, "headers": dict(self.headers.items())})
+        if self.path == st.args.location:
+            self.reply(200, "moved here\n")
         else:
             self.reply(404, "not found\n")
+
+    def redirect(self, status):
+        data = b"moved\n"
+        self.send_response(status)
+        self.send_header("Location", self.server.state.args.location)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(data)
+        self.close_connection = True
 
     def do_POST(self):
         st = self.server.state
@@ -113,17 +135,26 @@ class Handler(BaseHTTPRequestHandler):
             got = self.headers.get("X-Firstboot-Signature", "")
             sig_ok = hmac.compare_digest(want.encode(), got.encode())
         st.record({
+            "method": "POST",
             "path": self.path,
             "headers": dict(self.headers.items()),
             "body": raw.decode("utf-8", errors="replace"),
             "signature_ok": sig_ok,
         })
+        if self.path == st.args.location and self.path != st.args.path:
+            self.reply(200, "moved here\n")
+            return
         if self.path != st.args.path:
             self.reply(404, "no such callback\n")
             return
         n = st.next_post()
         if st.args.mode == "hang":
             self.hang()
+        elif st.args.mode == "redirect":
+            if st.args.fail_first == 0 or n <= st.args.fail_first:
+                self.redirect(st.args.fail_status)
+            else:
+                self.reply(200, "recorded\n")
         elif st.args.mode == "fail" or n <= st.args.fail_first:
             self.reply(st.args.fail_status, "failing on purpose\n")
         else:
@@ -160,11 +191,13 @@ def main():
     p.add_argument("--port-file", required=True)
     p.add_argument("--record", help="append one JSON line per POST here")
     p.add_argument("--token", help="HMAC key the signature is checked against")
-    p.add_argument("--mode", choices=("ok", "fail", "hang"), default="ok")
+    p.add_argument("--mode", choices=("ok", "fail", "hang", "redirect"), default="ok")
     p.add_argument("--fail-first", type=int, default=0, metavar="N",
                    help="answer the first N callbacks with --fail-status")
     p.add_argument("--fail-status", type=int, default=500)
     p.add_argument("--path", default="/callback", help="the callback path (others get 404)")
+    p.add_argument("--location", default="/moved",
+                   help="where --mode redirect points (answered 200)")
     args = p.parse_args()
 
     server = Server(("127.0.0.1", 0), Handler)
