@@ -1077,6 +1077,7 @@ static const struct {
         {"libyaml-0.so.2", "libyaml-0-2", NULL, false},
         {"libjson-c.so.5", "libjson-c5", NULL, false},
         {"libz.so.1", "zlib1g", NULL, false},
+        {"libpcre2-8.so.0", "libpcre2-8-0", NULL, false},
         {SONAME_LIBSODIUM, "libsodium23", "needed to check signed bundles", true},
         {SONAME_LIBARCHIVE, "libarchive13", "needed to read NoCloud and ConfigDrive ISO images",
          false},
