@@ -91,6 +91,13 @@ if expect_rc 0 "$FIRSTBOOT" validate "$SEED/manifest.yml" &&
 os: ubuntu >= 20.04 or debian
 note: debian has no min_version: a single min_version (20.04) is the first family's; write a mapping like {ubuntu: \"20.04\", debian: ...} to give each family its own" ]; then t_pass; else t_fail "printed: $(cat "$T/out")"; fi
 
+t_case "every stack module's manifest still validates"
+bad=()
+for m in "$TOP"/modules/*/manifest.yml; do
+	"$FIRSTBOOT" validate "$m" >/dev/null 2>"$T/err" || bad+=("$m: $(cat "$T/err")")
+done
+if [ ${#bad[@]} -eq 0 ]; then t_pass; else t_fail "${bad[*]}"; fi
+
 seed_bundle ok my-host.example.org
 
 t_case "Ubuntu 22.04: the seed's module runs under the contract and the root is ready"
