@@ -1016,7 +1016,8 @@ TEST(pattern_dialect)
                 CHECK_INTEQ(regex_compile(bad[i].pattern, &re, &error, &off), -EINVAL);
                 CHECK(!re);
                 if (!error || !streq(error, bad[i].error) || off != bad[i].offset)
-                        fprintf(stderr, "  %s: %s at %zu\n", bad[i].pattern, error, off);
+                        fprintf(stderr, "  %s: %s at %zu\n", bad[i].pattern,
+                                error ? error : "(no message)", off);
                 CHECK_STREQ(error, bad[i].error);
                 CHECK_INTEQ(off, bad[i].offset);
         }
