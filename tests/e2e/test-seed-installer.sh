@@ -38,8 +38,9 @@ echo "systemctl $*" >>"$FIRSTBOOT_ROOT/calls"
 EOF
 chmod 0755 "$BIN"/*
 
-# The os-release of Ubuntu 22.04 (base-files 12ubuntu4) and of Debian 12
-# (base-files 12.4), as those releases ship them.
+# The os-release of Ubuntu 22.04.2 (as recorded in yorevs/homesetup,
+# docs/misc/linux-releases.md) and of Debian 12 (base-files 12.4+deb12u11,
+# this build host's own).
 UBUNTU_2204='PRETTY_NAME="Ubuntu 22.04.2 LTS"
 NAME="Ubuntu"
 VERSION_ID="22.04"
