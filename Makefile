@@ -13,7 +13,7 @@
 PREFIX   ?= /usr/local
 DESTDIR  ?=
 VERSION  := 0.1.0
-PKGS     := yaml-0.1 json-c libcurl libarchive libcrypto libsystemd libsodium zlib
+PKGS     := yaml-0.1 json-c libcurl libarchive libcrypto libsystemd libsodium zlib libpcre2-8
 SANITIZER ?=
 BUILD    ?= build$(if $(SANITIZER),-san)
 

@@ -4,7 +4,6 @@
 
 #include <errno.h>
 #include <limits.h>
-#include <regex.h>
 
 static const char *const type_names[] = {
         [INPUT_STRING] = "string",     [INPUT_INTEGER] = "integer", [INPUT_BOOLEAN] = "boolean",
@@ -253,47 +252,27 @@ _printf_(3, 4) static void diags_at_key(struct diags *d, const struct node *n, c
                 diags_at(d, n, "%s", msg);
 }
 
-/* Compiles pattern so that it must match the whole value. POSIX has no
- * \d, and glibc reads it as a plain 'd': refuse it rather than let a
- * pattern written for another regex dialect silently mean something else. */
-static int pattern_compile(const char *pattern, regex_t *re, char **ret_error)
-{
-        for (const char *p = pattern; *p; p++) {
-                if (*p != '\\')
-                        continue;
-                if (p[1] == 'd' || p[1] == 'D') {
-                        *ret_error = strprintf("\\%c is not part of POSIX extended regular "
-                                               "expressions; write %s",
-                                               p[1], p[1] == 'd' ? "[0-9]" : "[^0-9]");
-                        return -EINVAL;
-                }
-                if (!p[1])
-                        break;
-                p++;
-        }
-        _cleanup_free_ char *anchored = strprintf("^(%s)$", pattern);
-        if (!anchored)
-                return -ENOMEM;
-        int r = regcomp(re, anchored, REG_EXTENDED | REG_NOSUB);
-        if (r != 0) {
-                char buf[256];
-                regerror(r, re, buf, sizeof(buf));
-                *ret_error = xstrdup(buf);
-                return -EINVAL;
-        }
-        return 0;
-}
-
-static bool pattern_matches(const char *pattern, const char *value)
+/* Compiles a validation pattern, reporting a bad one at its node p with
+ * pcre2's message and where in the pattern it stopped. Returns whether it
+ * compiled. */
+static bool pattern_compile(struct diags *d, const struct node *p, const char *ctx,
+                            const char *pattern, struct regex **ret)
 {
         _cleanup_free_ char *error = NULL;
-        regex_t re;
+        size_t offset = 0;
+        int r;
 
-        if (pattern_compile(pattern, &re, &error) < 0)
+        r = regex_compile(pattern, ret, &error, &offset);
+        if (r == -ENOMEM)
+                abort();
+        if (r < 0) {
+                _cleanup_free_ char *q = quote(pattern);
+                diags_at(d, p,
+                         "%s'pattern' is not a valid regular expression: %s at offset %zu of %s",
+                         ctx, error, offset, q);
                 return false;
-        bool ok = regexec(&re, value, 0, NULL, 0) == 0;
-        regfree(&re);
-        return ok;
+        }
+        return true;
 }
 
 /* A sane check, not RFC 5322: one '@', a non-empty local part, a domain
@@ -425,7 +404,21 @@ static bool check_value(const struct manifest_input *in, const struct node *v, c
                                          in->max_length, has);
                         ok = false;
                 }
-                if (in->pattern && !pattern_matches(in->pattern, canon)) {
+                int m = in->regex ? regex_match(in->regex, canon, strlen(canon)) : 1;
+                if (m == -ENOMEM)
+                        abort();
+                if (m == -E2BIG) {
+                        diags_at(d, v,
+                                 "%s could not be checked against the pattern %s: matching "
+                                 "took more than %d steps (the pattern backtracks too much)",
+                                 subject, in->pattern, REGEX_MATCH_LIMIT);
+                        ok = false;
+                } else if (m < 0) {
+                        diags_at(d, v, "%s could not be checked against the pattern %s: %s",
+                                 subject, in->pattern,
+                                 m == -EILSEQ ? "it is not valid UTF-8" : strerror(-m));
+                        ok = false;
+                } else if (m == 0) {
                         if (sens)
                                 diags_at(d, v, "%s does not match the pattern %s", subject,
                                          in->pattern);
@@ -574,6 +567,150 @@ static void parse_id_list(struct diags *d, const struct node *map, const char *k
         }
 }
 
+/* An os-release(5) ID: 0-9, a-z, ".", "_" and "-"; upper case is
+ * accepted too, since families match without regard to case. */
+static bool os_id_is_valid(const char *s)
+{
+        if (!*s || strlen(s) > MANIFEST_ID_MAX)
+                return false;
+        for (const char *p = s; *p; p++)
+                if (!is_lower_alnum(*p) && !(*p >= 'A' && *p <= 'Z') && !strchr("._-", *p))
+                        return false;
+        return true;
+}
+
+static struct manifest_os *find_os(struct manifest *m, const char *family)
+{
+        for (size_t i = 0; i < m->n_os; i++)
+                if (strcasecmp(m->os[i].family, family) == 0)
+                        return &m->os[i];
+        return NULL;
+}
+
+char *manifest_os_describe(const struct manifest_os *os, size_t n)
+{
+        struct buf b = {0};
+
+        for (size_t i = 0; i < n; i++) {
+                buf_printf(&b, "%s%s", i ? " or " : "", os[i].family);
+                if (os[i].min_version)
+                        buf_printf(&b, " >= %s", os[i].min_version);
+        }
+        buf_puts(&b, "");
+        if (!b.data)
+                abort();
+        return buf_steal(&b);
+}
+
+/* A version for a min_version: a string or number like 12 or 22.04. */
+static const char *os_version(struct diags *d, const struct node *v)
+{
+        if (v->kind != NODE_SCALAR || node_is_null(v) || node_resolve(v) == SCALAR_BOOL) {
+                diags_at(d, v,
+                         "os_requirements: a 'min_version' must be a version like \"12\" or "
+                         "\"22.04\", not %s",
+                         node_kind_name(v));
+                return NULL;
+        }
+        if (!version_is_valid(v->value)) {
+                _cleanup_free_ char *q = quote(v->value);
+                diags_at(d, v,
+                         "os_requirements: a 'min_version' must be a version like \"12\" or "
+                         "\"22.04\", not %s",
+                         q);
+                return NULL;
+        }
+        return v->value;
+}
+
+/* os_requirements: family is one os-release ID or a list of them (the
+ * system must be one); min_version is one version, the first family's, or
+ * a mapping from families to versions. */
+static void parse_os_requirements(struct diags *d, struct manifest *m, const struct node *n)
+{
+        const struct node *fam = node_get(n, "family"), *min = node_get(n, "min_version");
+        size_t before = d->n;
+
+        diags_check_keys(d, n, "os_requirements", os_keys);
+        if (fam && !node_is_null(fam)) {
+                bool one = fam->kind == NODE_SCALAR && node_resolve(fam) != SCALAR_BOOL;
+                if (!one && (fam->kind != NODE_SEQ || fam->n_items == 0)) {
+                        diags_at(d, fam,
+                                 "os_requirements: 'family' must be an os-release ID like debian "
+                                 "or a list of them like [ubuntu, debian], not %s",
+                                 fam->kind == NODE_SEQ ? "an empty list" : node_kind_name(fam));
+                        return;
+                }
+                size_t k = one ? 1 : fam->n_items;
+                m->os = xcalloc(k, sizeof(*m->os));
+                for (size_t i = 0; i < k; i++) {
+                        const struct node *e = one ? fam : fam->items[i];
+                        if (e->kind != NODE_SCALAR || node_is_null(e) ||
+                            node_resolve(e) == SCALAR_BOOL) {
+                                diags_at(d, e,
+                                         "os_requirements: 'family' must list os-release IDs, "
+                                         "not %s",
+                                         node_kind_name(e));
+                                continue;
+                        }
+                        if (!os_id_is_valid(e->value)) {
+                                _cleanup_free_ char *q = quote(e->value);
+                                diags_at(d, e,
+                                         "os_requirements: 'family' lists %s, which is not an "
+                                         "os-release ID (letters, digits, '.', '_' and '-', like "
+                                         "debian)",
+                                         q);
+                                continue;
+                        }
+                        if (find_os(m, e->value)) {
+                                diags_at(d, e, "os_requirements: 'family' lists '%s' twice",
+                                         e->value);
+                                continue;
+                        }
+                        m->os[m->n_os++].family = xstrdup(e->value);
+                }
+        }
+        if (!min || node_is_null(min) || d->n > before)
+                return;
+        if (m->n_os == 0) {
+                diags_at(d, n, "os_requirements: 'min_version' needs a 'family'");
+                return;
+        }
+        if (min->kind != NODE_MAP) {
+                const char *v = min->kind == NODE_SEQ ? NULL : os_version(d, min);
+                if (min->kind == NODE_SEQ)
+                        diags_at(d, min,
+                                 "os_requirements: 'min_version' must be a version or a mapping "
+                                 "of families to versions like {ubuntu: \"20.04\", debian: "
+                                 "\"11\"}, not a sequence");
+                if (!v)
+                        return;
+                m->os[0].min_version = xstrdup(v);
+                m->os_min_first_only = m->n_os > 1;
+                return;
+        }
+        for (size_t i = 0; i < min->n_items; i++) {
+                const struct node *e = min->items[i];
+                struct manifest_os *o = find_os(m, e->key);
+                if (!o) {
+                        _cleanup_free_ char *fams = manifest_os_describe(m->os, m->n_os);
+                        diags_at_key(d, e,
+                                     "os_requirements: 'min_version' names '%s', which is not "
+                                     "in 'family' (%s)",
+                                     e->key, fams);
+                        continue;
+                }
+                if (o->min_version) {
+                        diags_at_key(d, e, "os_requirements: 'min_version' names '%s' twice",
+                                     e->key);
+                        continue;
+                }
+                const char *v = os_version(d, e);
+                if (v)
+                        o->min_version = xstrdup(v);
+        }
+}
+
 /* A list of scalars: one scalar or a non-empty sequence of them, as
  * canonical text or as written (for text inputs, where "007" is not 7). */
 static bool scalar_list(struct diags *d, const struct node *n, const char *what, bool allow_one,
@@ -650,15 +787,8 @@ static void parse_validation(struct diags *d, struct manifest_input *in, bool ty
 
         const struct node *p = node_get(val, "pattern");
         get_string(d, val, "pattern", ctx, &in->pattern);
-        if (in->pattern) {
-                _cleanup_free_ char *error = NULL;
-                regex_t re;
-                if (pattern_compile(in->pattern, &re, &error) < 0)
-                        diags_at(d, p, "%s'pattern' is not a valid regular expression: %s", ctx,
-                                 error ? error : "out of memory");
-                else
-                        regfree(&re);
-        }
+        if (in->pattern)
+                pattern_compile(d, p, ctx, in->pattern, &in->regex);
         get_int(d, val, "min_length", ctx, 0, LLONG_MAX, &in->min_length);
         get_int(d, val, "max_length", ctx, 0, LLONG_MAX, &in->max_length);
         if (in->min_length >= 0 && in->max_length >= 0 && in->min_length > in->max_length)
@@ -877,6 +1007,7 @@ static void input_free(struct manifest_input *in)
         free(in->description);
         free(in->default_value);
         free(in->pattern);
+        regex_free(in->regex);
         strv_free(in->allowed_values);
         for (size_t i = 0; i < in->n_visible_if; i++) {
                 free(in->visible_if[i].name);
@@ -895,8 +1026,11 @@ void manifest_free(struct manifest *m)
         free(m->description);
         free(m->category);
         free(m->author);
-        free(m->os_family);
-        free(m->os_min_version);
+        for (size_t i = 0; i < m->n_os; i++) {
+                free(m->os[i].family);
+                free(m->os[i].min_version);
+        }
+        free(m->os);
         for (size_t i = 0; i < m->n_inputs; i++)
                 input_free(&m->inputs[i]);
         free(m->inputs);
@@ -977,20 +1111,8 @@ int manifest_parse(const struct node *doc, struct manifest **ret, struct diags *
         get_string(d, doc, "author", "", &m->author);
 
         n = node_get(doc, "os_requirements");
-        if (n && !node_is_null(n) && expect_map(d, n, "")) {
-                diags_check_keys(d, n, "os_requirements", os_keys);
-                get_string(d, n, "family", "os_requirements: ", &m->os_family);
-                get_string(d, n, "min_version", "os_requirements: ", &m->os_min_version);
-                if (m->os_min_version && !version_is_valid(m->os_min_version)) {
-                        _cleanup_free_ char *q = quote(m->os_min_version);
-                        diags_at(d, node_get(n, "min_version"),
-                                 "os_requirements: 'min_version' must be a version like 12 or "
-                                 "22.04, not %s",
-                                 q);
-                }
-                if (m->os_min_version && !m->os_family)
-                        diags_at(d, n, "os_requirements: 'min_version' needs a 'family'");
-        }
+        if (n && !node_is_null(n) && expect_map(d, n, ""))
+                parse_os_requirements(d, m, n);
 
         n = node_get(doc, "resource_requirements");
         if (n && !node_is_null(n) && expect_map(d, n, "")) {

@@ -9,6 +9,7 @@
 
 #include "diag.h"
 #include "node.h"
+#include "regex.h"
 
 enum input_type {
         INPUT_STRING,
@@ -45,7 +46,8 @@ struct manifest_input {
         bool sensitive;      /* sensitive: true, or a password */
         char *default_value; /* NULL when there is no default */
         /* validation; each only where it applies to the type */
-        char *pattern;                    /* POSIX ERE matched against the whole value */
+        char *pattern;       /* as written: Perl-compatible, must match the whole value */
+        struct regex *regex; /* pattern compiled (common/regex.h) */
         long long min_length, max_length; /* in characters; -1 when not given */
         bool has_min, has_max;
         long long min, max;
@@ -54,9 +56,22 @@ struct manifest_input {
         size_t n_visible_if;
 };
 
+/* One family of os_requirements: an os-release ID (matched without
+ * regard to case) and the lowest VERSION_ID it needs. */
+struct manifest_os {
+        char *family;
+        char *min_version; /* NULL: any version */
+};
+
 struct manifest {
         char *id, *name, *version, *description, *category, *author;
-        char *os_family, *os_min_version;  /* NULL when not required */
+        /* os_requirements.family, in the order written; none when n_os is 0.
+         * A single min_version (not a mapping) is the first family's: each
+         * distribution numbers its releases its own way, so "20.04" with
+         * [ubuntu, debian] is Ubuntu's, and os_min_first_only says so. */
+        struct manifest_os *os;
+        size_t n_os;
+        bool os_min_first_only;
         long long min_ram_mb, min_disk_mb; /* 0 when not required */
         struct manifest_input *inputs;
         size_t n_inputs;
@@ -84,6 +99,9 @@ static inline void manifest_freep(struct manifest **m)
         manifest_free(*m);
 }
 #define _cleanup_manifest_ __attribute__((cleanup(manifest_freep)))
+
+/* "ubuntu >= 20.04 or debian", for messages; os with n entries. */
+char *manifest_os_describe(const struct manifest_os *os, size_t n);
 
 /* Whether s is a valid module id: ^[a-z0-9][a-z0-9_-]*$, at most 64. */
 bool manifest_id_is_valid(const char *s);

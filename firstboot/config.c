@@ -63,8 +63,10 @@ static void set_defaults(struct config *c)
                 .max_user_data = 16 * 1024 * 1024,
                 .http_timeout_ms = 5000,
                 .http_attempts = 5,
+                /* The installer contract's schedule: 3 attempts, and
+                 * 2**attempt * 10 s after a failed one (10 s, then 20 s). */
                 .module_attempts = 3,
-                .retry_backoff_ms = 2000,
+                .retry_backoff_ms = 10000,
                 .kill_grace_ms = 10000,
                 .max_module_log = 16 * 1024 * 1024,
                 .phone_home_timeout_ms = 10000,

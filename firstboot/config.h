@@ -19,7 +19,7 @@ struct config {
         long long http_timeout_ms;
         long long http_attempts;
         long long module_attempts;  /* for exit 2 */
-        long long retry_backoff_ms; /* first delay; doubles */
+        long long retry_backoff_ms; /* first delay (10 s); doubles */
         long long kill_grace_ms;    /* between TERM and KILL */
         long long max_module_log;   /* bytes of output per module attempt in its log */
         char *phone_home_url;       /* when the bundle names none */

@@ -179,20 +179,6 @@ static char *os_release_get(const char *text, const char *key)
         return NULL;
 }
 
-static bool word_in_list(const char *list, const char *word)
-{
-        size_t wlen = strlen(word);
-
-        for (const char *p = list; *p;) {
-                p += strspn(p, " \t");
-                size_t len = strcspn(p, " \t");
-                if (len == wlen && len > 0 && strncasecmp(p, word, len) == 0)
-                        return true;
-                p += len;
-        }
-        return false;
-}
-
 static bool version_is_valid(const char *s)
 {
         for (;;) {
@@ -242,14 +228,15 @@ static int version_compare(const char *a, const char *b, int *ret)
         return 0;
 }
 
-int plan_check_os(const char *root, const char *family, const char *min_version, char **ret_error)
+int plan_check_os(const char *root, const struct manifest_os *os, size_t n_os, char **ret_error)
 {
         static const char *const paths[] = {"/etc/os-release", "/usr/lib/os-release"};
         _cleanup_free_ char *text = NULL, *id = NULL, *like = NULL, *version = NULL;
         _cleanup_free_ char *want = NULL, *have = NULL;
+        const struct manifest_os *match = NULL;
         int r = -ENOENT, cmp;
 
-        if (!family && !min_version)
+        if (n_os == 0)
                 return 0;
         for (size_t i = 0; i < ARRAY_SIZE(paths) && r == -ENOENT; i++) {
                 _cleanup_free_ char *p = root_path(root, paths[i]);
@@ -271,18 +258,28 @@ int plan_check_os(const char *root, const char *family, const char *min_version,
         like = os_release_get(text, "ID_LIKE");
         version = os_release_get(text, "VERSION_ID");
 
-        want = min_version ? strprintf("%s >= %s", family ? family : "?", min_version)
-                           : xstrdup(family ? family : "?");
+        want = manifest_os_describe(os, n_os);
         have = strprintf("%s%s%s", id && *id ? id : "an unknown system",
                          version && *version ? " " : "", version ? version : "");
         if (!want || !have)
                 return -ENOMEM;
 
-        if (family && !(id && strcasecmp(id, family) == 0) &&
-            !(like && word_in_list(like, family))) {
+        for (size_t i = 0; i < n_os && id && !match; i++)
+                if (strcasecmp(id, os[i].family) == 0)
+                        match = &os[i];
+        for (const char *p = like; p && *p && !match;) {
+                p += strspn(p, " \t");
+                size_t len = strcspn(p, " \t");
+                for (size_t i = 0; i < n_os && len > 0 && !match; i++)
+                        if (strlen(os[i].family) == len && strncasecmp(p, os[i].family, len) == 0)
+                                match = &os[i];
+                p += len;
+        }
+        if (!match) {
                 *ret_error = strprintf("requires %s, this is %s", want, have);
                 return -ERANGE;
         }
+        const char *min_version = match->min_version;
         if (!min_version)
                 return 0;
         if (!version || !*version) {

@@ -6,6 +6,8 @@
 
 #include <stddef.h>
 
+#include "manifest.h"
+
 struct plan_item {
         const char *id;
         char *const *after;    /* strv, maybe NULL */
@@ -26,14 +28,17 @@ struct plan_item {
 int plan_order(const struct plan_item *items, size_t n, size_t *ret_order, char **ret_error,
                size_t *ret_item);
 
-/* Checks os_requirements against <root>/etc/os-release (or
- * <root>/usr/lib/os-release): family matches ID or a word of ID_LIKE
- * (case-insensitive), min_version compares numerically dot by dot with
- * VERSION_ID ("12" >= "11.4"). NULL family and min_version check nothing.
- * Returns 0, -ERANGE when this is not the system required ("requires
- * debian >= 13, this is debian 12"), -ENOENT when there is no os-release,
- * or another negative errno. */
-int plan_check_os(const char *root, const char *family, const char *min_version, char **ret_error);
+/* Checks os_requirements (os, n_os families; none checks nothing) against
+ * <root>/etc/os-release (or <root>/usr/lib/os-release). The system's family
+ * is its ID when that is listed, else the first word of ID_LIKE (closest
+ * first, as os-release(5) orders them) that is listed; case does not
+ * matter. That family's min_version, if any, is compared numerically dot
+ * by dot with VERSION_ID ("12" >= "11.4"); a derivative matched through
+ * ID_LIKE is compared with its own VERSION_ID. Returns 0, -ERANGE when
+ * this is not a system required ("requires ubuntu >= 20.04 or debian,
+ * this is ubuntu 18.04"), -ENOENT when there is no os-release, or another
+ * negative errno. */
+int plan_check_os(const char *root, const struct manifest_os *os, size_t n_os, char **ret_error);
 
 /* Checks min_ram_mb against MemTotal in meminfo_path (NULL for
  * /proc/meminfo: the running machine, whatever the root) and min_disk_mb

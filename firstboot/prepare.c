@@ -75,9 +75,9 @@ int prepare_modules(const struct bundle *b, const struct prepare_options *o, str
                 manifest_resolve_inputs(p->m, p->bm->inputs, p->bm->where, d, &p->in);
                 if (!o->check_host)
                         continue;
-                if (p->m->os_family || p->m->os_min_version) {
+                if (p->m->n_os) {
                         _cleanup_free_ char *e = NULL;
-                        if (plan_check_os(o->root, p->m->os_family, p->m->os_min_version, &e) < 0)
+                        if (plan_check_os(o->root, p->m->os, p->m->n_os, &e) < 0)
                                 diags_at(d, p->bm->where, "module '%s': %s", p->bm->id, e);
                 }
                 if (p->m->min_ram_mb || p->m->min_disk_mb) {

@@ -66,6 +66,16 @@ static int validate_module(const char *manifest, struct diags *d)
         }
         printf("%s: ok: module '%s' %s, %zu input%s\n", manifest, m->id, m->version, m->n_inputs,
                m->n_inputs == 1 ? "" : "s");
+        if (m->n_os) {
+                _cleanup_free_ char *os = manifest_os_describe(m->os, m->n_os);
+                printf("os: %s\n", os);
+                for (size_t i = 1; m->os_min_first_only && i < m->n_os; i++)
+                        printf("note: %s has no min_version: a single min_version (%s) is the "
+                               "first family's; write a mapping like {%s: \"%s\", %s: ...} "
+                               "to give each family its own\n",
+                               m->os[i].family, m->os[0].min_version, m->os[0].family,
+                               m->os[0].min_version, m->os[i].family);
+        }
         return 0;
 }
 

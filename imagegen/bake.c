@@ -1034,6 +1034,7 @@ static const struct {
         {"libyaml-0.so.2", "libyaml-0-2", NULL},
         {"libjson-c.so.5", "libjson-c5", NULL},
         {"libz.so.1", "zlib1g", NULL},
+        {"libpcre2-8.so.0", "libpcre2-8-0", NULL},
         {SONAME_LIBSODIUM, "libsodium23", NULL},
         {SONAME_LIBARCHIVE, "libarchive13", "needed to read NoCloud and ConfigDrive ISO images"},
         {SONAME_LIBCURL, "libcurl4", "needed to fetch user-data over HTTP and to call back"},

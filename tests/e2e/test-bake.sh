@@ -43,7 +43,7 @@ fake_rootfs() {
 	# Debian links them: the soname to the file
 	local lib=$r/usr/lib/$MULTIARCH so
 	mkdir -p "$lib"
-	for so in libyaml-0.so.2 libjson-c.so.5 libz.so.1 libsodium.so.23 libarchive.so.13 libcurl.so.4 libsystemd.so.0; do
+	for so in libyaml-0.so.2 libjson-c.so.5 libz.so.1 libpcre2-8.so.0 libsodium.so.23 libarchive.so.13 libcurl.so.4 libsystemd.so.0; do
 		: >"$lib/$so.0.0"
 		ln -s "$so.0.0" "$lib/$so"
 	done

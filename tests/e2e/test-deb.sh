@@ -82,7 +82,7 @@ if [ $ok = 1 ]; then t_pass; else t_fail "$(dpkg-deb -c "$IG")"; fi
 t_case "Depends: the shared libraries (dpkg-shlibdeps), libarchive13 and libcurl4 (dlopen()ed) and the modules"
 dep=$(dpkg-deb -f "$FB" Depends)
 ok=1
-for p in libyaml-0-2 libjson-c5 libarchive13 libssl3 libsystemd0 libcurl4 "firstboot-modules (= $DEBV)"; do
+for p in libyaml-0-2 libjson-c5 libpcre2-8-0 libarchive13 libssl3 libsystemd0 libcurl4 "firstboot-modules (= $DEBV)"; do
 	grep -qF "$p" <<<"$dep" || ok=0
 done
 grep -qF "firstboot-modules (= $DEBV)" <<<"$(dpkg-deb -f "$IG" Depends)" || ok=0
@@ -143,7 +143,7 @@ t_case "imagegen bake on the installed root resets it; purge removes the package
 # checks the image for the agent's libraries; stand-ins do.
 lib=$R/usr/lib/$(cc -print-multiarch)
 mkdir -p "$lib"
-for so in libyaml-0.so.2 libjson-c.so.5 libz.so.1 libsodium.so.23 libarchive.so.13 libcurl.so.4 libsystemd.so.0; do
+for so in libyaml-0.so.2 libjson-c.so.5 libz.so.1 libpcre2-8.so.0 libsodium.so.23 libarchive.so.13 libcurl.so.4 libsystemd.so.0; do
 	: >"$lib/$so"
 done
 if expect_rc 0 "$IMAGEGEN" bake --rootfs "$R" --firstboot "$R/usr/bin/firstboot" -q && [ ! -e "$R/var/lib/firstboot" ] &&

@@ -25,7 +25,9 @@ for p in "${PAGES[@]}"; do
 	elif ! MANWIDTH=80 man -l "$MAN/$p" >"$T/man.out" 2>"$T/man.err" || [ -s "$T/man.err" ] ||
 		[ "$(wc -l <"$T/man.out")" -lt 40 ]; then
 		t_fail "man -l: $(cat "$T/man.err")"
-	elif grep -q '[\]' "$T/man.out"; then
+	elif grep '[\]' "$T/man.out" | grep -vqE '^([^\]|\\[-.dws])*$'; then
+		# (a backslash before - . d w s is a regular expression's, as in
+		# firstboot-bundle(5)'s patterns, written \e in the source)
 		t_fail "a roff escape leaked into the text: $(grep '[\]' "$T/man.out" | head -n 3)"
 	else t_pass; fi
 done

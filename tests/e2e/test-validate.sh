@@ -134,6 +134,12 @@ bad pattern
 sed -i 's/^      name: hello$/      name: Hello/' "$T/pattern/bundle.yaml"
 bad_case "an input failing its pattern" "$T/pattern" "$T/pattern/bundle.yaml:9:13" "input 'name' must match the pattern ^[a-z]+\$"
 
+bad badpattern
+sed -i 's/pattern: "^\[a-z\]+\$"/pattern: "^([a-z]+$"/' "$T/badpattern/modules/web/manifest.yml"
+mkb "$T/badpattern" /dev/null
+bad_case "a pattern that does not compile" "$T/badpattern" "$T/badpattern/modules/web/manifest.yml:9:27" \
+	"input 'name': 'pattern' is not a valid regular expression: missing closing parenthesis at offset 9 of \"^([a-z]+\$\""
+
 bad minlen
 sed -i 's/^      name: hello$/      name: h/' "$T/minlen/bundle.yaml"
 bad_case "an input shorter than min_length" "$T/minlen" "$T/minlen/bundle.yaml:9:13" "between 2 and 10 characters long"

@@ -178,16 +178,34 @@ static void put(const struct tmp *t, const char *path, const char *text)
         CHECK(write_file_atomic(p, text, strlen(text), 0644, (uid_t)-1, (gid_t)-1) >= 0);
 }
 
-/* plan_check_os() on a root with os-release text; the message or "". */
-static char *os_check(const char *os_release, const char *family, const char *min, int *ret_r)
+/* plan_check_os() on a root with os-release text, for the families in
+ * spec ("ubuntu>=20.04,debian"; NULL for none); the message or "". */
+static char *os_check_list(const char *os_release, const char *spec, int *ret_r)
 {
         struct tmp t = {{0}};
+        struct manifest_os os[8] = {{0}};
+        _cleanup_strv_free_ char **words = NULL;
+        size_t n = 0;
         char *error = NULL;
 
+        for (const char *p = spec; p && *p && n < ARRAY_SIZE(os); n++) {
+                size_t len = strcspn(p, ",");
+                _cleanup_free_ char *w = strndup(p, len);
+                char *ge = strstr(w, ">=");
+                if (ge)
+                        *ge = '\0';
+                CHECK(strv_extend(&words, w) >= 0);
+                os[n].family = words[strv_length(words) - 1];
+                if (ge) {
+                        CHECK(strv_extend(&words, ge + 2) >= 0);
+                        os[n].min_version = words[strv_length(words) - 1];
+                }
+                p += len + (p[len] == ',');
+        }
         tmp_new(&t);
         if (os_release)
                 put(&t, "etc/os-release", os_release);
-        int r = plan_check_os(t.dir, family, min, &error);
+        int r = plan_check_os(t.dir, os, n, &error);
         CHECK((r < 0) == (error != NULL));
         if (ret_r)
                 *ret_r = r;
@@ -195,9 +213,22 @@ static char *os_check(const char *os_release, const char *family, const char *mi
         return error ? error : xstrdup("");
 }
 
+/* One family (NULL for no requirement) and its min_version (or NULL). */
+static char *os_check(const char *os_release, const char *family, const char *min, int *ret_r)
+{
+        _cleanup_free_ char *spec =
+                family ? strprintf("%s%s%s", family, min ? ">=" : "", min ? min : "") : NULL;
+        return os_check_list(os_release, spec, ret_r);
+}
+
 #define OS(os_release, family, min, expected)                                                      \
         do {                                                                                       \
                 _cleanup_free_ char *_e = os_check(os_release, family, min, NULL);                 \
+                CHECK_STREQ(_e, expected);                                                         \
+        } while (0)
+#define OSL(os_release, spec, expected)                                                            \
+        do {                                                                                       \
+                _cleanup_free_ char *_e = os_check_list(os_release, spec, NULL);                   \
                 CHECK_STREQ(_e, expected);                                                         \
         } while (0)
 
@@ -245,6 +276,35 @@ TEST(os_family_and_version)
            "requires x >= 1, this is x rolling, a version that cannot be compared");
 }
 
+/* Several families: the system is one of them, and only its own
+ * min_version counts. The real os-release of Ubuntu 22.04 and Debian 12
+ * (ID, VERSION_ID, ID_LIKE) are the ones above. */
+TEST(os_several_families)
+{
+        /* The seed's manifest: [ubuntu, debian] with "20.04", Ubuntu's. */
+        OSL(ubuntu, "ubuntu>=20.04,debian", "");
+        OSL(debian12, "ubuntu>=20.04,debian", "");
+        OSL("ID=ubuntu\nVERSION_ID=\"18.04\"\nID_LIKE=debian\n", "ubuntu>=20.04,debian",
+            "requires ubuntu >= 20.04 or debian, this is ubuntu 18.04");
+        OSL(rhel, "ubuntu>=20.04,debian", "requires ubuntu >= 20.04 or debian, this is rocky 9.3");
+        /* Each family its own minimum. */
+        OSL(debian12, "ubuntu>=20.04,debian>=11", "");
+        OSL(debian12, "ubuntu>=20.04,debian>=13",
+            "requires ubuntu >= 20.04 or debian >= 13, this is debian 12");
+        OSL(ubuntu, "ubuntu>=22.10,debian>=11",
+            "requires ubuntu >= 22.10 or debian >= 11, this is ubuntu 22.04");
+        /* Ubuntu's own ID wins over its ID_LIKE=debian, whichever is
+         * listed first: 22.04 is never compared with Debian's 13. */
+        OSL(ubuntu, "debian>=13,ubuntu>=22.04", "");
+        /* Not listed itself: the closest ID_LIKE word that is listed,
+         * compared with the derivative's own VERSION_ID. */
+        OSL(ubuntu, "fedora,debian>=11", "");
+        OSL(rhel, "debian,fedora>=10,rhel>=9", "");
+        OSL("ID=linuxmint\nID_LIKE=\"ubuntu debian\"\nVERSION_ID=\"21.2\"\n",
+            "debian>=11,ubuntu>=22.04",
+            "requires debian >= 11 or ubuntu >= 22.04, this is linuxmint 21.2");
+}
+
 TEST(os_release_missing)
 {
         int r;
@@ -260,7 +320,7 @@ TEST(os_release_missing)
         /* /usr/lib/os-release is the fallback os-release(5) names. */
         tmp_new(&t);
         put(&t, "usr/lib/os-release", debian12);
-        CHECK_INTEQ(plan_check_os(t.dir, "debian", "12", &error), 0);
+        CHECK_INTEQ(plan_check_os(t.dir, &(struct manifest_os){"debian", "12"}, 1, &error), 0);
         CHECK(!error);
         CHECK(rm_rf(t.dir) >= 0);
 }
