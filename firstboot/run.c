@@ -32,6 +32,7 @@ struct run {
         struct config cfg;
         char *state_dir, *log_dir, *marker, *status_path, *inst_dir;
         char **stale_markers; /* other markers an earlier run may have left */
+        bool running;         /* status.json says this run is running (see mark_running) */
         struct ds_result ds;
         struct bundle *bundle;
         struct planned *mods;
@@ -88,8 +89,12 @@ static char *diags_summary(const struct diags *d)
         return s;
 }
 
+/* Progress, once status.json says the run is running (see mark_running):
+ * a lost update is only a stale view, which the run's end corrects. */
 static void save_status(struct run *r, bool sync)
 {
+        if (!r->running)
+                return;
         int k = run_status_write(r->status_path, &r->st, sync);
         if (k < 0)
                 log_warning_errno(k, "Failed to write %s: %m", r->status_path);
@@ -736,6 +741,25 @@ static void add_stale_marker(struct run *r, const char *under_root)
         strv_push(&r->stale_markers, TAKE_PTR(p));
 }
 
+/* From here on the run may change what a ready run left: the markers go
+ * (durably) and status.json says "running", in that order, so that the
+ * marker never stands beside anything but a "ready" status. A run that
+ * turns out to change nothing (a reboot of a ready server) never calls
+ * this, and the marker and status stay as they were all along. */
+static int mark_running(struct run *r)
+{
+        if (r->running)
+                return 0;
+        int k = remove_markers(r, false);
+        if (k < 0)
+                return k;
+        k = run_status_write(r->status_path, &r->st, false);
+        if (k < 0)
+                return log_error_errno(k, "Failed to write %s: %m", r->status_path);
+        r->running = true;
+        return 0;
+}
+
 /* Ends the run: state, marker, callback, notification. The marker comes
  * only after status.json says "ready" durably (and the done-marks are
  * synced), so a crash anywhere leaves either no marker or a marker with
@@ -982,14 +1006,13 @@ int cmd_run(int argc, char **argv)
         add_stale_marker(&r, r.prev.ready_marker);
         r.st.state = RUN_RUNNING;
         r.st.started_ms = now_realtime_ms();
-        /* Not synced (the run's end is), but it must be written: else an
-         * earlier run's "ready" would stand while this one runs. */
-        k = run_status_write(r.status_path, &r.st, false);
-        if (k < 0) {
-                log_error_errno(k, "Failed to write %s: %m", r.status_path);
-                _cleanup_free_ char *e =
-                        strprintf("cannot write %s: %s", r.status_path, strerror(-k));
-                ret = finish(&r, e);
+        /* Running, unless an earlier run left this server ready: then
+         * status.json and the marker keep saying so until this run finds
+         * something to do (a new instance, modules to run) or fails. Not
+         * synced (the run's end is), but it must be written: else an
+         * earlier "failed" would stand while this run retries. */
+        if (r.prev.state != RUN_READY && mark_running(&r) < 0) {
+                ret = finish(&r, "cannot record that the run started");
                 run_free(&r);
                 return ret;
         }
@@ -1034,7 +1057,7 @@ int cmd_run(int argc, char **argv)
                                   "New instance %s (was %s): provisioning again", r.st.instance_id,
                                   old_iid);
                 _cleanup_free_ char *line = strprintf("%s\n", r.st.instance_id);
-                k = remove_markers(&r, false);
+                k = mark_running(&r);
                 if (k >= 0) {
                         k = write_file_atomic(iid_path, line, strlen(line), 0600, (uid_t)-1,
                                               (gid_t)-1);
@@ -1139,7 +1162,7 @@ int cmd_run(int argc, char **argv)
                 _cleanup_free_ char *mark = done_mark(&r, &r.mods[i]);
                 will_run = !mark || !path_exists(mark);
         }
-        if (will_run && (k = remove_markers(&r, false)) < 0) {
+        if (will_run && (k = mark_running(&r)) < 0) {
                 ret = finish(&r, "cannot remove the ready marker before running modules");
                 run_free(&r);
                 return ret;
