@@ -223,6 +223,64 @@ static bool absolute_clean(const char *p)
         return p[0] == '/' && path_is_safe_relative(p + 1);
 }
 
+/* One side of an owner: a decimal id (not -1, which chown() reads as
+ * "unchanged"), or a name as shadow's useradd/groupadd accept it
+ * (shadow-maint/shadow, lib/chkname.c: [A-Za-z0-9_.][A-Za-z0-9_.-]*, an
+ * optional final '$', not "." or "..", not all digits), at most 32
+ * characters (Debian builds shadow with group names of at most 32; a user
+ * name that long is rare). Why not, or NULL when it is valid. */
+static const char *owner_part_error(const char *s, size_t n)
+{
+        static const char name_chars[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                         "0123456789_.-";
+        size_t digits = 0;
+
+        if (n == 0)
+                return "is empty";
+        while (digits < n && s[digits] >= '0' && s[digits] <= '9')
+                digits++;
+        if (digits == n) {
+                unsigned long long v = 0;
+                for (size_t i = 0; i < n && v <= 0xffffffffULL; i++)
+                        v = v * 10 + (unsigned)(s[i] - '0');
+                return v >= 0xffffffffULL ? "is a number too large for an id" : NULL;
+        }
+        if (n > 32)
+                return "is longer than 32 characters";
+        if (s[0] == '-')
+                return "starts with '-'";
+        if ((n == 1 && s[0] == '.') || (n == 2 && s[0] == '.' && s[1] == '.'))
+                return "is \".\" or \"..\"";
+        size_t len = s[n - 1] == '$' ? n - 1 : n;
+        for (size_t i = 0; i < len; i++)
+                if (!strchr(name_chars, s[i]) || s[i] == '\0')
+                        return "has a character other than letters, digits, '_', '.', '-' (and a "
+                               "final '$')";
+        return NULL;
+}
+
+/* "user" or "user:group", each a name or a number (see owner_part_error).
+ * Only the spelling: whether they exist is for the system being
+ * provisioned to say, when the files are written. */
+static void check_owner(struct diags *d, const struct node *where, const char *owner)
+{
+        const char *colon = strchr(owner, ':');
+        size_t ulen = colon ? (size_t)(colon - owner) : strlen(owner);
+        const char *why;
+
+        if (colon && strchr(colon + 1, ':')) {
+                diags_at(d, where,
+                         "'owner' must be \"user\" or \"user:group\", not \"%s\" (more than one "
+                         "':')",
+                         owner);
+                return;
+        }
+        if ((why = owner_part_error(owner, ulen)))
+                diags_at(d, where, "'owner' \"%s\": the user %s", owner, why);
+        else if (colon && (why = owner_part_error(colon + 1, strlen(colon + 1))))
+                diags_at(d, where, "'owner' \"%s\": the group %s", owner, why);
+}
+
 static void parse_files(struct bundle *b, const struct node *files, struct diags *d)
 {
         if (!files || !diags_expect_kind(d, files, NODE_SEQ))
@@ -253,10 +311,8 @@ static void parse_files(struct bundle *b, const struct node *files, struct diags
                 if (mode && parse_mode(mode, &m) < 0)
                         diags_at(d, node_get(f, "mode"),
                                  "'mode' must be an octal mode like \"0600\", not \"%s\"", mode);
-                if (owner && (!*owner || strchr(owner, ' ')))
-                        diags_at(d, node_get(f, "owner"),
-                                 "'owner' must be \"user\" or "
-                                 "\"user:group\"");
+                if (owner)
+                        check_owner(d, node_get(f, "owner"), owner);
                 b->files[b->n_files++] = (struct bundle_file){
                         .path = strdup_null(path),
                         .source = strdup_null(source),

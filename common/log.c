@@ -2,6 +2,7 @@
 #include "journal.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <sys/stat.h>
 
@@ -52,15 +53,14 @@ static bool stderr_to_journal(void)
         return stderr_is_journal;
 }
 
-int log_fullv(int prio, int error, char *const *fields, const char *fmt, va_list ap)
+/* Formats and sends one message; error (>= 0) is what %m prints. */
+static void log_emit(int prio, int error, char *const *fields, const char *fmt, va_list ap)
 {
         int saved = errno;
         char msg[4096];
 
-        if (error < 0)
-                error = -error;
         if (prio > log_max)
-                return -error;
+                return;
         errno = error;
         vsnprintf(msg, sizeof(msg), fmt, ap);
         errno = saved;
@@ -88,14 +88,44 @@ int log_fullv(int prio, int error, char *const *fields, const char *fmt, va_list
                 else
                         fprintf(stderr, "%s: %s\n", log_ident, msg);
         }
-        return -error;
 }
 
-int log_full(int prio, int error, char *const *fields, const char *fmt, ...)
+void log_fullv(int prio, char *const *fields, const char *fmt, va_list ap)
+{
+        log_emit(prio, 0, fields, fmt, ap);
+}
+
+void log_full(int prio, char *const *fields, const char *fmt, ...)
 {
         va_list ap;
         va_start(ap, fmt);
-        int r = log_fullv(prio, error, fields, fmt, ap);
+        log_emit(prio, 0, fields, fmt, ap);
+        va_end(ap);
+}
+
+int log_errno_fullv(const char *file, int line, int prio, int error, char *const *fields,
+                    const char *fmt, va_list ap)
+{
+        /* An error of 0 would return success from a failure path: say it is
+         * a bug, where, and fail anyway. INT_MIN has no positive value. */
+        if (error == 0 || error == INT_MIN) {
+                log_full(LOG_ERR, NULL,
+                         "BUG: %s:%d logged an error with errno %d; reporting it as EIO", file,
+                         line, error);
+                error = EIO;
+        }
+        if (error < 0)
+                error = -error;
+        log_emit(prio, error, fields, fmt, ap);
+        return -error;
+}
+
+int log_errno_full(const char *file, int line, int prio, int error, char *const *fields,
+                   const char *fmt, ...)
+{
+        va_list ap;
+        va_start(ap, fmt);
+        int r = log_errno_fullv(file, line, prio, error, fields, fmt, ap);
         va_end(ap);
         return r;
 }

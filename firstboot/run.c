@@ -33,6 +33,8 @@ struct run {
         int rootfd; /* every write under the root goes through it (fs.h) */
         struct config cfg;
         char *state_dir, *log_dir, *marker, *status_path, *inst_dir;
+        char **stale_markers; /* other markers an earlier run may have left */
+        bool running;         /* status.json says this run is running (see mark_running) */
         struct ds_result ds;
         struct bundle *bundle;
         struct planned *mods;
@@ -46,8 +48,10 @@ struct run {
 };
 
 /* Logs a journal event with its MESSAGE_ID and the module and stage. */
-_printf_(5, 6) static int log_event(int prio, const char *msgid, const char *module,
-                                    const char *stage, const char *fmt, ...)
+/* Returns nothing: a failure is returned by its caller, never by a log
+ * call (see log.h). */
+_printf_(5, 6) static void log_event(int prio, const char *msgid, const char *module,
+                                     const char *stage, const char *fmt, ...)
 {
         _cleanup_free_ char *f1 = strprintf("MESSAGE_ID=%s", msgid ? msgid : "");
         _cleanup_free_ char *f2 = strprintf("FIRSTBOOT_MODULE=%s", module ? module : "");
@@ -62,9 +66,8 @@ _printf_(5, 6) static int log_event(int prio, const char *msgid, const char *mod
                 fields[n++] = f2;
         fields[n++] = f3;
         va_start(ap, fmt);
-        int r = log_fullv(prio, 0, fields, fmt, ap);
+        log_fullv(prio, fields, fmt, ap);
         va_end(ap);
-        return r;
 }
 
 static void log_diags(const struct diags *d, const char *stage)
@@ -95,8 +98,12 @@ static const char *in_root(const struct run *r, const char *path)
         return path_in_root(r->root, path);
 }
 
+/* Progress, once status.json says the run is running (see mark_running):
+ * a lost update is only a stale view, which the run's end corrects. */
 static void save_status(struct run *r, bool sync)
 {
+        if (!r->running)
+                return;
         int k = run_status_write(r->rootfd, in_root(r, r->status_path), &r->st, sync);
         if (k < 0)
                 log_warning_errno(k, "Failed to write %s: %m", r->status_path);
@@ -147,26 +154,52 @@ static int make_dir(struct run *r, char **dir)
 
 /* -------- files -------- */
 
-static int write_files(struct run *r)
+/* The owner of each file, resolved against the root's /etc/passwd and
+ * /etc/group (the system being provisioned, not the host running us)
+ * before any file is written: a missing user fails the run with nothing
+ * written. Their spelling was checked by bundle_parse(). */
+static int resolve_owners(const struct run *r, uid_t *uids, gid_t *gids)
 {
         const struct bundle *b = r->bundle;
 
         for (size_t i = 0; i < b->n_files; i++) {
                 const struct bundle_file *f = &b->files[i];
+                uids[i] = 0;
+                gids[i] = 0;
+                if (!f->owner)
+                        continue;
+                int k = parse_owner(r->root, f->owner, &uids[i], &gids[i]);
+                if (k == -ESRCH) {
+                        log_event(LOG_ERR, NULL, NULL, "files",
+                                  "%s: owner \"%s\" does not exist in %s/etc/passwd or "
+                                  "%s/etc/group",
+                                  f->path, f->owner, r->root ? r->root : "",
+                                  r->root ? r->root : "");
+                        return k;
+                }
+                if (k < 0)
+                        return log_error_errno(k, "%s: cannot resolve owner \"%s\": %m", f->path,
+                                               f->owner);
+        }
+        return 0;
+}
+
+static int write_files(struct run *r)
+{
+        const struct bundle *b = r->bundle;
+        _cleanup_free_ uid_t *uids = xcalloc(b->n_files + 1, sizeof(*uids));
+        _cleanup_free_ gid_t *gids = xcalloc(b->n_files + 1, sizeof(*gids));
+        int k = resolve_owners(r, uids, gids);
+
+        if (k < 0)
+                return k;
+        for (size_t i = 0; i < b->n_files; i++) {
+                const struct bundle_file *f = &b->files[i];
                 const struct archive_member *m = member_list_find(&b->members, f->source);
                 _cleanup_free_ char *path = root_path(r->root, f->path);
-                uid_t uid = 0;
-                gid_t gid = 0;
-                int k;
+                uid_t uid = uids[i];
+                gid_t gid = gids[i];
 
-                if (f->owner) {
-                        k = parse_owner(r->root, f->owner, &uid, &gid);
-                        if (k < 0)
-                                return log_event(LOG_ERR, NULL, NULL, "files",
-                                                 "%s: owner \"%s\" does not exist on this "
-                                                 "system",
-                                                 f->path, f->owner);
-                }
                 if (getuid() != 0 && uid == 0 && gid == 0)
                         uid = (uid_t)-1, gid = (gid_t)-1; /* unprivileged test runs */
                 k = root_write_file(r->rootfd, f->path, 0755, m->data, m->size, f->mode, uid, gid,
@@ -181,8 +214,8 @@ static int write_files(struct run *r)
         if (host) {
                 _cleanup_free_ char *path = root_path(r->root, "/etc/hostname");
                 _cleanup_free_ char *line = strprintf("%s\n", host);
-                int k = root_write_file(r->rootfd, "/etc/hostname", 0755, line, strlen(line), 0644,
-                                        (uid_t)-1, (gid_t)-1, 0);
+                k = root_write_file(r->rootfd, "/etc/hostname", 0755, line, strlen(line), 0644,
+                                    (uid_t)-1, (gid_t)-1, 0);
                 if (k < 0)
                         return log_error_errno(k, "Failed to write %s: %m", path);
                 if (!r->root && k > 0 && sethostname(host, strlen(host)) < 0)
@@ -276,7 +309,7 @@ static void on_running(void *userdata)
 static void on_line(void *userdata, int stream, const char *line)
 {
         struct line_ctx *c = userdata;
-        log_full(stream != 1 ? LOG_WARNING : LOG_INFO, 0, c->fields, "%s", line);
+        log_full(stream != 1 ? LOG_WARNING : LOG_INFO, c->fields, "%s", line);
 }
 
 static char **module_env(struct run *r, const struct planned *p, unsigned attempt)
@@ -337,7 +370,7 @@ static int run_module(struct run *r, struct planned *p)
         _cleanup_close_ int logfd = -1;
         long long t_start = now_ms();
         struct runner_result res = {0};
-        int k;
+        int k, log_err = 0;
 
         for (size_t i = 0; i < p->in.n; i++)
                 if (p->in.v[i].sensitive && *p->in.v[i].value)
@@ -353,11 +386,23 @@ static int run_module(struct run *r, struct planned *p)
                 if (logfd >= 0)
                         fchmod(logfd, 0600);
         }
-        if (logfd < 0)
-                log_warning_errno(k,
-                                  "Failed to open %s, module output goes only to the "
-                                  "journal: %m",
-                                  logpath);
+        if (k >= 0 && logfd < 0)
+                k = -errno;
+        /* The module's log is part of what a run leaves (firstboot logs,
+         * the callback's tail on failure): a log that cannot be kept fails
+         * the module, before it runs. */
+        if (k < 0) {
+                st->state = MOD_FAILED;
+                st->ran = true;
+                st->started_ms = now_realtime_ms();
+                free(st->reason);
+                st->reason = strprintf("cannot open its log %s: %s", logpath, strerror(-k));
+                log_event(LOG_ERR, MSGID_MODULE_FAILED, p->bm->id, "module", "Module %s failed: %s",
+                          p->bm->id, st->reason);
+                progress_event(r, "module_failed", st);
+                save_status(r, false);
+                return k;
+        }
 
         st->state = MOD_RUNNING;
         st->ran = true;
@@ -404,6 +449,8 @@ static int run_module(struct run *r, struct planned *p)
                 res = (struct runner_result){0};
                 k = runner_exec(&spec, &res);
                 announced = announced || lc.announced;
+                if (res.log_error < 0 && log_err == 0)
+                        log_err = res.log_error;
                 for (size_t i = 0; i < 3; i++)
                         free(lc.fields[i]);
                 if (k < 0) {
@@ -436,7 +483,8 @@ static int run_module(struct run *r, struct planned *p)
         free(r->st.current);
         r->st.current = NULL;
 
-        if (res.exit_code == 0) {
+        _cleanup_free_ char *mark_error = NULL;
+        if (res.exit_code == 0 && log_err == 0) {
                 _cleanup_free_ char *mark = done_mark(r, p);
                 if (mark) {
                         _cleanup_free_ char *text =
@@ -445,12 +493,18 @@ static int run_module(struct run *r, struct planned *p)
                          * reruns an idempotent module, and what counts is
                          * the name, which finish() makes durable with one
                          * fsync of the directory before the ready marker. */
-                        k = root_write_file(r->rootfd, in_root(r, mark), 0700, text, strlen(text),
-                                            0600, (uid_t)-1, (gid_t)-1,
-                                            WRITE_IN_PLACE | WRITE_NOSYNC);
+                        if (k >= 0)
+                                k = root_write_file(r->rootfd, in_root(r, mark), 0700, text,
+                                                    strlen(text), 0600, (uid_t)-1, (gid_t)-1,
+                                                    WRITE_IN_PLACE | WRITE_NOSYNC);
+                        /* Without its mark the state does not say it ran:
+                         * the module fails (and runs again next time). */
                         if (k < 0)
-                                log_warning_errno(k, "Failed to write the done-mark %s: %m", mark);
+                                mark_error = strprintf("cannot write its done-mark %s: %s", mark,
+                                                       strerror(-k));
                 }
+        }
+        if (res.exit_code == 0 && log_err == 0 && !mark_error) {
                 st->state = MOD_DONE;
                 log_event(LOG_INFO, MSGID_MODULE_FINISHED, p->bm->id, "module",
                           "Module %s finished in %lld ms", p->bm->id, st->duration_ms);
@@ -462,9 +516,14 @@ static int run_module(struct run *r, struct planned *p)
         }
         st->state = MOD_FAILED;
         free(st->reason);
-        st->reason =
-                strprintf("exit code %d (%s) after %u attempt%s", res.exit_code,
-                          exit_meaning(res.exit_code), st->attempts, st->attempts == 1 ? "" : "s");
+        if (mark_error)
+                st->reason = TAKE_PTR(mark_error);
+        else if (res.exit_code == 0) /* it succeeded, but what it said is lost */
+                st->reason = strprintf("cannot write its log %s: %s", logpath, strerror(-log_err));
+        else
+                st->reason = strprintf("exit code %d (%s) after %u attempt%s", res.exit_code,
+                                       exit_meaning(res.exit_code), st->attempts,
+                                       st->attempts == 1 ? "" : "s");
         log_event(LOG_ERR, MSGID_MODULE_FAILED, p->bm->id, "module", "Module %s failed: %s",
                   p->bm->id, st->reason);
         progress_event(r, "module_failed", st);
@@ -654,6 +713,7 @@ static void run_free(struct run *r)
         free(r->state_dir);
         free(r->log_dir);
         free(r->marker);
+        strv_free(r->stale_markers);
         free(r->status_path);
         free(r->inst_dir);
         free(r->fail_tail_module);
@@ -663,7 +723,94 @@ static void run_free(struct run *r)
         r->rootfd = -1;
 }
 
-/* Ends the run: marker, status, callback, notification. */
+/* Turns the run into a failed one, for why (the first reason is kept). */
+static void fail_run(struct run *r, char *why)
+{
+        r->st.state = RUN_FAILED;
+        if (!r->st.error)
+                r->st.error = why;
+        else
+                free(why);
+}
+
+/* Removes path, durably: a marker that comes back after a crash would
+ * say ready for a run that did not finish. */
+static int remove_durably(const struct run *r, const char *path)
+{
+        const char *p = in_root(r, path);
+        if (!p)
+                return -EINVAL;
+        int k = root_unlink(r->rootfd, p);
+        if (k < 0)
+                return k;
+        _cleanup_free_ char *dir = xstrdup(p);
+        char *slash = strrchr(dir, '/');
+        if (slash && slash != dir)
+                *slash = '\0';
+        return root_fsync(r->rootfd, dir);
+}
+
+/* Removes the markers that earlier runs may have left (another path than
+ * this run's) and, unless keep_current, this run's own. Logs each failure;
+ * returns the first. */
+static int remove_markers(const struct run *r, bool keep_current)
+{
+        int ret = 0;
+        for (size_t i = 0; r->stale_markers && r->stale_markers[i]; i++) {
+                if (streq_ptr(r->stale_markers[i], r->marker))
+                        continue; /* an earlier run's is this run's */
+                int k = remove_durably(r, r->stale_markers[i]);
+                if (k < 0) {
+                        log_error_errno(k, "Failed to remove the ready marker %s: %m",
+                                        r->stale_markers[i]);
+                        ret = ret < 0 ? ret : k;
+                }
+        }
+        if (!keep_current && r->marker) {
+                int k = remove_durably(r, r->marker);
+                if (k < 0) {
+                        log_error_errno(k, "Failed to remove the ready marker %s: %m", r->marker);
+                        ret = ret < 0 ? ret : k;
+                }
+        }
+        return ret;
+}
+
+/* Records another marker path than this run's as one to remove. */
+static void add_stale_marker(struct run *r, const char *under_root)
+{
+        if (!under_root || under_root[0] != '/')
+                return;
+        _cleanup_free_ char *p = root_path(r->root, under_root);
+        if (!p || streq_ptr(p, r->marker) || strv_contains(r->stale_markers, p))
+                return;
+        strv_push(&r->stale_markers, TAKE_PTR(p));
+}
+
+/* From here on the run may change what a ready run left: the markers go
+ * (durably) and status.json says "running", in that order, so that the
+ * marker never stands beside anything but a "ready" status. A run that
+ * turns out to change nothing (a reboot of a ready server) never calls
+ * this, and the marker and status stay as they were all along. */
+static int mark_running(struct run *r)
+{
+        if (r->running)
+                return 0;
+        int k = remove_markers(r, false);
+        if (k < 0)
+                return k;
+        k = run_status_write(r->rootfd, in_root(r, r->status_path), &r->st, false);
+        if (k < 0)
+                return log_error_errno(k, "Failed to write %s: %m", r->status_path);
+        r->running = true;
+        return 0;
+}
+
+/* Ends the run: state, marker, callback, notification. The marker comes
+ * only after status.json says "ready" durably (and the done-marks are
+ * synced), so a crash anywhere leaves either no marker or a marker with
+ * the state behind it; any failure on the way fails the run, and a failed
+ * run leaves no marker. */
 static int finish(struct run *r, const char *error)
 {
         bool ok = !error;
@@ -685,29 +832,56 @@ static int finish(struct run *r, const char *error)
                 _cleanup_free_ char *once = strprintf("%s/once", r->state_dir);
                 const char *dirs[] = {done, once};
                 for (size_t i = 0; i < ARRAY_SIZE(dirs); i++)
-                        if ((k = root_fsync(r->rootfd, in_root(r, dirs[i]))) < 0 && k != -ENOENT)
-                                log_warning_errno(k, "Failed to sync %s: %m", dirs[i]);
+                        if ((k = root_fsync(r->rootfd, in_root(r, dirs[i]))) < 0 && k != -ENOENT) {
+                                log_error_errno(k, "Failed to sync %s: %m", dirs[i]);
+                                fail_run(r, strprintf("cannot sync %s: %s", dirs[i], strerror(-k)));
+                        }
         }
-        if (ok) {
+        if (r->st.state == RUN_READY) {
+                k = run_status_write(r->rootfd, in_root(r, r->status_path), &r->st, true);
+                if (k < 0) {
+                        log_error_errno(k, "Failed to write %s: %m", r->status_path);
+                        fail_run(r, strprintf("cannot write %s: %s", r->status_path, strerror(-k)));
+                }
+        }
+        if (r->st.state == RUN_READY) {
                 k = write_marker(r);
                 if (k < 0) {
                         log_error_errno(k, "Failed to write the ready marker %s: %m", r->marker);
-                        r->st.state = RUN_FAILED;
-                        r->st.error = strprintf("cannot write the ready marker %s", r->marker);
+                        fail_run(r, strprintf("cannot write the ready marker %s: %s", r->marker,
+                                              strerror(-k)));
+                } else if ((k = remove_markers(r, true)) < 0)
+                        fail_run(r, strprintf("cannot remove an earlier ready marker: %s",
+                                              strerror(-k)));
+        }
+        if (r->st.state != RUN_READY) {
+                remove_markers(r, false);
+                /* Said before the callback, in case it hangs: a failure
+                 * that cannot be recorded still fails the run. */
+                k = run_status_write(r->rootfd, in_root(r, r->status_path), &r->st, true);
+                if (k < 0) {
+                        log_error_errno(k, "Failed to write %s: %m", r->status_path);
+                        /* Not an earlier run's "ready" standing for this one. */
+                        int u = root_unlink(r->rootfd, in_root(r, r->status_path));
+                        if (u < 0)
+                                log_error_errno(u, "Failed to remove %s: %m", r->status_path);
                 }
-        } else if (r->marker)
-                root_unlink(r->rootfd, in_root(r, r->marker));
-        /* Durable once, after the callback: unless a module ran or the
-         * outcome changed, a lost status.json is the previous boot's, which
-         * says the same (a rerun then costs no fsync). */
-        save_status(r, false);
+        }
         phone_home(r);
         r->st.agent_ms = now_ms() - r->t0 - r->module_ms;
-        save_status(r, ran);
+        /* The callback's outcome. The run's own state is durable already:
+         * a lost update leaves status.json with the callback unsent, which
+         * the next run sends. */
+        k = run_status_write(r->rootfd, in_root(r, r->status_path), &r->st, ran);
+        if (k < 0)
+                log_warning_errno(k, "Failed to record the callback's outcome in %s: %m",
+                                  r->status_path);
         if (r->inst_dir && r->st.instance_id) {
                 _cleanup_free_ char *hist =
                         strprintf("%s/runs/boot-%u.json", r->inst_dir, r->st.boot);
-                run_status_write(r->rootfd, in_root(r, hist), &r->st, false);
+                k = run_status_write(r->rootfd, in_root(r, hist), &r->st, false);
+                if (k < 0)
+                        log_warning_errno(k, "Failed to write the run's history %s: %m", hist);
         }
         if (r->st.state == RUN_READY) {
                 log_event(LOG_NOTICE, MSGID_READY, NULL, "ready",
@@ -856,9 +1030,12 @@ int cmd_run(int argc, char **argv)
         lock_path = strprintf("%s/run.lock", r.state_dir);
         k = lockfd =
                 root_open(r.rootfd, in_root(&r, lock_path), O_RDWR | O_CREAT | O_NOFOLLOW, 0600);
-        if (k < 0)
-                errno = -k;
-        if (lockfd < 0 || flock(lockfd, LOCK_EX | LOCK_NB) < 0) {
+        if (lockfd < 0) {
+                log_error_errno(k, "Failed to open %s: %m", lock_path);
+                run_free(&r);
+                return 1;
+        }
+        if (flock(lockfd, LOCK_EX | LOCK_NB) < 0) {
                 log_error_errno(errno, "Another firstboot run holds %s: %m", lock_path);
                 run_free(&r);
                 return 1;
@@ -893,9 +1070,24 @@ int cmd_run(int argc, char **argv)
                         run_status_free(&r.prev);
                 diags_free(&ignore);
         }
+        /* The marker this run writes, and the one an earlier run wrote if
+         * it was another (a bundle's ready_marker): both go when this run
+         * fails, even before its bundle is read. */
+        r.marker = root_path(r.root, r.cfg.ready_marker);
+        r.st.ready_marker = xstrdup(r.cfg.ready_marker);
+        add_stale_marker(&r, r.prev.ready_marker);
         r.st.state = RUN_RUNNING;
         r.st.started_ms = now_realtime_ms();
-        save_status(&r, false);
+        /* Running, unless an earlier run left this server ready: then
+         * status.json and the marker keep saying so until this run finds
+         * something to do (a new instance, modules to run) or fails. Not
+         * synced (the run's end is), but it must be written: else an
+         * earlier "failed" would stand while this run retries. */
+        if (r.prev.state != RUN_READY && mark_running(&r) < 0) {
+                ret = finish(&r, "cannot record that the run started");
+                run_free(&r);
+                return ret;
+        }
         set_progress("Fetching user-data");
 
         struct ds_options dso = {
@@ -929,7 +1121,6 @@ int cmd_run(int argc, char **argv)
         _cleanup_free_ char *old_iid = NULL;
         _cleanup_free_ char *dirname = instance_dir_name(r.st.instance_id);
         r.inst_dir = strprintf("%s/instances/%s", r.state_dir, dirname);
-        r.marker = root_path(r.root, r.cfg.ready_marker);
         bool new_instance =
                 read_line_file(iid_path, &old_iid) < 0 || !streq(old_iid, r.st.instance_id);
         if (new_instance) {
@@ -937,15 +1128,30 @@ int cmd_run(int argc, char **argv)
                         log_event(LOG_NOTICE, NULL, NULL, "datasource",
                                   "New instance %s (was %s): provisioning again", r.st.instance_id,
                                   old_iid);
-                root_unlink(r.rootfd, in_root(&r, r.marker));
                 _cleanup_free_ char *line = strprintf("%s\n", r.st.instance_id);
-                root_write_file(r.rootfd, in_root(&r, iid_path), 0700, line, strlen(line), 0600,
-                                (uid_t)-1, (gid_t)-1, 0);
+                k = mark_running(&r);
+                if (k >= 0) {
+                        k = root_write_file(r.rootfd, in_root(&r, iid_path), 0700, line,
+                                            strlen(line), 0600, (uid_t)-1, (gid_t)-1, 0);
+                        if (k < 0)
+                                log_error_errno(k, "Failed to write %s: %m", iid_path);
+                }
+                if (k < 0) {
+                        ret = finish(&r, "cannot record the new instance");
+                        run_free(&r);
+                        return ret;
+                }
         }
         if (!streq_ptr(r.prev.instance_id, r.st.instance_id))
                 run_status_free(&r.prev);
         r.st.boot = r.prev.boot + 1;
-        make_dir(&r, &r.inst_dir);
+        k = make_dir(&r, &r.inst_dir);
+        if (k < 0) {
+                log_error_errno(k, "Failed to create %s: %m", r.inst_dir);
+                ret = finish(&r, "cannot create the instance's state directory");
+                run_free(&r);
+                return ret;
+        }
 
         /* The provider's SSH keys, before anything (a module hardening
          * SSH) could lock the owner out; a bundle that fails later still
@@ -1003,11 +1209,19 @@ int cmd_run(int argc, char **argv)
         r.st.bundle = xstrdup(r.bundle->name);
         r.st.hostname = strdup_null(r.bundle->hostname ? r.bundle->hostname : r.ds.hostname);
         if (r.bundle->ready_marker) {
-                free(r.marker);
+                /* firstboot.conf's marker is then one this run must not leave. */
+                _cleanup_free_ char *conf_marker = TAKE_PTR(r.marker);
                 r.marker = root_path(r.root, r.bundle->ready_marker);
+                free(r.st.ready_marker);
+                r.st.ready_marker = xstrdup(r.bundle->ready_marker);
+                if (!streq_ptr(conf_marker, r.marker))
+                        strv_push(&r.stale_markers, TAKE_PTR(conf_marker));
                 /* The previous instance's marker says nothing about this one. */
-                if (new_instance)
-                        root_unlink(r.rootfd, in_root(&r, r.marker));
+                if (new_instance && (k = remove_markers(&r, false)) < 0) {
+                        ret = finish(&r, "cannot remove the previous instance's ready marker");
+                        run_free(&r);
+                        return ret;
+                }
         }
 
         _cleanup_free_ char *bdir = strprintf("%s/bundle", r.inst_dir);
@@ -1033,6 +1247,18 @@ int cmd_run(int argc, char **argv)
         for (size_t i = 0; i < r.n_mods; i++)
                 r.mst[i] = &r.st.modules[i];
         save_status(&r, false);
+        /* A run that runs modules again (day 2, a module that failed or
+         * runs always) takes the marker away until it is ready again. */
+        bool will_run = false;
+        for (size_t i = 0; i < r.n_mods && !will_run; i++) {
+                _cleanup_free_ char *mark = done_mark(&r, &r.mods[i]);
+                will_run = !mark || !path_exists(mark);
+        }
+        if (will_run && (k = mark_running(&r)) < 0) {
+                ret = finish(&r, "cannot remove the ready marker before running modules");
+                run_free(&r);
+                return ret;
+        }
 
         k = bundle_unpack(r.bundle, r.rootfd, in_root(&r, bdir));
         if (k < 0) {

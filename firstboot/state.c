@@ -67,6 +67,7 @@ struct node *run_status_to_node(const struct run_status *s)
         node_set_int(n, "agent_ms", s->agent_ms);
         set_opt_str(n, "current", s->current);
         set_opt_str(n, "error", s->error);
+        set_opt_str(n, "ready_marker", s->ready_marker);
         for (size_t i = 0; i < s->n_modules; i++) {
                 const struct module_status *m = &s->modules[i];
                 struct node *e = node_new(NODE_MAP);
@@ -115,7 +116,22 @@ int run_status_write(int rootfd, const char *path, const struct run_status *s, b
                 return -ENOMEM;
         r = root_write_file(rootfd, path, 0700, line, strlen(line), 0600, (uid_t)-1, (gid_t)-1,
                             sync ? 0 : WRITE_NOSYNC);
-        return r < 0 ? r : 0;
+        if (r < 0)
+                return r;
+        /* Unchanged: the same text may stand there from a write that was
+         * not synced. Durable means synced, whoever wrote it. */
+        if (r == 0 && sync) {
+                _cleanup_free_ char *dir = xstrdup(path);
+                char *slash = strrchr(dir, '/');
+                if (slash && slash != dir)
+                        *slash = '\0';
+                r = root_fsync(rootfd, path);
+                if (r >= 0 && slash)
+                        r = root_fsync(rootfd, dir);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
 }
 
 static char *get_str(const struct node *n, const char *key)
@@ -162,6 +178,7 @@ int run_status_read(const char *path, struct run_status *ret, struct diags *d)
         s.agent_ms = get_int(n, "agent_ms");
         s.current = get_str(n, "current");
         s.error = get_str(n, "error");
+        s.ready_marker = get_str(n, "ready_marker");
         const struct node *mods = node_get(n, "modules");
         for (size_t i = 0; mods && mods->kind == NODE_SEQ && i < mods->n_items; i++) {
                 const struct node *e = mods->items[i];
@@ -208,6 +225,7 @@ void run_status_free(struct run_status *s)
         free(s->bundle);
         free(s->error);
         free(s->current);
+        free(s->ready_marker);
         free(s->phone_home);
         free(s->phone_home_error);
         *s = (struct run_status){0};

@@ -40,6 +40,7 @@ struct run_status {
         unsigned boot;      /* how many runs this instance has had */
         char *error;        /* a failure before modules ran (bad user-data, ...) */
         char *current;      /* the module running now */
+        char *ready_marker; /* the marker's path (under the root) this run writes */
         struct module_status *modules;
         size_t n_modules;
         char *phone_home; /* "none", "sent", "failed" */
@@ -56,7 +57,8 @@ struct module_status *run_status_find(const struct run_status *s, const char *id
 
 /* As a JSON-ready tree / JSON text (stable; documented in the README). */
 struct node *run_status_to_node(const struct run_status *s);
-/* sync: fsync the file (the final status of a run); progress updates skip it.
+/* sync: durable when it returns (file and directory fsync'd, also when the
+ * text was there already): a run's final status; progress updates skip it.
  * path is resolved inside the root rootfd (fs.h), its directory made 0700. */
 int run_status_write(int rootfd, const char *path, const struct run_status *s, bool sync);
 int run_status_read(const char *path, struct run_status *ret, struct diags *d);
