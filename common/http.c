@@ -60,17 +60,6 @@ static void global_init(void)
                          sym_curl_easy_strerror(global_result));
 }
 
-_printf_(3, 4) static int fail(char **ret_error, int r, const char *fmt, ...)
-{
-        if (ret_error) {
-                va_list ap;
-                va_start(ap, fmt);
-                *ret_error = vstrprintf(fmt, ap);
-                va_end(ap);
-        }
-        return r;
-}
-
 static void curl_easy_cleanupp(CURL **c)
 {
         if (*c)
@@ -280,7 +269,7 @@ static int attempt(CURL *c, const struct http_request *req, struct exchange x,
 
         *ret_retry = false;
         if (!url)
-                return fail(ret_msg, -ENOMEM, "out of memory");
+                return fail_with(ret_msg, -ENOMEM, "out of memory");
         for (int hops = 0;; hops++) {
                 long status = 0, os_errno = 0;
 
@@ -288,30 +277,31 @@ static int attempt(CURL *c, const struct http_request *req, struct exchange x,
                 errbuf[0] = '\0';
                 CURLcode code = setup(c, url, &x, headers, s, errbuf);
                 if (code != CURLE_OK)
-                        return fail(ret_msg, -EINVAL, "%s", sym_curl_easy_strerror(code));
+                        return fail_with(ret_msg, -EINVAL, "%s", sym_curl_easy_strerror(code));
                 code = sym_curl_easy_perform(c);
                 (void)sym_curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
                 *ret_status = status;
                 if (s->too_big) {
                         if (s->announced)
-                                return fail(ret_msg, -EFBIG,
-                                            "response is %lld bytes, over the limit of %zu",
-                                            s->seen, s->max);
-                        return fail(ret_msg, -EFBIG, "response is over the limit of %zu bytes",
-                                    s->max);
+                                return fail_with(ret_msg, -EFBIG,
+                                                 "response is %lld bytes, over the limit of %zu",
+                                                 s->seen, s->max);
+                        return fail_with(ret_msg, -EFBIG, "response is over the limit of %zu bytes",
+                                         s->max);
                 }
                 if (s->oom)
-                        return fail(ret_msg, -ENOMEM, "out of memory");
+                        return fail_with(ret_msg, -ENOMEM, "out of memory");
                 if (code != CURLE_OK) {
                         int e;
                         *ret_retry = is_retryable_code(code, &e);
                         (void)sym_curl_easy_getinfo(c, CURLINFO_OS_ERRNO, &os_errno);
                         if (code == CURLE_OPERATION_TIMEDOUT)
-                                return fail(ret_msg, -e, "timed out after %lld ms", x.timeout_ms);
+                                return fail_with(ret_msg, -e, "timed out after %lld ms",
+                                                 x.timeout_ms);
                         if (code == CURLE_COULDNT_CONNECT && os_errno > 0)
-                                return fail(ret_msg, -e, "%s", strerror((int)os_errno));
-                        return fail(ret_msg, -e, "%s",
-                                    errbuf[0] ? errbuf : sym_curl_easy_strerror(code));
+                                return fail_with(ret_msg, -e, "%s", strerror((int)os_errno));
+                        return fail_with(ret_msg, -e, "%s",
+                                         errbuf[0] ? errbuf : sym_curl_easy_strerror(code));
                 }
                 if (!is_redirect(status))
                         return 0;
@@ -329,14 +319,14 @@ static int attempt(CURL *c, const struct http_request *req, struct exchange x,
                         return 0;
                 }
                 if (!same_origin(url, location))
-                        return fail(ret_msg, -EPERM,
-                                    "HTTP %ld redirects to %s, another host; not followed", status,
-                                    location);
+                        return fail_with(ret_msg, -EPERM,
+                                         "HTTP %ld redirects to %s, another host; not followed",
+                                         status, location);
                 if (hops >= MAX_REDIRECTS)
-                        return fail(ret_msg, -ELOOP, "more than %d redirects", MAX_REDIRECTS);
+                        return fail_with(ret_msg, -ELOOP, "more than %d redirects", MAX_REDIRECTS);
                 char *next = strdup(location);
                 if (!next)
-                        return fail(ret_msg, -ENOMEM, "out of memory");
+                        return fail_with(ret_msg, -ENOMEM, "out of memory");
                 free(url);
                 url = next;
         }
@@ -355,25 +345,27 @@ int http_do(const struct http_request *req, struct http_response *ret, char **re
 
         *ret = (struct http_response){0};
         if (!req || !req->url)
-                return fail(ret_error, -EINVAL, "no URL");
+                return fail_with(ret_error, -EINVAL, "no URL");
         const char *method = req->method ? req->method : "GET";
         if (!method_is_valid(method))
-                return fail(ret_error, -EINVAL, "%s: invalid HTTP method '%s'", req->url, method);
+                return fail_with(ret_error, -EINVAL, "%s: invalid HTTP method '%s'", req->url,
+                                 method);
         if (!has_http_scheme(req->url))
-                return fail(ret_error, -EINVAL, "%s %s: only http:// and https:// URLs are allowed",
-                            method, req->url);
+                return fail_with(ret_error, -EINVAL,
+                                 "%s %s: only http:// and https:// URLs are allowed", method,
+                                 req->url);
 
         pthread_once(&global_once, global_init);
         if (global_result != CURLE_OK)
-                return fail(ret_error, -EIO, "cannot initialize libcurl: %s", global_error);
+                return fail_with(ret_error, -EIO, "cannot initialize libcurl: %s", global_error);
         c = sym_curl_easy_init();
         if (!c)
-                return fail(ret_error, -ENOMEM, "cannot create a libcurl handle");
+                return fail_with(ret_error, -ENOMEM, "cannot create a libcurl handle");
 
         for (char *const *h = req->headers; h && *h; h++) {
                 struct curl_slist *l = sym_curl_slist_append(headers, *h);
                 if (!l)
-                        return fail(ret_error, -ENOMEM, "out of memory");
+                        return fail_with(ret_error, -ENOMEM, "out of memory");
                 headers = l;
                 if (strncasecmp(*h, "Expect:", 7) == 0)
                         has_expect = true;
@@ -383,7 +375,7 @@ int http_do(const struct http_request *req, struct http_response *ret, char **re
         if (!has_expect) {
                 struct curl_slist *l = sym_curl_slist_append(headers, "Expect:");
                 if (!l)
-                        return fail(ret_error, -ENOMEM, "out of memory");
+                        return fail_with(ret_error, -ENOMEM, "out of memory");
                 headers = l;
         }
 
@@ -423,14 +415,16 @@ int http_do(const struct http_request *req, struct http_response *ret, char **re
                 ret->body_len = s.announced ? (size_t)s.seen : 0;
                 ret->attempts_made = n;
                 sink_reset(&s);
-                return fail(ret_error, r, "%s %s: %s", method, req->url, msg ? msg : "too big");
+                return fail_with(ret_error, r, "%s %s: %s", method, req->url,
+                                 msg ? msg : "too big");
         }
         if (r < 0) {
                 sink_reset(&s);
                 if (retry)
-                        return fail(ret_error, r, "%s %s: %s (%u attempt%s)", method, req->url,
-                                    msg ? msg : strerror(-r), n, n == 1 ? "" : "s");
-                return fail(ret_error, r, "%s %s: %s", method, req->url, msg ? msg : strerror(-r));
+                        return fail_with(ret_error, r, "%s %s: %s (%u attempt%s)", method, req->url,
+                                         msg ? msg : strerror(-r), n, n == 1 ? "" : "s");
+                return fail_with(ret_error, r, "%s %s: %s", method, req->url,
+                                 msg ? msg : strerror(-r));
         }
         ret->status = status;
         ret->body_len = s.b.len;

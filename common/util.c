@@ -273,3 +273,14 @@ char *strv_join(char *const *v, const char *sep)
                 }
         return buf_steal(&b);
 }
+
+int fail_with(char **ret_error, int r, const char *fmt, ...)
+{
+        if (ret_error) {
+                va_list ap;
+                va_start(ap, fmt);
+                *ret_error = vstrprintf(fmt, ap);
+                va_end(ap);
+        }
+        return r;
+}

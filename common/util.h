@@ -68,6 +68,9 @@ bool endswith(const char *s, const char *suffix);
 /* asprintf() that returns the string, or NULL when out of memory. */
 char *strprintf(const char *fmt, ...) _printf_(1, 2);
 char *vstrprintf(const char *fmt, va_list ap) _printf_(1, 0);
+/* For functions that describe their failure in *ret_error (when not NULL)
+ * for the caller to log: sets it and returns r (negative). */
+int fail_with(char **ret_error, int r, const char *fmt, ...) _printf_(3, 4);
 /* strdup() of NULL is NULL. */
 char *strdup_null(const char *s);
 /* Duplicates; aborts on out of memory. For the rare place where

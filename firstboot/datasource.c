@@ -46,26 +46,15 @@ struct ctx {
         size_t max;
 };
 
-_printf_(3, 4) static int fail(char **ret_error, int r, const char *fmt, ...)
-{
-        if (ret_error) {
-                va_list ap;
-                va_start(ap, fmt);
-                *ret_error = vstrprintf(fmt, ap);
-                va_end(ap);
-        }
-        return r;
-}
-
 static int too_big(char **ret_error, const char *source, const char *origin, long long size,
                    size_t max)
 {
         if (size > 0)
-                return fail(ret_error, -EFBIG,
-                            "%s: user-data from %s is %lld bytes, over the limit of %zu", source,
-                            origin, size, max);
-        return fail(ret_error, -EFBIG, "%s: user-data from %s is over the limit of %zu bytes",
-                    source, origin, max);
+                return fail_with(ret_error, -EFBIG,
+                                 "%s: user-data from %s is %lld bytes, over the limit of %zu",
+                                 source, origin, size, max);
+        return fail_with(ret_error, -EFBIG, "%s: user-data from %s is over the limit of %zu bytes",
+                         source, origin, max);
 }
 
 /* Untrusted text for a message: printable ASCII, at most 64 characters. */
@@ -130,17 +119,17 @@ static int set_identity(struct ds_result *res, const char *source, const char *w
 {
         if (!id || !instance_id_is_valid(id)) {
                 _cleanup_free_ char *shown = printable(id ? id : "");
-                return fail(ret_error, -EBADMSG,
-                            "%s: instance id '%s' from %s is not valid (1 to %d characters of "
-                            "A-Z a-z 0-9 . _ : -, not starting with '.')",
-                            source, shown, where, MAX_ID);
+                return fail_with(ret_error, -EBADMSG,
+                                 "%s: instance id '%s' from %s is not valid (1 to %d characters of "
+                                 "A-Z a-z 0-9 . _ : -, not starting with '.')",
+                                 source, shown, where, MAX_ID);
         }
         if (hostname && *hostname && !hostname_is_valid(hostname)) {
                 _cleanup_free_ char *shown = printable(hostname);
-                return fail(ret_error, -EBADMSG,
-                            "%s: hostname '%s' from %s is not valid (1 to %d characters of "
-                            "A-Z a-z 0-9 . _ -)",
-                            source, shown, where, MAX_HOSTNAME);
+                return fail_with(ret_error, -EBADMSG,
+                                 "%s: hostname '%s' from %s is not valid (1 to %d characters of "
+                                 "A-Z a-z 0-9 . _ -)",
+                                 source, shown, where, MAX_HOSTNAME);
         }
         /* Copies first: id or hostname may be res's own strings. */
         char *new_id = xstrdup(id);
@@ -174,7 +163,7 @@ static int fail_diags(char **ret_error, int r, const char *source, const struct 
                       const char *fallback)
 {
         _cleanup_free_ char *m = d->n > 0 ? diag_format(&d->v[0]) : NULL;
-        return fail(ret_error, r, "%s: %s", source, m ? m : fallback);
+        return fail_with(ret_error, r, "%s: %s", source, m ? m : fallback);
 }
 
 /* "file:line:column" of n, or file when n has no position. */
@@ -199,8 +188,8 @@ static int add_keys_text(const char *source, const char *where, const char *fiel
                 end_len--;
         bool multi = memchr(text, '\n', end_len) != NULL;
         if (single && multi)
-                return fail(ret_error, -EBADMSG, "%s: %s: %s: not an SSH public key: %s", source,
-                            where, field, "more than one line");
+                return fail_with(ret_error, -EBADMSG, "%s: %s: %s: not an SSH public key: %s",
+                                 source, where, field, "more than one line");
 
         for (const char *p = text, *end = text + len; p < end;) {
                 const char *nl = memchr(p, '\n', (size_t)(end - p));
@@ -219,20 +208,21 @@ static int add_keys_text(const char *source, const char *where, const char *fiel
                         continue;
                 int r = why ? -EBADMSG : sshkey_parse(line, &key, &why);
                 if (r == -ENOMEM)
-                        return fail(ret_error, r, "out of memory");
+                        return fail_with(ret_error, r, "out of memory");
                 if (r < 0) {
                         if (multi)
-                                return fail(ret_error, -EBADMSG,
-                                            "%s: %s: %s, line %zu: not an SSH public key: %s",
-                                            source, where, field, n_line, why);
-                        return fail(ret_error, -EBADMSG, "%s: %s: %s: not an SSH public key: %s",
-                                    source, where, field, why);
+                                return fail_with(ret_error, -EBADMSG,
+                                                 "%s: %s: %s, line %zu: not an SSH public key: %s",
+                                                 source, where, field, n_line, why);
+                        return fail_with(ret_error, -EBADMSG,
+                                         "%s: %s: %s: not an SSH public key: %s", source, where,
+                                         field, why);
                 }
                 if (strv_length(res->ssh_keys) >= SSHKEYS_MAX)
-                        return fail(ret_error, -EBADMSG, "%s: %s: %s: more than %d SSH keys",
-                                    source, where, field, SSHKEYS_MAX);
+                        return fail_with(ret_error, -EBADMSG, "%s: %s: %s: more than %d SSH keys",
+                                         source, where, field, SSHKEYS_MAX);
                 if (strv_extend(&res->ssh_keys, key) < 0)
-                        return fail(ret_error, -ENOMEM, "out of memory");
+                        return fail_with(ret_error, -ENOMEM, "out of memory");
         }
         return 0;
 }
@@ -251,9 +241,9 @@ static int add_keys_node(const char *source, const char *file, const char *field
                 return 0;
         if (v->kind == NODE_SCALAR) {
                 if (node_resolve(v) != SCALAR_STR)
-                        return fail(ret_error, -EBADMSG,
-                                    "%s: %s: %s: expected SSH public keys, not %s", source, where,
-                                    field, node_kind_name(v));
+                        return fail_with(ret_error, -EBADMSG,
+                                         "%s: %s: %s: expected SSH public keys, not %s", source,
+                                         where, field, node_kind_name(v));
                 return add_keys_text(source, where, field, v->value, strlen(v->value), false, res,
                                      ret_error);
         }
@@ -263,7 +253,7 @@ static int add_keys_node(const char *source, const char *file, const char *field
                                                     ? strprintf("%s.%s", field, item->key)
                                                     : strprintf("%s[%zu]", field, i);
                 if (!name)
-                        return fail(ret_error, -ENOMEM, "out of memory");
+                        return fail_with(ret_error, -ENOMEM, "out of memory");
                 if (v->kind == NODE_MAP && item->kind == NODE_SEQ) {
                         r = add_keys_node(source, file, name, item, res, ret_error);
                         if (r < 0)
@@ -272,9 +262,9 @@ static int add_keys_node(const char *source, const char *file, const char *field
                 }
                 if (item->kind != NODE_SCALAR || node_resolve(item) != SCALAR_STR) {
                         _cleanup_free_ char *at = node_where(file, item);
-                        return fail(ret_error, -EBADMSG,
-                                    "%s: %s: %s: expected an SSH public key, not %s", source, at,
-                                    name, node_kind_name(item));
+                        return fail_with(ret_error, -EBADMSG,
+                                         "%s: %s: %s: expected an SSH public key, not %s", source,
+                                         at, name, node_kind_name(item));
                 }
                 _cleanup_free_ char *at = node_where(file, item);
                 r = add_keys_text(source, at, name, item->value, strlen(item->value), true, res,
@@ -305,8 +295,9 @@ static int parse_metadata(const char *source, const char *file, const char *buf,
         }
         if (!doc || doc->kind != NODE_MAP) {
                 diags_free(&d);
-                return fail(ret_error, -EBADMSG, "%s: %s: expected a mapping with '%s', not %s",
-                            source, file, id_key, doc ? node_kind_name(doc) : "nothing");
+                return fail_with(ret_error, -EBADMSG,
+                                 "%s: %s: expected a mapping with '%s', not %s", source, file,
+                                 id_key, doc ? node_kind_name(doc) : "nothing");
         }
         const char *id = diags_get_str(&d, doc, id_key, true, what);
         const char *host = diags_get_str(&d, doc, host_key, false, what);
@@ -506,8 +497,8 @@ static int locate(const struct ctx *c, const struct local_kind *k, struct seed *
         if (c->o->seed) {
                 if (stat(c->o->seed, &st) < 0) {
                         int e = errno;
-                        return fail(ret_error, -e, "%s: --seed %s: %s", k->source, c->o->seed,
-                                    strerror(e));
+                        return fail_with(ret_error, -e, "%s: --seed %s: %s", k->source, c->o->seed,
+                                         strerror(e));
                 }
                 if (S_ISDIR(st.st_mode))
                         *ret = (struct seed){.dir = xstrdup(c->o->seed)};
@@ -518,7 +509,7 @@ static int locate(const struct ctx *c, const struct local_kind *k, struct seed *
         for (size_t i = 0; k->seed_dirs[i]; i++) {
                 char *dir = root_path(c->root, k->seed_dirs[i]);
                 if (!dir)
-                        return fail(ret_error, -ENOMEM, "out of memory");
+                        return fail_with(ret_error, -ENOMEM, "out of memory");
                 if (is_dir(dir)) {
                         *ret = (struct seed){.dir = dir};
                         return 0;
@@ -535,12 +526,12 @@ static int locate(const struct ctx *c, const struct local_kind *k, struct seed *
         }
         if (r != -ENOENT) {
                 buf_free(&here);
-                return fail(ret_error, r, "%s: %s", k->source, strerror(-r));
+                return fail_with(ret_error, r, "%s: %s", k->source, strerror(-r));
         }
         buf_printf(&here, "a block device labelled %s", k->label);
         if (tried)
                 buf_printf(tried, "%s%s: %s", tried->len ? "; " : "", k->source, here.data);
-        r = fail(ret_error, -ENOENT, "%s: no seed found (tried %s)", k->source, here.data);
+        r = fail_with(ret_error, -ENOENT, "%s: no seed found (tried %s)", k->source, here.data);
         buf_free(&here);
         return r;
 }
@@ -556,19 +547,19 @@ static int read_seed(const struct ctx *c, const struct local_kind *k, const stru
         int r;
 
         if (!meta_name || !user_name)
-                return fail(ret_error, -ENOMEM, "out of memory");
+                return fail_with(ret_error, -ENOMEM, "out of memory");
         r = seed_read(s, k->meta, MAX_METADATA, &buf, &len, &actual);
         if (r == -ENOENT)
-                return fail(ret_error, r, "%s: %s: not found", k->source, meta_name);
+                return fail_with(ret_error, r, "%s: %s: not found", k->source, meta_name);
         if (r == -EFBIG)
-                return fail(ret_error, r, "%s: %s: over the limit of %u bytes", k->source,
-                            meta_name, MAX_METADATA);
+                return fail_with(ret_error, r, "%s: %s: over the limit of %u bytes", k->source,
+                                 meta_name, MAX_METADATA);
         if (r == -EMEDIUMTYPE)
-                return fail(ret_error, r, "%s: %s is neither a directory nor an ISO9660 image",
-                            k->source, s->image);
+                return fail_with(ret_error, r, "%s: %s is neither a directory nor an ISO9660 image",
+                                 k->source, s->image);
         if (r < 0)
-                return fail(ret_error, r, "%s: cannot read %s: %s", k->source, meta_name,
-                            seed_error(r));
+                return fail_with(ret_error, r, "%s: cannot read %s: %s", k->source, meta_name,
+                                 seed_error(r));
         r = parse_metadata(k->source, meta_name, buf, len, k->meta_is_json, k->id_key, k->host_key,
                            k->keys_key, res, ret_error);
         if (r < 0)
@@ -582,8 +573,8 @@ static int read_seed(const struct ctx *c, const struct local_kind *k, const stru
         if (r == -EFBIG)
                 return too_big(ret_error, k->source, user_name, actual, c->max);
         if (r < 0)
-                return fail(ret_error, r, "%s: cannot read %s: %s", k->source, user_name,
-                            seed_error(r));
+                return fail_with(ret_error, r, "%s: cannot read %s: %s", k->source, user_name,
+                                 seed_error(r));
         return set_user_data(res, TAKE_PTR(buf), len, user_name);
 }
 
@@ -635,11 +626,12 @@ static int fetch_user_data_file(const struct ctx *c, const char *source, const c
                                c->max);
         }
         if (r < 0)
-                return fail(ret_error, r, "%s: cannot read %s: %s", source, path, strerror(-r));
+                return fail_with(ret_error, r, "%s: cannot read %s: %s", source, path,
+                                 strerror(-r));
 
         mid_path = root_path(c->root, "/etc/machine-id");
         if (!mid_path)
-                return fail(ret_error, -ENOMEM, "out of memory");
+                return fail_with(ret_error, -ENOMEM, "out of memory");
         if (!c->o->instance_id && read_line_file(mid_path, &mid) >= 0 &&
             is_machine_id(strstrip(mid))) {
                 r = set_identity(res, source, mid_path, mid, NULL, ret_error);
@@ -648,14 +640,14 @@ static int fetch_user_data_file(const struct ctx *c, const char *source, const c
                 sha256_hex(data, len, hex);
                 id = strprintf("%s-%.16s", source, hex);
                 if (!id)
-                        return fail(ret_error, -ENOMEM, "out of memory");
+                        return fail_with(ret_error, -ENOMEM, "out of memory");
                 r = set_identity(res, source, path, id, NULL, ret_error);
         }
         if (r < 0)
                 return r;
         r = set_user_data(res, TAKE_PTR(data), len, path);
         if (r < 0)
-                return fail(ret_error, r, "out of memory");
+                return fail_with(ret_error, r, "out of memory");
         res->source = xstrdup(source);
         res->origin = xstrdup(path);
         return 0;
@@ -664,7 +656,8 @@ static int fetch_user_data_file(const struct ctx *c, const char *source, const c
 static int fetch_file(const struct ctx *c, struct ds_result *res, char **ret_error)
 {
         if (!c->o->user_data_file)
-                return fail(ret_error, -EINVAL, "file: no user-data file given (--user-data FILE)");
+                return fail_with(ret_error, -EINVAL,
+                                 "file: no user-data file given (--user-data FILE)");
         return fetch_user_data_file(c, "file", c->o->user_data_file, res, ret_error);
 }
 
@@ -676,11 +669,11 @@ static int fetch_default(const struct ctx *c, struct ds_result *res, struct buf 
         _cleanup_free_ char *path = root_path(c->root, DS_DEFAULT_USER_DATA);
 
         if (!path)
-                return fail(ret_error, -ENOMEM, "out of memory");
+                return fail_with(ret_error, -ENOMEM, "out of memory");
         if (!path_exists(path)) {
                 if (tried)
                         buf_printf(tried, "%sdefault: %s", tried->len ? "; " : "", path);
-                return fail(ret_error, -ENOENT, "default: no default bundle (%s)", path);
+                return fail_with(ret_error, -ENOENT, "default: no default bundle (%s)", path);
         }
         return fetch_user_data_file(c, "default", path, res, ret_error);
 }
@@ -701,7 +694,7 @@ static int request(const struct ctx *c, const char *source, const char *method, 
         int r;
 
         if (!url)
-                return fail(ret_error, -ENOMEM, "out of memory");
+                return fail_with(ret_error, -ENOMEM, "out of memory");
         struct http_request req = {
                 .method = method,
                 .url = url,
@@ -720,7 +713,7 @@ static int request(const struct ctx *c, const char *source, const char *method, 
         }
         if (r < 0) {
                 http_response_free(&resp);
-                return fail(ret_error, r, "%s: %s", source, error ? error : strerror(-r));
+                return fail_with(ret_error, r, "%s: %s", source, error ? error : strerror(-r));
         }
         if (resp.status >= 200 && resp.status <= 299) {
                 *ret = resp;
@@ -732,9 +725,9 @@ static int request(const struct ctx *c, const char *source, const char *method, 
         if (status == 404 && allow_404)
                 return 1;
         if (n > 1)
-                return fail(ret_error, -EPROTO, "%s: %s %s: HTTP %ld (%u attempts)", source, method,
-                            url, status, n);
-        return fail(ret_error, -EPROTO, "%s: %s %s: HTTP %ld", source, method, url, status);
+                return fail_with(ret_error, -EPROTO, "%s: %s %s: HTTP %ld (%u attempts)", source,
+                                 method, url, status, n);
+        return fail_with(ret_error, -EPROTO, "%s: %s %s: HTTP %ld", source, method, url, status);
 }
 
 /* User-data from a metadata service: an absent (404 when allowed) or
@@ -748,7 +741,7 @@ static int request_user_data(const struct ctx *c, const char *source, const char
         int r;
 
         if (!url)
-                return fail(ret_error, -ENOMEM, "out of memory");
+                return fail_with(ret_error, -ENOMEM, "out of memory");
         r = request(c, source, "GET", path, headers, c->max, true, allow_404, &resp, ret_error);
         if (r != 0)
                 return r < 0 ? r : 0;
@@ -759,7 +752,7 @@ static int request_user_data(const struct ctx *c, const char *source, const char
         r = set_user_data(res, TAKE_PTR(resp.body), resp.body_len, url);
         http_response_free(&resp);
         if (r < 0)
-                return fail(ret_error, r, "out of memory");
+                return fail_with(ret_error, r, "out of memory");
         return 0;
 }
 
@@ -786,12 +779,13 @@ static int parse_ec2_key_list(const char *where, const char *text, size_t len,
                         *eq = '\0';
                 if (!eq || strspn(line, "0123456789") != strlen(line) ||
                     parse_uint(line, &idx) < 0 || idx >= 100000)
-                        return fail(ret_error, -EBADMSG,
-                                    "ec2: %s, line %zu: expected N=name (a key's index and name)",
-                                    where, n_line);
+                        return fail_with(
+                                ret_error, -EBADMSG,
+                                "ec2: %s, line %zu: expected N=name (a key's index and name)",
+                                where, n_line);
                 if (n >= SSHKEYS_MAX)
-                        return fail(ret_error, -EBADMSG, "ec2: %s: more than %d SSH keys", where,
-                                    SSHKEYS_MAX);
+                        return fail_with(ret_error, -EBADMSG, "ec2: %s: more than %d SSH keys",
+                                         where, SSHKEYS_MAX);
                 ret[n++] = idx;
         }
         *ret_n = n;
@@ -811,7 +805,7 @@ static int fetch_ec2_keys(const struct ctx *c, char *const *headers, struct ds_r
         int r;
 
         if (!list_url)
-                return fail(ret_error, -ENOMEM, "out of memory");
+                return fail_with(ret_error, -ENOMEM, "out of memory");
         r = request(c, "ec2", "GET", list_path, headers, MAX_METADATA, false, true, &list,
                     ret_error);
         if (r != 0)
@@ -826,7 +820,7 @@ static int fetch_ec2_keys(const struct ctx *c, char *const *headers, struct ds_r
                 _cleanup_free_ char *url = path ? strprintf("%s%s", c->base, path) : NULL;
                 struct http_response key = {0};
                 if (!url)
-                        return fail(ret_error, -ENOMEM, "out of memory");
+                        return fail_with(ret_error, -ENOMEM, "out of memory");
                 r = request(c, "ec2", "GET", path, headers, SSHKEY_MAX_LINE + 2, false, false, &key,
                             ret_error);
                 if (r < 0)
@@ -859,10 +853,11 @@ static int fetch_ec2(const struct ctx *c, struct ds_result *res, char **ret_erro
                 auth = strprintf("X-aws-ec2-metadata-token: %s", token.body);
         http_response_free(&token);
         if (!ok)
-                return fail(ret_error, -EPROTO,
-                            "ec2: PUT %s/latest/api/token: the answer is not a token", c->base);
+                return fail_with(ret_error, -EPROTO,
+                                 "ec2: PUT %s/latest/api/token: the answer is not a token",
+                                 c->base);
         if (!auth)
-                return fail(ret_error, -ENOMEM, "out of memory");
+                return fail_with(ret_error, -ENOMEM, "out of memory");
         char *const headers[] = {auth, NULL};
 
         r = request(c, "ec2", "GET", "/latest/meta-data/instance-id", headers, MAX_METADATA, false,
@@ -897,7 +892,7 @@ static int fetch_metadata_doc(const struct ctx *c, const char *source, const cha
         int r;
 
         if (!url)
-                return fail(ret_error, -ENOMEM, "out of memory");
+                return fail_with(ret_error, -ENOMEM, "out of memory");
         r = request(c, source, "GET", path, NULL, MAX_METADATA, false, false, &doc, ret_error);
         if (r < 0)
                 return r;
@@ -932,9 +927,10 @@ static int fetch_remote(const struct ctx *c, const char *name, struct ds_result 
         int r;
 
         if (strncasecmp(c->base, "http://", 7) != 0 && strncasecmp(c->base, "https://", 8) != 0)
-                return fail(ret_error, -EINVAL,
-                            "%s: the metadata URL must start with http:// or https://, not '%s'",
-                            name, c->base);
+                return fail_with(
+                        ret_error, -EINVAL,
+                        "%s: the metadata URL must start with http:// or https://, not '%s'", name,
+                        c->base);
         if (streq(name, "ec2"))
                 r = fetch_ec2(c, res, ret_error);
         else if (streq(name, "hetzner"))
@@ -1052,10 +1048,10 @@ static int fetch_auto(const struct ctx *c, struct ds_result *res, char **ret_err
         free(error);
         tried_text = buf_steal(&tried);
         _cleanup_free_ char *shown = vendor ? printable(vendor) : NULL;
-        return fail(ret_error, -ENOENT,
-                    "auto: no datasource found: DMI names no known cloud (sys_vendor %s%s%s); "
-                    "tried %s",
-                    shown ? "'" : "", shown ? shown : "unknown", shown ? "'" : "", tried_text);
+        return fail_with(ret_error, -ENOENT,
+                         "auto: no datasource found: DMI names no known cloud (sys_vendor %s%s%s); "
+                         "tried %s",
+                         shown ? "'" : "", shown ? shown : "unknown", shown ? "'" : "", tried_text);
 }
 
 int datasource_fetch(const struct ds_options *o, struct ds_result *ret, char **ret_error)
@@ -1093,10 +1089,11 @@ int datasource_fetch(const struct ds_options *o, struct ds_result *ret, char **r
                 r = fetch_remote(&c, name, &res, ret_error);
         else {
                 _cleanup_free_ char *shown = printable(name);
-                r = fail(ret_error, -EINVAL,
-                         "unknown datasource '%s' (expected one of: auto, nocloud, configdrive, "
-                         "ec2, hetzner, digitalocean, file, default)",
-                         shown);
+                r = fail_with(
+                        ret_error, -EINVAL,
+                        "unknown datasource '%s' (expected one of: auto, nocloud, configdrive, "
+                        "ec2, hetzner, digitalocean, file, default)",
+                        shown);
         }
         if (r >= 0 && o->instance_id)
                 r = set_identity(&res, res.source, "--instance-id", o->instance_id, res.hostname,
@@ -1148,7 +1145,7 @@ int ds_parse_metadata(const char *source, const char *buf, size_t len, struct ds
                 r = parse_metadata(source, "v1.json", buf, len, true, "droplet_id", "hostname",
                                    "public_keys", &res, ret_error);
         else
-                r = fail(ret_error, -EINVAL, "unknown datasource");
+                r = fail_with(ret_error, -EINVAL, "unknown datasource");
         if (r < 0) {
                 ds_result_free(&res);
                 return r;

@@ -22,17 +22,6 @@
 /* The controller's answer is not used; enough to hold an error page. */
 #define MAX_RESPONSE (64U * 1024U)
 
-_printf_(3, 4) static int fail(char **ret_error, int r, const char *fmt, ...)
-{
-        if (ret_error) {
-                va_list ap;
-                va_start(ap, fmt);
-                *ret_error = vstrprintf(fmt, ap);
-                va_end(ap);
-        }
-        return r;
-}
-
 static bool is_http_url(const char *url)
 {
         return strncasecmp(url, "http://", 7) == 0 || strncasecmp(url, "https://", 8) == 0;
@@ -101,10 +90,10 @@ int phonehome_send(const struct phonehome_options *o, const char *body, char **r
         if (o && o->ret_attempts)
                 *o->ret_attempts = 0;
         if (!o || !o->url || !body)
-                return fail(ret_error, -EINVAL, "no phone-home URL or body");
+                return fail_with(ret_error, -EINVAL, "no phone-home URL or body");
         if (!is_http_url(o->url))
-                return fail(ret_error, -EINVAL,
-                            "phone-home URL must start with http:// or https://");
+                return fail_with(ret_error, -EINVAL,
+                                 "phone-home URL must start with http:// or https://");
 
         long long timeout = o->timeout_ms > 0 ? o->timeout_ms : DEFAULT_TIMEOUT_MS;
         unsigned attempts = o->attempts > 0 ? o->attempts : DEFAULT_ATTEMPTS;
@@ -117,7 +106,7 @@ int phonehome_send(const struct phonehome_options *o, const char *body, char **r
                 hmac_sha256_hex(o->token, strlen(o->token), body, body_len, hex);
                 signature = strprintf("X-Firstboot-Signature: sha256=%s", hex);
                 if (!signature)
-                        return fail(ret_error, -ENOMEM, "out of memory");
+                        return fail_with(ret_error, -ENOMEM, "out of memory");
         }
         char *headers[] = {
                 (char *)"Content-Type: application/json",
@@ -169,13 +158,13 @@ int phonehome_send(const struct phonehome_options *o, const char *body, char **r
                 if (answered && !is_retryable_status(status)) {
                         _cleanup_free_ char *snippet = answer_snippet(&resp);
                         http_response_free(&resp);
-                        return fail(ret_error, -EPROTO, "the controller answered HTTP %ld%s",
-                                    status, snippet ? snippet : "");
+                        return fail_with(ret_error, -EPROTO, "the controller answered HTTP %ld%s",
+                                         status, snippet ? snippet : "");
                 }
                 http_response_free(&resp);
                 /* A bad URL, no memory: no retry helps. */
                 if (is_final_error(r))
-                        return fail(ret_error, r, "%s", error ? error : strerror(-r));
+                        return fail_with(ret_error, r, "%s", error ? error : strerror(-r));
 
                 if (n >= attempts)
                         break;
@@ -191,13 +180,13 @@ int phonehome_send(const struct phonehome_options *o, const char *body, char **r
         long long elapsed = now_ms() - start;
         if (last_status > 0) {
                 _cleanup_free_ char *note = redirect_note(last_status, last_location);
-                return fail(ret_error, -ETIMEDOUT,
-                            "gave up after %u attempt%s in %lld ms: the controller answered "
-                            "HTTP %ld%s",
-                            n, n == 1 ? "" : "s", elapsed, last_status, note ? note : "");
+                return fail_with(ret_error, -ETIMEDOUT,
+                                 "gave up after %u attempt%s in %lld ms: the controller answered "
+                                 "HTTP %ld%s",
+                                 n, n == 1 ? "" : "s", elapsed, last_status, note ? note : "");
         }
         const char *why = last_error ? last_error : last_r < 0 ? strerror(-last_r) : "no time left";
-        return fail(ret_error, last_r == -ETIMEDOUT || last_r >= 0 ? -ETIMEDOUT : -EHOSTUNREACH,
-                    "gave up after %u attempt%s in %lld ms: %s", n, n == 1 ? "" : "s", elapsed,
-                    why);
+        return fail_with(
+                ret_error, last_r == -ETIMEDOUT || last_r >= 0 ? -ETIMEDOUT : -EHOSTUNREACH,
+                "gave up after %u attempt%s in %lld ms: %s", n, n == 1 ? "" : "s", elapsed, why);
 }

@@ -15,17 +15,6 @@
 /* An existing authorized_keys bigger than this is not ours to rewrite. */
 #define MAX_AUTHORIZED_KEYS (1024U * 1024U)
 
-_printf_(3, 4) static int fail(char **ret_error, int r, const char *fmt, ...)
-{
-        if (ret_error) {
-                va_list ap;
-                va_start(ap, fmt);
-                *ret_error = vstrprintf(fmt, ap);
-                va_end(ap);
-        }
-        return r;
-}
-
 /* The key types accepted, and the SSH wire strings their blobs hold after
  * the type name (RFC 4253 6.6, RFC 5656 3.1, RFC 8709 4, OpenSSH
  * PROTOCOL.u2f): 'c' the curve name the type ends with, 'k' any string,
@@ -278,39 +267,40 @@ int sshkeys_install(const char *root, const char *user, char *const *keys, char 
                 return 0;
         r = passwd_entry(root, user, &uid, &gid, &home_rel);
         if (r == -ESRCH)
-                return fail(ret_error, r, "ssh_keys_user '%s' is not in %s/etc/passwd", user,
-                            root && *root ? root : "");
+                return fail_with(ret_error, r, "ssh_keys_user '%s' is not in %s/etc/passwd", user,
+                                 root && *root ? root : "");
         if (r < 0)
-                return fail(ret_error, r, "cannot read the passwd entry of '%s': %s", user,
-                            strerror(-r));
+                return fail_with(ret_error, r, "cannot read the passwd entry of '%s': %s", user,
+                                 strerror(-r));
         home = root_path(root, home_rel);
         if (!home)
-                return fail(ret_error, -ENOMEM, "out of memory");
+                return fail_with(ret_error, -ENOMEM, "out of memory");
         if (lstat(home, &st) < 0) {
                 r = mkdir_p(home, 0700);
                 if (r < 0 || lchown(home, uid, gid) < 0)
-                        return fail(ret_error, r < 0 ? r : -errno, "cannot create %s: %s", home,
-                                    strerror(r < 0 ? -r : errno));
+                        return fail_with(ret_error, r < 0 ? r : -errno, "cannot create %s: %s",
+                                         home, strerror(r < 0 ? -r : errno));
         }
         if (!resolves_inside(root, home))
-                return fail(ret_error, -EXDEV, "the home of '%s', %s, leads out of the root", user,
-                            home_rel);
+                return fail_with(ret_error, -EXDEV, "the home of '%s', %s, leads out of the root",
+                                 user, home_rel);
         dir = strprintf("%s/.ssh", home);
         file = strprintf("%s/.ssh/authorized_keys", home);
         if (!dir || !file)
-                return fail(ret_error, -ENOMEM, "out of memory");
+                return fail_with(ret_error, -ENOMEM, "out of memory");
         r = ensure_dir(dir, 0700, uid, gid);
         if (r < 0)
-                return fail(ret_error, r, "%s: %s", dir,
-                            r == -ELOOP ? "is a symbolic link; refusing to follow it"
-                                        : strerror(-r));
+                return fail_with(ret_error, r, "%s: %s", dir,
+                                 r == -ELOOP ? "is a symbolic link; refusing to follow it"
+                                             : strerror(-r));
         if (lstat(file, &st) == 0 && !S_ISREG(st.st_mode))
-                return fail(ret_error, S_ISLNK(st.st_mode) ? -ELOOP : -ENOTDIR,
-                            "%s: not a regular file%s", file,
-                            S_ISLNK(st.st_mode) ? " (a symbolic link); refusing to follow it" : "");
+                return fail_with(ret_error, S_ISLNK(st.st_mode) ? -ELOOP : -ENOTDIR,
+                                 "%s: not a regular file%s", file,
+                                 S_ISLNK(st.st_mode) ? " (a symbolic link); refusing to follow it"
+                                                     : "");
         r = read_file(file, MAX_AUTHORIZED_KEYS, &old, &old_len);
         if (r < 0 && r != -ENOENT)
-                return fail(ret_error, r, "cannot read %s: %s", file, strerror(-r));
+                return fail_with(ret_error, r, "cannot read %s: %s", file, strerror(-r));
 
         struct buf add = {0};
         bool oom = false;
@@ -331,13 +321,13 @@ int sshkeys_install(const char *root, const char *user, char *const *keys, char 
         buf_free(&add);
         if (oom) {
                 buf_free(&out);
-                return fail(ret_error, -ENOMEM, "out of memory");
+                return fail_with(ret_error, -ENOMEM, "out of memory");
         }
         /* Nothing new: the file stays byte for byte, its mode and owner
          * put right. */
         r = write_file_atomic(file, out.data ? out.data : "", out.len, 0600, uid, gid);
         buf_free(&out);
         if (r < 0)
-                return fail(ret_error, r, "cannot write %s: %s", file, strerror(-r));
+                return fail_with(ret_error, r, "cannot write %s: %s", file, strerror(-r));
         return added;
 }
