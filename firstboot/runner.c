@@ -65,11 +65,13 @@ struct run {
         int log_error;
         /* log_max: the head goes out as it comes, up to head_max bytes of
          * log; then lines go to over, a ring of over_cap bytes of records
-         * "STREAM LINE \n" (STREAM '1' or '2'), the oldest dropped first. */
+         * "STREAM LINE \n" (STREAM '1' or '2'), the oldest dropped first,
+         * holding at most over_cap bytes of log (over_log: a stderr line
+         * costs its prefix there). */
         size_t head_max, head_used;
         bool overflowed;
         char *over;
-        size_t over_cap, over_start, over_len;
+        size_t over_cap, over_start, over_len, over_log;
         long long dropped; /* bytes of log */
 };
 
@@ -322,13 +324,16 @@ static void over_push(struct run *r, int stream, const char *line, size_t len)
                 if (!r->over)
                         r->over_cap = 0; /* Out of memory: the rest is dropped. */
         }
-        if (need > r->over_cap) {
+        if (need > r->over_cap || log_size(stream, len) > r->over_cap) {
                 r->dropped += (long long)log_size(stream, len);
                 return;
         }
-        while (r->over_cap - r->over_len < need) {
+        while (r->over_cap - r->over_len < need ||
+               r->over_cap - r->over_log < log_size(stream, len)) {
                 size_t l = over_first_len(r);
-                r->dropped += (long long)log_size(r->over[r->over_start] == '2' ? 2 : 1, l - 2);
+                size_t ls = log_size(r->over[r->over_start] == '2' ? 2 : 1, l - 2);
+                r->dropped += (long long)ls;
+                r->over_log -= ls;
                 r->over_start = (r->over_start + l) % r->over_cap;
                 r->over_len -= l;
         }
@@ -338,6 +343,7 @@ static void over_push(struct run *r, int stream, const char *line, size_t len)
                 at = at + 1 == r->over_cap ? 0 : at + 1;
         }
         r->over_len += need;
+        r->over_log += log_size(stream, len);
 }
 
 /* After the script: the note on what was dropped, then the kept tail. */

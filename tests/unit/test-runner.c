@@ -904,6 +904,38 @@ TEST(log_cap)
         done(dir, &c, &res);
 }
 
+/* The cap counts what the log holds: a stderr line costs "stderr: " too,
+ * so short stderr lines in the kept tail do not take the log past it. */
+TEST(log_cap_stderr_tail)
+{
+        char *dir = make_tmpdir();
+        _cleanup_free_ char *path =
+                script(dir, "s", "#!/bin/sh\nyes '' | head -n 100000 >&2\n", 0755);
+        _cleanup_free_ char *log = strprintf("%s/log", dir);
+        struct capture c = {0};
+        struct runner_result res = {0};
+        char *const argv[] = {path, NULL};
+        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+        struct runner_spec spec = {.argv = argv, .log_fd = fd, .tail_lines = 2, .log_max = 65536};
+        struct stat stl;
+
+        CHECK(fd >= 0);
+        CHECK_INTEQ(run(&spec, &c, &res), 0);
+        close(fd);
+        CHECK_INTEQ(res.exit_code, 0);
+        CHECK(stat(log, &stl) == 0);
+        CHECK(res.log_dropped > 0);
+        CHECK(stl.st_size <= 65536 + 200);
+        /* The note aside, what was kept and what was dropped make it all. */
+        CHECK_INTEQ((long long)stl.st_size + res.log_dropped,
+                    100000LL * (long long)strlen("stderr: \n") +
+                            (long long)strlen("firstboot: dropped  bytes of output here: the log "
+                                              "keeps at most 65536 bytes of a module's output, "
+                                              "the first and the last half\n") +
+                            (long long)snprintf(NULL, 0, "%lld", res.log_dropped));
+        done(dir, &c, &res);
+}
+
 /* No log_max: nothing is dropped, whatever the size. */
 TEST(log_uncapped)
 {
