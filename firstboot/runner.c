@@ -689,12 +689,28 @@ static bool group_alive(pid_t pgid)
         return alive;
 }
 
+/* This boot's id, or "-" where it cannot be read: a record from another
+ * boot names a process group a reboot ended, whose id (and leader's start
+ * time) may well be a new process's now. */
+static void boot_id(char ret[64])
+{
+        int fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
+        ssize_t n = fd < 0 ? -1 : read(fd, ret, 63);
+
+        if (fd >= 0)
+                close(fd);
+        ret[n > 0 ? n : 0] = '\0';
+        ret[strcspn(ret, " \t\n")] = '\0';
+        if (!*ret)
+                strcpy(ret, "-");
+}
+
 /* Writes spec->pgid_file for the child pid, which leads its own group. Not
  * synced: it is for a rerun after the agent was killed, and a power loss
  * ends the module too. */
 static int pgid_record(const struct runner_spec *spec, pid_t pid)
 {
-        char num[32], text[256], label[64], state;
+        char num[32], text[256], label[64], boot[64], state;
         unsigned long long start;
         int pgrp, fd, k, n;
 
@@ -707,7 +723,8 @@ static int pgid_record(const struct runner_spec *spec, pid_t pid)
         for (char *c = label; *c; c++)
                 if ((unsigned char)*c <= ' ')
                         *c = '?';
-        n = snprintf(text, sizeof(text), "%d %llu %s\n", (int)pid, start, label);
+        boot_id(boot);
+        n = snprintf(text, sizeof(text), "%d %llu %s %s\n", (int)pid, start, label, boot);
         fd = open(spec->pgid_file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
         if (fd < 0)
                 return -errno;
@@ -1011,7 +1028,7 @@ static bool group_wait_gone(pid_t pgid, long long ms)
  * group was empty can have it, and it started later than ours. */
 int runner_end_leftover(const char *pgid_file, long long grace_ms, struct runner_leftover *ret)
 {
-        char text[256], label[64] = "", num[32], state;
+        char text[256], label[64] = "", boot[64] = "", now_boot[64], num[32], state;
         unsigned long long start, now_start;
         int fd, pgid, pgrp, k;
         ssize_t n;
@@ -1025,9 +1042,15 @@ int runner_end_leftover(const char *pgid_file, long long grace_ms, struct runner
         if (k < 0)
                 return k;
         text[n] = '\0';
-        if (sscanf(text, "%d %llu %63s", &pgid, &start, label) != 3 || pgid <= 1) {
+        if (sscanf(text, "%d %llu %63s %63s", &pgid, &start, label, boot) != 4 || pgid <= 1) {
                 (void)unlink(pgid_file);
                 return -EBADMSG;
+        }
+        boot_id(now_boot);
+        if (!streq(boot, now_boot)) {
+                /* A reboot ended it; the group id may be another's now. */
+                (void)unlink(pgid_file);
+                return 0;
         }
         snprintf(num, sizeof(num), "%d", pgid);
         k = proc_stat(num, &state, &pgrp, &now_start);
