@@ -444,6 +444,7 @@ static int chase_open(int rootfd, const char *path, int flags, mode_t mode)
                 size_t len = strcspn(s, "/");
                 const char *rest = s + len;
                 bool last = rest[strspn(rest, "/")] == '\0';
+                bool slash = *rest == '/'; /* last: it must be a directory */
                 char comp[NAME_MAX + 1];
                 struct stat st;
                 int fd;
@@ -473,6 +474,8 @@ static int chase_open(int rootfd, const char *path, int flags, mode_t mode)
                 if (fd < 0) {
                         if (errno != ENOENT || !last)
                                 return -errno;
+                        if (slash)
+                                return flags & O_CREAT ? -EISDIR : -ENOENT;
                         fd = openat(cur, comp, flags | O_NOFOLLOW | O_CLOEXEC, mode);
                         return fd < 0 ? -errno : fd;
                 }
@@ -490,7 +493,9 @@ static int chase_open(int rootfd, const char *path, int flags, mode_t mode)
                         if (++links > MAX_LINKS)
                                 return -ELOOP;
                         target[n] = '\0';
-                        char *joined = strprintf("%s/%s", target, todo);
+                        /* "%s/%s" with nothing left would ask for a
+                         * directory, as a trailing slash does. */
+                        char *joined = *todo ? strprintf("%s/%s", target, todo) : strdup(target);
                         if (!joined)
                                 return -ENOMEM;
                         if (strlen(joined) >= PATH_MAX) {
@@ -510,6 +515,8 @@ static int chase_open(int rootfd, const char *path, int flags, mode_t mode)
                 }
                 if (last) {
                         close(fd);
+                        if (slash && !S_ISDIR(st.st_mode) && !S_ISLNK(st.st_mode))
+                                return -ENOTDIR;
                         fd = openat(cur, comp, flags | O_NOFOLLOW | O_CLOEXEC, mode);
                         return fd < 0 ? -errno : fd;
                 }

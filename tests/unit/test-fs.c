@@ -249,6 +249,30 @@ TEST(rm_rf_stays_inside)
         });
 }
 
+/* A trailing slash asks for a directory, as the kernel has it: a file so
+ * named is -ENOTDIR (through a link too), and O_CREAT makes no file. */
+TEST(trailing_slash_wants_a_directory)
+{
+        BOTH_WAYS({
+                write_in(&t, "/etc/passwd", 1);
+                link_at(&t, "etc/passwd", "lnkf");
+                CHECK_INTEQ(root_open(t.rootfd, "etc/passwd/", O_RDONLY, 0), -ENOTDIR);
+                CHECK_INTEQ(root_open(t.rootfd, "lnkf/", O_RDONLY, 0), -ENOTDIR);
+                CHECK_INTEQ(root_open(t.rootfd, "etc/new/", O_WRONLY | O_CREAT, 0600), -EISDIR);
+                CHECK(access(t.root, F_OK) == 0 && count_entries(t.root) == 2);
+                _cleanup_free_ char *etc = strprintf("%s/etc", t.root);
+                CHECK_INTEQ(count_entries(etc), 1);
+                int fd = root_open(t.rootfd, "lnkf", O_RDONLY, 0);
+                CHECK(fd >= 0);
+                if (fd >= 0)
+                        close(fd);
+                fd = root_open(t.rootfd, "etc//", O_RDONLY | O_DIRECTORY, 0);
+                CHECK(fd >= 0);
+                if (fd >= 0)
+                        close(fd);
+        });
+}
+
 TEST(root_is_slash)
 {
         BOTH_WAYS({
