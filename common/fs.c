@@ -795,9 +795,16 @@ int root_write_file(int rootfd, const char *path, mode_t dir_mode, const void *d
 
 int root_read_file(int rootfd, const char *path, size_t max, char **ret, size_t *ret_size)
 {
-        _cleanup_close_ int fd = root_open(rootfd, path, O_RDONLY, 0);
+        /* O_NONBLOCK: a FIFO there would wait for a writer without end. */
+        _cleanup_close_ int fd = root_open(rootfd, path, O_RDONLY | O_NONBLOCK, 0);
+        struct stat st;
+
         if (fd < 0)
                 return fd;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (!S_ISREG(st.st_mode))
+                return S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
         return read_fd(fd, max, ret, ret_size);
 }
 

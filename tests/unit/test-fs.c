@@ -273,6 +273,36 @@ TEST(trailing_slash_wants_a_directory)
         });
 }
 
+/* A FIFO (or socket) where a file is read fails at once, not waiting for
+ * a writer that never comes: an image's /etc/passwd must not hang bake. */
+TEST(read_of_a_fifo_does_not_hang)
+{
+        BOTH_WAYS({
+                _cleanup_free_ char *etc = strprintf("%s/etc", t.root);
+                _cleanup_free_ char *fifo = strprintf("%s/etc/passwd", t.root);
+                REQUIRE(mkdir(etc, 0755) == 0 && mkfifo(fifo, 0644) == 0);
+                pid_t pid = fork();
+                if (pid == 0) {
+                        char *data = NULL;
+                        alarm(10);
+                        _exit(root_read_file(t.rootfd, "/etc/passwd", 4096, &data, NULL) < 0 ? 0
+                                                                                             : 1);
+                }
+                int st = 0;
+                CHECK(pid > 0 && waitpid(pid, &st, 0) == pid);
+                CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+                uid_t uid;
+                gid_t gid;
+                pid = fork();
+                if (pid == 0) {
+                        alarm(10);
+                        _exit(parse_owner(t.root, "nobody", &uid, &gid) < 0 ? 0 : 1);
+                }
+                CHECK(pid > 0 && waitpid(pid, &st, 0) == pid);
+                CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+        });
+}
+
 TEST(root_is_slash)
 {
         BOTH_WAYS({
