@@ -12,6 +12,7 @@
 #include <signal.h>
 #include <stdint.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
@@ -1031,11 +1032,18 @@ int runner_end_leftover(const char *pgid_file, long long grace_ms, struct runner
         char text[256], label[64] = "", boot[64] = "", now_boot[64], num[32], state;
         unsigned long long start, now_start;
         int fd, pgid, pgrp, k;
+        struct stat st;
         ssize_t n;
 
-        fd = open(pgid_file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        /* O_NONBLOCK: a FIFO there would wait for a writer without end. */
+        fd = open(pgid_file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
         if (fd < 0)
                 return errno == ENOENT ? 0 : -errno;
+        if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+                close(fd);
+                (void)unlink(pgid_file);
+                return -EBADMSG;
+        }
         n = read(fd, text, sizeof(text) - 1);
         k = n < 0 ? -errno : 0;
         close(fd);

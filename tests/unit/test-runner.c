@@ -1116,6 +1116,20 @@ TEST(end_leftover)
         CHECK(write_file_atomic(rec, "nonsense\n", 9, 0600, (uid_t)-1, (gid_t)-1) >= 0);
         CHECK_INTEQ(runner_end_leftover(rec, 200, &left), -EBADMSG);
         CHECK(access(rec, F_OK) < 0);
+        /* A FIFO there (a hostile --root's state dir) is refused at once. */
+        {
+                REQUIRE(mkfifo(rec, 0600) == 0);
+                pid_t child = fork();
+                if (child == 0) {
+                        struct runner_leftover l;
+                        alarm(10);
+                        _exit(runner_end_leftover(rec, 200, &l) == -EBADMSG ? 0 : 1);
+                }
+                CHECK(child > 0 && waitpid(child, &st, 0) == child);
+                CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+                CHECK(access(rec, F_OK) < 0);
+                (void)unlink(rec);
+        }
         /* Never the group of init, every process (-1) or our own (0). */
         {
                 _cleanup_free_ char *boot = boot_id();
