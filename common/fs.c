@@ -748,13 +748,22 @@ int write_file_at(int dirfd, const char *name, const void *data, size_t size, mo
         if (!*name || strchr(name, '/') || streq(name, ".") || streq(name, ".."))
                 return -EINVAL;
         if (flags & WRITE_IN_PLACE) {
-                fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
+                struct stat st;
+
+                /* O_NONBLOCK: a FIFO there would wait for a reader. */
+                fd = openat(dirfd, name,
+                            O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC,
                             0600);
                 if (fd < 0 && errno == ELOOP && unlinkat(dirfd, name, 0) == 0)
                         fd = openat(dirfd, name,
                                     O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
                 if (fd < 0)
-                        return -errno;
+                        return errno == ENXIO ? -EINVAL : -errno;
+                r = fstat(fd, &st) < 0 ? -errno : S_ISREG(st.st_mode) ? 0 : -EINVAL;
+                if (r < 0) {
+                        close(fd);
+                        return r;
+                }
                 r = fill_fd(fd, data, size, mode, uid, gid, flags);
                 if (close(fd) < 0 && r >= 0)
                         r = -errno;

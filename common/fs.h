@@ -31,7 +31,8 @@ int write_file_atomic(const char *path, const void *data, size_t size, mode_t mo
  * a directory being filled, a temporary name the caller renames, a mark
  * whose name is all that counts): written in place (created or
  * truncated), no temp file, no rename, the file (not its directory)
- * fsync'd unless WRITE_NOSYNC too; removed again on a failure. */
+ * fsync'd unless WRITE_NOSYNC too; removed again on a failure. Anything
+ * but a regular file there (a FIFO, a device) is -EINVAL, left alone. */
 #define WRITE_IN_PLACE 2u
 int write_file_atomic_full(const char *path, const void *data, size_t size, mode_t mode, uid_t uid,
                            gid_t gid, unsigned flags);

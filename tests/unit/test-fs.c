@@ -303,6 +303,27 @@ TEST(read_of_a_fifo_does_not_hang)
         });
 }
 
+/* WRITE_IN_PLACE over a FIFO (a done-mark in a hostile root) fails at
+ * once instead of waiting for a reader. */
+TEST(write_in_place_over_a_fifo_does_not_hang)
+{
+        BOTH_WAYS({
+                _cleanup_free_ char *fifo = strprintf("%s/mark", t.root);
+                REQUIRE(mkfifo(fifo, 0644) == 0);
+                pid_t pid = fork();
+                if (pid == 0) {
+                        alarm(10);
+                        _exit(root_write_file(t.rootfd, "/mark", 0755, "x", 1, 0644, (uid_t)-1,
+                                              (gid_t)-1, WRITE_IN_PLACE) < 0
+                                      ? 0
+                                      : 1);
+                }
+                int st = 0;
+                CHECK(pid > 0 && waitpid(pid, &st, 0) == pid);
+                CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+        });
+}
+
 TEST(root_is_slash)
 {
         BOTH_WAYS({
