@@ -444,6 +444,7 @@ static int chase_open(int rootfd, const char *path, int flags, mode_t mode)
                 size_t len = strcspn(s, "/");
                 const char *rest = s + len;
                 bool last = rest[strspn(rest, "/")] == '\0';
+                bool slash = *rest == '/'; /* last: it must be a directory */
                 char comp[NAME_MAX + 1];
                 struct stat st;
                 int fd;
@@ -473,6 +474,8 @@ static int chase_open(int rootfd, const char *path, int flags, mode_t mode)
                 if (fd < 0) {
                         if (errno != ENOENT || !last)
                                 return -errno;
+                        if (slash)
+                                return flags & O_CREAT ? -EISDIR : -ENOENT;
                         fd = openat(cur, comp, flags | O_NOFOLLOW | O_CLOEXEC, mode);
                         return fd < 0 ? -errno : fd;
                 }
@@ -490,7 +493,9 @@ static int chase_open(int rootfd, const char *path, int flags, mode_t mode)
                         if (++links > MAX_LINKS)
                                 return -ELOOP;
                         target[n] = '\0';
-                        char *joined = strprintf("%s/%s", target, todo);
+                        /* "%s/%s" with nothing left would ask for a
+                         * directory, as a trailing slash does. */
+                        char *joined = *todo ? strprintf("%s/%s", target, todo) : strdup(target);
                         if (!joined)
                                 return -ENOMEM;
                         if (strlen(joined) >= PATH_MAX) {
@@ -510,6 +515,8 @@ static int chase_open(int rootfd, const char *path, int flags, mode_t mode)
                 }
                 if (last) {
                         close(fd);
+                        if (slash && !S_ISDIR(st.st_mode) && !S_ISLNK(st.st_mode))
+                                return -ENOTDIR;
                         fd = openat(cur, comp, flags | O_NOFOLLOW | O_CLOEXEC, mode);
                         return fd < 0 ? -errno : fd;
                 }
@@ -741,13 +748,22 @@ int write_file_at(int dirfd, const char *name, const void *data, size_t size, mo
         if (!*name || strchr(name, '/') || streq(name, ".") || streq(name, ".."))
                 return -EINVAL;
         if (flags & WRITE_IN_PLACE) {
-                fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
+                struct stat st;
+
+                /* O_NONBLOCK: a FIFO there would wait for a reader. */
+                fd = openat(dirfd, name,
+                            O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC,
                             0600);
                 if (fd < 0 && errno == ELOOP && unlinkat(dirfd, name, 0) == 0)
                         fd = openat(dirfd, name,
                                     O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
                 if (fd < 0)
-                        return -errno;
+                        return errno == ENXIO ? -EINVAL : -errno;
+                r = fstat(fd, &st) < 0 ? -errno : S_ISREG(st.st_mode) ? 0 : -EINVAL;
+                if (r < 0) {
+                        close(fd);
+                        return r;
+                }
                 r = fill_fd(fd, data, size, mode, uid, gid, flags);
                 if (close(fd) < 0 && r >= 0)
                         r = -errno;
@@ -788,9 +804,16 @@ int root_write_file(int rootfd, const char *path, mode_t dir_mode, const void *d
 
 int root_read_file(int rootfd, const char *path, size_t max, char **ret, size_t *ret_size)
 {
-        _cleanup_close_ int fd = root_open(rootfd, path, O_RDONLY, 0);
+        /* O_NONBLOCK: a FIFO there would wait for a writer without end. */
+        _cleanup_close_ int fd = root_open(rootfd, path, O_RDONLY | O_NONBLOCK, 0);
+        struct stat st;
+
         if (fd < 0)
                 return fd;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (!S_ISREG(st.st_mode))
+                return S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
         return read_fd(fd, max, ret, ret_size);
 }
 

@@ -31,7 +31,8 @@ int write_file_atomic(const char *path, const void *data, size_t size, mode_t mo
  * a directory being filled, a temporary name the caller renames, a mark
  * whose name is all that counts): written in place (created or
  * truncated), no temp file, no rename, the file (not its directory)
- * fsync'd unless WRITE_NOSYNC too; removed again on a failure. */
+ * fsync'd unless WRITE_NOSYNC too; removed again on a failure. Anything
+ * but a regular file there (a FIFO, a device) is -EINVAL, left alone. */
 #define WRITE_IN_PLACE 2u
 int write_file_atomic_full(const char *path, const void *data, size_t size, mode_t mode, uid_t uid,
                            gid_t gid, unsigned flags);
@@ -101,7 +102,8 @@ int root_write_file(int rootfd, const char *path, mode_t dir_mode, const void *d
 /* write_file_atomic_full() of name (one component) in the directory dirfd. */
 int write_file_at(int dirfd, const char *name, const void *data, size_t size, mode_t mode,
                   uid_t uid, gid_t gid, unsigned flags);
-/* read_file() of path inside the root. */
+/* read_file() of path inside the root: a regular file only (-EISDIR,
+ * -EINVAL for a FIFO, socket or device, which is not waited on). */
 int root_read_file(int rootfd, const char *path, size_t max, char **ret, size_t *ret_size);
 /* Removes path inside the root: a file, a symlink (not followed) or a
  * directory tree (no link in it followed). Missing is 0. */

@@ -12,6 +12,7 @@
 #include <signal.h>
 #include <stdint.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
@@ -65,11 +66,13 @@ struct run {
         int log_error;
         /* log_max: the head goes out as it comes, up to head_max bytes of
          * log; then lines go to over, a ring of over_cap bytes of records
-         * "STREAM LINE \n" (STREAM '1' or '2'), the oldest dropped first. */
+         * "STREAM LINE \n" (STREAM '1' or '2'), the oldest dropped first,
+         * holding at most over_cap bytes of log (over_log: a stderr line
+         * costs its prefix there). */
         size_t head_max, head_used;
         bool overflowed;
         char *over;
-        size_t over_cap, over_start, over_len;
+        size_t over_cap, over_start, over_len, over_log;
         long long dropped; /* bytes of log */
 };
 
@@ -322,13 +325,16 @@ static void over_push(struct run *r, int stream, const char *line, size_t len)
                 if (!r->over)
                         r->over_cap = 0; /* Out of memory: the rest is dropped. */
         }
-        if (need > r->over_cap) {
+        if (need > r->over_cap || log_size(stream, len) > r->over_cap) {
                 r->dropped += (long long)log_size(stream, len);
                 return;
         }
-        while (r->over_cap - r->over_len < need) {
+        while (r->over_cap - r->over_len < need ||
+               r->over_cap - r->over_log < log_size(stream, len)) {
                 size_t l = over_first_len(r);
-                r->dropped += (long long)log_size(r->over[r->over_start] == '2' ? 2 : 1, l - 2);
+                size_t ls = log_size(r->over[r->over_start] == '2' ? 2 : 1, l - 2);
+                r->dropped += (long long)ls;
+                r->over_log -= ls;
                 r->over_start = (r->over_start + l) % r->over_cap;
                 r->over_len -= l;
         }
@@ -338,6 +344,7 @@ static void over_push(struct run *r, int stream, const char *line, size_t len)
                 at = at + 1 == r->over_cap ? 0 : at + 1;
         }
         r->over_len += need;
+        r->over_log += log_size(stream, len);
 }
 
 /* After the script: the note on what was dropped, then the kept tail. */
@@ -683,12 +690,28 @@ static bool group_alive(pid_t pgid)
         return alive;
 }
 
+/* This boot's id, or "-" where it cannot be read: a record from another
+ * boot names a process group a reboot ended, whose id (and leader's start
+ * time) may well be a new process's now. */
+static void boot_id(char ret[64])
+{
+        int fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
+        ssize_t n = fd < 0 ? -1 : read(fd, ret, 63);
+
+        if (fd >= 0)
+                close(fd);
+        ret[n > 0 ? n : 0] = '\0';
+        ret[strcspn(ret, " \t\n")] = '\0';
+        if (!*ret)
+                strcpy(ret, "-");
+}
+
 /* Writes spec->pgid_file for the child pid, which leads its own group. Not
  * synced: it is for a rerun after the agent was killed, and a power loss
  * ends the module too. */
 static int pgid_record(const struct runner_spec *spec, pid_t pid)
 {
-        char num[32], text[256], label[64], state;
+        char num[32], text[256], label[64], boot[64], state;
         unsigned long long start;
         int pgrp, fd, k, n;
 
@@ -701,7 +724,8 @@ static int pgid_record(const struct runner_spec *spec, pid_t pid)
         for (char *c = label; *c; c++)
                 if ((unsigned char)*c <= ' ')
                         *c = '?';
-        n = snprintf(text, sizeof(text), "%d %llu %s\n", (int)pid, start, label);
+        boot_id(boot);
+        n = snprintf(text, sizeof(text), "%d %llu %s %s\n", (int)pid, start, label, boot);
         fd = open(spec->pgid_file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
         if (fd < 0)
                 return -errno;
@@ -1005,23 +1029,36 @@ static bool group_wait_gone(pid_t pgid, long long ms)
  * group was empty can have it, and it started later than ours. */
 int runner_end_leftover(const char *pgid_file, long long grace_ms, struct runner_leftover *ret)
 {
-        char text[256], label[64] = "", num[32], state;
+        char text[256], label[64] = "", boot[64] = "", now_boot[64], num[32], state;
         unsigned long long start, now_start;
         int fd, pgid, pgrp, k;
+        struct stat st;
         ssize_t n;
 
-        fd = open(pgid_file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        /* O_NONBLOCK: a FIFO there would wait for a writer without end. */
+        fd = open(pgid_file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
         if (fd < 0)
                 return errno == ENOENT ? 0 : -errno;
+        if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+                close(fd);
+                (void)unlink(pgid_file);
+                return -EBADMSG;
+        }
         n = read(fd, text, sizeof(text) - 1);
         k = n < 0 ? -errno : 0;
         close(fd);
         if (k < 0)
                 return k;
         text[n] = '\0';
-        if (sscanf(text, "%d %llu %63s", &pgid, &start, label) != 3 || pgid <= 1) {
+        if (sscanf(text, "%d %llu %63s %63s", &pgid, &start, label, boot) != 4 || pgid <= 1) {
                 (void)unlink(pgid_file);
                 return -EBADMSG;
+        }
+        boot_id(now_boot);
+        if (!streq(boot, now_boot)) {
+                /* A reboot ended it; the group id may be another's now. */
+                (void)unlink(pgid_file);
+                return 0;
         }
         snprintf(num, sizeof(num), "%d", pgid);
         k = proc_stat(num, &state, &pgrp, &now_start);

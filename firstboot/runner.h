@@ -47,7 +47,7 @@ struct runner_spec {
          * "firstboot: dropped N bytes of output here ...". tail is kept
          * from every line. */
         long long log_max;
-        /* NULL, or a file that says "PGID STARTTIME LABEL" while the script
+        /* NULL, or a file that says "PGID STARTTIME LABEL BOOTID" while the script
          * runs: written right after the fork, before any wait, and removed
          * before runner_exec() returns. What a killed caller leaves there is
          * for runner_end_leftover(). */
@@ -112,7 +112,8 @@ struct runner_leftover {
 /* Ends the module a killed run left running, as its pgid_file recorded
  * it: SIGTERM (and SIGCONT) to its process group, SIGKILL when anything in
  * it is alive after grace_ms. A group whose leader's pid now belongs to
- * another process (its start time differs) is not touched. The record is
+ * another process (its start time differs) is not touched, nor one a
+ * record from another boot names (a reboot ended it). The record is
  * removed unless the group outlives the KILL too.
  *
  * Returns 0 when there was nothing to end (no record, or the group is

@@ -222,7 +222,7 @@ done
 # A file big enough that its write (and fsync) can be caught in the act.
 K=$T/big
 mkdir -p "$K/files"
-head -c $((24 * 1024 * 1024)) /dev/zero >"$K/files/big"
+head -c $((8 * 1024 * 1024)) /dev/zero >"$K/files/big" # under max_user_data (16 MiB) inflated
 cat >"$K/bundle.yaml" <<'EOY'
 version: 1
 name: big
@@ -282,7 +282,7 @@ rc=$?
 left=$(find "$R" -name '*.fbtmp.*')
 if [ "$rc" -eq 137 ] && [ ! -e "$R/var/lib/firstboot/ready" ] && [ ! -e "$R/opt/big/data" ] &&
 	expect_rc 0 fb_run "$R" --user-data "$T/big.tgz" --instance-id i-1 &&
-	[ -z "$(find "$R" -name '*.fbtmp.*')" ] && [ "$(stat -c %s "$R/opt/big/data")" = $((24 * 1024 * 1024)) ]; then
+	[ -z "$(find "$R" -name '*.fbtmp.*')" ] && [ "$(stat -c %s "$R/opt/big/data")" = $((8 * 1024 * 1024)) ]; then
 	t_pass
 else t_fail "exit $rc, left after the kill: $left; after the rerun: $(find "$R" -name '*.fbtmp.*')"; fi
 

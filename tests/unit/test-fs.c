@@ -249,6 +249,81 @@ TEST(rm_rf_stays_inside)
         });
 }
 
+/* A trailing slash asks for a directory, as the kernel has it: a file so
+ * named is -ENOTDIR (through a link too), and O_CREAT makes no file. */
+TEST(trailing_slash_wants_a_directory)
+{
+        BOTH_WAYS({
+                write_in(&t, "/etc/passwd", 1);
+                link_at(&t, "etc/passwd", "lnkf");
+                CHECK_INTEQ(root_open(t.rootfd, "etc/passwd/", O_RDONLY, 0), -ENOTDIR);
+                CHECK_INTEQ(root_open(t.rootfd, "lnkf/", O_RDONLY, 0), -ENOTDIR);
+                CHECK_INTEQ(root_open(t.rootfd, "etc/new/", O_WRONLY | O_CREAT, 0600), -EISDIR);
+                CHECK(access(t.root, F_OK) == 0 && count_entries(t.root) == 2);
+                _cleanup_free_ char *etc = strprintf("%s/etc", t.root);
+                CHECK_INTEQ(count_entries(etc), 1);
+                int fd = root_open(t.rootfd, "lnkf", O_RDONLY, 0);
+                CHECK(fd >= 0);
+                if (fd >= 0)
+                        close(fd);
+                fd = root_open(t.rootfd, "etc//", O_RDONLY | O_DIRECTORY, 0);
+                CHECK(fd >= 0);
+                if (fd >= 0)
+                        close(fd);
+        });
+}
+
+/* A FIFO (or socket) where a file is read fails at once, not waiting for
+ * a writer that never comes: an image's /etc/passwd must not hang bake. */
+TEST(read_of_a_fifo_does_not_hang)
+{
+        BOTH_WAYS({
+                _cleanup_free_ char *etc = strprintf("%s/etc", t.root);
+                _cleanup_free_ char *fifo = strprintf("%s/etc/passwd", t.root);
+                REQUIRE(mkdir(etc, 0755) == 0 && mkfifo(fifo, 0644) == 0);
+                pid_t pid = fork();
+                if (pid == 0) {
+                        char *data = NULL;
+                        alarm(10);
+                        _exit(root_read_file(t.rootfd, "/etc/passwd", 4096, &data, NULL) < 0 ? 0
+                                                                                             : 1);
+                }
+                int st = 0;
+                CHECK(pid > 0 && waitpid(pid, &st, 0) == pid);
+                CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+                uid_t uid;
+                gid_t gid;
+                pid = fork();
+                if (pid == 0) {
+                        alarm(10);
+                        _exit(parse_owner(t.root, "nobody", &uid, &gid) < 0 ? 0 : 1);
+                }
+                CHECK(pid > 0 && waitpid(pid, &st, 0) == pid);
+                CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+        });
+}
+
+/* WRITE_IN_PLACE over a FIFO (a done-mark in a hostile root) fails at
+ * once instead of waiting for a reader. */
+TEST(write_in_place_over_a_fifo_does_not_hang)
+{
+        BOTH_WAYS({
+                _cleanup_free_ char *fifo = strprintf("%s/mark", t.root);
+                REQUIRE(mkfifo(fifo, 0644) == 0);
+                pid_t pid = fork();
+                if (pid == 0) {
+                        alarm(10);
+                        _exit(root_write_file(t.rootfd, "/mark", 0755, "x", 1, 0644, (uid_t)-1,
+                                              (gid_t)-1, WRITE_IN_PLACE) < 0
+                                      ? 0
+                                      : 1);
+                }
+                int st = 0;
+                CHECK(pid > 0 && waitpid(pid, &st, 0) == pid);
+                CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+        });
+}
+
 TEST(root_is_slash)
 {
         BOTH_WAYS({

@@ -904,6 +904,38 @@ TEST(log_cap)
         done(dir, &c, &res);
 }
 
+/* The cap counts what the log holds: a stderr line costs "stderr: " too,
+ * so short stderr lines in the kept tail do not take the log past it. */
+TEST(log_cap_stderr_tail)
+{
+        char *dir = make_tmpdir();
+        _cleanup_free_ char *path =
+                script(dir, "s", "#!/bin/sh\nyes '' | head -n 100000 >&2\n", 0755);
+        _cleanup_free_ char *log = strprintf("%s/log", dir);
+        struct capture c = {0};
+        struct runner_result res = {0};
+        char *const argv[] = {path, NULL};
+        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+        struct runner_spec spec = {.argv = argv, .log_fd = fd, .tail_lines = 2, .log_max = 65536};
+        struct stat stl;
+
+        CHECK(fd >= 0);
+        CHECK_INTEQ(run(&spec, &c, &res), 0);
+        close(fd);
+        CHECK_INTEQ(res.exit_code, 0);
+        CHECK(stat(log, &stl) == 0);
+        CHECK(res.log_dropped > 0);
+        CHECK(stl.st_size <= 65536 + 200);
+        /* The note aside, what was kept and what was dropped make it all. */
+        CHECK_INTEQ((long long)stl.st_size + res.log_dropped,
+                    100000LL * (long long)strlen("stderr: \n") +
+                            (long long)strlen("firstboot: dropped  bytes of output here: the log "
+                                              "keeps at most 65536 bytes of a module's output, "
+                                              "the first and the last half\n") +
+                            (long long)snprintf(NULL, 0, "%lld", res.log_dropped));
+        done(dir, &c, &res);
+}
+
 /* No log_max: nothing is dropped, whatever the size. */
 TEST(log_uncapped)
 {
@@ -916,6 +948,12 @@ TEST(log_uncapped)
         CHECK_INTEQ(res.log_dropped, 0);
         CHECK_INTEQ(strv_length(c.lines), 3000);
         done(dir, &c, &res);
+}
+
+static char *boot_id(void)
+{
+        char *id = NULL;
+        return read_line_file("/proc/sys/kernel/random/boot_id", &id) < 0 ? NULL : id;
 }
 
 static unsigned long long start_time(pid_t pid)
@@ -956,7 +994,11 @@ TEST(pgid_file)
         _cleanup_free_ char *got = read_all(seen);
         long long pid = 0, st = 0, pid2 = 0, st2 = 0;
         char label[64] = "";
-        CHECK(got && sscanf(got, "%lld %lld %63s\n%lld %lld", &pid, &st, label, &pid2, &st2) == 5);
+        char boot[64] = "";
+        _cleanup_free_ char *want_boot = boot_id();
+        CHECK(got && sscanf(got, "%lld %lld %63s %63s\n%lld %lld", &pid, &st, label, boot, &pid2,
+                            &st2) == 6);
+        CHECK(want_boot && streq(boot, want_boot));
         CHECK(pid > 1 && pid == pid2 && st == st2);
         CHECK_STREQ(label, "my?module");
         done(dir, &c, &res);
@@ -977,9 +1019,17 @@ static pid_t start_group(const char *cmd)
         return pid;
 }
 
+static void write_record_boot(const char *path, pid_t pid, unsigned long long start,
+                              const char *boot)
+{
+        _cleanup_free_ char *t = strprintf("%d %llu leftover %s\n", (int)pid, start, boot);
+        CHECK(write_file_atomic(path, t, strlen(t), 0600, (uid_t)-1, (gid_t)-1) >= 0);
+}
+
 static void write_record(const char *path, pid_t pid, unsigned long long start)
 {
-        _cleanup_free_ char *t = strprintf("%d %llu leftover\n", (int)pid, start);
+        _cleanup_free_ char *boot = boot_id();
+        _cleanup_free_ char *t = strprintf("%d %llu leftover %s\n", (int)pid, start, boot);
         CHECK(write_file_atomic(path, t, strlen(t), 0600, (uid_t)-1, (gid_t)-1) >= 0);
 }
 
@@ -1032,6 +1082,30 @@ TEST(end_leftover)
         kill(-pid, SIGKILL);
         CHECK(waitpid(pid, &st, 0) == pid);
 
+        /* The record is from another boot: its pid and even its start time
+         * can be a new process's (after a reboot the module is gone). */
+        pid = start_group("sleep 1000");
+        CHECK(pid > 0);
+        write_record_boot(rec, pid, start_time(pid), "00000000-0000-0000-0000-000000000000");
+        CHECK_INTEQ(runner_end_leftover(rec, 200, &left), 0);
+        CHECK(pid_alive(pid));
+        CHECK(access(rec, F_OK) < 0);
+        /* Its leader gone and the group alive: the start time cannot tell. */
+        _cleanup_free_ char *cmd2 = strprintf("sleep 1000 & echo $! > %s.2; exit 0", bgfile);
+        pid_t leader = start_group(cmd2);
+        CHECK(leader > 0 && waitpid(leader, &st, 0) == leader);
+        _cleanup_free_ char *bg2file = strprintf("%s.2", bgfile);
+        pid_t bg2 = read_pid(bg2file);
+        CHECK(bg2 > 1);
+        write_record_boot(rec, leader, 1, "00000000-0000-0000-0000-000000000000");
+        CHECK_INTEQ(runner_end_leftover(rec, 200, &left), 0);
+        CHECK(bg2 > 1 && pid_alive(bg2));
+        kill(-pid, SIGKILL);
+        CHECK(waitpid(pid, &st, 0) == pid);
+        if (bg2 > 1)
+                kill(bg2, SIGKILL);
+        CHECK(bg2 > 1 && wait_gone(bg2, 2000));
+
         /* A group that is gone: nothing to do. */
         pid = start_group("exit 0");
         CHECK(pid > 0 && waitpid(pid, &st, 0) == pid);
@@ -1042,8 +1116,32 @@ TEST(end_leftover)
         CHECK(write_file_atomic(rec, "nonsense\n", 9, 0600, (uid_t)-1, (gid_t)-1) >= 0);
         CHECK_INTEQ(runner_end_leftover(rec, 200, &left), -EBADMSG);
         CHECK(access(rec, F_OK) < 0);
-        CHECK(write_file_atomic(rec, "1 5 init\n", 9, 0600, (uid_t)-1, (gid_t)-1) >= 0);
-        CHECK_INTEQ(runner_end_leftover(rec, 200, &left), -EBADMSG);
+        /* A FIFO there (a hostile --root's state dir) is refused at once. */
+        {
+                REQUIRE(mkfifo(rec, 0600) == 0);
+                pid_t child = fork();
+                if (child == 0) {
+                        struct runner_leftover l;
+                        alarm(10);
+                        _exit(runner_end_leftover(rec, 200, &l) == -EBADMSG ? 0 : 1);
+                }
+                CHECK(child > 0 && waitpid(child, &st, 0) == child);
+                CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+                CHECK(access(rec, F_OK) < 0);
+                (void)unlink(rec);
+        }
+        /* Never the group of init, every process (-1) or our own (0). */
+        {
+                _cleanup_free_ char *boot = boot_id();
+                const char *bad[] = {"1", "0", "-1", "4294967295", "4294967296", "x1"};
+                for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                        _cleanup_free_ char *t = strprintf("%s 5 init %s\n", bad[i], boot);
+                        CHECK(write_file_atomic(rec, t, strlen(t), 0600, (uid_t)-1, (gid_t)-1) >=
+                              0);
+                        CHECK_INTEQ(runner_end_leftover(rec, 200, &left), -EBADMSG);
+                        CHECK(access(rec, F_OK) < 0);
+                }
+        }
 
         rm_rf(dir);
         free(dir);
