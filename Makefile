@@ -82,9 +82,10 @@ $(BUILD)/firstboot: $(BUILD)/obj/firstboot/main.o $(LIBFB) $(LIBCOMMON)
 	@echo "  LD      $@"
 	@$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-# imagegen links the agent's library for what bake shares with it:
-# firstboot.conf's parser, `firstboot clean`'s list, module preparation.
-$(BUILD)/imagegen: $(BUILD)/obj/imagegen/main.o $(LIBIG) $(LIBFB) $(LIBCOMMON)
+# imagegen does not link the agent's library: what bake shares with the
+# agent (firstboot.conf's parser, `firstboot clean`'s list, module
+# preparation and the run order it uses) is in common/.
+$(BUILD)/imagegen: $(BUILD)/obj/imagegen/main.o $(LIBIG) $(LIBCOMMON)
 	@echo "  LD      $@"
 	@$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(CRYPTO_LIBS)
 

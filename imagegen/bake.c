@@ -11,18 +11,18 @@
  * a tarball. Baking twice changes nothing the second time. */
 #include "tarball.h"
 #include "bundle.h"
+#include "config.h"
 #include "crypto.h"
 #include "diag.h"
 #include "dl.h"
 #include "fs.h"
 #include "imagegen.h"
 #include "manifest.h"
+#include "prepare.h"
+#include "reset.h"
 #include "util.h"
 
-#include "../firstboot/config.h"
 #include "../firstboot/datasource.h"
-#include "../firstboot/prepare.h"
-#include "../firstboot/reset.h"
 
 #include <dirent.h>
 #include <errno.h>

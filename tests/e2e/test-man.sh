@@ -1,7 +1,7 @@
 #!/bin/bash
 # The man pages in packaging/man/ render without a warning and say what
 # the code does: every firstboot.conf key with its default and range (from
-# firstboot/config.c), every command and every option its --help lists;
+# common/config.c), every command and every option its --help lists;
 # every command answers --help; `make install` puts the pages and the
 # journal catalog in place.
 # shellcheck source=tests/e2e/lib.sh
@@ -37,7 +37,7 @@ if ! command -v man >/dev/null; then
 	echo "ok - $_case # SKIP no man"
 else
 	MANWIDTH=200 man -l "$MAN/firstboot.conf.5" 2>/dev/null >"$T/conf.txt"
-	if python3 - "$TOP/firstboot/config.c" "$T/conf.txt" >"$T/err" 2>&1 <<'EOP'; then t_pass; else t_fail "$(cat "$T/err")"; fi
+	if python3 - "$TOP/common/config.c" "$T/conf.txt" >"$T/err" 2>&1 <<'EOP'; then t_pass; else t_fail "$(cat "$T/err")"; fi
 import re, sys
 src, page = open(sys.argv[1]).read(), open(sys.argv[2]).read()
 keys = re.findall(r'^\s+[SN]\((\w+)', src, re.M) + re.findall(r'^\s+\{"(\w+)", offsetof', src, re.M)

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 
 #include "bundle.h"
-#include "../../firstboot/prepare.h"
+#include "prepare.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

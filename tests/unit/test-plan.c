@@ -2,8 +2,8 @@
 #include <errno.h>
 
 #include "fs.h"
+#include "plan.h"
 #include "util.h"
-#include "../../firstboot/plan.h"
 #include "tap.h"
 
 /* A plan from a compact text: "a:b,c/d" is module a, after b and c,
