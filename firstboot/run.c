@@ -747,7 +747,9 @@ static int remove_durably(const struct run *r, const char *path)
         char *slash = strrchr(dir, '/');
         if (slash && slash != dir)
                 *slash = '\0';
-        return root_fsync(r->rootfd, dir);
+        /* No directory: there was no marker to remove either. */
+        k = root_fsync(r->rootfd, dir);
+        return k == -ENOENT ? 0 : k;
 }
 
 /* Removes the markers that earlier runs may have left (another path than

@@ -138,16 +138,22 @@ if converges "$R"; then t_pass; else t_fail "$(cat "$T/err")"; fi
 # status.json cannot be written at the end, while the marker (the
 # bundle's ready_marker, on another file system) could be. The old agent
 # wrote that marker and exited 0, and status said "dead".
+# The runner's record of the running module is removed when it ends, which
+# frees a page of the full file system again: the sixteen modules before
+# fill make status.json need more than that one page.
 B7=$T/b7
 mkdir -p "$B7"
-cat >"$B7/bundle.yaml" <<'EOY'
-version: 1
-name: fill
-ready_marker: /var/lib/app/ready
-modules:
-  - id: fill
-EOY
-mkmodule "$B7" fill 'frequency: always' <<'EOS'
+others=()
+for i in $(seq -w 1 16); do
+	others+=("pad-module-$i-with-a-name-long-enough-to-grow-status-json")
+done
+{
+	printf 'version: 1\nname: fill\nready_marker: /var/lib/app/ready\nmodules:\n'
+	printf '  - id: %s\n' "${others[@]}" fill
+} >"$B7/bundle.yaml"
+for m in "${others[@]}"; do mkmodule "$B7" "$m" 'frequency: always' <<<'#!/bin/sh'; done
+mkmodule "$B7" fill "frequency: always
+after: [$(IFS=,; echo "${others[*]}")]" <<'EOS'
 #!/bin/sh
 if [ -e "$FIRSTBOOT_ROOT/FB_FILL" ]; then
 	dd if=/dev/zero of="$FIRSTBOOT_STATE_DIR/fill" bs=4k 2>/dev/null || true
