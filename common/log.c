@@ -54,7 +54,8 @@ static bool stderr_to_journal(void)
 }
 
 /* Formats and sends one message; error (>= 0) is what %m prints. */
-static void log_emit(int prio, int error, char *const *fields, const char *fmt, va_list ap)
+_printf_(4, 0) static void log_emit(int prio, int error, char *const *fields, const char *fmt,
+                                    va_list ap)
 {
         int saved = errno;
         char msg[4096];

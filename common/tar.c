@@ -490,11 +490,13 @@ static void tar_next_clear(struct tar_next *x)
 
 static int set_text(char **field, const char *v, size_t n)
 {
-        if (memchr(v, '\0', n))
+        /* Empty: libarchive then reads an empty name (a GNU long name
+         * starting with a NUL) where the header's would otherwise stand. */
+        if (n == 0 || memchr(v, '\0', n))
                 return -EBADMSG;
         free(*field);
-        *field = n > 0 ? strndup(v, n) : NULL;
-        return n > 0 && !*field ? -ENOMEM : 0;
+        *field = strndup(v, n);
+        return *field ? 0 : -ENOMEM;
 }
 
 /* Whether the key [kv, eq) starts with prefix. */
