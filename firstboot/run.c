@@ -1160,7 +1160,7 @@ int cmd_run(int argc, char **argv)
          * leaves the server reachable. */
         if (r.ds.ssh_keys) {
                 _cleanup_free_ char *kerr = NULL;
-                k = sshkeys_install(r.root, r.cfg.ssh_keys_user, r.ds.ssh_keys, &kerr);
+                k = sshkeys_install(r.rootfd, r.root, r.cfg.ssh_keys_user, r.ds.ssh_keys, &kerr);
                 if (k < 0) {
                         _cleanup_free_ char *e = strprintf("SSH keys from %s: %s", r.ds.source,
                                                            kerr ? kerr : strerror(-k));

@@ -3,6 +3,7 @@
 #include "sshkeys.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdint.h>
 #include <sys/stat.h>
@@ -211,51 +212,41 @@ static int passwd_entry(const char *root, const char *user, uid_t *ret_uid, gid_
         return -ESRCH;
 }
 
-/* Whether path (which exists) resolves inside root. */
-static bool resolves_inside(const char *root, const char *path)
-{
-        _cleanup_free_ char *rr = realpath(root && *root ? root : "/", NULL);
-        _cleanup_free_ char *rp = realpath(path, NULL);
-
-        if (!rr || !rp)
-                return false;
-        if (streq(rr, "/"))
-                return true;
-        size_t n = strlen(rr);
-        return strncmp(rp, rr, n) == 0 && (rp[n] == '\0' || rp[n] == '/');
-}
-
-/* A directory path under the root with mode and owner, made when missing;
- * a link or anything but a directory there is refused. */
-static int ensure_dir(const char *path, mode_t mode, uid_t uid, gid_t gid)
+/* The directory name in dirfd with mode and owner, made when missing; a
+ * link or anything but a directory there is refused. Returns its fd. */
+static int ensure_dir_at(int dirfd, const char *name, mode_t mode, uid_t uid, gid_t gid)
 {
         struct stat st;
 
-        if (lstat(path, &st) < 0) {
-                if (errno != ENOENT)
-                        return -errno;
-                if (mkdir(path, mode) < 0)
-                        return -errno;
-                if (lstat(path, &st) < 0)
-                        return -errno;
-        }
+        if (mkdirat(dirfd, name, mode) < 0 && errno != EEXIST)
+                return -errno;
+        if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                return -errno;
         if (S_ISLNK(st.st_mode))
                 return -ELOOP;
         if (!S_ISDIR(st.st_mode))
                 return -ENOTDIR;
-        if ((st.st_mode & 07777) != mode && chmod(path, mode) < 0)
+        int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
                 return -errno;
-        if ((st.st_uid != uid || st.st_gid != gid) && lchown(path, uid, gid) < 0)
-                return -errno;
-        return 0;
+        if (((st.st_mode & 07777) != mode && fchmod(fd, mode) < 0) ||
+            ((st.st_uid != uid || st.st_gid != gid) && fchown(fd, uid, gid) < 0)) {
+                int k = -errno;
+                close(fd);
+                return k;
+        }
+        return fd;
 }
 
-/* Everything that touches the file system under the root is here, so it
- * can move to root-relative opens in one place. */
-int sshkeys_install(const char *root, const char *user, char *const *keys, char **ret_error)
+/* Everything that touches the file system under the root is here, and all
+ * of it resolves inside the root (fs.h's root_* calls, then the home's
+ * descriptor): a home, .ssh or authorized_keys leading out is never
+ * followed there. */
+int sshkeys_install(int rootfd, const char *root, const char *user, char *const *keys,
+                    char **ret_error)
 {
-        _cleanup_free_ char *home_rel = NULL, *home = NULL, *dir = NULL, *file = NULL;
-        _cleanup_free_ char *old = NULL;
+        _cleanup_free_ char *home_rel = NULL, *file = NULL, *old = NULL;
+        _cleanup_close_ int homefd = -EBADF, sshfd = -EBADF;
         struct buf out = {0};
         struct stat st;
         uid_t uid;
@@ -272,33 +263,30 @@ int sshkeys_install(const char *root, const char *user, char *const *keys, char 
         if (r < 0)
                 return fail_with(ret_error, r, "cannot read the passwd entry of '%s': %s", user,
                                  strerror(-r));
-        home = root_path(root, home_rel);
-        if (!home)
-                return fail_with(ret_error, -ENOMEM, "out of memory");
-        if (lstat(home, &st) < 0) {
-                r = mkdir_p(home, 0700);
-                if (r < 0 || lchown(home, uid, gid) < 0)
-                        return fail_with(ret_error, r < 0 ? r : -errno, "cannot create %s: %s",
-                                         home, strerror(r < 0 ? -r : errno));
+        homefd = root_open(rootfd, home_rel, O_RDONLY | O_DIRECTORY, 0);
+        if (homefd == -ENOENT) {
+                homefd = root_mkdir_p(rootfd, home_rel, 0700);
+                if (homefd >= 0 && fchown(homefd, uid, gid) < 0)
+                        return fail_with(ret_error, -errno, "cannot create %s: %m", home_rel);
         }
-        if (!resolves_inside(root, home))
-                return fail_with(ret_error, -EXDEV, "the home of '%s', %s, leads out of the root",
-                                 user, home_rel);
-        dir = strprintf("%s/.ssh", home);
-        file = strprintf("%s/.ssh/authorized_keys", home);
-        if (!dir || !file)
+        if (homefd < 0)
+                return fail_with(ret_error, homefd, "cannot open the home of '%s', %s: %s", user,
+                                 home_rel, strerror(-homefd));
+        file = strprintf("%s/.ssh/authorized_keys", home_rel);
+        if (!file)
                 return fail_with(ret_error, -ENOMEM, "out of memory");
-        r = ensure_dir(dir, 0700, uid, gid);
-        if (r < 0)
-                return fail_with(ret_error, r, "%s: %s", dir,
-                                 r == -ELOOP ? "is a symbolic link; refusing to follow it"
-                                             : strerror(-r));
-        if (lstat(file, &st) == 0 && !S_ISREG(st.st_mode))
+        sshfd = ensure_dir_at(homefd, ".ssh", 0700, uid, gid);
+        if (sshfd < 0)
+                return fail_with(ret_error, sshfd, "%s/.ssh: %s", home_rel,
+                                 sshfd == -ELOOP ? "is a symbolic link; refusing to follow it"
+                                                 : strerror(-sshfd));
+        if (fstatat(sshfd, "authorized_keys", &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+            !S_ISREG(st.st_mode))
                 return fail_with(ret_error, S_ISLNK(st.st_mode) ? -ELOOP : -ENOTDIR,
                                  "%s: not a regular file%s", file,
                                  S_ISLNK(st.st_mode) ? " (a symbolic link); refusing to follow it"
                                                      : "");
-        r = read_file(file, MAX_AUTHORIZED_KEYS, &old, &old_len);
+        r = root_read_file(rootfd, file, MAX_AUTHORIZED_KEYS, &old, &old_len);
         if (r < 0 && r != -ENOENT)
                 return fail_with(ret_error, r, "cannot read %s: %s", file, strerror(-r));
 
@@ -325,7 +313,8 @@ int sshkeys_install(const char *root, const char *user, char *const *keys, char 
         }
         /* Nothing new: the file stays byte for byte, its mode and owner
          * put right. */
-        r = write_file_atomic(file, out.data ? out.data : "", out.len, 0600, uid, gid);
+        r = write_file_at(sshfd, "authorized_keys", out.data ? out.data : "", out.len, 0600, uid,
+                          gid, 0);
         buf_free(&out);
         if (r < 0)
                 return fail_with(ret_error, r, "cannot write %s: %s", file, strerror(-r));

@@ -31,6 +31,8 @@ int sshkey_parse(const char *text, char **ret, const char **ret_why);
  * as they are. The file is written atomically. Returns the number of keys
  * added (0: nothing changed), or a negative errno with *ret_error (when
  * not NULL) saying why: -ESRCH no such user, -ENOTDIR/-ELOOP a .ssh or
- * authorized_keys that is a link or not a directory/file, -EXDEV a home
- * that leads out of the root. */
-int sshkeys_install(const char *root, const char *user, char *const *keys, char **ret_error);
+ * authorized_keys that is a link or not a directory/file. Every path
+ * resolves inside rootfd (the root as a descriptor, fs.h): a home that
+ * is a link is followed only inside the root. */
+int sshkeys_install(int rootfd, const char *root, const char *user, char *const *keys,
+                    char **ret_error);

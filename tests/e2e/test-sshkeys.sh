@@ -205,6 +205,21 @@ if expect_rc 1 fb_run "$R" --datasource nocloud --seed "$T/nc1" && ! ready "$R" 
 	grep -q "authorized_keys: not a regular file (a symbolic link)" "$T/err" &&
 	[ ! -e "$T/outside/ak" ]; then t_pass; else t_fail "$(cat "$T/err")"; fi
 
+R=$T/r-homelink
+new_root "$R"
+printf 'admin:x:1000:1000::/home/admin:/bin/bash\n' >>"$R/etc/passwd"
+printf 'admin:x:1000:\n' >>"$R/etc/group"
+fb_conf "$R"
+echo "ssh_keys_user: admin" >>"$R/etc/firstboot/firstboot.conf"
+mkdir -p "$T/outside-home"
+ln -s "$T/outside-home" "$R/home"
+t_case "a /home that is a link out of the root: the missing home is made inside the root, nothing outside"
+if expect_rc 0 fb_run "$R" --datasource nocloud --seed "$T/nc1" && ready "$R" &&
+	[ -z "$(ls -A "$T/outside-home")" ] &&
+	has_keys "$R$T/outside-home/admin/.ssh/authorized_keys" "$ED" "$SK"; then t_pass; else
+	t_fail "outside: $(find "$T/outside-home" | head -n 5); $(cat "$T/err")"
+fi
+
 # --- malformed keys: fail closed ---
 
 # bad NAME SOURCE-ARGS... -- MESSAGE: the run exits 1, no marker, no
