@@ -426,7 +426,13 @@ static int format_node(struct buf *b, const struct node *n, unsigned indent)
 int yaml_format(const struct node *n, char **ret)
 {
         struct buf b = {0};
-        int r = format_node(&b, n, 0);
+        int r;
+        /* An empty document root is written in flow style: nothing at
+         * all would read back as null. */
+        if (n->kind != NODE_SCALAR && n->n_items == 0)
+                r = buf_puts(&b, n->kind == NODE_MAP ? "{}\n" : "[]\n");
+        else
+                r = format_node(&b, n, 0);
         if (r < 0) {
                 buf_free(&b);
                 return r;

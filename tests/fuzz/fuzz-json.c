@@ -3,6 +3,7 @@
  * store, template contexts. A parsed tree is written back with
  * json_format() and as YAML, and each must read back to the same JSON. */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -31,8 +32,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (!memchr(data, 0, size) && !strstr((const char *)j, "\\u0000")) {
                 if (yaml_parse("again.yaml", y, strlen(y), &from_yaml, &d) < 0)
                         abort();
-                if (json_format(from_yaml, false, &j3) < 0 || strcmp(j, j3) != 0)
+                if (json_format(from_yaml, false, &j3) < 0 || strcmp(j, j3) != 0) {
+                        fprintf(stderr, "JSON:\n%s\nYAML:\n%s\nback:\n%s\n", j, y,
+                                j3 ? j3 : "(none)");
                         abort();
+                }
         }
 out:
         free(j);

@@ -3,6 +3,7 @@
  * parsed tree is formatted and parsed again: yaml_format() must emit
  * YAML that reads back. */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,8 +20,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 if (yaml_format(n, &text) >= 0) {
                         struct node *again = NULL;
                         struct diags d2 = {0};
-                        if (yaml_parse("again.yaml", text, strlen(text), &again, &d2) < 0)
+                        if (yaml_parse("again.yaml", text, strlen(text), &again, &d2) < 0) {
+                                fprintf(stderr, "formatted:\n%s\n", text);
+                                diags_print(&d2, stderr);
                                 abort();
+                        }
                         node_free(again);
                         diags_free(&d2);
                 }

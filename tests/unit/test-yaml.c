@@ -154,6 +154,23 @@ TEST(yaml_format_round_trip)
         diags_free(&d);
 }
 
+/* An empty mapping or sequence at the root is written "{}" or "[]":
+ * an empty document would read back as null (found by fuzz-json). */
+TEST(yaml_format_empty_root)
+{
+        struct diags d = {0};
+        const char *srcs[] = {"{}\n", "[]\n"};
+        for (size_t i = 0; i < 2; i++) {
+                _cleanup_node_ struct node *n = parse(srcs[i], &d);
+                REQUIRE(n);
+                _cleanup_free_ char *out = NULL;
+                CHECK_INTEQ(yaml_format(n, &out), 0);
+                CHECK_STREQ(out, srcs[i]);
+        }
+        CHECK_INTEQ(d.n, 0);
+        diags_free(&d);
+}
+
 TEST(yaml_quote_line_breaks_and_controls)
 {
         struct diags d = {0};
