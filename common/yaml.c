@@ -371,6 +371,8 @@ static int format_scalar(struct buf *b, const struct node *n)
 
 static int format_node(struct buf *b, const struct node *n, unsigned indent);
 
+#define YAML_IMPLICIT_KEY_MAX 1000
+
 /* A value after "key:" or "- ": inline when a scalar or empty, else on
  * the next lines, indented. */
 static int format_value(struct buf *b, const struct node *n, unsigned indent)
@@ -412,7 +414,20 @@ static int format_node(struct buf *b, const struct node *n, unsigned indent)
                 }
                 r = buf_printf(b, "%*s", (int)indent, "");
                 if (r >= 0 && n->kind == NODE_MAP) {
+                        size_t at = b->len;
                         r = plain_safe(c->key) ? buf_puts(b, c->key) : yaml_quote(b, c->key);
+                        /* An implicit key is at most 1024 characters
+                         * (YAML 1.2 7.4.2, libyaml enforces it): a longer
+                         * one is written as "? key" then ": value". */
+                        if (r >= 0 && b->len - at > YAML_IMPLICIT_KEY_MAX) {
+                                b->len = at;
+                                b->data[at] = '\0';
+                                r = buf_puts(b, "? ");
+                                if (r >= 0)
+                                        r = yaml_quote(b, c->key);
+                                if (r >= 0)
+                                        r = buf_printf(b, "\n%*s", (int)indent, "");
+                        }
                         if (r >= 0)
                                 r = buf_puts(b, ":");
                 } else if (r >= 0)

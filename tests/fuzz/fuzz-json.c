@@ -30,8 +30,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (yaml_format(n, &y) < 0)
                 abort();
         if (!memchr(data, 0, size) && !strstr((const char *)j, "\\u0000")) {
-                if (yaml_parse("again.yaml", y, strlen(y), &from_yaml, &d) < 0)
+                if (yaml_parse("again.yaml", y, strlen(y), &from_yaml, &d) < 0) {
+                        fprintf(stderr, "YAML:\n%s\n", y);
+                        diags_print(&d, stderr);
                         abort();
+                }
                 if (json_format(from_yaml, false, &j3) < 0 || strcmp(j, j3) != 0) {
                         fprintf(stderr, "JSON:\n%s\nYAML:\n%s\nback:\n%s\n", j, y,
                                 j3 ? j3 : "(none)");

@@ -171,6 +171,35 @@ TEST(yaml_format_empty_root)
         diags_free(&d);
 }
 
+/* A key longer than YAML's 1024-character limit for implicit keys is
+ * written as an explicit "? key" (found by fuzz-json: a 1.4 kB JSON key
+ * did not read back), at the root, under a sequence item, and nested. */
+TEST(yaml_format_long_keys)
+{
+        struct diags d = {0};
+        char k[1501];
+        memset(k, 'k', sizeof(k) - 1);
+        k[sizeof(k) - 1] = '\0';
+        _cleanup_free_ char *src = NULL;
+        REQUIRE(asprintf(&src,
+                         "? %s\n: 1\nlist:\n  - ? %s\n    : {a: 1}\n    b: 2\n"
+                         "m:\n  ? \"%s\\n\"\n  : [1, 2]\n",
+                         k, k, k) > 0);
+        _cleanup_node_ struct node *n = parse(src, &d);
+        REQUIRE(n);
+        _cleanup_free_ char *out = NULL;
+        CHECK_INTEQ(yaml_format(n, &out), 0);
+        REQUIRE(out);
+        _cleanup_node_ struct node *m = parse(out, &d);
+        REQUIRE(m);
+        _cleanup_free_ char *j1 = NULL, *j2 = NULL;
+        CHECK_INTEQ(json_format(n, false, &j1), 0);
+        CHECK_INTEQ(json_format(m, false, &j2), 0);
+        CHECK_STREQ(j1, j2);
+        CHECK_INTEQ(d.n, 0);
+        diags_free(&d);
+}
+
 TEST(yaml_quote_line_breaks_and_controls)
 {
         struct diags d = {0};
