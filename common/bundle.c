@@ -105,6 +105,25 @@ int userdata_decode(const char *origin, const void *data, size_t len, size_t max
                 diags_add(d, origin, 0, 0, "%zu bytes, over the limit of %zu bytes", len, max_size);
                 return -EFBIG;
         }
+        if (is_gzip(p, len)) {
+                /* A "#!" script gzip'd to fit a provider's limit, as
+                 * cloud-init reads it. */
+                unsigned char head[2];
+                if (gzip_peek(p, len, head, 2) == 2 && head[0] == '#' && head[1] == '!') {
+                        _cleanup_free_ unsigned char *plain = NULL;
+                        _cleanup_free_ char *err = NULL;
+                        size_t plain_len = 0;
+                        r = gzip_inflate(p, len, max_size, &plain, &plain_len, &err);
+                        if (r < 0) {
+                                diags_add(d, origin, 0, 0, "%s", err ? err : strerror(-r));
+                                return r;
+                        }
+                        r = script_bundle(plain, plain_len, ret);
+                        if (r >= 0)
+                                *ret_kind = USERDATA_SCRIPT;
+                        return r;
+                }
+        }
         if (is_gzip(p, len) || is_tar(p, len)) {
                 r = read_tar(origin, data, len, max_size, ret, d);
                 if (r >= 0)
@@ -148,7 +167,7 @@ int userdata_decode(const char *origin, const void *data, size_t len, size_t max
         _cleanup_free_ char *what = describe(p, len);
         diags_add(d, origin, 0, 0,
                   "not firstboot user-data: %s (expected a gzip'd tar bundle, a \"%s\" text "
-                  "bundle, or a \"#!\" script)",
+                  "bundle, or a \"#!\" script, gzip'd or not)",
                   what, BUNDLE_TEXT_MAGIC);
         return -EMEDIUMTYPE;
 }

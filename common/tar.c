@@ -367,6 +367,21 @@ static ssize_t src_read(struct tar_src *s, unsigned char *buf, size_t n)
         return src_count(s, got);
 }
 
+/* Starts inflating when s->data is gzip'd (its magic). */
+static int src_open(struct tar_src *s)
+{
+        if (s->left < 2 || s->data[0] != 0x1f || s->data[1] != 0x8b)
+                return 0;
+        if (s->left > UINT_MAX)
+                return -EFBIG;
+        s->z.next_in = (unsigned char *)s->data;
+        s->z.avail_in = (uInt)s->left;
+        if (inflateInit2(&s->z, 16 + MAX_WBITS) != Z_OK)
+                return -ENOMEM;
+        s->gz = true;
+        return 0;
+}
+
 /* Reads exactly n bytes. */
 static int src_exact(struct tar_src *s, unsigned char *buf, size_t n)
 {
@@ -636,15 +651,9 @@ int tar_read(const void *data, size_t size, size_t max_total, size_t max_members
         ssize_t got = 0;
         int r;
 
-        if (size >= 2 && s.data[0] == 0x1f && s.data[1] == 0x8b) {
-                if (size > UINT_MAX)
-                        return -EFBIG;
-                s.z.next_in = (unsigned char *)s.data;
-                s.z.avail_in = (uInt)size;
-                if (inflateInit2(&s.z, 16 + MAX_WBITS) != Z_OK)
-                        return -ENOMEM;
-                s.gz = true;
-        }
+        r = src_open(&s);
+        if (r < 0)
+                return r;
 
         for (;;) {
                 _cleanup_free_ char *raw = NULL, *link = NULL, *copy = NULL;
@@ -767,5 +776,66 @@ int tar_read(const void *data, size_t size, size_t max_total, size_t max_members
                 return r;
         *ret = l;
         l = (struct member_list){0};
+        return 0;
+}
+
+/* --- gzip'd data that is not a tar (a "#!" script compressed to fit a
+ * provider's user-data limit) --- */
+
+ssize_t gzip_peek(const void *data, size_t size, unsigned char *buf, size_t n)
+{
+        _cleanup_(tar_src_done) struct tar_src s = {.data = data, .left = size, .budget = n};
+        int r = src_open(&s);
+
+        if (r < 0)
+                return r;
+        if (!s.gz)
+                return -EMEDIUMTYPE;
+        return src_read(&s, buf, n);
+}
+
+int gzip_inflate(const void *data, size_t size, size_t max, unsigned char **ret, size_t *ret_size,
+                 char **ret_error)
+{
+        _cleanup_(tar_src_done) struct tar_src s = {.data = data, .left = size, .budget = max};
+        _cleanup_free_ unsigned char *out = NULL;
+        size_t len = 0, cap = 0;
+        int r = src_open(&s);
+
+        if (r < 0)
+                return r;
+        if (!s.gz)
+                return -EMEDIUMTYPE;
+        for (;;) {
+                if (cap - len < 65536) {
+                        size_t ncap = cap ? cap * 2 : 65536;
+                        unsigned char *n = realloc(out, ncap + 1);
+                        if (!n)
+                                return -ENOMEM;
+                        out = n;
+                        cap = ncap;
+                }
+                ssize_t got = src_read(&s, out + len, cap - len);
+                if (got == -EFBIG) {
+                        if (ret_error && !(*ret_error = strprintf("over the limit of %zu bytes "
+                                                                  "uncompressed",
+                                                                  max)))
+                                return -ENOMEM;
+                        return -EFBIG;
+                }
+                if (got == -EBADMSG) {
+                        if (ret_error && !(*ret_error = strprintf("corrupt gzip data: %s", s.why)))
+                                return -ENOMEM;
+                        return -EBADMSG;
+                }
+                if (got < 0)
+                        return (int)got;
+                len += (size_t)got;
+                if (s.gz_ended)
+                        break;
+        }
+        out[len] = '\0';
+        *ret = TAKE_PTR(out);
+        *ret_size = len;
         return 0;
 }

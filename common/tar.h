@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 /* One regular file of an archive. data is NUL-terminated (not counted in
  * size), so text members can be used as strings. */
@@ -64,3 +65,15 @@ int member_error(char **ret_error, const char *name, const char *fmt, ...)
  * returned on error; -ENOMEM comes without a message. */
 int tar_read(const void *data, size_t size, size_t max_total, size_t max_members,
              struct member_list *ret, char **ret_error);
+
+/* Inflates up to n bytes of gzip'd data into buf, for a look at what it
+ * holds: the count (fewer at the end of the data), -EMEDIUMTYPE when it is
+ * not gzip'd, -EBADMSG when corrupt. */
+ssize_t gzip_peek(const void *data, size_t size, unsigned char *buf, size_t n);
+
+/* Inflates a whole gzip stream (one member, nothing after its trailer)
+ * into *ret (NUL-terminated, *ret_size bytes); -EFBIG over max bytes,
+ * -EBADMSG corrupt or truncated, each with *ret_error (when not NULL)
+ * saying so; -EMEDIUMTYPE when it is not gzip'd. */
+int gzip_inflate(const void *data, size_t size, size_t max, unsigned char **ret, size_t *ret_size,
+                 char **ret_error);

@@ -83,6 +83,20 @@ printf '#!/bin/sh\necho hi from script > "$FIRSTBOOT_ROOT/script.out"\n' >"$T/sc
 if expect_rc 0 fb_run "$R3" --user-data "$T/script.sh" && [ "$(cat "$R3/script.out")" = "hi from script" ] &&
 	[ "$(json_get "$R3/var/lib/firstboot/status.json" 'j["modules"][0]["id"]')" = user-script ]; then t_pass; else t_fail "script"; fi
 
+t_case "a gzip'd #! script runs as one module (as cloud-init reads it)"
+R5=$T/root5
+new_root "$R5"
+sed 's/hi from script/hi from gzip/' "$T/script.sh" | gzip -9 >"$T/script.sh.gz"
+if expect_rc 0 fb_run "$R5" --user-data "$T/script.sh.gz" && [ "$(cat "$R5/script.out")" = "hi from gzip" ] &&
+	[ -f "$R5/var/lib/firstboot/ready" ]; then t_pass; else t_fail "gzip'd script"; fi
+
+t_case "a truncated gzip'd script: exit 1, the reason named, no marker"
+R6=$T/root6
+new_root "$R6"
+head -c 30 "$T/script.sh.gz" >"$T/cut.gz"
+if expect_rc 1 fb_run "$R6" --user-data "$T/cut.gz" && grep -q 'corrupt gzip data' "$T/err" &&
+	[ ! -e "$R6/var/lib/firstboot/ready" ] && [ ! -e "$R6/script.out" ]; then t_pass; else t_fail "cut gzip"; fi
+
 t_case "status says ready, exit 0"
 if expect_rc 0 "$FIRSTBOOT" status --root "$R" && grep -q 'state: ready' "$T/out" &&
 	expect_rc 0 "$FIRSTBOOT" status --root "$R" --json &&

@@ -733,6 +733,51 @@ TEST(userdata_decode_budget)
         buf_free(&t);
 }
 
+/* A "#!" script gzip'd (as users shrink user-data to fit EC2's 16 KB)
+ * runs as a script, inflated within max_size; corrupt or truncated gzip
+ * is refused with the reason. */
+TEST(userdata_decode_gzipped_script)
+{
+        struct buf t = {0}, gz = {0};
+        enum userdata_kind kind;
+        struct member_list m = {0};
+        struct diags d = {0};
+
+        REQUIRE(buf_puts(&t, "#!/bin/sh\n") >= 0);
+        for (int i = 0; i < 50; i++)
+                REQUIRE(buf_puts(&t, "echo hi from gzip\n") >= 0);
+        const char *script = t.data;
+        gzip_deflate(&t, &gz);
+        REQUIRE(gz.len < t.len);
+        CHECK_INTEQ(userdata_decode("ud", gz.data, gz.len, t.len, &kind, &m, &d), 0);
+        CHECK(kind == USERDATA_SCRIPT);
+        bool found = false;
+        for (size_t i = 0; i < m.n; i++)
+                if (strcmp(m.v[i].path, "modules/" USER_SCRIPT_MODULE "/install.sh") == 0)
+                        found = m.v[i].size == t.len && memcmp(m.v[i].data, script, t.len) == 0;
+        CHECK(found);
+        member_list_free(&m);
+
+        CHECK(userdata_decode("ud", gz.data, gz.len, t.len - 1, &kind, &m, &d) < 0);
+        _cleanup_free_ char *msg = first_diag(&d);
+        CHECK(msg && strstr(msg, "over the limit of"));
+        CHECK(m.n == 0);
+        diags_free(&d);
+
+        /* The trailer's CRC-32 flipped, then the stream cut short. */
+        gz.data[gz.len - 5] ^= 0xff;
+        CHECK(userdata_decode("ud", gz.data, gz.len, 1 << 20, &kind, &m, &d) == -EBADMSG);
+        _cleanup_free_ char *msg2 = first_diag(&d);
+        CHECK(msg2 && strstr(msg2, "corrupt gzip data"));
+        diags_free(&d);
+        gz.data[gz.len - 5] ^= 0xff;
+        CHECK(userdata_decode("ud", gz.data, gz.len - 3, 1 << 20, &kind, &m, &d) == -EBADMSG);
+        CHECK(m.n == 0);
+        diags_free(&d);
+        buf_free(&gz);
+        buf_free(&t);
+}
+
 TEST(tar_refuses_corrupt)
 {
         struct member_list in = {0};
