@@ -247,7 +247,7 @@ TEST(yaml_depth_is_bounded_with_line_and_column)
         _cleanup_free_ char *ok = nested(NODE_MAX_DEPTH - 1, "[", "]");
         struct diags d = {0};
         _cleanup_node_ struct node *n = parse(ok, &d);
-        CHECK(n != NULL);
+        REQUIRE(n != NULL);
         _cleanup_free_ char *out = NULL;
         CHECK_INTEQ(yaml_format(n, &out), 0);
         _cleanup_node_ struct node *back = out ? parse(out, &d) : NULL;
