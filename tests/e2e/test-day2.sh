@@ -293,3 +293,37 @@ if [ "$rc" = 1 ] && grep -q "Nothing was provisioned here yet" "$T/fresh.out" &&
 else
 	t_fail "rc $rc/$rc2: $(cat "$T/fresh.out")"
 fi
+
+t_case "imagegen render keeps the serial while nothing changed and raises it when something did"
+SITE=$T/site
+cp -r "$TOP/tests/cases/render/basic/site" "$SITE"
+chmod 0700 "$SITE/.imagegen" && chmod 0600 "$SITE/.imagegen/state.json"
+ig() {
+	"$IMAGEGEN" render -q --modules-dir "$TOP/tests/cases/imagegen/modules" \
+		--templates-dir "$TOP/tests/cases/imagegen/templates" "$SITE/site.yaml" -o "$1"
+}
+serial_of() { sed -n 's/^serial: //p' "$1/bundle.yaml"; }
+ig "$T/r1" 2>"$T/ig.err"
+cp "$SITE/.imagegen/state.json" "$T/state1"
+ig "$T/r2" 2>>"$T/ig.err"
+f=$(find "$SITE/files" -type f | head -n 1)
+echo "# changed" >>"$f"
+ig "$T/r3" 2>>"$T/ig.err"
+ig "$T/r4" 2>>"$T/ig.err"
+if [ "$(serial_of "$T/r1")" = 1 ] && [ "$(serial_of "$T/r2")" = 1 ] &&
+	[ "$(serial_of "$T/r3")" = 2 ] && [ "$(serial_of "$T/r4")" = 2 ] &&
+	"$FIRSTBOOT" validate "$T/r3" --modules-dir "$TOP/tests/cases/imagegen/modules" >/dev/null; then
+	t_pass
+else
+	t_fail "serials $(serial_of "$T/r1") $(serial_of "$T/r2") $(serial_of "$T/r3") $(serial_of "$T/r4"): $(cat "$T/ig.err")"
+fi
+
+t_case "imagegen: a second render with nothing changed leaves the state file untouched"
+ig "$T/r5" 2>"$T/ig.err"
+cp -p "$SITE/.imagegen/state.json" "$T/state5"
+ig "$T/r6" 2>>"$T/ig.err"
+if cmp -s "$T/state5" "$SITE/.imagegen/state.json" && [ "$(serial_of "$T/r6")" = 2 ]; then
+	t_pass
+else
+	t_fail "$(diff "$T/state5" "$SITE/.imagegen/state.json") $(cat "$T/ig.err")"
+fi

@@ -213,4 +213,79 @@ TEST(watches_must_be_bundle_files)
                    "#!/bin/sh\n", "x\n") < 0);
 }
 
+/* bundle.yaml's day-2 fields: the diagnostics of head (with one files/f
+ * member listed), or "" when it parses. */
+static char *bundle_errors(const char *head, long long *ret_serial)
+{
+        struct member_list l = {0};
+        struct diags d = {0};
+        struct bundle *b = NULL;
+        char h[65];
+        sha256_hex("x", 1, h);
+        char *y = strprintf("version: 1\nname: t\n%schecksums: {files/f: \"%s\"}\n", head, h);
+        member_list_add(&l, "files/f", "x", 1, 0644);
+        member_list_add(&l, BUNDLE_YAML, y, strlen(y), 0644);
+        free(y);
+        struct buf out = {0};
+        if (bundle_parse(&l, NULL, &b, &d) < 0)
+                for (size_t i = 0; i < d.n; i++) {
+                        char *m = diag_format(&d.v[i]);
+                        buf_printf(&out, "%s%s", i ? "\n" : "", m);
+                        free(m);
+                }
+        else if (ret_serial)
+                *ret_serial = b->serial;
+        bundle_free(b);
+        diags_free(&d);
+        return out.data ? buf_steal(&out) : strdup("");
+}
+
+TEST(bundle_serial)
+{
+        long long serial = -2;
+        char *e = bundle_errors("serial: 0\n", &serial);
+        CHECK_STREQ(e, "");
+        CHECK(serial == 0);
+        free(e);
+        e = bundle_errors("", &serial);
+        CHECK(serial == -1);
+        free(e);
+        e = bundle_errors("serial: 9223372036854775807\n", &serial);
+        CHECK_STREQ(e, "");
+        free(e);
+        const char *bad[] = {"serial: -1\n",
+                             "serial: \"3\"\n",
+                             "serial: 1.5\n",
+                             "serial: [1]\n",
+                             "serial: 99999999999999999999\n",
+                             "serial: x\n"};
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                e = bundle_errors(bad[i], NULL);
+                CHECK(startswith(e,
+                                 "bundle.yaml:3:9: 'serial' must be a non-negative whole number"));
+                free(e);
+        }
+}
+
+TEST(bundle_files_state)
+{
+        char *e = bundle_errors("files:\n  - {path: /etc/a, state: absent}\n"
+                                "  - {path: /etc/b, source: files/f, state: present}\n",
+                                NULL);
+        CHECK_STREQ(e, "");
+        free(e);
+        e = bundle_errors("files:\n  - {path: /etc/a, state: gone}\n", NULL);
+        CHECK_STREQ(e, "bundle.yaml:4:27: 'state' must be present or absent, not \"gone\"\n"
+                       "bundle.yaml:4:5: files entry: missing 'source'");
+        free(e);
+        e = bundle_errors("files:\n  - {path: /etc/a, state: absent, source: files/f}\n", NULL);
+        CHECK_STREQ(e, "bundle.yaml:4:43: a files entry with state: absent takes only 'path'");
+        free(e);
+        e = bundle_errors("files:\n  - {path: /etc/a, source: files/f}\n"
+                          "  - {path: /etc/a, state: absent}\n",
+                          NULL);
+        CHECK_STREQ(e, "bundle.yaml:5:12: '/etc/a' is listed twice in files");
+        free(e);
+}
+
 TAP_MAIN
