@@ -232,8 +232,8 @@ int change_show(const struct change_input *in)
         if (in->json) {
                 _cleanup_node_ struct node *root = node_new(NODE_MAP);
                 struct node *fl = node_new(NODE_SEQ), *ml = node_new(NODE_SEQ);
-                struct node *dl = node_new(NODE_SEQ), *gl = node_new(NODE_SEQ);
-                if (!root || !fl || !ml || !dl || !gl)
+                struct node *gl = node_new(NODE_SEQ);
+                if (!root || !fl || !ml || !gl)
                         abort();
                 node_set_str(root, "instance_id", in->instance_id);
                 node_set_str(root, "bundle", b->name);

@@ -58,6 +58,10 @@ static int load(struct fixture *f, const char *inputs, const char *manifest, con
                 k = prepare_modules(f->b, &o, &f->mods, &f->n, &d);
         diags_print(&d, stderr);
         diags_free(&d);
+        if (k < 0) {
+                bundle_free(f->b);
+                f->b = NULL;
+        }
         return k;
 }
 
