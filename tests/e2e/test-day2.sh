@@ -327,3 +327,20 @@ if cmp -s "$T/state5" "$SITE/.imagegen/state.json" && [ "$(serial_of "$T/r6")" =
 else
 	t_fail "$(diff "$T/state5" "$SITE/.imagegen/state.json") $(cat "$T/ig.err")"
 fi
+
+t_case "a done-mark from before digests: its module runs once more, then is unchanged"
+mark=$(ls "$R"/var/lib/firstboot/instances/*/done/plain)
+printf '%s 1700000000000\n' "$(cat "$R/var/lib/firstboot/instance-id")" >"$mark"
+: >"$R/ran.log"
+"$FIRSTBOOT" apply --root "$R" --user-data "$T/v13.tgz" >"$T/old-mark.out" 2>&1
+rc=$?
+w=$(why plain)
+r1=$(ran)
+: >"$R/ran.log"
+"$FIRSTBOOT" apply --root "$R" --user-data "$T/v13.tgz" >>"$T/old-mark.out" 2>&1
+if [ "$rc" = 0 ] && [ "$r1" = "plain " ] && [[ "$w" == "first run with digests"* ]] &&
+	[ "$(ran)" = "" ] && head -n 1 "$mark" | grep -qx "firstboot-done-mark 2"; then
+	t_pass
+else
+	t_fail "rc $rc ran [$r1] why [$w]: $(cat "$T/old-mark.out")"
+fi
