@@ -1030,11 +1030,13 @@ static int check_serial(struct run *r, char **ret_why)
                 return 0;
         if (k < 0)
                 return log_error_errno(k, "Failed to read %s: %m", path);
-        if (sscanf(text, "%lld %64s", &last, last_hash) != 2 || last < 0) {
+        if (sscanf(text, "none %64s", last_hash) == 1)
+                last = -1; /* a bundle without a serial */
+        else if (sscanf(text, "%lld %64s", &last, last_hash) != 2 || last < 0) {
                 log_warning("%s does not read back: taken as serial 0", path);
                 last = 0;
         }
-        if (serial < 0 && last > 0) {
+        if (serial < 0 && last >= 0) {
                 *ret_why = strprintf("bundle %s has no serial, and serial %lld was applied to "
                                      "this instance: refusing an outdated or replayed bundle",
                                      r->bundle->name, last);
@@ -1062,8 +1064,9 @@ static int record_serial(struct run *r)
         char hash[65];
 
         sha256_hex(y->data, y->size, hash);
-        _cleanup_free_ char *line =
-                strprintf("%lld %s\n", r->bundle->serial < 0 ? 0 : r->bundle->serial, hash);
+        _cleanup_free_ char *line = r->bundle->serial < 0
+                                            ? strprintf("none %s\n", hash)
+                                            : strprintf("%lld %s\n", r->bundle->serial, hash);
         int k = root_write_file(r->rootfd, in_root(r, path), 0700, line, strlen(line), 0600,
                                 (uid_t)-1, (gid_t)-1, 0);
         if (k < 0)
@@ -1213,6 +1216,7 @@ static int run_plan(struct run *r, const struct ds_options *dso, bool json)
         const struct archive_member *y = member_list_find(&r->bundle->members, BUNDLE_YAML);
         sha256_hex(y->data, y->size, hash);
         if (root_read_file(r->rootfd, in_root(r, spath), 4096, &stext, NULL) >= 0 &&
+            sscanf(stext, "none %64s", last_hash) != 1 &&
             sscanf(stext, "%lld %64s", &last_serial, last_hash) != 2)
                 last_serial = -1;
         last = strprintf("%s/" BUNDLE_YAML, bdir);

@@ -344,3 +344,33 @@ if [ "$rc" = 0 ] && [ "$r1" = "plain " ] && [[ "$w" == "first run with digests"*
 else
 	t_fail "rc $rc ran [$r1] why [$w]: $(cat "$T/old-mark.out")"
 fi
+
+t_case "bundles without a serial: accepted until one with a serial was applied, refused after"
+R3=$T/noserial
+new_root "$R3"
+fb_conf "$R3"
+nos() { # nos NAME SERIAL CONF: mkv without the serial line when SERIAL is -
+	mkv "$T/$1" "${2/-/0}" 8080 "$SECRET" "$3"
+	if [ "$2" = - ]; then
+		sed -i '/^serial:/d' "$T/$1/bundle.yaml"
+		"$TOP/tests/e2e/mkbundle.sh" "$T/$1" "$T/$1.tgz"
+	fi
+}
+nos n1 - "a=1"
+nos n2 - "a=2"
+nos n3 0 "a=3"
+nos n4 - "a=4"
+fb_run "$R3" --user-data "$T/n1.tgz" >"$T/n.out" 2>&1
+r1=$?
+"$FIRSTBOOT" apply --root "$R3" --user-data "$T/n2.tgz" >>"$T/n.out" 2>&1
+r2=$?
+"$FIRSTBOOT" apply --root "$R3" --user-data "$T/n3.tgz" >>"$T/n.out" 2>&1
+r3=$?
+"$FIRSTBOOT" apply --root "$R3" --user-data "$T/n4.tgz" >"$T/n4.out" 2>&1
+r4=$?
+if [ "$r1$r2$r3" = 000 ] && [ "$r4" = 1 ] && grep -q "has no serial, and serial 0 was applied" "$T/n4.out" &&
+	[ "$(cat "$R3/etc/app.conf")" = "a=3" ]; then
+	t_pass
+else
+	t_fail "rc $r1 $r2 $r3 $r4: $(cat "$T/n.out" "$T/n4.out")"
+fi
