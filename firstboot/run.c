@@ -1011,6 +1011,20 @@ enum run_mode {
         MODE_PLAN,  /* firstboot plan: what run or apply would do, doing nothing */
 };
 
+/* A bundle that apply refuses (it does not decode, verify or prepare)
+ * leaves a server an earlier run left ready as it is: status, marker and
+ * callback untouched. At boot, and on a server not ready, the run fails
+ * as it always has. */
+static int refuse(struct run *r, enum run_mode mode, const char *why)
+{
+        if (mode == MODE_APPLY && !r->running) {
+                log_event(LOG_ERR, NULL, NULL, "verify", "Bundle refused, nothing changed: %s",
+                          why);
+                return 1;
+        }
+        return finish(r, why);
+}
+
 /* Replay protection: the serial of the bundle last applied to this
  * instance, and the sha256 of its bundle.yaml, in <instance>/serial. A
  * lower serial (or none after one) is refused, and so is the same serial
@@ -1562,7 +1576,7 @@ static int run_main(int argc, char **argv, enum run_mode mode)
             bundle_parse(&members, NULL, &r.bundle, &d) < 0) {
                 log_diags(&d, "decode");
                 _cleanup_free_ char *e = diags_summary(&d);
-                ret = finish(&r, e);
+                ret = refuse(&r, mode, e);
                 diags_free(&d);
                 run_free(&r);
                 return ret;
@@ -1571,7 +1585,7 @@ static int run_main(int argc, char **argv, enum run_mode mode)
         if (bundle_verify_signature(r.bundle, keys, r.cfg.require_signature, &d) < 0) {
                 log_diags(&d, "verify");
                 _cleanup_free_ char *e = diags_summary(&d);
-                ret = finish(&r, e);
+                ret = refuse(&r, mode, e);
                 diags_free(&d);
                 run_free(&r);
                 return ret;
@@ -1628,7 +1642,7 @@ static int run_main(int argc, char **argv, enum run_mode mode)
         if (prepare_modules(r.bundle, &po, &r.mods, &r.n_mods, &d) < 0) {
                 log_diags(&d, "plan");
                 _cleanup_free_ char *e = diags_summary(&d);
-                ret = finish(&r, e);
+                ret = refuse(&r, mode, e);
                 diags_free(&d);
                 run_free(&r);
                 return ret;

@@ -262,12 +262,14 @@ mkdir -p "$R/etc/firstboot/keys"
 cp "$T/k.pub" "$R/etc/firstboot/keys/"
 echo "require_signature: true" >>"$R/etc/firstboot/firstboot.conf"
 mkv "$T/v12" 12 9100 "$SECRET2" "level=2"
-before=$(tree_snapshot "$R"; cat "$R/var/lib/firstboot/instances"/*/serial)
+n=$(posts)
+before=$(tree_snapshot "$R"; cat "$R/var/lib/firstboot/instances"/*/serial "$S" "$MARKER")
 "$FIRSTBOOT" apply --root "$R" --user-data "$T/v12.tgz" >"$T/a12.out" 2>&1
 rc=$?
 plan --user-data "$T/v12.tgz" >"$T/plan12.out" 2>&1
 prc=$?
-after=$(tree_snapshot "$R"; cat "$R/var/lib/firstboot/instances"/*/serial)
+after=$(tree_snapshot "$R"; cat "$R/var/lib/firstboot/instances"/*/serial "$S" "$MARKER")
+[ "$(posts)" = "$n" ] || after="$after (called back)"
 KEY=$T/k.pem mkv "$T/v13" 13 9100 "$SECRET2" "level=2"
 : >"$R/ran.log"
 if [ "$rc" = 1 ] && [ "$prc" = 1 ] && grep -qi "signature" "$T/a12.out" &&
@@ -373,4 +375,23 @@ if [ "$r1$r2$r3" = 000 ] && [ "$r4" = 1 ] && grep -q "has no serial, and serial 
 	t_pass
 else
 	t_fail "rc $r1 $r2 $r3 $r4: $(cat "$T/n.out" "$T/n4.out")"
+fi
+
+t_case "watches naming a file the bundle does not write: validate and apply name file:line:column, nothing written"
+B=$T/badwatch
+mkdir -p "$B"
+printf 'version: 1\nname: bw\nserial: 99\nmodules:\n  - {id: w}\n' >"$B/bundle.yaml"
+mkmodule "$B" w 'watches: [/etc/nope.conf]' <<<$'#!/bin/sh\necho w >>"$FIRSTBOOT_ROOT/ran.log"'
+"$TOP/tests/e2e/mkbundle.sh" "$B" "$B.tgz" "$T/k.pem"
+"$FIRSTBOOT" validate "$B" >"$T/bw.out" 2>&1
+vrc=$?
+before=$(tree_snapshot "$R"; cat "$R/var/lib/firstboot/instances"/*/serial "$S" "$MARKER")
+"$FIRSTBOOT" apply --root "$R" --user-data "$B.tgz" >"$T/bwa.out" 2>&1
+arc=$?
+if [ "$vrc" = 1 ] && grep -qF "$B/modules/w/manifest.yml:4:11: module 'w': 'watches' lists /etc/nope.conf, which is not a file of the bundle (files:)" "$T/bw.out" &&
+	[ "$arc" = 1 ] && grep -qF "modules/w/manifest.yml:4:11:" "$T/bwa.out" &&
+	[ "$before" = "$(tree_snapshot "$R"; cat "$R/var/lib/firstboot/instances"/*/serial "$S" "$MARKER")" ]; then
+	t_pass
+else
+	t_fail "validate $vrc apply $arc: $(cat "$T/bw.out" "$T/bwa.out")"
 fi
