@@ -230,10 +230,10 @@ int bundle_members_from_dir(const char *dir, struct member_list *ret, struct dia
 
 /* -------- bundle.yaml -------- */
 
-static const char *const top_keys[] = {"version",      "name",       "hostname",
-                                       "ready_marker", "phone_home", "files",
-                                       "modules",      "checksums",  NULL};
-static const char *const file_keys[] = {"path", "source", "mode", "owner", NULL};
+static const char *const top_keys[] = {"version",    "name",  "hostname", "ready_marker",
+                                       "phone_home", "files", "modules",  "checksums",
+                                       "serial",     NULL};
+static const char *const file_keys[] = {"path", "source", "mode", "owner", "state", NULL};
 static const char *const module_keys[] = {"id", "inputs", NULL};
 static const char *const phone_keys[] = {"url", "token", "progress", NULL};
 
@@ -310,16 +310,32 @@ static void parse_files(struct bundle *b, const struct node *files, struct diags
                 if (!diags_expect_kind(d, f, NODE_MAP))
                         continue;
                 diags_check_keys(d, f, "a files entry", file_keys);
+                const char *state = diags_get_str(d, f, "state", false, "files entry");
+                bool absent = state && streq(state, "absent");
+                if (state && !absent && !streq(state, "present"))
+                        diags_at(d, node_get(f, "state"),
+                                 "'state' must be present or absent, not \"%s\"", state);
                 const char *path = diags_get_str(d, f, "path", true, "files entry");
-                const char *source = diags_get_str(d, f, "source", true, "files entry");
+                /* A file to remove has nothing to write. */
+                const char *source = diags_get_str(d, f, "source", !absent, "files entry");
                 const char *mode = diags_get_str(d, f, "mode", false, "files entry");
                 const char *owner = diags_get_str(d, f, "owner", false, "files entry");
                 unsigned m = 0644;
+                if (absent && (source || mode || owner))
+                        diags_at(d,
+                                 node_get(f, source ? "source"
+                                             : mode ? "mode"
+                                                    : "owner"),
+                                 "a files entry with state: absent takes only 'path'");
                 if (path && !absolute_clean(path))
                         diags_at(d, node_get(f, "path"),
                                  "'path' must be an absolute path without '.' or '..' "
                                  "components, not \"%s\"",
                                  path);
+                else if (path && bundle_find_file(b, path))
+                        diags_at(d, node_get(f, "path"), "'%s' is listed twice in files", path);
+                if (absent)
+                        source = mode = owner = NULL;
                 if (source && !path_is_safe_relative(source))
                         diags_at(d, node_get(f, "source"),
                                  "'source' must be a relative path inside the bundle, not \"%s\"",
@@ -337,9 +353,18 @@ static void parse_files(struct bundle *b, const struct node *files, struct diags
                         .source = strdup_null(source),
                         .mode = m,
                         .owner = strdup_null(owner),
+                        .absent = absent,
                         .where = f,
                 };
         }
+}
+
+const struct bundle_file *bundle_find_file(const struct bundle *b, const char *path)
+{
+        for (size_t i = 0; i < b->n_files; i++)
+                if (streq_ptr(b->files[i].path, path))
+                        return &b->files[i];
+        return NULL;
 }
 
 static void parse_modules(struct bundle *b, const struct node *mods, struct diags *d)
@@ -473,6 +498,14 @@ int bundle_parse(struct member_list *members, const char *label, struct bundle *
                     !startswith(b->phone_url, "https://"))
                         diags_at(d, node_get(ph, "url"),
                                  "'url' must start with http:// or https://");
+        }
+        b->serial = -1;
+        const struct node *sn = node_get(b->doc, "serial");
+        if (sn && (sn->kind != NODE_SCALAR || node_as_int(sn, &b->serial) < 0 || b->serial < 0)) {
+                diags_at(d, sn, "'serial' must be a non-negative whole number, not %s",
+                         sn->kind == NODE_SCALAR ? (sn->value ? sn->value : "")
+                                                 : node_kind_name(sn));
+                b->serial = -1;
         }
         parse_files(b, node_get(b->doc, "files"), d);
         parse_modules(b, node_get(b->doc, "modules"), d);

@@ -20,6 +20,7 @@ struct bundle_file {
         char *source; /* member of the bundle */
         unsigned mode;
         char *owner; /* "user:group", or NULL for root */
+        bool absent; /* state: absent: removed from the server; no source */
         const struct node *where;
 };
 
@@ -34,6 +35,7 @@ struct bundle {
         struct node *doc;           /* bundle.yaml */
         char *label;                /* bundle_parse()'s label, or NULL */
         char *name, *hostname, *ready_marker;
+        long long serial; /* bundle.yaml's serial (replay protection), -1 when none */
         char *phone_url, *phone_token;
         struct bundle_file *files;
         size_t n_files;
@@ -76,6 +78,9 @@ int bundle_members_from_dir(const char *dir, struct member_list *ret, struct dia
  * messages about other members. */
 int bundle_parse(struct member_list *members, const char *label, struct bundle **ret,
                  struct diags *d);
+
+/* The bundle file entry for path (absolute, on the server), or NULL. */
+const struct bundle_file *bundle_find_file(const struct bundle *b, const char *path);
 
 /* Checks bundle.yaml.sig against every *.pub (PEM Ed25519) in keys_dir. A
  * signature that is present but verifies with no key is always refused;

@@ -21,7 +21,8 @@ static const char *const manifest_keys[] = {
         "id",       "name",           "version",         "description",
         "category", "author",         "os_requirements", "resource_requirements",
         "inputs",   "install_script", "timeout_seconds", "idempotent",
-        "after",    "requires",       "frequency",       NULL,
+        "after",    "requires",       "frequency",       "watches",
+        NULL,
 };
 static const char *const os_keys[] = {"family", "min_version", NULL};
 static const char *const resource_keys[] = {"min_ram_mb", "min_disk_mb", NULL};
@@ -567,6 +568,51 @@ static void parse_id_list(struct diags *d, const struct node *map, const char *k
         }
 }
 
+/* watches: absolute paths without "." or ".." components (the bundle's
+ * files: paths), each once. Whether the bundle ships them is checked when
+ * the module is prepared with its bundle (common/prepare.c). */
+static void parse_watches(struct diags *d, struct manifest *m, const struct node *n)
+{
+        if (n->kind != NODE_SEQ) {
+                diags_at(d, n, "'watches' must be a sequence of absolute paths, not %s",
+                         node_kind_name(n));
+                return;
+        }
+        m->watches = xcalloc(n->n_items + 1, sizeof(*m->watches));
+        for (size_t i = 0; i < n->n_items; i++) {
+                const struct node *e = n->items[i];
+                if (e->kind != NODE_SCALAR || node_is_null(e)) {
+                        diags_at(d, e, "'watches' must list absolute paths, not %s",
+                                 node_kind_name(e));
+                        continue;
+                }
+                bool ctl = false;
+                for (const char *c = e->value; *c && !ctl; c++)
+                        ctl = (unsigned char)*c < 0x20 || *c == 0x7f;
+                if (e->value[0] != '/' || !path_is_safe_relative(e->value + 1) || ctl) {
+                        _cleanup_free_ char *q = quote(e->value);
+                        diags_at(d, e,
+                                 "'watches' lists %s, which is not an absolute path without '.' "
+                                 "or '..' components",
+                                 q);
+                        continue;
+                }
+                bool twice = false;
+                for (size_t j = 0; j < m->n_watches && !twice; j++)
+                        twice = streq(m->watches[j].path, e->value);
+                if (twice) {
+                        diags_at(d, e, "'watches' lists '%s' twice", e->value);
+                        continue;
+                }
+                m->watches[m->n_watches++] = (struct manifest_watch){
+                        .path = xstrdup(e->value),
+                        .file = strdup_null(e->file),
+                        .line = e->line,
+                        .column = e->column,
+                };
+        }
+}
+
 /* An os-release(5) ID: 0-9, a-z, ".", "_" and "-"; upper case is
  * accepted too, since families match without regard to case. */
 static bool os_id_is_valid(const char *s)
@@ -1037,6 +1083,11 @@ void manifest_free(struct manifest *m)
         free(m->install_script);
         strv_free(m->after);
         strv_free(m->requires);
+        for (size_t i = 0; i < m->n_watches; i++) {
+                free(m->watches[i].path);
+                free(m->watches[i].file);
+        }
+        free(m->watches);
         free(m);
 }
 
@@ -1141,6 +1192,9 @@ int manifest_parse(const struct node *doc, struct manifest **ret, struct diags *
         get_bool(d, doc, "idempotent", "", &m->idempotent);
         parse_id_list(d, doc, "after", m->id, &m->after);
         parse_id_list(d, doc, "requires", m->id, &m->requires);
+        n = node_get(doc, "watches");
+        if (n && !node_is_null(n))
+                parse_watches(d, m, n);
 
         n = node_get(doc, "frequency");
         if (n && !node_is_null(n) &&

@@ -63,6 +63,14 @@ struct manifest_os {
         char *min_version; /* NULL: any version */
 };
 
+/* A watches: entry, with where it was written (for errors found once the
+ * bundle is known, e.g. a path the bundle does not ship). */
+struct manifest_watch {
+        char *path;
+        char *file; /* NULL when unknown */
+        unsigned line, column;
+};
+
 struct manifest {
         char *id, *name, *version, *description, *category, *author;
         /* os_requirements.family, in the order written; none when n_os is 0.
@@ -80,6 +88,11 @@ struct manifest {
         bool idempotent;
         char **after, **requires; /* strv, maybe NULL */
         enum frequency frequency; /* default once-per-instance */
+        /* watches: bundle files (absolute paths on the server, as in the
+         * bundle's files: entries) whose bytes are part of the module's
+         * digest: a change to one runs the module again (day 2). */
+        struct manifest_watch *watches;
+        size_t n_watches;
 };
 
 #define MANIFEST_FILE            "manifest.yml"

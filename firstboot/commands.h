@@ -4,6 +4,8 @@
 #pragma once
 
 int cmd_run(int argc, char **argv);
+int cmd_apply(int argc, char **argv);
+int cmd_plan(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_analyze(int argc, char **argv);
 int cmd_logs(int argc, char **argv);

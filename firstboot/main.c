@@ -8,6 +8,8 @@ static const struct {
         const char *help;
 } commands[] = {
         {"run", cmd_run, "fetch user-data and provision this machine"},
+        {"apply", cmd_apply, "apply a new bundle to this server (day 2)"},
+        {"plan", cmd_plan, "what run or apply would change, doing nothing"},
         {"status", cmd_status, "is provisioning ready, failed or still running"},
         {"analyze", cmd_analyze, "modules by duration, slowest first"},
         {"logs", cmd_logs, "a module's output, from the journal or the log files"},

@@ -5,10 +5,12 @@
  * memory, every module's manifest and inputs are validated, the order is
  * computed. Only then are files written and modules run. */
 #include "bundle.h"
+#include "change.h"
 #include "commands.h"
 #include "config.h"
 #include "crypto.h"
 #include "datasource.h"
+#include "digest.h"
 #include "events.h"
 #include "facts.h"
 #include "fs.h"
@@ -39,7 +41,9 @@ struct run {
         struct bundle *bundle;
         struct planned *mods;
         size_t n_mods;
-        struct module_status **mst; /* status of mods[i] */
+        struct module_status **mst;    /* status of mods[i] */
+        struct module_digest *digests; /* of mods[i], for its done-mark */
+        bool *to_run;                  /* mods[i] runs (module_decide()) */
         struct run_status st;
         struct run_status prev; /* this instance's previous run, if any */
         long long t0, module_ms;
@@ -184,6 +188,27 @@ static int resolve_owners(const struct run *r, uid_t *uids, gid_t *gids)
         return 0;
 }
 
+/* A files entry with state: absent: the file goes (durably), a directory
+ * there is left alone and fails the run. 1 removed, 0 not there. */
+static int remove_absent(struct run *r, const char *path)
+{
+        int fd = root_open(r->rootfd, path, O_PATH | O_NOFOLLOW, 0);
+        if (fd == -ENOENT)
+                return 0;
+        if (fd < 0)
+                return fd;
+        close(fd);
+        int k = root_unlink(r->rootfd, path);
+        if (k < 0)
+                return k;
+        _cleanup_free_ char *dir = xstrdup(path);
+        char *slash = strrchr(dir, '/');
+        if (slash && slash != dir)
+                *slash = '\0';
+        k = root_fsync(r->rootfd, slash == dir ? "/" : dir);
+        return k < 0 ? k : 1;
+}
+
 static int write_files(struct run *r)
 {
         const struct bundle *b = r->bundle;
@@ -195,8 +220,17 @@ static int write_files(struct run *r)
                 return k;
         for (size_t i = 0; i < b->n_files; i++) {
                 const struct bundle_file *f = &b->files[i];
-                const struct archive_member *m = member_list_find(&b->members, f->source);
                 _cleanup_free_ char *path = root_path(r->root, f->path);
+                if (f->absent) {
+                        k = remove_absent(r, f->path);
+                        if (k < 0)
+                                return log_error_errno(k, "Failed to remove %s: %m", path);
+                        if (k > 0)
+                                log_event(LOG_INFO, NULL, NULL, "files",
+                                          "removed %s (state: absent)", f->path);
+                        continue;
+                }
+                const struct archive_member *m = member_list_find(&b->members, f->source);
                 uid_t uid = uids[i];
                 gid_t gid = gids[i];
 
@@ -487,8 +521,8 @@ static int run_module(struct run *r, struct planned *p)
         if (res.exit_code == 0 && log_err == 0) {
                 _cleanup_free_ char *mark = done_mark(r, p);
                 if (mark) {
-                        _cleanup_free_ char *text =
-                                strprintf("%s %lld\n", r->st.instance_id, now_realtime_ms());
+                        _cleanup_free_ char *text = module_digest_format(
+                                &r->digests[p - r->mods], r->st.instance_id, now_realtime_ms());
                         /* Not synced one by one: a mark lost with the power
                          * reruns an idempotent module, and what counts is
                          * the name, which finish() makes durable with one
@@ -536,16 +570,38 @@ static int run_module(struct run *r, struct planned *p)
         return -1;
 }
 
+/* Which modules run, and why (module_decide()): each one's done-mark
+ * against its digest now. */
+static int decide_modules(struct run *r)
+{
+        r->digests = xcalloc(r->n_mods + 1, sizeof(*r->digests));
+        r->to_run = xcalloc(r->n_mods + 1, sizeof(*r->to_run));
+        for (size_t i = 0; i < r->n_mods; i++) {
+                const struct planned *p = &r->mods[i];
+                _cleanup_free_ char *mark = done_mark(r, p), *text = NULL, *why = NULL;
+                size_t len = 0;
+                int k = mark ? root_read_file(r->rootfd, in_root(r, mark), DONE_MARK_MAX, &text,
+                                              &len)
+                             : -ENOENT;
+                if (k < 0 && k != -ENOENT)
+                        return log_error_errno(k, "Failed to read the done-mark %s: %m", mark);
+                const struct module_status *old = run_status_find(&r->prev, p->bm->id);
+                bool failed_last = old && (old->state == MOD_FAILED || old->state == MOD_RUNNING);
+                k = module_decide(r->bundle, p, text, len, failed_last, &r->digests[i], &why);
+                if (k < 0)
+                        return log_error_errno(k, "Failed to compute module %s's digest: %m",
+                                               p->bm->id);
+                r->to_run[i] = k > 0;
+                free(r->mst[i]->why);
+                r->mst[i]->why = TAKE_PTR(why);
+        }
+        return 0;
+}
+
 static bool module_failed_or_skipped(struct run *r, const char *id)
 {
         struct module_status *m = run_status_find(&r->st, id);
         return m && (m->state == MOD_FAILED || m->state == MOD_SKIPPED);
-}
-
-static bool exists_in_root(const struct run *r, const char *path)
-{
-        _cleanup_close_ int fd = root_open(r->rootfd, in_root(r, path), O_PATH | O_NOFOLLOW, 0);
-        return fd >= 0;
 }
 
 static void run_modules(struct run *r)
@@ -570,7 +626,7 @@ static void run_modules(struct run *r)
                         save_status(r, false);
                         continue;
                 }
-                if (mark && exists_in_root(r, mark)) {
+                if (!r->to_run[i]) {
                         const struct module_status *old = run_status_find(&r->prev, p->bm->id);
                         r->mst[p - r->mods]->state = MOD_DONE;
                         if (old) {
@@ -580,11 +636,25 @@ static void run_modules(struct run *r)
                                 r->mst[p - r->mods]->duration_ms = old->duration_ms;
                         } else
                                 r->mst[p - r->mods]->exit_code = 0;
-                        log_event(LOG_DEBUG, NULL, p->bm->id, "module",
-                                  "Module %s already done (%s)", p->bm->id,
-                                  frequency_to_string(p->m->frequency));
+                        log_event(LOG_INFO, NULL, p->bm->id, "module", "Module %s not run: %s",
+                                  p->bm->id, r->mst[i]->why);
                         continue;
                 }
+                /* Until it succeeds again, no mark says it is done: a rerun
+                 * that fails leaves its work half done. */
+                int k = mark ? root_unlink(r->rootfd, in_root(r, mark)) : 0;
+                if (k < 0) {
+                        r->mst[i]->state = MOD_FAILED;
+                        r->mst[i]->ran = true;
+                        r->mst[i]->reason =
+                                strprintf("cannot remove its done-mark %s: %s", mark, strerror(-k));
+                        log_event(LOG_ERR, MSGID_MODULE_FAILED, p->bm->id, "module",
+                                  "Module %s failed: %s", p->bm->id, r->mst[i]->reason);
+                        save_status(r, false);
+                        continue;
+                }
+                log_event(LOG_INFO, NULL, p->bm->id, "module", "Module %s runs: %s", p->bm->id,
+                          r->mst[i]->why);
                 run_module(r, p);
         }
 }
@@ -703,6 +773,10 @@ static void phone_home(struct run *r)
 
 static void run_free(struct run *r)
 {
+        for (size_t i = 0; r->digests && i < r->n_mods; i++)
+                module_digest_free(&r->digests[i]);
+        free(r->digests);
+        free(r->to_run);
         planned_free(r->mods, r->n_mods);
         free(r->mst);
         bundle_free(r->bundle);
@@ -931,7 +1005,269 @@ static void usage(FILE *f)
                 "Exit status: 0 ready, 1 failed, 2 usage error.\n");
 }
 
+enum run_mode {
+        MODE_RUN,   /* firstboot run: the datasource's user-data, at boot */
+        MODE_APPLY, /* firstboot apply: a new bundle for this instance */
+        MODE_PLAN,  /* firstboot plan: what run or apply would do, doing nothing */
+};
+
+/* A bundle that apply refuses (it does not decode, verify or prepare)
+ * leaves a server an earlier run left ready as it is: status, marker and
+ * callback untouched. At boot, and on a server not ready, the run fails
+ * as it always has. */
+static int refuse(struct run *r, enum run_mode mode, const char *why)
+{
+        if (mode == MODE_APPLY && !r->running) {
+                log_event(LOG_ERR, NULL, NULL, "verify", "Bundle refused, nothing changed: %s",
+                          why);
+                return 1;
+        }
+        return finish(r, why);
+}
+
+/* Replay protection: the serial of the bundle last applied to this
+ * instance, and the sha256 of its bundle.yaml, in <instance>/serial. A
+ * lower serial (or none after one) is refused, and so is the same serial
+ * with other bytes. 0 accepted, >0 refused (*ret_why says why), <0 an
+ * error. */
+static int check_serial(struct run *r, char **ret_why)
+{
+        const struct archive_member *y = member_list_find(&r->bundle->members, BUNDLE_YAML);
+        _cleanup_free_ char *path = strprintf("%s/serial", r->inst_dir), *text = NULL;
+        long long last = -1, serial = r->bundle->serial;
+        char hash[65], last_hash[65] = "";
+        size_t len = 0;
+
+        sha256_hex(y->data, y->size, hash);
+        int k = root_read_file(r->rootfd, in_root(r, path), 4096, &text, &len);
+        if (k == -ENOENT)
+                return 0;
+        if (k < 0)
+                return log_error_errno(k, "Failed to read %s: %m", path);
+        if (sscanf(text, "none %64s", last_hash) == 1)
+                last = -1; /* a bundle without a serial */
+        else if (sscanf(text, "%lld %64s", &last, last_hash) != 2 || last < 0) {
+                log_warning("%s does not read back: taken as serial 0", path);
+                last = 0;
+        }
+        if (serial < 0 && last >= 0) {
+                *ret_why = strprintf("bundle %s has no serial, and serial %lld was applied to "
+                                     "this instance: refusing an outdated or replayed bundle",
+                                     r->bundle->name, last);
+                return 1;
+        }
+        if (serial >= 0 && serial < last) {
+                *ret_why = strprintf("bundle %s has serial %lld, lower than serial %lld applied "
+                                     "to this instance: refusing an outdated or replayed bundle",
+                                     r->bundle->name, serial, last);
+                return 1;
+        }
+        if (serial >= 0 && serial == last && *last_hash && !streq(hash, last_hash)) {
+                *ret_why = strprintf("bundle %s has serial %lld, which was applied to this "
+                                     "instance with other contents: raise the serial",
+                                     r->bundle->name, serial);
+                return 1;
+        }
+        return 0;
+}
+
+static int record_serial(struct run *r)
+{
+        const struct archive_member *y = member_list_find(&r->bundle->members, BUNDLE_YAML);
+        _cleanup_free_ char *path = strprintf("%s/serial", r->inst_dir);
+        char hash[65];
+
+        sha256_hex(y->data, y->size, hash);
+        _cleanup_free_ char *line = r->bundle->serial < 0
+                                            ? strprintf("none %s\n", hash)
+                                            : strprintf("%lld %s\n", r->bundle->serial, hash);
+        int k = root_write_file(r->rootfd, in_root(r, path), 0700, line, strlen(line), 0600,
+                                (uid_t)-1, (gid_t)-1, 0);
+        if (k < 0)
+                return log_error_errno(k, "Failed to write %s: %m", path);
+        return 0;
+}
+
+/* The files the bundle applied last (its bundle.yaml, unpacked in bdir)
+ * wrote that this one lists no more: left in place, and said. One that
+ * does not read back says nothing. */
+static void report_dropped_files(struct run *r, const char *bdir)
+{
+        _cleanup_free_ char *path = strprintf("%s/" BUNDLE_YAML, bdir), *text = NULL;
+        _cleanup_node_ struct node *doc = NULL;
+        struct diags ignore = {0};
+        size_t len = 0;
+
+        if (root_read_file(r->rootfd, in_root(r, path), 16 * 1024 * 1024, &text, &len) < 0 ||
+            yaml_parse(path, text, len, &doc, &ignore) < 0) {
+                diags_free(&ignore);
+                return;
+        }
+        const struct node *files = node_get(doc, "files");
+        for (size_t i = 0; files && files->kind == NODE_SEQ && i < files->n_items; i++) {
+                const char *p = node_get_str(files->items[i], "path");
+                const char *state = node_get_str(files->items[i], "state");
+                if (!p || streq_ptr(state, "absent") || bundle_find_file(r->bundle, p) ||
+                    strv_contains(r->st.dropped_files, p))
+                        continue;
+                strv_extend(&r->st.dropped_files, p);
+                log_event(LOG_NOTICE, NULL, NULL, "files",
+                          "%s is no longer in the bundle: left in place (list it with state: "
+                          "absent to remove it)",
+                          p);
+        }
+}
+
+static void apply_usage(FILE *f)
+{
+        fprintf(f, "Usage: firstboot apply --user-data FILE|- [OPTIONS]\n\n"
+                   "Applies a new bundle to this instance, as a boot with new user-data would:\n"
+                   "verified as firstboot.conf requires, its files written, and each module whose\n"
+                   "digest changed run again. See 'firstboot plan' for what it would do.\n\n"
+                   "  --user-data FILE|-    the bundle (- reads standard input)\n"
+                   "  --root DIR            work on the system under DIR (images, tests)\n"
+                   "  --config FILE         default " CONFIG_DEFAULT_PATH " (under the root)\n"
+                   "Exit status: 0 ready, 1 failed or refused, 2 usage error.\n");
+}
+
+static int run_main(int argc, char **argv, enum run_mode mode);
+
+int cmd_plan(int argc, char **argv)
+{
+        return run_main(argc, argv, MODE_PLAN);
+}
+
+static void plan_usage(FILE *f)
+{
+        fprintf(f,
+                "Usage: firstboot plan [OPTIONS]\n\n"
+                "Shows what 'firstboot run' (or 'apply --user-data') would change, doing\n"
+                "nothing: files new, changed (a unified diff when no secret is in them) or\n"
+                "unchanged, the modules that would run and why, what the bundle no longer has.\n\n"
+                "  --user-data FILE|-    a bundle for this instance (as apply takes it)\n"
+                "  --json                the plan as JSON\n"
+                "  --root, --config, --datasource, --seed, --metadata-url, --instance-id\n"
+                "                        as for 'firstboot run'\n"
+                "Exit status: 0 nothing to do, 2 changes pending, 1 error or refused.\n");
+}
+
+/* firstboot plan, once the options and the config are read: the bundle
+ * verified, its serial checked and its modules decided as a run would,
+ * with nothing written. */
+static int run_plan(struct run *r, const struct ds_options *dso, bool json)
+{
+        struct diags d = {0};
+        _cleanup_free_ char *err = NULL, *iid_path = NULL, *old_iid = NULL, *dirname = NULL;
+        _cleanup_free_ char *bdir = NULL, *last = NULL, *keys = NULL, *serial_why = NULL;
+        int k;
+
+        r->status_path = strprintf("%s/status.json", r->state_dir);
+        if (run_status_read(r->status_path, &r->prev, &d) < 0)
+                run_status_free(&r->prev);
+        diags_free(&d);
+        k = datasource_fetch(dso, &r->ds, &err);
+        if (k < 0) {
+                log_error("%s", err ? err : strerror(-k));
+                return 1;
+        }
+        if (!r->ds.user_data) {
+                log_error("%s returned no user-data", r->ds.source);
+                return 1;
+        }
+        r->st.instance_id = xstrdup(r->ds.instance_id);
+        iid_path = strprintf("%s/instance-id", r->state_dir);
+        dirname = instance_dir_name(r->st.instance_id);
+        r->inst_dir = strprintf("%s/instances/%s", r->state_dir, dirname);
+        if (read_line_file(iid_path, &old_iid) < 0 || !streq(old_iid, r->st.instance_id) ||
+            !streq_ptr(r->prev.instance_id, r->st.instance_id))
+                run_status_free(&r->prev);
+
+        enum userdata_kind kind;
+        struct member_list members = {0};
+        const char *origin = r->ds.user_data_origin ? r->ds.user_data_origin : "user-data";
+        keys = root_path(r->root, r->cfg.keys_dir);
+        if (userdata_decode(origin, r->ds.user_data, r->ds.user_data_len,
+                            (size_t)r->cfg.max_user_data, &kind, &members, &d) < 0 ||
+            bundle_parse(&members, NULL, &r->bundle, &d) < 0 ||
+            bundle_verify_signature(r->bundle, keys, r->cfg.require_signature, &d) < 0) {
+                diags_print(&d, stderr);
+                diags_free(&d);
+                return 1;
+        }
+        k = check_serial(r, &serial_why);
+        if (k != 0) {
+                if (serial_why)
+                        log_error("%s", serial_why);
+                return 1;
+        }
+        bdir = strprintf("%s/bundle", r->inst_dir);
+        struct prepare_options po = {
+                .root = r->root,
+                .modules_dir = r->cfg.modules_dir,
+                .unpack_dir = bdir,
+                .check_host = true,
+        };
+        if (prepare_modules(r->bundle, &po, &r->mods, &r->n_mods, &d) < 0) {
+                diags_print(&d, stderr);
+                diags_free(&d);
+                return 1;
+        }
+        for (size_t i = 0; i < r->n_mods; i++)
+                run_status_add(&r->st, r->mods[i].bm->id);
+        r->mst = xcalloc(r->n_mods + 1, sizeof(*r->mst));
+        for (size_t i = 0; i < r->n_mods; i++)
+                r->mst[i] = &r->st.modules[i];
+        if (decide_modules(r) < 0)
+                return 1;
+        _cleanup_free_ char **why = xcalloc(r->n_mods + 1, sizeof(*why));
+        for (size_t i = 0; i < r->n_mods; i++)
+                why[i] = r->mst[i]->why;
+
+        /* The serial and bundle.yaml last applied here. */
+        _cleanup_free_ char *spath = strprintf("%s/serial", r->inst_dir), *stext = NULL;
+        long long last_serial = -1;
+        char last_hash[65] = "", hash[65];
+        const struct archive_member *y = member_list_find(&r->bundle->members, BUNDLE_YAML);
+        sha256_hex(y->data, y->size, hash);
+        if (root_read_file(r->rootfd, in_root(r, spath), 4096, &stext, NULL) >= 0 &&
+            sscanf(stext, "none %64s", last_hash) != 1 &&
+            sscanf(stext, "%lld %64s", &last_serial, last_hash) != 2)
+                last_serial = -1;
+        last = strprintf("%s/" BUNDLE_YAML, bdir);
+        _cleanup_close_ int lfd = root_open(r->rootfd, in_root(r, last), O_PATH | O_NOFOLLOW, 0);
+        struct change_input ci = {
+                .rootfd = r->rootfd,
+                .b = r->bundle,
+                .mods = r->mods,
+                .n_mods = r->n_mods,
+                .to_run = r->to_run,
+                .why = why,
+                .hostname = r->bundle->hostname ? r->bundle->hostname : r->ds.hostname,
+                .last_bundle = lfd >= 0 ? in_root(r, last) : NULL,
+                .instance_id = r->st.instance_id,
+                .last_serial = last_serial,
+                .same_bundle = streq(hash, last_hash),
+                .json = json,
+        };
+        k = change_show(&ci);
+        if (k < 0) {
+                log_error_errno(k, "Failed to show the plan: %m");
+                return 1;
+        }
+        return k;
+}
+
 int cmd_run(int argc, char **argv)
+{
+        return run_main(argc, argv, MODE_RUN);
+}
+
+int cmd_apply(int argc, char **argv)
+{
+        return run_main(argc, argv, MODE_APPLY);
+}
+
+static int run_main(int argc, char **argv, enum run_mode mode)
 {
         static const struct option opts[] = {
                 {"root", required_argument, NULL, 'r'},
@@ -941,9 +1277,14 @@ int cmd_run(int argc, char **argv)
                 {"seed", required_argument, NULL, 's'},
                 {"metadata-url", required_argument, NULL, 'm'},
                 {"instance-id", required_argument, NULL, 'i'},
+                {"json", no_argument, NULL, 'j'},
                 {"help", no_argument, NULL, 'h'},
                 {0},
         };
+        void (*show_usage)(FILE *) = mode == MODE_APPLY  ? apply_usage
+                                     : mode == MODE_PLAN ? plan_usage
+                                                         : usage;
+        bool json = false;
         const char *config = NULL, *datasource = NULL, *user_data = NULL, *seed = NULL,
                    *metadata_url = NULL, *instance_id = NULL;
         struct run r = {0};
@@ -978,14 +1319,29 @@ int cmd_run(int argc, char **argv)
                 case 'i':
                         instance_id = optarg;
                         break;
+                case 'j':
+                        if (mode != MODE_PLAN) {
+                                show_usage(stderr);
+                                return 2;
+                        }
+                        json = true;
+                        break;
                 case 'h':
-                        usage(stdout);
+                        show_usage(stdout);
                         return 0;
                 default:
-                        usage(stderr);
+                        show_usage(stderr);
                         return 2;
                 }
         }
+        if (mode == MODE_APPLY && (!user_data || datasource || seed || metadata_url)) {
+                fprintf(stderr, "firstboot apply: %s\n",
+                        user_data ? "takes its bundle from --user-data only"
+                                  : "--user-data FILE|- is required");
+                return 2;
+        }
+        if (user_data && streq(user_data, "-"))
+                user_data = "/dev/stdin";
         if (optind < argc) {
                 fprintf(stderr, "firstboot run: unexpected argument '%s'\n", argv[optind]);
                 return 2;
@@ -1022,6 +1378,35 @@ int cmd_run(int argc, char **argv)
         }
         r.state_dir = root_path(r.root, r.cfg.state_dir);
         r.log_dir = root_path(r.root, r.cfg.log_dir);
+        /* apply and plan work on this instance: the one the state names. */
+        _cleanup_free_ char *this_instance = NULL;
+        if (mode != MODE_RUN && user_data && !instance_id) {
+                _cleanup_free_ char *p = strprintf("%s/instance-id", r.state_dir);
+                if (read_line_file(p, &this_instance) >= 0 && *this_instance)
+                        instance_id = this_instance;
+                else if (mode == MODE_APPLY) {
+                        log_error("Nothing was provisioned here yet (no %s): use firstboot run", p);
+                        run_free(&r);
+                        return 1;
+                }
+        }
+        if (mode == MODE_PLAN) {
+                struct ds_options pdo = {
+                        .root = r.root,
+                        .name = datasource ? datasource : r.cfg.datasource,
+                        .user_data_file = user_data,
+                        .seed = seed,
+                        .metadata_url = metadata_url ? metadata_url : r.cfg.metadata_url,
+                        .instance_id = instance_id,
+                        .timeout_ms = r.cfg.http_timeout_ms,
+                        .attempts = (unsigned)r.cfg.http_attempts,
+                        .backoff_ms = 500,
+                        .max_user_data = (size_t)r.cfg.max_user_data,
+                };
+                ret = run_plan(&r, &pdo, json);
+                run_free(&r);
+                return ret;
+        }
         k = make_dir(&r, &r.state_dir);
         if (k < 0) {
                 log_error_errno(k, "Failed to create %s: %m", r.state_dir);
@@ -1191,7 +1576,7 @@ int cmd_run(int argc, char **argv)
             bundle_parse(&members, NULL, &r.bundle, &d) < 0) {
                 log_diags(&d, "decode");
                 _cleanup_free_ char *e = diags_summary(&d);
-                ret = finish(&r, e);
+                ret = refuse(&r, mode, e);
                 diags_free(&d);
                 run_free(&r);
                 return ret;
@@ -1200,7 +1585,7 @@ int cmd_run(int argc, char **argv)
         if (bundle_verify_signature(r.bundle, keys, r.cfg.require_signature, &d) < 0) {
                 log_diags(&d, "verify");
                 _cleanup_free_ char *e = diags_summary(&d);
-                ret = finish(&r, e);
+                ret = refuse(&r, mode, e);
                 diags_free(&d);
                 run_free(&r);
                 return ret;
@@ -1208,6 +1593,27 @@ int cmd_run(int argc, char **argv)
         if (r.bundle->signed_by)
                 log_event(LOG_INFO, NULL, NULL, "verify", "bundle.yaml signed by %s",
                           r.bundle->signed_by);
+        {
+                _cleanup_free_ char *why = NULL;
+                k = check_serial(&r, &why);
+                if (k > 0) {
+                        log_event(LOG_ERR, NULL, NULL, "verify", "%s",
+                                  why ? why : "bundle refused");
+                        /* Nothing of it is written. At boot the datasource may
+                         * still offer the bundle a later apply replaced: the
+                         * server stays as that left it. */
+                        if (!r.running) {
+                                ret = mode == MODE_RUN && r.prev.state == RUN_READY ? 0 : 1;
+                                run_free(&r);
+                                return ret;
+                        }
+                }
+                if (k != 0) {
+                        ret = finish(&r, why ? why : "cannot check the bundle's serial");
+                        run_free(&r);
+                        return ret;
+                }
+        }
         r.st.bundle = xstrdup(r.bundle->name);
         r.st.hostname = strdup_null(r.bundle->hostname ? r.bundle->hostname : r.ds.hostname);
         if (r.bundle->ready_marker) {
@@ -1236,7 +1642,7 @@ int cmd_run(int argc, char **argv)
         if (prepare_modules(r.bundle, &po, &r.mods, &r.n_mods, &d) < 0) {
                 log_diags(&d, "plan");
                 _cleanup_free_ char *e = diags_summary(&d);
-                ret = finish(&r, e);
+                ret = refuse(&r, mode, e);
                 diags_free(&d);
                 run_free(&r);
                 return ret;
@@ -1251,17 +1657,26 @@ int cmd_run(int argc, char **argv)
         save_status(&r, false);
         /* A run that runs modules again (day 2, a module that failed or
          * runs always) takes the marker away until it is ready again. */
-        bool will_run = false;
-        for (size_t i = 0; i < r.n_mods && !will_run; i++) {
-                _cleanup_free_ char *mark = done_mark(&r, &r.mods[i]);
-                will_run = !mark || !path_exists(mark);
+        if (decide_modules(&r) < 0) {
+                ret = finish(&r, "cannot read the modules' done-marks");
+                run_free(&r);
+                return ret;
         }
+        bool will_run = false;
+        for (size_t i = 0; i < r.n_mods; i++)
+                will_run = will_run || r.to_run[i];
         if (will_run && (k = mark_running(&r)) < 0) {
                 ret = finish(&r, "cannot remove the ready marker before running modules");
                 run_free(&r);
                 return ret;
         }
 
+        report_dropped_files(&r, bdir);
+        if (record_serial(&r) < 0) {
+                ret = finish(&r, "cannot record the bundle's serial");
+                run_free(&r);
+                return ret;
+        }
         k = bundle_unpack(r.bundle, r.rootfd, in_root(&r, bdir));
         if (k < 0) {
                 log_error_errno(k, "Failed to unpack the bundle into %s: %m", bdir);

@@ -86,6 +86,7 @@ struct node *run_status_to_node(const struct run_status *s)
                 node_set_int(e, "duration_ms", m->duration_ms);
                 node_set_bool(e, "ran", m->ran);
                 set_opt_str(e, "reason", m->reason);
+                set_opt_str(e, "why", m->why);
                 node_append(mods, NULL, e);
         }
         struct node *c = node_new(NODE_MAP);
@@ -94,6 +95,14 @@ struct node *run_status_to_node(const struct run_status *s)
         for (size_t i = 0; i < ARRAY_SIZE(module_states); i++)
                 node_set_int(c, module_states[i], counts[i]);
         node_set(n, "counts", c);
+        if (s->dropped_files) {
+                struct node *df = node_new(NODE_SEQ);
+                if (!df)
+                        abort();
+                for (size_t i = 0; s->dropped_files[i]; i++)
+                        node_append(df, NULL, node_new_scalar(SCALAR_STR, s->dropped_files[i]));
+                node_set(n, "dropped_files", df);
+        }
         node_set(n, "modules", mods);
         node_set_str(ph, "state", s->phone_home ? s->phone_home : "none");
         node_set_int(ph, "attempts", s->phone_home_attempts);
@@ -200,7 +209,12 @@ int run_status_read(const char *path, struct run_status *ret, struct diags *d)
                 node_as_bool(node_get(e, "ran"), &ran);
                 m->ran = ran;
                 m->reason = get_str(e, "reason");
+                m->why = get_str(e, "why");
         }
+        const struct node *df = node_get(n, "dropped_files");
+        for (size_t i = 0; df && df->kind == NODE_SEQ && i < df->n_items; i++)
+                if (df->items[i]->kind == NODE_SCALAR)
+                        strv_extend(&s.dropped_files, df->items[i]->value);
         const struct node *ph = node_get(n, "phone_home");
         s.phone_home = get_str(ph, "state");
         s.phone_home_attempts = (unsigned)get_int(ph, "attempts");
@@ -217,6 +231,7 @@ void run_status_free(struct run_status *s)
                 free(s->modules[i].id);
                 free(s->modules[i].frequency);
                 free(s->modules[i].reason);
+                free(s->modules[i].why);
         }
         free(s->modules);
         free(s->instance_id);
@@ -228,5 +243,6 @@ void run_status_free(struct run_status *s)
         free(s->ready_marker);
         free(s->phone_home);
         free(s->phone_home_error);
+        strv_free(s->dropped_files);
         *s = (struct run_status){0};
 }

@@ -30,6 +30,7 @@ struct module_status {
         long long duration_ms; /* all attempts, backoff included */
         char *reason;          /* why it failed or was skipped */
         bool ran;              /* executed by this run (not done earlier) */
+        char *why;             /* why it ran or not: "first run", "inputs changed: port", ... */
 };
 
 struct run_status {
@@ -47,6 +48,7 @@ struct run_status {
         unsigned phone_home_attempts;
         char *phone_home_error;
         unsigned progress_sent, progress_dropped; /* module events to the controller */
+        char **dropped_files; /* files the last bundle wrote that this one no longer lists */
 };
 
 const char *module_state_to_string(enum module_state s);

@@ -200,7 +200,14 @@ static int load_site(struct env *e, const struct opts *o, const char *host, cons
 static int render_site(struct env *e, const struct opts *o, const struct site *s,
                        struct member_list *ret)
 {
-        struct render_options ro = {.state_dir = e->state_dir, .quiet = o->quiet};
+        /* A fleet's hosts render in parallel processes, each with its own
+         * copy of the state: their serials are not kept (yet). */
+        bool fleet_host = s->secret_pfx && *s->secret_pfx;
+        struct render_options ro = {
+                .state_dir = e->state_dir,
+                .quiet = o->quiet,
+                .state = fleet_host ? NULL : e->sec,
+        };
         struct diags d = {0};
         int r = render_bundle(s, &ro, ret, &d);
         diags_print(&d, stderr);

@@ -196,6 +196,28 @@ int render_bundle(const struct site *s, const struct render_options *o, struct m
         node_set(doc, "checksums", sums);
         _cleanup_free_ char *yaml = NULL;
         r = yaml_format(doc, &yaml);
+        /* The serial: the same as last time when nothing else changed
+         * (bundle.yaml covers every member by its sha256), else the next. */
+        if (r >= 0 && o->state) {
+                char digest[65];
+                long long serial = 0;
+                _cleanup_free_ char *key =
+                        strprintf("%s%s", s->secret_pfx ? s->secret_pfx : "", "bundle");
+                sha256_hex(yaml, strlen(yaml), digest);
+                r = secrets_serial(o->state, key, digest, &serial);
+                if (r < 0) {
+                        diags_add(d, s->path, 0, 0,
+                                  "cannot keep the bundle's serial in the state: %s",
+                                  r == -EBADMSG ? "its serials entry is not one imagegen wrote"
+                                                : strerror(-r));
+                        member_list_free(&l);
+                        return -EBADMSG;
+                }
+                node_set_int(doc, "serial", serial);
+                free(yaml);
+                yaml = NULL;
+                r = yaml_format(doc, &yaml);
+        }
         if (r < 0) {
                 member_list_free(&l);
                 return r;

@@ -13,6 +13,10 @@
 struct render_options {
         const char *state_dir; /* SITE_DIR/.imagegen: pki/ lives there */
         bool quiet;            /* no notes on stderr (TLS reused/renewed, ...) */
+        /* The site's state: bundle.yaml's serial is kept there, raised
+         * when what is rendered changed (replay protection on the agent).
+         * NULL: no serial. */
+        struct secrets *state;
 };
 
 int render_bundle(const struct site *s, const struct render_options *o, struct member_list *ret,

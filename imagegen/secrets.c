@@ -2,6 +2,7 @@
 #include "secrets.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <libgen.h>
 #include <sys/stat.h>
 
@@ -214,6 +215,39 @@ const char *secrets_get(struct secrets *s, const char *name, enum secret_kind ki
 bool secrets_dirty(const struct secrets *s)
 {
         return s->dirty;
+}
+
+int secrets_serial(struct secrets *s, const char *key, const char *digest, long long *ret)
+{
+        struct node *all = node_get(s->doc, "serials");
+        long long serial = 0;
+
+        if (!all) {
+                all = node_new(NODE_MAP);
+                if (!all || node_set(s->doc, "serials", all) < 0)
+                        return -ENOMEM;
+        }
+        if (all->kind != NODE_MAP)
+                return -EBADMSG;
+        const struct node *e = node_get(all, key);
+        if (e) {
+                if (e->kind != NODE_MAP || node_as_int(node_get(e, "serial"), &serial) < 0 ||
+                    serial < 0 || !node_get_str(e, "sha256"))
+                        return -EBADMSG;
+                if (streq(node_get_str(e, "sha256"), digest)) {
+                        *ret = serial;
+                        return 0;
+                }
+        }
+        if (serial == LLONG_MAX)
+                return -EOVERFLOW;
+        struct node *n = node_new(NODE_MAP);
+        if (!n || node_set_int(n, "serial", serial + 1) < 0 ||
+            node_set_str(n, "sha256", digest) < 0 || node_set(all, key, n) < 0)
+                return -ENOMEM;
+        s->dirty = true;
+        *ret = serial + 1;
+        return 0;
 }
 
 int secrets_save(struct secrets *s, char **err)

@@ -30,6 +30,13 @@ int secrets_load(const char *path, struct secrets **ret, char **err);
  * store. NULL only when the generator or memory fails. */
 const char *secrets_get(struct secrets *s, const char *name, enum secret_kind kind);
 
+/* The bundle serial for key (the site, or "<hostname>/" of a fleet's
+ * host), kept with the sha256 of what it was rendered from in the state
+ * file's "serials" object: the same digest keeps the serial, another one
+ * (or none recorded) takes the next (the first is 1) and marks the store
+ * to be saved. -ENOMEM, or -EBADMSG when the recorded entry is not one. */
+int secrets_serial(struct secrets *s, const char *key, const char *digest, long long *ret);
+
 /* Whether secrets_save() has something to write. */
 bool secrets_dirty(const struct secrets *s);
 

@@ -219,7 +219,7 @@ TEST(required_fields_and_top_level_errors)
         CHECK_STREQ(b, "manifest.yml:4:1: unknown key 'colour' in the manifest (expected one of: "
                        "id, name, version, description, category, author, os_requirements, "
                        "resource_requirements, inputs, install_script, timeout_seconds, "
-                       "idempotent, after, requires, frequency)");
+                       "idempotent, after, requires, frequency, watches)");
         _cleanup_free_ char *c = errors("- a\n- b\n");
         CHECK_STREQ(c, "manifest.yml:1:1: a module manifest must be a mapping, not a sequence");
         _cleanup_free_ char *f = errors("id: m\nname: \"\"\nversion: 1\n");
@@ -299,6 +299,33 @@ TEST(after_and_requires)
                        "module id\n"
                        "manifest.yml:4:24: 'requires' lists 'ok' twice\n"
                        "manifest.yml:4:28: module 'm' cannot be in its own 'requires'");
+}
+
+TEST(watches)
+{
+        struct manifest *m = parse(HEAD "watches: [/etc/a.conf, \"/opt/b c\"]\n", NULL);
+        REQUIRE(m);
+        CHECK_INTEQ(m->n_watches, 2);
+        CHECK_STREQ(m->watches[0].path, "/etc/a.conf");
+        CHECK_INTEQ(m->watches[0].line, 4);
+        CHECK_INTEQ(m->watches[0].column, 11);
+        CHECK_STREQ(m->watches[1].path, "/opt/b c");
+        manifest_free(m);
+        _cleanup_free_ char *a = errors(HEAD "watches: /etc/a\n");
+        CHECK_STREQ(a, "manifest.yml:4:10: 'watches' must be a sequence of absolute paths, not a "
+                       "string");
+        _cleanup_free_ char *b =
+                errors(HEAD "watches: [etc/a, /etc/../x, /a, /a, {x: 1}, \"/a\\nb\", /etc/]\n");
+        CHECK_STREQ(b, "manifest.yml:4:11: 'watches' lists \"etc/a\", which is not an absolute "
+                       "path without '.' or '..' components\n"
+                       "manifest.yml:4:18: 'watches' lists \"/etc/../x\", which is not an "
+                       "absolute path without '.' or '..' components\n"
+                       "manifest.yml:4:33: 'watches' lists '/a' twice\n"
+                       "manifest.yml:4:37: 'watches' must list absolute paths, not a mapping\n"
+                       "manifest.yml:4:45: 'watches' lists \"/a\\nb\", which is not an absolute "
+                       "path without '.' or '..' components\n"
+                       "manifest.yml:4:54: 'watches' lists \"/etc/\", which is not an absolute "
+                       "path without '.' or '..' components");
 }
 
 TEST(input_errors)
