@@ -10,3 +10,4 @@ int cmd_logs(int argc, char **argv);
 int cmd_clean(int argc, char **argv);
 int cmd_validate(int argc, char **argv);
 int cmd_query(int argc, char **argv);
+int cmd_agent(int argc, char **argv);
