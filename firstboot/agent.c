@@ -41,6 +41,7 @@
 #define RETRY_BACKOFF_CAP 300000
 
 static volatile sig_atomic_t got_term, got_hup;
+static bool fatal;              /* an error no reconnect mends: exit 1, for Restart=on-failure */
 static atomic_llong term_at_ms; /* monotonic, when SIGTERM came; 0 before */
 
 static void on_signal(int sig)
@@ -101,6 +102,7 @@ static struct redis *conn(struct agent *a)
         if (k < 0 && k != -ECANCELED) {
                 log_error_errno(k, "Cannot connect to Redis at %s:%d: %m", a->url.host,
                                 a->url.port);
+                fatal = true;
                 got_term = 1;
         }
         if (k >= 0)
@@ -792,6 +794,10 @@ int cmd_agent(int argc, char **argv)
         }
         if (conn(&a))
                 recover(&a);
+        if (fatal) {
+                agent_free(&a);
+                return 1;
+        }
         log_info("Agent %s waiting for jobs on %s", a.agent_id, a.k_jobs);
         notify_ready();
         {
@@ -827,7 +833,7 @@ int cmd_agent(int argc, char **argv)
                                     a.k_processing);
                 notify_status("Waiting for jobs");
         }
-        log_info("Agent %s stopped", a.agent_id);
+        log_info("Agent %s stopped%s", a.agent_id, fatal ? " on an error" : "");
         agent_free(&a);
-        return 0;
+        return fatal ? 1 : 0;
 }
