@@ -54,13 +54,15 @@ static const struct field fields[] = {
 
 /* The keys of the `jobs:` mapping, the same way (config field jobs_<key>). */
 static const struct field jobs_fields[] = {
-        {"redis_url", offsetof(struct config, jobs_redis_url), STR, 0, 0},
-        {"agent_id", offsetof(struct config, jobs_agent_id), STR, 0, 0},
-        {"secret_file", offsetof(struct config, jobs_secret_file), STR, 0, 0},
-        {"max_job_bytes", offsetof(struct config, jobs_max_job_bytes), NUM, 1024, 16 << 20},
-        {"max_skew_s", offsetof(struct config, jobs_max_skew_s), NUM, 1, 86400},
-        {"result_ttl_s", offsetof(struct config, jobs_result_ttl_s), NUM, 60, 31536000},
-        {"stop_timeout_s", offsetof(struct config, jobs_stop_timeout_s), NUM, 1, 86400},
+#define J(k, type, lo, hi)                                                                         \
+        {                                                                                          \
+#k, offsetof(struct config, jobs_##k), type, lo, hi                                \
+        }
+        J(redis_url, STR, 0, 0),          J(agent_id, STR, 0, 0),
+        J(secret_file, STR, 0, 0),        J(max_job_bytes, NUM, 1024, 16777216),
+        J(max_skew_s, NUM, 1, 86400),     J(result_ttl_s, NUM, 60, 31536000),
+        J(stop_timeout_s, NUM, 1, 86400),
+#undef J
 };
 
 static void set_defaults(struct config *c)

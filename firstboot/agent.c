@@ -10,6 +10,7 @@
  * processing. */
 #include "commands.h"
 #include "config.h"
+#include "events.h"
 #include "fs.h"
 #include "job.h"
 #include "jobs.h"
@@ -27,12 +28,6 @@
 #include <stdatomic.h>
 #include <sys/file.h>
 #include <sys/stat.h>
-
-/* Journal MESSAGE_IDs of the agent's events (units/firstboot.catalog). */
-#define MSGID_JOB_STARTED  "8e5b0c1f4f9a4d2c9a3c1b7d2e6f4a10"
-#define MSGID_JOB_FINISHED "5a1d7e3c2b8f4e6a9c0d1e2f3a4b5c61"
-#define MSGID_JOB_FAILED   "c3e9a1b7d5f24c6e8a0b2d4f6e8a0c12"
-#define MSGID_JOB_REJECTED "7f2e4d6c8b0a4e1c9d3f5a7b9c1e3d23"
 
 #define BLOCK_S           1    /* BLMOVE's timeout: SIGTERM is seen within it */
 #define REPLY_SLACK_MS    5000 /* over that, a blocking reply is a dead connection */
