@@ -63,6 +63,14 @@ sleep 1
 echo done
 EOF
 
+module mid <<EOF
+#!/bin/sh
+echo started >"$T/mid.started"
+i=0
+while [ ! -e "$T/mid.go" ] && [ \$i -lt 300 ]; do sleep 0.1; i=\$((i + 1)); done
+echo finished
+EOF
+
 free_port() {
 	local p i
 	for ((i = 0; i < 50; i++)); do
@@ -78,9 +86,12 @@ PORT=$(free_port) || {
 	echo "not ok - no free port"
 	exit 1
 }
-redis-server --port "$PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$T/redis" >"$T/redis.log" 2>&1 &
-REDIS_PID=$!
-_pids+=("$REDIS_PID")
+start_redis() {
+	redis-server --port "$PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$T/redis" >>"$T/redis.log" 2>&1 &
+	REDIS_PID=$!
+	_pids+=("$REDIS_PID")
+}
+start_redis
 rcli() { redis-cli -h 127.0.0.1 -p "$PORT" "$@"; }
 rping() { [ "$(rcli ping)" = PONG ]; }
 if ! wait_for 10 rping; then
@@ -245,6 +256,24 @@ start_agent
 push_elem
 replays() { [ "$(grep -c "Job $id rejected (replay)" "$T/agent.log")" -ge "$1" ]; }
 if wait_for 10 replays 2; then t_pass; else t_fail "not refused after a restart"; fi
+
+# ---- Redis restarted in the middle of a job ----
+
+t_case "Redis restarted during a job: the result arrives after the reconnect"
+"$IMAGEGEN" job submit --redis "$URL" --agent "$AGENT_ID" --secret-file "$T/secret" mid >"$T/mid.id"
+id=$(cat "$T/mid.id")
+if wait_for 10 test -e "$T/mid.started"; then
+	kill "$REDIS_PID"
+	wait_for 10 proc_gone "$REDIS_PID"
+	wait "$REDIS_PID" 2>/dev/null
+	touch "$T/mid.go"
+	sleep 0.5 # the job ends while Redis is down
+	start_redis
+	if wait_for 10 rping && wait_for 20 has_result "$id" &&
+		[ "$(result_field "$id" 'j["status"], j["log_tail"]')" = "('succeeded', ['finished'])" ] && serves; then
+		t_pass
+	else t_fail "$(cat "$T/result.json")"; fi
+else t_fail "the job did not start"; fi
 
 # ---- the agent killed in the middle of a job ----
 
