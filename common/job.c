@@ -270,6 +270,7 @@ int job_verify(const char *buf, size_t len, const struct job_verify_options *o, 
                               "allowed",
                               j->issued_at > o->now ? j->issued_at - o->now : o->now - j->issued_at,
                               o->max_skew_s);
+        job_refusal_info_done(info);
         *ret = TAKE_PTR(j);
         return 0;
 }
