@@ -61,7 +61,8 @@ static const struct field jobs_fields[] = {
         J(redis_url, STR, 0, 0),          J(agent_id, STR, 0, 0),
         J(secret_file, STR, 0, 0),        J(max_job_bytes, NUM, 1024, 16777216),
         J(max_skew_s, NUM, 1, 86400),     J(result_ttl_s, NUM, 60, 31536000),
-        J(stop_timeout_s, NUM, 1, 86400),
+        J(stop_timeout_s, NUM, 1, 86400), J(heartbeat_s, NUM, 1, 3600),
+        J(metrics_file, STR, 0, 0),
 #undef J
 };
 
@@ -95,6 +96,7 @@ static void set_defaults(struct config *c)
                 .jobs_max_skew_s = 300,
                 .jobs_result_ttl_s = 7 * 86400,
                 .jobs_stop_timeout_s = 60,
+                .jobs_heartbeat_s = 10,
         };
 }
 
@@ -181,6 +183,8 @@ int config_load(const char *path, bool must_exist, struct config *ret, struct di
         for (size_t i = 0; i < ARRAY_SIZE(paths); i++)
                 if (paths[i][0] != '/')
                         diags_add(d, path, 0, 0, "paths must be absolute: \"%s\"", paths[i]);
+        if (c.jobs_metrics_file && c.jobs_metrics_file[0] != '/')
+                diags_add(d, path, 0, 0, "paths must be absolute: \"%s\"", c.jobs_metrics_file);
         if (d->n > before) {
                 config_free(&c);
                 return -EBADMSG;

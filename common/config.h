@@ -39,6 +39,8 @@ struct config {
         long long jobs_max_skew_s;
         long long jobs_result_ttl_s;   /* of job:{id}:result */
         long long jobs_stop_timeout_s; /* SIGTERM: how long the current job may still run */
+        long long jobs_heartbeat_s;    /* agent:{id}:heartbeat, kept for 3 times that */
+        char *jobs_metrics_file;       /* Prometheus text format; none: not written */
 };
 
 #define CONFIG_DEFAULT_PATH "/etc/firstboot/firstboot.conf"

@@ -53,6 +53,27 @@ static void on_signal(int sig)
         got_term = 1;
 }
 
+/* The Prometheus text format (exposition_formats.md) for node_exporter's
+ * textfile collector: counters since the agent started. */
+static const double duration_buckets[] = {0.1, 0.5, 1, 5, 10, 30, 60, 300, 600, 1800, 3600};
+#define N_BUCKETS (sizeof(duration_buckets) / sizeof(duration_buckets[0]))
+
+struct job_count {
+        char *app_id, *status;
+        long long n;
+};
+
+struct metrics {
+        struct job_count *jobs;
+        size_t n_jobs;
+        long long rejected[JOB_REFUSAL_MAX];
+        long long buckets[N_BUCKETS]; /* cumulative when written */
+        long long duration_count;
+        double duration_sum;
+        long long wait_count;
+        double wait_sum;
+};
+
 struct agent {
         const char *root;
         int rootfd;
@@ -67,6 +88,13 @@ struct agent {
         char *instance_id;
         /* the job running now, for the stop watchdog */
         atomic_bool job_running;
+        atomic_bool quit; /* the threads end */
+        /* What the heartbeat says (under lock): the job running, the last one. */
+        pthread_mutex_t lock;
+        char current_job[JOB_ID_LEN + 1], last_job[JOB_ID_LEN + 1];
+        char current_app[MANIFEST_ID_MAX + 1], last_status[16];
+        long long jobs_done;
+        struct metrics metrics;
 };
 
 static const char *in_root(const struct agent *a, const char *path)
@@ -208,9 +236,150 @@ static void log_job(int prio, const char *msgid, const char *job_id, const char 
         va_end(ap);
 }
 
+static void metrics_write(struct agent *a)
+{
+        const struct metrics *m = &a->metrics;
+        struct buf b = {0};
+
+        if (!a->cfg.jobs_metrics_file)
+                return;
+        buf_puts(&b, "# HELP firstboot_agent_jobs_total Jobs run by firstboot agent, by module and "
+                     "final status.\n# TYPE firstboot_agent_jobs_total counter\n");
+        for (size_t i = 0; i < m->n_jobs; i++)
+                buf_printf(&b, "firstboot_agent_jobs_total{app_id=\"%s\",status=\"%s\"} %lld\n",
+                           m->jobs[i].app_id, m->jobs[i].status, m->jobs[i].n);
+        buf_puts(&b, "# HELP firstboot_agent_job_rejections_total Jobs refused, by reason.\n"
+                     "# TYPE firstboot_agent_job_rejections_total counter\n");
+        for (int r = 1; r < JOB_REFUSAL_MAX; r++)
+                buf_printf(&b, "firstboot_agent_job_rejections_total{reason=\"%s\"} %lld\n",
+                           job_refusal_to_string(r), m->rejected[r]);
+        buf_puts(&b, "# HELP firstboot_agent_job_duration_seconds How long jobs ran.\n"
+                     "# TYPE firstboot_agent_job_duration_seconds histogram\n");
+        for (size_t i = 0; i < N_BUCKETS; i++)
+                buf_printf(&b, "firstboot_agent_job_duration_seconds_bucket{le=\"%g\"} %lld\n",
+                           duration_buckets[i], m->buckets[i]);
+        buf_printf(&b,
+                   "firstboot_agent_job_duration_seconds_bucket{le=\"+Inf\"} %lld\n"
+                   "firstboot_agent_job_duration_seconds_sum %.3f\n"
+                   "firstboot_agent_job_duration_seconds_count %lld\n",
+                   m->duration_count, m->duration_sum, m->duration_count);
+        buf_printf(&b,
+                   "# HELP firstboot_agent_job_queue_wait_seconds From taking a job to starting "
+                   "it.\n# TYPE firstboot_agent_job_queue_wait_seconds summary\n"
+                   "firstboot_agent_job_queue_wait_seconds_sum %.3f\n"
+                   "firstboot_agent_job_queue_wait_seconds_count %lld\n",
+                   m->wait_sum, m->wait_count);
+        _cleanup_free_ char *path = root_path(a->root, a->cfg.jobs_metrics_file);
+        int k = root_write_file(a->rootfd, a->cfg.jobs_metrics_file, 0755, b.data, b.len, 0644,
+                                (uid_t)-1, (gid_t)-1, WRITE_NOSYNC);
+        if (k < 0)
+                log_warning_errno(k, "Cannot write the metrics to %s: %m", path);
+        buf_free(&b);
+}
+
+static void metrics_job(struct agent *a, const char *job_id, const char *app_id, const char *status,
+                        long long duration_ms, long long wait_ms)
+{
+        struct metrics *m = &a->metrics;
+        struct job_count *c = NULL;
+        app_id = app_id ? app_id : "";
+        for (size_t i = 0; i < m->n_jobs && !c; i++)
+                if (streq(m->jobs[i].app_id, app_id) && streq(m->jobs[i].status, status))
+                        c = &m->jobs[i];
+        if (!c) {
+                m->jobs = xrealloc(m->jobs, (m->n_jobs + 1) * sizeof(*m->jobs));
+                c = &m->jobs[m->n_jobs++];
+                *c = (struct job_count){.app_id = xstrdup(app_id), .status = xstrdup(status)};
+        }
+        c->n++;
+        if (duration_ms >= 0) {
+                double s = (double)duration_ms / 1000;
+                for (size_t i = 0; i < N_BUCKETS; i++)
+                        if (s <= duration_buckets[i])
+                                m->buckets[i]++;
+                m->duration_count++;
+                m->duration_sum += s;
+                m->wait_count++;
+                m->wait_sum += (double)wait_ms / 1000;
+        }
+        pthread_mutex_lock(&a->lock);
+        snprintf(a->last_job, sizeof(a->last_job), "%s", job_id);
+        snprintf(a->last_status, sizeof(a->last_status), "%s", status);
+        a->jobs_done++;
+        pthread_mutex_unlock(&a->lock);
+        metrics_write(a);
+}
+
+static void metrics_free(struct metrics *m)
+{
+        for (size_t i = 0; i < m->n_jobs; i++) {
+                free(m->jobs[i].app_id);
+                free(m->jobs[i].status);
+        }
+        free(m->jobs);
+}
+
+/* SET agent:{id}:heartbeat every jobs.heartbeat_s, with an expiry of
+ * three times that, on a connection of its own (hiredis contexts are not
+ * shared between threads): the panel sees a dead agent by the key's
+ * absence. Deleted when the agent stops. */
+static void *heartbeat(void *userdata)
+{
+        struct agent *a = userdata;
+        _cleanup_free_ char *key = strprintf("agent:%s:heartbeat", a->agent_id);
+        _cleanup_free_ char *ttl = strprintf("%lld", 3 * a->cfg.jobs_heartbeat_s);
+        struct redis *r = NULL;
+        long long next = 0;
+
+        while (!atomic_load(&a->quit)) {
+                if (now_ms() < next) {
+                        sleep_ms(100);
+                        continue;
+                }
+                next = now_ms() + a->cfg.jobs_heartbeat_s * 1000;
+                _cleanup_free_ char *err = NULL, *text = NULL;
+                _cleanup_redis_reply_ struct redis_reply *rep = NULL;
+                if (!r && redis_connect(&a->url, REPLY_SLACK_MS, &r, &err) < 0)
+                        continue;
+                _cleanup_node_ struct node *n = node_new(NODE_MAP);
+                node_set_str(n, "agent_id", a->agent_id);
+                node_set_str(n, "version", FIRSTBOOT_VERSION);
+                node_set_int(n, "time", now_realtime_ms() / 1000);
+                pthread_mutex_lock(&a->lock);
+                if (*a->current_job) {
+                        node_set_str(n, "current_job", a->current_job);
+                        node_set_str(n, "current_app", a->current_app);
+                } else
+                        node_set_null(n, "current_job");
+                if (*a->last_job) {
+                        node_set_str(n, "last_job", a->last_job);
+                        node_set_str(n, "last_status", a->last_status);
+                }
+                node_set_int(n, "jobs_done", a->jobs_done);
+                pthread_mutex_unlock(&a->lock);
+                if (json_format(n, false, &text) < 0)
+                        continue;
+                const char *argv[] = {"SET", key, text, "EX", ttl};
+                if (redis_command(r, 5, argv, NULL, 0, &rep, &err) < 0) {
+                        redis_free(r);
+                        r = NULL;
+                }
+        }
+        if (r) {
+                _cleanup_redis_reply_ struct redis_reply *rep = NULL;
+                const char *argv[] = {"DEL", key};
+                (void)redis_command(r, 2, argv, NULL, 0, &rep, NULL);
+                redis_free(r);
+        }
+        return NULL;
+}
+
 static void reject(struct agent *a, const struct job_refusal_info *info)
 {
         const char *reason = job_refusal_to_string(info->reason);
+        if ((unsigned)info->reason < JOB_REFUSAL_MAX)
+                a->metrics.rejected[info->reason]++;
+        metrics_write(a);
         log_job(LOG_WARNING, MSGID_JOB_REJECTED, info->job_id, "Job %s rejected (%s): %s",
                 info->job_id ? info->job_id : "without a job_id", reason, info->message);
         if (!info->job_id)
@@ -223,8 +392,10 @@ static void reject(struct agent *a, const struct job_refusal_info *info)
                 log_job(LOG_ERR, NULL, info->job_id, "Cannot report job %s rejected", info->job_id);
 }
 
-static void fail_job(struct agent *a, const char *job_id, const char *reason, bool only_new)
+static void fail_job(struct agent *a, const char *job_id, const char *app_id, const char *reason,
+                     bool only_new)
 {
+        metrics_job(a, job_id, app_id, "failed", -1, 0);
         log_job(LOG_ERR, MSGID_JOB_FAILED, job_id, "Job %s failed: %s", job_id, reason);
         _cleanup_node_ struct node *n = node_new(NODE_MAP);
         node_set_str(n, "status", "failed");
@@ -285,7 +456,7 @@ static char **job_env(const struct agent *a, const struct job *j, const struct j
 static void *stop_watchdog(void *userdata)
 {
         struct agent *a = userdata;
-        for (;;) {
+        while (!atomic_load(&a->quit)) {
                 sleep_ms(100);
                 long long t = atomic_load(&term_at_ms);
                 if (!t || !atomic_load(&a->job_running))
@@ -298,7 +469,8 @@ static void *stop_watchdog(void *userdata)
                         log_warning("Stopping: ended job %s (process group %d%s) after %lld s",
                                     left.label, left.pgid, left.killed_hard ? ", with SIGKILL" : "",
                                     a->cfg.jobs_stop_timeout_s);
-                sleep_ms(1000);
+                for (int i = 0; i < 10 && !atomic_load(&a->quit); i++)
+                        sleep_ms(100);
         }
         return NULL;
 }
@@ -343,7 +515,7 @@ static void run_job(struct agent *a, const struct job *j, const struct job_modul
         if (logfd < 0) {
                 _cleanup_free_ char *why = strprintf("cannot open the job's log in %s: %s",
                                                      a->jobs_log_dir, strerror(-logfd));
-                fail_job(a, j->job_id, why, false);
+                fail_job(a, j->job_id, j->app_id, why, false);
                 return;
         }
         log_job(LOG_INFO, MSGID_JOB_STARTED, j->job_id, "Job %s started: %s%s%s, waited %lld ms",
@@ -351,6 +523,10 @@ static void run_job(struct agent *a, const struct job *j, const struct job_modul
                 t0 - taken_ms);
         publish_status(a, j->job_id, "running", 0, "started");
         notify_status(label);
+        pthread_mutex_lock(&a->lock);
+        snprintf(a->current_job, sizeof(a->current_job), "%s", j->job_id);
+        snprintf(a->current_app, sizeof(a->current_app), "%s", j->app_id);
+        pthread_mutex_unlock(&a->lock);
         atomic_store(&a->job_running, true);
         for (attempt = 1;; attempt++) {
                 _cleanup_strv_free_ char **env = job_env(a, j, jm, attempt);
@@ -400,6 +576,9 @@ static void run_job(struct agent *a, const struct job *j, const struct job_modul
                         break;
         }
         atomic_store(&a->job_running, false);
+        pthread_mutex_lock(&a->lock);
+        a->current_job[0] = a->current_app[0] = '\0';
+        pthread_mutex_unlock(&a->lock);
 
         long long duration = now_ms() - t0;
         bool ok = res.exit_code == 0 && res.log_error == 0;
@@ -433,6 +612,7 @@ static void run_job(struct agent *a, const struct job *j, const struct job_modul
                         "Job %s (%s) failed: exit code %d after %u attempt%s", j->job_id, j->app_id,
                         res.exit_code, attempt, attempt == 1 ? "" : "s");
         runner_result_free(&res);
+        metrics_job(a, j->job_id, j->app_id, ok ? "succeeded" : "failed", duration, t0 - taken_ms);
         if (report(a, j->job_id, n, false) < 0)
                 log_job(LOG_ERR, NULL, j->job_id, "Cannot report the result of job %s", j->job_id);
 }
@@ -494,7 +674,7 @@ static void handle(struct agent *a, const char *elem, size_t len, long long take
                         lockfd == -ECANCELED
                                 ? xstrdup("the agent stopped before the job started")
                                 : strprintf("cannot take the run lock: %s", strerror(-lockfd));
-                fail_job(a, j->job_id, why, false);
+                fail_job(a, j->job_id, j->app_id, why, false);
                 return;
         }
         _cleanup_free_ char *seen = strprintf("%s/" JOBS_SEEN_FILE, a->state_dir);
@@ -517,7 +697,7 @@ static void handle(struct agent *a, const char *elem, size_t len, long long take
         } else if (k < 0) {
                 _cleanup_free_ char *why =
                         strprintf("cannot record the job id in %s: %s", seen, strerror(-k));
-                fail_job(a, j->job_id, why, false);
+                fail_job(a, j->job_id, j->app_id, why, false);
                 return;
         }
         struct job_module jm = {0};
@@ -526,7 +706,7 @@ static void handle(struct agent *a, const char *elem, size_t len, long long take
                 if (k > 0)
                         reject(a, &info);
                 else
-                        fail_job(a, j->job_id, "out of memory", false);
+                        fail_job(a, j->job_id, j->app_id, "out of memory", false);
                 job_refusal_info_done(&info);
                 return;
         }
@@ -567,7 +747,7 @@ static void recover(struct agent *a)
                 int k = job_verify(e->str, e->len, &o, &j, &info);
                 const char *id = k == 0 ? j->job_id : info.authenticated ? info.job_id : NULL;
                 if (id)
-                        fail_job(a, id, "agent restarted", true);
+                        fail_job(a, id, k == 0 ? j->app_id : NULL, "agent restarted", true);
                 else
                         log_warning("Dropped an element left in %s: %s", a->k_processing,
                                     k > 0 ? info.message : "unreadable");
@@ -638,6 +818,7 @@ static void agent_free(struct agent *a)
         free(a->k_jobs);
         free(a->k_processing);
         free(a->instance_id);
+        metrics_free(&a->metrics);
         config_free(&a->cfg);
         if (a->rootfd >= 0)
                 close(a->rootfd);
@@ -662,7 +843,7 @@ int cmd_agent(int argc, char **argv)
                 {"help", no_argument, NULL, 'h'},
                 {},
         };
-        struct agent a = {.rootfd = -1};
+        struct agent a = {.rootfd = -1, .lock = PTHREAD_MUTEX_INITIALIZER};
         const char *config = NULL;
         struct diags d = {0};
         _cleanup_free_ char *config_path = NULL, *err = NULL, *root_abs = NULL;
@@ -766,13 +947,12 @@ int cmd_agent(int argc, char **argv)
         sigaction(SIGINT, &sa, NULL);
         sigaction(SIGHUP, &sa, NULL);
         signal(SIGPIPE, SIG_IGN);
-        pthread_t wd;
+        pthread_t wd, hb;
         if ((k = pthread_create(&wd, NULL, stop_watchdog, &a)) != 0) {
                 log_error_errno(k, "Cannot start a thread: %m");
                 agent_free(&a);
                 return 1;
         }
-        pthread_detach(wd);
 
         /* What a killed agent (or run) left: its script's process group,
          * under the lock, then the jobs it had taken. */
@@ -790,9 +970,13 @@ int cmd_agent(int argc, char **argv)
         if (conn(&a))
                 recover(&a);
         if (fatal) {
+                atomic_store(&a.quit, true);
+                pthread_join(wd, NULL);
                 agent_free(&a);
                 return 1;
         }
+        bool have_hb = !fatal && pthread_create(&hb, NULL, heartbeat, &a) == 0;
+        metrics_write(&a);
         log_info("Agent %s waiting for jobs on %s", a.agent_id, a.k_jobs);
         notify_ready();
         {
@@ -828,6 +1012,10 @@ int cmd_agent(int argc, char **argv)
                                     a.k_processing);
                 notify_status("Waiting for jobs");
         }
+        atomic_store(&a.quit, true);
+        pthread_join(wd, NULL);
+        if (have_hb)
+                pthread_join(hb, NULL);
         log_info("Agent %s stopped%s", a.agent_id, fatal ? " on an error" : "");
         agent_free(&a);
         return fatal ? 1 : 0;

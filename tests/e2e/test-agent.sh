@@ -110,6 +110,8 @@ jobs:
   max_job_bytes: 4096
   max_skew_s: 300
   stop_timeout_s: 2
+  heartbeat_s: 1
+  metrics_file: /var/lib/node-exporter/firstboot.prom
 EOF
 
 AGENT_PID=
@@ -250,6 +252,21 @@ if wait_for 10 has_result "$id" && [ "$(result_field "$id" 'j["status"]')" = suc
 	else t_fail "the replay was not refused, or replaced the result"; fi
 else t_fail "the first run"; fi
 
+t_case "the heartbeat names the agent and its last job, with an expiry"
+hb() { rcli GET "agent:$AGENT_ID:heartbeat" >"$T/hb.json" && [ -s "$T/hb.json" ] && [ "$(json_get "$T/hb.json" 'j["agent_id"], j["jobs_done"] > 0, j["current_job"]')" = "('$AGENT_ID', True, None)" ]; }
+ttl=$(rcli TTL "agent:$AGENT_ID:heartbeat")
+if wait_for 10 hb && [ "$ttl" -ge 1 ] && [ "$ttl" -le 3 ]; then t_pass; else t_fail "ttl $ttl, $(cat "$T/hb.json")"; fi
+
+t_case "the metrics file counts jobs by app and status, and rejections by reason"
+PROM=$R/var/lib/node-exporter/firstboot.prom
+if grep -qE '^firstboot_agent_jobs_total\{app_id="hello",status="succeeded"\} [0-9]+$' "$PROM" &&
+	grep -q '^firstboot_agent_jobs_total{app_id="fails",status="failed"} 1$' "$PROM" &&
+	grep -q '^firstboot_agent_job_rejections_total{reason="bad_signature"} 1$' "$PROM" &&
+	grep -q '^firstboot_agent_job_rejections_total{reason="replay"} 1$' "$PROM" &&
+	grep -qE '^firstboot_agent_job_duration_seconds_bucket\{le="\+Inf"\} [0-9]+$' "$PROM"; then
+	t_pass
+else t_fail "$(cat "$PROM")"; fi
+
 t_case "the replay record survives a restart"
 stop_agent
 start_agent
@@ -304,7 +321,8 @@ if wait_for 10 test -e "$T/brief.started"; then
 	wait_for 20 proc_gone "$AGENT_PID"
 	wait "$AGENT_PID"
 	rc=$?
-	[ "$rc" = 0 ] && [ "$(result_field "$id" 'j["status"]')" = succeeded ] && t_pass ||
+	[ "$rc" = 0 ] && [ "$(result_field "$id" 'j["status"]')" = succeeded ] &&
+		[ "$(rcli EXISTS "agent:$AGENT_ID:heartbeat")" = 0 ] && t_pass ||
 		t_fail "rc $rc, $(cat "$T/result.json")"
 else t_fail "brief did not start"; fi
 
