@@ -687,10 +687,10 @@ static void handle(struct agent *a, const char *elem, size_t len, long long take
                         .reason = JOB_REPLAY,
                         .message = strprintf("job %s was taken before", j->job_id),
                         .job_id = xstrdup(j->job_id),
-                        .authenticated = true,
+                        /* Reported as for an unchecked job (SET NX): the
+                         * first run's result stays. */
+                        .authenticated = false,
                 };
-                /* NX: the first run's result stays. */
-                info.authenticated = false;
                 reject(a, &info);
                 job_refusal_info_done(&info);
                 return;
