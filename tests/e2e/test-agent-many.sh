@@ -111,3 +111,16 @@ if wait_for 60 queue_empty a1 && wait_for 60 queue_empty b1 &&
 	! grep -rq "^a1 " "$T/b/var/log/firstboot/jobs"; then
 	t_pass
 else t_fail "$(tail -n 5 "$T/agent-b1.log")"; fi
+
+t_case "imagegen job submit --wait: 3 for a rejected job, 2 when no result comes in time"
+printf 'another-secret-0123456789\n' >"$T/wrong.secret"
+chmod 0600 "$T/wrong.secret"
+ok=1
+expect_rc 3 "$IMAGEGEN" job submit --redis "redis://127.0.0.1:$PORT" --agent a1 --secret-file "$T/wrong.secret" \
+	trivial --wait --timeout 20 && grep -q '"reason":"bad_signature"' "$T/out" || ok=0
+expect_rc 2 "$IMAGEGEN" job submit --redis "redis://127.0.0.1:$PORT" --agent nobody --secret-file "$T/a/etc/firstboot/jobs.secret" \
+	trivial --wait --timeout 1 && grep -q "no result" "$T/err" || ok=0
+chmod 0644 "$T/wrong.secret"
+expect_rc 1 "$IMAGEGEN" job submit --redis "redis://127.0.0.1:$PORT" --agent a1 --secret-file "$T/wrong.secret" trivial &&
+	grep -q "group and others must have no access" "$T/err" || ok=0
+if [ "$ok" = 1 ]; then t_pass; else t_fail "$(cat "$T/out" "$T/err")"; fi

@@ -153,20 +153,30 @@ for g in hi yo hey; do
 	[ "$(stat -c %a "$R/var/log/firstboot/jobs/$id.log")" = 600 ] || ok=0
 	grep -q "^$g port=80" "$T/err" || ok=0 # --wait streamed the output
 done
-[ "$ok" = 1 ] && t_pass || t_fail "a job's result or log is wrong: $(cat "$T/result.json")"
+if [ "$ok" = 1 ]; then
+	t_pass
+else
+	t_fail "a job's result or log is wrong: $(cat "$T/result.json")"
+fi
 
 t_case "a failing job: failed, exit code 3, not retried; --wait exits 1"
 if expect_rc 1 submit fails; then
 	id=$(head -n1 "$T/out")
-	[ "$(result_field "$id" 'j["status"], j["exit_code"], j["attempts"], j["log_tail"]')" = "('failed', 3, 1, ['about to fail'])" ] && t_pass ||
+	if [ "$(result_field "$id" 'j["status"], j["exit_code"], j["attempts"], j["log_tail"]')" = "('failed', 3, 1, ['about to fail'])" ]; then
+		t_pass
+	else
 		t_fail "$(cat "$T/result.json")"
+	fi
 else t_fail "exit code"; fi
 
 t_case "exit 2 is retried: succeeded at attempt 2"
 if expect_rc 0 submit flaky; then
 	id=$(head -n1 "$T/out")
-	[ "$(result_field "$id" 'j["status"], j["attempts"]')" = "('succeeded', 2)" ] && t_pass ||
+	if [ "$(result_field "$id" 'j["status"], j["attempts"]')" = "('succeeded', 2)" ]; then
+		t_pass
+	else
 		t_fail "$(cat "$T/result.json")"
+	fi
 else t_fail "exit code"; fi
 
 t_case "imagegen job status reads a result (and exits 2 for none)"
@@ -321,9 +331,12 @@ if wait_for 10 test -e "$T/brief.started"; then
 	wait_for 20 proc_gone "$AGENT_PID"
 	wait "$AGENT_PID"
 	rc=$?
-	[ "$rc" = 0 ] && [ "$(result_field "$id" 'j["status"]')" = succeeded ] &&
-		[ "$(rcli EXISTS "agent:$AGENT_ID:heartbeat")" = 0 ] && t_pass ||
+	if [ "$rc" = 0 ] && [ "$(result_field "$id" 'j["status"]')" = succeeded ] &&
+		[ "$(rcli EXISTS "agent:$AGENT_ID:heartbeat")" = 0 ]; then
+		t_pass
+	else
 		t_fail "rc $rc, $(cat "$T/result.json")"
+	fi
 else t_fail "brief did not start"; fi
 
 t_case "SIGTERM during a long job: ended after stop_timeout_s, reported failed"
@@ -337,9 +350,12 @@ if wait_for 10 test -s "$T/slow.pid"; then
 	wait_for 30 proc_gone "$AGENT_PID"
 	wait "$AGENT_PID"
 	rc=$?
-	[ "$rc" = 0 ] && proc_gone "$spid" && [ "$(result_field "$id" 'j["status"]')" = failed ] &&
-		[ "$(rcli LLEN "agent:$AGENT_ID:processing")" = 0 ] && t_pass ||
+	if [ "$rc" = 0 ] && proc_gone "$spid" && [ "$(result_field "$id" 'j["status"]')" = failed ] &&
+		[ "$(rcli LLEN "agent:$AGENT_ID:processing")" = 0 ]; then
+		t_pass
+	else
 		t_fail "rc $rc, $(cat "$T/result.json")"
+	fi
 else t_fail "slow did not start"; fi
 
 t_case "the secret is in no log, job log or result"
@@ -349,7 +365,11 @@ for k in $(rcli --scan --pattern 'job:*:result'); do
 	rcli GET "$k" | grep -qF "$SECRET" && leak=1
 done
 grep -rqF -e "pw-hi-Secret" -e "pw-yo-Secret" "$R/var" "$T/agent.log" && leak=1
-[ "$leak" = 0 ] && t_pass || t_fail "found the secret or a password"
+if [ "$leak" = 0 ]; then
+	t_pass
+else
+	t_fail "found the secret or a password"
+fi
 
 # ---- configuration the agent refuses ----
 
@@ -370,6 +390,10 @@ expect_rc 1 timeout 10 "$FIRSTBOOT" agent --root "$R" && grep -q "rediss://" "$T
 printf 'jobs:\n  redis_url: redis://127.0.0.1\n  max_skew_s: 0\n' >"$R/etc/firstboot/firstboot.conf"
 expect_rc 1 timeout 10 "$FIRSTBOOT" agent --root "$R" && grep -q "max_skew_s" "$T/err" || ok=0
 cp "$T/conf.saved" "$R/etc/firstboot/firstboot.conf"
-[ "$ok" = 1 ] && t_pass || t_fail "$(cat "$T/err")"
+if [ "$ok" = 1 ]; then
+	t_pass
+else
+	t_fail "$(cat "$T/err")"
+fi
 
 kill "$REDIS_PID" 2>/dev/null
