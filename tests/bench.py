@@ -25,13 +25,13 @@ in the same run on the same machine (no absolute thresholds).
      the only message is that), less the same for a bundle.yaml of a few
      lines (process start); the ratio of the two is near 8 when reading
      and checking a mapping is linear (64 if quadratic).
-
   6. jobs: `firstboot agent` against a real redis-server on a loopback
      port: N_JOBS signed jobs of a trivial module pushed at once, the time
      until every result is set, against the baseline of running the same
      script N_JOBS times from a shell loop; the difference per job is the
      agent's cost (verify, lock, replay record, manifest, log, result),
      and the mean queue_wait_ms of the results its pickup-to-start time.
+
 Each timing is the median of several runs. Usage: bench.py FIRSTBOOT IMAGEGEN
 """
 
