@@ -4,7 +4,7 @@
 
 #include <errno.h>
 
-static const struct {
+struct field {
         const char *key;
         size_t offset;
         enum {
@@ -13,7 +13,9 @@ static const struct {
                 NUM
         } type;
         long long min, max;
-} fields[] = {
+};
+
+static const struct field fields[] = {
 #define S(k)                                                                                       \
         {                                                                                          \
 #k, offsetof(struct config, k), STR, 0, 0                                          \
@@ -50,6 +52,20 @@ static const struct {
 #undef N
 };
 
+/* The keys of the `jobs:` mapping, the same way (config field jobs_<key>). */
+static const struct field jobs_fields[] = {
+#define J(k, type, lo, hi)                                                                         \
+        {                                                                                          \
+#k, offsetof(struct config, jobs_##k), type, lo, hi                                \
+        }
+        J(redis_url, STR, 0, 0),          J(agent_id, STR, 0, 0),
+        J(secret_file, STR, 0, 0),        J(max_job_bytes, NUM, 1024, 16777216),
+        J(max_skew_s, NUM, 1, 86400),     J(result_ttl_s, NUM, 60, 31536000),
+        J(stop_timeout_s, NUM, 1, 86400), J(heartbeat_s, NUM, 1, 3600),
+        J(metrics_file, STR, 0, 0),
+#undef J
+};
+
 static void set_defaults(struct config *c)
 {
         *c = (struct config){
@@ -75,13 +91,56 @@ static void set_defaults(struct config *c)
                 .phone_home_deadline_ms = 60000,
                 .phone_home_progress_timeout_ms = 2000,
                 .ssh_keys_user = xstrdup("root"),
+                .jobs_secret_file = xstrdup("/etc/firstboot/jobs.secret"),
+                .jobs_max_job_bytes = 65536,
+                .jobs_max_skew_s = 300,
+                .jobs_result_ttl_s = 7 * 86400,
+                .jobs_stop_timeout_s = 60,
+                .jobs_heartbeat_s = 10,
         };
+}
+
+static void read_fields(const struct node *map, const struct field *t, size_t n_t, struct config *c,
+                        struct diags *d)
+{
+        for (size_t i = 0; i < n_t; i++) {
+                const struct node *n = node_get(map, t[i].key);
+                char *p = (char *)c + t[i].offset;
+                long long v;
+                if (!n)
+                        continue;
+                switch (t[i].type) {
+                case STR:
+                        if (n->kind != NODE_SCALAR || node_is_null(n)) {
+                                diags_at(d, n, "'%s' must be a string", t[i].key);
+                                break;
+                        }
+                        free(*(char **)p);
+                        *(char **)p = xstrdup(n->value);
+                        break;
+                case BOOL:
+                        if (node_as_bool(n, (bool *)p) < 0)
+                                diags_at(d, n, "'%s' must be true or false, not %s", t[i].key,
+                                         node_kind_name(n));
+                        break;
+                case NUM:
+                        if (node_as_int(n, &v) < 0)
+                                diags_at(d, n, "'%s' must be an integer, not %s", t[i].key,
+                                         node_kind_name(n));
+                        else if (v < t[i].min || v > t[i].max)
+                                diags_at(d, n, "'%s' must be between %lld and %lld, not %lld",
+                                         t[i].key, t[i].min, t[i].max, v);
+                        else
+                                *(long long *)p = v;
+                        break;
+                }
+        }
 }
 
 int config_load(const char *path, bool must_exist, struct config *ret, struct diags *d)
 {
         _cleanup_node_ struct node *doc = NULL;
-        const char *allowed[ARRAY_SIZE(fields) + 1];
+        const char *allowed[ARRAY_SIZE(fields) + 2];
         struct config c;
         size_t before = d->n;
         int r;
@@ -106,44 +165,26 @@ int config_load(const char *path, bool must_exist, struct config *ret, struct di
         }
         for (size_t i = 0; i < ARRAY_SIZE(fields); i++)
                 allowed[i] = fields[i].key;
-        allowed[ARRAY_SIZE(fields)] = NULL;
+        allowed[ARRAY_SIZE(fields)] = "jobs";
+        allowed[ARRAY_SIZE(fields) + 1] = NULL;
         diags_check_keys(d, doc, "firstboot.conf", allowed);
-        for (size_t i = 0; i < ARRAY_SIZE(fields); i++) {
-                const struct node *n = node_get(doc, fields[i].key);
-                char *p = (char *)&c + fields[i].offset;
-                long long v;
-                if (!n)
-                        continue;
-                switch (fields[i].type) {
-                case STR:
-                        if (n->kind != NODE_SCALAR || node_is_null(n)) {
-                                diags_at(d, n, "'%s' must be a string", fields[i].key);
-                                break;
-                        }
-                        free(*(char **)p);
-                        *(char **)p = xstrdup(n->value);
-                        break;
-                case BOOL:
-                        if (node_as_bool(n, (bool *)p) < 0)
-                                diags_at(d, n, "'%s' must be true or false, not %s", fields[i].key,
-                                         node_kind_name(n));
-                        break;
-                case NUM:
-                        if (node_as_int(n, &v) < 0)
-                                diags_at(d, n, "'%s' must be an integer, not %s", fields[i].key,
-                                         node_kind_name(n));
-                        else if (v < fields[i].min || v > fields[i].max)
-                                diags_at(d, n, "'%s' must be between %lld and %lld, not %lld",
-                                         fields[i].key, fields[i].min, fields[i].max, v);
-                        else
-                                *(long long *)p = v;
-                        break;
-                }
+        read_fields(doc, fields, ARRAY_SIZE(fields), &c, d);
+        const struct node *jobs = node_get(doc, "jobs");
+        if (jobs && !node_is_null(jobs) && diags_expect_kind(d, jobs, NODE_MAP)) {
+                const char *jallowed[ARRAY_SIZE(jobs_fields) + 1];
+                for (size_t i = 0; i < ARRAY_SIZE(jobs_fields); i++)
+                        jallowed[i] = jobs_fields[i].key;
+                jallowed[ARRAY_SIZE(jobs_fields)] = NULL;
+                diags_check_keys(d, jobs, "jobs", jallowed);
+                read_fields(jobs, jobs_fields, ARRAY_SIZE(jobs_fields), &c, d);
         }
-        const char *paths[] = {c.modules_dir, c.keys_dir, c.state_dir, c.log_dir, c.ready_marker};
+        const char *paths[] = {c.modules_dir, c.keys_dir,     c.state_dir,
+                               c.log_dir,     c.ready_marker, c.jobs_secret_file};
         for (size_t i = 0; i < ARRAY_SIZE(paths); i++)
                 if (paths[i][0] != '/')
                         diags_add(d, path, 0, 0, "paths must be absolute: \"%s\"", paths[i]);
+        if (c.jobs_metrics_file && c.jobs_metrics_file[0] != '/')
+                diags_add(d, path, 0, 0, "paths must be absolute: \"%s\"", c.jobs_metrics_file);
         if (d->n > before) {
                 config_free(&c);
                 return -EBADMSG;
@@ -157,4 +198,7 @@ void config_free(struct config *c)
         for (size_t i = 0; i < ARRAY_SIZE(fields); i++)
                 if (fields[i].type == STR)
                         free(*(char **)((char *)c + fields[i].offset));
+        for (size_t i = 0; i < ARRAY_SIZE(jobs_fields); i++)
+                if (jobs_fields[i].type == STR)
+                        free(*(char **)((char *)c + jobs_fields[i].offset));
 }

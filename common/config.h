@@ -31,6 +31,16 @@ struct config {
         bool phone_home_progress;                 /* also POST module started/finished events */
         long long phone_home_progress_timeout_ms; /* per event, one attempt */
         char *ssh_keys_user;                      /* root: who gets the datasource's SSH keys */
+        /* jobs: `firstboot agent`'s job queue (README "Jobs") */
+        char *jobs_redis_url;   /* none: the agent refuses to start */
+        char *jobs_agent_id;    /* none: the hostname */
+        char *jobs_secret_file; /* /etc/firstboot/jobs.secret, 0600 */
+        long long jobs_max_job_bytes;
+        long long jobs_max_skew_s;
+        long long jobs_result_ttl_s;   /* of job:{id}:result */
+        long long jobs_stop_timeout_s; /* SIGTERM: how long the current job may still run */
+        long long jobs_heartbeat_s;    /* agent:{id}:heartbeat, kept for 3 times that */
+        char *jobs_metrics_file;       /* Prometheus text format; none: not written */
 };
 
 #define CONFIG_DEFAULT_PATH "/etc/firstboot/firstboot.conf"

@@ -155,6 +155,44 @@ void hmac_sha256_hex(const void *key, size_t keylen, const void *data, size_t n,
         hex_encode(md, sizeof(md), ret);
 }
 
+static int hex_digit(char c)
+{
+        if (c >= '0' && c <= '9')
+                return c - '0';
+        if (c >= 'a' && c <= 'f')
+                return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F')
+                return c - 'A' + 10;
+        return -1;
+}
+
+int hmac_sha256_verify_hex(const void *key, size_t keylen, const void *data, size_t n,
+                           const char *hex, size_t hex_len)
+{
+        static const unsigned char empty;
+        crypto_auth_hmacsha256_state st;
+        unsigned char md[crypto_auth_hmacsha256_BYTES], given[crypto_auth_hmacsha256_BYTES];
+        int r;
+
+        if (hex_len != 2 * sizeof(given))
+                return -EBADMSG;
+        for (size_t i = 0; i < sizeof(given); i++) {
+                int hi = hex_digit(hex[2 * i]), lo = hex_digit(hex[2 * i + 1]);
+                if (hi < 0 || lo < 0)
+                        return -EBADMSG;
+                given[i] = (unsigned char)(hi << 4 | lo);
+        }
+        (void)sodium_ready();
+        crypto_auth_hmacsha256_init(&st, keylen > 0 ? key : &empty, keylen);
+        if (n > 0)
+                crypto_auth_hmacsha256_update(&st, data, n);
+        crypto_auth_hmacsha256_final(&st, md);
+        sodium_memzero(&st, sizeof(st));
+        r = sodium_memcmp(md, given, sizeof(md)) == 0 ? 0 : -EBADMSG;
+        sodium_memzero(md, sizeof(md));
+        return r;
+}
+
 int random_bytes(void *buf, size_t n)
 {
         unsigned char *p = buf;

@@ -22,6 +22,12 @@ void sha256_hex(const void *data, size_t n, char ret[65]);
  * with key, as sent in X-Firstboot-Signature; by libsodium. */
 void hmac_sha256_hex(const void *key, size_t keylen, const void *data, size_t n, char ret[65]);
 
+/* Checks hex_len characters of hex (64 hex digits, either case) against
+ * the HMAC-SHA256 of data with key, in constant time (sodium_memcmp). 0
+ * when they match; -EBADMSG when not, or when hex is not 64 hex digits. */
+int hmac_sha256_verify_hex(const void *key, size_t keylen, const void *data, size_t n,
+                           const char *hex, size_t hex_len);
+
 /* Fills buf with n bytes from OpenSSL's CSPRNG, for secrets and tokens.
  * -EIO when the generator cannot be seeded. */
 int random_bytes(void *buf, size_t n);

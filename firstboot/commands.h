@@ -12,3 +12,4 @@ int cmd_logs(int argc, char **argv);
 int cmd_clean(int argc, char **argv);
 int cmd_validate(int argc, char **argv);
 int cmd_query(int argc, char **argv);
+int cmd_agent(int argc, char **argv);

@@ -12,3 +12,8 @@
 #define MSGID_FAILED            "67d8e4d9db9544e2b035b1590636a587"
 #define MSGID_PHONE_HOME_SENT   "35d4b80b350a47ee8abadba89237784f"
 #define MSGID_PHONE_HOME_FAILED "9001d51f791f48e087de6ea3aab38479"
+/* firstboot agent's jobs (firstboot/agent.c); entries carry FIRSTBOOT_JOB. */
+#define MSGID_JOB_STARTED  "f4fce47310f14495b3c187b27dba0db4"
+#define MSGID_JOB_FINISHED "57e5badbbc0346d7a5f7068fb93e7746"
+#define MSGID_JOB_FAILED   "960d36b090614bac87f560a411fa4593"
+#define MSGID_JOB_REJECTED "e77ab716fa6847bc86f3a4d128ef5225"

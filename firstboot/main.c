@@ -16,6 +16,7 @@ static const struct {
         {"clean", cmd_clean, "forget state (and logs, machine-id) for image baking"},
         {"validate", cmd_validate, "check a bundle, user-data file or module manifest"},
         {"query", cmd_query, "show what a datasource returns, without provisioning"},
+        {"agent", cmd_agent, "take signed jobs from a Redis queue and run them (a daemon)"},
 };
 
 static void usage(FILE *f)

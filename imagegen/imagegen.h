@@ -13,3 +13,4 @@ char *default_dir(const char *rel, const char *installed, const char *probe);
 
 int cmd_init(int argc, char **argv);
 int cmd_bake(int argc, char **argv);
+int cmd_job(int argc, char **argv);

@@ -67,7 +67,10 @@ static int usage(FILE *f, int rc)
               "  keygen -o DIR                    an Ed25519 signing key pair for bundles\n"
               "  bake --rootfs DIR | --tar IN -o OUT [--keys DIR] [--key F.pub] [--config F]\n"
               "       [--bundle USERDATA] [--firstboot BIN]\n"
-              "                                   make a root file system a golden image\n\n"
+              "                                   make a root file system a golden image\n"
+              "  job submit --redis URL --agent ID --secret-file F APP_ID [key=value ...]\n"
+              "      [--wait] [--timeout S]       sign and queue a job for `firstboot agent`\n"
+              "  job status --redis URL JOB_ID    a job's result\n\n"
               "Options: --modules-dir DIR, --templates-dir DIR (default: next to the binary,\n"
               "else /usr/lib/firstboot/modules and /usr/share/imagegen/templates), -q;\n"
               "--host NAME picks one server of a site with hosts: (a fleet); render without\n"
@@ -578,7 +581,7 @@ int main(int argc, char **argv)
         } cmds[] = {
                 {"init", cmd_init},         {"validate", cmd_validate}, {"render", cmd_render},
                 {"userdata", cmd_userdata}, {"seed", cmd_seed},         {"keygen", cmd_keygen},
-                {"bake", cmd_bake},
+                {"bake", cmd_bake},         {"job", cmd_job},
         };
 
         if (argc < 2)

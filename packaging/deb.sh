@@ -60,7 +60,7 @@ put_doc() {
 	fi
 }
 
-UNITS=(firstboot.service firstboot-ready.target firstboot-ssh-keygen.service)
+UNITS=(firstboot.service firstboot-ready.target firstboot-ssh-keygen.service firstboot-agent.service)
 
 # firstboot
 put_bin firstboot "$BUILD/firstboot" /usr/bin/firstboot

@@ -25,6 +25,12 @@ in the same run on the same machine (no absolute thresholds).
      the only message is that), less the same for a bundle.yaml of a few
      lines (process start); the ratio of the two is near 8 when reading
      and checking a mapping is linear (64 if quadratic).
+  6. jobs: `firstboot agent` against a real redis-server on a loopback
+     port: N_JOBS signed jobs of a trivial module pushed at once, the time
+     until every result is set, against the baseline of running the same
+     script N_JOBS times from a shell loop; the difference per job is the
+     agent's cost (verify, lock, replay record, manifest, log, result),
+     and the mean queue_wait_ms of the results its pickup-to-start time.
 
 Each timing is the median of several runs. Usage: bench.py FIRSTBOOT IMAGEGEN
 """
@@ -192,8 +198,113 @@ def main():
               % (rss_signed, rss_sh, rss_signed / rss_sh))
         bench_imagegen(work)
         bench_parse(work)
+        bench_jobs(work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+N_JOBS = 200
+
+
+def bench_jobs(work):
+    import hashlib
+    import hmac
+    import json
+    import socket
+    import uuid
+    if not shutil.which("redis-server"):
+        print("jobs       skipped: no redis-server")
+        return
+    root = work + "/jobs-root"
+    new_root(root)
+    mod = root + "/usr/lib/firstboot/modules/trivial"
+    os.makedirs(mod)
+    os.makedirs(root + "/etc/firstboot", exist_ok=True)
+    with open(mod + "/manifest.yml", "w") as f:
+        f.write('id: trivial\nname: trivial\nversion: "1.0"\n')
+    with open(mod + "/install.sh", "w") as f:
+        f.write("#!/bin/sh\necho done\n")
+    os.chmod(mod + "/install.sh", 0o755)
+    secret = b"bench-secret-0123456789abcdef"
+    fd = os.open(root + "/etc/firstboot/jobs.secret", os.O_WRONLY | os.O_CREAT, 0o600)
+    os.write(fd, secret)
+    os.close(fd)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    os.makedirs(work + "/redis")
+    redis = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
+                              "--save", "", "--appendonly", "no", "--dir", work + "/redis"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    agent = None
+    try:
+        conn = None
+        for _ in range(100):
+            try:
+                conn = socket.create_connection(("127.0.0.1", port))
+                break
+            except OSError:
+                time.sleep(0.05)
+        with open(root + "/etc/firstboot/firstboot.conf", "w") as f:
+            f.write("jobs:\n  redis_url: redis://127.0.0.1:%d\n  agent_id: bench\n" % port)
+        log = open(work + "/agent.log", "w")
+        agent = subprocess.Popen([FIRSTBOOT, "agent", "--root", root], stdout=log, stderr=log)
+
+        def resp(*args):
+            b = b"*%d\r\n" % len(args)
+            for a in args:
+                a = a.encode()
+                b += b"$%d\r\n%s\r\n" % (len(a), a)
+            return b
+
+        rf = conn.makefile("rb")
+
+        def reply():
+            line = rf.readline()
+            if line[:1] == b"$":
+                n = int(line[1:])
+                return None if n < 0 else rf.read(n + 2)[:-2]
+            if line[:1] == b"*":
+                return [reply() for _ in range(int(line[1:]))]
+            return line
+
+        ids, out = [], b""
+        for _ in range(N_JOBS):
+            jid = str(uuid.uuid4())
+            p = json.dumps({"job_id": jid, "agent_id": "bench", "app_id": "trivial",
+                            "issued_at": int(time.time())})
+            sig = "sha256=" + hmac.new(secret, p.encode(), hashlib.sha256).hexdigest()
+            out += resp("LPUSH", "agent:bench:jobs", json.dumps({"payload": p, "signature": sig}))
+            ids.append(jid)
+        time.sleep(1)  # the agent is up and blocked in BLMOVE
+        t0 = time.monotonic()
+        conn.sendall(out)
+        for _ in ids:
+            reply()
+        last = "job:%s:result" % ids[-1]
+        while True:
+            conn.sendall(resp("GET", last))
+            if reply() is not None:
+                break
+            time.sleep(0.002)
+        total = (time.monotonic() - t0) * 1000
+        conn.sendall(resp("MGET", *["job:%s:result" % i for i in ids]))
+        results = [json.loads(r) for r in reply() if r]
+        waits = [r["queue_wait_ms"] for r in results if r.get("status") == "succeeded"]
+        base = median_ms(lambda: run(["/bin/sh", "-c", 'i=0; while [ $i -lt %d ]; do "$0"; '
+                                      'i=$((i+1)); done' % N_JOBS, mod + "/install.sh"]),
+                         repeat=3)
+        print("jobs       %d jobs in %.0f ms (%.0f jobs/s), the script from sh %.0f ms: "
+              "%.2f ms added per job; pickup to start %.2f ms (mean), %d succeeded"
+              % (N_JOBS, total, N_JOBS * 1000 / total, base, (total - base) / N_JOBS,
+                 statistics.mean(waits) if waits else -1, len(waits)))
+    finally:
+        if agent:
+            agent.terminate()
+            agent.wait(timeout=30)
+        redis.terminate()
+        redis.wait(timeout=30)
 
 
 def bench_parse(work):

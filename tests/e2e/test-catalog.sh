@@ -14,8 +14,8 @@ EVENTS=$TOP/firstboot/events.h
 event_ids() { grep -oE '^#define MSGID_[A-Z_]+ +"[0-9a-f]{32}"' "$EVENTS" | grep -oE '[0-9a-f]{32}' | sort; }
 catalog_ids() { grep -E '^-- ' "$CATALOG" | sed 's/^-- //' | sort; }
 
-t_case "events.h defines the nine kinds of event, each with its own id"
-if [ "$(event_ids | wc -l)" = 9 ] && [ -z "$(event_ids | uniq -d)" ]; then t_pass; else t_fail "$(event_ids)"; fi
+t_case "events.h defines the thirteen kinds of event, each with its own id"
+if [ "$(event_ids | wc -l)" = 13 ] && [ -z "$(event_ids | uniq -d)" ]; then t_pass; else t_fail "$(event_ids)"; fi
 
 t_case "every MESSAGE_ID in events.h has exactly one catalog entry, and vice versa"
 dups=$(catalog_ids | uniq -d)
@@ -38,7 +38,7 @@ for mid, body in zip(entries[::2], entries[1::2]):
     assert fields.get("Defined-By") == "firstboot", f"{mid}: Defined-By {fields.get('Defined-By')}"
     assert sep and len(rest.split()) >= 20, f"{mid}: no body explaining what happened"
     for f in re.findall(r"@([A-Z_]+)@", body):
-        assert f in ("FIRSTBOOT_MODULE", "FIRSTBOOT_INSTANCE", "FIRSTBOOT_STAGE"), f"{mid}: @{f}@ is no field of ours"
+        assert f in ("FIRSTBOOT_MODULE", "FIRSTBOOT_INSTANCE", "FIRSTBOOT_STAGE", "FIRSTBOOT_JOB"), f"{mid}: @{f}@ is no field of ours"
 EOP
 
 t_case "the module-failed entry tells how to see the module's output and the status"
@@ -70,7 +70,7 @@ for mid, subj in sorted(re.findall(r"^-- ([0-9a-f]{32})\nSubject: (.*)$", text, 
     print(f"{mid} firstboot: {subj}")
 EOP
 	)
-	if [ "$want" = "$(sort "$T/out")" ] && [ "$(wc -l <"$T/out")" = 9 ]; then t_pass; else
+	if [ "$want" = "$(sort "$T/out")" ] && [ "$(wc -l <"$T/out")" = 13 ]; then t_pass; else
 		t_fail "$(diff <(echo "$want") <(sort "$T/out") | tr '\n' ' ')"
 	fi
 fi

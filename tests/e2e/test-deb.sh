@@ -42,7 +42,8 @@ for e in "-rwxr-xr-x /usr/bin/firstboot" "-rw-r--r-- /usr/lib/tmpfiles.d/firstbo
 	"-rw-r--r-- /usr/share/man/man5/firstboot.conf.5.gz" "-rw-r--r-- /usr/share/man/man5/firstboot-bundle.5.gz" \
 	"-rw-r--r-- /usr/share/doc/firstboot/copyright" "-rw-r--r-- /usr/share/doc/firstboot/changelog.Debian.gz" \
 	"-rw-r--r-- /usr/lib/systemd/system/firstboot.service" "-rw-r--r-- /usr/lib/systemd/system/firstboot-ready.target" \
-	"-rw-r--r-- /usr/lib/systemd/system/firstboot-ssh-keygen.service"; do
+	"-rw-r--r-- /usr/lib/systemd/system/firstboot-ssh-keygen.service" \
+	"-rw-r--r-- /usr/lib/systemd/system/firstboot-agent.service"; do
 	# shellcheck disable=SC2086 # mode and path, split on purpose
 	has "$FB" $e || {
 		ok=0

@@ -51,10 +51,18 @@ for k, v in re.findall(r'^\s+\.(\w+) = (.+),$', src, re.M):
 ranges = {k: tuple(eval(x.replace("LL", ""), {"__builtins__": {}}) for x in (lo, hi))
           for k, lo, hi in re.findall(r'^\s+N\((\w+), ([^,]+), ([^)]+)\)', src, re.M)}
 assert len(ranges) >= 10, ranges
+# The jobs: mapping's keys, documented as jobs.KEY (config field jobs_KEY).
+for k, t, lo, hi in re.findall(r'\bJ\((\w+), (STR|NUM), ([^,]+), ([^)]+)\)', src):
+    keys.append("jobs." + k)
+    if "jobs_" + k in defaults:
+        defaults["jobs." + k] = defaults["jobs_" + k]
+    if t == "NUM":
+        ranges["jobs." + k] = (int(lo), int(hi))
+assert "jobs.redis_url" in keys, keys
 # Each key is a paragraph: "       key\n              text... Default: X."
 bad = []
 for k in keys:
-    m = re.search(r'^ {7}' + k + r'\n((?: {14}.*\n)+)', page, re.M)
+    m = re.search(r'^ {7}' + re.escape(k) + r'\n((?: {14}.*\n)+)', page, re.M)
     if not m:
         bad.append(f"{k}: not documented")
         continue

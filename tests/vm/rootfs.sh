@@ -24,8 +24,10 @@ pkgs=(
 	systemd systemd-sysv udev dbus kmod linux-image-amd64 initramfs-tools
 	e2fsprogs iproute2 procps iptables openssh-server ca-certificates curl openssl
 	# the agent's libraries: linked, then loaded when needed (libsodium to
-	# check the bundle's signature, libarchive for the cidata ISO)
+	# check the bundle's signature, libarchive for the cidata ISO, hiredis
+	# for `firstboot agent`'s job queue)
 	libyaml-0-2 libjson-c5 zlib1g libpcre2-8-0 libsodium23 libarchive13 libcurl4 libsystemd0
+	libhiredis0.14
 	# what the modules install: base (firewall, fail2ban, upgrades), docker,
 	# postgres, redis, nginx
 	wget jq git gnupg sudo rsync htop vim-tiny less unzip

@@ -1,0 +1,399 @@
+#!/bin/bash
+# firstboot agent against a real redis-server (Debian's) on a 127.0.0.1
+# port, started and stopped here. Jobs are queued by `imagegen job submit`
+# and, for the refusals, written by hand (python3: hmac, json) and pushed
+# with redis-cli. Every wait is bounded.
+# shellcheck source=tests/e2e/lib.sh
+. "$(dirname "$0")/lib.sh"
+
+if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then
+	echo "not ok - the agent tests need redis-server and redis-cli (packaging/deps.sh)"
+	exit 1
+fi
+
+R=$T/root
+new_root "$R"
+MODS=$R/usr/lib/firstboot/modules
+mkdir -p "$R/etc/firstboot" "$T/redis"
+SECRET=Sx$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
+printf '%s\n' "$SECRET" >"$T/secret"
+chmod 0600 "$T/secret"
+cp "$T/secret" "$R/etc/firstboot/jobs.secret"
+AGENT_ID=t1
+
+# Modules: their manifests and scripts, in the modules directory.
+module() { # ID MANIFEST-EXTRA, script on stdin
+	mkdir -p "$MODS/$1"
+	printf 'id: %s\nname: %s\nversion: "1.0"\n%s\n' "$1" "$1" "${2:-}" >"$MODS/$1/manifest.yml"
+	cat >"$MODS/$1/install.sh"
+	chmod 0755 "$MODS/$1/install.sh"
+}
+module hello 'inputs:
+  - {name: greeting, type: string, default: hi, validation: {pattern: "^[a-z]+$"}}
+  - {name: admin_password, type: password}
+  - {name: port, type: port, default: 80}' <<'EOF'
+#!/bin/bash
+set -euo pipefail
+echo "$GREETING port=$PORT pw=${ADMIN_PASSWORD:-none} job=$PROVISIONING_JOB fe=$DEBIAN_FRONTEND id=$FIRSTBOOT_JOB_ID"
+EOF
+module fails <<'EOF'
+#!/bin/sh
+echo "about to fail" >&2
+exit 3
+EOF
+module flaky <<EOF
+#!/bin/sh
+n=\$(cat "$T/flaky.count" 2>/dev/null || echo 0)
+n=\$((n + 1))
+echo "\$n" >"$T/flaky.count"
+echo "attempt \$FIRSTBOOT_ATTEMPT"
+[ "\$n" -ge 2 ] || exit 2
+EOF
+module slow <<EOF
+#!/bin/sh
+echo \$\$ >"$T/slow.pid"
+echo started
+i=0
+while [ \$i -lt 600 ]; do sleep 0.1; i=\$((i + 1)); done
+EOF
+module brief <<EOF
+#!/bin/sh
+echo started >"$T/brief.started"
+sleep 1
+echo done
+EOF
+
+module mid <<EOF
+#!/bin/sh
+echo started >"$T/mid.started"
+i=0
+while [ ! -e "$T/mid.go" ] && [ \$i -lt 300 ]; do sleep 0.1; i=\$((i + 1)); done
+echo finished
+EOF
+
+free_port() {
+	local p i
+	for ((i = 0; i < 50; i++)); do
+		p=$((20000 + RANDOM % 30000))
+		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+			echo "$p"
+			return 0
+		fi
+	done
+	return 1
+}
+PORT=$(free_port) || {
+	echo "not ok - no free port"
+	exit 1
+}
+start_redis() {
+	redis-server --port "$PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$T/redis" >>"$T/redis.log" 2>&1 &
+	REDIS_PID=$!
+	_pids+=("$REDIS_PID")
+}
+start_redis
+rcli() { redis-cli -h 127.0.0.1 -p "$PORT" "$@"; }
+rping() { [ "$(rcli ping)" = PONG ]; }
+if ! wait_for 10 rping; then
+	echo "not ok - redis-server starts"
+	cat "$T/redis.log"
+	exit 1
+fi
+URL=redis://127.0.0.1:$PORT
+
+cat >"$R/etc/firstboot/firstboot.conf" <<EOF
+retry_backoff_ms: 10
+kill_grace_ms: 300
+jobs:
+  redis_url: $URL
+  agent_id: $AGENT_ID
+  max_job_bytes: 4096
+  max_skew_s: 300
+  stop_timeout_s: 2
+  heartbeat_s: 1
+  metrics_file: /var/lib/node-exporter/firstboot.prom
+EOF
+
+AGENT_PID=
+start_agent() {
+	"$FIRSTBOOT" agent --root "$R" >>"$T/agent.log" 2>&1 &
+	AGENT_PID=$!
+	_pids+=("$AGENT_PID")
+	wait_for 10 grep -q "waiting for jobs on agent:$AGENT_ID:jobs" "$T/agent.log"
+}
+stop_agent() {
+	kill "$AGENT_PID" 2>/dev/null
+	wait_for 20 proc_gone "$AGENT_PID"
+	wait "$AGENT_PID" 2>/dev/null
+}
+submit() { # ARGS... (to imagegen job submit), waits
+	"$IMAGEGEN" job submit --redis "$URL" --agent "$AGENT_ID" --secret-file "$T/secret" --wait --timeout 20 "$@"
+}
+result() { rcli GET "job:$1:result"; }
+# result_field JOB EXPR: a Python expression on the result (j).
+result_field() {
+	result "$1" >"$T/result.json"
+	json_get "$T/result.json" "$2"
+}
+
+t_case "the agent starts and says it waits for jobs"
+if start_agent; then t_pass; else
+	t_fail "no ready line"
+	cat "$T/agent.log"
+	exit 1
+fi
+
+t_case "three trivial jobs succeed, each with its result and a 0600 log"
+ok=1
+for g in hi yo hey; do
+	if ! expect_rc 0 submit hello greeting=$g admin_password=pw-$g-Secret; then ok=0; fi
+	id=$(head -n1 "$T/out")
+	[ "$(result_field "$id" 'j["status"], j["exit_code"], j["attempts"], j["app_id"], "duration_ms" in j and "finished_at" in j, j["log_tail"][-1]')" = "('succeeded', 0, 1, 'hello', True, '$g port=80 pw=******** job=true fe=noninteractive id=$id')" ] || ok=0
+	grep -q "^$g port=80 pw=\*\*\*\*\*\*\*\* job=true fe=noninteractive id=$id\$" "$R/var/log/firstboot/jobs/$id.log" || ok=0
+	[ "$(stat -c %a "$R/var/log/firstboot/jobs/$id.log")" = 600 ] || ok=0
+	grep -q "^$g port=80" "$T/err" || ok=0 # --wait streamed the output
+done
+if [ "$ok" = 1 ]; then
+	t_pass
+else
+	t_fail "a job's result or log is wrong: $(cat "$T/result.json")"
+fi
+
+t_case "a failing job: failed, exit code 3, not retried; --wait exits 1"
+if expect_rc 1 submit fails; then
+	id=$(head -n1 "$T/out")
+	if [ "$(result_field "$id" 'j["status"], j["exit_code"], j["attempts"], j["log_tail"]')" = "('failed', 3, 1, ['about to fail'])" ]; then
+		t_pass
+	else
+		t_fail "$(cat "$T/result.json")"
+	fi
+else t_fail "exit code"; fi
+
+t_case "exit 2 is retried: succeeded at attempt 2"
+if expect_rc 0 submit flaky; then
+	id=$(head -n1 "$T/out")
+	if [ "$(result_field "$id" 'j["status"], j["attempts"]')" = "('succeeded', 2)" ]; then
+		t_pass
+	else
+		t_fail "$(cat "$T/result.json")"
+	fi
+else t_fail "exit code"; fi
+
+t_case "imagegen job status reads a result (and exits 2 for none)"
+if expect_rc 0 "$IMAGEGEN" job status --redis "$URL" "$id" && grep -q '"succeeded"' "$T/out" &&
+	expect_rc 2 "$IMAGEGEN" job status --redis "$URL" 00000000-0000-4000-8000-000000000000; then
+	t_pass
+else t_fail "status"; fi
+
+# ---- refusals: each has its reason, and the agent keeps serving ----
+
+# Every hand-made element at once (one python3): $T/elem.KIND, its job_id
+# in $T/id.KIND.
+python3 - "$SECRET" "$AGENT_ID" "$T" <<'EOF'
+import hashlib, hmac, json, sys, time, uuid
+secret, agent, out = sys.argv[1:4]
+now = int(time.time())
+for kind in ["ok", "bad_signature", "missing_signature", "wrong_agent", "expired", "skew",
+             "unknown_app", "traversal", "bad_inputs", "unknown_input", "malformed", "oversize"]:
+    jid = str(uuid.uuid4())
+    p = {"job_id": jid, "agent_id": agent, "app_id": "hello", "issued_at": now,
+         "inputs": {"greeting": "hi"}}
+    key = secret.encode()
+    if kind == "wrong_agent": p["agent_id"] = "someone-else"
+    if kind == "expired": p["issued_at"], p["expires_at"] = now - 20, now - 10
+    if kind == "skew": p["issued_at"] = now - 3600
+    if kind == "unknown_app": p["app_id"] = "nosuchapp"
+    if kind == "traversal": p["app_id"] = "../../bin"
+    if kind == "bad_inputs": p["inputs"] = {"greeting": "UPPER; rm -rf /"}
+    if kind == "unknown_input": p["inputs"] = {"what": "x"}
+    if kind == "bad_signature": key = b"another-secret-of-some-length"
+    if kind == "oversize": p["inputs"] = {"greeting": "a" * 5000}
+    text = json.dumps(p)
+    sig = "sha256=" + hmac.new(key, text.encode(), hashlib.sha256).hexdigest()
+    e = {"payload": text, "signature": sig}
+    if kind == "missing_signature": del e["signature"]
+    elem = json.dumps(e)
+    if kind == "malformed": elem = elem[:-5]
+    open(f"{out}/elem.{kind}", "w").write(elem)
+    open(f"{out}/id.{kind}", "w").write(jid)
+EOF
+craft() { cp "$T/elem.$1" "$T/elem" && cat "$T/id.$1"; }
+push_elem() { rcli -x LPUSH "agent:$AGENT_ID:jobs" <"$T/elem" >/dev/null; }
+has_result() { [ -n "$(result "$1")" ]; }
+
+refused() { # KIND REASON: pushed, refused with REASON, nothing run
+	local kind=$1 reason=$2 id
+	id=$(craft "$kind")
+	push_elem
+	if ! wait_for 10 has_result "$id"; then
+		echo "  # no result for $kind" >&2
+		return 1
+	fi
+	[ "$(result_field "$id" 'j["status"], j["reason"]')" = "('rejected', '$reason')" ] || {
+		echo "  # $(cat "$T/result.json")" >&2
+		return 1
+	}
+	[ ! -e "$R/var/log/firstboot/jobs/$id.log" ]
+}
+serves() { expect_rc 0 submit hello greeting=after; }
+
+for c in bad_signature:bad_signature missing_signature:missing_signature wrong_agent:wrong_agent \
+	expired:expired skew:skew unknown_app:unknown_app traversal:malformed bad_inputs:bad_inputs \
+	unknown_input:bad_inputs; do
+	t_case "refused: ${c%%:*} (reason ${c#*:}), and the agent keeps serving"
+	if refused "${c%%:*}" "${c#*:}" && serves; then t_pass; else t_fail "${c%%:*}"; fi
+done
+
+for kind in malformed oversize; do
+	t_case "refused: $kind (logged with its reason), and the agent keeps serving"
+	craft "$kind" >/dev/null
+	push_elem
+	if wait_for 10 grep -q "rejected ($kind)" "$T/agent.log" && serves; then t_pass; else t_fail "$kind"; fi
+done
+
+t_case "refused: replay of a job_id (the first result stays)"
+id=$(craft ok)
+push_elem
+if wait_for 10 has_result "$id" && [ "$(result_field "$id" 'j["status"]')" = succeeded ]; then
+	push_elem
+	if wait_for 10 grep -q "Job $id rejected (replay)" "$T/agent.log" &&
+		[ "$(result_field "$id" 'j["status"]')" = succeeded ] && serves; then
+		t_pass
+	else t_fail "the replay was not refused, or replaced the result"; fi
+else t_fail "the first run"; fi
+
+t_case "the heartbeat names the agent and its last job, with an expiry"
+hb() { rcli GET "agent:$AGENT_ID:heartbeat" >"$T/hb.json" && [ -s "$T/hb.json" ] && [ "$(json_get "$T/hb.json" 'j["agent_id"], j["jobs_done"] > 0, j["current_job"]')" = "('$AGENT_ID', True, None)" ]; }
+ttl=$(rcli TTL "agent:$AGENT_ID:heartbeat")
+if wait_for 10 hb && [ "$ttl" -ge 1 ] && [ "$ttl" -le 3 ]; then t_pass; else t_fail "ttl $ttl, $(cat "$T/hb.json")"; fi
+
+t_case "the metrics file counts jobs by app and status, and rejections by reason"
+PROM=$R/var/lib/node-exporter/firstboot.prom
+if grep -qE '^firstboot_agent_jobs_total\{app_id="hello",status="succeeded"\} [0-9]+$' "$PROM" &&
+	grep -q '^firstboot_agent_jobs_total{app_id="fails",status="failed"} 1$' "$PROM" &&
+	grep -q '^firstboot_agent_job_rejections_total{reason="bad_signature"} 1$' "$PROM" &&
+	grep -q '^firstboot_agent_job_rejections_total{reason="replay"} 1$' "$PROM" &&
+	grep -qE '^firstboot_agent_job_duration_seconds_bucket\{le="\+Inf"\} [0-9]+$' "$PROM"; then
+	t_pass
+else t_fail "$(cat "$PROM")"; fi
+
+t_case "the replay record survives a restart"
+stop_agent
+start_agent
+push_elem
+replays() { [ "$(grep -c "Job $id rejected (replay)" "$T/agent.log")" -ge "$1" ]; }
+if wait_for 10 replays 2; then t_pass; else t_fail "not refused after a restart"; fi
+
+# ---- Redis restarted in the middle of a job ----
+
+t_case "Redis restarted during a job: the result arrives after the reconnect"
+"$IMAGEGEN" job submit --redis "$URL" --agent "$AGENT_ID" --secret-file "$T/secret" mid >"$T/mid.id"
+id=$(cat "$T/mid.id")
+if wait_for 10 test -e "$T/mid.started"; then
+	kill "$REDIS_PID"
+	wait_for 10 proc_gone "$REDIS_PID"
+	wait "$REDIS_PID" 2>/dev/null
+	touch "$T/mid.go"
+	sleep 0.5 # the job ends while Redis is down
+	start_redis
+	if wait_for 10 rping && wait_for 20 has_result "$id" &&
+		[ "$(result_field "$id" 'j["status"], j["log_tail"]')" = "('succeeded', ['finished'])" ] && serves; then
+		t_pass
+	else t_fail "$(cat "$T/result.json")"; fi
+else t_fail "the job did not start"; fi
+
+# ---- the agent killed in the middle of a job ----
+
+t_case "kill -9 mid-job, restart: failed with 'agent restarted', the next job runs"
+rm -f "$T/slow.pid"
+"$IMAGEGEN" job submit --redis "$URL" --agent "$AGENT_ID" --secret-file "$T/secret" slow >"$T/slow.id"
+id=$(cat "$T/slow.id")
+if wait_for 10 test -s "$T/slow.pid"; then
+	kill -9 "$AGENT_PID"
+	wait "$AGENT_PID" 2>/dev/null
+	spid=$(cat "$T/slow.pid")
+	[ "$(rcli LLEN "agent:$AGENT_ID:processing")" = 1 ] || echo "  # not in processing" >&2
+	start_agent
+	if wait_for 10 has_result "$id" &&
+		[ "$(result_field "$id" 'j["status"], j["reason"]')" = "('failed', 'agent restarted')" ] &&
+		wait_for 10 proc_gone "$spid" &&
+		[ "$(rcli LLEN "agent:$AGENT_ID:processing")" = 0 ] && serves; then
+		t_pass
+	else t_fail "$(cat "$T/result.json")"; fi
+else t_fail "the slow job did not start"; fi
+
+t_case "SIGTERM during a short job: it finishes, is reported, the agent exits 0"
+rm -f "$T/brief.started"
+"$IMAGEGEN" job submit --redis "$URL" --agent "$AGENT_ID" --secret-file "$T/secret" brief >"$T/brief.id"
+id=$(cat "$T/brief.id")
+if wait_for 10 test -e "$T/brief.started"; then
+	kill -TERM "$AGENT_PID"
+	wait_for 20 proc_gone "$AGENT_PID"
+	wait "$AGENT_PID"
+	rc=$?
+	if [ "$rc" = 0 ] && [ "$(result_field "$id" 'j["status"]')" = succeeded ] &&
+		[ "$(rcli EXISTS "agent:$AGENT_ID:heartbeat")" = 0 ]; then
+		t_pass
+	else
+		t_fail "rc $rc, $(cat "$T/result.json")"
+	fi
+else t_fail "brief did not start"; fi
+
+t_case "SIGTERM during a long job: ended after stop_timeout_s, reported failed"
+start_agent
+rm -f "$T/slow.pid"
+"$IMAGEGEN" job submit --redis "$URL" --agent "$AGENT_ID" --secret-file "$T/secret" slow >"$T/slow.id"
+id=$(cat "$T/slow.id")
+if wait_for 10 test -s "$T/slow.pid"; then
+	spid=$(cat "$T/slow.pid")
+	kill -TERM "$AGENT_PID"
+	wait_for 30 proc_gone "$AGENT_PID"
+	wait "$AGENT_PID"
+	rc=$?
+	if [ "$rc" = 0 ] && proc_gone "$spid" && [ "$(result_field "$id" 'j["status"]')" = failed ] &&
+		[ "$(rcli LLEN "agent:$AGENT_ID:processing")" = 0 ]; then
+		t_pass
+	else
+		t_fail "rc $rc, $(cat "$T/result.json")"
+	fi
+else t_fail "slow did not start"; fi
+
+t_case "the secret is in no log, job log or result"
+leak=0
+grep -rqF "$SECRET" "$R/var" "$T/agent.log" && leak=1
+for k in $(rcli --scan --pattern 'job:*:result'); do
+	rcli GET "$k" | grep -qF "$SECRET" && leak=1
+done
+grep -rqF -e "pw-hi-Secret" -e "pw-yo-Secret" "$R/var" "$T/agent.log" && leak=1
+if [ "$leak" = 0 ]; then
+	t_pass
+else
+	t_fail "found the secret or a password"
+fi
+
+# ---- configuration the agent refuses ----
+
+t_case "a secret file readable by others: the agent refuses to start"
+chmod 0644 "$R/etc/firstboot/jobs.secret"
+if expect_rc 1 timeout 10 "$FIRSTBOOT" agent --root "$R" && grep -q "group and others must have no access" "$T/err"; then
+	t_pass
+else t_fail "it started"; fi
+chmod 0600 "$R/etc/firstboot/jobs.secret"
+
+t_case "no jobs.redis_url, or rediss://: refused with the reason"
+cp "$R/etc/firstboot/firstboot.conf" "$T/conf.saved"
+printf 'jobs:\n  agent_id: t1\n' >"$R/etc/firstboot/firstboot.conf"
+ok=0
+expect_rc 1 timeout 10 "$FIRSTBOOT" agent --root "$R" && grep -q "jobs.redis_url is not set" "$T/err" && ok=1
+printf 'jobs:\n  redis_url: rediss://127.0.0.1:%s\n' "$PORT" >"$R/etc/firstboot/firstboot.conf"
+expect_rc 1 timeout 10 "$FIRSTBOOT" agent --root "$R" && grep -q "rediss://" "$T/err" || ok=0
+printf 'jobs:\n  redis_url: redis://127.0.0.1\n  max_skew_s: 0\n' >"$R/etc/firstboot/firstboot.conf"
+expect_rc 1 timeout 10 "$FIRSTBOOT" agent --root "$R" && grep -q "max_skew_s" "$T/err" || ok=0
+cp "$T/conf.saved" "$R/etc/firstboot/firstboot.conf"
+if [ "$ok" = 1 ]; then
+	t_pass
+else
+	t_fail "$(cat "$T/err")"
+fi
+
+kill "$REDIS_PID" 2>/dev/null
