@@ -1068,7 +1068,8 @@ int cmd_run(int argc, char **argv)
          * it carries done modules, attempts and the boot count over. */
         {
                 struct diags ignore = {0};
-                if (run_status_read(r.status_path, &r.prev, &ignore) < 0)
+                if (run_status_read(r.rootfd, in_root(&r, r.status_path), r.status_path, &r.prev,
+                                    &ignore) < 0)
                         run_status_free(&r.prev);
                 diags_free(&ignore);
         }
