@@ -14,6 +14,10 @@
 #define BUNDLE_SIG        "bundle.yaml.sig"
 /* The module a plain "#!" user-data script becomes. */
 #define USER_SCRIPT_MODULE "user-script"
+/* The helpers the stack modules source, beside them in the modules
+ * directory and in a bundle that ships modules (modules/_lib/): not a
+ * module id, which begins with a letter or a digit. */
+#define MODULES_LIB_DIR "_lib"
 
 struct bundle_file {
         char *path;   /* absolute, on the server */

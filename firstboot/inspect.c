@@ -70,9 +70,19 @@
 #include <time.h>
 
 /* Paths of a root's state, from its firstboot.conf when there is one. */
+/* The paths are root_path()s, for messages; every read resolves them
+ * inside the root (rootfd), so a link in the root never leads a read to
+ * the host's files. */
 struct paths {
-        char *state_dir, *status, *lock, *log_dir;
+        char *root, *state_dir, *status, *lock, *log_dir;
+        int rootfd;
 };
+
+/* Where a path of struct paths is inside the root. */
+static const char *paths_rel(const struct paths *p, const char *path)
+{
+        return path_in_root(p->root, path);
+}
 
 static int paths_load(const char *root, struct paths *ret)
 {
@@ -80,6 +90,7 @@ static int paths_load(const char *root, struct paths *ret)
         struct config c;
         struct diags d = {0};
 
+        ret->rootfd = -1;
         if (config_load(conf, false, &c, &d) < 0) {
                 for (size_t i = 0; i < d.n; i++) {
                         _cleanup_free_ char *s = diag_format(&d.v[i]);
@@ -88,6 +99,13 @@ static int paths_load(const char *root, struct paths *ret)
                 diags_free(&d);
                 return -EINVAL;
         }
+        ret->rootfd = root_open_dir(root);
+        if (ret->rootfd < 0) {
+                log_error_errno(ret->rootfd, "Failed to open %s: %m", root ? root : "/");
+                config_free(&c);
+                return ret->rootfd;
+        }
+        ret->root = root ? xstrdup(root) : NULL;
         ret->state_dir = root_path(root, c.state_dir);
         ret->log_dir = root_path(root, c.log_dir);
         ret->status = strprintf("%s/status.json", ret->state_dir);
@@ -98,6 +116,10 @@ static int paths_load(const char *root, struct paths *ret)
 
 static void paths_free(struct paths *p)
 {
+        if (p->rootfd >= 0)
+                close(p->rootfd);
+        p->rootfd = -1;
+        free(p->root);
         free(p->state_dir);
         free(p->status);
         free(p->lock);
@@ -180,10 +202,10 @@ static bool outcome_final(enum outcome o)
 
 /* Reads status.json into *st. Returns 1 when read, 0 when there is none,
  * or a negative errno after logging why it cannot be read. */
-static int status_load(const char *path, struct run_status *st)
+static int status_load(const struct paths *p, const char *path, struct run_status *st)
 {
         struct diags d = {0};
-        int r = run_status_read(path, st, &d);
+        int r = run_status_read(p->rootfd, paths_rel(p, path), path, st, &d);
         if (r == -ENOENT) {
                 diags_free(&d);
                 *st = (struct run_status){0};
@@ -208,7 +230,7 @@ static int status_load(const char *path, struct run_status *st)
 static int observe(const struct paths *p, struct run_status *st, enum outcome *ret)
 {
         for (int pass = 0;; pass++) {
-                int r = status_load(p->status, st);
+                int r = status_load(p, p->status, st);
                 if (r < 0)
                         return r;
                 if (r > 0 && st->state == RUN_READY) {
@@ -559,10 +581,26 @@ static int run_cmp(const void *a, const void *b)
         return x->boot < y->boot ? -1 : x->boot > y->boot;
 }
 
-static void runs_load(const char *state_dir, struct runs *rs)
+/* opendir() of path (one of struct paths or under one) inside the root. */
+static DIR *paths_opendir(const struct paths *p, const char *path)
 {
-        _cleanup_free_ char *idir = strprintf("%s/instances", state_dir);
-        DIR *top = opendir(idir);
+        int fd = root_open(p->rootfd, paths_rel(p, path), O_RDONLY | O_DIRECTORY, 0);
+        DIR *d;
+
+        if (fd < 0) {
+                errno = -fd;
+                return NULL;
+        }
+        d = fdopendir(fd);
+        if (!d)
+                close(fd);
+        return d;
+}
+
+static void runs_load(const struct paths *p, struct runs *rs)
+{
+        _cleanup_free_ char *idir = strprintf("%s/instances", p->state_dir);
+        DIR *top = paths_opendir(p, idir);
         struct dirent *de;
 
         if (!top)
@@ -571,7 +609,7 @@ static void runs_load(const char *state_dir, struct runs *rs)
                 if (de->d_name[0] == '.')
                         continue;
                 _cleanup_free_ char *rdir = strprintf("%s/%s/runs", idir, de->d_name);
-                DIR *dd = opendir(rdir);
+                DIR *dd = paths_opendir(p, rdir);
                 struct dirent *fe;
                 if (!dd)
                         continue;
@@ -580,7 +618,7 @@ static void runs_load(const char *state_dir, struct runs *rs)
                                 continue;
                         _cleanup_free_ char *path = strprintf("%s/%s", rdir, fe->d_name);
                         struct run_status one;
-                        if (status_load(path, &one) <= 0)
+                        if (status_load(p, path, &one) <= 0)
                                 continue;
                         rs->v = xrealloc(rs->v, (rs->n + 1) * sizeof(*rs->v));
                         rs->v[rs->n++] = one;
@@ -837,7 +875,7 @@ int cmd_analyze(int argc, char **argv)
         }
         if (paths_load(root, &p) < 0)
                 return 1;
-        r = status_load(p.status, &st);
+        r = status_load(&p, p.status, &st);
         if (r <= 0) {
                 if (r == 0)
                         log_error("No run recorded in %s", p.status);
@@ -853,7 +891,7 @@ int cmd_analyze(int argc, char **argv)
                 if (st.modules[i].state == MOD_RUNNING && st.modules[i].started_ms > 0)
                         st.modules[i].duration_ms = now_realtime_ms() - st.modules[i].started_ms;
 
-        runs_load(p.state_dir, &rs);
+        runs_load(&p, &rs);
         /* The current run too, unless its record is among them already (it
          * is written when the run ends). */
         bool recorded = false;
@@ -935,7 +973,7 @@ int cmd_logs(int argc, char **argv)
         }
         /* Else the 0600 log files. */
         r = 1;
-        DIR *dd = opendir(p.log_dir);
+        DIR *dd = paths_opendir(&p, p.log_dir);
         if (!dd) {
                 log_error_errno(errno, "No journal entries and no logs in %s: %m", p.log_dir);
                 paths_free(&p);
@@ -950,7 +988,8 @@ int cmd_logs(int argc, char **argv)
                         continue;
                 _cleanup_free_ char *path = strprintf("%s/%s", p.log_dir, de->d_name);
                 _cleanup_free_ char *text = NULL;
-                if (read_file(path, 64 * 1024 * 1024, &text, NULL) < 0)
+                if (root_read_file(p.rootfd, paths_rel(&p, path), 64 * 1024 * 1024, &text, NULL) <
+                    0)
                         continue;
                 for (char *l = strtok(text, "\n"); l; l = strtok(NULL, "\n"))
                         printf("%s: %s\n", id, l);

@@ -1453,7 +1453,8 @@ static int run_main(int argc, char **argv, enum run_mode mode)
          * it carries done modules, attempts and the boot count over. */
         {
                 struct diags ignore = {0};
-                if (run_status_read(r.status_path, &r.prev, &ignore) < 0)
+                if (run_status_read(r.rootfd, in_root(&r, r.status_path), r.status_path, &r.prev,
+                                    &ignore) < 0)
                         run_status_free(&r.prev);
                 diags_free(&ignore);
         }

@@ -174,16 +174,16 @@ static bool has_key(const char *text, const char *data)
         return false;
 }
 
-/* The uid, gid and home of user in <root>/etc/passwd. */
-static int passwd_entry(const char *root, const char *user, uid_t *ret_uid, gid_t *ret_gid,
+/* The uid, gid and home of user in the root's /etc/passwd, read inside
+ * the root (an /etc linked out of it does not reach the host's; a FIFO is
+ * refused, not waited on). */
+static int passwd_entry(int rootfd, const char *user, uid_t *ret_uid, gid_t *ret_gid,
                         char **ret_home)
 {
-        _cleanup_free_ char *path = root_path(root, "/etc/passwd"), *data = NULL;
+        _cleanup_free_ char *data = NULL;
         int r;
 
-        if (!path)
-                return -ENOMEM;
-        r = read_file(path, 16U * 1024U * 1024U, &data, NULL);
+        r = root_read_file(rootfd, "/etc/passwd", 16U * 1024U * 1024U, &data, NULL);
         if (r < 0)
                 return r == -ENOENT ? -ESRCH : r;
         for (char *line = data, *next; line && *line; line = next) {
@@ -256,7 +256,7 @@ int sshkeys_install(int rootfd, const char *root, const char *user, char *const 
 
         if (!keys || !keys[0])
                 return 0;
-        r = passwd_entry(root, user, &uid, &gid, &home_rel);
+        r = passwd_entry(rootfd, user, &uid, &gid, &home_rel);
         if (r == -ESRCH)
                 return fail_with(ret_error, r, "ssh_keys_user '%s' is not in %s/etc/passwd", user,
                                  root && *root ? root : "");

@@ -155,7 +155,8 @@ static long long get_int(const struct node *n, const char *key)
         return v;
 }
 
-int run_status_read(const char *path, struct run_status *ret, struct diags *d)
+int run_status_read(int rootfd, const char *path, const char *label, struct run_status *ret,
+                    struct diags *d)
 {
         _cleanup_free_ char *text = NULL;
         _cleanup_node_ struct node *n = NULL;
@@ -163,14 +164,18 @@ int run_status_read(const char *path, struct run_status *ret, struct diags *d)
         size_t len;
         int r;
 
-        r = read_file(path, 16 * 1024 * 1024, &text, &len);
+        if (!path)
+                return -EINVAL;
+        if (!label)
+                label = path;
+        r = root_read_file(rootfd, path, 16 * 1024 * 1024, &text, &len);
         if (r < 0)
                 return r;
-        r = json_parse(path, text, len, &n, d);
+        r = json_parse(label, text, len, &n, d);
         if (r < 0)
                 return r;
         if (n->kind != NODE_MAP) {
-                diags_add(d, path, 0, 0, "not a status object");
+                diags_add(d, label, 0, 0, "not a status object");
                 return -EBADMSG;
         }
         const char *st = node_get_str(n, "state");

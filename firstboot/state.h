@@ -63,5 +63,8 @@ struct node *run_status_to_node(const struct run_status *s);
  * text was there already): a run's final status; progress updates skip it.
  * path is resolved inside the root rootfd (fs.h), its directory made 0700. */
 int run_status_write(int rootfd, const char *path, const struct run_status *s, bool sync);
-int run_status_read(const char *path, struct run_status *ret, struct diags *d);
+/* path is resolved inside the root rootfd and must be a regular file (a
+ * FIFO is -EINVAL, not waited on); label names it in diagnostics. */
+int run_status_read(int rootfd, const char *path, const char *label, struct run_status *ret,
+                    struct diags *d);
 void run_status_free(struct run_status *s);

@@ -475,7 +475,8 @@ static int walk_files(const char *top, const char *rel, char ***files)
 /* Each module directory (with a valid manifest.yml whose id is the
  * directory's name) to <modules_dir>/<id>/: its script and executables
  * 0755, the rest 0644. Directories without a manifest.yml and nothing in
- * them are skipped; one with files but no manifest is an error. */
+ * them are skipped; one with files but no manifest is an error, but for
+ * MODULES_LIB_DIR (the helpers the modules source), copied 0644. */
 static int plan_modules(struct plan *p, const char *src, const char *modules_dir, size_t *ret_n)
 {
         struct dirent **ents = NULL;
@@ -499,6 +500,21 @@ static int plan_modules(struct plan *p, const char *src, const char *modules_dir
                 r = walk_files(dir, "", &files);
                 if (r < 0)
                         goto next;
+                if (streq(id, MODULES_LIB_DIR)) {
+                        /* The helpers the modules source: not a module, copied as they are. */
+                        for (char **f = files; f && *f; f++) {
+                                _cleanup_free_ char *full = strprintf("%s/%s", dir, *f);
+                                _cleanup_free_ char *dst =
+                                        strprintf("%s/%s/%s", modules_dir, id, *f);
+                                char *data = NULL;
+                                size_t size;
+                                r = read_source(full, &data, &size);
+                                if (r < 0)
+                                        break;
+                                plan_file(p, dst, data, size, 0644);
+                        }
+                        goto next;
+                }
                 if (!path_exists(mf)) {
                         if (files) {
                                 fprintf(stderr, "imagegen bake: %s: no %s\n", dir, MANIFEST_FILE);

@@ -118,9 +118,42 @@ static int add_tls(const struct site *s, const struct render_options *o, struct 
         return 0;
 }
 
+/* The modules' shared helpers (MODULES_LIB_DIR beside the modules), as
+ * modules/_lib/ in the bundle, so a shipped module finds them beside its
+ * own folder. A modules directory without them ships none; a shipped
+ * module that sources them is then an error here rather than at boot. */
+static int add_module_lib(const struct site *s, struct member_list *l, const char *needed_by,
+                          struct diags *d)
+{
+        const struct site_module *sm = &s->modules[0];
+        size_t n = strlen(sm->dir) - strlen(sm->id); /* "<modules_dir>/" */
+        _cleanup_free_ char *dir = strprintf("%.*s%s", (int)n, sm->dir, MODULES_LIB_DIR);
+        struct member_list ml = {0};
+
+        if (!is_dir(dir)) {
+                if (!needed_by)
+                        return 0;
+                diags_add(d, needed_by, 0, 0, "it sources %s/, which is missing: %s",
+                          MODULES_LIB_DIR, dir);
+                return -ENOENT;
+        }
+        if (bundle_members_from_dir(dir, &ml, d) < 0) {
+                member_list_free(&ml);
+                return -EBADMSG;
+        }
+        for (size_t k = 0; k < ml.n; k++) {
+                _cleanup_free_ char *p = strprintf("modules/%s/%s", MODULES_LIB_DIR, ml.v[k].path);
+                member_list_add(l, p, ml.v[k].data, ml.v[k].size, ml.v[k].mode);
+        }
+        member_list_free(&ml);
+        return 0;
+}
+
 static int add_modules(const struct site *s, struct member_list *l, struct node *mods,
                        struct diags *d)
 {
+        _cleanup_free_ char *needs_lib = NULL;
+
         for (size_t i = 0; i < s->n_modules; i++) {
                 const struct site_module *sm = &s->modules[i];
                 struct node *e = node_new(NODE_MAP);
@@ -150,10 +183,16 @@ static int add_modules(const struct site *s, struct member_list *l, struct node 
                 }
                 for (size_t k = 0; k < ml.n; k++) {
                         _cleanup_free_ char *p = strprintf("modules/%s/%s", sm->id, ml.v[k].path);
+                        if (!needs_lib && streq(ml.v[k].path, sm->m->install_script) &&
+                            memmem(ml.v[k].data, ml.v[k].size, "/" MODULES_LIB_DIR "/",
+                                   strlen("/" MODULES_LIB_DIR "/")))
+                                needs_lib = strprintf("%s/%s", sm->dir, ml.v[k].path);
                         member_list_add(l, p, ml.v[k].data, ml.v[k].size, ml.v[k].mode);
                 }
                 member_list_free(&ml);
         }
+        if (s->ship_modules && s->n_modules > 0)
+                return add_module_lib(s, l, needs_lib, d);
         return 0;
 }
 

@@ -84,7 +84,7 @@ put_doc imagegen
 
 # firstboot-modules: each module's files, scripts executable.
 for m in modules/*/; do
-	[ -f "$m/manifest.yml" ] || continue
+	[ -f "$m/manifest.yml" ] || [ "$m" = modules/_lib/ ] || continue
 	while IFS= read -r -d '' f; do
 		mode=0644
 		[ -x "$f" ] && mode=0755

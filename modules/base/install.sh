@@ -8,8 +8,13 @@
 set -euo pipefail
 umask 022
 
-R=${FIRSTBOOT_ROOT:-/}
-R=${R%/}
+# The helpers the stack modules share (die, say, put_file, ...), from
+# modules/_lib/ beside this module's folder; without them, nothing runs.
+fb_lib=$(dirname -- "${BASH_SOURCE[0]:-.}")/../_lib/firstboot-module.sh
+[ -f "$fb_lib" ] || { echo "$fb_lib is missing: ship modules/_lib/ with the modules" >&2; exit 1; }
+# shellcheck source-path=SCRIPTDIR source=../_lib/firstboot-module.sh
+. "$fb_lib"
+
 PACKAGES=${PACKAGES:-}
 DEPLOY_USER=${DEPLOY_USER:-deploy}
 SSH_AUTHORIZED_KEYS=${SSH_AUTHORIZED_KEYS:-}
@@ -20,89 +25,6 @@ FAIL2BAN=${FAIL2BAN:-true}
 UNATTENDED_UPGRADES=${UNATTENDED_UPGRADES:-true}
 AUTO_REBOOT=${AUTO_REBOOT:-false}
 AUTO_REBOOT_TIME=${AUTO_REBOOT_TIME:-03:30}
-
-die() {
-	local code=$1
-	shift
-	echo "$*" >&2
-	exit "$code"
-}
-say() { echo "$*"; }
-
-# put_file PATH MODE UID:GID [CHECK...]: PATH gets standard input, written
-# to a temporary file in the same folder (created 0600), checked with
-# CHECK... TMPFILE when given (failure: exit 3), then renamed into place.
-# FILE_CHANGED=1 when the content, mode or owner differed.
-# shellcheck disable=SC2034
-put_file() {
-	local path=$1 mode=$2 owner=$3 tmp
-	shift 3
-	FILE_CHANGED=0
-	mkdir -p "$(dirname "$path")"
-	tmp=$(mktemp "$path.fbtmp.XXXXXX")
-	cat >"$tmp"
-	chown "$owner" "$tmp"
-	chmod "$mode" "$tmp"
-	if [ -f "$path" ] && [ ! -L "$path" ] && cmp -s "$tmp" "$path" &&
-		[ "$(stat -c '%a %u:%g' "$path")" = "$(stat -c '%a %u:%g' "$tmp")" ]; then
-		rm -f "$tmp"
-		return 0
-	fi
-	if [ $# -gt 0 ] && ! "$@" "$tmp"; then
-		rm -f "$tmp"
-		die 3 "$path: the new content was refused by $1"
-	fi
-	mv -f "$tmp" "$path"
-	FILE_CHANGED=1
-	say "wrote ${path#"$R"}"
-}
-
-# missing_packages PKG...: those of PKG not installed, one per line.
-missing_packages() {
-	local have
-	have=$(dpkg-query -W -f='${Package} ${db:Status-Status}\n' "$@" 2>/dev/null || true)
-	printf '%s\n' "$@" | sort -u | while read -r p; do
-		grep -qx "$p installed" <<<"$have" || echo "$p"
-	done
-}
-apt_get() {
-	apt-get -y -q -o DPkg::Lock::Timeout=300 -o Dpkg::Options::=--force-confdef \
-		-o Dpkg::Options::=--force-confold "$@"
-}
-# ensure_packages PKG...: installs those not installed (apt-get update
-# first); a failure is exit 2, which firstboot retries.
-ensure_packages() {
-	local missing
-	mapfile -t missing < <(missing_packages "$@")
-	[ ${#missing[@]} -eq 0 ] && return 0
-	say "installing ${missing[*]}"
-	apt_get update || die 2 "apt-get update failed"
-	apt_get install --no-install-recommends "${missing[@]}" || die 2 "apt-get install ${missing[*]} failed"
-}
-
-# ensure_service UNIT CHANGED ACTION: enabled and running; ACTION
-# (restart or reload) when CHANGED=1 and it was already running.
-ensure_service() {
-	local unit=$1 changed=$2 action=$3
-	if ! systemctl is-enabled --quiet "$unit"; then
-		systemctl enable "$unit" || die 3 "cannot enable $unit"
-	fi
-	if ! systemctl is-active --quiet "$unit"; then
-		systemctl start "$unit" || die 3 "$unit does not start"
-	elif [ "$changed" = 1 ]; then
-		systemctl "$action" "$unit" || die 3 "$unit: $action failed"
-	fi
-}
-
-# A user tool (useradd, usermod) on the root: --prefix applies it to the
-# root's /etc without a chroot.
-user_tool() {
-	local tool=$1
-	shift
-	if [ -n "$R" ]; then "$tool" --prefix "$R" "$@"; else "$tool" "$@"; fi
-}
-passwd_field() { awk -F: -v u="$1" -v f="$2" '$1 == u { print $f; exit }' "$R/etc/passwd"; }
-in_group() { awk -F: -v g="$2" -v u="$1" '$1 == g { n = split($4, m, ","); for (i = 1; i <= n; i++) if (m[i] == u) found = 1 } END { exit !found }' "$R/etc/group"; }
 
 # ---- inputs -------------------------------------------------------------
 
@@ -198,7 +120,7 @@ $DEPLOY_USER ALL=(ALL:ALL) NOPASSWD: ALL
 EOF
 
 if [ ! -d "$R$home/.ssh" ]; then
-	mkdir -p "$R$home/.ssh"
+	make_dir "$R$home/.ssh"
 	say "created $home/.ssh"
 fi
 [ "$(stat -c '%a %u:%g' "$R$home/.ssh")" = "700 $uid:$gid" ] || {

@@ -48,8 +48,14 @@
 set -euo pipefail
 umask 022
 
-R=${FIRSTBOOT_ROOT:-/}
-R=${R%/}
+FB_PREFIX="colonyos: "
+# The helpers the stack modules share (die, say, put_file, ...), from
+# modules/_lib/ beside this module's folder; without them, nothing runs.
+fb_lib=$(dirname -- "${BASH_SOURCE[0]:-.}")/../_lib/firstboot-module.sh
+[ -f "$fb_lib" ] || { echo "$fb_lib is missing: ship modules/_lib/ with the modules" >&2; exit 1; }
+# shellcheck source-path=SCRIPTDIR source=../_lib/firstboot-module.sh
+. "$fb_lib"
+
 MODE=${MODE:-compose}
 IMAGE=${IMAGE:-colonyos/colonies:v1.8.19}
 BINARY_URL=${BINARY_URL:-}
@@ -61,34 +67,6 @@ HTTP_PORT=${HTTP_PORT:-50080}
 GRPC_UPSTREAM=${GRPC_UPSTREAM:-}
 STACK_DIR=${STACK_DIR:-/opt/stack}
 WAIT_SECONDS=${WAIT_SECONDS:-180}
-
-die() {
-	local code=$1
-	shift
-	echo "colonyos: $*" >&2
-	exit "$code"
-}
-say() { echo "colonyos: $*"; }
-
-# put_file PATH MODE: PATH gets standard input through a temporary file
-# in the same folder (created 0600, then MODE), renamed into place only
-# when something differs. FILE_CHANGED=1 when it did.
-put_file() {
-	local path=$1 mode=$2 tmp
-	FILE_CHANGED=0
-	mkdir -p "$(dirname "$path")"
-	tmp=$(mktemp "$path.fbtmp.XXXXXX")
-	cat >"$tmp"
-	chmod "$mode" "$tmp"
-	if [ -f "$path" ] && [ ! -L "$path" ] && cmp -s "$tmp" "$path" &&
-		[ "$(stat -c '%a %u:%g' "$path")" = "$(stat -c '%a %u:%g' "$tmp")" ]; then
-		rm -f "$tmp"
-		return 0
-	fi
-	mv -f "$tmp" "$path"
-	FILE_CHANGED=1
-	say "wrote ${path#"$R"}"
-}
 
 # ---- inputs -------------------------------------------------------------
 
@@ -134,17 +112,11 @@ compose=()
 if [ "$MODE" = compose ]; then
 	[ -f "$COMPOSE_FILE" ] || die 3 "${COMPOSE_FILE#"$R"} is missing: render the site with imagegen (docker and colonyos in site.yaml)"
 	grep -q '^  colonies-server:' "$COMPOSE_FILE" || die 3 "${COMPOSE_FILE#"$R"} has no colonies-server service"
-	if docker compose version >/dev/null 2>&1; then
-		compose=(docker compose)
-	elif command -v docker-compose >/dev/null && docker-compose version >/dev/null 2>&1; then
-		compose=(docker-compose)
-	else
-		die 3 "neither 'docker compose' nor docker-compose works: run the docker module first"
-	fi
+	find_compose || die 3 "neither 'docker compose' nor docker-compose works: run the docker module first"
 	compose+=(-f "$COMPOSE_FILE")
 	# The server's etcd data, bind-mounted by the compose file.
 	if [ ! -d "$R/var/lib/firstboot-stack/colonies" ]; then
-		mkdir -p "$R/var/lib/firstboot-stack/colonies"
+		make_dir "$R/var/lib/firstboot-stack/colonies"
 		chmod 0700 "$R/var/lib/firstboot-stack/colonies"
 	fi
 else
@@ -169,7 +141,7 @@ else
 		else
 			found=$dl/download
 		fi
-		mkdir -p "$(dirname "$BIN")"
+		make_dir "$(dirname "$BIN")"
 		install -m 0755 "$found" "$BIN.fbtmp"
 		mv -f "$BIN.fbtmp" "$BIN"
 		say "installed /usr/local/bin/colonies"
@@ -265,7 +237,7 @@ for role in SERVER COLONY EXECUTOR; do
 	fi
 done
 
-mkdir -p "$SD"
+make_dir "$SD"
 # Written before anything is registered with them, so a failure later
 # never loses a key the server already knows.
 put_file "$KEYS" 0600 <<EOF
@@ -411,7 +383,7 @@ done
 
 # ---- the colony ---------------------------------------------------------
 
-mkdir -p "$SPECS"
+make_dir "$SPECS"
 if [[ $colonies_ls == *"${K[COLONIES_COLONY_ID]}"* ]]; then
 	say "colony $COLONY_NAME is registered"
 else

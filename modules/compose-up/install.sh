@@ -6,19 +6,17 @@
 set -euo pipefail
 umask 022
 
-R=${FIRSTBOOT_ROOT:-/}
-R=${R%/}
+FB_PREFIX="compose-up: "
+# The helpers the stack modules share (die, say, put_file, ...), from
+# modules/_lib/ beside this module's folder; without them, nothing runs.
+fb_lib=$(dirname -- "${BASH_SOURCE[0]:-.}")/../_lib/firstboot-module.sh
+[ -f "$fb_lib" ] || { echo "$fb_lib is missing: ship modules/_lib/ with the modules" >&2; exit 1; }
+# shellcheck source-path=SCRIPTDIR source=../_lib/firstboot-module.sh
+. "$fb_lib"
+
 COMPOSE_FILE=${COMPOSE_FILE:-/opt/stack/docker-compose.yml}
 PULL=${PULL:-true}
 WAIT_SECONDS=${WAIT_SECONDS:-300}
-
-die() {
-	local code=$1
-	shift
-	echo "compose-up: $*" >&2
-	exit "$code"
-}
-say() { echo "compose-up: $*"; }
 
 if ! [[ $COMPOSE_FILE =~ ^(/[A-Za-z0-9._-]+)+\.ya?ml$ ]] || [[ $COMPOSE_FILE =~ /\.\.?/ ]]; then
 	die 1 "compose_file must be an absolute path to a .yml or .yaml file"
@@ -30,13 +28,7 @@ fi
 
 file=$R$COMPOSE_FILE
 [ -f "$file" ] || die 3 "$COMPOSE_FILE is missing: render the site with imagegen (docker in site.yaml)"
-if docker compose version >/dev/null 2>&1; then
-	compose=(docker compose)
-elif command -v docker-compose >/dev/null && docker-compose version >/dev/null 2>&1; then
-	compose=(docker-compose)
-else
-	die 3 "neither 'docker compose' nor docker-compose works: run the docker module first"
-fi
+find_compose || die 3 "neither 'docker compose' nor docker-compose works: run the docker module first"
 # The project is named after the file's folder (stack for /opt/stack), as
 # the other modules and update_server.sh name it.
 compose+=(-f "$file")

@@ -7,38 +7,16 @@
 set -euo pipefail
 umask 022
 
-R=${FIRSTBOOT_ROOT:-/}
-R=${R%/}
+FB_PREFIX="update: "
+# The helpers the stack modules share (die, say, put_file, ...), from
+# modules/_lib/ beside this module's folder; without them, nothing runs.
+fb_lib=$(dirname -- "${BASH_SOURCE[0]:-.}")/../_lib/firstboot-module.sh
+[ -f "$fb_lib" ] || { echo "$fb_lib is missing: ship modules/_lib/ with the modules" >&2; exit 1; }
+# shellcheck source-path=SCRIPTDIR source=../_lib/firstboot-module.sh
+. "$fb_lib"
+
 SCRIPT=${SCRIPT:-/usr/local/sbin/update_server.sh}
 SCHEDULE=${SCHEDULE:-}
-
-die() {
-	local code=$1
-	shift
-	echo "update: $*" >&2
-	exit "$code"
-}
-say() { echo "update: $*"; }
-
-# put_file PATH MODE: PATH gets standard input through a temporary file
-# in the same folder (created 0600, then MODE), renamed into place only
-# when something differs. FILE_CHANGED=1 when it did.
-put_file() {
-	local path=$1 mode=$2 tmp
-	FILE_CHANGED=0
-	mkdir -p "$(dirname "$path")"
-	tmp=$(mktemp "$path.fbtmp.XXXXXX")
-	cat >"$tmp"
-	chmod "$mode" "$tmp"
-	if [ -f "$path" ] && [ ! -L "$path" ] && cmp -s "$tmp" "$path" &&
-		[ "$(stat -c '%a %u:%g' "$path")" = "$(stat -c '%a %u:%g' "$tmp")" ]; then
-		rm -f "$tmp"
-		return 0
-	fi
-	mv -f "$tmp" "$path"
-	FILE_CHANGED=1
-	say "wrote ${path#"$R"}"
-}
 
 if ! [[ $SCRIPT =~ ^(/[A-Za-z0-9._-]+)+$ ]] || [[ $SCRIPT =~ /\.\.?(/|$) ]]; then
 	die 1 "script must be an absolute path"

@@ -64,6 +64,9 @@ for m in "$TOP"/modules/*/manifest.yml; do
 done
 if [ $n -gt 0 ] && [ $ok = $n ] && [ "$(dpkg-deb -f "$MOD" Architecture)" = all ]; then t_pass; else t_fail "$ok of $n modules"; fi
 
+t_case "firstboot-modules holds the modules' shared helpers beside them (_lib/firstboot-module.sh, 0644)"
+if has "$MOD" -rw-r--r-- /usr/lib/firstboot/modules/_lib/firstboot-module.sh; then t_pass; else t_fail "$(dpkg-deb -c "$MOD" | grep _lib)"; fi
+
 t_case "imagegen holds the tool, its templates, and the agent and units bake installs"
 ok=1
 for e in "-rwxr-xr-x /usr/bin/imagegen" "-rwxr-xr-x /usr/lib/imagegen/firstboot" \

@@ -299,3 +299,92 @@ if expect_rc 0 fb_run "$R" --user-data "$T/b.tgz" --instance-id i-1 &&
 	[ "$(cd "$R" && find . -name '*.fbtmp.*')" = "./etc/app/app.conf.fbtmp.$$" ]; then
 	t_pass
 else t_fail "left: $(find "$R" -name '*.fbtmp.*')"; fi
+
+# --- reads: the root's passwd/group and status.json, inside the root ---
+
+# A host-side /etc (outside every root) whose passwd and group know a
+# user the roots do not: reading it through a link would find him.
+HE=$T/host-etc
+mkdir -p "$HE"
+printf 'root:x:0:0:root:/root:/bin/bash\nintruder:x:4242:4242::/home/intruder:/bin/bash\n' >"$HE/passwd"
+printf 'root:x:0:\nintruder:x:4242:\n' >"$HE/group"
+OB=$T/ob
+mkdir -p "$OB/files"
+echo 'owned=1' >"$OB/files/app.conf"
+cat >"$OB/bundle.yaml" <<'EOY'
+version: 1
+name: owners
+files:
+  - {path: /opt/app/app.conf, source: files/app.conf, mode: "0640", owner: "intruder:intruder"}
+EOY
+"$TOP/tests/e2e/mkbundle.sh" "$OB" "$T/ob.tgz"
+
+t_case "files: /etc a link out of the root: the host's passwd is not read (the owner is not found, exit 1, no marker)"
+R=$T/owner-etclink
+new_root "$R"
+fb_conf "$R"
+mv "$R/etc/firstboot/firstboot.conf" "$T/owner.conf"
+rm -rf "${R:?}/etc"
+ln -s "$HE" "$R/etc"
+if expect_rc 1 "$FIRSTBOOT" run --root "$R" --config "$T/owner.conf" --user-data "$T/ob.tgz" --instance-id i-1 &&
+	grep -q 'intruder' "$T/err" && [ ! -e "$R/opt/app/app.conf" ] && [ -z "$(find "$R" -name ready)" ]; then t_pass; else
+	t_fail "$(tail -n 3 "$T/err")"
+fi
+
+t_case "files: the owner found in the root's own passwd (the same bundle, no link): written, ready"
+R=$T/owner-plain
+new_root "$R"
+cat "$HE/passwd" >"$R/etc/passwd"
+cat "$HE/group" >"$R/etc/group"
+if expect_rc 0 fb_run "$R" --user-data "$T/ob.tgz" --instance-id i-1 &&
+	[ "$(stat -c %u:%g "$R/opt/app/app.conf")" = 4242:4242 ]; then t_pass; else t_fail "$(tail -n 3 "$T/err")"; fi
+
+# status_root NAME: a root whose state dir holds a finished run's status.
+status_root() {
+	R=$T/$1
+	new_root "$R"
+	fb_run "$R" --user-data "$T/b.tgz" --instance-id i-1 >"$T/out" 2>"$T/err"
+}
+
+t_case "status, analyze: status.json a FIFO: no hang, exit 1 naming it"
+status_root st-fifo
+rm -f "$R/var/lib/firstboot/status.json"
+mkfifo "$R/var/lib/firstboot/status.json"
+rc_s=0 rc_a=0
+timeout 10 "$FIRSTBOOT" status --root "$R" >"$T/out" 2>"$T/err" || rc_s=$?
+timeout 10 "$FIRSTBOOT" analyze --root "$R" >"$T/out2" 2>"$T/err2" || rc_a=$?
+if [ $rc_s = 1 ] && [ $rc_a = 1 ] && grep -q 'status.json' "$T/err" && grep -q 'status.json' "$T/err2"; then t_pass; else
+	t_fail "status exit $rc_s ($(cat "$T/err")), analyze exit $rc_a ($(cat "$T/err2"))"
+fi
+
+t_case "analyze: a past run's record a FIFO is passed over, no hang"
+status_root st-runfifo
+runs=$(find "$R/var/lib/firstboot/instances" -type d -name runs | head -n 1)
+rc_a=0
+if [ -n "$runs" ] && mkfifo "$runs/boot-9.json" && { timeout 10 "$FIRSTBOOT" analyze --root "$R" >"$T/out" 2>"$T/err" || rc_a=$?; } &&
+	[ $rc_a = 0 ] && grep -q hello "$T/out"; then t_pass; else t_fail "runs '$runs', exit $rc_a: $(cat "$T/err")"; fi
+
+t_case "status, analyze, logs: the state and log dirs links out of the root: the host's status and logs are not read"
+sentinel
+R=$T/st-link
+new_root "$R"
+ln -s "$S/lib/firstboot" "$R/var/lib/firstboot"
+ln -s "$S/log/firstboot" "$R/var/log/firstboot"
+rc_s=0 rc_a=0 rc_l=0
+timeout 10 "$FIRSTBOOT" status --root "$R" >"$T/out" 2>"$T/err" || rc_s=$?
+timeout 10 "$FIRSTBOOT" analyze --root "$R" >"$T/out2" 2>"$T/err2" || rc_a=$?
+timeout 10 "$FIRSTBOOT" logs --root "$R" >"$T/out3" 2>"$T/err3" || rc_l=$?
+# Inside the root the links lead nowhere: nothing has run there.
+if [ $rc_s = 2 ] && [ $rc_a = 1 ] && grep -q 'No run recorded' "$T/err2" && [ $rc_l = 1 ] &&
+	! grep -q old "$T/out3" && sentinel_same; then t_pass; else
+	t_fail "status $rc_s $(cat "$T/out" "$T/err"); analyze $rc_a $(cat "$T/err2"); logs $rc_l $(cat "$T/out3" "$T/err3")"
+fi
+
+t_case "run: a FIFO where the previous status.json is: no hang, the run replaces it and is ready"
+status_root st-runfifo2
+rm -f "$R/var/lib/firstboot/status.json"
+mkfifo "$R/var/lib/firstboot/status.json"
+rc=0
+timeout 20 "$FIRSTBOOT" run --root "$R" --user-data "$T/b.tgz" --instance-id i-2 >"$T/out" 2>"$T/err" || rc=$?
+if [ $rc = 0 ] && [ -f "$R/var/lib/firstboot/status.json" ] && [ -e "$R/var/lib/firstboot/ready" ] &&
+	[ "$(json_get "$R/var/lib/firstboot/status.json" "j['state']")" = ready ]; then t_pass; else t_fail "exit $rc: $(tail -n 3 "$T/err")"; fi

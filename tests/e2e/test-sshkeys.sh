@@ -220,6 +220,33 @@ if expect_rc 0 fb_run "$R" --datasource nocloud --seed "$T/nc1" && ready "$R" &&
 	t_fail "outside: $(find "$T/outside-home" | head -n 5); $(cat "$T/err")"
 fi
 
+t_case "ssh_keys_user: /etc a link out of the root whose passwd has the user: not read there (exit 1, no marker, nothing written)"
+R=$T/r-etclink
+new_root "$R"
+fb_conf "$R"
+{
+	cat "$R/etc/firstboot/firstboot.conf"
+	echo "ssh_keys_user: intruder"
+} >"$T/etclink.conf"
+mkdir -p "$T/host-etc"
+printf 'root:x:0:0:root:/root:/bin/bash\nintruder:x:4242:4242::/home/intruder:/bin/bash\n' >"$T/host-etc/passwd"
+printf 'intruder:x:4242:\n' >"$T/host-etc/group"
+rm -rf "${R:?}/etc"
+ln -s "$T/host-etc" "$R/etc"
+if expect_rc 1 "$FIRSTBOOT" run --root "$R" --config "$T/etclink.conf" --datasource nocloud --seed "$T/nc1" && ! ready "$R" &&
+	grep -q "ssh_keys_user 'intruder'" "$T/err" && [ ! -e "$R/home/intruder" ] && [ ! -e /home/intruder ] &&
+	[ "$(ls -A "$T/host-etc")" = "$(printf 'group\npasswd')" ]; then t_pass; else t_fail "$(cat "$T/err"; find "$R" -name authorized_keys)"; fi
+
+t_case "ssh_keys_user: the root's passwd a FIFO: exit 1 at once (no hang), no marker"
+R=$T/r-pwfifo
+new_root "$R"
+fb_conf "$R"
+echo "ssh_keys_user: root" >>"$R/etc/firstboot/firstboot.conf"
+rm -f "$R/etc/passwd"
+mkfifo "$R/etc/passwd"
+if expect_rc 1 timeout 20 "$FIRSTBOOT" run --root "$R" --datasource nocloud --seed "$T/nc1" && ! ready "$R" &&
+	grep -q "passwd entry" "$T/err"; then t_pass; else t_fail "$(cat "$T/err")"; fi
+
 # --- malformed keys: fail closed ---
 
 # bad NAME SOURCE-ARGS... -- MESSAGE: the run exits 1, no marker, no
