@@ -1162,7 +1162,8 @@ static int run_plan(struct run *r, const struct ds_options *dso, bool json)
         int k;
 
         r->status_path = strprintf("%s/status.json", r->state_dir);
-        if (run_status_read(r->status_path, &r->prev, &d) < 0)
+        if (run_status_read(r->rootfd, in_root(r, r->status_path), r->status_path, &r->prev, &d) <
+            0)
                 run_status_free(&r->prev);
         diags_free(&d);
         k = datasource_fetch(dso, &r->ds, &err);
