@@ -376,7 +376,7 @@ static void add_file(struct site *s, const struct node *f, const char *base, boo
                 sf.format = tmpl_format_for(src ? src : "");
         if (format && tmpl_format_from_string(format, &sf.format) < 0)
                 diags_at(d, node_get(f, "format"),
-                         "'format' must be one of raw, yaml, compose, env, nginx, shell, not "
+                         "'format' must be one of raw, yaml, compose, env, nginx, shell, js, not "
                          "\"%s\"",
                          format);
         /* An earlier entry without a valid path has none (NULL). */
