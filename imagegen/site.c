@@ -307,6 +307,10 @@ static bool is_memory_size(const char *s)
 static const char *app_str(const struct node *n, const char *what, struct diags *d)
 {
         bool failed;
+        if (n->kind == NODE_MAP && (n->n_items != 1 || !node_get_str(n, "env"))) {
+                diags_at(d, n, "%s must be a string or {env: VARIABLE}", what);
+                return NULL;
+        }
         const char *v = env_ref(n, d, &failed);
         if (failed)
                 return NULL;

@@ -241,30 +241,44 @@ eco=$eco_dir/ecosystem.config.js
 # The apps and how many processes each should have online.
 mapfile -t want < <(node -e 'for (const a of require(process.argv[1]).apps) console.log(a.name + " " + (a.instances || 1))' "$eco") ||
 	die 3 "node cannot read the ecosystem file"
-# online: whether every app has its processes online (pm2 jlist).
+# online: whether every app has its processes online (pm2 jlist); prints
+# them as name:pid:restarts, sorted.
 online() {
 	local list
 	list=$(as_user pm2 jlist 2>/dev/null) || return 1
 	node -e '
 		const want = process.argv.slice(1);
-		const got = {};
+		const got = {}, seen = [];
 		// The list is the line that starts with "[" (a new daemon prints a banner first).
 		const line = require("fs").readFileSync(0, "utf8").split("\n").filter(l => l.startsWith("[")).pop();
 		for (const p of JSON.parse(line || "[]"))
-			if (p.pm2_env && p.pm2_env.status === "online") got[p.name] = (got[p.name] || 0) + 1;
+			if (p.pm2_env && p.pm2_env.status === "online") {
+				got[p.name] = (got[p.name] || 0) + 1;
+				seen.push(`${p.name}:${p.pid}:${p.pm2_env.restart_time}`);
+			}
 		for (const w of want) { const [n, k] = w.split(" "); if ((got[n] || 0) < Number(k)) process.exit(1); }
+		console.log(seen.sort().join(" "));
 	' "${want[@]}" <<<"$list"
 }
+# stable: online, and the same processes 3 s later: an app that crashes at
+# start is "online" between its restarts, with another pid each time.
+stable() {
+	local a b
+	a=$(online) || return 1
+	sleep 3
+	b=$(online) || return 1
+	[ "$a" = "$b" ]
+}
 
-if [ "$eco_changed$env_changed$code_changed" = 000 ] && online; then
+if [ "$eco_changed$env_changed$code_changed" = 000 ] && online >/dev/null; then
 	say "done: nothing changed; ${#want[@]} apps online"
 	exit 0
 fi
 say "starting or reloading the apps (pm2 startOrReload)"
 as_user pm2 startOrReload "$eco" --update-env || die 3 "pm2 startOrReload failed"
 ok=0
-for ((i = 0; i < WAIT_SECONDS; i++)); do
-	if online; then
+for ((i = 0; i < WAIT_SECONDS; i += 4)); do
+	if stable; then
 		ok=1
 		break
 	fi
