@@ -5,6 +5,7 @@
 #include "yaml.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <libgen.h>
 #include <stdlib.h>
@@ -247,6 +248,217 @@ static struct node *effective_inputs(const struct site *s, const struct site_mod
         return eff;
 }
 
+/* The node module's apps (a list of maps, which a manifest's scalar
+ * inputs cannot hold), checked here and handed to the templates as
+ * modules.node.apps: ecosystem.config.js.tmpl and apps.env.js.tmpl. The
+ * names and forms are PM2's (Unitech/pm2 lib/API/schema.json: exec_mode
+ * cluster|fork, instances a number, cron_restart a cron pattern,
+ * max_memory_restart /^\d+(G|M|K)?$/, autorestart a boolean, env). An
+ * app's env values go only to apps.env.js (0600), never the ecosystem
+ * file; a value may be {env: VARIABLE}. */
+#define NODE_MAX_APPS 32
+
+static char *absolute_clean_path(const char *p);
+
+static bool is_app_name(const char *s)
+{
+        size_t n = strlen(s);
+        /* PM2 takes "all" and a number as process ids, not names. */
+        return n > 0 && n <= 64 && isalpha((unsigned char)s[0]) && !streq(s, "all") &&
+               strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") == n;
+}
+
+static bool is_env_name(const char *s)
+{
+        size_t n = strlen(s);
+        return n > 0 && n <= 128 && (isalpha((unsigned char)s[0]) || s[0] == '_') &&
+               strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") == n;
+}
+
+/* Five or six fields of [0-9*,/-] or names (JAN, MON): what PM2's cron
+ * library reads; a newline or a quote cannot be in one. */
+static bool is_cron(const char *s)
+{
+        size_t fields = 0;
+        for (const char *p = s; *p;) {
+                size_t l = strspn(
+                        p,
+                        "0123456789*,/-?LW#ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz");
+                if (l == 0)
+                        return false;
+                fields++;
+                p += l;
+                if (*p == ' ')
+                        while (*p == ' ')
+                                p++;
+                else if (*p)
+                        return false;
+        }
+        return fields == 5 || fields == 6;
+}
+
+static bool is_memory_size(const char *s)
+{
+        size_t n = strspn(s, "0123456789");
+        return n > 0 && n <= 12 && (s[n] == '\0' || (strchr("GMK", s[n]) && s[n + 1] == '\0'));
+}
+
+/* A string scalar, or {env: NAME} (its value); NULL after a diagnostic. */
+static const char *app_str(const struct node *n, const char *what, struct diags *d)
+{
+        bool failed;
+        if (n->kind == NODE_MAP && (n->n_items != 1 || !node_get_str(n, "env"))) {
+                diags_at(d, n, "%s must be a string or {env: VARIABLE}", what);
+                return NULL;
+        }
+        const char *v = env_ref(n, d, &failed);
+        if (failed)
+                return NULL;
+        if (v)
+                return v;
+        if (n->kind != NODE_SCALAR || node_is_null(n)) {
+                diags_at(d, n, "%s must be a string, not %s", what, node_kind_name(n));
+                return NULL;
+        }
+        return n->value;
+}
+
+static struct node *parse_app(const struct node *a, const char *app_dir, struct diags *d)
+{
+        static const char *const keys[] = {"name",
+                                           "cwd",
+                                           "script",
+                                           "args",
+                                           "exec_mode",
+                                           "instances",
+                                           "cron_restart",
+                                           "max_memory_restart",
+                                           "autorestart",
+                                           "env",
+                                           NULL};
+        size_t before = d->n;
+
+        if (!diags_expect_kind(d, a, NODE_MAP))
+                return NULL;
+        diags_check_keys(d, a, "an app (module node)", keys);
+        const char *name = diags_get_str(d, a, "name", true, "app");
+        const char *script = diags_get_str(d, a, "script", true, "app");
+        const char *cwd = diags_get_str(d, a, "cwd", false, "app");
+        const char *mode = diags_get_str(d, a, "exec_mode", false, "app");
+        const char *cron = diags_get_str(d, a, "cron_restart", false, "app");
+        const char *mem = diags_get_str(d, a, "max_memory_restart", false, "app");
+        const struct node *inst = node_get(a, "instances");
+        const struct node *autorestart = node_get(a, "autorestart");
+        const struct node *args = node_get(a, "args");
+        const struct node *env = node_get(a, "env");
+        long long instances = 1;
+        bool restart = true;
+
+        if (name && !is_app_name(name))
+                diags_at(d, node_get(a, "name"),
+                         "app name must be a letter then letters, digits, '_', '.' or '-' (at "
+                         "most 64, not \"all\"), not \"%s\"",
+                         name);
+        if (script && (!*script || strlen(script) > 4096 || strchr(script, '\n')))
+                diags_at(d, node_get(a, "script"),
+                         "app %s: 'script' must be a file name or path on one line", name);
+        _cleanup_free_ char *cwd_clean = cwd ? absolute_clean_path(cwd) : xstrdup(app_dir);
+        if (!cwd_clean)
+                diags_at(d, node_get(a, "cwd"),
+                         "app %s: 'cwd' must be an absolute path without '.' or '..' components, "
+                         "not \"%s\"",
+                         name, cwd);
+        if (mode && !streq(mode, "fork") && !streq(mode, "cluster"))
+                diags_at(d, node_get(a, "exec_mode"),
+                         "app %s: 'exec_mode' must be fork or cluster, not \"%s\"", name, mode);
+        if (inst && (node_as_int(inst, &instances) < 0 || instances < 1 || instances > 256))
+                diags_at(d, inst, "app %s: 'instances' must be a number from 1 to 256", name);
+        if (cron && !is_cron(cron))
+                diags_at(d, node_get(a, "cron_restart"),
+                         "app %s: 'cron_restart' must be a cron pattern of 5 or 6 fields, not "
+                         "\"%s\"",
+                         name, cron);
+        if (mem && !is_memory_size(mem))
+                diags_at(d, node_get(a, "max_memory_restart"),
+                         "app %s: 'max_memory_restart' must be a number of bytes or like 300M, "
+                         "512K, 1G, not \"%s\"",
+                         name, mem);
+        if (autorestart && node_as_bool(autorestart, &restart) < 0)
+                diags_at(d, autorestart, "app %s: 'autorestart' must be true or false", name);
+
+        struct node *out = node_new(NODE_MAP);
+        struct node *argv = node_new(NODE_SEQ);
+        if (args && !node_is_null(args)) {
+                if (args->kind == NODE_SCALAR)
+                        node_append(argv, NULL, node_new_scalar(SCALAR_STR, args->value));
+                else if (args->kind == NODE_SEQ)
+                        for (size_t i = 0; i < args->n_items; i++) {
+                                const char *v = app_str(args->items[i], "an argument", d);
+                                if (v)
+                                        node_append(argv, NULL, node_new_scalar(SCALAR_STR, v));
+                        }
+                else
+                        diags_at(d, args, "app %s: 'args' must be a list of strings", name);
+        }
+        struct node *envs = node_new(NODE_SEQ);
+        if (env && !node_is_null(env) && diags_expect_kind(d, env, NODE_MAP)) {
+                for (size_t i = 0; i < env->n_items; i++) {
+                        const struct node *e = env->items[i];
+                        if (!is_env_name(e->key)) {
+                                diags_add(d, e->file, e->key_line, e->key_column,
+                                          "app %s: '%s' is not an environment variable name", name,
+                                          e->key);
+                                continue;
+                        }
+                        const char *v = app_str(e, "an environment value", d);
+                        if (!v)
+                                continue;
+                        struct node *kv = node_new(NODE_MAP);
+                        node_set_str(kv, "key", e->key);
+                        node_set_str(kv, "value", v);
+                        node_append(envs, NULL, kv);
+                }
+        }
+        node_set_str(out, "name", name);
+        node_set_str(out, "script", script);
+        node_set_str(out, "cwd", cwd_clean);
+        node_set(out, "args", argv);
+        node_set_str(out, "exec_mode", mode ? mode : "fork");
+        node_set_int(out, "instances", instances);
+        if (cron)
+                node_set_str(out, "cron_restart", cron);
+        if (mem)
+                node_set_str(out, "max_memory_restart", mem);
+        node_set_bool(out, "autorestart", restart);
+        node_set(out, "env", envs);
+        if (d->n > before) {
+                node_free(out);
+                return NULL;
+        }
+        return out;
+}
+
+static struct node *parse_node_apps(const struct node *apps, const char *app_dir, struct diags *d)
+{
+        struct node *list = node_new(NODE_SEQ);
+        if (!apps || node_is_null(apps) || !diags_expect_kind(d, apps, NODE_SEQ))
+                return list;
+        if (apps->n_items > NODE_MAX_APPS)
+                diags_at(d, apps, "module node: at most %d apps", NODE_MAX_APPS);
+        for (size_t i = 0; i < apps->n_items && i < NODE_MAX_APPS; i++) {
+                struct node *app = parse_app(apps->items[i], app_dir, d);
+                if (!app)
+                        continue;
+                const char *name = node_get_str(app, "name");
+                for (size_t k = 0; k < list->n_items; k++)
+                        if (streq(node_get_str(list->items[k], "name"), name))
+                                diags_at(d, node_get(apps->items[i], "name"),
+                                         "module node: app %s is listed twice", name);
+                node_append(list, NULL, app);
+        }
+        return list;
+}
+
 static struct manifest *find_manifest(const struct site *s, const char *id)
 {
         for (size_t i = 0; i < s->n_modules; i++)
@@ -296,9 +508,26 @@ static void parse_modules(struct site *s, const struct node *mods, const struct 
                                  node_kind_name(e));
                         continue;
                 }
-                _cleanup_node_ struct node *eff = effective_inputs(s, sm, e, o->secrets, d);
+                /* The node module's apps are not a manifest input. */
+                _cleanup_node_ struct node *given = NULL;
+                const struct node *apps = NULL;
+                if (streq(sm->id, "node") && (apps = node_get(e, "apps"))) {
+                        given = node_new(NODE_MAP);
+                        for (size_t k = 0; k < e->n_items; k++)
+                                if (e->items[k] != apps)
+                                        node_append(given, e->items[k]->key,
+                                                    node_copy(e->items[k]));
+                }
+                _cleanup_node_ struct node *eff =
+                        effective_inputs(s, sm, given ? given : e, o->secrets, d);
                 if (eff)
                         manifest_resolve_inputs(m, eff, e, d, &sm->values);
+                if (streq(sm->id, "node")) {
+                        const char *app_dir = input_values_get(&sm->values, "app_dir");
+                        sm->extra = node_new(NODE_MAP);
+                        node_set(sm->extra, "apps",
+                                 parse_node_apps(apps, app_dir ? app_dir : "/", d));
+                }
         }
 }
 
@@ -376,7 +605,7 @@ static void add_file(struct site *s, const struct node *f, const char *base, boo
                 sf.format = tmpl_format_for(src ? src : "");
         if (format && tmpl_format_from_string(format, &sf.format) < 0)
                 diags_at(d, node_get(f, "format"),
-                         "'format' must be one of raw, yaml, compose, env, nginx, shell, not "
+                         "'format' must be one of raw, yaml, compose, env, nginx, shell, js, not "
                          "\"%s\"",
                          format);
         /* An earlier entry without a valid path has none (NULL). */
@@ -632,6 +861,7 @@ void site_free(struct site *s)
                 if (!s->borrowed)
                         manifest_free(s->modules[i].m);
                 input_values_free(&s->modules[i].values);
+                node_free(s->modules[i].extra);
         }
         free(s->modules);
         for (size_t i = 0; i < s->n_files; i++) {
@@ -728,6 +958,8 @@ struct node *site_context(const struct site *s)
                 node_set_bool(m, "enabled", true);
                 for (size_t k = 0; k < sm->values.n; k++)
                         node_set(m, sm->values.v[k].name, typed_value(sm->m, &sm->values.v[k]));
+                for (size_t k = 0; sm->extra && k < sm->extra->n_items; k++)
+                        node_set(m, sm->extra->items[k]->key, node_copy(sm->extra->items[k]));
                 _cleanup_free_ char *key = xstrdup(sm->id);
                 for (char *p = key; *p; p++)
                         if (*p == '-')

@@ -45,6 +45,9 @@ struct site_module {
         struct manifest *m;
         char *dir; /* the module's directory (manifest.yml and scripts) */
         struct input_values values;
+        /* More of modules.<id> in the render context, checked here because
+         * a manifest's inputs are scalars: the node module's apps. */
+        struct node *extra;
 };
 
 /* A file of the bundle: copied from the site (or a template rendered). */

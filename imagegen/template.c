@@ -648,6 +648,67 @@ static int escape_nginx(struct buf *b, const char *s, const char **ret_why)
         return r < 0 ? r : buf_puts(b, "\"");
 }
 
+/* A double-quoted JavaScript string literal (ECMA-262 "StringLiteral"),
+ * or a bare number, true, false or null where YAML typed the value so, as
+ * escape_yaml does. Inside double quotes only '"', '\\' and line
+ * terminators are special ("${" is not: no template literal is written),
+ * so those are escaped, with every other control character, U+2028,
+ * U+2029 and U+FEFF, as \xNN or \uNNNN: the literal stays on one line.
+ * Integers bare only up to 15 digits, which a double holds exactly;
+ * longer ones are strings. Values must be valid UTF-8 (node reads a
+ * source file as UTF-8 and would turn a stray byte into U+FFFD). */
+static int escape_js(struct buf *b, const struct node *v, const char *s, const char **ret_why)
+{
+        bool x;
+        int r;
+
+        switch (node_resolve(v)) {
+        case SCALAR_NULL:
+                return buf_puts(b, "null");
+        case SCALAR_BOOL:
+                if (node_as_bool(v, &x) == 0)
+                        return buf_puts(b, x ? "true" : "false");
+                break;
+        case SCALAR_INT:
+                if (is_plain_number(s, false) && strlen(s) - (s[0] == '-') <= 15)
+                        return buf_puts(b, s);
+                break;
+        case SCALAR_REAL:
+                if (is_plain_number(s, true) && strlen(s) <= 16)
+                        return buf_puts(b, s);
+                break;
+        default:
+                break;
+        }
+        if (!utf8_valid(s)) {
+                *ret_why = "is not valid UTF-8, which a JavaScript file cannot hold";
+                return -EINVAL;
+        }
+        r = buf_puts(b, "\"");
+        for (const unsigned char *p = (const unsigned char *)s; r >= 0 && *p;) {
+                uint32_t cp;
+                size_t n = utf8_next(p, &cp);
+                if (cp == '"')
+                        r = buf_puts(b, "\\\"");
+                else if (cp == '\\')
+                        r = buf_puts(b, "\\\\");
+                else if (cp == '\n')
+                        r = buf_puts(b, "\\n");
+                else if (cp == '\r')
+                        r = buf_puts(b, "\\r");
+                else if (cp == '\t')
+                        r = buf_puts(b, "\\t");
+                else if (cp < 0x20 || cp == 0x7F)
+                        r = buf_printf(b, "\\x%02X", (unsigned)cp);
+                else if (cp == 0x2028 || cp == 0x2029 || cp == 0xFEFF)
+                        r = buf_printf(b, "\\u%04X", (unsigned)cp);
+                else
+                        r = buf_append(b, p, n);
+                p += n;
+        }
+        return r < 0 ? r : buf_puts(b, "\"");
+}
+
 static int escape_shell(struct buf *b, const char *s)
 {
         int r;
@@ -677,6 +738,8 @@ static int escape_value(struct buf *b, enum tmpl_format fmt, const struct node *
                 return escape_nginx(b, s, ret_why);
         case TMPL_SHELL:
                 return escape_shell(b, s);
+        case TMPL_JS:
+                return escape_js(b, v, s, ret_why);
         case TMPL_RAW:
                 break;
         }
@@ -816,6 +879,7 @@ out:
 static const char *const format_names[] = {
         [TMPL_RAW] = "raw",     [TMPL_YAML] = "yaml",   [TMPL_ENV] = "env",
         [TMPL_NGINX] = "nginx", [TMPL_SHELL] = "shell", [TMPL_COMPOSE] = "compose",
+        [TMPL_JS] = "js",
 };
 
 const char *tmpl_format_name(enum tmpl_format fmt)
@@ -866,5 +930,7 @@ enum tmpl_format tmpl_format_for(const char *name)
                 return TMPL_NGINX;
         if (has_suffix(base, n, ".sh"))
                 return TMPL_SHELL;
+        if (has_suffix(base, n, ".js") || has_suffix(base, n, ".cjs"))
+                return TMPL_JS;
         return TMPL_RAW;
 }

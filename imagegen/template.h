@@ -69,6 +69,13 @@
  *           directive value in two.
  *   SHELL   a single-quoted shell word ('\'' for a quote), bare when made
  *           only of [A-Za-z0-9_@%+=:,./-]; for bash, dash and any POSIX sh.
+ *   JS      a double-quoted JavaScript string literal, never a template
+ *           literal (so "${" and "`" need nothing): "\"", "\\", "\n",
+ *           "\r", "\t", "\xNN" for the other control characters and DEL,
+ *           "\u2028", "\u2029" and "\uFEFF"; the literal is on one line.
+ *           Integers of at most 15 digits, simple reals, booleans and null
+ *           are written bare (`instances: {{n}}` stays a number), like
+ *           YAML. Values must be valid UTF-8 (a NUL cannot be in a value).
  */
 #pragma once
 
@@ -84,6 +91,7 @@ enum tmpl_format {
         TMPL_NGINX,
         TMPL_SHELL,
         TMPL_COMPOSE,
+        TMPL_JS,
 };
 
 /* The format for a template file, by its base name with a trailing
@@ -93,10 +101,11 @@ enum tmpl_format {
  *   *.env, "env"                   ENV (so ".env", "app.env.tmpl", "env")
  *   *nginx*.conf                   NGINX
  *   *.sh                           SHELL
+ *   *.js, *.cjs                    JS
  *   anything else                  RAW */
 enum tmpl_format tmpl_format_for(const char *name);
 
-/* "raw", "yaml", "env", "nginx", "shell", "compose"; and back (0 or
+/* "raw", "yaml", "env", "nginx", "shell", "compose", "js"; and back (0 or
  * -EINVAL). */
 const char *tmpl_format_name(enum tmpl_format fmt);
 int tmpl_format_from_string(const char *s, enum tmpl_format *ret);

@@ -7,12 +7,14 @@ pkgs=(
 	build-essential pkg-config git
 	libyaml-dev libjson-c-dev libcurl4-openssl-dev libarchive-dev libssl-dev libsystemd-dev libsodium-dev zlib1g-dev libpcre2-dev libhiredis-dev
 	python3 python3-yaml xorriso systemd curl openssl time
-	docker-compose nginx postgresql redis-server jq
+	docker-compose nginx postgresql redis-server jq nodejs gnupg
 	cppcheck shellcheck clang-format clang libclang-rt-14-dev
 	groff-base man-db
 	dpkg-dev lintian
 	debootstrap qemu-system-x86 e2fsprogs zstd openssh-client
 )
+# npm comes with NodeSource's nodejs (which conflicts with Debian's npm).
+command -v npm >/dev/null || pkgs+=(npm)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

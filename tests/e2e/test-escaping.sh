@@ -35,6 +35,7 @@ ctx = {
     "pw_nl": pw + "\nsecond line\n\n",
     "pw_nginx": pw.replace("$", ""),
     "pw_nginx_nl": pw.replace("$", "") + "\nx",
+    "pw_js": pw + "\n\r\u2028\u2029\x01\x1f\x7f`${x}` \ufeff\U0001f511 </script>\n",
 }
 json.dump(ctx, open(t + "/ctx.json", "w"))
 for k, v in ctx.items():
@@ -171,6 +172,32 @@ for sh in bash dash; do
 		t_fail "$sh read a different value"
 	fi
 done
+
+# --- JavaScript, read by node ----------------------------------------------
+# The literal alone as an expression, and the value in a CommonJS module
+# (what ecosystem.config.js is), both written back by node as UTF-8 bytes.
+printf '{{pw_js}}' >"$T/literal.js.tmpl"
+printf 'module.exports = {\n  a: {{pw_js}},\n  b: [{{pw}}, {{pw_nl}}],\n  n: {{n}},\n};\n' >"$T/mod.cjs.tmpl"
+"$PY" -c 'import json,sys; c=json.load(open(sys.argv[1])); c["n"]=2; json.dump(c, open(sys.argv[1],"w"))' "$T/ctx.json"
+t_case "js: node is installed"
+if command -v node >/dev/null; then t_pass; else t_fail "node missing (run make deps)"; fi
+t_case "js: node -e evaluating the rendered literal gives back the exact bytes"
+if render literal.js.tmpl "$T/literal.js" && [ "$(wc -l <"$T/literal.js")" = 0 ] &&
+	node -e 'process.stdout.write(Buffer.from(eval(require("fs").readFileSync(process.argv[1], "utf8")), "utf8"))' \
+		"$T/literal.js" >"$T/j1" && same literal pw_js "$T/j1"; then
+	t_pass
+else
+	t_fail "node read a different value"
+fi
+t_case "js: a module's values arrive exact through require(); numbers stay numbers"
+if render mod.cjs.tmpl "$T/mod.cjs" &&
+	node -e 'const m = require(process.argv[1]); const fs = require("fs"); if (m.n !== 2) process.exit(3);
+		fs.writeFileSync(process.argv[2] + "a", m.a); fs.writeFileSync(process.argv[2] + "b0", m.b[0]); fs.writeFileSync(process.argv[2] + "b1", m.b[1]);' \
+		"$T/mod.cjs" "$T/jm." && same a pw_js "$T/jm.a" && same b0 pw "$T/jm.b0" && same b1 pw_nl "$T/jm.b1"; then
+	t_pass
+else
+	t_fail "node read a different value"
+fi
 
 # --- nginx: -t, then the value served by return 200 -------------------------
 t_case "nginx: nginx is installed"

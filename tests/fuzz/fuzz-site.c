@@ -1,7 +1,8 @@
 /* site.yaml as `imagegen validate` loads it (site_load(): schema, hosts,
  * controller, TLS, files, every module's inputs against the manifests in
  * the repository's modules/ and the templates/ index), without a secrets
- * store, so nothing is generated or written. The input is written to
+ * store, so nothing is generated or written, and the render context built
+ * from it. The input is written to
  * site.yaml in a private temporary directory (site_load() reads a path
  * and resolves file sources next to it), which holds one file, a.txt. */
 #include <stdint.h>
@@ -51,7 +52,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FILE *f = fopen(path, "w");
         if (!f || fwrite(data, 1, size, f) != size || fclose(f) != 0)
                 abort();
-        site_load(path, &o, &s, &d);
+        /* The render context too: the node module's apps are added to it. */
+        if (site_load(path, &o, &s, &d) == 0)
+                node_free(site_context(s));
         site_free(s);
         diags_free(&d);
         return 0;

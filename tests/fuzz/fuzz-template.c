@@ -4,6 +4,7 @@
  * the JSON context instead of the fixed one below (which has every kind
  * of value a site gives: strings needing each escape, numbers, booleans,
  * null, lists of maps, nested maps). */
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,10 +23,16 @@ static const char fixed_context[] =
 
 static const char sep[] = "\n#context\n";
 
+static bool has_line_break(const char *s, size_t n)
+{
+        return memchr(s, '\n', n) || memchr(s, '\r', n) || memmem(s, n, "\xe2\x80\xa8", 3) ||
+               memmem(s, n, "\xe2\x80\xa9", 3);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-        static const enum tmpl_format formats[] = {TMPL_RAW,   TMPL_YAML,  TMPL_ENV,
-                                                   TMPL_NGINX, TMPL_SHELL, TMPL_COMPOSE};
+        static const enum tmpl_format formats[] = {TMPL_RAW,   TMPL_YAML,    TMPL_ENV, TMPL_NGINX,
+                                                   TMPL_SHELL, TMPL_COMPOSE, TMPL_JS};
         struct diags d = {0};
         struct node *ctx = NULL;
         char *out = NULL;
@@ -49,6 +56,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 goto out;
         }
         if (tmpl_render("fuzz.tmpl", text, len, ctx, fmt, &out, &d) >= 0 && !out)
+                abort();
+        /* Escaped JS values are literals on one line: a template without
+         * line terminators, raw tags or new delimiters renders none. */
+        if (out && fmt == TMPL_JS && !has_line_break(text, len) && !memmem(text, len, "{{{", 3) &&
+            !memmem(text, len, "{{&", 3) && !memmem(text, len, "{{=", 3) &&
+            has_line_break(out, strlen(out)))
                 abort();
 out:
         free(out);

@@ -121,9 +121,12 @@ TEST(format_for_names)
         CHECK(tmpl_format_for("README") == TMPL_RAW);
         CHECK(tmpl_format_for(".tmpl") == TMPL_RAW);
         CHECK(tmpl_format_for("x.yml.tmpl.bak") == TMPL_RAW);
+        CHECK(tmpl_format_for("ecosystem.config.js.tmpl") == TMPL_JS);
+        CHECK(tmpl_format_for("apps.env.CJS") == TMPL_JS);
+        CHECK(tmpl_format_for("x.json") == TMPL_RAW);
 
         enum tmpl_format f;
-        for (int i = TMPL_RAW; i <= TMPL_COMPOSE; i++) {
+        for (int i = TMPL_RAW; i <= TMPL_JS; i++) {
                 CHECK(tmpl_format_from_string(tmpl_format_name((enum tmpl_format)i), &f) == 0);
                 CHECK_INTEQ(f, i);
         }
@@ -639,6 +642,48 @@ TEST(escape_shell)
         CHECK_STREQ(g, "'~root'");
         _cleanup_free_ char *h = esc_json("null", TMPL_SHELL);
         CHECK_STREQ(h, "''");
+}
+
+TEST(escape_js)
+{
+        _cleanup_free_ char *a = esc(NASTY, TMPL_JS);
+        CHECK_STREQ(a, "\" pa$s'w\\\"o#rd \\\\x${HOME} {a}: b\\t\xc3\xa9\xe2\x82\xac \"");
+        /* Line terminators, other controls, DEL, U+2028/U+2029 and a BOM:
+         * the literal stays on one line. */
+        _cleanup_free_ char *b = esc("a\nb\rc\x01\x1f\x7f`${x}`"
+                                     "\xe2\x80\xa8"
+                                     "\xe2\x80\xa9"
+                                     "\xef\xbb\xbf"
+                                     "\xc2\x85\xf0\x9f\x94\x91",
+                                     TMPL_JS);
+        CHECK_STREQ(
+                b,
+                "\"a\\nb\\rc\\x01\\x1F\\x7F`${x}`\\u2028\\u2029\\uFEFF\xc2\x85\xf0\x9f\x94\x91\"");
+        _cleanup_free_ char *c = esc("", TMPL_JS);
+        CHECK_STREQ(c, "\"\"");
+        _cleanup_free_ char *e = esc("</script>'\\", TMPL_JS);
+        CHECK_STREQ(e, "\"</script>'\\\\\"");
+        /* Types survive; strings that look like numbers stay strings, and
+         * an integer a double cannot hold exactly is a string. */
+        _cleanup_free_ char *f = render("{{i}} {{n}} {{r}} {{t}} {{z}} {{s}} {{b}} {{big}} {{m15}}",
+                                        "{\"i\": 8080, \"n\": -3, \"r\": 1.5, \"t\": false, "
+                                        "\"z\": null, \"s\": \"8080\", \"b\": \"true\", "
+                                        "\"big\": 9007199254740993, \"m15\": -999999999999999}",
+                                        TMPL_JS);
+        CHECK_STREQ(f, "8080 -3 1.5 false null \"8080\" \"true\" \"9007199254740993\" "
+                       "-999999999999999");
+
+        struct node *ctx = node_new(NODE_MAP);
+        REQUIRE(ctx && node_set_str(ctx, "v", "a\xc3") == 0);
+        struct diags d = {0};
+        char *out = NULL;
+        CHECK(tmpl_render("e.js", "x = {{v}};", 10, ctx, TMPL_JS, &out, &d) == -EINVAL);
+        REQUIRE(d.n == 1);
+        _cleanup_free_ char *m = diag_format(&d.v[0]);
+        CHECK_STREQ(m, "e.js:1:5: variable 'v' is not valid UTF-8, which a JavaScript file cannot "
+                       "hold (js format)");
+        node_free(ctx);
+        diags_free(&d);
 }
 
 TEST(escape_raw)

@@ -1,0 +1,289 @@
+#!/bin/bash
+# node: Node.js of one major version, PM2 from npm at a pinned version with
+# pm2-logrotate, started at boot for the deploy user, and the site's apps
+# (the ecosystem file and their environments rendered by imagegen into
+# /etc/firstboot/node) started or reloaded when something changed. Run by
+# firstboot under the module contract: inputs in the environment, every
+# file under $FIRSTBOOT_ROOT, commands from PATH. Exit 1 bad input, 2 a
+# download failed (apt, npm, git: retried), 3 the configuration was
+# refused or the apps do not come online.
+#
+# Upstream names: NodeSource's repository line and key (nodesource/
+# distributions README: "deb [signed-by=...] https://deb.nodesource.com/
+# node_$NODE_MAJOR.x nodistro main", key fingerprint 6F71F525282841EED
+# AF851B42F59B5F99B1BE0B4, shipped here as nodesource-repo.gpg.key); PM2's
+# commands (Unitech/pm2 lib/binaries/CLI.js: startOrReload, startup
+# [platform] -u --hp, save, install, set, jlist); pm2-logrotate's keys
+# (pm2-hive/pm2-logrotate package.json config: max_size, retain, compress).
+set -euo pipefail
+umask 022
+
+R=${FIRSTBOOT_ROOT:-/}
+R=${R%/}
+MODDIR=${FIRSTBOOT_MODULE_DIR:-$(cd "$(dirname "$0")" && pwd)}
+NODE_MAJOR=${NODE_MAJOR:-26}
+NODE_SOURCE=${NODE_SOURCE:-auto}
+PM2_VERSION=${PM2_VERSION:-7.0.4}
+LOGROTATE_VERSION=${LOGROTATE_VERSION:-3.0.0}
+LOGROTATE_MAX_SIZE=${LOGROTATE_MAX_SIZE:-10M}
+LOGROTATE_RETAIN=${LOGROTATE_RETAIN:-30}
+LOGROTATE_COMPRESS=${LOGROTATE_COMPRESS:-true}
+USER_NAME=${DEPLOY_USER:-deploy}
+APP_DIR=${APP_DIR:-/srv/app}
+REPO_URL=${REPO_URL:-}
+REPO_REF=${REPO_REF:-main}
+DEPLOY_KEY=${DEPLOY_KEY:-}
+DEPLOY_TOKEN=${DEPLOY_TOKEN:-}
+BUILD_SCRIPT=${BUILD_SCRIPT:-}
+WAIT_SECONDS=${WAIT_SECONDS:-60}
+
+die() {
+	local code=$1
+	shift
+	echo "$*" >&2
+	exit "$code"
+}
+say() { echo "$*"; }
+
+# put_file PATH MODE UID:GID: PATH gets standard input through a temporary
+# file in the same folder (created 0600) renamed into place. FILE_CHANGED=1
+# when the content, mode or owner differed.
+put_file() {
+	local path=$1 mode=$2 owner=$3 tmp
+	FILE_CHANGED=0
+	mkdir -p "$(dirname "$path")"
+	tmp=$(mktemp "$path.fbtmp.XXXXXX")
+	cat >"$tmp"
+	chown "$owner" "$tmp"
+	chmod "$mode" "$tmp"
+	if [ -f "$path" ] && [ ! -L "$path" ] && cmp -s "$tmp" "$path" &&
+		[ "$(stat -c '%a %u:%g' "$path")" = "$(stat -c '%a %u:%g' "$tmp")" ]; then
+		rm -f "$tmp"
+		return 0
+	fi
+	mv -f "$tmp" "$path"
+	FILE_CHANGED=1
+	say "wrote ${path#"$R"}"
+}
+
+apt_get() {
+	apt-get -y -q -o DPkg::Lock::Timeout=300 -o Dpkg::Options::=--force-confdef \
+		-o Dpkg::Options::=--force-confold "$@"
+}
+passwd_field() { awk -F: -v u="$1" -v f="$2" '$1 == u { print $f; exit }' "$R/etc/passwd"; }
+# deb_major VERSION: the major of a Debian version ("1:18.19.0+dfsg-6" -> 18).
+deb_major() {
+	local v=${1#*:}
+	v=${v%%.*}
+	[[ $v =~ ^[0-9]+$ ]] && echo "$v"
+}
+installed_major() { deb_major "$(dpkg-query -W -f='${db:Status-Status} ${Version}' nodejs 2>/dev/null | awk '$1 == "installed" { print $2 }')" || true; }
+
+# as_user CMD...: CMD as the deploy user, with its home and PM2_HOME.
+# The token reaches git's askpass helper through the environment.
+as_user() {
+	local e=(HOME="$R$home" PM2_HOME="$R$home/.pm2" PATH="$PATH" GIT_TERMINAL_PROMPT=0)
+	[ -n "${GIT_SSH_COMMAND:-}" ] && e+=(GIT_SSH_COMMAND="$GIT_SSH_COMMAND")
+	[ -n "${GIT_ASKPASS:-}" ] && e+=(GIT_ASKPASS="$GIT_ASKPASS" FIRSTBOOT_GIT_TOKEN="$FIRSTBOOT_GIT_TOKEN")
+	runuser -u "$USER_NAME" -- env "${e[@]}" "$@"
+}
+
+# ---- inputs -------------------------------------------------------------
+
+num() { [[ $1 =~ ^[1-9][0-9]{0,8}$ ]]; }
+if ! num "$NODE_MAJOR" || [ "$NODE_MAJOR" -lt 18 ] || [ "$NODE_MAJOR" -gt 98 ]; then die 1 "node_major must be a Node.js major version from 18"; fi
+case $NODE_SOURCE in auto | nodesource | debian) ;; *) die 1 "node_source must be auto, nodesource or debian" ;; esac
+[[ $PM2_VERSION =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]] || die 1 "pm2_version must be a version like 7.0.4"
+[[ $LOGROTATE_VERSION =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]] || die 1 "logrotate_version must be a version like 3.0.0"
+[[ $LOGROTATE_MAX_SIZE =~ ^[0-9]{1,9}[KMG]$ ]] || die 1 "logrotate_max_size must be like 10M, 500K or 1G"
+num "$LOGROTATE_RETAIN" || die 1 "logrotate_retain must be a number from 1"
+case $LOGROTATE_COMPRESS in true | false) ;; *) die 1 "logrotate_compress must be true or false" ;; esac
+[[ $USER_NAME =~ ^[a-z_][a-z0-9_-]{0,31}$ ]] || die 1 "user must be a user name"
+if ! [[ $APP_DIR =~ ^(/[A-Za-z0-9._-]+)+$ ]] || [[ $APP_DIR == */..* ]]; then die 1 "app_dir must be an absolute path"; fi
+if [ -n "$REPO_URL" ] && ! [[ $REPO_URL =~ ^(https://|ssh://|file:///)[A-Za-z0-9._~:/?#@!\$\&\'()*+,\;=%-]+$|^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[A-Za-z0-9._/~-]+$ ]]; then
+	die 1 "repo_url must be an https://, ssh:// or user@host:path URL"
+fi
+if ! [[ $REPO_REF =~ ^[A-Za-z0-9][A-Za-z0-9._/-]*$ ]] || [[ $REPO_REF == *..* ]]; then die 1 "repo_ref must be a branch, tag or commit"; fi
+[[ $DEPLOY_TOKEN =~ ^[A-Za-z0-9_.~+/=-]*$ ]] || die 1 "deploy_token holds characters a token does not"
+[[ $BUILD_SCRIPT =~ ^[A-Za-z0-9:_.-]*$ ]] || die 1 "build_script must be an npm script name"
+num "$WAIT_SECONDS" || die 1 "wait_seconds must be a number from 1"
+
+SRC=$R/etc/firstboot/node
+for f in ecosystem.config.js apps.env.js; do
+	[ -f "$SRC/$f" ] || die 3 "/etc/firstboot/node/$f is missing: imagegen renders it when site.yaml lists the node module"
+done
+home=$(passwd_field "$USER_NAME" 6)
+uid=$(passwd_field "$USER_NAME" 3)
+gid=$(passwd_field "$USER_NAME" 4)
+if [ -z "$home" ] || [ -z "$uid" ] || [ -z "$gid" ]; then die 3 "there is no user $USER_NAME (the base module creates it)"; fi
+[ -d "$R$home" ] || die 3 "$USER_NAME's home $home does not exist"
+
+# ---- Node.js ------------------------------------------------------------
+
+have=$(installed_major)
+if [ "$have" != "$NODE_MAJOR" ]; then
+	from=$NODE_SOURCE
+	if [ "$from" = auto ]; then
+		apt_get update || die 2 "apt-get update failed"
+		cand=$(apt-cache policy nodejs 2>/dev/null | awk '$1 == "Candidate:" { print $2; exit }')
+		if [ "$(deb_major "$cand" || true)" = "$NODE_MAJOR" ]; then from=debian; else from=nodesource; fi
+	fi
+	pkgs=(nodejs)
+	if [ "$from" = nodesource ]; then
+		# NodeSource's key, armored (apt reads a .asc keyring), and the
+		# repository of that major for every Debian release ("nodistro").
+		put_file "$R/etc/apt/keyrings/nodesource.asc" 0644 0:0 <"$MODDIR/nodesource-repo.gpg.key"
+		echo "deb [signed-by=/etc/apt/keyrings/nodesource.asc] https://deb.nodesource.com/node_$NODE_MAJOR.x nodistro main" |
+			put_file "$R/etc/apt/sources.list.d/nodesource.list" 0644 0:0
+	else
+		pkgs+=(npm) # Debian packages npm apart; NodeSource's nodejs has it
+	fi
+	say "installing Node.js $NODE_MAJOR from $from"
+	apt_get update || die 2 "apt-get update failed"
+	apt_get install --no-install-recommends "${pkgs[@]}" || die 2 "apt-get install ${pkgs[*]} failed"
+	have=$(installed_major)
+	[ "$have" = "$NODE_MAJOR" ] || die 3 "nodejs ${have:-(none)} is installed, not $NODE_MAJOR: is another repository pinned higher?"
+fi
+
+# ---- PM2 ----------------------------------------------------------------
+
+pm2_have=$(node -p 'require(process.argv[1]).version' "$(npm root -g)/pm2/package.json" 2>/dev/null || true)
+if [ "$pm2_have" != "$PM2_VERSION" ]; then
+	say "installing pm2@$PM2_VERSION (npm, global)"
+	npm install -g --no-fund --no-audit "pm2@$PM2_VERSION" || die 2 "npm install -g pm2@$PM2_VERSION failed"
+fi
+if [ ! -f "$R/etc/systemd/system/pm2-$USER_NAME.service" ]; then
+	pm2 startup systemd -u "$USER_NAME" --hp "$home" || die 3 "pm2 startup systemd failed"
+fi
+
+# pm2-logrotate: installed as a PM2 module, then its settings.
+mods=$R$home/.pm2/modules
+lr_have=$(node -p 'require(process.argv[1]).version' "$mods/pm2-logrotate/node_modules/pm2-logrotate/package.json" 2>/dev/null || true)
+if [ "$lr_have" != "$LOGROTATE_VERSION" ]; then
+	as_user pm2 install "pm2-logrotate@$LOGROTATE_VERSION" || die 2 "pm2 install pm2-logrotate@$LOGROTATE_VERSION failed"
+fi
+conf_get() { node -e 'try { const c = require(process.argv[1])["pm2-logrotate"] || {}; process.stdout.write(String(c[process.argv[2]] ?? "")) } catch (e) {}' "$R$home/.pm2/module_conf.json" "$1"; }
+for kv in "max_size=$LOGROTATE_MAX_SIZE" "retain=$LOGROTATE_RETAIN" "compress=$LOGROTATE_COMPRESS"; do
+	if [ "$(conf_get "${kv%%=*}")" != "${kv#*=}" ]; then
+		as_user pm2 set "pm2-logrotate:${kv%%=*}" "${kv#*=}" >/dev/null || die 3 "pm2 set pm2-logrotate:${kv%%=*} failed"
+		say "pm2-logrotate: ${kv%%=*} ${kv#*=}"
+	fi
+done
+
+# ---- the code -----------------------------------------------------------
+
+state=$R/var/lib/firstboot/node
+mkdir -p "$state"
+chmod 0700 "$state"
+code_changed=0
+if [ -n "$REPO_URL" ]; then
+	work=$(mktemp -d)
+	trap 'rm -rf "$work"' EXIT
+	chmod 0755 "$work"
+	if [ -n "$DEPLOY_KEY" ]; then
+		key=$R$home/.ssh/firstboot_deploy_key
+		mkdir -p "$R$home/.ssh"
+		chown "$uid:$gid" "$R$home/.ssh"
+		chmod 0700 "$R$home/.ssh"
+		printf '%s\n' "$DEPLOY_KEY" | put_file "$key" 0600 "$uid:$gid"
+		GIT_SSH_COMMAND="ssh -i $home/.ssh/firstboot_deploy_key -o IdentitiesOnly=yes -o StrictHostKeyChecking=accept-new"
+	fi
+	if [ -n "$DEPLOY_TOKEN" ]; then
+		# git asks for the user name and the password; the token reaches
+		# the helper in its environment, never a command line or a file.
+		printf '#!/bin/sh\ncase "$1" in Username*) echo x-access-token ;; *) printf "%%s\\n" "$FIRSTBOOT_GIT_TOKEN" ;; esac\n' >"$work/askpass"
+		chmod 0755 "$work/askpass"
+		GIT_ASKPASS=$work/askpass
+		FIRSTBOOT_GIT_TOKEN=$DEPLOY_TOKEN
+	fi
+	dir=$R$APP_DIR
+	if [ ! -d "$dir/.git" ]; then
+		mkdir -p "$(dirname "$dir")"
+		[ -d "$dir" ] || mkdir "$dir"
+		chown "$uid:$gid" "$dir"
+		as_user git clone --quiet --no-checkout -- "$REPO_URL" "$dir" || die 2 "git clone of $REPO_URL failed"
+	fi
+	as_user git -C "$dir" fetch --quiet --force --tags origin '+refs/heads/*:refs/remotes/origin/*' ||
+		die 2 "git fetch from $REPO_URL failed"
+	commit=$(as_user git -C "$dir" rev-parse --verify --quiet "refs/remotes/origin/$REPO_REF^{commit}" ||
+		as_user git -C "$dir" rev-parse --verify --quiet "$REPO_REF^{commit}") || die 3 "$REPO_URL has no branch, tag or commit $REPO_REF"
+	deployed=$(cat "$state/commit" 2>/dev/null || true)
+	if [ "$commit" != "$deployed" ] || [ "$(as_user git -C "$dir" rev-parse HEAD 2>/dev/null)" != "$commit" ]; then
+		say "deploying $REPO_REF ($commit)"
+		as_user git -C "$dir" checkout --quiet --force --detach "$commit" || die 3 "git checkout $commit failed"
+		if [ -f "$dir/package-lock.json" ] || [ -f "$dir/npm-shrinkwrap.json" ]; then
+			(cd "$dir" && as_user npm ci --omit=dev --no-fund --no-audit) || die 2 "npm ci --omit=dev failed"
+		fi
+		if [ -n "$BUILD_SCRIPT" ]; then
+			(cd "$dir" && as_user npm run "$BUILD_SCRIPT") || die 3 "npm run $BUILD_SCRIPT failed"
+		fi
+		printf '%s\n' "$commit" | put_file "$state/commit" 0600 0:0
+		code_changed=1
+	fi
+fi
+
+# ---- the apps -----------------------------------------------------------
+
+# PM2 keeps the apps' environments in its dump (pm2 save): only the user
+# may read its home.
+if [ -d "$R$home/.pm2" ]; then chmod 0700 "$R$home/.pm2"; fi
+
+eco_dir=$R$home/.pm2-apps
+mkdir -p "$eco_dir"
+chown "$uid:$gid" "$eco_dir"
+chmod 0700 "$eco_dir"
+put_file "$eco_dir/apps.env.js" 0600 "$uid:$gid" <"$SRC/apps.env.js"
+env_changed=$FILE_CHANGED
+put_file "$eco_dir/ecosystem.config.js" 0600 "$uid:$gid" <"$SRC/ecosystem.config.js"
+eco_changed=$FILE_CHANGED
+eco=$eco_dir/ecosystem.config.js
+
+# The apps and how many processes each should have online.
+mapfile -t want < <(node -e 'for (const a of require(process.argv[1]).apps) console.log(a.name + " " + (a.instances || 1))' "$eco") ||
+	die 3 "node cannot read the ecosystem file"
+# online: whether every app has its processes online (pm2 jlist); prints
+# them as name:pid:restarts, sorted.
+online() {
+	local list
+	list=$(as_user pm2 jlist 2>/dev/null) || return 1
+	node -e '
+		const want = process.argv.slice(1);
+		const got = {}, seen = [];
+		// The list is the line that starts with "[" (a new daemon prints a banner first).
+		const line = require("fs").readFileSync(0, "utf8").split("\n").filter(l => l.startsWith("[")).pop();
+		for (const p of JSON.parse(line || "[]"))
+			if (p.pm2_env && p.pm2_env.status === "online") {
+				got[p.name] = (got[p.name] || 0) + 1;
+				seen.push(`${p.name}:${p.pid}:${p.pm2_env.restart_time}`);
+			}
+		for (const w of want) { const [n, k] = w.split(" "); if ((got[n] || 0) < Number(k)) process.exit(1); }
+		console.log(seen.sort().join(" "));
+	' "${want[@]}" <<<"$list"
+}
+# stable: online, and the same processes 3 s later: an app that crashes at
+# start is "online" between its restarts, with another pid each time.
+stable() {
+	local a b
+	a=$(online) || return 1
+	sleep 3
+	b=$(online) || return 1
+	[ "$a" = "$b" ]
+}
+
+if [ "$eco_changed$env_changed$code_changed" = 000 ] && online >/dev/null; then
+	say "done: nothing changed; ${#want[@]} apps online"
+	exit 0
+fi
+say "starting or reloading the apps (pm2 startOrReload)"
+as_user pm2 startOrReload "$eco" --update-env || die 3 "pm2 startOrReload failed"
+ok=0
+for ((i = 0; i < WAIT_SECONDS; i += 4)); do
+	if stable; then
+		ok=1
+		break
+	fi
+	sleep 1
+done
+[ $ok = 1 ] || die 3 "the apps are not all online after $WAIT_SECONDS s (pm2 jlist)"
+as_user pm2 save --force >/dev/null || die 3 "pm2 save failed"
+say "done: ${#want[@]} apps online, saved for pm2-$USER_NAME.service"
