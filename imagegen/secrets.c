@@ -61,9 +61,31 @@ static int random_hex(char *ret, size_t n_bytes)
         return 0;
 }
 
+static int random_base64(char *ret, size_t n_bytes)
+{
+        unsigned char b[64];
+        _cleanup_free_ char *text = NULL;
+
+        if (n_bytes > sizeof(b))
+                return -EINVAL;
+        int r = random_bytes(b, n_bytes);
+        if (r >= 0)
+                r = base64_encode(b, n_bytes, 0, &text);
+        explicit_bzero(b, sizeof(b));
+        if (r < 0)
+                return r;
+        if (strlen(text) > 128)
+                return -EINVAL;
+        strcpy(ret, text);
+        explicit_bzero(text, strlen(text));
+        return 0;
+}
+
 static int generate(enum secret_kind kind, char ret[129])
 {
         switch (kind) {
+        case SECRET_KEY32:
+                return random_base64(ret, 32);
         case SECRET_TOKEN:
                 return random_hex(ret, 32);
         case SECRET_API_KEY:

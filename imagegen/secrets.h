@@ -15,6 +15,7 @@ enum secret_kind {
         SECRET_PASSWORD, /* 32 characters of [A-Za-z0-9]: safe in every format */
         SECRET_TOKEN,    /* 64 lowercase hex digits (256 bits), for HMAC keys */
         SECRET_API_KEY,  /* 40 characters of [A-Za-z0-9] */
+        SECRET_KEY32,    /* base64 of 32 random bytes (an AES-256 key, 44 characters) */
 };
 
 struct secrets;

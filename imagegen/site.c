@@ -186,6 +186,9 @@ static void parse_tls(struct site *s, const struct node *t, bool want_tls, struc
 /* The kind of secret an input's name asks for. */
 static enum secret_kind secret_kind_for(const char *name)
 {
+        /* agent-manager's ENCRYPTION_KEY: base64 of exactly 32 bytes. */
+        if (streq(name, "encryption_key"))
+                return SECRET_KEY32;
         if (strstr(name, "token"))
                 return SECRET_TOKEN;
         if (strstr(name, "key"))
@@ -237,8 +240,10 @@ static struct node *effective_inputs(const struct site *s, const struct site_mod
                 }
         for (size_t i = 0; sec && i < sm->m->n_inputs; i++) {
                 const struct manifest_input *in = &sm->m->inputs[i];
+                /* A client secret is issued by another system (Keycloak):
+                 * one made up here could never work, so it stays missing. */
                 if (!in->sensitive || in->default_value || node_get(eff, in->name) ||
-                    !input_visible(sm->m, in, eff))
+                    strstr(in->name, "client_secret") || !input_visible(sm->m, in, eff))
                         continue;
                 _cleanup_free_ char *key = strprintf("%s%s.%s", s->secret_pfx, sm->id, in->name);
                 const char *v = secrets_get(sec, key, secret_kind_for(in->name));
@@ -757,6 +762,65 @@ static void check_colonyos(const struct site *s, struct diags *d)
         }
 }
 
+/* The ports of one host that agent-manager's four must not share: nginx
+ * listens on http_port and ws_port on every address, the app on app_port
+ * and app_ws_port (on every address with the host's network), beside
+ * nginx's 80 and 443, colonies' API and its embedded etcd (2379-2381,
+ * every interface: ../shared/upstream-facts/colonies.md), PostgreSQL and
+ * Redis. Two of them the same is refused at the agent-manager input. */
+static void check_agent_manager(const struct site *s, struct diags *d)
+{
+        static const char *const am_ports[] = {"http_port", "ws_port", "app_port", "app_ws_port"};
+        struct {
+                const char *what;
+                unsigned long port;
+        } taken[16];
+        size_t n = 0;
+        const struct site_module *am = NULL;
+
+        for (size_t i = 0; i < s->n_modules; i++) {
+                const struct site_module *sm = &s->modules[i];
+                const char *v;
+                if (streq(sm->id, "agent-manager"))
+                        am = sm;
+                else if (streq(sm->id, "nginx")) {
+                        taken[n++] = (typeof(taken[0])){"nginx's HTTP port", 80};
+                        taken[n++] = (typeof(taken[0])){"nginx's HTTPS port", 443};
+                } else if (streq(sm->id, "colonyos")) {
+                        if ((v = input_values_get(&sm->values, "http_port")))
+                                taken[n++] = (typeof(taken[0])){"colonyos' http_port",
+                                                                strtoul(v, NULL, 10)};
+                        taken[n++] = (typeof(taken[0])){"colonies' etcd client port", 2379};
+                        taken[n++] = (typeof(taken[0])){"colonies' etcd peer port", 2380};
+                        taken[n++] = (typeof(taken[0])){"colonies' relay port", 2381};
+                } else if (streq(sm->id, "postgres") || streq(sm->id, "redis")) {
+                        if ((v = input_values_get(&sm->values, "port")))
+                                taken[n++] = (typeof(taken[0])){streq(sm->id, "postgres")
+                                                                        ? "postgres' port"
+                                                                        : "redis' port",
+                                                                strtoul(v, NULL, 10)};
+                }
+        }
+        if (!am)
+                return;
+        for (size_t k = 0; k < ARRAY_SIZE(am_ports); k++) {
+                const char *v = input_values_get(&am->values, am_ports[k]);
+                if (!v)
+                        continue;
+                unsigned long p = strtoul(v, NULL, 10);
+                const struct node *at = node_get(am->where, am_ports[k]);
+                for (size_t j = 0; j < n; j++)
+                        if (taken[j].port == p) {
+                                diags_at(d, at ? at : am->where,
+                                         "module agent-manager: %s %lu is also %s: each needs "
+                                         "a port of its own",
+                                         am_ports[k], p, taken[j].what);
+                                break;
+                        }
+                taken[n++] = (typeof(taken[0])){am_ports[k], p};
+        }
+}
+
 int site_load(const char *path, const struct site_options *o, struct site **ret, struct diags *d)
 {
         _cleanup_site_ struct site *s = xcalloc(1, sizeof(*s));
@@ -831,6 +895,7 @@ int site_load(const char *path, const struct site_options *o, struct site **ret,
         parse_controller(s, node_get(doc, "controller"), o->secrets, d);
         parse_modules(s, node_get(doc, "modules"), o, d);
         check_colonyos(s, d);
+        check_agent_manager(s, d);
         parse_tls(s, node_get(doc, "tls"), module_enabled(s, "nginx"), d);
 
         if (o->templates_dir) {

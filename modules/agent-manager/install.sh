@@ -1,28 +1,32 @@
 #!/bin/bash
-# agent-manager: brings the agent-manager service up (compose service or
-# systemd unit, both rendered by imagegen with its settings in
-# STACK_DIR/agent-manager.env) and waits, bounded, until its HTTP health
-# URL answers and its WebSocket port takes connections. Run by firstboot
-# under the module contract. Exit 1 bad input, 2 it did not come up or a
-# download failed (retried), 3 something it needs is missing or refused.
+# agent-manager: brings Agenstra's agent-manager up (the compose service
+# running ghcr.io/forepath/agenstra-manager-api, or agent-manager.service,
+# both rendered by imagegen with its settings in STACK_DIR/agent-manager.env)
+# and waits, bounded, until GET /api/health answers on 127.0.0.1:APP_PORT
+# and its WebSocket gateway takes connections on 127.0.0.1:APP_WS_PORT.
+# Run by firstboot under the module contract. Exit 1 bad input, 2 it did
+# not come up or a download failed (retried), 3 something it needs is
+# missing or refused.
 set -euo pipefail
 umask 022
 
 R=${FIRSTBOOT_ROOT:-/}
 R=${R%/}
 MODE=${MODE:-compose}
-IMAGE=${IMAGE:-agent-manager:latest}
+IMAGE_TAG=${IMAGE_TAG:-latest}
 BINARY_URL=${BINARY_URL:-}
 BINARY_SHA256=${BINARY_SHA256:-}
 HTTP_PORT=${HTTP_PORT:-3000}
-WS_PORT=${WS_PORT:-8080}
-HEALTH_PATH=${HEALTH_PATH:-/health}
+WS_PORT=${WS_PORT:-8443}
+APP_PORT=${APP_PORT:-13000}
+APP_WS_PORT=${APP_WS_PORT:-18080}
 AUTH_MODE=${AUTH_MODE:-api_key}
 API_KEY=${API_KEY:-}
 KEYCLOAK_URL=${KEYCLOAK_URL:-}
 KEYCLOAK_REALM=${KEYCLOAK_REALM:-}
 KEYCLOAK_CLIENT_ID=${KEYCLOAK_CLIENT_ID:-}
 KEYCLOAK_CLIENT_SECRET=${KEYCLOAK_CLIENT_SECRET:-}
+ENCRYPTION_KEY=${ENCRYPTION_KEY:-}
 STACK_DIR=${STACK_DIR:-/opt/stack}
 WAIT_SECONDS=${WAIT_SECONDS:-180}
 
@@ -45,13 +49,17 @@ port() {
 	fi
 }
 case $MODE in compose | systemd) ;; *) die 1 "mode must be compose or systemd" ;; esac
-[[ $IMAGE =~ ^[A-Za-z0-9][A-Za-z0-9._/:@-]*$ ]] || die 1 "image must be an image reference"
+[[ $IMAGE_TAG =~ ^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$ ]] || die 1 "image_tag must be an image tag ([A-Za-z0-9_.-], at most 128)"
 port http_port "$HTTP_PORT"
 port ws_port "$WS_PORT"
-[ "$HTTP_PORT" != "$WS_PORT" ] || die 1 "http_port and ws_port must differ"
-[[ $HEALTH_PATH =~ ^/[A-Za-z0-9._~/-]*$ ]] || die 1 "health_path must be a URL path like /health"
+port app_port "$APP_PORT"
+port app_ws_port "$APP_WS_PORT"
+# nginx listens on http_port and ws_port on every address, the app on
+# app_port and app_ws_port: four different ports.
+[ "$(printf '%s\n' "$HTTP_PORT" "$WS_PORT" "$APP_PORT" "$APP_WS_PORT" | sort -u | wc -l)" = 4 ] ||
+	die 1 "http_port, ws_port, app_port and app_ws_port must be four different ports"
 case $AUTH_MODE in
-api_key)
+api_key | api-key)
 	[ ${#API_KEY} -ge 16 ] || die 1 "auth_mode api_key needs an api_key of at least 16 characters"
 	;;
 keycloak)
@@ -60,8 +68,15 @@ keycloak)
 	[ -n "$KEYCLOAK_CLIENT_ID" ] || die 1 "auth_mode keycloak needs keycloak_client_id"
 	[ -n "$KEYCLOAK_CLIENT_SECRET" ] || die 1 "auth_mode keycloak needs keycloak_client_secret"
 	;;
-*) die 1 "auth_mode must be api_key or keycloak" ;;
+*) die 1 "auth_mode must be api_key (or api-key) or keycloak" ;;
 esac
+# The app exits unless ENCRYPTION_KEY is base64 of exactly 32 bytes.
+if [ -n "$ENCRYPTION_KEY" ]; then
+	n=$(printf '%s' "$ENCRYPTION_KEY" | base64 -d 2>/dev/null | wc -c) || n=0
+	if ! [[ $ENCRYPTION_KEY =~ ^[A-Za-z0-9+/]{43}=$ ]] || [ "$n" != 32 ]; then
+		die 1 "encryption_key must be the base64 of exactly 32 bytes"
+	fi
+fi
 if ! [[ $STACK_DIR =~ ^(/[A-Za-z0-9._-]+)+$ ]] || [[ $STACK_DIR =~ /\.\.?(/|$) ]]; then
 	die 1 "stack_dir must be an absolute path"
 fi
@@ -82,6 +97,15 @@ BIN=$R/usr/local/bin/agent-manager
 
 [ -f "$ENV_FILE" ] || die 3 "${ENV_FILE#"$R"} is missing: render the site with imagegen (agent-manager and postgres in site.yaml)"
 [ "$(stat -c '%a' "$ENV_FILE")" = 600 ] || die 3 "${ENV_FILE#"$R"} holds secrets and must be mode 0600"
+# What the app exits without (NODE_ENV=production): ENCRYPTION_KEY and
+# JWT_SECRET, and the database it logs in to.
+for v in NODE_ENV ENCRYPTION_KEY JWT_SECRET DB_USERNAME DB_PASSWORD DB_DATABASE AUTHENTICATION_METHOD; do
+	grep -q "^$v=." "$ENV_FILE" || die 3 "${ENV_FILE#"$R"} has no $v: render the site again with this imagegen"
+done
+
+# Agent workspaces: the app has the host's Docker daemon bind-mount
+# /opt/agents/<uuid> into each agent container.
+mkdir -p "$R/opt/agents"
 
 # ---- up -----------------------------------------------------------------
 
@@ -135,20 +159,20 @@ else
 fi
 
 # ---- healthy ------------------------------------------------------------
-# The health URL must answer 2xx; the WebSocket port must answer at all (a
-# plain HTTP request to a WebSocket endpoint gets 400 or 426, which is
-# fine: something is listening).
+# GET /api/health (no authentication) must answer 2xx; the Socket.IO port
+# must answer at all (its reply to a plain request does not matter:
+# something is listening).
 
-health=http://127.0.0.1:$HTTP_PORT$HEALTH_PATH
+health=http://127.0.0.1:$APP_PORT/api/health
 say "waiting until $health answers (at most ${WAIT_SECONDS}s)"
 deadline=$((SECONDS + WAIT_SECONDS))
 until curl -fsS -o /dev/null --max-time 5 "$health"; do
 	[ $SECONDS -lt $deadline ] || die 2 "$health did not answer within ${WAIT_SECONDS}s"
 	sleep 1
 done
-until curl -sS -o /dev/null --max-time 5 "http://127.0.0.1:$WS_PORT/"; do
-	[ $SECONDS -lt $deadline ] || die 2 "nothing answers on the WebSocket port $WS_PORT within ${WAIT_SECONDS}s"
+until curl -sS -o /dev/null --max-time 5 "http://127.0.0.1:$APP_WS_PORT/socket.io/?EIO=4&transport=polling"; do
+	[ $SECONDS -lt $deadline ] || die 2 "nothing answers on the WebSocket port $APP_WS_PORT within ${WAIT_SECONDS}s"
 	sleep 1
 done
 
-say "done: $MODE, HTTP on 127.0.0.1:$HTTP_PORT, WebSocket on 127.0.0.1:$WS_PORT, auth $AUTH_MODE"
+say "done: $MODE, REST on 127.0.0.1:$APP_PORT (nginx: $HTTP_PORT), WebSocket on 127.0.0.1:$APP_WS_PORT (nginx: $WS_PORT), auth $AUTH_MODE"

@@ -1,11 +1,12 @@
 #!/bin/bash
 # The agent-manager module through the real agent on a temporary root with
-# recorders: compose mode (the service up, then the health URL and the
-# WebSocket port), Debian's docker-compose when the plugin is missing, the
-# systemd mode, a second run, a service that becomes healthy late, one
-# that never does (2), a rendered env file that is missing or readable by
-# others (3), a value systemd would read differently in systemd mode (3),
-# bad input (1), and no secret on a command line or in a log.
+# recorders: compose mode (the service up, then GET /api/health on
+# app_port and the Socket.IO port), Debian's docker-compose when the plugin
+# is missing, the systemd mode, a second run, a service that becomes
+# healthy late, one that never does (2), a rendered env file that is
+# missing, readable by others or without ENCRYPTION_KEY/JWT_SECRET (3), a
+# value systemd would read differently in systemd mode (3), bad input (1),
+# and no secret on a command line or in a log.
 # shellcheck source=tests/e2e/lib.sh
 . "$(dirname "$0")/lib.sh"
 # shellcheck source=tests/e2e/modlib.sh
@@ -31,16 +32,16 @@ fresh() {
 }
 F=$T/c1/opt/stack/docker-compose.yml
 
-t_case "compose: the service up, then its health URL and WebSocket port answer"
+t_case "compose: /opt/agents made, the service up, then GET /api/health and the Socket.IO port answer"
 fresh c1
-if mod_run "$R" agent-manager api_key="$API_KEY" git_token="$TOKEN" &&
-	mod_order "^docker compose -f $F up -d agent-manager\$" '^curl -fsS -o /dev/null --max-time 5 http://127.0.0.1:3000/health$' \
-		'^curl -sS -o /dev/null --max-time 5 http://127.0.0.1:8080/$' && mod_not_called '^systemctl '; then t_pass; else
+if mod_run "$R" agent-manager api_key="$API_KEY" git_token="$TOKEN" && [ -d "$R/opt/agents" ] &&
+	mod_order "^docker compose -f $F up -d agent-manager\$" '^curl -fsS -o /dev/null --max-time 5 http://127\.0\.0\.1:13000/api/health$' \
+		'^curl -sS -o /dev/null --max-time 5 http://127\.0\.0\.1:18080/socket\.io/\?EIO=4&transport=polling$' && mod_not_called '^systemctl '; then t_pass; else
 	t_fail "calls: $(mod_calls "" | tr '\n' ';')"
 fi
 
 t_case "no secret input on a command line, in the agent's output and logs, or in a world-readable file"
-if mod_no_secrets "$R" "$API_KEY" "$TOKEN" && grep -qF "API_KEY=$API_KEY" "$R/opt/stack/agent-manager.env"; then t_pass; else
+if mod_no_secrets "$R" "$API_KEY" "$TOKEN" && grep -qxF "STATIC_API_KEY=$API_KEY" "$R/opt/stack/agent-manager.env"; then t_pass; else
 	t_fail "a secret leaked"
 fi
 
@@ -90,7 +91,9 @@ else t_fail "exits $rc1 $rc2"; fi
 t_case "bad input is exit 1 before anything is called"
 fresh c6
 ok=1
-for kv in "API_KEY=short" "API_KEY=$API_KEY|HTTP_PORT=8080" "API_KEY=$API_KEY|HEALTH_PATH=health" \
+for kv in "API_KEY=short" "API_KEY=$API_KEY|HTTP_PORT=8443" "API_KEY=$API_KEY|APP_WS_PORT=3000" \
+	"API_KEY=$API_KEY|IMAGE_TAG=a:b" "API_KEY=$API_KEY|ENCRYPTION_KEY=$(head -c 31 /dev/zero | base64)" \
+	"API_KEY=$API_KEY|ENCRYPTION_KEY=$(head -c 33 /dev/zero | base64)" "API_KEY=$API_KEY|APP_PORT=0" \
 	"AUTH_MODE=keycloak|KEYCLOAK_URL=https://sso.example.org|KEYCLOAK_REALM=r|KEYCLOAK_CLIENT_ID=c" \
 	"AUTH_MODE=ldap" "API_KEY=$API_KEY|MODE=nomad" "API_KEY=$API_KEY|MODE=systemd|BINARY_URL=https://example.org/am"; do
 	IFS='|' read -ra args <<<"$kv"
@@ -105,7 +108,7 @@ if [ $ok = 1 ] && mod_not_called '^(docker|curl|systemctl) '; then t_pass; else 
 
 t_case "keycloak: the agent requires its inputs, the client secret stays out of logs and command lines"
 fresh c7 native-systemd
-mod_run "$R" agent-manager mode=systemd auth_mode=keycloak api_key="$API_KEY"
+mod_run "$R" agent-manager mode=systemd auth_mode=keycloak
 rc=$?
 grep -q "missing required input 'keycloak_url'" "$MOD_ERR" && m=1 || m=0
 printf '#!/bin/sh\n' >"$R/usr/local/bin/agent-manager" 2>/dev/null || {
@@ -113,25 +116,39 @@ printf '#!/bin/sh\n' >"$R/usr/local/bin/agent-manager" 2>/dev/null || {
 	printf '#!/bin/sh\n' >"$R/usr/local/bin/agent-manager"
 }
 chmod 0755 "$R/usr/local/bin/agent-manager"
-if [ $rc != 0 ] && [ "$m" = 1 ] && mod_run "$R" agent-manager mode=systemd auth_mode=keycloak api_key="$API_KEY" \
+if [ $rc != 0 ] && [ "$m" = 1 ] && mod_run "$R" agent-manager mode=systemd auth_mode=keycloak \
 	keycloak_url=https://sso.example.org/auth keycloak_realm=colony keycloak_client_id=agent-manager \
 	keycloak_client_secret='s3cr3t-client-secret' &&
-	mod_no_secrets "$R" s3cr3t-client-secret "$API_KEY"; then t_pass; else t_fail "rc $rc, calls: $(mod_calls "" | tr '\n' ';')"; fi
+	mod_no_secrets "$R" s3cr3t-client-secret; then t_pass; else t_fail "rc $rc, calls: $(mod_calls "" | tr '\n' ';')"; fi
 
 t_case "systemd: daemon-reload, enable, start, then healthy; a second run starts nothing"
 if mod_order '^systemctl daemon-reload' '^systemctl enable agent-manager' '^systemctl start agent-manager' \
-	'^curl -fsS -o /dev/null --max-time 5 http://127.0.0.1:3000/health$' && mod_not_called '^docker '; then
+	'^curl -fsS -o /dev/null --max-time 5 http://127\.0\.0\.1:13000/api/health$' && mod_not_called '^docker '; then
 	mod_reset_calls
-	if mod_run "$R" agent-manager mode=systemd auth_mode=keycloak api_key="$API_KEY" \
+	if mod_run "$R" agent-manager mode=systemd auth_mode=keycloak \
 		keycloak_url=https://sso.example.org/auth keycloak_realm=colony keycloak_client_id=agent-manager \
 		keycloak_client_secret='s3cr3t-client-secret' && mod_not_called '^systemctl (daemon-reload|enable|start|restart)' &&
-		mod_called '^curl .*/health$'; then t_pass; else t_fail "second run: $(mod_calls "" | tr '\n' ';')"; fi
+		mod_called '^curl .*/api/health$'; then t_pass; else t_fail "second run: $(mod_calls "" | tr '\n' ';')"; fi
 else t_fail "calls: $(mod_calls "" | tr '\n' ';')"; fi
 
 t_case "systemd: a value systemd would read differently is exit 3 naming it, before any download"
 fresh c9 native-systemd
-sed -i "s/^GIT_TOKEN=.*/GIT_TOKEN='a\${:-\$}{b}'/" "$R/opt/stack/agent-manager.env"
+sed -i "s/^JWT_SECRET=.*/JWT_SECRET='a\${:-\$}{b}'/" "$R/opt/stack/agent-manager.env"
 mod_exec "$R" agent-manager API_KEY="$API_KEY" MODE=systemd BINARY_URL=http://127.0.0.1:9/am BINARY_SHA256="$(printf '%064d' 0)"
 rc=$?
-if [ $rc = 3 ] && grep -q "GIT_TOKEN in /opt/stack/agent-manager.env holds a quote, a backslash" "$MOD_ERR" &&
+if [ $rc = 3 ] && grep -q "JWT_SECRET in /opt/stack/agent-manager.env holds a quote, a backslash" "$MOD_ERR" &&
 	mod_not_called '^(curl|systemctl) '; then t_pass; else t_fail "exit $rc: $(tail -n 2 "$MOD_ERR")"; fi
+
+t_case "an env file without ENCRYPTION_KEY or JWT_SECRET (the app exits without them): exit 3 naming it, nothing started"
+ok=1
+for v in ENCRYPTION_KEY JWT_SECRET DB_DATABASE; do
+	fresh "c10$v"
+	sed -i "/^$v=/d" "$R/opt/stack/agent-manager.env"
+	mod_exec "$R" agent-manager API_KEY="$API_KEY"
+	rc=$?
+	if [ $rc != 3 ] || ! grep -q "agent-manager.env has no $v" "$MOD_ERR" || mod_called '^(docker|curl) '; then
+		ok=0
+		echo "  # $v: exit $rc" >&2
+	fi
+done
+if [ $ok = 1 ]; then t_pass; else t_fail "a missing variable was not refused"; fi

@@ -137,7 +137,7 @@ CO_SUM=$(sha256sum "$T/www/v2/colonies.tar.gz" | cut -d' ' -f1)
 binaries_ctx() {
 	modb_context native-systemd "$1" "
 m = j['modules']
-m['agent_manager'].update(binary_url='http://127.0.0.1:$www_port/v2/agent-manager', binary_sha256='${3:-$AM_SUM}', http_port=$2)
+m['agent_manager'].update(binary_url='http://127.0.0.1:$www_port/v2/agent-manager', binary_sha256='${3:-$AM_SUM}', app_port=$2)
 m['colonyos'].update(binary_url='http://127.0.0.1:$www_port/v2/colonies.tar.gz', binary_sha256='$CO_SUM', http_port=$health_port)"
 }
 old_binaries() {
@@ -155,7 +155,7 @@ mod_passthrough curl
 if update && cmp -s "$R/usr/local/bin/agent-manager" "$T/www/v2/agent-manager" &&
 	cmp -s "$R/usr/local/bin/colonies" "$T/rel/colonies_2/colonies" && [ "$(stat -c %a "$R/usr/local/bin/colonies")" = 755 ] &&
 	mod_order '^curl .*/v2/colonies.tar.gz' '^systemctl restart colonies-server' '^curl .*/v2/agent-manager' \
-		'^systemctl restart agent-manager' "^curl -fs -o /dev/null --max-time 5 http://127.0.0.1:$health_port/healthz\$" &&
+		'^systemctl restart agent-manager' "^curl -fs -o /dev/null --max-time 5 http://127.0.0.1:$health_port/api/health\$" &&
 	[ ! -e "$R/usr/local/bin/agent-manager.prev" ] && ! mod_called '^docker'; then t_pass; else
 	t_fail "$(cat "$T/u.err") calls: $(mod_calls "" | tr '\n' ';')"
 fi

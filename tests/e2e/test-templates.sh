@@ -130,10 +130,12 @@ env = lambda s: {k: v.replace("$$", "$") for k, v in svc[s]["environment"].items
 want = [
     (env("colonies-server")["COLONIES_DB_PASSWORD"], ctx["postgres"]["db_password"]),
     (env("agent-manager")["DB_PASSWORD"], ctx["postgres"]["db_password"]),
-    (env("agent-manager")["REDIS_PASSWORD"], ctx["redis"]["password"]),
     (env("agent-manager")["GIT_TOKEN"], ctx["agent_manager"]["git_token"]),
+    (env("agent-manager")["GIT_PRIVATE_KEY"], ctx["agent_manager"]["git_private_key"]),
     (env("agent-manager")["CURSOR_API_KEY"], ctx["agent_manager"]["cursor_api_key"]),
-    (env("agent-manager")["API_KEY"], ctx["agent_manager"]["api_key"]),
+    (env("agent-manager")["STATIC_API_KEY"], ctx["agent_manager"]["api_key"]),
+    (env("agent-manager")["ENCRYPTION_KEY"], ctx["agent_manager"]["encryption_key"]),
+    (env("agent-manager")["JWT_SECRET"], ctx["agent_manager"]["jwt_secret"]),
     (open(proj + "/secrets/postgres_password").read(), ctx["postgres"]["db_password"] + "\n"),
     (open(proj + "/secrets/redis_password").read(), ctx["redis"]["password"] + "\n"),
 ]
@@ -218,20 +220,23 @@ if [ $ok = 1 ] && ! nginx -t -q -p "$T/n-broken" -c "$T/n-broken/nginx.conf" 2>/
 
 # The certbot fixture on loopback: the backends are echo servers, ports
 # 80 and 443 become free ones.
-rest_port="" dash_port="" grpcb_port="" api_port=""
-modb_http rest
-modb_http dash
+grpcb_port="" api_port=""
 modb_http grpcb
 modb_http api
 mkdir -p "$T/webroot/.well-known/acme-challenge"
 echo token-content >"$T/webroot/.well-known/acme-challenge/tok123"
 p80=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 p443=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+# agent-manager's own servers (tests/e2e/test-agent-manager-contract.sh
+# drives them) on free loopback ports too.
+p3000=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+p8443=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 nginx_conf native-systemd "$T/live.conf" "
 m = j['modules']; m['nginx']['webroot'] = '$T/webroot'
-m['agent_manager'].update(ws_port=$rest_port, http_port=$dash_port)
+m['agent_manager'].update(http_port=$p3000, ws_port=$p8443)
 m['colonyos'].update(grpc_upstream='127.0.0.1:$grpcb_port', http_port=$api_port)"
-sed -i -e "/listen \[::\]/d" -e "s/listen 80 /listen 127.0.0.1:$p80 /" -e "s/listen 443 /listen 127.0.0.1:$p443 /" "$T/live.conf"
+sed -i -e "/listen \[::\]/d" -e "s/listen 80 /listen 127.0.0.1:$p80 /" -e "s/listen 443 /listen 127.0.0.1:$p443 /" \
+	-e "s/listen $p3000 /listen 127.0.0.1:$p3000 /" -e "s/listen $p8443 /listen 127.0.0.1:$p8443 /" "$T/live.conf"
 N=$T/n-live
 main_conf "$N" "$T/live.conf"
 nginx -p "$N" -c "$N/nginx.conf" -g 'daemon off;' >"$T/nginx.out" 2>&1 &
@@ -246,26 +251,25 @@ if [ "$(curl -s "http://127.0.0.1:$p80/.well-known/acme-challenge/tok123")" = to
 	t_pass
 else t_fail "$(curl -si "http://127.0.0.1:$p80/api/x" | head -n 3)"; fi
 
-t_case "nginx, 443: REST to the WebSocket/REST port over HTTP/2, HSTS (certbot), the dashboard under /dashboard/"
+t_case "nginx, 443: REST to colonies' http_port over HTTP/2, HSTS (certbot); agent-manager is not on 443"
 if [ "$(https --http2 -o /dev/null -w '%{http_version}' "$B/")" = 2 ] &&
-	[ "$(https "$B/api/v1/jobs" | head -n1)" = "rest /api/v1/jobs" ] &&
+	[ "$(https "$B/api/v1/jobs" | head -n1)" = "api /api/v1/jobs" ] &&
 	[[ $(https -D - -o /dev/null "$B/") == *$'\n'[Ss]trict-[Tt]ransport-[Ss]ecurity:\ max-age=31536000* ]] &&
-	[ "$(https "$B/dashboard/app.js" | head -n1)" = "dash /dashboard/app.js" ]; then t_pass; else
+	[ "$(https "$B/dashboard/app.js" | head -n1)" = "api /dashboard/app.js" ]; then t_pass; else
 	t_fail "$(https -i "$B/api/v1/jobs" | head -n 5)"
 fi
 
 t_case "nginx, WebSocket: Upgrade and Connection headers passed on; plain requests get Connection: close"
 ws=$(https --http1.1 -H 'Upgrade: websocket' -H 'Connection: Upgrade' "$B/ws")
 plain=$(https "$B/ws")
-if [ "$ws" = $'rest /ws\nupgrade: websocket\nconnection: upgrade' ] && [[ $plain == *$'\nconnection: close' ]]; then t_pass; else
+if [ "$ws" = $'api /ws\nupgrade: websocket\nconnection: upgrade' ] && [[ $plain == *$'\nconnection: close' ]]; then t_pass; else
 	t_fail "$ws / $plain"
 fi
 
-t_case "nginx, colonies API: POST /api and the /pubsub WebSocket go to colonies' http_port, /api/... stays agent-manager's"
+t_case "nginx, colonies API: POST /api and the /pubsub WebSocket go to colonies' http_port"
 ws=$(https --http1.1 -H 'Upgrade: websocket' -H 'Connection: Upgrade' "$B/pubsub")
 if [ "$(https -X POST --data-binary '{}' "$B/api" | head -n1)" = "api /api" ] &&
-	[ "$ws" = $'api /pubsub\nupgrade: websocket\nconnection: upgrade' ] &&
-	[ "$(https "$B/api/v1/jobs" | head -n1)" = "rest /api/v1/jobs" ]; then t_pass; else t_fail "$(https -i -X POST "$B/api" | head -n 5) / $ws"; fi
+	[ "$ws" = $'api /pubsub\nupgrade: websocket\nconnection: upgrade' ]; then t_pass; else t_fail "$(https -i -X POST "$B/api" | head -n 5) / $ws"; fi
 
 t_case "nginx, gRPC off by default (no colonies release serves it): no grpc_pass, no content-type map"
 if ! grep -q 'grpc' "$T/out/native-systemd/firstboot.conf" && ! grep -q 'grpc' "$T/out/full-compose/firstboot.conf"; then t_pass; else
@@ -378,7 +382,8 @@ m = {f["path"]: f["mode"] for f in b["files"]}
 print(m["/opt/stack/agent-manager.env"], m["/opt/stack/secrets/redis_password"], m["/usr/local/sbin/update_server.sh"], m["/opt/stack/docker-compose.yml"])
 EOP
 )" = "0600 0600 0755 0644" ] && "$FIRSTBOOT" validate "$O" >"$T/v" 2>&1 && (cd "$P" && docker-compose config -q) 2>"$T/err" &&
-	grep -qx "CURSOR_API_KEY='cur\$or key'" "$P/agent-manager.env"; then t_pass; else
+	grep -qx "CURSOR_API_KEY='cur\$or key'" "$P/agent-manager.env" &&
+	grep -qx "GIT_TOKEN='tok\$en\\\\'x'" "$P/agent-manager.env"; then t_pass; else
 	t_fail "$modes $(cat "$T/v" "$T/err")"
 fi
 

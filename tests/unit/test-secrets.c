@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <sys/stat.h>
 
+#include "crypto.h"
 #include "fs.h"
 #include "util.h"
 #include "../../imagegen/secrets.h"
@@ -88,6 +89,15 @@ TEST(each_kind_has_its_alphabet_and_length)
         CHECK(all_in(tok, "0123456789abcdef"));
         CHECK_INTEQ(strlen(key), 40);
         CHECK(all_in(key, ALNUM));
+        /* agent-manager's ENCRYPTION_KEY: base64 that decodes to exactly
+         * 32 bytes (the app exits otherwise). */
+        const char *k32 = secrets_get(s, "agent-manager.encryption_key", SECRET_KEY32);
+        REQUIRE(k32);
+        CHECK_INTEQ(strlen(k32), 44);
+        _cleanup_free_ unsigned char *raw = NULL;
+        size_t raw_len = 0;
+        CHECK(base64_decode(k32, strlen(k32), &raw, &raw_len, NULL) == 0);
+        CHECK_INTEQ(raw_len, 32);
         CHECK(secrets_dirty(s));
         /* The same name is the same secret, whatever kind is asked. */
         CHECK(secrets_get(s, "postgres.password", SECRET_PASSWORD) == pw);
@@ -167,8 +177,9 @@ TEST(second_render_leaves_the_file_alone)
         _cleanup_free_ char *before = NULL, *after = NULL;
         struct secrets *s = NULL;
         struct stat st1, st2;
-        const char *names[] = {"a.password", "b.token", "c.api_key"};
-        const enum secret_kind kinds[] = {SECRET_PASSWORD, SECRET_TOKEN, SECRET_API_KEY};
+        const char *names[] = {"a.password", "b.token", "c.api_key", "d.encryption_key"};
+        const enum secret_kind kinds[] = {SECRET_PASSWORD, SECRET_TOKEN, SECRET_API_KEY,
+                                          SECRET_KEY32};
 
         for (int round = 0; round < 2; round++) {
                 REQUIRE(secrets_load(path, &s, &err) == 0);

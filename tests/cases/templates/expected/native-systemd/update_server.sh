@@ -80,5 +80,5 @@ update_binary() {
 update_binary colonies https://github.com/colonyos/colonies/releases/download/v1.8.19/colonies_1.8.19_linux_amd64.tar.gz 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef colonies-server \
 	curl -s -o /dev/null --max-time 5 http://127.0.0.1:50080/
 update_binary agent-manager https://downloads.example.org/agent-manager abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789 agent-manager \
-	curl -fs -o /dev/null --max-time 5 http://127.0.0.1:3000/healthz
+	curl -fs -o /dev/null --max-time 5 http://127.0.0.1:13000/api/health
 log "done"
