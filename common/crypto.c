@@ -576,3 +576,19 @@ int ssh_key_fingerprint(const char *pubkey_line, char **ret)
         *ret = fp;
         return 0;
 }
+
+int x25519_public_key(const unsigned char secret[32], unsigned char ret[32])
+{
+        if (sodium_ready() < 0)
+                return -ELIBACC;
+        return crypto_scalarmult_curve25519_base(ret, secret) == 0 ? 0 : -EIO;
+}
+
+bool ed25519_public_key_converts(const unsigned char key[32])
+{
+        unsigned char x[crypto_scalarmult_curve25519_BYTES];
+
+        if (sodium_ready() < 0)
+                return false;
+        return crypto_sign_ed25519_pk_to_curve25519(x, key) == 0;
+}

@@ -7,6 +7,7 @@
  * Every function that can fail returns 0 or a negative errno; none logs. */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #define SHA256_BYTES      32
@@ -74,3 +75,13 @@ int ed25519_verify(const char *public_pem, size_t pem_len, const void *msg, size
  * -EINVAL when the line is not "TYPE BASE64...": the blob must start with
  * TYPE and hold a key after it (for ssh-ed25519 exactly 32 bytes). */
 int ssh_key_fingerprint(const char *pubkey_line, char **ret);
+
+/* The X25519 public key of a 32-byte secret scalar (RFC 7748, clamped as
+ * X25519 does), by libsodium: age's X25519 recipients (age-keygen). -EIO
+ * when libsodium refuses (an all-zero result), -ELIBACC without it. */
+int x25519_public_key(const unsigned char secret[32], unsigned char ret[32]);
+
+/* Whether a 32-byte Ed25519 public key is a point that converts to
+ * X25519 (libsodium's crypto_sign_ed25519_pk_to_curve25519: a valid
+ * encoding, not of small order), as age's ssh-ed25519 recipients need. */
+bool ed25519_public_key_converts(const unsigned char key[32]);

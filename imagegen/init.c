@@ -1,4 +1,5 @@
 /* imagegen init DIR: a working example site for the whole stack. */
+#include "agekey.h"
 #include "fs.h"
 #include "imagegen.h"
 #include "util.h"
@@ -48,7 +49,11 @@ static const char site_yaml[] =
         "    git_repo_url: https://git.example.org/colony/agents.git\n"
         "  compose-up: {}\n"
         "  nginx: {}\n"
-        "  backup: {}\n"
+        "  # Encrypted with age to this public key; its private key is\n"
+        "  # backup-identity.txt next to this file (never on the server): keep it\n"
+        "  # safe, restore_db.sh --identity needs it.\n"
+        "  backup:\n"
+        "    age_recipients: %s\n"
         "  update: {}\n"
         "\n"
         "files:\n"
@@ -60,7 +65,8 @@ int cmd_init(int argc, char **argv)
 {
         if (argc == 2 && (streq(argv[1], "--help") || streq(argv[1], "-h"))) {
                 puts("Usage: imagegen init DIR\n\nWrites DIR/site.yaml, a working example "
-                     "site for the whole stack, and DIR/files/.");
+                     "site for the whole stack, DIR/files/, and DIR/backup-identity.txt (the "
+                     "private age key its backups are encrypted to).");
                 return 0;
         }
         if (argc != 2) {
@@ -70,22 +76,43 @@ int cmd_init(int argc, char **argv)
         const char *dir = argv[1];
         _cleanup_free_ char *site = strprintf("%s/site.yaml", dir);
         _cleanup_free_ char *m = strprintf("%s/files/motd", dir);
+        _cleanup_free_ char *idpath = strprintf("%s/backup-identity.txt", dir);
         if (path_exists(site)) {
                 fprintf(stderr, "imagegen init: %s exists; not overwriting it\n", site);
                 return 1;
         }
-        int r = mkdir_p(dir, 0755);
+        if (path_exists(idpath)) {
+                fprintf(stderr, "imagegen init: %s exists; not overwriting it\n", idpath);
+                return 1;
+        }
+        /* The backups' key pair, as age-keygen writes it. */
+        _cleanup_free_ char *identity = NULL, *recipient = NULL;
+        int r = age_keygen(&identity, &recipient);
+        if (r < 0) {
+                fprintf(stderr, "imagegen init: cannot make the backups' key: %s\n", strerror(-r));
+                return 1;
+        }
+        _cleanup_free_ char *idtext =
+                strprintf("# The private key of the backups (age; imagegen init).\n"
+                          "# public key: %s\n%s\n",
+                          recipient, identity);
+        explicit_bzero(identity, strlen(identity));
+        _cleanup_free_ char *yaml = strprintf(site_yaml, recipient);
+        r = mkdir_p(dir, 0755);
         if (r >= 0)
                 r = mkdir_parents(m, 0755);
         if (r >= 0)
                 r = write_file_atomic(m, motd, strlen(motd), 0644, (uid_t)-1, (gid_t)-1);
         if (r >= 0)
-                r = write_file_atomic(site, site_yaml, strlen(site_yaml), 0644, (uid_t)-1,
-                                      (gid_t)-1);
+                r = write_file_atomic(idpath, idtext, strlen(idtext), 0600, (uid_t)-1, (gid_t)-1);
+        explicit_bzero(idtext, strlen(idtext));
+        if (r >= 0)
+                r = write_file_atomic(site, yaml, strlen(yaml), 0644, (uid_t)-1, (gid_t)-1);
         if (r < 0) {
                 fprintf(stderr, "imagegen init: cannot write into %s: %s\n", dir, strerror(-r));
                 return 1;
         }
         printf("%s: example site written; next: imagegen validate %s\n", site, site);
+        printf("%s: the private key of the backups (0600): keep it off the server\n", idpath);
         return 0;
 }

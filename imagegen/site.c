@@ -1,5 +1,6 @@
 #include "site.h"
 
+#include "agekey.h"
 #include "fs.h"
 #include "util.h"
 #include "yaml.h"
@@ -821,6 +822,39 @@ static void check_agent_manager(const struct site *s, struct diags *d)
         }
 }
 
+/* backup: the age recipients checked as age takes them (agekey.h), so a
+ * typo is refused here and not at the first backup; and something to back
+ * up (the postgres module or mysql_database). */
+static void check_backup(const struct site *s, struct diags *d)
+{
+        for (size_t i = 0; i < s->n_modules; i++) {
+                const struct site_module *sm = &s->modules[i];
+                if (!streq(sm->id, "backup"))
+                        continue;
+                const char *list = input_values_get(&sm->values, "age_recipients");
+                const struct node *at = node_get(sm->where, "age_recipients");
+                size_t index, offset;
+                const char *why;
+                if (list && age_recipients_check(list, &index, &offset, &why) < 0) {
+                        if (index == 0)
+                                diags_at(d, at ? at : sm->where,
+                                         "module backup: age_recipients: %s", why);
+                        else
+                                diags_at(d, at ? at : sm->where,
+                                         "module backup: age_recipients: recipient %zu "
+                                         "(\"%.16s...\"): "
+                                         "%s",
+                                         index, list + offset, why);
+                }
+                const char *mysql = input_values_get(&sm->values, "mysql_database");
+                if (!module_enabled(s, "postgres") && (!mysql || !*mysql))
+                        diags_at(d, sm->where,
+                                 "module backup: nothing to back up: add the postgres module or "
+                                 "set mysql_database");
+                return;
+        }
+}
+
 int site_load(const char *path, const struct site_options *o, struct site **ret, struct diags *d)
 {
         _cleanup_site_ struct site *s = xcalloc(1, sizeof(*s));
@@ -896,6 +930,7 @@ int site_load(const char *path, const struct site_options *o, struct site **ret,
         parse_modules(s, node_get(doc, "modules"), o, d);
         check_colonyos(s, d);
         check_agent_manager(s, d);
+        check_backup(s, d);
         parse_tls(s, node_get(doc, "tls"), module_enabled(s, "nginx"), d);
 
         if (o->templates_dir) {

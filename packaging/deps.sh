@@ -7,7 +7,7 @@ pkgs=(
 	build-essential pkg-config git
 	libyaml-dev libjson-c-dev libcurl4-openssl-dev libarchive-dev libssl-dev libsystemd-dev libsodium-dev zlib1g-dev libpcre2-dev libhiredis-dev
 	python3 python3-yaml xorriso systemd curl openssl time
-	docker-compose nginx postgresql redis-server jq nodejs gnupg
+	docker-compose nginx postgresql redis-server jq nodejs gnupg age mariadb-server-core mariadb-client
 	cppcheck shellcheck clang-format clang libclang-rt-14-dev
 	groff-base man-db
 	dpkg-dev lintian

@@ -1,17 +1,23 @@
 #!/bin/bash
 # backup: schedules backup_db.sh (rendered by imagegen) with a systemd
 # timer, and gives it its settings: /etc/firstboot-stack/backup.conf
-# (0600) and, with S3, /etc/firstboot-stack/backup-s3.curl (0600, curl's
-# config syntax, read with `curl -K`, so the secret key is never on a
-# command line). Run by firstboot under the module contract. Exit 1 bad
-# input, 3 the script is missing or broken or systemd refused the units.
+# (0600), the age recipients every dump is encrypted to
+# (backup-recipients.txt: public keys only, checked by age itself), with
+# S3 /etc/firstboot-stack/backup-s3.curl (0600, curl's config syntax, read
+# with `curl -K`, so the secret key is never on a command line), and with
+# a MySQL database backup-my.cnf (0600, read by mysqldump
+# --defaults-extra-file). Installs age. Run by firstboot under the module
+# contract. Exit 1 bad input, 2 age could not be installed, 3 the script
+# is missing or broken, a tool is missing, or systemd refused the units.
 set -euo pipefail
 umask 022
 
 R=${FIRSTBOOT_ROOT:-/}
 R=${R%/}
 SCHEDULE=${SCHEDULE:-"*-*-* 03:15:00"}
-RETENTION_DAYS=${RETENTION_DAYS:-14}
+AGE_RECIPIENTS=${AGE_RECIPIENTS:-}
+RETENTION_DAYS=${RETENTION_DAYS:-30}
+KEEP_LOCAL=${KEEP_LOCAL:-true}
 BACKUP_DIR=${BACKUP_DIR:-/var/backups/firstboot-stack}
 SCRIPT=${SCRIPT:-/usr/local/sbin/backup_db.sh}
 S3_BUCKET=${S3_BUCKET:-}
@@ -20,6 +26,11 @@ S3_REGION=${S3_REGION:-us-east-1}
 S3_PREFIX=${S3_PREFIX:-}
 S3_ACCESS_KEY=${S3_ACCESS_KEY:-}
 S3_SECRET_KEY=${S3_SECRET_KEY:-}
+MYSQL_DATABASE=${MYSQL_DATABASE:-}
+MYSQL_HOST=${MYSQL_HOST:-localhost}
+MYSQL_PORT=${MYSQL_PORT:-3306}
+MYSQL_USER=${MYSQL_USER:-}
+MYSQL_PASSWORD=${MYSQL_PASSWORD:-}
 
 die() {
 	local code=$1
@@ -28,6 +39,29 @@ die() {
 	exit "$code"
 }
 say() { echo "backup: $*"; }
+
+# missing_packages PKG...: those of PKG not installed, one per line.
+missing_packages() {
+	local have
+	have=$(dpkg-query -W -f='${Package} ${db:Status-Status}\n' "$@" 2>/dev/null || true)
+	printf '%s\n' "$@" | sort -u | while read -r p; do
+		grep -qx "$p installed" <<<"$have" || echo "$p"
+	done
+}
+apt_get() {
+	apt-get -y -q -o DPkg::Lock::Timeout=300 -o Dpkg::Options::=--force-confdef \
+		-o Dpkg::Options::=--force-confold "$@"
+}
+# ensure_packages PKG...: installs those not installed (apt-get update
+# first); a failure is exit 2, which firstboot retries.
+ensure_packages() {
+	local missing
+	mapfile -t missing < <(missing_packages "$@")
+	[ ${#missing[@]} -eq 0 ] && return 0
+	say "installing ${missing[*]}"
+	apt_get update || die 2 "apt-get update failed"
+	apt_get install --no-install-recommends "${missing[@]}" || die 2 "apt-get install ${missing[*]} failed"
+}
 
 # put_file PATH MODE: PATH gets standard input through a temporary file
 # in the same folder (created 0600, then MODE), renamed into place only
@@ -61,9 +95,29 @@ abs_path() {
 if command -v systemd-analyze >/dev/null; then
 	systemd-analyze calendar "$SCHEDULE" >/dev/null 2>&1 || die 1 "schedule '$SCHEDULE' is refused by systemd-analyze calendar"
 fi
-if ! [[ $RETENTION_DAYS =~ ^[0-9]+$ ]] || [ "$RETENTION_DAYS" -lt 1 ] || [ "$RETENTION_DAYS" -gt 3650 ]; then
-	die 1 "retention_days must be 1-3650"
+if ! [[ $RETENTION_DAYS =~ ^[0-9]+$ ]] || [ "$RETENTION_DAYS" -lt 30 ] || [ "$RETENTION_DAYS" -gt 180 ]; then
+	die 1 "retention_days must be 30-180"
 fi
+[[ $KEEP_LOCAL =~ ^(true|false)$ ]] || die 1 "keep_local must be true or false"
+
+# The recipients, one per line: age's recipients file (age -R). The shapes
+# age accepts (FiloSottile/age v1.1.1 cmd/age/parse.go parseRecipient:
+# "age1" + bech32 for X25519, "ssh-" for agessh.ParseRecipient, which
+# takes ssh-rsa and ssh-ed25519); age checks the rest itself below.
+age_re='^(age1[02-9ac-hj-np-z]{58}|ssh-(ed25519|rsa) [A-Za-z0-9+/]+={0,2}( [A-Za-z0-9@._+:-]+)?)$'
+recipients=""
+n=0
+while IFS= read -r r || [ -n "$r" ]; do
+	r=${r//$'\r'/}
+	r=$(sed -e 's/^[[:space:]]*//' -e 's/[[:space:]]*$//' <<<"$r")
+	[ -n "$r" ] || continue
+	n=$((n + 1))
+	[[ $r == *"AGE-SECRET-KEY"* || $r == *"PRIVATE KEY"* ]] && die 1 "age_recipients: recipient $n is a private key; give the public key (age-keygen -y)"
+	[[ $r =~ $age_re ]] || die 1 "age_recipients: recipient $n is not an age recipient (age1... or ssh-ed25519/ssh-rsa AAAA...)"
+	recipients+="$r"$'\n'
+done < <(tr ',' '\n' <<<"$AGE_RECIPIENTS")
+[ -n "$recipients" ] || die 1 "age_recipients: give at least one public key (age-keygen -y KEYFILE prints it): backups are never written unencrypted"
+
 abs_path backup_dir "$BACKUP_DIR"
 abs_path script "$SCRIPT"
 [[ $S3_BUCKET =~ ^([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])?$ ]] || die 1 "s3_bucket must be an S3 bucket name"
@@ -81,6 +135,22 @@ if [ -n "$S3_BUCKET$S3_ACCESS_KEY$S3_SECRET_KEY" ]; then
 	fi
 	s3=1
 fi
+[ $s3 = 1 ] || [ "$KEEP_LOCAL" = true ] || die 1 "keep_local: false needs an S3 bucket (the backups would be kept nowhere)"
+[[ $MYSQL_DATABASE =~ ^([A-Za-z0-9_$]{1,64})?$ ]] || die 1 "mysql_database must be a database name"
+[[ $MYSQL_HOST =~ ^[A-Za-z0-9.:-]+$ ]] || die 1 "mysql_host must be a host name or address"
+if ! [[ $MYSQL_PORT =~ ^[0-9]+$ ]] || [ "$MYSQL_PORT" -lt 1 ] || [ "$MYSQL_PORT" -gt 65535 ]; then
+	die 1 "mysql_port must be a port number"
+fi
+[[ $MYSQL_USER =~ ^[A-Za-z0-9_.-]{0,80}$ ]] || die 1 "mysql_user may hold letters, digits, '_', '.' and '-'"
+[[ $MYSQL_PASSWORD =~ ^[A-Za-z0-9._~+/=@%^*!:,-]*$ ]] || die 1 "mysql_password may hold letters, digits and ._~+/=@%^*!:,- (it is written quoted in an option file)"
+
+# ---- age ----------------------------------------------------------------
+
+ensure_packages age
+command -v age >/dev/null || die 3 "age is not installed"
+if [ -n "$MYSQL_DATABASE" ] && ! command -v mysqldump >/dev/null; then
+	die 3 "mysql_database is set but mysqldump is missing: set base's mysql_client (default-mysql-client or mariadb-client)"
+fi
 
 # ---- the script and its settings ----------------------------------------
 
@@ -96,10 +166,28 @@ fi
 
 conf=$R/etc/firstboot-stack/backup.conf
 creds=$R/etc/firstboot-stack/backup-s3.curl
+mycnf=$R/etc/firstboot-stack/backup-my.cnf
+rcpt=$R/etc/firstboot-stack/backup-recipients.txt
 mkdir -p "$R/etc/firstboot-stack"
+# age checks each recipient (with -r, where a key it cannot use is an
+# error: in a recipients file it would skip an RSA key under 2048 bits
+# with a warning), with nothing to encrypt: a key it refuses is exit 1
+# here, not a failed backup at night.
+n=0
+while IFS= read -r r; do
+	n=$((n + 1))
+	if ! msg=$(age -r "$r" -o /dev/null </dev/null 2>&1); then
+		die 1 "age_recipients: age refuses recipient $n: $(head -n1 <<<"$msg" | cut -c1-300)"
+	fi
+done <<<"${recipients%$'\n'}"
+printf '%s' "$recipients" | put_file "$rcpt" 0644
 {
 	echo "# Managed by firstboot (module backup): read by $SCRIPT."
-	printf 'BACKUP_DIR=%q\nRETENTION_DAYS=%q\n' "$BACKUP_DIR" "$RETENTION_DAYS"
+	printf 'BACKUP_DIR=%q\nRETENTION_DAYS=%q\nKEEP_LOCAL=%q\nAGE_RECIPIENTS_FILE=%q\n' "$BACKUP_DIR" \
+		"$RETENTION_DAYS" "$KEEP_LOCAL" /etc/firstboot-stack/backup-recipients.txt
+	if [ -n "$MYSQL_DATABASE" ]; then
+		printf 'MYSQL_DATABASE=%q\nMYSQL_DEFAULTS=%q\n' "$MYSQL_DATABASE" /etc/firstboot-stack/backup-my.cnf
+	fi
 	if [ $s3 = 1 ]; then
 		printf 'S3_BUCKET=%q\nS3_ENDPOINT=%q\nS3_REGION=%q\nS3_PREFIX=%q\nS3_CREDENTIALS=%q\n' \
 			"$S3_BUCKET" "${S3_ENDPOINT:-https://s3.$S3_REGION.amazonaws.com}" "$S3_REGION" "$S3_PREFIX" \
@@ -115,6 +203,20 @@ elif [ -e "$creds" ]; then
 	rm -f "$creds"
 	say "removed ${creds#"$R"} (no S3 upload configured)"
 fi
+if [ -n "$MYSQL_DATABASE" ]; then
+	# An option file mysqldump reads first (--defaults-extra-file): the
+	# password never on a command line. Values are double-quoted; the
+	# password's characters need no escape there (checked above).
+	{
+		printf '# Managed by firstboot (module backup).\n[client]\nhost="%s"\nport=%s\n' "$MYSQL_HOST" "$MYSQL_PORT"
+		[ -n "$MYSQL_USER" ] && printf 'user="%s"\n' "$MYSQL_USER"
+		[ -n "$MYSQL_PASSWORD" ] && printf 'password="%s"\n' "$MYSQL_PASSWORD"
+		true
+	} | put_file "$mycnf" 0600
+elif [ -e "$mycnf" ]; then
+	rm -f "$mycnf"
+	say "removed ${mycnf#"$R"} (no MySQL database)"
+fi
 
 # ---- the timer ----------------------------------------------------------
 
@@ -122,9 +224,9 @@ units_changed=0
 put_file "$R/etc/systemd/system/firstboot-backup.service" 0644 <<EOF
 # Managed by firstboot (module backup).
 [Unit]
-Description=Back up the PostgreSQL database (backup_db.sh)
+Description=Back up the databases, encrypted (backup_db.sh)
 Wants=network-online.target
-After=network-online.target docker.service postgresql.service
+After=network-online.target docker.service postgresql.service mariadb.service mysql.service
 
 [Service]
 Type=oneshot
@@ -137,7 +239,7 @@ EOF
 put_file "$R/etc/systemd/system/firstboot-backup.timer" 0644 <<EOF
 # Managed by firstboot (module backup).
 [Unit]
-Description=Back up the PostgreSQL database on schedule
+Description=Back up the databases on schedule
 
 [Timer]
 OnCalendar=$SCHEDULE
@@ -163,4 +265,5 @@ fi
 
 where="local only"
 [ $s3 = 1 ] && where="and s3://$S3_BUCKET/$S3_PREFIX"
-say "done: $SCRIPT on '$SCHEDULE' into $BACKUP_DIR ($RETENTION_DAYS days) $where"
+[ "$KEEP_LOCAL" = true ] || where="s3://$S3_BUCKET/$S3_PREFIX only"
+say "done: $SCRIPT on '$SCHEDULE' into $BACKUP_DIR ($RETENTION_DAYS days) $where, encrypted to $n recipient(s)"

@@ -16,6 +16,7 @@ fb_lib=$(dirname -- "${BASH_SOURCE[0]:-.}")/../_lib/firstboot-module.sh
 . "$fb_lib"
 
 PACKAGES=${PACKAGES:-}
+MYSQL_CLIENT=${MYSQL_CLIENT:-none}
 DEPLOY_USER=${DEPLOY_USER:-deploy}
 SSH_AUTHORIZED_KEYS=${SSH_AUTHORIZED_KEYS:-}
 SSH_PORT=${SSH_PORT:-22}
@@ -50,6 +51,11 @@ for p in ${PACKAGES//,/ }; do
 	[[ $p =~ ^[a-z0-9][a-z0-9+.-]*$ ]] || die 1 "packages: '$p' is not a Debian package name"
 	extra_pkgs+=("$p")
 done
+case $MYSQL_CLIENT in
+none) ;;
+default-mysql-client | mariadb-client) extra_pkgs+=("$MYSQL_CLIENT") ;;
+*) die 1 "mysql_client must be none, default-mysql-client or mariadb-client" ;;
+esac
 
 # Firewall rules as "PORT/PROTO"; a range is LOW:HIGH.
 fw_rules=()

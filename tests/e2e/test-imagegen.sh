@@ -165,6 +165,42 @@ if expect_rc 0 "$IMAGEGEN" init "$T/ex" && expect_rc 0 "$IMAGEGEN" validate "$T/
 	expect_rc 0 "$IMAGEGEN" userdata "$T/ex/site.yaml" --provider ec2 -o "$T/ex/ud" &&
 	[ "$(stat -c %s "$T/ex/ud")" -le 16384 ] && expect_rc 1 "$IMAGEGEN" init "$T/ex"; then t_pass; else t_fail "$(cat "$T/out" "$T/err")"; fi
 
+t_case "init: the backups' age key pair: the identity 0600 beside site.yaml, never in the bundle; real age agrees with it"
+rcpt=$(sed -n 's/^ *age_recipients: //p' "$T/ex/site.yaml")
+id=$(grep '^AGE-SECRET-KEY-1' "$T/ex/backup-identity.txt")
+if [ "$(stat -c %a "$T/ex/backup-identity.txt")" = 600 ] && [ "${#rcpt}" = 62 ] &&
+	[ "$(age-keygen -y "$T/ex/backup-identity.txt")" = "$rcpt" ] &&
+	[ "$(echo round-trip | age -r "$rcpt" | age -d -i "$T/ex/backup-identity.txt")" = round-trip ] &&
+	! grep -rqF "$id" "$T/ex/out" "$T/ex/ud" && grep -rqF "$rcpt" "$T/ex/out"; then t_pass; else
+	t_fail "$rcpt $(cat "$T/ex/backup-identity.txt")"
+fi
+
+t_case "validate: a bad age recipient or none, and backup with nothing to back up, are refused at file:line:column"
+B=$T/bk
+mkdir -p "$B"
+good=$rcpt
+bad=${good%?}
+[ "${good: -1}" = q ] && bad+=p || bad+=q
+ok=1
+i=0
+for v in "\"$bad\"" "\"$good, ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGWT5pCWPf6ZY1+VqRg9/iTmQHtIw5Ija6azK/cbrXw=\"" \
+	"\"$id\"" "\"  \""; do
+	i=$((i + 1))
+	printf 'name: bk\nhostname: bk-1\nprovider: hetzner\nmodules:\n  postgres: {}\n  backup:\n    age_recipients: %s\n' "$v" >"$B/site.yaml"
+	if ! expect_rc 1 "$IMAGEGEN" validate "$B/site.yaml" || ! grep -q "^$B/site.yaml:7:21: .*age_recipients" "$T/err"; then
+		ok=0
+		echo "  # case $i: $(cat "$T/err")" >&2
+	fi
+done
+printf 'name: bk\nhostname: bk-1\nprovider: hetzner\nmodules:\n  backup:\n    age_recipients: %s\n' "$good" >"$B/site.yaml"
+expect_rc 1 "$IMAGEGEN" validate "$B/site.yaml" && grep -q "^$B/site.yaml:6:5: .*nothing to back up" "$T/err" || ok=0
+printf 'name: bk\nhostname: bk-1\nprovider: hetzner\nmodules:\n  backup:\n    mysql_database: shop\n    age_recipients: %s\n' "$good" >"$B/site.yaml"
+expect_rc 0 "$IMAGEGEN" validate "$B/site.yaml" || ok=0
+expect_rc 0 "$IMAGEGEN" render -q "$B/site.yaml" -o "$B/out" || ok=0
+# A MySQL-only site: both scripts, no pg_dump.
+if [ $ok = 1 ] && [ -x "$B/out/files/usr/local/sbin/backup_db.sh" ] && [ -x "$B/out/files/usr/local/sbin/restore_db.sh" ] &&
+	! grep -q 'pg_dump -d' "$B/out/files/usr/local/sbin/backup_db.sh"; then t_pass; else t_fail "$(cat "$T/err")"; fi
+
 t_case "a secret hidden by visible_if is not generated (the agent would refuse it)"
 if python3 -c 'import json,sys; sys.exit("web.basic_password" in str(json.load(open(sys.argv[1]))))' "$S/.imagegen/state.json" &&
 	! grep -q basic_password "$T/out1/bundle.yaml"; then t_pass; else t_fail "generated"; fi

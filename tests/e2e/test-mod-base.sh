@@ -130,6 +130,14 @@ if ! mod_run "$R" base ssh_authorized_keys="$KEY" deploy_user="Bad User" && grep
 	! mod_run "$R" base ssh_authorized_keys="$KEY" packages='htop;rm -rf /' && grep -q "packages" "$MOD_ERR" &&
 	[ ! -s "$MOD_REC/calls.txt" ]; then t_pass; else t_fail "ran: $(cat "$MOD_ERR")"; fi
 
+t_case "mysql_client: the client package chosen is installed; another value is refused by the agent and by the module"
+fresh r6m
+if mod_run "$R" base ssh_authorized_keys="$KEY" mysql_client=mariadb-client && mod_called '^apt-get .*install .*mariadb-client' &&
+	mod_not_called 'default-mysql-client' && fresh r6n && mod_run "$R" base ssh_authorized_keys="$KEY" &&
+	mod_not_called 'mysql-client|mariadb-client' && mod_reset_calls && ! mod_run "$R" base ssh_authorized_keys="$KEY" mysql_client=mysql-server &&
+	grep -q mysql_client "$MOD_ERR" && ! mod_exec "$R" base ssh_authorized_keys="$KEY" MYSQL_CLIENT=mysql-server &&
+	grep -q 'mysql_client must be' "$MOD_ERR"; then t_pass; else t_fail "calls: $(mod_calls "" | tr '\n' ';') $(cat "$MOD_ERR")"; fi
+
 t_case "the module checks its inputs itself too (run without the agent)"
 if ! mod_exec "$R" base ssh_authorized_keys="$KEY" firewall_ports="70000" && [ "$(grep -c . "$MOD_REC/calls.txt")" = 0 ] &&
 	grep -q "out of 1-65535" "$MOD_ERR"; then t_pass; else t_fail "$(cat "$MOD_ERR")"; fi

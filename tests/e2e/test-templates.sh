@@ -306,7 +306,7 @@ if [ $ok = 1 ] && grep -q simpel "$T/verify"; then t_pass; else t_fail "verify";
 t_case "the rendered scripts pass shellcheck and bash -n"
 ok=1
 for fx in "${FIXTURES[@]}"; do
-	for s in backup_db.sh update_server.sh; do
+	for s in backup_db.sh restore_db.sh update_server.sh; do
 		[ -f "$T/out/$fx/$s" ] || continue
 		if ! bash -n "$T/out/$fx/$s" 2>"$T/sc" || ! shellcheck -s bash "$T/out/$fx/$s" >"$T/sc" 2>&1; then
 			ok=0
@@ -334,14 +334,14 @@ site full "  base: {ssh_authorized_keys: \"$KEY\"}
   colonyos: {}
   agent-manager: {git_token: \"tok\$en'x\", cursor_api_key: {env: CURSOR_KEY}}
   compose-up: {}
-  backup: {}
+  backup: {age_recipients: age1a0jfl9nlzp0w3gq79m8gt6qldx3wsf4cw5rjrlsaz4ra58lfqveq9czzn8}
   update: {schedule: \"Sun *-*-* 04:00:00\"}" "tls: {mode: self-signed, domain: colony.example.org}"
 site native "  postgres: {mode: native}
   redis: {mode: native}
   colonyos: {mode: systemd}
   agent-manager: {mode: systemd, auth_mode: keycloak, keycloak_url: \"https://sso.example.org\", keycloak_realm: r, keycloak_client_id: c, keycloak_client_secret: s}
   nginx: {tls_mode: certbot, domain: colony.example.org, email: ops@example.org}
-  backup: {}" "tls: {mode: certbot, domain: colony.example.org, email: ops@example.org}"
+  backup: {age_recipients: age1a0jfl9nlzp0w3gq79m8gt6qldx3wsf4cw5rjrlsaz4ra58lfqveq9czzn8}" "tls: {mode: certbot, domain: colony.example.org, email: ops@example.org}"
 site small "  docker: {}
   redis: {}
   nginx: {tls_mode: none}
@@ -349,7 +349,7 @@ site small "  docker: {}
 site nodb "  docker: {}
   colonyos: {}
   agent-manager: {}
-  backup: {}"
+  backup: {age_recipients: age1a0jfl9nlzp0w3gq79m8gt6qldx3wsf4cw5rjrlsaz4ra58lfqveq9czzn8, mysql_database: shop}"
 
 t_case "imagegen renders whole sites with the real modules and templates: each file only with its modules"
 ok=1
@@ -362,7 +362,8 @@ done
 files() { (cd "$T/sites/$1/out/files" && find . -type f | sort | tr '\n' ' '); }
 if [ $ok = 1 ] && [[ "$(files small)" == *"./opt/stack/docker-compose.yml ./opt/stack/secrets/redis_password"* ]] &&
 	[[ "$(files small)" != *colonyos* ]] && [[ "$(files small)" == *./usr/local/sbin/update_server.sh* ]] &&
-	[[ "$(files nodb)" != *colonyos.env* ]] && [[ "$(files nodb)" != *backup_db.sh* ]] &&
+	[[ "$(files nodb)" != *colonyos.env* ]] && [[ "$(files nodb)" == *backup_db.sh* ]] &&
+	! grep -q "pg_dump -d" "$T/sites/nodb/out/files/usr/local/sbin/backup_db.sh" &&
 	[[ "$(files native)" == *./etc/systemd/system/colonies-server.service* ]] &&
 	[ "$(files full | wc -w)" -ge 14 ]; then t_pass; else t_fail "$(files small) | $(files nodb)"; fi
 

@@ -29,10 +29,10 @@ pkgs=(
 	libyaml-0-2 libjson-c5 zlib1g libpcre2-8-0 libsodium23 libarchive13 libcurl4 libsystemd0
 	libhiredis0.14
 	# what the modules install: base (firewall, fail2ban, upgrades), docker,
-	# postgres, redis, nginx
+	# postgres, redis, nginx, backup (age)
 	wget jq git gnupg sudo rsync htop vim-tiny less unzip
 	ufw fail2ban python3-systemd unattended-upgrades apt-listchanges
-	docker.io docker-compose postgresql redis-server nginx
+	docker.io docker-compose postgresql redis-server nginx age
 )
 
 key=$(sha256sum "$0" | cut -c1-16)
