@@ -381,7 +381,16 @@ struct render {
         struct buf out;
         struct diags *d;
         bool failed;
+        size_t steps;          /* tags and texts rendered, bounded by TMPL_MAX_STEPS */
+        unsigned line, column; /* of the last tag rendered (texts have none) */
 };
+
+/* Sections nested over lists multiply: twenty nested {{#list}} over a
+ * two-item list render their body a million times. Real templates take a
+ * few thousand steps and a few hundred kB; past these the template is
+ * refused at the tag where it got there. */
+#define TMPL_MAX_STEPS  (1u << 22)
+#define TMPL_MAX_OUTPUT (64u << 20)
 
 static const struct node *map_get_n(const struct node *map, const char *key, size_t n)
 {
@@ -821,6 +830,22 @@ static int render_range(struct render *r, size_t from, size_t to)
 
         for (size_t i = from; k >= 0 && i < to; i++) {
                 const struct tok *t = &r->toks[i];
+                if (t->line > 0) {
+                        r->line = t->line;
+                        r->column = t->column;
+                }
+                if (++r->steps > TMPL_MAX_STEPS || r->out.len > TMPL_MAX_OUTPUT) {
+                        if (r->steps > TMPL_MAX_STEPS)
+                                diags_add(r->d, r->file, r->line, r->column,
+                                          "the template expands past %u steps here (sections "
+                                          "nested over lists multiply what they hold)",
+                                          TMPL_MAX_STEPS);
+                        else
+                                diags_add(r->d, r->file, r->line, r->column,
+                                          "the template's output grows past %u MiB here",
+                                          TMPL_MAX_OUTPUT >> 20);
+                        return -EINVAL;
+                }
                 switch (t->kind) {
                 case TOK_TEXT:
                         k = buf_append(&r->out, t->text, t->len);

@@ -64,6 +64,45 @@ wait_for() {
 	return 1
 }
 
+# free_port: a port nothing answers on at 127.0.0.1, below Linux's
+# ephemeral range (32768-60999), where no outgoing connection takes it.
+free_port() {
+	local p i
+	for ((i = 0; i < 50; i++)); do
+		p=$((20000 + RANDOM % 12000))
+		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+			echo "$p"
+			return 0
+		fi
+	done
+	return 1
+}
+
+# redis_start DIR: a private redis-server (Debian's) on 127.0.0.1:$PORT,
+# no persistence, its log in DIR/redis.log; REDIS_PID. Keeps $PORT when
+# set (a restart), else picks one, and another if that one was taken
+# between the pick and the bind (at most five tries).
+redis_ping() { [ "$(redis-cli -h 127.0.0.1 -p "$PORT" ping 2>/dev/null)" = PONG ]; }
+redis_start() {
+	local dir=$1 keep=${PORT:-} i j
+	mkdir -p "$dir"
+	for ((i = 0; i < 5; i++)); do
+		[ -n "$keep" ] || PORT=$(free_port) || return 1
+		redis-server --port "$PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$dir" >>"$dir/redis.log" 2>&1 &
+		REDIS_PID=$!
+		_pids+=("$REDIS_PID")
+		for ((j = 0; j < 200; j++)); do
+			redis_ping && return 0
+			kill -0 "$REDIS_PID" 2>/dev/null || break
+			sleep 0.05
+		done
+		kill "$REDIS_PID" 2>/dev/null
+		wait "$REDIS_PID" 2>/dev/null
+		[ -z "$keep" ] || return 1
+	done
+	return 1
+}
+
 # start_peer NAME SCRIPT ARGS...: starts a Python peer from tests/e2e/peers
 # that writes its port to $T/NAME.port; sets the variable NAME_port.
 start_peer() {

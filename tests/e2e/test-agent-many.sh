@@ -12,28 +12,11 @@ if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; th
 fi
 
 SECRET=Sx$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
-free_port() {
-	local p i
-	for ((i = 0; i < 50; i++)); do
-		p=$((20000 + RANDOM % 30000))
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-			echo "$p"
-			return 0
-		fi
-	done
-	return 1
-}
-PORT=$(free_port) || {
-	echo "not ok - no free port"
-	exit 1
-}
-mkdir -p "$T/redis"
-redis-server --port "$PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$T/redis" >"$T/redis.log" 2>&1 &
-_pids+=($!)
+PORT=
 rcli() { redis-cli -h 127.0.0.1 -p "$PORT" "$@"; }
-rping() { [ "$(rcli ping)" = PONG ]; }
-if ! wait_for 10 rping; then
+if ! redis_start "$T/redis"; then
 	echo "not ok - redis-server starts"
+	cat "$T/redis/redis.log"
 	exit 1
 fi
 

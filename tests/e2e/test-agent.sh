@@ -71,32 +71,13 @@ while [ ! -e "$T/mid.go" ] && [ \$i -lt 300 ]; do sleep 0.1; i=\$((i + 1)); done
 echo finished
 EOF
 
-free_port() {
-	local p i
-	for ((i = 0; i < 50; i++)); do
-		p=$((20000 + RANDOM % 30000))
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-			echo "$p"
-			return 0
-		fi
-	done
-	return 1
-}
-PORT=$(free_port) || {
-	echo "not ok - no free port"
-	exit 1
-}
-start_redis() {
-	redis-server --port "$PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$T/redis" >>"$T/redis.log" 2>&1 &
-	REDIS_PID=$!
-	_pids+=("$REDIS_PID")
-}
-start_redis
+PORT=
+start_redis() { redis_start "$T/redis"; }
 rcli() { redis-cli -h 127.0.0.1 -p "$PORT" "$@"; }
-rping() { [ "$(rcli ping)" = PONG ]; }
-if ! wait_for 10 rping; then
+rping() { redis_ping; }
+if ! start_redis; then
 	echo "not ok - redis-server starts"
-	cat "$T/redis.log"
+	cat "$T/redis/redis.log"
 	exit 1
 fi
 URL=redis://127.0.0.1:$PORT

@@ -466,6 +466,39 @@ TEST(errors_nul_and_depth)
         CHECK_STREQ(ok, "deep");
 }
 
+/* Sections nested over lists multiply: 30 levels over a two-item list
+ * would render 2^30 times (libFuzzer found such a template taking
+ * seconds); refused at the tag where the work passes its bound, as is
+ * output past 64 MiB. */
+TEST(errors_expansion_bounded)
+{
+        struct buf b = {0};
+        for (int i = 0; i < 30; i++)
+                CHECK(buf_puts(&b, "{{#a}}") == 0);
+        CHECK(buf_puts(&b, "x") == 0);
+        for (int i = 0; i < 30; i++)
+                CHECK(buf_puts(&b, "{{/a}}") == 0);
+        _cleanup_free_ char *t = buf_steal(&b);
+        _cleanup_free_ char *e = err(t, "{\"a\": [1, 2]}");
+        CHECK(e && startswith(e, "t.tmpl:1:") && strstr(e, "expands past 4194304 steps"));
+
+        const size_t big = 1u << 20;
+        _cleanup_free_ char *t2 = malloc(big + 32);
+        REQUIRE(t2);
+        strcpy(t2, "{{#a}}");
+        memset(t2 + 6, 'y', big);
+        strcpy(t2 + 6 + big, "{{/a}}");
+        _cleanup_free_ char *list = NULL;
+        struct buf l = {0};
+        CHECK(buf_puts(&l, "{\"a\": [0") == 0);
+        for (int i = 1; i < 70; i++)
+                CHECK(buf_printf(&l, ", %d", i) == 0);
+        CHECK(buf_puts(&l, "]}") == 0);
+        list = buf_steal(&l);
+        _cleanup_free_ char *e2 = err(t2, list);
+        CHECK(e2 && strstr(e2, "output grows past 64 MiB"));
+}
+
 TEST(every_render_error_is_reported)
 {
         size_t n = 0;
