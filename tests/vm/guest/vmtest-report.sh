@@ -37,10 +37,13 @@ say ready-target "$(systemctl is-active firstboot-ready.target)"
 say hello "$(cat /var/lib/vmtest/hello 2>/dev/null || echo none)"
 
 # The journal of this boot: per module, how many entries and whether each
-# carries the instance and stage fields.
+# carries the instance and stage fields. The agent's own line saying why
+# a module does not run ("Module ID not run: unchanged") is not the
+# module's.
 t journalctl -b -u firstboot.service -o json >/run/vmtest-journal.json 2>/dev/null
 for m in $(jq -r '.modules[]?.id' /run/vmtest-status.json 2>/dev/null); do
-	say journal "$m" "$(jq -sc --arg m "$m" '[.[] | select(.FIRSTBOOT_MODULE == $m)] | {entries: length,
+	say journal "$m" "$(jq -sc --arg m "$m" '[.[] | select(.FIRSTBOOT_MODULE == $m and
+			((.MESSAGE | type) != "string" or (.MESSAGE | startswith("Module " + $m + " not run: ") | not)))] | {entries: length,
 		with_fields: ([.[] | select(.FIRSTBOOT_INSTANCE != null and .FIRSTBOOT_STAGE != null)] | length),
 		instance: ([.[].FIRSTBOOT_INSTANCE] | unique)}' /run/vmtest-journal.json)"
 done
