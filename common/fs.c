@@ -817,6 +817,17 @@ int root_read_file(int rootfd, const char *path, size_t max, char **ret, size_t 
         return read_fd(fd, max, ret, ret_size);
 }
 
+int root_read_line(int rootfd, const char *path, char **ret)
+{
+        char *s;
+        int r = root_read_file(rootfd, path, 64 * 1024, &s, NULL);
+        if (r < 0)
+                return r;
+        s[strcspn(s, "\n")] = '\0';
+        *ret = s;
+        return 0;
+}
+
 /* name in dirfd and, for a directory, everything in it; no link is
  * followed. Depth is bounded: each level holds a descriptor. */
 static int rm_at(int dirfd, const char *name, unsigned depth)

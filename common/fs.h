@@ -105,6 +105,10 @@ int write_file_at(int dirfd, const char *name, const void *data, size_t size, mo
 /* read_file() of path inside the root: a regular file only (-EISDIR,
  * -EINVAL for a FIFO, socket or device, which is not waited on). */
 int root_read_file(int rootfd, const char *path, size_t max, char **ret, size_t *ret_size);
+/* The first line of a file under the root, as root_read_file() reads it
+ * (inside the root, regular files only, 64 KiB at most), without its
+ * newline. */
+int root_read_line(int rootfd, const char *path, char **ret);
 /* Removes path inside the root: a file, a symlink (not followed) or a
  * directory tree (no link in it followed). Missing is 0. */
 int root_rm_rf(int rootfd, const char *path);

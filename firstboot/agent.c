@@ -938,7 +938,7 @@ int cmd_agent(int argc, char **argv)
                         return 1;
                 }
                 _cleanup_free_ char *iid = strprintf("%s/instance-id", a.state_dir);
-                (void)read_line_file(iid, &a.instance_id);
+                (void)root_read_line(a.rootfd, in_root(&a, iid), &a.instance_id);
         }
 
         struct sigaction sa = {.sa_handler = on_signal};

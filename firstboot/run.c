@@ -1179,7 +1179,8 @@ static int run_plan(struct run *r, const struct ds_options *dso, bool json)
         iid_path = strprintf("%s/instance-id", r->state_dir);
         dirname = instance_dir_name(r->st.instance_id);
         r->inst_dir = strprintf("%s/instances/%s", r->state_dir, dirname);
-        if (read_line_file(iid_path, &old_iid) < 0 || !streq(old_iid, r->st.instance_id) ||
+        if (root_read_line(r->rootfd, in_root(r, iid_path), &old_iid) < 0 ||
+            !streq(old_iid, r->st.instance_id) ||
             !streq_ptr(r->prev.instance_id, r->st.instance_id))
                 run_status_free(&r->prev);
 
@@ -1383,7 +1384,7 @@ static int run_main(int argc, char **argv, enum run_mode mode)
         _cleanup_free_ char *this_instance = NULL;
         if (mode != MODE_RUN && user_data && !instance_id) {
                 _cleanup_free_ char *p = strprintf("%s/instance-id", r.state_dir);
-                if (read_line_file(p, &this_instance) >= 0 && *this_instance)
+                if (root_read_line(r.rootfd, in_root(&r, p), &this_instance) >= 0 && *this_instance)
                         instance_id = this_instance;
                 else if (mode == MODE_APPLY) {
                         log_error("Nothing was provisioned here yet (no %s): use firstboot run", p);
@@ -1391,20 +1392,20 @@ static int run_main(int argc, char **argv, enum run_mode mode)
                         return 1;
                 }
         }
+        struct ds_options dso = {
+                .root = r.root,
+                .name = datasource ? datasource : r.cfg.datasource,
+                .user_data_file = user_data,
+                .seed = seed,
+                .metadata_url = metadata_url ? metadata_url : r.cfg.metadata_url,
+                .instance_id = instance_id,
+                .timeout_ms = r.cfg.http_timeout_ms,
+                .attempts = (unsigned)r.cfg.http_attempts,
+                .backoff_ms = 500,
+                .max_user_data = (size_t)r.cfg.max_user_data,
+        };
         if (mode == MODE_PLAN) {
-                struct ds_options pdo = {
-                        .root = r.root,
-                        .name = datasource ? datasource : r.cfg.datasource,
-                        .user_data_file = user_data,
-                        .seed = seed,
-                        .metadata_url = metadata_url ? metadata_url : r.cfg.metadata_url,
-                        .instance_id = instance_id,
-                        .timeout_ms = r.cfg.http_timeout_ms,
-                        .attempts = (unsigned)r.cfg.http_attempts,
-                        .backoff_ms = 500,
-                        .max_user_data = (size_t)r.cfg.max_user_data,
-                };
-                ret = run_plan(&r, &pdo, json);
+                ret = run_plan(&r, &dso, json);
                 run_free(&r);
                 return ret;
         }
@@ -1479,18 +1480,6 @@ static int run_main(int argc, char **argv, enum run_mode mode)
         }
         set_progress("Fetching user-data");
 
-        struct ds_options dso = {
-                .root = r.root,
-                .name = datasource ? datasource : r.cfg.datasource,
-                .user_data_file = user_data,
-                .seed = seed,
-                .metadata_url = metadata_url ? metadata_url : r.cfg.metadata_url,
-                .instance_id = instance_id,
-                .timeout_ms = r.cfg.http_timeout_ms,
-                .attempts = (unsigned)r.cfg.http_attempts,
-                .backoff_ms = 500,
-                .max_user_data = (size_t)r.cfg.max_user_data,
-        };
         k = datasource_fetch(&dso, &r.ds, &err);
         if (k < 0) {
                 log_event(LOG_ERR, NULL, NULL, "datasource", "%s", err ? err : strerror(-k));
@@ -1510,8 +1499,8 @@ static int run_main(int argc, char **argv, enum run_mode mode)
         _cleanup_free_ char *old_iid = NULL;
         _cleanup_free_ char *dirname = instance_dir_name(r.st.instance_id);
         r.inst_dir = strprintf("%s/instances/%s", r.state_dir, dirname);
-        bool new_instance =
-                read_line_file(iid_path, &old_iid) < 0 || !streq(old_iid, r.st.instance_id);
+        bool new_instance = root_read_line(r.rootfd, in_root(&r, iid_path), &old_iid) < 0 ||
+                            !streq(old_iid, r.st.instance_id);
         if (new_instance) {
                 if (old_iid)
                         log_event(LOG_NOTICE, NULL, NULL, "datasource",

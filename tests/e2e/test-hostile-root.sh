@@ -380,6 +380,16 @@ if [ $rc_s = 2 ] && [ $rc_a = 1 ] && grep -q 'No run recorded' "$T/err2" && [ $r
 	t_fail "status $rc_s $(cat "$T/out" "$T/err"); analyze $rc_a $(cat "$T/err2"); logs $rc_l $(cat "$T/out3" "$T/err3")"
 fi
 
+t_case "run, apply, plan: a FIFO where instance-id is: no hang (it was read by a plain open, which waited for a writer)"
+status_root st-iidfifo
+rm -f "$R/var/lib/firstboot/instance-id"
+mkfifo "$R/var/lib/firstboot/instance-id"
+rc=0 rc2=0
+timeout 20 "$FIRSTBOOT" plan --root "$R" --user-data "$T/b.tgz" >"$T/out" 2>"$T/err" || rc2=$?
+timeout 20 "$FIRSTBOOT" run --root "$R" --user-data "$T/b.tgz" --instance-id i-2 >"$T/out" 2>"$T/err" || rc=$?
+if [ $rc = 0 ] && [ $rc2 != 124 ] && [ -f "$R/var/lib/firstboot/instance-id" ] && [ -e "$R/var/lib/firstboot/ready" ] &&
+	[ "$(cat "$R/var/lib/firstboot/instance-id")" = i-2 ]; then t_pass; else t_fail "run exit $rc, plan exit $rc2: $(tail -n 3 "$T/err")"; fi
+
 t_case "run: a FIFO where the previous status.json is: no hang, the run replaces it and is ready"
 status_root st-runfifo2
 rm -f "$R/var/lib/firstboot/status.json"
