@@ -427,27 +427,10 @@ static void on_line(void *userdata, int stream, const char *line)
 static char **job_env(const struct agent *a, const struct job *j, const struct job_module *jm,
                       unsigned attempt)
 {
-        char **env = NULL;
-        const char *path = getenv("PATH");
-
-        strv_push(&env, strprintf("PATH=%s", path ? path
-                                                  : "/usr/local/sbin:/usr/local/bin:/usr/sbin:/"
-                                                    "usr/bin:/sbin:/bin"));
-        strv_push(&env, xstrdup("HOME=/root"));
-        strv_push(&env, xstrdup("LANG=C.UTF-8"));
-        strv_push(&env, xstrdup("DEBIAN_FRONTEND=noninteractive"));
-        strv_push(&env, xstrdup("PROVISIONING_JOB=true"));
-        if (a->instance_id)
-                strv_push(&env, strprintf("FIRSTBOOT_INSTANCE_ID=%s", a->instance_id));
-        strv_push(&env, strprintf("FIRSTBOOT_ROOT=%s", a->root ? a->root : "/"));
-        strv_push(&env, strprintf("FIRSTBOOT_MODULE=%s", j->app_id));
-        strv_push(&env, strprintf("FIRSTBOOT_MODULE_DIR=%s", jm->dir));
-        strv_push(&env, strprintf("FIRSTBOOT_STATE_DIR=%s", a->state_dir));
-        strv_push(&env, strprintf("FIRSTBOOT_ATTEMPT=%u", attempt));
+        char **env = runner_env(a->root, a->instance_id, j->app_id, jm->dir, a->state_dir, attempt);
         strv_push(&env, strprintf("FIRSTBOOT_JOB_ID=%s", j->job_id));
         strv_push(&env, strprintf("FIRSTBOOT_AGENT_ID=%s", a->agent_id));
-        for (size_t i = 0; i < jm->in.n; i++)
-                strv_push(&env, strprintf("%s=%s", jm->in.v[i].env_name, jm->in.v[i].value));
+        runner_env_inputs(&env, &jm->in);
         return env;
 }
 

@@ -348,27 +348,12 @@ static void on_line(void *userdata, int stream, const char *line)
 
 static char **module_env(struct run *r, const struct planned *p, unsigned attempt)
 {
-        char **env = NULL;
-        const char *path = getenv("PATH");
-
-        strv_push(&env, strprintf("PATH=%s", path ? path
-                                                  : "/usr/local/sbin:/usr/local/bin:/usr/sbin:/"
-                                                    "usr/bin:/sbin:/bin"));
-        strv_push(&env, xstrdup("HOME=/root"));
-        strv_push(&env, xstrdup("LANG=C.UTF-8"));
-        strv_push(&env, xstrdup("DEBIAN_FRONTEND=noninteractive"));
-        strv_push(&env, xstrdup("PROVISIONING_JOB=true"));
-        strv_push(&env, strprintf("FIRSTBOOT_INSTANCE_ID=%s", r->st.instance_id));
-        strv_push(&env, strprintf("FIRSTBOOT_ROOT=%s", r->root ? r->root : "/"));
-        strv_push(&env, strprintf("FIRSTBOOT_MODULE=%s", p->bm->id));
-        strv_push(&env, strprintf("FIRSTBOOT_MODULE_DIR=%s", p->dir));
+        char **env =
+                runner_env(r->root, r->st.instance_id, p->bm->id, p->dir, r->state_dir, attempt);
         strv_push(&env, strprintf("FIRSTBOOT_BUNDLE_DIR=%s/bundle", r->inst_dir));
-        strv_push(&env, strprintf("FIRSTBOOT_STATE_DIR=%s", r->state_dir));
-        strv_push(&env, strprintf("FIRSTBOOT_ATTEMPT=%u", attempt));
         if (r->st.hostname)
                 strv_push(&env, strprintf("FIRSTBOOT_HOSTNAME=%s", r->st.hostname));
-        for (size_t i = 0; i < p->in.n; i++)
-                strv_push(&env, strprintf("%s=%s", p->in.v[i].env_name, p->in.v[i].value));
+        runner_env_inputs(&env, &p->in);
         return env;
 }
 

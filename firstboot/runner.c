@@ -16,6 +16,7 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
+#include "manifest.h"
 #include "util.h"
 
 #define MASK_TEXT         "********"
@@ -1087,4 +1088,33 @@ void runner_result_free(struct runner_result *r)
                 return;
         strv_free(r->tail);
         *r = (struct runner_result){0};
+}
+
+char **runner_env(const char *root, const char *instance_id, const char *module,
+                  const char *module_dir, const char *state_dir, unsigned attempt)
+{
+        char **env = NULL;
+        const char *path = getenv("PATH");
+
+        strv_push(&env, strprintf("PATH=%s", path ? path
+                                                  : "/usr/local/sbin:/usr/local/bin:/usr/sbin:/"
+                                                    "usr/bin:/sbin:/bin"));
+        strv_push(&env, xstrdup("HOME=/root"));
+        strv_push(&env, xstrdup("LANG=C.UTF-8"));
+        strv_push(&env, xstrdup("DEBIAN_FRONTEND=noninteractive"));
+        strv_push(&env, xstrdup("PROVISIONING_JOB=true"));
+        if (instance_id)
+                strv_push(&env, strprintf("FIRSTBOOT_INSTANCE_ID=%s", instance_id));
+        strv_push(&env, strprintf("FIRSTBOOT_ROOT=%s", root ? root : "/"));
+        strv_push(&env, strprintf("FIRSTBOOT_MODULE=%s", module));
+        strv_push(&env, strprintf("FIRSTBOOT_MODULE_DIR=%s", module_dir));
+        strv_push(&env, strprintf("FIRSTBOOT_STATE_DIR=%s", state_dir));
+        strv_push(&env, strprintf("FIRSTBOOT_ATTEMPT=%u", attempt));
+        return env;
+}
+
+void runner_env_inputs(char ***env, const struct input_values *in)
+{
+        for (size_t i = 0; i < in->n; i++)
+                strv_push(env, strprintf("%s=%s", in->v[i].env_name, in->v[i].value));
 }

@@ -8,6 +8,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+struct input_values;
+
 /* Longest line passed on: a longer one comes in pieces of at most this
  * many bytes (a piece is cut earlier rather than through a secret). */
 #define RUNNER_LINE_MAX 4096
@@ -125,3 +127,15 @@ int runner_end_leftover(const char *pgid_file, long long grace_ms, struct runner
 
 /* Frees what a result holds and clears it; takes NULL. */
 void runner_result_free(struct runner_result *r);
+
+/* The environment every module gets under the installer contract, for a
+ * first boot, an apply and a job alike: PATH (the caller's, or the
+ * standard one), HOME, LANG, DEBIAN_FRONTEND=noninteractive,
+ * PROVISIONING_JOB=true, FIRSTBOOT_ROOT, FIRSTBOOT_MODULE,
+ * FIRSTBOOT_MODULE_DIR, FIRSTBOOT_STATE_DIR, FIRSTBOOT_ATTEMPT and
+ * FIRSTBOOT_INSTANCE_ID (when instance_id is not NULL); the caller adds its
+ * own, then the inputs with runner_env_inputs(). */
+char **runner_env(const char *root, const char *instance_id, const char *module,
+                  const char *module_dir, const char *state_dir, unsigned attempt);
+/* Appends each input as NAME=value (its UPPERCASED environment name). */
+void runner_env_inputs(char ***env, const struct input_values *in);
