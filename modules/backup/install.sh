@@ -12,8 +12,14 @@
 set -euo pipefail
 umask 022
 
-R=${FIRSTBOOT_ROOT:-/}
-R=${R%/}
+FB_PREFIX="backup: "
+# The helpers the stack modules share (die, say, put_file, ...), from
+# modules/_lib/ beside this module's folder; without them, nothing runs.
+fb_lib=$(dirname -- "${BASH_SOURCE[0]:-.}")/../_lib/firstboot-module.sh
+[ -f "$fb_lib" ] || { echo "$fb_lib is missing: ship modules/_lib/ with the modules" >&2; exit 1; }
+# shellcheck source-path=SCRIPTDIR source=../_lib/firstboot-module.sh
+. "$fb_lib"
+
 SCHEDULE=${SCHEDULE:-"*-*-* 03:15:00"}
 AGE_RECIPIENTS=${AGE_RECIPIENTS:-}
 RETENTION_DAYS=${RETENTION_DAYS:-30}
@@ -31,57 +37,6 @@ MYSQL_HOST=${MYSQL_HOST:-localhost}
 MYSQL_PORT=${MYSQL_PORT:-3306}
 MYSQL_USER=${MYSQL_USER:-}
 MYSQL_PASSWORD=${MYSQL_PASSWORD:-}
-
-die() {
-	local code=$1
-	shift
-	echo "backup: $*" >&2
-	exit "$code"
-}
-say() { echo "backup: $*"; }
-
-# missing_packages PKG...: those of PKG not installed, one per line.
-missing_packages() {
-	local have
-	have=$(dpkg-query -W -f='${Package} ${db:Status-Status}\n' "$@" 2>/dev/null || true)
-	printf '%s\n' "$@" | sort -u | while read -r p; do
-		grep -qx "$p installed" <<<"$have" || echo "$p"
-	done
-}
-apt_get() {
-	apt-get -y -q -o DPkg::Lock::Timeout=300 -o Dpkg::Options::=--force-confdef \
-		-o Dpkg::Options::=--force-confold "$@"
-}
-# ensure_packages PKG...: installs those not installed (apt-get update
-# first); a failure is exit 2, which firstboot retries.
-ensure_packages() {
-	local missing
-	mapfile -t missing < <(missing_packages "$@")
-	[ ${#missing[@]} -eq 0 ] && return 0
-	say "installing ${missing[*]}"
-	apt_get update || die 2 "apt-get update failed"
-	apt_get install --no-install-recommends "${missing[@]}" || die 2 "apt-get install ${missing[*]} failed"
-}
-
-# put_file PATH MODE: PATH gets standard input through a temporary file
-# in the same folder (created 0600, then MODE), renamed into place only
-# when something differs. FILE_CHANGED=1 when it did.
-put_file() {
-	local path=$1 mode=$2 tmp
-	FILE_CHANGED=0
-	mkdir -p "$(dirname "$path")"
-	tmp=$(mktemp "$path.fbtmp.XXXXXX")
-	cat >"$tmp"
-	chmod "$mode" "$tmp"
-	if [ -f "$path" ] && [ ! -L "$path" ] && cmp -s "$tmp" "$path" &&
-		[ "$(stat -c '%a %u:%g' "$path")" = "$(stat -c '%a %u:%g' "$tmp")" ]; then
-		rm -f "$tmp"
-		return 0
-	fi
-	mv -f "$tmp" "$path"
-	FILE_CHANGED=1
-	say "wrote ${path#"$R"}"
-}
 
 abs_path() {
 	if ! [[ $2 =~ ^(/[A-Za-z0-9._-]+)+$ ]] || [[ $2 =~ /\.\.?(/|$) ]]; then
@@ -159,7 +114,7 @@ bash -n "$R$SCRIPT" || die 3 "$SCRIPT is not a valid bash script"
 [ -x "$R$SCRIPT" ] || chmod 0755 "$R$SCRIPT"
 
 if [ ! -d "$R$BACKUP_DIR" ]; then
-	mkdir -p "$R$BACKUP_DIR"
+	make_dir "$R$BACKUP_DIR" 0700
 	say "created $BACKUP_DIR"
 fi
 [ "$(stat -c '%a' "$R$BACKUP_DIR")" = 700 ] || chmod 0700 "$R$BACKUP_DIR"
@@ -168,7 +123,7 @@ conf=$R/etc/firstboot-stack/backup.conf
 creds=$R/etc/firstboot-stack/backup-s3.curl
 mycnf=$R/etc/firstboot-stack/backup-my.cnf
 rcpt=$R/etc/firstboot-stack/backup-recipients.txt
-mkdir -p "$R/etc/firstboot-stack"
+make_dir "$R/etc/firstboot-stack"
 # age checks each recipient (with -r, where a key it cannot use is an
 # error: in a recipients file it would skip an RSA key under 2048 bits
 # with a warning), with nothing to encrypt: a key it refuses is exit 1
