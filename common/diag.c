@@ -5,7 +5,10 @@
 _printf_(5, 0) static void diags_addv(struct diags *d, const char *file, unsigned line,
                                       unsigned column, const char *fmt, va_list ap)
 {
-        d->v = xrealloc(d->v, (d->n + 1) * sizeof(*d->v));
+        /* Grows by doubling: at 0, 1, 2, 4, 8... (a copy per message
+         * made a validator with many messages quadratic). */
+        if ((d->n & (d->n - 1)) == 0)
+                d->v = xrealloc(d->v, (d->n ? 2 * d->n : 1) * sizeof(*d->v));
         char *msg = vstrprintf(fmt, ap);
         if (!msg)
                 abort();

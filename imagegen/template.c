@@ -28,7 +28,8 @@ struct tok {
         char *name;
         char sigil; /* the character that opened a section: '#' or '^' */
         unsigned line, column;
-        size_t end; /* TOK_SECTION, TOK_INVERTED: index of the TOK_CLOSE */
+        size_t end;    /* TOK_SECTION, TOK_INVERTED: index of the TOK_CLOSE */
+        bool reported; /* rendering failed here once: said once, not per list item */
 };
 
 struct parser {
@@ -375,30 +376,41 @@ static int tokenize(struct parser *p)
 struct render {
         const char *file;
         enum tmpl_format fmt;
-        const struct tok *toks;
+        struct tok *toks;
         const struct node *stack[TMPL_MAX_DEPTH + 1];
         size_t n_stack;
         struct buf out;
         struct diags *d;
         bool failed;
-        size_t steps;          /* tags and texts rendered, bounded by TMPL_MAX_STEPS */
+        size_t steps; /* tags and texts rendered and keys looked at, bounded by TMPL_MAX_STEPS */
         unsigned line, column; /* of the last tag rendered (texts have none) */
 };
 
 /* Sections nested over lists multiply: twenty nested {{#list}} over a
- * two-item list render their body a million times. Real templates take a
- * few thousand steps and a few hundred kB; past these the template is
- * refused at the tag where it got there. */
+ * two-item list render their body a million times, and each name looked
+ * up there walks every context on the stack. A step is a tag or text
+ * rendered, a byte compared in a lookup or a byte of a value looked at.
+ * Real templates take some ten thousand steps and a few hundred kB; past
+ * these the template is refused at the tag where it got there. */
 #define TMPL_MAX_STEPS  (1u << 22)
 #define TMPL_MAX_OUTPUT (64u << 20)
 
-static const struct node *map_get_n(const struct node *map, const char *key, size_t n)
+/* The key of map named by key[0..n), or NULL. Each byte compared is a
+ * step: names and keys can be as long as the input. */
+static const struct node *map_get_n(struct render *r, const struct node *map, const char *key,
+                                    size_t n)
 {
         if (!map || map->kind != NODE_MAP)
                 return NULL;
         for (size_t i = 0; i < map->n_items; i++) {
                 const char *k = map->items[i]->key;
-                if (k && strlen(k) == n && memcmp(k, key, n) == 0)
+                size_t j = 0;
+                if (!k)
+                        continue;
+                while (j < n && k[j] == key[j])
+                        j++;
+                r->steps += j + 1;
+                if (j == n && k[n] == '\0')
                         return map->items[i];
         }
         return NULL;
@@ -408,7 +420,7 @@ static const struct node *map_get_n(const struct node *map, const char *key, siz
  * that has it, the other parts in what it found. When not found,
  * *ret_prefix is how much of name did resolve (0: not even the first
  * part) and *ret_last what it resolved to. */
-static const struct node *lookup(const struct render *r, const char *name, size_t *ret_prefix,
+static const struct node *lookup(struct render *r, const char *name, size_t *ret_prefix,
                                  const struct node **ret_last)
 {
         *ret_prefix = 0;
@@ -419,11 +431,11 @@ static const struct node *lookup(const struct render *r, const char *name, size_
         size_t n = strcspn(name, ".");
         const struct node *v = NULL;
         for (size_t i = r->n_stack; i-- > 0 && !v;)
-                v = map_get_n(r->stack[i], name, n);
+                v = map_get_n(r, r->stack[i], name, n);
         const char *p = name + n;
         while (v && *p == '.') {
                 n = strcspn(p + 1, ".");
-                const struct node *c = map_get_n(v, p + 1, n);
+                const struct node *c = map_get_n(r, v, p + 1, n);
                 if (!c) {
                         *ret_prefix = (size_t)(p - name);
                         *ret_last = v;
@@ -755,7 +767,7 @@ static int escape_value(struct buf *b, enum tmpl_format fmt, const struct node *
         return buf_puts(b, s);
 }
 
-static int render_var(struct render *r, const struct tok *t)
+static int render_var(struct render *r, struct tok *t)
 {
         const struct node *v, *last;
         const char *why = NULL;
@@ -763,6 +775,12 @@ static int render_var(struct render *r, const struct tok *t)
         int k;
 
         v = lookup(r, t->name, &prefix, &last);
+        if (!v || v->kind != NODE_SCALAR) {
+                r->failed = true;
+                if (t->reported)
+                        return 0;
+                t->reported = true;
+        }
         if (!v) {
                 if (prefix == 0)
                         diags_add(r->d, r->file, t->line, t->column, "variable '%s' is not defined",
@@ -776,21 +794,22 @@ static int render_var(struct render *r, const struct tok *t)
                         diags_add(r->d, r->file, t->line, t->column,
                                   "variable '%s' is not defined: '%.*s' is %s, not a mapping",
                                   t->name, (int)prefix, t->name, node_kind_name(last));
-                r->failed = true;
                 return 0;
         }
         if (v->kind != NODE_SCALAR) {
                 diags_add(r->d, r->file, t->line, t->column,
                           "variable '%s' is %s, not a scalar (a section '{{#%s}}' walks it)",
                           t->name, node_kind_name(v), t->name);
-                r->failed = true;
                 return 0;
         }
+        r->steps += v->value ? strlen(v->value) : 0;
         k = escape_value(&r->out, t->kind == TOK_RAW ? TMPL_RAW : r->fmt, v, &why);
         if (k == -EINVAL) {
-                diags_add(r->d, r->file, t->line, t->column, "variable '%s' %s (%s format)",
-                          t->name, why, tmpl_format_name(r->fmt));
                 r->failed = true;
+                if (!t->reported)
+                        diags_add(r->d, r->file, t->line, t->column, "variable '%s' %s (%s format)",
+                                  t->name, why, tmpl_format_name(r->fmt));
+                t->reported = true;
                 return 0;
         }
         return k;
@@ -813,6 +832,8 @@ static int render_section(struct render *r, const struct tok *t, size_t at)
         int k = 0;
 
         v = lookup(r, t->name, &prefix, &last);
+        if (v && v->kind == NODE_SCALAR && v->value)
+                r->steps += strlen(v->value);
         if (t->kind == TOK_INVERTED)
                 return truthy(v) ? 0 : render_range(r, at + 1, t->end);
         if (!truthy(v))
@@ -829,7 +850,7 @@ static int render_range(struct render *r, size_t from, size_t to)
         int k = 0;
 
         for (size_t i = from; k >= 0 && i < to; i++) {
-                const struct tok *t = &r->toks[i];
+                struct tok *t = &r->toks[i];
                 if (t->line > 0) {
                         r->line = t->line;
                         r->column = t->column;
