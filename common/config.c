@@ -137,7 +137,8 @@ static void read_fields(const struct node *map, const struct field *t, size_t n_
         }
 }
 
-int config_load(const char *path, bool must_exist, struct config *ret, struct diags *d)
+int config_parse(const char *path, const char *data, size_t size, struct config *ret,
+                 struct diags *d)
 {
         _cleanup_node_ struct node *doc = NULL;
         const char *allowed[ARRAY_SIZE(fields) + 2];
@@ -146,11 +147,11 @@ int config_load(const char *path, bool must_exist, struct config *ret, struct di
         int r;
 
         set_defaults(&c);
-        if (!must_exist && !path_exists(path)) {
+        if (!data) {
                 *ret = c;
                 return 0;
         }
-        r = yaml_parse_file(path, 0, &doc, d);
+        r = yaml_parse(path, data, size, &doc, d);
         if (r < 0) {
                 config_free(&c);
                 return r;
@@ -191,6 +192,40 @@ int config_load(const char *path, bool must_exist, struct config *ret, struct di
         }
         *ret = c;
         return 0;
+}
+
+#define CONFIG_MAX_BYTES (4u << 20)
+
+int config_load(const char *path, bool must_exist, struct config *ret, struct diags *d)
+{
+        _cleanup_free_ char *data = NULL;
+        size_t size = 0;
+        int r;
+
+        if (!must_exist && !path_exists(path))
+                return config_parse(path, NULL, 0, ret, d);
+        r = read_file(path, CONFIG_MAX_BYTES, &data, &size);
+        if (r < 0) {
+                diags_add(d, path, 0, 0, "cannot read: %s", strerror(-r));
+                return r;
+        }
+        return config_parse(path, data, size, ret, d);
+}
+
+int config_load_root(int rootfd, const char *display, struct config *ret, struct diags *d)
+{
+        _cleanup_free_ char *data = NULL;
+        size_t size = 0;
+        int r;
+
+        r = root_read_file(rootfd, CONFIG_DEFAULT_PATH, CONFIG_MAX_BYTES, &data, &size);
+        if (r == -ENOENT)
+                return config_parse(display, NULL, 0, ret, d);
+        if (r < 0) {
+                diags_add(d, display, 0, 0, "cannot read: %s", strerror(-r));
+                return r;
+        }
+        return config_parse(display, data, size, ret, d);
 }
 
 void config_free(struct config *c)

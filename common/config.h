@@ -48,4 +48,12 @@ struct config {
 /* Fills defaults, then reads path (a missing file at the default path is
  * not an error; an explicitly given one is). */
 int config_load(const char *path, bool must_exist, struct config *ret, struct diags *d);
+/* Fills defaults, then reads data (size bytes; NULL: none) over them;
+ * diagnostics name path. */
+int config_parse(const char *path, const char *data, size_t size, struct config *ret,
+                 struct diags *d);
+/* The same for CONFIG_DEFAULT_PATH inside the root rootfd (root_read_file:
+ * no link followed out of it, a FIFO or device refused, not waited on);
+ * missing is the defaults. Diagnostics name display. */
+int config_load_root(int rootfd, const char *display, struct config *ret, struct diags *d);
 void config_free(struct config *c);

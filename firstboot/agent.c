@@ -869,7 +869,8 @@ int cmd_agent(int argc, char **argv)
                 return 2;
         }
         config_path = config ? xstrdup(config) : root_path(a.root, CONFIG_DEFAULT_PATH);
-        if (config_load(config_path, config != NULL, &a.cfg, &d) < 0) {
+        if ((config ? config_load(config_path, true, &a.cfg, &d)
+                    : config_load_root(a.rootfd, config_path, &a.cfg, &d)) < 0) {
                 for (size_t i = 0; i < d.n; i++) {
                         _cleanup_free_ char *s = diag_format(&d.v[i]);
                         log_error("%s", s);

@@ -70,7 +70,7 @@ int cmd_clean(int argc, char **argv)
         if (rootfd < 0)
                 return log_error_errno(rootfd, "--root %s: %m", root ? root : "/"), 1;
         _cleanup_free_ char *conf = root_path(root, CONFIG_DEFAULT_PATH);
-        if (config_load(conf, false, &c, &d) < 0) {
+        if (config_load_root(rootfd, conf, &c, &d) < 0) {
                 diags_print(&d, stderr);
                 diags_free(&d);
                 return 1;

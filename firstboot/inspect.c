@@ -90,20 +90,20 @@ static int paths_load(const char *root, struct paths *ret)
         struct config c;
         struct diags d = {0};
 
-        ret->rootfd = -1;
-        if (config_load(conf, false, &c, &d) < 0) {
+        ret->rootfd = root_open_dir(root);
+        if (ret->rootfd < 0) {
+                log_error_errno(ret->rootfd, "Failed to open %s: %m", root ? root : "/");
+                return ret->rootfd;
+        }
+        if (config_load_root(ret->rootfd, conf, &c, &d) < 0) {
                 for (size_t i = 0; i < d.n; i++) {
                         _cleanup_free_ char *s = diag_format(&d.v[i]);
                         log_error("%s", s);
                 }
                 diags_free(&d);
+                close(ret->rootfd);
+                ret->rootfd = -1;
                 return -EINVAL;
-        }
-        ret->rootfd = root_open_dir(root);
-        if (ret->rootfd < 0) {
-                log_error_errno(ret->rootfd, "Failed to open %s: %m", root ? root : "/");
-                config_free(&c);
-                return ret->rootfd;
         }
         ret->root = root ? xstrdup(root) : NULL;
         ret->state_dir = root_path(root, c.state_dir);

@@ -198,7 +198,12 @@ int cmd_query(int argc, char **argv)
                 log_error_errno(-ENOMEM, "Out of memory.");
                 return 1;
         }
-        r = config_load(config_path, false, &cfg, &d);
+        _cleanup_close_ int rootfd = root_open_dir(o.root);
+        if (rootfd < 0) {
+                log_error_errno(rootfd, "--root %s: %m", o.root ? o.root : "/");
+                return 2;
+        }
+        r = config_load_root(rootfd, config_path, &cfg, &d);
         if (r < 0) {
                 for (size_t i = 0; i < d.n; i++) {
                         _cleanup_free_ char *m = diag_format(&d.v[i]);

@@ -1357,7 +1357,8 @@ static int run_main(int argc, char **argv, enum run_mode mode)
                 datasource = "file";
 
         config_path = config ? xstrdup(config) : root_path(r.root, CONFIG_DEFAULT_PATH);
-        if (config_load(config_path, config != NULL, &r.cfg, &d) < 0) {
+        if ((config ? config_load(config_path, true, &r.cfg, &d)
+                    : config_load_root(r.rootfd, config_path, &r.cfg, &d)) < 0) {
                 log_diags(&d, "config");
                 diags_free(&d);
                 run_free(&r);

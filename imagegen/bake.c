@@ -136,22 +136,6 @@ struct image {
         struct tar_index index;
 };
 
-/* The host path of rel in a root directory, its links resolved inside
- * the root (the last component not followed): for a parser whose messages
- * name the file it reads. */
-static int image_host_path(const struct image *img, const char *rel, char **ret)
-{
-        const char *name;
-        _cleanup_close_ int dfd = root_open_parent(img->rootfd, rel, 0, &name);
-        _cleanup_free_ char *dir = NULL;
-        int r = dfd < 0 ? dfd : root_fd_path(img->rootfd, dfd, &dir);
-
-        if (r < 0)
-                return r;
-        *ret = strprintf("%s%s/%s", img->root, streq(dir, "/") ? "" : dir, name);
-        return 0;
-}
-
 /* Whether the image has rel (any type; not followed). */
 static bool image_has(const struct image *img, const char *rel)
 {
@@ -691,30 +675,16 @@ static int plan_config(struct plan *p, const struct image *img, const char *give
         }
         r = image_read(img, rel, &data, &size);
         if (r >= 0) {
-                /* Parsed from a file (the parser's messages name it): the
-                 * image's own in a directory, a copy for a tarball. */
-                _cleanup_free_ char *host = NULL, *tmp = NULL;
-                if (img->root)
-                        r = image_host_path(img, rel, &host);
-                else {
-                        tmp = strprintf("%s/imagegen-bake.XXXXXX",
-                                        getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-                        int fd = mkstemp(tmp);
-                        r = fd < 0 ? -errno : 0;
-                        if (fd >= 0) {
-                                if (write(fd, data, size) != (ssize_t)size)
-                                        r = -EIO;
-                                close(fd);
-                        }
-                }
-                if (r >= 0 && config_load(host ? host : tmp, true, ret, &d) < 0) {
+                /* The parser's messages name it: a path for a root
+                 * directory, image:/path for a tarball. */
+                _cleanup_free_ char *where = img->root ? strprintf("%s/%s", img->root, rel)
+                                                       : strprintf("%s:/%s", img->label, rel);
+                if (config_parse(where, data, size, ret, &d) < 0) {
                         fprintf(stderr, "imagegen bake: the image's /%s is not valid:\n", rel);
                         diags_print(&d, stderr);
                         diags_free(&d);
                         r = -EBADMSG;
                 }
-                if (tmp)
-                        unlink(tmp);
                 free(data);
                 return r;
         }
@@ -730,8 +700,7 @@ static int plan_config(struct plan *p, const struct image *img, const char *give
                 "require_signature: %s\n",
                 have_keys ? "true" : "false");
         plan_file_copy(p, rel, text, 0644);
-        /* An empty document: the defaults. */
-        if (config_load("/dev/null", true, ret, &d) < 0) {
+        if (config_parse(rel, NULL, 0, ret, &d) < 0) {
                 diags_free(&d);
                 return -EINVAL;
         }

@@ -398,3 +398,32 @@ rc=0
 timeout 20 "$FIRSTBOOT" run --root "$R" --user-data "$T/b.tgz" --instance-id i-2 >"$T/out" 2>"$T/err" || rc=$?
 if [ $rc = 0 ] && [ -f "$R/var/lib/firstboot/status.json" ] && [ -e "$R/var/lib/firstboot/ready" ] &&
 	[ "$(json_get "$R/var/lib/firstboot/status.json" "j['state']")" = ready ]; then t_pass; else t_fail "exit $rc: $(tail -n 3 "$T/err")"; fi
+
+t_case "run, plan, status, clean, query: a FIFO where firstboot.conf is: no hang, exit 1 naming it (it was read by a plain open)"
+R=$T/conf-fifo
+new_root "$R"
+mkdir -p "$R/etc/firstboot"
+rm -f "$R/etc/firstboot/firstboot.conf"
+mkfifo "$R/etc/firstboot/firstboot.conf"
+bad=""
+for cmd in "run --user-data $T/b.tgz --instance-id i-1" "plan --user-data $T/b.tgz" status clean "query --datasource file --user-data $T/b.tgz"; do
+	rc=0
+	# shellcheck disable=SC2086 # the command's words
+	timeout 20 "$FIRSTBOOT" $cmd --root "$R" >"$T/out" 2>"$T/err" || rc=$?
+	{ [ $rc = 1 ] && grep -q 'firstboot.conf' "$T/err"; } || bad="$bad [$cmd: exit $rc: $(tail -n 2 "$T/err")]"
+done
+if [ -z "$bad" ] && [ ! -e "$R/var/lib/firstboot/ready" ]; then t_pass; else t_fail "$bad"; fi
+
+t_case "run: /etc/firstboot a link out of the root: the host's firstboot.conf is not read (the defaults are)"
+R=$T/conf-link
+new_root "$R"
+mkdir -p "$T/hostetc"
+printf 'state_dir: /var/lib/from-host\n' >"$T/hostetc/firstboot.conf"
+rm -rf "$R/etc/firstboot"
+mkdir -p "$R/etc"
+ln -s "$T/hostetc" "$R/etc/firstboot"
+rc=0
+fb_run "$R" --user-data "$T/b.tgz" --instance-id i-1 >"$T/out" 2>"$T/err" || rc=$?
+if [ $rc = 0 ] && [ -e "$R/var/lib/firstboot/ready" ] && [ ! -e "$R/var/lib/from-host" ] && sentinel_same; then t_pass; else
+	t_fail "exit $rc: $(tail -n 3 "$T/err")"
+fi
