@@ -158,19 +158,23 @@ static int proc_locks_has(dev_t dev, ino_t ino)
  * cannot be told. /proc/locks answers without touching the lock: even a
  * shared lock held for a moment would make an agent starting just then
  * refuse to run. Only without /proc is the lock itself tried. */
-static int agent_running(const char *lock)
+static int agent_running(const struct paths *p)
 {
         struct stat sb;
 
-        if (stat(lock, &sb) < 0)
-                return errno == ENOENT ? 0 : -errno;
+        /* Inside the root, not waiting on a FIFO, not following a link out
+         * of it: the lock is a regular file the agent made. */
+        _cleanup_close_ int fd =
+                root_open(p->rootfd, paths_rel(p, p->lock), O_RDONLY | O_NONBLOCK | O_NOCTTY, 0);
+        if (fd < 0)
+                return fd == -ENOENT ? 0 : fd;
+        if (fstat(fd, &sb) < 0)
+                return -errno;
+        if (!S_ISREG(sb.st_mode))
+                return -EINVAL;
         int r = proc_locks_has(sb.st_dev, sb.st_ino);
         if (r >= 0)
                 return r;
-
-        _cleanup_close_ int fd = open(lock, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-        if (fd < 0)
-                return errno == ENOENT ? 0 : -errno;
         if (flock(fd, LOCK_SH | LOCK_NB) < 0)
                 return errno == EWOULDBLOCK ? 1 : -errno;
         (void)flock(fd, LOCK_UN);
@@ -241,7 +245,7 @@ static int observe(const struct paths *p, struct run_status *st, enum outcome *r
                         *ret = OUT_FAILED;
                         return 0;
                 }
-                int a = agent_running(p->lock);
+                int a = agent_running(p);
                 if (a < 0) {
                         run_status_free(st);
                         return log_error_errno(a, "Failed to check the lock %s: %m", p->lock);
@@ -884,7 +888,7 @@ int cmd_analyze(int argc, char **argv)
         }
         /* A run in progress: its running module's duration so far. */
         const char *state = run_state_to_string(st.state);
-        bool live = st.state == RUN_RUNNING && agent_running(p.lock) != 0;
+        bool live = st.state == RUN_RUNNING && agent_running(&p) != 0;
         if (st.state == RUN_RUNNING && !live)
                 state = outcome_names[OUT_DEAD];
         for (size_t i = 0; live && i < st.n_modules; i++)

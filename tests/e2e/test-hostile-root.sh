@@ -427,3 +427,16 @@ fb_run "$R" --user-data "$T/b.tgz" --instance-id i-1 >"$T/out" 2>"$T/err" || rc=
 if [ $rc = 0 ] && [ -e "$R/var/lib/firstboot/ready" ] && [ ! -e "$R/var/lib/from-host" ] && sentinel_same; then t_pass; else
 	t_fail "exit $rc: $(tail -n 3 "$T/err")"
 fi
+
+t_case "status, analyze: a FIFO where run.lock is, the status 'running': no hang, exit 1 naming the lock"
+status_root st-lockfifo
+sed -i 's/"state": *"ready"/"state": "running"/' "$R/var/lib/firstboot/status.json"
+rm -f "$R/var/lib/firstboot/run.lock"
+mkfifo "$R/var/lib/firstboot/run.lock"
+rc_s=0 rc_a=0
+timeout 20 "$FIRSTBOOT" status --root "$R" >"$T/out" 2>"$T/err" || rc_s=$?
+timeout 20 "$FIRSTBOOT" analyze --root "$R" >"$T/out2" 2>"$T/err2" || rc_a=$?
+if grep -q '"state": "running"' "$R/var/lib/firstboot/status.json" && [ $rc_s = 1 ] && grep -q 'run.lock' "$T/err" &&
+	[ $rc_a != 124 ]; then t_pass; else
+	t_fail "status exit $rc_s ($(cat "$T/err")), analyze exit $rc_a ($(cat "$T/err2"))"
+fi
