@@ -17,25 +17,80 @@ static bool is_hex(const char *s, size_t n)
         return true;
 }
 
+#define LIB_MARKER "/" MODULES_LIB_DIR "/"
+
 /* The sha256 of a module file: the bundle's member, or the file in the
- * modules directory. */
+ * modules directory. *ret_uses_lib (when asked): whether it names the
+ * shared helpers' folder, as a script sourcing them does. */
 static int hash_module_file(const struct bundle *b, const struct planned *p, const char *name,
-                            char ret[65])
+                            char ret[65], bool *ret_uses_lib)
 {
+        _cleanup_free_ char *data = NULL;
+        const void *bytes;
+        size_t len = 0;
+
         if (p->from_bundle) {
                 _cleanup_free_ char *member = strprintf("modules/%s/%s", p->bm->id, name);
                 const struct archive_member *am = member_list_find(&b->members, member);
                 if (!am)
                         return -ENOENT;
-                sha256_hex(am->data, am->size, ret);
-                return 0;
+                bytes = am->data;
+                len = am->size;
+        } else {
+                _cleanup_free_ char *path = strprintf("%s/%s", p->dir, name);
+                int k = read_file(path, MODULE_FILE_MAX, &data, &len);
+                if (k < 0)
+                        return k;
+                bytes = data;
         }
-        _cleanup_free_ char *path = strprintf("%s/%s", p->dir, name), *data = NULL;
-        size_t len = 0;
-        int k = read_file(path, MODULE_FILE_MAX, &data, &len);
-        if (k < 0)
-                return k;
-        sha256_hex(data, len, ret);
+        sha256_hex(bytes, len, ret);
+        if (ret_uses_lib)
+                *ret_uses_lib = len > 0 && memmem(bytes, len, LIB_MARKER, strlen(LIB_MARKER));
+        return 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+        return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The sha256 of the modules' shared helpers (modules/_lib/), over "PATH
+ * SHA256" lines in path order: the bundle's when the module came in it,
+ * else those beside the module in the modules directory. None there is
+ * the hash of no lines: the module then fails saying what is missing. */
+static int hash_module_lib(const struct bundle *b, const struct planned *p, char ret[65])
+{
+        _cleanup_strv_free_ char **lines = NULL;
+        struct member_list ml = {0};
+        const struct member_list *from = &b->members;
+        const char *prefix = "modules/" MODULES_LIB_DIR "/";
+
+        if (!p->from_bundle) {
+                _cleanup_free_ char *dir = strprintf("%s/../%s", p->dir, MODULES_LIB_DIR);
+                struct diags d = {0};
+                if (is_dir(dir) && bundle_members_from_dir(dir, &ml, &d) < 0) {
+                        diags_free(&d);
+                        return -EBADMSG;
+                }
+                diags_free(&d);
+                from = &ml;
+                prefix = "";
+        }
+        for (size_t i = 0; i < from->n; i++) {
+                const struct archive_member *m = &from->v[i];
+                char h[65];
+                if (!startswith(m->path, prefix))
+                        continue;
+                sha256_hex(m->data, m->size, h);
+                _cleanup_free_ char *line = strprintf("%s %s", m->path + strlen(prefix), h);
+                strv_extend(&lines, line);
+        }
+        member_list_free(&ml);
+        size_t n = strv_length(lines);
+        if (n > 1)
+                qsort(lines, n, sizeof(*lines), cmp_str);
+        _cleanup_free_ char *all = strv_join(lines, "\n");
+        sha256_hex(all, strlen(all), ret);
         return 0;
 }
 
@@ -53,6 +108,8 @@ static void seal(struct module_digest *d)
 {
         struct buf b = {0};
         buf_printf(&b, "manifest %s\nscript %s\n", d->manifest, d->script);
+        if (d->lib[0])
+                buf_printf(&b, "lib %s\n", d->lib);
         for (size_t i = 0; i < d->n_inputs; i++)
                 buf_printf(&b, "input %s %s\n", d->inputs[i].name, d->inputs[i].hash);
         for (size_t i = 0; i < d->n_watches; i++)
@@ -70,9 +127,12 @@ int module_digest_compute(const struct bundle *b, const struct planned *p, const
         if (!is_hex(salt, 32))
                 return -EINVAL;
         memcpy(d.salt, salt, 33);
-        k = hash_module_file(b, p, MANIFEST_FILE, d.manifest);
+        bool uses_lib = false;
+        k = hash_module_file(b, p, MANIFEST_FILE, d.manifest, NULL);
         if (k >= 0)
-                k = hash_module_file(b, p, p->m->install_script, d.script);
+                k = hash_module_file(b, p, p->m->install_script, d.script, &uses_lib);
+        if (k >= 0 && uses_lib)
+                k = hash_module_lib(b, p, d.lib);
         if (k < 0)
                 return k;
         for (size_t i = 0; i < p->in.n; i++) {
@@ -113,6 +173,8 @@ char *module_digest_format(const struct module_digest *d, const char *instance_i
                    DONE_MARK_MAGIC "\ninstance %s\nfinished_ms %lld\nsalt %s\ndigest %s\n"
                                    "manifest %s\nscript %s\n",
                    instance_id, finished_ms, d->salt, d->digest, d->manifest, d->script);
+        if (d->lib[0])
+                buf_printf(&b, "lib %s\n", d->lib);
         for (size_t i = 0; i < d->n_inputs; i++)
                 buf_printf(&b, "input %s %s\n", d->inputs[i].name, d->inputs[i].hash);
         for (size_t i = 0; i < d->n_watches; i++)
@@ -133,7 +195,8 @@ static bool hex_field(const char *line, const char *key, char *out)
 int module_digest_parse(const char *text, size_t len, struct module_digest *ret)
 {
         struct module_digest d = {0};
-        bool has_salt = false, has_digest = false, has_manifest = false, has_script = false;
+        bool has_salt = false, has_digest = false, has_manifest = false, has_script = false,
+             has_lib = false;
         size_t n_lines = 0;
 
         if (len > DONE_MARK_MAX || memchr(text, '\0', len))
@@ -165,6 +228,10 @@ int module_digest_parse(const char *text, size_t len, struct module_digest *ret)
                         if (has_script || !hex_field(line, "script", d.script))
                                 goto bad;
                         has_script = true;
+                } else if (startswith(line, "lib ")) {
+                        if (has_lib || !hex_field(line, "lib", d.lib))
+                                goto bad;
+                        has_lib = true;
                 } else if (startswith(line, "input ")) {
                         /* "input NAME HEX": names have no spaces (manifest.c). */
                         char *name = line + 6, *sp = strchr(name, ' ');
@@ -235,6 +302,8 @@ char *module_digest_changes(const struct module_digest *old, const struct module
                 buf_printf(&b, "%smanifest changed", b.len ? "; " : "");
         if (!streq(old->script, now->script))
                 buf_printf(&b, "%sscript changed", b.len ? "; " : "");
+        if (!streq(old->lib, now->lib))
+                buf_printf(&b, "%smodules' shared library changed", b.len ? "; " : "");
         changed_parts(now->inputs, now->n_inputs, old->inputs, old->n_inputs, &inputs);
         if (inputs) {
                 _cleanup_free_ char *j = strv_join(inputs, ", ");

@@ -24,17 +24,20 @@ struct module_digest {
         char salt[33];
         char digest[65]; /* of everything below */
         char manifest[65], script[65];
+        char lib[65]; /* modules/_lib/, for a script that sources it; else "" */
         struct digest_part *inputs, *watches;
         size_t n_inputs, n_watches;
 };
 
 /* The digest of module p of bundle b with salt (32 hex digits). The
  * manifest and script bytes come from the bundle, or from p->dir for a
- * module of the modules directory; a watched file's bytes from the
- * bundle (prepare_modules() checked it ships them). Inputs are taken in
- * manifest order after defaults, so the order keys are written in and a
- * default written out make no difference. -ENOENT when something is
- * missing, another negative errno when it cannot be read. */
+ * module of the modules directory (and from the same place, for a script
+ * that names modules/_lib/, the shared helpers it sources); a watched
+ * file's bytes from the bundle (prepare_modules() checked it ships them).
+ * Inputs are taken in manifest order after defaults, so the order keys
+ * are written in and a default written out make no difference. -ENOENT
+ * when something is missing, another negative errno when it cannot be
+ * read. */
 int module_digest_compute(const struct bundle *b, const struct planned *p, const char *salt,
                           struct module_digest *ret);
 

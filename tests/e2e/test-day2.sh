@@ -395,3 +395,30 @@ if [ "$vrc" = 1 ] && grep -qF "$B/modules/w/manifest.yml:4:11: module 'w': 'watc
 else
 	t_fail "validate $vrc apply $arc: $(cat "$T/bw.out" "$T/bwa.out")"
 fi
+
+t_case "a module sourcing the shipped modules/_lib reruns when the library changes, with that reason; the others do not"
+R4=$T/root-lib
+new_root "$R4"
+# mkl DIR SERIAL LIBTEXT: modules libuser (sources ../_lib/h.sh) and other.
+mkl() {
+	rm -rf "$1"
+	mkdir -p "$1/modules/_lib"
+	printf 'version: 1\nname: lib\nserial: %s\nmodules:\n  - {id: libuser}\n  - {id: other}\n' "$2" >"$1/bundle.yaml"
+	printf '%s\n' "$3" >"$1/modules/_lib/h.sh"
+	mkmodule "$1" libuser '' <<<$'#!/bin/bash\n. "$(dirname -- "${BASH_SOURCE[0]}")/../_lib/h.sh"\nlibsay >>"$FIRSTBOOT_ROOT/ran.log"'
+	mkmodule "$1" other '' <<<$'#!/bin/sh\necho other >>"$FIRSTBOOT_ROOT/ran.log"'
+	"$TOP/tests/e2e/mkbundle.sh" "$1" "$1.tgz"
+}
+mkl "$T/l1" 1 'libsay() { echo lib-one; }'
+mkl "$T/l2" 2 'libsay() { echo lib-two; }'
+rc1=0 rc2=0
+fb_run "$R4" --user-data "$T/l1.tgz" --instance-id i-lib >"$T/l1.out" 2>&1 || rc1=$?
+first=$(sort "$R4/ran.log" 2>/dev/null | tr '\n' ' ')
+rm -f "$R4/ran.log"
+"$FIRSTBOOT" apply --root "$R4" --user-data "$T/l2.tgz" >"$T/l2.out" 2>&1 || rc2=$?
+S4=$R4/var/lib/firstboot/status.json
+w=$(json_get "$S4" "[m['why'] for m in j['modules'] if m['id'] == 'libuser'][0]")
+if [ $rc1 = 0 ] && [ "$first" = "lib-one other " ] && [ $rc2 = 0 ] && [ "$(cat "$R4/ran.log" 2>/dev/null)" = lib-two ] &&
+	[ "$w" = "modules' shared library changed" ]; then t_pass; else
+	t_fail "run $rc1 ($first), apply $rc2 ($(cat "$R4/ran.log" 2>/dev/null)), why '$w': $(tail -n 5 "$T/l1.out" "$T/l2.out")"
+fi

@@ -20,6 +20,9 @@ static const char salt[] = "00112233445566778899aabbccddeeff";
         "  - {name: password, type: password}\n"                                                   \
         "  - {name: motd, type: string}\n"
 
+/* The modules' shared helpers the bundle ships (modules/_lib/), or none. */
+static const char *lib_text;
+
 struct fixture {
         struct bundle *b;
         struct planned *mods;
@@ -35,8 +38,8 @@ static int load(struct fixture *f, const char *inputs, const char *manifest, con
         struct diags d = {0};
         struct buf y = {0};
         const char *paths[] = {"modules/web/manifest.yml", "modules/web/install.sh",
-                               "files/web.conf"};
-        const char *data[] = {manifest, script, conf};
+                               "files/web.conf", "modules/_lib/firstboot-module.sh"};
+        const char *data[] = {manifest, script, conf, lib_text};
         char h[65];
 
         buf_printf(&y,
@@ -44,7 +47,7 @@ static int load(struct fixture *f, const char *inputs, const char *manifest, con
                    "  - {path: /etc/web.conf, source: files/web.conf}\n"
                    "modules:\n  - {id: web, inputs: %s}\nchecksums:\n",
                    inputs);
-        for (size_t i = 0; i < 3; i++) {
+        for (size_t i = 0; i < (lib_text ? 4u : 3u); i++) {
                 sha256_hex(data[i], strlen(data[i]), h);
                 buf_printf(&y, "  %s: \"%s\"\n", paths[i], h);
                 member_list_add(&l, paths[i], data[i], strlen(data[i]), 0644);
@@ -134,6 +137,39 @@ TEST(reasons_name_what_changed)
         free(why);
         module_digest_free(&b);
         module_digest_free(&a);
+}
+
+/* A script sourcing modules/_lib/ runs with those bytes too: a change
+ * there reruns it, and the mark keeps the library's hash. A script that
+ * does not source it is not affected. */
+TEST(shared_library_in_digest)
+{
+        const char *uses = "#!/bin/bash\n. \"$(dirname \"$0\")/../_lib/firstboot-module.sh\"\n";
+        struct module_digest a, b, c, back;
+        char *why;
+
+        lib_text = "die() { exit 1; }\n";
+        digest_of("{password: s3cret}", MANIFEST, uses, "x=1\n", &a);
+        digest_of("{password: s3cret}", MANIFEST, "#!/bin/sh\n", "x=1\n", &c);
+        lib_text = "die() { exit 2; }\n";
+        digest_of("{password: s3cret}", MANIFEST, uses, "x=1\n", &b);
+        CHECK(a.lib[0] && !c.lib[0]);
+        why = module_digest_changes(&a, &b);
+        CHECK_STREQ(why, "modules' shared library changed");
+        free(why);
+        module_digest_free(&b);
+        digest_of("{password: s3cret}", MANIFEST, "#!/bin/sh\n", "x=1\n", &b);
+        CHECK_STREQ(b.digest, c.digest);
+        module_digest_free(&b);
+
+        _cleanup_free_ char *mark = module_digest_format(&a, "i-1", 1);
+        CHECK_INTEQ(module_digest_parse(mark, strlen(mark), &back), 1);
+        CHECK_STREQ(back.lib, a.lib);
+        CHECK_STREQ(back.digest, a.digest);
+        module_digest_free(&back);
+        lib_text = NULL;
+        module_digest_free(&a);
+        module_digest_free(&c);
 }
 
 TEST(mark_round_trip_holds_no_value)
