@@ -10,8 +10,14 @@
 set -euo pipefail
 umask 022
 
-R=${FIRSTBOOT_ROOT:-/}
-R=${R%/}
+FB_PREFIX="agent-manager: "
+# The helpers the stack modules share (die, say, put_file, ...), from
+# modules/_lib/ beside this module's folder; without them, nothing runs.
+fb_lib=$(dirname -- "${BASH_SOURCE[0]:-.}")/../_lib/firstboot-module.sh
+[ -f "$fb_lib" ] || { echo "$fb_lib is missing: ship modules/_lib/ with the modules" >&2; exit 1; }
+# shellcheck source-path=SCRIPTDIR source=../_lib/firstboot-module.sh
+. "$fb_lib"
+
 MODE=${MODE:-compose}
 IMAGE_TAG=${IMAGE_TAG:-latest}
 BINARY_URL=${BINARY_URL:-}
@@ -29,14 +35,6 @@ KEYCLOAK_CLIENT_SECRET=${KEYCLOAK_CLIENT_SECRET:-}
 ENCRYPTION_KEY=${ENCRYPTION_KEY:-}
 STACK_DIR=${STACK_DIR:-/opt/stack}
 WAIT_SECONDS=${WAIT_SECONDS:-180}
-
-die() {
-	local code=$1
-	shift
-	echo "agent-manager: $*" >&2
-	exit "$code"
-}
-say() { echo "agent-manager: $*"; }
 
 # ---- inputs -------------------------------------------------------------
 # The settings themselves reach the service through the rendered env file;
@@ -89,13 +87,18 @@ if [ -n "$BINARY_URL" ] && [ -z "$BINARY_SHA256" ]; then
 	die 1 "binary_url needs binary_sha256 (the download is checked before it is installed)"
 fi
 
-SD=$R$STACK_DIR
+# Every path resolved inside the root: a link in the stack folder pointing
+# out of it is followed with the root as /, never to the host's files.
+in_root "$R$STACK_DIR" || die 3 "$STACK_DIR: cannot be resolved inside the root"
+SD=$IN_ROOT
 ENV_FILE=$SD/agent-manager.env
 COMPOSE_FILE=$SD/docker-compose.yml
 UNIT=$R/etc/systemd/system/agent-manager.service
 BIN=$R/usr/local/bin/agent-manager
 
-[ -f "$ENV_FILE" ] || die 3 "${ENV_FILE#"$R"} is missing: render the site with imagegen (agent-manager and postgres in site.yaml)"
+[ -e "$ENV_FILE" ] || [ -L "$ENV_FILE" ] || die 3 "${ENV_FILE#"$R"} is missing: render the site with imagegen (agent-manager and postgres in site.yaml)"
+root_file "$ENV_FILE" || die 3 "${ENV_FILE#"$R"} must be the regular file imagegen rendered"
+ENV_FILE=$ROOT_FILE
 [ "$(stat -c '%a' "$ENV_FILE")" = 600 ] || die 3 "${ENV_FILE#"$R"} holds secrets and must be mode 0600"
 # What the app exits without (NODE_ENV=production): ENCRYPTION_KEY and
 # JWT_SECRET, and the database it logs in to.
@@ -105,25 +108,20 @@ done
 
 # Agent workspaces: the app has the host's Docker daemon bind-mount
 # /opt/agents/<uuid> into each agent container.
-mkdir -p "$R/opt/agents"
+make_dir "$R/opt/agents"
 
 # ---- up -----------------------------------------------------------------
 
 if [ "$MODE" = compose ]; then
-	[ -f "$COMPOSE_FILE" ] || die 3 "${COMPOSE_FILE#"$R"} is missing: render the site with imagegen (docker in site.yaml)"
+	root_file "$COMPOSE_FILE" || die 3 "${COMPOSE_FILE#"$R"} is missing: render the site with imagegen (docker in site.yaml)"
+	COMPOSE_FILE=$ROOT_FILE
 	grep -q '^  agent-manager:' "$COMPOSE_FILE" || die 3 "${COMPOSE_FILE#"$R"} has no agent-manager service"
-	if docker compose version >/dev/null 2>&1; then
-		compose=(docker compose)
-	elif command -v docker-compose >/dev/null && docker-compose version >/dev/null 2>&1; then
-		compose=(docker-compose)
-	else
-		die 3 "neither 'docker compose' nor docker-compose works: run the docker module first"
-	fi
+	find_compose || die 3 "neither 'docker compose' nor docker-compose works: run the docker module first"
 	# up -d recreates the container only when its configuration (the env
 	# file included) changed, and pulls the image when it is missing.
 	"${compose[@]}" -f "$COMPOSE_FILE" up -d agent-manager || die 2 "docker compose up agent-manager failed"
 else
-	[ -f "$UNIT" ] || die 3 "${UNIT#"$R"} is missing: render the site with imagegen"
+	root_file "$UNIT" || die 3 "${UNIT#"$R"} is missing: render the site with imagegen"
 	# EnvironmentFile= reads single quotes without escapes: a value imagegen
 	# escaped (a quote, a backslash or "${") would reach the service as
 	# another one.
@@ -137,9 +135,7 @@ else
 		curl -fsSL --retry 3 --max-time 600 -o "$dl/download" "$BINARY_URL" || die 2 "downloading $BINARY_URL failed"
 		[ "$(sha256sum "$dl/download" | cut -d' ' -f1)" = "$BINARY_SHA256" ] ||
 			die 3 "the download from $BINARY_URL does not match binary_sha256"
-		mkdir -p "$(dirname "$BIN")"
-		install -m 0755 "$dl/download" "$BIN.fbtmp"
-		mv -f "$BIN.fbtmp" "$BIN"
+		put_file "$BIN" 0755 <"$dl/download"
 		say "installed /usr/local/bin/agent-manager"
 	fi
 	reload=0

@@ -88,6 +88,22 @@ if [ $rc1 = 3 ] && [ "$m1" = 1 ] && [ $rc2 = 3 ] && grep -q 'must be mode 0600' 
 	t_pass
 else t_fail "exits $rc1 $rc2"; fi
 
+t_case "links out of the root: /opt/stack or the env file pointing at the host's are resolved inside the root: exit 3, nothing read or started"
+fresh c5b
+mkdir -p "$T/host-stack"
+cp -p "$R/opt/stack/agent-manager.env" "$R/opt/stack/docker-compose.yml" "$T/host-stack/"
+rm "$R/opt/stack/agent-manager.env"
+ln -s "$T/host-stack/agent-manager.env" "$R/opt/stack/agent-manager.env"
+mod_exec "$R" agent-manager API_KEY="$API_KEY"
+rc1=$?
+rm -rf "$R/opt/stack"
+ln -s "$T/host-stack" "$R/opt/stack"
+mod_exec "$R" agent-manager API_KEY="$API_KEY"
+rc2=$?
+if [ $rc1 = 3 ] && [ $rc2 = 3 ] && grep -q 'agent-manager.env is missing' "$MOD_ERR" && mod_not_called '^docker .* up'; then
+	t_pass
+else t_fail "exits $rc1 $rc2: $(cat "$MOD_ERR")"; fi
+
 t_case "bad input is exit 1 before anything is called"
 fresh c6
 ok=1
