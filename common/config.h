@@ -48,4 +48,10 @@ struct config {
 /* Fills defaults, then reads path (a missing file at the default path is
  * not an error; an explicitly given one is). */
 int config_load(const char *path, bool must_exist, struct config *ret, struct diags *d);
+/* The drop-ins <path>.d/NAME.conf, in the order of their names, each a YAML
+ * mapping with only jobs: (what a bundle ships to configure the jobs agent
+ * without replacing the image's firstboot.conf); later files win. Read by
+ * `firstboot agent` only. A missing directory is no error. */
+#define CONFIG_MAX_DROPINS 64
+int config_load_dropins(const char *path, struct config *c, struct diags *d);
 void config_free(struct config *c);
