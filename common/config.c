@@ -163,6 +163,21 @@ static void check_jobs_paths(const char *path, const struct config *c, struct di
                 diags_add(d, path, 0, 0, "paths must be absolute: \"%s\"", c->jobs_metrics_file);
 }
 
+int config_check_jobs(const struct node *map, const char *const *skip, struct diags *d)
+{
+        struct field t[ARRAY_SIZE(jobs_fields)];
+        struct config c;
+        size_t n = 0, before = d->n;
+
+        for (size_t i = 0; i < ARRAY_SIZE(jobs_fields); i++)
+                if (!skip || !strv_contains((char **)skip, jobs_fields[i].key))
+                        t[n++] = jobs_fields[i];
+        set_defaults(&c);
+        read_fields(map, t, n, &c, d);
+        config_free(&c);
+        return d->n > before ? -EBADMSG : 0;
+}
+
 static int cmp_str(const void *a, const void *b)
 {
         return strcmp(*(char *const *)a, *(char *const *)b);

@@ -5,6 +5,7 @@
 #include <stdbool.h>
 
 #include "diag.h"
+#include "node.h"
 
 struct config {
         char *datasource;   /* auto */
@@ -54,4 +55,8 @@ int config_load(const char *path, bool must_exist, struct config *ret, struct di
  * `firstboot agent` only. A missing directory is no error. */
 #define CONFIG_MAX_DROPINS 64
 int config_load_dropins(const char *path, struct config *c, struct diags *d);
+/* Checks the jobs settings in map (a jobs: mapping from elsewhere, e.g.
+ * site.yaml) the way firstboot.conf's are: types and ranges, each error at
+ * its node. Keys in skip and keys not of jobs: are left to the caller. */
+int config_check_jobs(const struct node *map, const char *const *skip, struct diags *d);
 void config_free(struct config *c);
