@@ -2,7 +2,15 @@
 #include "fs.h"
 #include "yaml.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define CONFIG_MAX_BYTES (4u << 20)
 
 struct field {
         const char *key;
@@ -137,6 +145,135 @@ static void read_fields(const struct node *map, const struct field *t, size_t n_
         }
 }
 
+/* The jobs: mapping of doc, if any, into c. */
+static void read_jobs(const struct node *doc, struct config *c, struct diags *d)
+{
+        const struct node *jobs = node_get(doc, "jobs");
+        if (jobs && !node_is_null(jobs) && diags_expect_kind(d, jobs, NODE_MAP)) {
+                const char *jallowed[ARRAY_SIZE(jobs_fields) + 1];
+                for (size_t i = 0; i < ARRAY_SIZE(jobs_fields); i++)
+                        jallowed[i] = jobs_fields[i].key;
+                jallowed[ARRAY_SIZE(jobs_fields)] = NULL;
+                diags_check_keys(d, jobs, "jobs", jallowed);
+                read_fields(jobs, jobs_fields, ARRAY_SIZE(jobs_fields), c, d);
+        }
+}
+
+static void check_jobs_paths(const char *path, const struct config *c, struct diags *d)
+{
+        if (c->jobs_secret_file[0] != '/')
+                diags_add(d, path, 0, 0, "paths must be absolute: \"%s\"", c->jobs_secret_file);
+        if (c->jobs_metrics_file && c->jobs_metrics_file[0] != '/')
+                diags_add(d, path, 0, 0, "paths must be absolute: \"%s\"", c->jobs_metrics_file);
+}
+
+int config_check_jobs(const struct node *map, const char *const *skip, struct diags *d)
+{
+        struct field t[ARRAY_SIZE(jobs_fields)];
+        struct config c;
+        size_t n = 0, before = d->n;
+
+        for (size_t i = 0; i < ARRAY_SIZE(jobs_fields); i++)
+                if (!skip || !strv_contains((char **)skip, jobs_fields[i].key))
+                        t[n++] = jobs_fields[i];
+        set_defaults(&c);
+        read_fields(map, t, n, &c, d);
+        config_free(&c);
+        return d->n > before ? -EBADMSG : 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+        return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The bytes of the regular file name in the directory dfd, not waiting on
+ * a FIFO and not following a link. */
+static int read_dropin(int dfd, const char *name, char **ret, size_t *ret_size)
+{
+        _cleanup_close_ int fd = openat(dfd, name, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
+        struct stat st;
+
+        if (fd < 0)
+                return -errno;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (!S_ISREG(st.st_mode))
+                return -EINVAL;
+        return read_fd(fd, CONFIG_MAX_BYTES, ret, ret_size);
+}
+
+int config_load_dropins(int rootfd, const char *path, const char *display, struct config *c,
+                        struct diags *d)
+{
+        static const char *const allowed[] = {"jobs", NULL};
+        _cleanup_free_ char *dir = strprintf("%s.d", path), *shown = strprintf("%s.d", display);
+        _cleanup_strv_free_ char **names = NULL;
+        size_t before = d->n, n = 0;
+        int dfd = rootfd >= 0 ? root_open(rootfd, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0)
+                              : open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        DIR *dh;
+        struct dirent *de;
+
+        if (dfd < 0)
+                dfd = rootfd >= 0 ? dfd : -errno;
+        if (dfd == -ENOENT)
+                return 0;
+        if (dfd < 0) {
+                diags_add(d, shown, 0, 0, "cannot read: %s", strerror(-dfd));
+                return dfd;
+        }
+        dh = fdopendir(dfd);
+        if (!dh) {
+                close(dfd);
+                return -errno;
+        }
+        while ((de = readdir(dh))) {
+                size_t l = strlen(de->d_name);
+                if (de->d_name[0] == '.' || l <= 5 || !streq(de->d_name + l - 5, ".conf"))
+                        continue;
+                if (n == CONFIG_MAX_DROPINS) {
+                        diags_add(d, shown, 0, 0, "more than %d drop-ins (*.conf)",
+                                  CONFIG_MAX_DROPINS);
+                        break;
+                }
+                if (strv_push(&names, xstrdup(de->d_name)) < 0)
+                        abort();
+                n++;
+        }
+        if (names)
+                qsort(names, n, sizeof(*names), cmp_str);
+        for (size_t i = 0; i < n && d->n == before; i++) {
+                _cleanup_free_ char *p = strprintf("%s/%s", shown, names[i]), *data = NULL;
+                _cleanup_node_ struct node *doc = NULL;
+                size_t size = 0;
+                /* Only a regular file: a FIFO would hang the read. */
+                int k = read_dropin(dirfd(dh), names[i], &data, &size);
+                if (k == -EINVAL || k == -ELOOP) {
+                        diags_add(d, p, 0, 0, "a drop-in must be a regular file");
+                        break;
+                }
+                if (k < 0) {
+                        diags_add(d, p, 0, 0, "cannot read: %s", strerror(-k));
+                        break;
+                }
+                if (yaml_parse(p, data, size, &doc, d) < 0)
+                        break;
+                if (node_is_null(doc))
+                        continue;
+                if (!diags_expect_kind(d, doc, NODE_MAP))
+                        break;
+                /* A drop-in (a bundle may ship one) sets the jobs agent's
+                 * queue and nothing that the image's firstboot.conf decides
+                 * (require_signature, the state directory...). */
+                diags_check_keys(d, doc, "a firstboot.conf.d drop-in (jobs: only)", allowed);
+                read_jobs(doc, c, d);
+                check_jobs_paths(p, c, d);
+        }
+        closedir(dh);
+        return d->n > before ? -EBADMSG : 0;
+}
+
 int config_parse(const char *path, const char *data, size_t size, struct config *ret,
                  struct diags *d)
 {
@@ -170,22 +307,13 @@ int config_parse(const char *path, const char *data, size_t size, struct config 
         allowed[ARRAY_SIZE(fields) + 1] = NULL;
         diags_check_keys(d, doc, "firstboot.conf", allowed);
         read_fields(doc, fields, ARRAY_SIZE(fields), &c, d);
-        const struct node *jobs = node_get(doc, "jobs");
-        if (jobs && !node_is_null(jobs) && diags_expect_kind(d, jobs, NODE_MAP)) {
-                const char *jallowed[ARRAY_SIZE(jobs_fields) + 1];
-                for (size_t i = 0; i < ARRAY_SIZE(jobs_fields); i++)
-                        jallowed[i] = jobs_fields[i].key;
-                jallowed[ARRAY_SIZE(jobs_fields)] = NULL;
-                diags_check_keys(d, jobs, "jobs", jallowed);
-                read_fields(jobs, jobs_fields, ARRAY_SIZE(jobs_fields), &c, d);
-        }
+        read_jobs(doc, &c, d);
         const char *paths[] = {c.modules_dir, c.keys_dir,     c.state_dir,
                                c.log_dir,     c.ready_marker, c.jobs_secret_file};
         for (size_t i = 0; i < ARRAY_SIZE(paths); i++)
                 if (paths[i][0] != '/')
                         diags_add(d, path, 0, 0, "paths must be absolute: \"%s\"", paths[i]);
-        if (c.jobs_metrics_file && c.jobs_metrics_file[0] != '/')
-                diags_add(d, path, 0, 0, "paths must be absolute: \"%s\"", c.jobs_metrics_file);
+        check_jobs_paths(path, &c, d);
         if (d->n > before) {
                 config_free(&c);
                 return -EBADMSG;
@@ -193,8 +321,6 @@ int config_parse(const char *path, const char *data, size_t size, struct config 
         *ret = c;
         return 0;
 }
-
-#define CONFIG_MAX_BYTES (4u << 20)
 
 int config_load(const char *path, bool must_exist, struct config *ret, struct diags *d)
 {

@@ -5,6 +5,7 @@
 #include <stdbool.h>
 
 #include "diag.h"
+#include "node.h"
 
 struct config {
         char *datasource;   /* auto */
@@ -56,4 +57,15 @@ int config_parse(const char *path, const char *data, size_t size, struct config 
  * no link followed out of it, a FIFO or device refused, not waited on);
  * missing is the defaults. Diagnostics name display. */
 int config_load_root(int rootfd, const char *display, struct config *ret, struct diags *d);
+/* The drop-ins <path>.d/NAME.conf, in the order of their names, each a YAML
+ * mapping with only jobs: (what a bundle ships to configure the jobs agent
+ * without replacing the image's firstboot.conf); later files win. Read by
+ * `firstboot agent` only. A missing directory is no error. */
+#define CONFIG_MAX_DROPINS 64
+int config_load_dropins(int rootfd, const char *path, const char *display, struct config *c,
+                        struct diags *d);
+/* Checks the jobs settings in map (a jobs: mapping from elsewhere, e.g.
+ * site.yaml) the way firstboot.conf's are: types and ranges, each error at
+ * its node. Keys in skip and keys not of jobs: are left to the caller. */
+int config_check_jobs(const struct node *map, const char *const *skip, struct diags *d);
 void config_free(struct config *c);

@@ -143,7 +143,7 @@ int write_file_atomic_full(const char *path, const void *data, size_t size, mode
         return write_file_at(dfd, name, data, size, mode, uid, gid, flags);
 }
 
-static int read_fd(int fd, size_t max, char **ret, size_t *ret_size)
+int read_fd(int fd, size_t max, char **ret, size_t *ret_size)
 {
         struct buf b = {0};
         char chunk[65536];

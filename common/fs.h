@@ -53,6 +53,8 @@ bool file_has_contents(const char *path, const void *data, size_t size, mode_t m
 /* Reads a whole file, at most max bytes (-EFBIG beyond). *ret is NUL
  * terminated; ret_size may be NULL. */
 int read_file(const char *path, size_t max, char **ret, size_t *ret_size);
+/* The same from an open descriptor, read to its end. */
+int read_fd(int fd, size_t max, char **ret, size_t *ret_size);
 /* Reads the first line of a small file, without the newline. */
 int read_line_file(const char *path, char **ret);
 

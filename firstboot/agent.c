@@ -814,7 +814,8 @@ static void usage(FILE *f)
                    "their modules one at a time, reporting on job:{job_id}:updates and\n"
                    "job:{job_id}:result (README \"Jobs\", firstboot(8)).\n\n"
                    "  --root DIR            work on the system under DIR (tests)\n"
-                   "  --config FILE         default " CONFIG_DEFAULT_PATH " (under the root)\n"
+                   "  --config FILE         default " CONFIG_DEFAULT_PATH " (under the root),\n"
+                   "                        then FILE.d/*.conf (jobs: only)\n"
                    "Exit status: 0 stopped by SIGTERM, 1 cannot start, 2 usage error.\n");
 }
 
@@ -870,7 +871,9 @@ int cmd_agent(int argc, char **argv)
         }
         config_path = config ? xstrdup(config) : root_path(a.root, CONFIG_DEFAULT_PATH);
         if ((config ? config_load(config_path, true, &a.cfg, &d)
-                    : config_load_root(a.rootfd, config_path, &a.cfg, &d)) < 0) {
+                    : config_load_root(a.rootfd, config_path, &a.cfg, &d)) < 0 ||
+            config_load_dropins(config ? -1 : a.rootfd, config ? config : CONFIG_DEFAULT_PATH,
+                                config_path, &a.cfg, &d) < 0) {
                 for (size_t i = 0; i < d.n; i++) {
                         _cleanup_free_ char *s = diag_format(&d.v[i]);
                         log_error("%s", s);

@@ -3,21 +3,52 @@
 #include "util.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define SEEN_LINE_MAX 64 /* a UUID, a space, a time, a newline */
+
+static int seen_append(int rootfd, const char *path, const char *job_id, long long until)
+{
+        char line[SEEN_LINE_MAX];
+        struct stat st;
+        int n = snprintf(line, sizeof(line), "%s %lld\n", job_id, until);
+        _cleanup_close_ int fd =
+                root_open(rootfd, path, O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0);
+
+        if (n < 0 || (size_t)n >= sizeof(line))
+                return -EINVAL;
+        if (fd < 0)
+                return fd;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (!S_ISREG(st.st_mode))
+                return -EINVAL;
+        ssize_t w = write(fd, line, (size_t)n);
+        if (w < 0)
+                return -errno;
+        if (w != n)
+                return -EIO; /* a torn line: the next record rewrites the file */
+        if (fdatasync(fd) < 0)
+                return -errno;
+        return 0;
+}
 
 int jobs_seen_record(int rootfd, const char *path, const char *job_id, long long until,
                      long long now)
 {
         _cleanup_free_ char *text = NULL;
         struct buf out = {0};
-        size_t size = 0, kept = 0;
+        size_t size = 0, kept = 0, lines = 0;
         bool bad = false, seen = false;
         int k;
 
         if (!job_id_is_valid(job_id))
                 return -EINVAL;
-        k = root_read_file(rootfd, path, (size_t)JOBS_SEEN_MAX * SEEN_LINE_MAX, &text, &size);
+        /* Appends leave it at most twice the ids remembered (see below). */
+        k = root_read_file(rootfd, path, (size_t)(2 * JOBS_SEEN_MAX + 64) * SEEN_LINE_MAX, &text,
+                           &size);
         if (k < 0 && k != -ENOENT)
                 return k;
         for (char *line = text, *end; line && line < text + size; line = end + 1) {
@@ -27,6 +58,7 @@ int jobs_seen_record(int rootfd, const char *path, const char *job_id, long long
                         break;
                 }
                 *end = '\0';
+                lines++;
                 char *sp = strchr(line, ' ');
                 long long t;
                 if (!sp || (size_t)(sp - line) != JOB_ID_LEN || parse_llong(sp + 1, &t) < 0) {
@@ -52,6 +84,17 @@ int jobs_seen_record(int rootfd, const char *path, const char *job_id, long long
         if (kept >= JOBS_SEEN_MAX) {
                 buf_free(&out);
                 return -ENOSPC;
+        }
+        /* The usual case: one line appended and fdatasync()ed (the file's
+         * size with it), no temp file, rename or directory sync. The whole
+         * file is rewritten, atomically, when it is new (its directory
+         * entry must be made durable), when a line makes no sense (a torn
+         * last line: appending would glue the id onto it), and when the
+         * lines past their time outnumber the live ones (so it stays
+         * within twice what is remembered). */
+        if (k >= 0 && !bad && (lines - kept <= kept || lines < 64)) {
+                buf_free(&out);
+                return seen_append(rootfd, path, job_id, until);
         }
         buf_printf(&out, "%s %lld\n", job_id, until);
         k = root_write_file(rootfd, path, 0700, out.data ? out.data : "", out.len, 0600, (uid_t)-1,

@@ -44,12 +44,16 @@ static const char *const units[] = {
         "firstboot.service",
         "firstboot-ready.target",
         "firstboot-ssh-keygen.service",
+        "firstboot-agent.service",
 };
+/* The jobs agent is installed, and enabled only with --enable-agent (or
+ * at first boot by the module jobs-agent, from site.yaml's jobs:). */
+#define AGENT_UNIT "firstboot-agent.service"
 
 struct bake_opts {
         const char *rootfs, *tar, *out, *config, *bundle, *firstboot, *modules_dir;
         char **key_files; /* --key FILE, and --keys DIR as "DIR/" */
-        bool quiet;
+        bool quiet, enable_agent;
 };
 
 /* The changes, with the strings and data they point to. */
@@ -272,7 +276,7 @@ static char *default_units(void)
 /* The units, tmpfiles.d and catalog, and the enablement symlinks each
  * unit's [Install] section asks for (WantedBy=, RequiredBy=), as
  * `systemctl enable` makes them under /etc/systemd/system. */
-static int plan_units(struct plan *p, const char *dir)
+static int plan_units(struct plan *p, const char *dir, bool enable_agent)
 {
         static const struct {
                 const char *src, *dst;
@@ -291,6 +295,8 @@ static int plan_units(struct plan *p, const char *dir)
                 plan_file(p, dst, data, size, 0644);
 
                 bool install = false;
+                if (streq(units[i], AGENT_UNIT) && !enable_agent)
+                        continue;
                 for (char *line = data; line && *line;) {
                         char *end = strchrnul(line, '\n');
                         _cleanup_free_ char *l = xstrndup(line, (size_t)(end - line));
@@ -888,6 +894,8 @@ static int bake_usage(FILE *f, int rc)
               "  --bundle USERDATA   a default bundle, used when no datasource has user-data\n"
               "  --firstboot BIN     the agent to install (default: next to imagegen)\n"
               "  --modules-dir DIR   the modules to install (default: next to imagegen)\n"
+              "  --enable-agent      enable firstboot-agent.service (jobs from Redis; it\n"
+              "                      starts where /etc/firstboot/jobs.secret exists)\n"
               "  -q                  print nothing but errors\n",
               f);
         return rc;
@@ -906,6 +914,7 @@ static int parse_bake(int argc, char **argv, struct bake_opts *o)
                 {"firstboot", required_argument, NULL, 'f'},
                 {"modules-dir", required_argument, NULL, 'm'},
                 {"quiet", no_argument, NULL, 'q'},
+                {"enable-agent", no_argument, NULL, 'A'},
                 {"help", no_argument, NULL, 'h'},
                 {0},
         };
@@ -945,6 +954,9 @@ static int parse_bake(int argc, char **argv, struct bake_opts *o)
                         break;
                 case 'q':
                         o->quiet = true;
+                        break;
+                case 'A':
+                        o->enable_agent = true;
                         break;
                 case 'h':
                         exit(bake_usage(stdout, 0));
@@ -1093,7 +1105,7 @@ static int make_plan(const struct bake_opts *o, const struct image *img, struct 
                 goto out;
         }
         plan_file(p, "usr/bin/firstboot", data, size, 0755);
-        r = plan_units(p, units_dir);
+        r = plan_units(p, units_dir, o->enable_agent);
         if (r >= 0)
                 r = plan_catalog(p, img);
         if (r >= 0) {

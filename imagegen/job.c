@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <sysexits.h>
 #include <sys/stat.h>
 
 /* Exit codes of `job submit --wait` and `job status`. */
@@ -17,6 +18,9 @@
 #define EXIT_FAILED    1
 #define EXIT_TIMEOUT   2
 #define EXIT_REJECTED  3
+/* A usage error: not 2, which --wait and status say for "no result in
+ * time" (sysexits.h's EX_USAGE). */
+#define EXIT_USAGE EX_USAGE
 
 static int read_secret(const char *file, char **ret, size_t *ret_len)
 {
@@ -216,7 +220,7 @@ static int submit(int argc, char **argv)
                                         "imagegen job submit: --%s takes 1 to 31536000 "
                                         "seconds\n",
                                         c == 't' ? "timeout" : "expires");
-                                return 2;
+                                return EXIT_USAGE;
                         }
                         *(c == 't' ? &timeout_s : &expires_s) = v;
                         break;
@@ -227,21 +231,24 @@ static int submit(int argc, char **argv)
                 case 'h':
                         printf("Usage: imagegen job submit --redis URL --agent ID --secret-file F "
                                "APP_ID [key=value ...]\n"
-                               "           [--wait] [--timeout S] [--expires S] [--user ID]\n");
+                               "           [--wait] [--timeout S] [--expires S] [--user ID]\n"
+                               "Exit status: 0 queued (with --wait: succeeded), 1 failed, 2 no "
+                               "result in time,\n"
+                               "3 rejected, 64 usage error.\n");
                         return 0;
                 default:
-                        return 2;
+                        return EXIT_USAGE;
                 }
         }
         if (!url || !agent || !secret_file || optind >= argc) {
                 fprintf(stderr, "imagegen job submit: needs --redis, --agent, --secret-file and "
                                 "an APP_ID\n");
-                return 2;
+                return EXIT_USAGE;
         }
         if (!job_agent_id_is_valid(agent)) {
                 fprintf(stderr, "imagegen job submit: --agent \"%s\" is not a valid agent id\n",
                         agent);
-                return 2;
+                return EXIT_USAGE;
         }
         const char *app = argv[optind++];
         _cleanup_node_ struct node *inputs = node_new(NODE_MAP);
@@ -250,7 +257,7 @@ static int submit(int argc, char **argv)
                 if (!eq || eq == argv[optind]) {
                         fprintf(stderr, "imagegen job submit: '%s' is not key=value\n",
                                 argv[optind]);
-                        return 2;
+                        return EXIT_USAGE;
                 }
                 _cleanup_free_ char *key = xstrndup(argv[optind], (size_t)(eq - argv[optind]));
                 /* Typed as YAML would read it: 8080 an integer, true a boolean. */
@@ -334,13 +341,13 @@ static int status(int argc, char **argv)
                         printf("Usage: imagegen job status --redis URL JOB_ID\n");
                         return 0;
                 default:
-                        return 2;
+                        return EXIT_USAGE;
                 }
         }
         if (!url || optind + 1 != argc || !job_id_is_valid(argv[optind])) {
                 fprintf(stderr, "imagegen job status: needs --redis URL and one JOB_ID (a "
                                 "lowercase UUID)\n");
-                return 2;
+                return EXIT_USAGE;
         }
         _cleanup_redis_ struct redis *r = NULL;
         _cleanup_free_ char *text = NULL;
@@ -369,6 +376,6 @@ int cmd_job(int argc, char **argv)
                         "[key=value ...] [--wait] [--timeout S]\n"
                         "       imagegen job status --redis URL JOB_ID\n"
                         "submit --wait and status exit 0 succeeded, 1 failed, 3 rejected, 2 no "
-                        "result (timeout).\n");
-        return 2;
+                        "result (timeout); 64 is a usage error.\n");
+        return EXIT_USAGE;
 }

@@ -118,6 +118,32 @@ static int add_tls(const struct site *s, const struct render_options *o, struct 
         return 0;
 }
 
+/* jobs: the agent's firstboot.conf.d drop-in (it may hold the Redis
+ * password) and the shared secret, both 0600 root's. */
+static int add_jobs(const struct site *s, struct member_list *l, struct node *files,
+                    struct diags *d)
+{
+        const struct {
+                const char *path, *data;
+        } ship[] = {{SITE_JOBS_CONF, s->jobs_conf}, {SITE_JOBS_SECRET, s->jobs_secret}};
+
+        if (!s->jobs_conf)
+                return 0;
+        if (!s->jobs_secret) {
+                diags_at(d, node_get(s->doc, "jobs"), "jobs: no secret (no state to keep one in)");
+                return -EBADMSG;
+        }
+        for (size_t i = 0; i < ARRAY_SIZE(ship); i++) {
+                _cleanup_free_ char *member = member_for(ship[i].path);
+                _cleanup_free_ char *text =
+                        strprintf("%s%s", ship[i].data, endswith(ship[i].data, "\n") ? "" : "\n");
+                member_list_add(l, member, text, strlen(text), 0600);
+                node_append(files, NULL, file_entry(ship[i].path, member, 0600, "root:root"));
+                explicit_bzero(text, strlen(text));
+        }
+        return 0;
+}
+
 /* The modules' shared helpers (MODULES_LIB_DIR beside the modules), as
  * modules/_lib/ in the bundle, so a shipped module finds them beside its
  * own folder. A modules directory without them ships none; a shipped
@@ -217,6 +243,8 @@ int render_bundle(const struct site *s, const struct render_options *o, struct m
         r = add_site_files(s, ctx, &l, files, d);
         if (r >= 0)
                 r = add_tls(s, o, &l, files, d);
+        if (r >= 0)
+                r = add_jobs(s, &l, files, d);
         if (r >= 0)
                 r = add_modules(s, &l, mods, d);
         node_set(doc, "files", files);

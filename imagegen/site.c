@@ -1,6 +1,9 @@
 #include "site.h"
 
 #include "agekey.h"
+#include "config.h"
+#include "job.h"
+#include "redis.h"
 #include "fs.h"
 #include "util.h"
 #include "yaml.h"
@@ -11,6 +14,7 @@
 #include <libgen.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static const char *const provider_names[] = {"hetzner", "digitalocean", "ec2", "nocloud"};
@@ -97,8 +101,8 @@ static const char *env_ref(const struct node *n, struct diags *d, bool *failed)
 }
 
 static const char *const site_keys[] = {
-        "name",        "hostname",     "provider", "instance_id", "controller", "tls", "hosts",
-        "signing_key", "ship_modules", "modules",  "files",       "templates",  NULL};
+        "name",        "hostname",     "provider", "instance_id", "controller", "tls",  "hosts",
+        "signing_key", "ship_modules", "modules",  "files",       "templates",  "jobs", NULL};
 
 static void parse_controller(struct site *s, const struct node *c, struct secrets *sec,
                              struct diags *d)
@@ -537,6 +541,156 @@ static void parse_modules(struct site *s, const struct node *mods, const struct 
         }
 }
 
+/* jobs: the jobs agent (README "Jobs"), configured by a firstboot.conf.d
+ * drop-in and the shared secret, both shipped 0600, and enabled at first
+ * boot by the module SITE_JOBS_MODULE, added here as if listed. The keys
+ * are firstboot.conf's jobs.* (checked by config.c), but for secret_file:
+ * the secret is generated (in the state, like every other secret) or
+ * {file: PATH}, and always lands at SITE_JOBS_SECRET. */
+static void parse_jobs(struct site *s, const struct node *j, const struct site_options *o,
+                       struct diags *d)
+{
+        static const char *const keys[] = {
+                "redis_url",    "agent_id",       "secret",      "max_job_bytes", "max_skew_s",
+                "result_ttl_s", "stop_timeout_s", "heartbeat_s", "metrics_file",  NULL};
+        static const char *const own[] = {"redis_url", "agent_id", "metrics_file", "secret_file",
+                                          NULL};
+        static const char *const nums[] = {"max_job_bytes", "max_skew_s", "result_ttl_s",
+                                           "stop_timeout_s", "heartbeat_s"};
+        size_t before = d->n;
+        bool failed;
+
+        if (!j || node_is_null(j) || !diags_expect_kind(d, j, NODE_MAP))
+                return;
+        diags_check_keys(d, j, "jobs", keys);
+        config_check_jobs(j, own, d);
+        _cleanup_node_ struct node *conf = node_new(NODE_MAP);
+        struct node *jobs = node_new(NODE_MAP);
+        node_set(conf, "jobs", jobs);
+
+        const struct node *u = node_get(j, "redis_url");
+        const char *url = env_ref(u, d, &failed);
+        if (!url && !failed)
+                url = diags_get_str(d, j, "redis_url", true, "jobs");
+        if (url) {
+                struct redis_url ru = {0};
+                _cleanup_free_ char *err = NULL;
+                if (redis_url_parse(url, &ru, &err) < 0)
+                        diags_at(d, u, "jobs: 'redis_url': %s", err);
+                else if (ru.tls)
+                        diags_at(d, u,
+                                 "jobs: 'redis_url': rediss:// (TLS) is refused: Debian 12's "
+                                 "hiredis 0.14 has no TLS (hiredis_ssl came with 1.0); use "
+                                 "redis:// over a trusted network or a TLS tunnel (stunnel) on "
+                                 "127.0.0.1");
+                redis_url_done(&ru);
+                node_set_str(jobs, "redis_url", url);
+        }
+        const char *agent = diags_get_str(d, j, "agent_id", false, "jobs");
+        if (agent && !job_agent_id_is_valid(agent))
+                diags_at(d, node_get(j, "agent_id"),
+                         "jobs: 'agent_id' must be 1 to %d letters, digits, '.', '_' or '-', not "
+                         "\"%s\"",
+                         JOB_AGENT_ID_MAX, agent);
+        else if (agent)
+                node_set_str(jobs, "agent_id", agent);
+        node_set_str(jobs, "secret_file", SITE_JOBS_SECRET);
+        for (size_t i = 0; i < ARRAY_SIZE(nums); i++) {
+                long long v;
+                const struct node *n = node_get(j, nums[i]);
+                if (n && node_as_int(n, &v) >= 0)
+                        node_set_int(jobs, nums[i], v);
+        }
+        const char *metrics = diags_get_str(d, j, "metrics_file", false, "jobs");
+        if (metrics) {
+                _cleanup_free_ char *clean = absolute_clean_path(metrics);
+                /* node_exporter's textfile collector reads *.prom files only. */
+                if (!clean || !endswith(clean, ".prom") || strchr(clean, '\n'))
+                        diags_at(d, node_get(j, "metrics_file"),
+                                 "jobs: 'metrics_file' must be an absolute path to a .prom file "
+                                 "(in node_exporter's --collector.textfile.directory), not "
+                                 "\"%s\"",
+                                 metrics);
+                else
+                        node_set_str(jobs, "metrics_file", clean);
+        }
+
+        const struct node *sec = node_get(j, "secret");
+        _cleanup_free_ char *secret = NULL;
+        if (sec && !node_is_null(sec)) {
+                const char *file = sec->kind == NODE_MAP && sec->n_items == 1
+                                           ? node_get_str(sec, "file")
+                                           : NULL;
+                if (!file || !*file) {
+                        diags_at(d, sec,
+                                 "jobs: 'secret' must be {file: PATH} (or left out: generated)");
+                } else {
+                        _cleanup_free_ char *path =
+                                file[0] == '/' ? xstrdup(file) : strprintf("%s/%s", s->dir, file);
+                        const struct node *at = node_get(sec, "file");
+                        struct stat st;
+                        size_t len = 0;
+                        int r = stat(path, &st) < 0 ? -errno : 0;
+                        if (r >= 0 && !S_ISREG(st.st_mode))
+                                r = -EINVAL;
+                        if (r >= 0 && (st.st_mode & 0077))
+                                diags_at(d, at,
+                                         "jobs: the secret file %s is mode %04o: group and others "
+                                         "must have no access (chmod 0600)",
+                                         path, (unsigned)(st.st_mode & 07777));
+                        else if (r >= 0 && (r = read_file(path, 4096, &secret, &len)) >= 0) {
+                                while (len > 0 &&
+                                       (secret[len - 1] == '\n' || secret[len - 1] == '\r'))
+                                        secret[--len] = '\0';
+                                if (len < 16 || memchr(secret, '\0', len) ||
+                                    memchr(secret, '\n', len))
+                                        diags_at(d, at,
+                                                 "jobs: the secret in %s must be one line of at "
+                                                 "least 16 bytes",
+                                                 path);
+                        }
+                        if (r < 0)
+                                diags_at(d, at, "jobs: cannot read the secret file %s: %s", path,
+                                         r == -EINVAL ? "not a regular file" : strerror(-r));
+                }
+        } else if (o->secrets) {
+                _cleanup_free_ char *key = strprintf("%sjobs.secret", s->secret_pfx);
+                const char *v = secrets_get(o->secrets, key, SECRET_TOKEN);
+                secret = strdup_null(v);
+        }
+
+        if (find_manifest(s, SITE_JOBS_MODULE))
+                diags_at(d, node_get(node_get(s->doc, "modules"), SITE_JOBS_MODULE),
+                         "module %s is added by jobs: (it enables the agent); do not list it",
+                         SITE_JOBS_MODULE);
+        _cleanup_free_ char *dir = strprintf("%s/%s", o->modules_dir, SITE_JOBS_MODULE);
+        _cleanup_free_ char *mpath = strprintf("%s/%s", dir, MANIFEST_FILE);
+        struct manifest *m = o->like ? find_manifest(o->like, SITE_JOBS_MODULE) : NULL;
+        if (!m && !path_exists(mpath)) {
+                diags_at(d, j, "jobs: the module %s, which enables the agent, is not in %s",
+                         SITE_JOBS_MODULE, o->modules_dir);
+                return;
+        }
+        if (!m && manifest_load(mpath, &m, d) < 0)
+                return;
+        if (d->n > before) {
+                if (!o->like)
+                        manifest_free(m);
+                return;
+        }
+        s->modules = xrealloc(s->modules, (s->n_modules + 1) * sizeof(*s->modules));
+        s->modules[s->n_modules++] = (struct site_module){
+                .id = xstrdup(SITE_JOBS_MODULE), .where = j, .m = m, .dir = TAKE_PTR(dir)};
+        _cleanup_free_ char *yaml = NULL;
+        if (yaml_format(conf, &yaml) < 0)
+                abort();
+        s->jobs_conf =
+                strprintf("# The jobs agent's settings (firstboot.conf(5), jobs:), rendered by "
+                          "imagegen from site.yaml.\n%s",
+                          yaml);
+        s->jobs_secret = TAKE_PTR(secret);
+}
+
 static bool module_enabled(const struct site *s, const char *id)
 {
         for (size_t i = 0; i < s->n_modules; i++)
@@ -928,6 +1082,7 @@ int site_load(const char *path, const struct site_options *o, struct site **ret,
 
         parse_controller(s, node_get(doc, "controller"), o->secrets, d);
         parse_modules(s, node_get(doc, "modules"), o, d);
+        parse_jobs(s, node_get(doc, "jobs"), o, d);
         check_colonyos(s, d);
         check_agent_manager(s, d);
         check_backup(s, d);
@@ -988,6 +1143,10 @@ void site_free(struct site *s)
         free(s->signing_key);
         strv_free(s->hosts);
         free(s->secret_pfx);
+        free(s->jobs_conf);
+        if (s->jobs_secret)
+                explicit_bzero(s->jobs_secret, strlen(s->jobs_secret));
+        free(s->jobs_secret);
         free(s);
 }
 

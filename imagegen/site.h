@@ -36,6 +36,11 @@ enum tls_mode {
         TLS_CERTBOT,
 };
 
+/* jobs: where the agent's drop-in and secret go; the module enabling it. */
+#define SITE_JOBS_CONF   "/etc/firstboot/firstboot.conf.d/50-site-jobs.conf"
+#define SITE_JOBS_SECRET "/etc/firstboot/jobs.secret"
+#define SITE_JOBS_MODULE "jobs-agent"
+
 /* Where firstboot puts the TLS files a self-signed site ships. */
 #define SITE_TLS_DIR "/etc/firstboot/tls"
 
@@ -80,6 +85,9 @@ struct site {
         char **hosts;     /* a fleet's hostnames (hosts:), in order; NULL for one server */
         char *secret_pfx; /* "" or, in a fleet, "<hostname>/": secrets are per host */
         bool borrowed;    /* doc, templates_index and the manifests are another site's */
+        /* jobs: the firstboot.conf.d drop-in (YAML) and the shared secret;
+         * NULL without jobs: (the secret also under validate, no state). */
+        char *jobs_conf, *jobs_secret;
 };
 
 struct site_options {

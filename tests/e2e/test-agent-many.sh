@@ -107,3 +107,17 @@ chmod 0644 "$T/wrong.secret"
 expect_rc 1 "$IMAGEGEN" job submit --redis "redis://127.0.0.1:$PORT" --agent a1 --secret-file "$T/wrong.secret" trivial &&
 	grep -q "group and others must have no access" "$T/err" || ok=0
 if [ "$ok" = 1 ]; then t_pass; else t_fail "$(cat "$T/out" "$T/err")"; fi
+
+t_case "imagegen job: a usage error exits 64 (EX_USAGE), never 2 (no result in time)"
+ok=1
+S=$T/a/etc/firstboot/jobs.secret
+U=redis://127.0.0.1:$PORT
+for args in "submit --agent a1 --secret-file $S trivial" "submit --redis $U --agent a1 --secret-file $S" \
+	"submit --redis $U --agent bad/id --secret-file $S trivial" "submit --redis $U --agent a1 --secret-file $S trivial notkv" \
+	"submit --redis $U --agent a1 --secret-file $S trivial --timeout 0" "submit --redis $U --nosuch" \
+	"status --redis $U not-a-uuid" "status" "frobnicate" ""; do
+	# shellcheck disable=SC2086 # the words of args are the arguments
+	expect_rc 64 "$IMAGEGEN" job $args || { ok=0; echo "  # imagegen job $args" >&2; }
+done
+"$IMAGEGEN" job submit --help >"$T/out" && grep -q "64 usage error" "$T/out" || ok=0
+if [ "$ok" = 1 ]; then t_pass; else t_fail "$(cat "$T/err")"; fi

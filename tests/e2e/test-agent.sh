@@ -377,4 +377,28 @@ else
 	t_fail "$(cat "$T/err")"
 fi
 
+t_case "a firstboot.conf.d drop-in sets only jobs: (file:line:column), in the order of its name"
+D=$R/etc/firstboot/firstboot.conf.d
+mkdir -p "$D"
+ok=0
+printf 'jobs:\n  agent_id: t1\nrequire_signature: false\n' >"$D/50-site.conf"
+expect_rc 1 timeout 10 "$FIRSTBOOT" agent --root "$R" &&
+	grep -q "firstboot.conf.d/50-site.conf:3:1: .*require_signature" "$T/err" && ok=1
+printf 'jobs:\n  max_skew_s: 0\n' >"$D/50-site.conf"
+expect_rc 1 timeout 10 "$FIRSTBOOT" agent --root "$R" &&
+	grep -q "50-site.conf:2:15: .*max_skew_s" "$T/err" || ok=0
+# A later name wins: 60-x sets the redis_url to rediss://, refused.
+printf 'jobs:\n  redis_url: redis://127.0.0.1:%s\n' "$PORT" >"$D/50-site.conf"
+printf 'jobs:\n  redis_url: rediss://127.0.0.1:%s\n' "$PORT" >"$D/60-x.conf"
+expect_rc 1 timeout 10 "$FIRSTBOOT" agent --root "$R" && grep -q "rediss://" "$T/err" || ok=0
+rm -f "$D/60-x.conf"
+mkfifo "$D/70-fifo.conf"
+expect_rc 1 timeout 10 "$FIRSTBOOT" agent --root "$R" && grep -q "70-fifo.conf: a drop-in must be a regular file" "$T/err" || ok=0
+rm -rf "$D"
+if [ "$ok" = 1 ]; then
+	t_pass
+else
+	t_fail "$(cat "$T/err")"
+fi
+
 kill "$REDIS_PID" 2>/dev/null

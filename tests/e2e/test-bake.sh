@@ -154,6 +154,31 @@ for u in firstboot.service firstboot-ready.target firstboot-ssh-keygen.service; 
 done
 if [ $ok = 1 ]; then t_pass; else t_fail "$(ls -l "$R/etc/systemd/system/multi-user.target.wants")"; fi
 
+t_case "firstboot-agent.service is installed but not enabled without --enable-agent"
+A=/usr/lib/systemd/system/firstboot-agent.service
+if cmp -s "$R$A" "$TOP/units/firstboot-agent.service" && [ "$(stat -c %a "$R$A")" = 644 ] &&
+	[ ! -e "$R/etc/systemd/system/multi-user.target.wants/firstboot-agent.service" ] &&
+	[ ! -L "$R/etc/systemd/system/multi-user.target.wants/firstboot-agent.service" ]; then
+	t_pass
+else t_fail "$(ls -l "$R/etc/systemd/system/multi-user.target.wants" "$R$A" 2>&1)"; fi
+
+t_case "bake --enable-agent enables it with the link systemctl enable makes, on a directory and a tarball; twice changes nothing"
+EA=$T/enable-agent
+fake_rootfs "$EA"
+ok=1
+expect_rc 0 "${BAKE[@]}" --rootfs "$EA" --enable-agent -q || ok=0
+[ "$(readlink "$EA/etc/systemd/system/multi-user.target.wants/firstboot-agent.service")" = "$A" ] || ok=0
+# systemctl itself says so (--root: on the files, no daemon).
+[ "$(systemctl --root="$EA" is-enabled firstboot-agent.service 2>&1)" = enabled ] || ok=0
+[ "$(systemctl --root="$R" is-enabled firstboot-agent.service 2>&1)" = disabled ] || ok=0
+expect_rc 0 "${BAKE[@]}" --rootfs "$EA" --enable-agent && grep -q "already baked, unchanged" "$T/out" || ok=0
+# The same in a tarball.
+(cd "$EA" && tar --numeric-owner -cf "$T/ea-in.tar" .) && rm -f "$EA/etc/systemd/system/multi-user.target.wants/firstboot-agent.service" &&
+	(cd "$EA" && tar --numeric-owner -cf "$T/ea-plain.tar" .) || ok=0
+expect_rc 0 "${BAKE[@]}" --tar "$T/ea-plain.tar" -o "$T/ea-out.tar" --enable-agent -q || ok=0
+tar -tvf "$T/ea-out.tar" | grep -q "etc/systemd/system/multi-user.target.wants/firstboot-agent.service -> $A" || ok=0
+if [ $ok = 1 ]; then t_pass; else t_fail "$(cat "$T/out" "$T/err")"; fi
+
 t_case "machine-id is 'uninitialized' (0444), D-Bus's is a link to it"
 if [ "$(cat "$R/etc/machine-id")" = uninitialized ] && [ "$(stat -c %a "$R/etc/machine-id")" = 444 ] &&
 	[ "$(readlink "$R/var/lib/dbus/machine-id")" = /etc/machine-id ]; then t_pass; else t_fail "machine-id"; fi

@@ -279,3 +279,54 @@ if expect_rc 2 ig render "$F7/site.yaml" -o "$F7/o2" -j 0 && grep -q "imagegen r
 t_case "bad input: a fleet host listed twice, and top-level hostname with hosts"
 sed -i 's/hostname: web-2, instance_id: i-web-2/hostname: web-1/' "$F/site.yaml"
 if expect_rc 1 ig validate "$F/site.yaml" && grep -q 'site.yaml:4:.*host web-1 is listed twice' "$T/err"; then t_pass; else t_fail "$(cat "$T/err")"; fi
+
+# ---- jobs: the agent's drop-in, its secret and the module enabling it ----
+JS=$TOP/tests/cases/render/jobs/site
+igj() { "$IMAGEGEN" "$1" --modules-dir "$TOP/modules" --templates-dir "$FIX/templates" "${@:2}"; }
+# badjobs NAME SED-EXPR WANT-REGEX: the golden jobs site edited, refused by
+# validate and render with the message, and no output left.
+badjobs() {
+	local b=$T/badjobs.$RANDOM
+	t_case "bad input, jobs: $1"
+	cp -r "$JS" "$b" && rm -rf "$b/.imagegen"
+	sed -i "$2" "$b/site.yaml"
+	if expect_rc 1 igj validate "$b/site.yaml" && grep -Eq "$3" "$T/err" &&
+		expect_rc 1 igj render "$b/site.yaml" -o "$b/out" && [ ! -e "$b/out" ]; then t_pass; else t_fail "$(cat "$T/err")"; fi
+}
+badjobs "unknown key" 's/max_skew_s: 120/max_skew: 120/' "site.yaml:13:3: unknown key 'max_skew' in jobs"
+badjobs "not a Redis URL" 's|redis_url: "redis://|redis_url: "http://|' "site.yaml:10:14: jobs: 'redis_url': a Redis URL starts with redis://"
+badjobs "rediss:// refused with the reason" 's|redis_url: "redis://|redis_url: "rediss://|' "site.yaml:10:14: jobs: 'redis_url': rediss:// \(TLS\) is refused: Debian 12's hiredis 0.14 has no TLS"
+badjobs "a number out of firstboot.conf's range" 's/max_skew_s: 120/max_skew_s: 0/' "site.yaml:13:15: 'max_skew_s' must be between 1 and 86400, not 0"
+badjobs "not a number" 's/heartbeat_s: 5/heartbeat_s: often/' "site.yaml:16:16: 'heartbeat_s' must be an integer"
+badjobs "a bad agent_id" 's/agent_id: web-1/agent_id: "web 1"/' "site.yaml:11:13: jobs: 'agent_id' must be 1 to 64"
+badjobs "metrics_file not an absolute .prom path" 's|metrics_file: /var.*|metrics_file: /var/lib/x/metrics.txt|' "site.yaml:17:17: jobs: 'metrics_file' must be an absolute path to a .prom file"
+badjobs "secret in the clear" 's|^jobs:|jobs:\n  secret: plain-text-secret-0123|' "site.yaml:10:11: jobs: 'secret' must be \{file: PATH\}"
+badjobs "secret file missing" 's|^jobs:|jobs:\n  secret: {file: nosuch}|' "site.yaml:10:18: jobs: cannot read the secret file .*/nosuch: No such file"
+badjobs "jobs-agent listed too" 's|^jobs:|modules:\n  jobs-agent: {}\njobs:|' "site.yaml:10:15: module jobs-agent is added by jobs:"
+badjobs "redis_url missing" '/redis_url:/d' "site.yaml:10:3: .*redis_url"
+
+t_case "bad input, jobs: a secret file group-readable, or too short; no jobs-agent module"
+b=$T/jobsec
+cp -r "$JS" "$b" && rm -rf "$b/.imagegen"
+sed -i 's|^jobs:|jobs:\n  secret: {file: jobs.secret}|' "$b/site.yaml"
+printf 'a-secret-of-32-bytes-0123456789ab\n' >"$b/jobs.secret"
+chmod 0640 "$b/jobs.secret"
+ok=0
+expect_rc 1 igj validate "$b/site.yaml" && grep -q "site.yaml:10:18: jobs: the secret file .*jobs.secret is mode 0640: group and others must have no access" "$T/err" && ok=1
+chmod 0600 "$b/jobs.secret" && printf 'short\n' >"$b/jobs.secret"
+expect_rc 1 igj validate "$b/site.yaml" && grep -q "site.yaml:10:18: jobs: the secret in .* must be one line of at least 16 bytes" "$T/err" || ok=0
+cp "$JS/site.yaml" "$b/nomod.yaml"
+expect_rc 1 "$IMAGEGEN" validate --modules-dir "$FIX/modules" "$b/nomod.yaml" && grep -q "jobs: the module jobs-agent, which enables the agent, is not in" "$T/err" || ok=0
+if [ $ok = 1 ]; then t_pass; else t_fail "$(cat "$T/err")"; fi
+
+t_case "jobs: a secret from a file and redis_url from the environment reach the bundle, 0600"
+printf 'a-secret-of-32-bytes-0123456789ab\n' >"$b/jobs.secret"
+sed -i 's|  redis_url: .*|  redis_url: {env: TEST_JOBS_URL}|' "$b/site.yaml"
+if TEST_JOBS_URL=redis://127.0.0.1:6390 expect_rc 0 igj render "$b/site.yaml" -o "$b/out" &&
+	cmp -s "$b/jobs.secret" "$b/out/files/etc/firstboot/jobs.secret" &&
+	grep -q '^  redis_url: "redis://127.0.0.1:6390"$' "$b/out/files/etc/firstboot/firstboot.conf.d/50-site-jobs.conf" &&
+	grep -q '^  secret_file: /etc/firstboot/jobs.secret$' "$b/out/files/etc/firstboot/firstboot.conf.d/50-site-jobs.conf" &&
+	[ "$(stat -c %a "$b/out/files/etc/firstboot/jobs.secret")" = 600 ] &&
+	[ "$(stat -c %a "$b/out/files/etc/firstboot/firstboot.conf.d/50-site-jobs.conf")" = 600 ] &&
+	grep -q '^  - id: jobs-agent$' "$b/out/bundle.yaml" &&
+	expect_rc 0 "$FIRSTBOOT" validate "$b/out" --modules-dir "$TOP/modules"; then t_pass; else t_fail "$(cat "$T/err")"; fi

@@ -325,6 +325,47 @@ TEST(replay_is_remembered_across_opens)
         rm_rf(dir);
 }
 
+/* A record is one line appended in place (no temp file, no rename); the
+ * file is rewritten, and stays bounded, once expired lines outnumber the
+ * live ones. */
+TEST(replay_record_appends_and_stays_bounded)
+{
+        _cleanup_free_ char *dir = make_tmpdir();
+        _cleanup_close_ int rootfd = root_open_dir(dir);
+        _cleanup_free_ char *path = strprintf("%s/" JOBS_SEEN_FILE, dir);
+        char id[JOB_ID_LEN + 1];
+        struct stat a, b;
+        REQUIRE(rootfd >= 0);
+
+        REQUIRE(job_new_id(id) == 0);
+        CHECK(jobs_seen_record(rootfd, JOBS_SEEN_FILE, id, NOW + 10, NOW) == 0);
+        REQUIRE(stat(path, &a) == 0);
+        REQUIRE(job_new_id(id) == 0);
+        CHECK(jobs_seen_record(rootfd, JOBS_SEEN_FILE, id, NOW + 10, NOW) == 0);
+        REQUIRE(stat(path, &b) == 0);
+        CHECK(a.st_ino == b.st_ino);
+        CHECK(b.st_size == 2 * (JOB_ID_LEN + 1 + 10 + 1));
+        CHECK((b.st_mode & 07777) == 0600);
+        CHECK(jobs_seen_record(rootfd, JOBS_SEEN_FILE, id, NOW + 10, NOW) == -EEXIST);
+
+        /* 500 ids, each remembered for one second of a clock that moves on
+         * by one second per job: the file never holds more than twice the
+         * live ids (plus the 64 below which it is never rewritten). */
+        bool bounded = true;
+        for (long long t = 0; t < 500; t++) {
+                REQUIRE(job_new_id(id) == 0);
+                CHECK(jobs_seen_record(rootfd, JOBS_SEEN_FILE, id, NOW + 20 + t + 1,
+                                       NOW + 20 + t) == 0);
+                REQUIRE(stat(path, &b) == 0);
+                if (b.st_size > 130 * (JOB_ID_LEN + 1 + 10 + 1))
+                        bounded = false;
+        }
+        CHECK(bounded);
+        /* The last id is still a replay. */
+        CHECK(jobs_seen_record(rootfd, JOBS_SEEN_FILE, id, NOW + 600, NOW + 519) == -EEXIST);
+        rm_rf(dir);
+}
+
 static void write_module(const char *dir, const char *id, const char *manifest)
 {
         _cleanup_free_ char *mdir = strprintf("%s/usr/lib/firstboot/modules/%s", dir, id);
