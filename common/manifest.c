@@ -569,8 +569,9 @@ static void parse_id_list(struct diags *d, const struct node *map, const char *k
 }
 
 /* watches: absolute paths without "." or ".." components (the bundle's
- * files: paths), each once. Whether the bundle ships them is checked when
- * the module is prepared with its bundle (common/prepare.c). */
+ * files: paths), each once. A bundle need not ship them all (a stack
+ * module watches what any site may render for it): one it does not ship
+ * is left out of the digest (firstboot/digest.c). */
 static void parse_watches(struct diags *d, struct manifest *m, const struct node *n)
 {
         if (n->kind != NODE_SEQ) {

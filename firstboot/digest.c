@@ -93,6 +93,14 @@ int module_digest_compute(const struct bundle *b, const struct planned *p, const
                 const struct archive_member *am =
                         f && f->source ? member_list_find(&b->members, f->source) : NULL;
                 char h[65];
+                /* A watched file this bundle does not ship (or removes)
+                 * is no part: the stack's modules watch what every
+                 * configuration of a site may write, and one appearing
+                 * or going away is a change like any other. A source
+                 * the bundle lists but lacks was refused when it was
+                 * parsed. */
+                if (!f || f->absent)
+                        continue;
                 if (!am) {
                         module_digest_free(&d);
                         return -ENOENT;
