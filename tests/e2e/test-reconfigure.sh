@@ -129,3 +129,14 @@ if apply && [[ "$(why nginx)" == "failed last time"* ]] && [ "$(why compose-up)"
 	mod_called '^systemctl reload nginx' && [ -f "$R/var/lib/firstboot/ready" ]; then
 	t_pass
 else t_fail "$(why nginx) / $(why compose-up)"; fi
+
+t_case "a changed compose file docker-compose refuses: compose-up fails (exit 3) before any up, no ready marker"
+cp "$S/docker-compose.yml" "$S/good-compose.yml"
+printf 'services:\n  web:\n    image: [not, a, string]\n' >"$S/docker-compose.yml"
+mod_reset_calls
+if ! apply && [ "$(mod_exit "$R" compose-up)" = 3 ] && [ ! -e "$R/var/lib/firstboot/ready" ] &&
+	[ "$(why compose-up)" = "watched file changed: /opt/stack/docker-compose.yml" ] && mod_not_called ' (up|pull) ' &&
+	[ "$(why nginx)" = unchanged ]; then
+	t_pass
+else t_fail "exit $(mod_exit "$R" compose-up) $(why compose-up): $(mod_calls "" | tr '\n' ';')"; fi
+cp "$S/good-compose.yml" "$S/docker-compose.yml"
