@@ -298,7 +298,18 @@ int module_decide(const struct bundle *b, const struct planned *p, const char *m
         }
         char *why = NULL;
         int run = 1;
-        if (p->m->frequency == FREQ_ALWAYS)
+        _cleanup_strv_free_ char **changed = NULL, **reprov = NULL;
+        if (has > 0 && p->m->frequency != FREQ_ONCE && p->m->reprovision) {
+                changed_parts(now.inputs, now.n_inputs, old.inputs, old.n_inputs, &changed);
+                for (size_t i = 0; changed && changed[i]; i++)
+                        if (strv_contains(p->m->reprovision, changed[i]))
+                                strv_extend(&reprov, changed[i]);
+        }
+        if (reprov) {
+                _cleanup_free_ char *j = strv_join(reprov, ", ");
+                why = strprintf("requires reprovisioning: %s", j);
+                run = 2;
+        } else if (p->m->frequency == FREQ_ALWAYS)
                 why = xstrdup("frequency: always");
         else if (!mark)
                 why = xstrdup(failed_last ? "failed last time" : "first run");

@@ -140,3 +140,47 @@ if ! apply && [ "$(mod_exit "$R" compose-up)" = 3 ] && [ ! -e "$R/var/lib/firstb
 	t_pass
 else t_fail "exit $(mod_exit "$R" compose-up) $(why compose-up): $(mod_calls "" | tr '\n' ';')"; fi
 cp "$S/good-compose.yml" "$S/docker-compose.yml"
+
+# ---- inputs a module cannot change in place (reprovision: in its manifest)
+R2=$T/reprov
+mod_root "$R2"
+PW=Rp$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
+# rb NAME SERIAL DATA_DIR [MAXMEMORY]: a bundle of the redis module (compose
+# mode: it only prepares its data directory).
+rb() {
+	local b=$T/$1
+	rm -rf "$b"
+	mkdir -p "$b"
+	printf 'version: 1\nname: reprov\nserial: %s\nmodules:\n  - {id: redis, inputs: {password: "%s", data_dir: %s, maxmemory: %s}}\n' \
+		"$2" "$PW" "$3" "${4:-256mb}" >"$b/bundle.yaml"
+	"$TOP/tests/e2e/mkbundle.sh" "$b" "$b.tgz"
+}
+rb rp1 1 /srv/redis-a
+rb rp2 2 /srv/redis-b
+rb rp3 3 /srv/redis-a 64mb
+t_check "reprovision: the first boot prepares /srv/redis-a" \
+	"$FIRSTBOOT" run --root "$R2" --user-data "$T/rp1.tgz" --instance-id i-reprov
+
+t_case "reprovision: plan shows 'requires reprovisioning: data_dir' and that apply refuses it, exit 2, nothing written"
+before=$(tree_snapshot "$R2")
+"$FIRSTBOOT" plan --root "$R2" --user-data "$T/rp2.tgz" >"$T/rp2.plan" 2>&1
+prc=$?
+"$FIRSTBOOT" plan --root "$R2" --user-data "$T/rp2.tgz" --json >"$T/rp2.json" 2>&1
+if [ "$prc" = 2 ] && grep -qx '  run   redis: requires reprovisioning: data_dir' "$T/rp2.plan" &&
+	grep -q '^apply refuses this bundle: module redis cannot change it in place' "$T/rp2.plan" &&
+	[ "$(json_get "$T/rp2.json" "[m['requires_reprovisioning'] for m in j['modules'] if m['id'] == 'redis'][0]")" = True ] &&
+	[ "$(tree_snapshot "$R2")" = "$before" ]; then t_pass; else t_fail "plan $prc: $(cat "$T/rp2.plan" "$T/rp2.json")"; fi
+
+t_case "reprovision: apply refuses it, exit 1, naming the module and input, nothing written, the marker kept"
+"$FIRSTBOOT" apply --root "$R2" --user-data "$T/rp2.tgz" >"$T/rp2.out" 2>&1
+arc=$?
+if [ "$arc" = 1 ] && grep -q 'module redis: requires reprovisioning: data_dir; it cannot change on a running server' "$T/rp2.out" &&
+	[ "$(tree_snapshot "$R2")" = "$before" ] && [ ! -e "$R2/srv/redis-b" ] && [ -f "$R2/var/lib/firstboot/ready" ]; then
+	t_pass
+else t_fail "apply $arc: $(cat "$T/rp2.out")"; fi
+
+t_case "reprovision: an input it can change in place (maxmemory) is applied as usual"
+"$FIRSTBOOT" apply --root "$R2" --user-data "$T/rp3.tgz" >"$T/rp3.out" 2>&1
+arc=$?
+if [ "$arc" = 0 ] && [ "$(_mod_status "$R2" redis why)" = "inputs changed: maxmemory" ] &&
+	[ -f "$R2/var/lib/firstboot/ready" ]; then t_pass; else t_fail "apply $arc: $(cat "$T/rp3.out")"; fi
