@@ -208,6 +208,44 @@ TEST(decide)
         unload(&f);
 }
 
+/* An input the manifest lists in reprovision: that changed is 2, "requires
+ * reprovisioning: NAME", whatever else changed, failed last time or
+ * frequency: always; other inputs changing are an ordinary rerun. */
+TEST(decide_reprovision)
+{
+        struct fixture f1, f2, f3;
+        struct module_digest now = {0}, first = {0};
+        char *why = NULL;
+#define REPROV MANIFEST "reprovision: [port]\n"
+        REQUIRE(load(&f1, "{password: a, port: 8080}", REPROV, "#!/bin/sh\n", "x=1\n") == 0);
+        REQUIRE(load(&f2, "{password: b, port: 9090}", REPROV, "#!/bin/sh\n", "x=1\n") == 0);
+        REQUIRE(load(&f3, "{password: b, port: 8080}", REPROV, "#!/bin/sh\n", "x=1\n") == 0);
+#undef REPROV
+        CHECK_INTEQ(module_decide(f1.b, &f1.mods[0], NULL, 0, false, &first, &why), 1);
+        free(why);
+        char *mark = module_digest_format(&first, "i-1", 1);
+        CHECK_INTEQ(module_decide(f2.b, &f2.mods[0], mark, strlen(mark), false, &now, &why), 2);
+        CHECK_STREQ(why, "requires reprovisioning: port");
+        free(why);
+        module_digest_free(&now);
+        CHECK_INTEQ(module_decide(f2.b, &f2.mods[0], mark, strlen(mark), true, &now, &why), 2);
+        free(why);
+        module_digest_free(&now);
+        f2.mods[0].m->frequency = FREQ_ALWAYS;
+        CHECK_INTEQ(module_decide(f2.b, &f2.mods[0], mark, strlen(mark), false, &now, &why), 2);
+        free(why);
+        module_digest_free(&now);
+        CHECK_INTEQ(module_decide(f3.b, &f3.mods[0], mark, strlen(mark), false, &now, &why), 1);
+        CHECK_STREQ(why, "inputs changed: password");
+        free(why);
+        module_digest_free(&now);
+        free(mark);
+        module_digest_free(&first);
+        unload(&f1);
+        unload(&f2);
+        unload(&f3);
+}
+
 /* A watched file the bundle does not ship is no part of the digest (a
  * stack module watches what any site may render for it); one that comes
  * or goes is a change, named. */
