@@ -184,3 +184,11 @@ t_case "reprovision: an input it can change in place (maxmemory) is applied as u
 arc=$?
 if [ "$arc" = 0 ] && [ "$(_mod_status "$R2" redis why)" = "inputs changed: maxmemory" ] &&
 	[ -f "$R2/var/lib/firstboot/ready" ]; then t_pass; else t_fail "apply $arc: $(cat "$T/rp3.out")"; fi
+
+t_case "reprovision: a boot whose user-data changes it fails closed: exit 1, status failed naming it, no ready marker, nothing applied"
+rb rp4 4 /srv/redis-b 64mb
+"$FIRSTBOOT" run --root "$R2" --user-data "$T/rp4.tgz" --instance-id i-reprov >"$T/rp4.out" 2>&1
+rrc=$?
+if [ "$rrc" = 1 ] && [ "$(jq -r .state "$R2/var/lib/firstboot/status.json")" = failed ] &&
+	jq -r .error "$R2/var/lib/firstboot/status.json" | grep -q '^module redis: requires reprovisioning: data_dir' &&
+	[ ! -e "$R2/var/lib/firstboot/ready" ] && [ ! -e "$R2/srv/redis-b" ]; then t_pass; else t_fail "run $rrc: $(cat "$T/rp4.out")"; fi
