@@ -18,10 +18,23 @@ static const char *const frequency_names[] = {
 };
 
 static const char *const manifest_keys[] = {
-        "id",       "name",           "version",         "description",
-        "category", "author",         "os_requirements", "resource_requirements",
-        "inputs",   "install_script", "timeout_seconds", "idempotent",
-        "after",    "requires",       "frequency",       "watches",
+        "id",
+        "name",
+        "version",
+        "description",
+        "category",
+        "author",
+        "os_requirements",
+        "resource_requirements",
+        "inputs",
+        "install_script",
+        "timeout_seconds",
+        "idempotent",
+        "after",
+        "requires",
+        "frequency",
+        "watches",
+        "reprovision",
         NULL,
 };
 static const char *const os_keys[] = {"family", "min_version", NULL};
@@ -569,8 +582,9 @@ static void parse_id_list(struct diags *d, const struct node *map, const char *k
 }
 
 /* watches: absolute paths without "." or ".." components (the bundle's
- * files: paths), each once. Whether the bundle ships them is checked when
- * the module is prepared with its bundle (common/prepare.c). */
+ * files: paths), each once. A bundle need not ship them all (a stack
+ * module watches what any site may render for it): one it does not ship
+ * is left out of the digest (firstboot/digest.c). */
 static void parse_watches(struct diags *d, struct manifest *m, const struct node *n)
 {
         if (n->kind != NODE_SEQ) {
@@ -1083,12 +1097,46 @@ void manifest_free(struct manifest *m)
         free(m->install_script);
         strv_free(m->after);
         strv_free(m->requires);
+        strv_free(m->reprovision);
         for (size_t i = 0; i < m->n_watches; i++) {
                 free(m->watches[i].path);
                 free(m->watches[i].file);
         }
         free(m->watches);
         free(m);
+}
+
+/* reprovision: the names of this manifest's inputs the module cannot
+ * change in place, each once. */
+static void parse_reprovision(struct diags *d, struct manifest *m, const struct node *n)
+{
+        if (n->kind != NODE_SEQ) {
+                diags_at(d, n, "'reprovision' must be a sequence of input names, not %s",
+                         node_kind_name(n));
+                return;
+        }
+        for (size_t i = 0; i < n->n_items; i++) {
+                const struct node *e = n->items[i];
+                if (e->kind != NODE_SCALAR || node_is_null(e)) {
+                        diags_at(d, e, "'reprovision' must list input names, not %s",
+                                 node_kind_name(e));
+                        continue;
+                }
+                bool known = false;
+                for (size_t j = 0; j < m->n_inputs && !known; j++)
+                        known = streq_ptr(m->inputs[j].name, e->value);
+                if (!known) {
+                        _cleanup_free_ char *q = quote(e->value);
+                        diags_at(d, e,
+                                 "'reprovision' lists %s, which is not an input of this module", q);
+                        continue;
+                }
+                if (strv_contains(m->reprovision, e->value)) {
+                        diags_at(d, e, "'reprovision' lists '%s' twice", e->value);
+                        continue;
+                }
+                strv_add(&m->reprovision, e->value);
+        }
 }
 
 static void parse_inputs(struct diags *d, struct manifest *m, const struct node *inputs)
@@ -1195,6 +1243,9 @@ int manifest_parse(const struct node *doc, struct manifest **ret, struct diags *
         n = node_get(doc, "watches");
         if (n && !node_is_null(n))
                 parse_watches(d, m, n);
+        n = node_get(doc, "reprovision");
+        if (n && !node_is_null(n))
+                parse_reprovision(d, m, n);
 
         n = node_get(doc, "frequency");
         if (n && !node_is_null(n) &&

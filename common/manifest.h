@@ -93,6 +93,10 @@ struct manifest {
          * digest: a change to one runs the module again (day 2). */
         struct manifest_watch *watches;
         size_t n_watches;
+        /* reprovision: inputs the module cannot change in place (strv,
+         * maybe NULL): a new value for one is refused by apply and shown
+         * by plan as "requires reprovisioning: NAME". */
+        char **reprovision;
 };
 
 #define MANIFEST_FILE            "manifest.yml"

@@ -73,16 +73,6 @@ int prepare_modules(const struct bundle *b, const struct prepare_options *o, str
                 if (load_manifest(b, o, p, d) < 0)
                         continue;
                 manifest_resolve_inputs(p->m, p->bm->inputs, p->bm->where, d, &p->in);
-                for (size_t w = 0; w < p->m->n_watches; w++) {
-                        const struct manifest_watch *mw = &p->m->watches[w];
-                        const struct bundle_file *f = bundle_find_file(b, mw->path);
-                        if (!f || f->absent)
-                                diags_add(d, mw->file, mw->line, mw->column,
-                                          "module '%s': 'watches' lists %s, which is not a file "
-                                          "of the bundle (files:)%s",
-                                          p->bm->id, mw->path,
-                                          f ? " but one it removes (state: absent)" : "");
-                }
                 if (!o->check_host)
                         continue;
                 if (p->m->n_os) {

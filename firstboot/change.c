@@ -175,6 +175,13 @@ static void compare_file(const struct change_input *in, const char *path, const 
         ret->note = n;
 }
 
+/* Whether mods[i] would run for an input it cannot change in place
+ * (module_decide()'s reason). */
+static bool needs_new_server(const struct change_input *in, size_t i)
+{
+        return in->to_run[i] && in->why[i] && startswith(in->why[i], "requires reprovisioning: ");
+}
+
 int change_show(const struct change_input *in)
 {
         const struct bundle *b = in->b;
@@ -268,6 +275,7 @@ int change_show(const struct change_input *in)
                         node_set_str(e, "id", in->mods[i].bm->id);
                         node_set_bool(e, "runs", in->to_run[i]);
                         node_set_str(e, "why", in->why[i] ? in->why[i] : "");
+                        node_set_bool(e, "requires_reprovisioning", needs_new_server(in, i));
                         node_append(ml, NULL, e);
                 }
                 for (size_t i = 0; gone && gone[i]; i++)
@@ -306,6 +314,11 @@ int change_show(const struct change_input *in)
                                in->mods[i].bm->id, in->why[i] ? in->why[i] : "");
                 for (size_t i = 0; gone && gone[i]; i++)
                         printf("  gone  %s: no longer in the bundle\n", gone[i]);
+                for (size_t i = 0; i < in->n_mods; i++)
+                        if (needs_new_server(in, i))
+                                printf("apply refuses this bundle: module %s cannot change it in "
+                                       "place (its manifest's reprovision:)\n",
+                                       in->mods[i].bm->id);
                 printf("%s\n", changes ? "Changes pending." : "Nothing to do: nothing changed.");
         }
         for (size_t i = 0; i < n; i++) {

@@ -153,6 +153,14 @@ int module_digest_compute(const struct bundle *b, const struct planned *p, const
                 const struct archive_member *am =
                         f && f->source ? member_list_find(&b->members, f->source) : NULL;
                 char h[65];
+                /* A watched file this bundle does not ship (or removes)
+                 * is no part: the stack's modules watch what every
+                 * configuration of a site may write, and one appearing
+                 * or going away is a change like any other. A source
+                 * the bundle lists but lacks was refused when it was
+                 * parsed. */
+                if (!f || f->absent)
+                        continue;
                 if (!am) {
                         module_digest_free(&d);
                         return -ENOENT;
@@ -359,7 +367,18 @@ int module_decide(const struct bundle *b, const struct planned *p, const char *m
         }
         char *why = NULL;
         int run = 1;
-        if (p->m->frequency == FREQ_ALWAYS)
+        _cleanup_strv_free_ char **changed = NULL, **reprov = NULL;
+        if (has > 0 && p->m->frequency != FREQ_ONCE && p->m->reprovision) {
+                changed_parts(now.inputs, now.n_inputs, old.inputs, old.n_inputs, &changed);
+                for (size_t i = 0; changed && changed[i]; i++)
+                        if (strv_contains(p->m->reprovision, changed[i]))
+                                strv_extend(&reprov, changed[i]);
+        }
+        if (reprov) {
+                _cleanup_free_ char *j = strv_join(reprov, ", ");
+                why = strprintf("requires reprovisioning: %s", j);
+                run = 2;
+        } else if (p->m->frequency == FREQ_ALWAYS)
                 why = xstrdup("frequency: always");
         else if (!mark)
                 why = xstrdup(failed_last ? "failed last time" : "first run");

@@ -61,7 +61,8 @@ void module_digest_free(struct module_digest *d);
  * (NULL when it has none); failed_last says the last run of this instance
  * left it failed (it then runs, mark or not). *ret_now is its digest now (with the mark's salt,
  * when it has one, else a new one), for the mark a success writes; *ret_why is the reason: "first
- * run", "failed last time", "inputs changed: a, b", "unchanged", ... Returns 1 (runs), 0 (skipped)
- * or a negative errno. */
+ * run", "failed last time", "inputs changed: a, b", "unchanged", ... Returns 1 (runs), 0 (skipped),
+ * 2 when an input its manifest lists in reprovision: changed (why: "requires reprovisioning: a",
+ * which apply refuses and plan shows) or a negative errno. */
 int module_decide(const struct bundle *b, const struct planned *p, const char *mark,
                   size_t mark_len, bool failed_last, struct module_digest *ret_now, char **ret_why);

@@ -44,6 +44,7 @@ struct run {
         struct module_status **mst;    /* status of mods[i] */
         struct module_digest *digests; /* of mods[i], for its done-mark */
         bool *to_run;                  /* mods[i] runs (module_decide()) */
+        char *reprovision;             /* the first module whose change needs a new server */
         struct run_status st;
         struct run_status prev; /* this instance's previous run, if any */
         long long t0, module_ms;
@@ -577,6 +578,8 @@ static int decide_modules(struct run *r)
                         return log_error_errno(k, "Failed to compute module %s's digest: %m",
                                                p->bm->id);
                 r->to_run[i] = k > 0;
+                if (k == 2 && !r->reprovision)
+                        r->reprovision = strprintf("module %s: %s", p->bm->id, why);
                 free(r->mst[i]->why);
                 r->mst[i]->why = TAKE_PTR(why);
         }
@@ -762,6 +765,7 @@ static void run_free(struct run *r)
                 module_digest_free(&r->digests[i]);
         free(r->digests);
         free(r->to_run);
+        free(r->reprovision);
         planned_free(r->mods, r->n_mods);
         free(r->mst);
         bundle_free(r->bundle);
@@ -1631,14 +1635,26 @@ static int run_main(int argc, char **argv, enum run_mode mode)
         r.mst = xcalloc(r.n_mods, sizeof(*r.mst));
         for (size_t i = 0; i < r.n_mods; i++)
                 r.mst[i] = &r.st.modules[i];
-        save_status(&r, false);
         /* A run that runs modules again (day 2, a module that failed or
          * runs always) takes the marker away until it is ready again. */
         if (decide_modules(&r) < 0) {
+                save_status(&r, false);
                 ret = finish(&r, "cannot read the modules' done-marks");
                 run_free(&r);
                 return ret;
         }
+        /* An input its module cannot change in place (reprovision: in its
+         * manifest) is refused, before anything is written: fail closed. */
+        if (r.reprovision) {
+                _cleanup_free_ char *e = strprintf(
+                        "%s; it cannot change on a running server: create a new server with "
+                        "this bundle, or keep the input as it was",
+                        r.reprovision);
+                ret = refuse(&r, mode, e);
+                run_free(&r);
+                return ret;
+        }
+        save_status(&r, false);
         bool will_run = false;
         for (size_t i = 0; i < r.n_mods; i++)
                 will_run = will_run || r.to_run[i];

@@ -6,7 +6,9 @@
 # systemctl. Exit 1 bad input, 2 a package install failed (retried), 3 the
 # configuration was refused or the server does not answer. The password
 # is only in /etc/redis/firstboot.conf (0640, redis) and reaches redis-cli
-# through REDISCLI_AUTH, never a command line.
+# through REDISCLI_AUTH, never a command line. On a running server a new
+# password, maxmemory or maxmemory-policy alone is applied with CONFIG SET
+# (no restart); any other setting restarts it.
 set -euo pipefail
 umask 022
 
@@ -73,7 +75,8 @@ redis_gid=$(passwd_field redis 4)
 inc=/etc/redis/firstboot.conf
 old_inc=""
 [ -f "$R$inc" ] && old_inc=$(cat "$R$inc")
-put_file "$R$inc" 0640 "$redis_uid:$redis_gid" <<EOT
+new_inc=$(
+	cat <<EOT
 # Managed by firstboot (module redis).
 bind $BIND
 protected-mode yes
@@ -84,7 +87,23 @@ appendfsync everysec
 maxmemory $MAXMEMORY
 maxmemory-policy $MAXMEMORY_POLICY
 EOT
+)
+put_file "$R$inc" 0640 "$redis_uid:$redis_gid" <<<"$new_inc"
 changed=$FILE_CHANGED
+
+# The settings a running Redis takes with CONFIG SET (Redis's CONFIG SET:
+# requirepass, maxmemory and maxmemory-policy are modifiable at run time):
+# when only they changed, the server is not restarted; the include file,
+# written above, keeps them for the next start. (Not CONFIG REWRITE: it
+# rewrites redis.conf itself, after our include line, and leaves include
+# files alone.)
+live_keys='requirepass|maxmemory|maxmemory-policy'
+others() { grep -vE "^($live_keys) " <<<"$1" || true; }
+setting() { sed -n "s/^$1 //p" <<<"$2" | head -n 1; }
+live=0
+if [ "$changed" = 1 ] && [ -n "$old_inc" ] && [ "$(others "$old_inc")" = "$(others "$new_inc")" ]; then
+	live=1
+fi
 
 last=$(grep -vE '^[[:space:]]*(#|$)' "$main" | tail -n 1 || true)
 old_main=""
@@ -97,6 +116,7 @@ if [ "$last" != "include $inc" ]; then
 	put_file "$main" "$(stat -c %a "$main")" "$(stat -c %u:%g "$main")" <"$main.firstboot-new"
 	rm -f "$main.firstboot-new"
 	changed=1
+	live=0
 fi
 
 # restore: puts the previous configuration back after a refused one.
@@ -104,6 +124,40 @@ restore() {
 	if [ -n "$old_inc" ]; then printf '%s\n' "$old_inc" >"$R$inc"; else rm -f "$R$inc"; fi
 	if [ -n "$old_main" ]; then printf '%s\n' "$old_main" >"$main"; fi
 	systemctl restart redis-server || true
+}
+
+host=127.0.0.1
+for a in $BIND; do
+	case $a in -*) continue ;; '*' | 0.0.0.0) ;; '::' | '::*') host=::1 ;; *) host=$a ;; esac
+	break
+done
+
+# config_set: each live setting that changed, set in the running server as
+# the old password allows; the new password last, read by redis-cli from
+# its standard input (-x), so it is on no command line.
+config_set() {
+	local key old new out
+	old=$(setting requirepass "$old_inc")
+	old=${old#\"}
+	REDISCLI_AUTH=${old%\"}
+	export REDISCLI_AUTH
+	for key in maxmemory maxmemory-policy requirepass; do
+		old=$(setting "$key" "$old_inc")
+		new=$(setting "$key" "$new_inc")
+		[ "$old" != "$new" ] || continue
+		if [ "$key" = requirepass ]; then
+			out=$(printf '%s' "$PASSWORD" | redis-cli -h "$host" -p "$PORT" -x config set requirepass 2>&1) || true
+		else
+			out=$(redis-cli -h "$host" -p "$PORT" config set "$key" "$new" 2>&1) || true
+		fi
+		if [ "$out" != OK ]; then
+			# Redis's error for requirepass is not printed: it is
+			# about a value that must not reach the log.
+			if [ "$key" = requirepass ]; then say "CONFIG SET requirepass was refused"; else say "CONFIG SET $key: $out"; fi
+			return 1
+		fi
+		say "CONFIG SET $key: applied without a restart"
+	done
 }
 
 if ! systemctl is-enabled --quiet redis-server; then
@@ -114,6 +168,11 @@ if ! systemctl is-active --quiet redis-server; then
 		restore
 		die 3 "redis-server does not start with this configuration; the previous one is back"
 	}
+elif [ "$changed" = 1 ] && [ "$live" = 1 ]; then
+	config_set || {
+		restore
+		die 3 "Redis refused CONFIG SET; the previous configuration is back"
+	}
 elif [ "$changed" = 1 ]; then
 	systemctl restart redis-server || {
 		restore
@@ -121,11 +180,6 @@ elif [ "$changed" = 1 ]; then
 	}
 fi
 
-host=127.0.0.1
-for a in $BIND; do
-	case $a in -*) continue ;; '*' | 0.0.0.0) ;; '::' | '::*') host=::1 ;; *) host=$a ;; esac
-	break
-done
 say "waiting for Redis on $host:$PORT (at most $WAIT_SECONDS s)"
 export REDISCLI_AUTH=$PASSWORD
 ok=0

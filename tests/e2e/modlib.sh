@@ -161,7 +161,7 @@ mod_run() {
 	# An "inputs:" with nothing under it is null, which the agent accepts.
 	"$TOP/tests/e2e/mkbundle.sh" "$b" "$b.tgz"
 	PATH="$MOD_REC/bin:$PATH" timeout 120 "$FIRSTBOOT" run --root "$root" --user-data "$b.tgz" \
-		--instance-id "mod-$_mod_n" >"$MOD_OUT" 2>"$MOD_ERR"
+		--instance-id "${MOD_INSTANCE:-mod-$_mod_n}" >"$MOD_OUT" 2>"$MOD_ERR"
 	local rc=$?
 	{
 		echo "=== mod_run $_mod_n -> $rc"

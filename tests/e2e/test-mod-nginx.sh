@@ -183,3 +183,90 @@ if ! mod_run "$R" nginx tls_mode=certbot domain=colony.example.org email=ops@exa
 	[ "$(mod_exit "$R" nginx)" = 2 ] && [ "$(mod_attempts "$R" nginx)" = 3 ] && mod_called '^certbot .* --staging$' &&
 	[ -s "$R/etc/firstboot/tls/fullchain.pem" ] && [ ! -L "$R/etc/firstboot/tls/fullchain.pem" ] &&
 	[ "$(stat -c %a "$R/etc/firstboot/tls/server.key")" = 600 ]; then t_pass; else t_fail "exit $(mod_exit "$R" nginx)"; fi
+
+# ---- a real nginx serving, reconfigured in place ----------------------
+# systemctl drives a real nginx master (Debian's /usr/sbin/nginx) whose
+# nginx.conf includes the root's conf.d, its /etc paths moved under the
+# root: start starts it, reload is `nginx -s reload` (as Debian's
+# nginx.service ExecReload), is-active asks its master. The site listens
+# on a free port on 127.0.0.1.
+NP=$(free_port)
+NX=$T/nginx-live
+mkdir -p "$NX/conf.d" "$NX/tmp"
+fresh live
+mod_ctl_reset
+mod_ctl nginx <<EOF
+for a; do [ "\$a" = -t ] && t=1; done
+[ -n "\${t:-}" ] || exit 0
+d=$T/live.nginx-t
+rm -rf "\$d"
+mkdir -p "\$d/conf.d"
+for f in "$R"/etc/nginx/conf.d/*.conf; do
+	[ -f "\$f" ] || continue
+	sed -e "s|/etc/|$R/etc/|g" "\$f" >"\$d/conf.d/\$(basename "\$f")"
+done
+printf 'pid %s/nginx.pid;\nerror_log stderr;\nevents {}\nhttp {\n  access_log off;\n  include %s/conf.d/*.conf;\n}\n' "\$d" "\$d" >"\$d/nginx.conf"
+exec /usr/sbin/nginx -t -q -e stderr -c "\$d/nginx.conf"
+EOF
+mod_ctl systemctl <<EOF
+unit=\${*: -1}
+[ "\$unit" = nginx ] || exit 0
+running() { [ -s "$NX/nginx.pid" ] && kill -0 "\$(cat "$NX/nginx.pid")" 2>/dev/null; }
+render() {
+	rm -f "$NX"/conf.d/*.conf
+	for f in "$R"/etc/nginx/conf.d/*.conf; do
+		[ -f "\$f" ] || continue
+		sed -e "s|/etc/|$R/etc/|g" "\$f" >"$NX/conf.d/\$(basename "\$f")"
+	done
+	printf 'pid %s/nginx.pid;\nerror_log %s/error.log;\nevents {}\nhttp {\n  access_log off;\n  client_body_temp_path %s/tmp/body;\n  proxy_temp_path %s/tmp/proxy;\n  fastcgi_temp_path %s/tmp/fcgi;\n  uwsgi_temp_path %s/tmp/uwsgi;\n  scgi_temp_path %s/tmp/scgi;\n  include %s/conf.d/*.conf;\n}\n' "$NX" "$NX" "$NX" "$NX" "$NX" "$NX" "$NX" "$NX" >"$NX/nginx.conf"
+}
+case \$1 in
+is-active) running ;;
+is-enabled) [ -e "$NX/enabled" ] ;;
+enable) touch "$NX/enabled" ;;
+start) render && /usr/sbin/nginx -e "$NX/error.log" -p "$NX" -c "$NX/nginx.conf" ;;
+reload) running && render && /usr/sbin/nginx -e "$NX/error.log" -p "$NX" -c "$NX/nginx.conf" -s reload ;;
+restart | stop) echo "systemctl \$1 nginx: not expected here" >&2; exit 1 ;;
+esac
+EOF
+trap '[ -s "$NX/nginx.pid" ] && kill -QUIT "$(cat "$NX/nginx.pid")" 2>/dev/null; _cleanup' EXIT
+live_site() { printf 'server {\n    listen 127.0.0.1:%s;\n    location / { return 200 "%s\\n"; }\n}\n' "$NP" "$1"; }
+get() { curl -s --max-time 5 "http://127.0.0.1:$NP/"; }
+live_run() { # SITE-FILE
+	mod_files_reset
+	mod_file "$1" /etc/nginx/conf.d/firstboot.conf 0644
+	MOD_INSTANCE=i-live mod_run "$R" nginx tls_mode=none remove_default_site=false
+}
+
+t_case "real nginx: the first run starts it and it serves the site"
+live_site one >"$T/live1.conf"
+if live_run "$T/live1.conf" && mod_order '^nginx -t$' '^systemctl start nginx' && wait_for 10 test "$(get)" = one; then
+	t_pass
+else t_fail "$(get) / $(cat "$NX/error.log" 2>/dev/null) / $(mod_lastlog "$R" nginx | tail -n 3)"; fi
+master=$(cat "$NX/nginx.pid" 2>/dev/null)
+
+t_case "real nginx: a changed site (a watched file) is nginx -t then a reload: the same master serves the new site"
+live_site two >"$T/live2.conf"
+mod_reset_calls
+if live_run "$T/live2.conf" && [ "$(_mod_status "$R" nginx why)" = "watched file changed: /etc/nginx/conf.d/firstboot.conf" ] &&
+	mod_order '^nginx -t$' '^systemctl reload nginx' && mod_not_called '^systemctl (start|restart|stop) ' &&
+	wait_for 10 test "$(get)" = two && [ "$(cat "$NX/nginx.pid")" = "$master" ] && kill -0 "$master"; then
+	t_pass
+else t_fail "$(get) master $master now $(cat "$NX/nginx.pid"): $(mod_calls "" | tr '\n' ';')"; fi
+
+t_case "real nginx: a broken site is refused by nginx -t: exit 3, no reload, no ready marker, the old site still served"
+printf 'server {\n    listen 127.0.0.1:%s;\n    proxy_pass_bogus on;\n}\n' "$NP" >"$T/live3.conf"
+mod_reset_calls
+if ! live_run "$T/live3.conf" && [ "$(mod_exit "$R" nginx)" = 3 ] && [ ! -e "$R/var/lib/firstboot/ready" ] &&
+	mod_not_called '^systemctl (reload|restart|start|stop) ' && mod_lastlog "$R" nginx | grep -q 'proxy_pass_bogus' &&
+	[ "$(get)" = two ] && [ "$(cat "$NX/nginx.pid")" = "$master" ]; then
+	t_pass
+else t_fail "exit $(mod_exit "$R" nginx) $(get): $(mod_calls "" | tr '\n' ';')"; fi
+
+t_case "real nginx: fixed, it is reloaded again by the same master and the marker comes back"
+live_site three >"$T/live4.conf"
+mod_reset_calls
+if live_run "$T/live4.conf" && mod_called '^systemctl reload nginx' && wait_for 10 test "$(get)" = three &&
+	[ "$(cat "$NX/nginx.pid")" = "$master" ] && [ -f "$R/var/lib/firstboot/ready" ]; then
+	t_pass
+else t_fail "$(get): $(mod_calls "" | tr '\n' ';')"; fi

@@ -141,10 +141,30 @@ if mod_run "$R" postgres mode=native db_password="$PW" port="$PORT" && mod_not_c
 	t_fail "$(mod_calls "" | tr '\n' ';')"
 fi
 
-t_case "native: a new password is set with ALTER ROLE; the old one stops working; no restart"
+# as_user PASSWORD SQL: SQL as colony on its database over TCP.
+as_user() { PGPASSWORD=$1 PGCONNECT_TIMEOUT=5 "$PGBIN/psql" -X -w -h 127.0.0.1 -p "$PORT" -U colony -d colony -tAc "$2" 2>"$T/login.err"; }
+pm_pid() { head -n 1 "$PGD/postmaster.pid"; }
+
+t_case "native: ALTER ROLE refused (a read-only server): exit 3, no ready marker, the old password still works"
+runuser -u postgres -- "$PGBIN/psql" -X -q -h "$SOCK" -p "$PORT" -d postgres \
+	-c "ALTER SYSTEM SET default_transaction_read_only = on" -c "SELECT pg_reload_conf()" >/dev/null
+mod_reset_calls
+if ! mod_run "$R" postgres mode=native db_password="$PW2" port="$PORT" && [ "$(mod_exit "$R" postgres)" = 3 ] &&
+	[ ! -e "$R/var/lib/firstboot/ready" ] && mod_lastlog "$R" postgres | grep -q 'creating the role colony' &&
+	[ "$(login "$PW")" = colony ] && ! login "$PW2" >/dev/null && mod_no_secrets "$R" "$PW" "$PW2"; then t_pass; else
+	t_fail "exit $(mod_exit "$R" postgres): $(mod_lastlog "$R" postgres | tail -n 3)"
+fi
+runuser -u postgres -- "$PGBIN/psql" -X -q -h "$SOCK" -p "$PORT" -d postgres \
+	-c "ALTER SYSTEM RESET default_transaction_read_only" -c "SELECT pg_reload_conf()" >/dev/null
+
+t_case "native: a new password is set with ALTER ROLE; the old one stops working; no restart, same server, data kept"
+as_user "$PW" "CREATE TABLE kept (v text); INSERT INTO kept VALUES ('before')" >/dev/null
+pid=$(pm_pid)
 mod_reset_calls
 if mod_run "$R" postgres mode=native db_password="$PW2" port="$PORT" && mod_called '^runuser' &&
-	mod_not_called '^systemctl (restart|reload)' && [ "$(login "$PW2")" = colony ] && ! login "$PW" >/dev/null &&
+	mod_not_called '^systemctl (restart|reload|start|stop)' && mod_not_called '(initdb|createcluster|dropcluster)' &&
+	[ "$(login "$PW2")" = colony ] && ! login "$PW" >/dev/null && [ "$(pm_pid)" = "$pid" ] &&
+	[ "$(as_user "$PW2" "SELECT v FROM kept")" = before ] && [ -f "$R/var/lib/firstboot/ready" ] &&
 	mod_no_secrets "$R" "$PW" "$PW2" && ! grep -rqF "$PW2" "$PGLOG"; then t_pass; else t_fail "$(mod_calls "" | tr '\n' ';')"; fi
 
 t_case "native: postgres_db_schema lets db_user into the database postgres, its tables in a schema of its own"

@@ -131,12 +131,48 @@ if mod_run "$R" redis mode=native password="$PW" port="$PORT" && mod_not_called 
 	mod_not_called '^systemctl (start|restart|enable) ' && mod_called '^redis-cli .* ping' &&
 	[ "$(tree_snapshot "$R")" = "$before" ]; then t_pass; else t_fail "$(mod_calls "" | tr '\n' ';')"; fi
 
-t_case "native: a new maxmemory restarts Redis without reinstalling"
+t_case "native: a new maxmemory and policy are set with CONFIG SET: no restart, the same server process"
 mod_reset_calls
+pid=$(cat "$RD/redis.pid")
 if mod_run "$R" redis mode=native password="$PW" port="$PORT" maxmemory=64mb maxmemory_policy=allkeys-lfu &&
-	mod_called '^systemctl restart redis-server' && mod_not_called '^apt-get' &&
+	mod_not_called '^systemctl (restart|start|stop) ' && mod_not_called '^apt-get' &&
+	mod_called "^redis-cli -h 127.0.0.1 -p $PORT config set maxmemory 64mb$" &&
+	[ "$(cat "$RD/redis.pid")" = "$pid" ] && kill -0 "$pid" &&
 	[ "$(cli "$PW" config get maxmemory | tail -n 1)" = 67108864 ] &&
-	[ "$(cli "$PW" config get maxmemory-policy | tail -n 1)" = allkeys-lfu ]; then t_pass; else t_fail "$(mod_calls "" | tr '\n' ';')"; fi
+	[ "$(cli "$PW" config get maxmemory-policy | tail -n 1)" = allkeys-lfu ] &&
+	grep -qx 'maxmemory-policy allkeys-lfu' "$R/etc/redis/firstboot.conf"; then t_pass; else t_fail "$(mod_calls "" | tr '\n' ';')"; fi
+
+PW2=Rd2$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
+t_case "native: a new password is set with CONFIG SET (from stdin) and kept in the include file: same process, new works, old fails"
+mod_reset_calls
+cli "$PW" set survives yes >/dev/null
+pid=$(cat "$RD/redis.pid")
+if mod_run "$R" redis mode=native password="$PW2" port="$PORT" maxmemory=64mb maxmemory_policy=allkeys-lfu &&
+	mod_not_called '^systemctl (restart|start|stop) ' && mod_called "^redis-cli -h 127.0.0.1 -p $PORT -x config set requirepass$" &&
+	[ "$(cat "$RD/redis.pid")" = "$pid" ] && [ "$(cli "$PW2" ping)" = PONG ] &&
+	[[ $(cli "$PW" ping) == *WRONGPASS* ]] && [ "$(cli "$PW2" get survives)" = yes ] &&
+	grep -qxF "requirepass \"$PW2\"" "$R/etc/redis/firstboot.conf" && mod_no_secrets "$R" "$PW" "$PW2" &&
+	! grep -qF "$PW2" "$RD/redis.log"; then t_pass; else
+	t_fail "$(mod_calls "" | tr '\n' ';') $(mod_lastlog "$R" redis | tail -n 3)"
+fi
+
+t_case "native: after a restart the new password still works, the old one does not"
+if "$MOD_REC/bin/systemctl" restart redis-server && [ "$(cat "$RD/redis.pid")" != "$pid" ] &&
+	wait_for 10 test "$(cli "$PW2" ping)" = PONG && [[ $(cli "$PW" ping) == *WRONGPASS* ]]; then t_pass; else
+	t_fail "$(tail -n 3 "$RD/redis.log")"
+fi
+
+t_case "native: a password changed behind firstboot's back: CONFIG SET refused, exit 3, no ready marker, the file restored"
+cli "$PW2" config set requirepass "other-$PW2" >/dev/null
+PW3=Rd3$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
+if ! mod_run "$R" redis mode=native password="$PW3" port="$PORT" maxmemory=64mb maxmemory_policy=allkeys-lfu &&
+	[ "$(mod_exit "$R" redis)" = 3 ] && [ ! -e "$R/var/lib/firstboot/ready" ] &&
+	mod_lastlog "$R" redis | grep -q 'CONFIG SET requirepass was refused' &&
+	grep -qxF "requirepass \"$PW2\"" "$R/etc/redis/firstboot.conf" && wait_for 10 test "$(cli "$PW2" ping)" = PONG &&
+	mod_no_secrets "$R" "$PW2" "$PW3" "other-$PW2"; then t_pass; else
+	t_fail "exit $(mod_exit "$R" redis): $(mod_lastlog "$R" redis | tail -n 3)"
+fi
+PW=$PW2
 
 t_case "native: settings added after the include are moved before it"
 echo "maxmemory 1mb" >>"$R/etc/redis/redis.conf"

@@ -244,13 +244,76 @@ TEST(decide)
         unload(&f);
 }
 
-TEST(watches_must_be_bundle_files)
+/* An input the manifest lists in reprovision: that changed is 2, "requires
+ * reprovisioning: NAME", whatever else changed, failed last time or
+ * frequency: always; other inputs changing are an ordinary rerun. */
+TEST(decide_reprovision)
+{
+        struct fixture f1, f2, f3;
+        struct module_digest now = {0}, first = {0};
+        char *why = NULL;
+#define REPROV MANIFEST "reprovision: [port]\n"
+        REQUIRE(load(&f1, "{password: a, port: 8080}", REPROV, "#!/bin/sh\n", "x=1\n") == 0);
+        REQUIRE(load(&f2, "{password: b, port: 9090}", REPROV, "#!/bin/sh\n", "x=1\n") == 0);
+        REQUIRE(load(&f3, "{password: b, port: 8080}", REPROV, "#!/bin/sh\n", "x=1\n") == 0);
+#undef REPROV
+        CHECK_INTEQ(module_decide(f1.b, &f1.mods[0], NULL, 0, false, &first, &why), 1);
+        free(why);
+        char *mark = module_digest_format(&first, "i-1", 1);
+        CHECK_INTEQ(module_decide(f2.b, &f2.mods[0], mark, strlen(mark), false, &now, &why), 2);
+        CHECK_STREQ(why, "requires reprovisioning: port");
+        free(why);
+        module_digest_free(&now);
+        CHECK_INTEQ(module_decide(f2.b, &f2.mods[0], mark, strlen(mark), true, &now, &why), 2);
+        free(why);
+        module_digest_free(&now);
+        f2.mods[0].m->frequency = FREQ_ALWAYS;
+        CHECK_INTEQ(module_decide(f2.b, &f2.mods[0], mark, strlen(mark), false, &now, &why), 2);
+        free(why);
+        module_digest_free(&now);
+        CHECK_INTEQ(module_decide(f3.b, &f3.mods[0], mark, strlen(mark), false, &now, &why), 1);
+        CHECK_STREQ(why, "inputs changed: password");
+        free(why);
+        module_digest_free(&now);
+        free(mark);
+        module_digest_free(&first);
+        unload(&f1);
+        unload(&f2);
+        unload(&f3);
+}
+
+/* A watched file the bundle does not ship is no part of the digest (a
+ * stack module watches what any site may render for it); one that comes
+ * or goes is a change, named. */
+TEST(watches_not_shipped_are_left_out)
 {
         struct fixture f;
-        CHECK(load(&f, "{password: x}",
-                   "id: web\nname: Web\nversion: '1'\nwatches: [/etc/other.conf]\n"
-                   "inputs: [{name: password, type: password}]\n",
-                   "#!/bin/sh\n", "x\n") < 0);
+        struct module_digest now = {0}, old = {0};
+        REQUIRE(load(&f, "{password: x}",
+                     "id: web\nname: Web\nversion: '1'\nwatches: [/etc/other.conf, /etc/web.conf]\n"
+                     "inputs: [{name: password, type: password}]\n",
+                     "#!/bin/sh\n", "x\n") == 0);
+        REQUIRE(module_digest_compute(f.b, &f.mods[0], salt, &now) == 0);
+        CHECK_INTEQ(now.n_watches, 1);
+        CHECK_STREQ(now.watches[0].name, "/etc/web.conf");
+        /* The same parts and one more watched file: it went away. */
+        char *mark = module_digest_format(&now, "i-1", 1);
+        REQUIRE(module_digest_parse(mark, strlen(mark), &old) == 1);
+        old.watches = xrealloc(old.watches, 2 * sizeof(*old.watches));
+        old.watches[1].name = xstrdup("/etc/other.conf");
+        memcpy(old.watches[1].hash, now.watches[0].hash, 65);
+        old.n_watches = 2;
+        memset(old.digest, 'f', 64);
+        char *why = module_digest_changes(&old, &now);
+        CHECK_STREQ(why, "watched file changed: /etc/other.conf");
+        free(why);
+        why = module_digest_changes(&now, &old);
+        CHECK_STREQ(why, "watched file changed: /etc/other.conf");
+        free(why);
+        free(mark);
+        module_digest_free(&old);
+        module_digest_free(&now);
+        unload(&f);
 }
 
 /* bundle.yaml's day-2 fields: the diagnostics of head (with one files/f

@@ -219,7 +219,7 @@ TEST(required_fields_and_top_level_errors)
         CHECK_STREQ(b, "manifest.yml:4:1: unknown key 'colour' in the manifest (expected one of: "
                        "id, name, version, description, category, author, os_requirements, "
                        "resource_requirements, inputs, install_script, timeout_seconds, "
-                       "idempotent, after, requires, frequency, watches)");
+                       "idempotent, after, requires, frequency, watches, reprovision)");
         _cleanup_free_ char *c = errors("- a\n- b\n");
         CHECK_STREQ(c, "manifest.yml:1:1: a module manifest must be a mapping, not a sequence");
         _cleanup_free_ char *f = errors("id: m\nname: \"\"\nversion: 1\n");
@@ -326,6 +326,38 @@ TEST(watches)
                        "path without '.' or '..' components\n"
                        "manifest.yml:4:54: 'watches' lists \"/etc/\", which is not an absolute "
                        "path without '.' or '..' components");
+}
+
+TEST(reprovision)
+{
+        struct manifest *m = parse(HEAD "inputs: [{name: mode, type: string}, {name: dir, type: "
+                                        "string}]\nreprovision: [dir, mode]\n",
+                                   NULL);
+        REQUIRE(m);
+        REQUIRE(m->reprovision);
+        CHECK_STREQ(m->reprovision[0], "dir");
+        CHECK_STREQ(m->reprovision[1], "mode");
+        CHECK(!m->reprovision[2]);
+        manifest_free(m);
+        m = parse(HEAD "reprovision: []\n", NULL);
+        REQUIRE(m);
+        CHECK(!m->reprovision);
+        manifest_free(m);
+        _cleanup_free_ char *a = errors(HEAD "inputs: [{name: mode, type: string}]\n"
+                                             "reprovision: mode\n");
+        CHECK_STREQ(a, "manifest.yml:5:14: 'reprovision' must be a sequence of input names, not a "
+                       "string");
+        _cleanup_free_ char *b = errors(HEAD "inputs: [{name: mode, type: string}]\n"
+                                             "reprovision: [mode, port, mode, [x], ~]\n");
+        CHECK_STREQ(b, "manifest.yml:5:21: 'reprovision' lists \"port\", which is not an input of "
+                       "this module\n"
+                       "manifest.yml:5:27: 'reprovision' lists 'mode' twice\n"
+                       "manifest.yml:5:33: 'reprovision' must list input names, not a sequence\n"
+                       "manifest.yml:5:38: 'reprovision' must list input names, not null");
+        /* Without inputs, nothing can be listed. */
+        _cleanup_free_ char *c = errors(HEAD "reprovision: [mode]\n");
+        CHECK_STREQ(c, "manifest.yml:4:15: 'reprovision' lists \"mode\", which is not an input of "
+                       "this module");
 }
 
 TEST(input_errors)
