@@ -18,8 +18,17 @@
 set -euo pipefail
 umask 022
 
-R=${FIRSTBOOT_ROOT:-/}
-R=${R%/}
+# The helpers the stack modules share (die, say, put_file, make_dir,
+# passwd_field, apt_get, ...), from modules/_lib/ beside this module's
+# folder; without them, nothing runs.
+fb_lib=$(dirname -- "${BASH_SOURCE[0]:-.}")/../_lib/firstboot-module.sh
+[ -f "$fb_lib" ] || {
+	echo "$fb_lib is missing: ship modules/_lib/ with the modules" >&2
+	exit 1
+}
+# shellcheck source-path=SCRIPTDIR source=../_lib/firstboot-module.sh
+. "$fb_lib"
+
 MODDIR=${FIRSTBOOT_MODULE_DIR:-$(cd "$(dirname "$0")" && pwd)}
 NODE_MAJOR=${NODE_MAJOR:-26}
 NODE_SOURCE=${NODE_SOURCE:-auto}
@@ -37,40 +46,28 @@ DEPLOY_TOKEN=${DEPLOY_TOKEN:-}
 BUILD_SCRIPT=${BUILD_SCRIPT:-}
 WAIT_SECONDS=${WAIT_SECONDS:-60}
 
-die() {
-	local code=$1
-	shift
-	echo "$*" >&2
-	exit "$code"
+# on_host PATH: refused (exit 3) when a link on the way leads the host
+# elsewhere than inside the root (an absolute link out of it): the
+# commands run on PATH (chown, git, npm, pm2) follow links as the host
+# does, not as in_root does.
+on_host() {
+	local host inside
+	in_root "$1" || die 3 "${1#"$R"}: not a path inside the root"
+	host=$(realpath -m -- "$1") || die 3 "${1#"$R"}: cannot resolve it"
+	inside=$(realpath -m -- "$IN_ROOT") || die 3 "${1#"$R"}: cannot resolve it"
+	[ "$host" = "$inside" ] || die 3 "${1#"$R"}: a link on the way leads out of the root: refused"
 }
-say() { echo "$*"; }
-
-# put_file PATH MODE UID:GID: PATH gets standard input through a temporary
-# file in the same folder (created 0600) renamed into place. FILE_CHANGED=1
-# when the content, mode or owner differed.
-put_file() {
-	local path=$1 mode=$2 owner=$3 tmp
-	FILE_CHANGED=0
-	mkdir -p "$(dirname "$path")"
-	tmp=$(mktemp "$path.fbtmp.XXXXXX")
-	cat >"$tmp"
-	chown "$owner" "$tmp"
-	chmod "$mode" "$tmp"
-	if [ -f "$path" ] && [ ! -L "$path" ] && cmp -s "$tmp" "$path" &&
-		[ "$(stat -c '%a %u:%g' "$path")" = "$(stat -c '%a %u:%g' "$tmp")" ]; then
-		rm -f "$tmp"
-		return 0
-	fi
-	mv -f "$tmp" "$path"
-	FILE_CHANGED=1
-	say "wrote ${path#"$R"}"
+# host_dir PATH MODE OWNER: the folder PATH (on_host) made inside the root
+# (make_dir), given OWNER and MODE ("-": the mode is left as it is).
+host_dir() {
+	local path=$1 mode=$2 owner=$3
+	on_host "$path"
+	if [ "$mode" = - ]; then make_dir "$path"; else make_dir "$path" "$mode"; fi
+	[ -d "$path" ] || die 3 "${path#"$R"} is not a folder"
+	chown -- "$owner" "$path" || die 3 "${path#"$R"}: cannot give it owner $owner"
+	[ "$mode" = - ] || chmod -- "$mode" "$path" || die 3 "${path#"$R"}: cannot give it mode $mode"
 }
 
-apt_get() {
-	apt-get -y -q -o DPkg::Lock::Timeout=300 -o Dpkg::Options::=--force-confdef \
-		-o Dpkg::Options::=--force-confold "$@"
-}
-passwd_field() { awk -F: -v u="$1" -v f="$2" '$1 == u { print $f; exit }' "$R/etc/passwd"; }
 # deb_major VERSION: the major of a Debian version ("1:18.19.0+dfsg-6" -> 18).
 deb_major() {
 	local v=${1#*:}
@@ -110,13 +107,16 @@ num "$WAIT_SECONDS" || die 1 "wait_seconds must be a number from 1"
 
 SRC=$R/etc/firstboot/node
 for f in ecosystem.config.js apps.env.js; do
+	on_host "$SRC/$f"
 	[ -f "$SRC/$f" ] || die 3 "/etc/firstboot/node/$f is missing: imagegen renders it when site.yaml lists the node module"
 done
 home=$(passwd_field "$USER_NAME" 6)
 uid=$(passwd_field "$USER_NAME" 3)
 gid=$(passwd_field "$USER_NAME" 4)
 if [ -z "$home" ] || [ -z "$uid" ] || [ -z "$gid" ]; then die 3 "there is no user $USER_NAME (the base module creates it)"; fi
+on_host "$R$home"
 [ -d "$R$home" ] || die 3 "$USER_NAME's home $home does not exist"
+on_host "$R$home/.pm2"
 
 # ---- Node.js ------------------------------------------------------------
 
@@ -173,8 +173,7 @@ done
 # ---- the code -----------------------------------------------------------
 
 state=$R/var/lib/firstboot/node
-mkdir -p "$state"
-chmod 0700 "$state"
+host_dir "$state" 0700 0:0
 code_changed=0
 if [ -n "$REPO_URL" ]; then
 	work=$(mktemp -d)
@@ -182,9 +181,7 @@ if [ -n "$REPO_URL" ]; then
 	chmod 0755 "$work"
 	if [ -n "$DEPLOY_KEY" ]; then
 		key=$R$home/.ssh/firstboot_deploy_key
-		mkdir -p "$R$home/.ssh"
-		chown "$uid:$gid" "$R$home/.ssh"
-		chmod 0700 "$R$home/.ssh"
+		host_dir "$R$home/.ssh" 0700 "$uid:$gid"
 		printf '%s\n' "$DEPLOY_KEY" | put_file "$key" 0600 "$uid:$gid"
 		GIT_SSH_COMMAND="ssh -i $home/.ssh/firstboot_deploy_key -o IdentitiesOnly=yes -o StrictHostKeyChecking=accept-new"
 	fi
@@ -198,9 +195,7 @@ if [ -n "$REPO_URL" ]; then
 	fi
 	dir=$R$APP_DIR
 	if [ ! -d "$dir/.git" ]; then
-		mkdir -p "$(dirname "$dir")"
-		[ -d "$dir" ] || mkdir "$dir"
-		chown "$uid:$gid" "$dir"
+		host_dir "$dir" - "$uid:$gid"
 		as_user git clone --quiet --no-checkout -- "$REPO_URL" "$dir" || die 2 "git clone of $REPO_URL failed"
 	fi
 	as_user git -C "$dir" fetch --quiet --force --tags origin '+refs/heads/*:refs/remotes/origin/*' ||
@@ -229,9 +224,7 @@ fi
 if [ -d "$R$home/.pm2" ]; then chmod 0700 "$R$home/.pm2"; fi
 
 eco_dir=$R$home/.pm2-apps
-mkdir -p "$eco_dir"
-chown "$uid:$gid" "$eco_dir"
-chmod 0700 "$eco_dir"
+host_dir "$eco_dir" 0700 "$uid:$gid"
 put_file "$eco_dir/apps.env.js" 0600 "$uid:$gid" <"$SRC/apps.env.js"
 env_changed=$FILE_CHANGED
 put_file "$eco_dir/ecosystem.config.js" 0600 "$uid:$gid" <"$SRC/ecosystem.config.js"

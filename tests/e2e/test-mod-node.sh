@@ -426,6 +426,25 @@ if ! mod_run "$R" node app_dir=/srv/other repo_url="file://$T/nothing.git" && [ 
 	mod_files_reset && rm -f "$R/etc/firstboot/node/apps.env.js" && ! mod_run "$R" node && [ "$(mod_exit "$R" node)" = 3 ] &&
 	mod_lastlog "$R" node | grep -q 'apps.env.js is missing'; then t_pass; else t_fail "exit $(mod_exit "$R" node): $(mod_lastlog "$R" node | tail -n 2)"; fi
 
+t_case "a link out of the root where node writes (the ecosystem's folder, the app's folder): exit 3, nothing written outside"
+mkdir -p "$T/outside"
+mv "$R/home/deploy/.pm2-apps" "$T/pm2-apps.saved"
+ln -s "$T/outside" "$R/home/deploy/.pm2-apps"
+ln -s "$T/outside" "$R/srv/linked"
+mod_files_reset
+mod_file "$T/b3/files/etc/firstboot/node/ecosystem.config.js" /etc/firstboot/node/ecosystem.config.js 0600
+mod_file "$T/b3/files/etc/firstboot/node/apps.env.js" /etc/firstboot/node/apps.env.js 0600
+mod_reset_calls
+if ! mod_run "$R" node app_dir=/srv/app && [ "$(mod_exit "$R" node)" = 3 ] &&
+	mod_lastlog "$R" node | grep -q '/home/deploy/.pm2-apps: a link on the way leads out of the root: refused' &&
+	! mod_run "$R" node app_dir=/srv/linked/app repo_url="file://$T/repo.git" && [ "$(mod_exit "$R" node)" = 3 ] &&
+	mod_lastlog "$R" node | grep -q '/srv/linked/app: a link on the way leads out of the root: refused' &&
+	[ -z "$(ls -A "$T/outside")" ] && [ ! -e "$R$T/outside" ] && mod_not_called '^pm2 startOrReload' && mod_not_called '^git clone'; then t_pass; else
+	t_fail "exit $(mod_exit "$R" node): $(mod_lastlog "$R" node | tail -n 2); outside: $(ls -A "$T/outside")"
+fi
+rm -f "$R/home/deploy/.pm2-apps" "$R/srv/linked"
+mv "$T/pm2-apps.saved" "$R/home/deploy/.pm2-apps"
+
 stop_pm2
 t_case "pm2 kill stopped everything this test started"
 if ! (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then t_pass; else t_fail "port $PORT still answers"; fi
