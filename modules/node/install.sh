@@ -9,12 +9,25 @@
 # refused or the apps do not come online.
 #
 # Upstream names: NodeSource's repository line and key (nodesource/
-# distributions README: "deb [signed-by=...] https://deb.nodesource.com/
-# node_$NODE_MAJOR.x nodistro main", key fingerprint 6F71F525282841EED
-# AF851B42F59B5F99B1BE0B4, shipped here as nodesource-repo.gpg.key); PM2's
-# commands (Unitech/pm2 lib/binaries/CLI.js: startOrReload, startup
-# [platform] -u --hp, save, install, set, jlist); pm2-logrotate's keys
-# (pm2-hive/pm2-logrotate package.json config: max_size, retain, compress).
+# distributions b84e5626, scripts/deb/setup_22.x: the key from
+# https://deb.nodesource.com/gpgkey/nodesource-repo.gpg.key, "deb
+# [signed-by=...] https://deb.nodesource.com/node_$NODE_VERSION nodistro
+# main" with NODE_VERSION="22.x"). The key is shipped here as
+# nodesource-repo.gpg.key: "NSolid <nsolid-gpg@nodesource.com>", RSA 2048,
+# fingerprint 6F71F525282841EEDAF851B42F59B5F99B1BE0B4; NodeSource's
+# repository names no fingerprint, its issues show the same one
+# (nodesource/distributions#1792: NodeSource's own key file printed with
+# this fingerprint; #1688: apt on node_18.x nodistro wanting key
+# 2F59B5F99B1BE0B4, its last 16 digits). PM2's commands (Unitech/pm2
+# 31adee80 lib/binaries/CLI.js: startOrReload, startup [platform] -u --hp,
+# save, install, set, jlist; lib/God/Reload.js: a reload restarts a fork
+# mode process, replaces cluster workers one by one); pm2-logrotate's
+# settings (keymetrics/pm2-logrotate 15f30dc0 README.md and package.json
+# config: max_size, retain, compress, set with pm2 set
+# pm2-logrotate:KEY VALUE). git: GIT_SSH_COMMAND, GIT_ASKPASS,
+# GIT_TERMINAL_PROMPT (git's Documentation/git.txt); ssh's options
+# (ssh_config(5): IdentityFile through -i, IdentitiesOnly, BatchMode,
+# StrictHostKeyChecking, UserKnownHostsFile, GlobalKnownHostsFile).
 set -euo pipefail
 umask 022
 
@@ -41,8 +54,13 @@ USER_NAME=${DEPLOY_USER:-deploy}
 APP_DIR=${APP_DIR:-/srv/app}
 REPO_URL=${REPO_URL:-}
 REPO_REF=${REPO_REF:-main}
-DEPLOY_KEY=${DEPLOY_KEY:-}
-DEPLOY_TOKEN=${DEPLOY_TOKEN:-}
+SSH_KNOWN_HOSTS=${SSH_KNOWN_HOSTS:-}
+# The secrets stay in this script's own variables, not exported: every
+# command it runs would inherit them otherwise (npm's scripts, the PM2
+# daemon, and the apps through pm2 --update-env, which saves them).
+deploy_key=${DEPLOY_KEY:-}
+deploy_token=${DEPLOY_TOKEN:-}
+unset DEPLOY_KEY DEPLOY_TOKEN
 BUILD_SCRIPT=${BUILD_SCRIPT:-}
 WAIT_SECONDS=${WAIT_SECONDS:-60}
 
@@ -77,13 +95,21 @@ deb_major() {
 installed_major() { deb_major "$(dpkg-query -W -f='${db:Status-Status} ${Version}' nodejs 2>/dev/null | awk '$1 == "installed" { print $2 }')" || true; }
 
 # as_user CMD...: CMD as the deploy user, with its home and PM2_HOME.
-# The token reaches git's askpass helper through the environment.
 as_user() {
 	local e=(HOME="$R$home" PM2_HOME="$R$home/.pm2" PATH="$PATH" GIT_TERMINAL_PROMPT=0)
-	[ -n "${GIT_SSH_COMMAND:-}" ] && e+=(GIT_SSH_COMMAND="$GIT_SSH_COMMAND")
-	[ -n "${GIT_ASKPASS:-}" ] && e+=(GIT_ASKPASS="$GIT_ASKPASS" FIRSTBOOT_GIT_TOKEN="$FIRSTBOOT_GIT_TOKEN")
 	runuser -u "$USER_NAME" -- env "${e[@]}" "$@"
 }
+# git_user ARG...: git as the deploy user, with ssh's command (deploy key)
+# or the askpass helper; the token goes to the helper in the environment
+# of this one command (runuser keeps it), never on a command line.
+git_user() {
+	local e=(HOME="$R$home" PATH="$PATH" GIT_TERMINAL_PROMPT=0)
+	[ -z "$git_ssh" ] || e+=(GIT_SSH_COMMAND="$git_ssh")
+	[ -z "$git_askpass" ] || e+=(GIT_ASKPASS="$git_askpass")
+	FIRSTBOOT_GIT_TOKEN=$deploy_token runuser -u "$USER_NAME" -- env "${e[@]}" git "$@"
+}
+# sq WORD: WORD quoted for sh (git runs GIT_SSH_COMMAND with the shell).
+sq() { printf "'%s'" "${1//\'/\'\\\'\'}"; }
 
 # ---- inputs -------------------------------------------------------------
 
@@ -101,7 +127,13 @@ if [ -n "$REPO_URL" ] && ! [[ $REPO_URL =~ ^(https://|ssh://|file:///)[A-Za-z0-9
 	die 1 "repo_url must be an https://, ssh:// or user@host:path URL"
 fi
 if ! [[ $REPO_REF =~ ^[A-Za-z0-9][A-Za-z0-9._/-]*$ ]] || [[ $REPO_REF == *..* ]]; then die 1 "repo_ref must be a branch, tag or commit"; fi
-[[ $DEPLOY_TOKEN =~ ^[A-Za-z0-9_.~+/=-]*$ ]] || die 1 "deploy_token holds characters a token does not"
+if [[ $REPO_URL =~ ^https://[^/@]*:[^/@]*@ ]]; then die 1 "repo_url must not hold a password: give it as deploy_token"; fi
+ssh_url=0
+if [ -n "$REPO_URL" ] && [[ $REPO_URL != https://* ]] && [[ $REPO_URL != file://* ]]; then ssh_url=1; fi
+if [ $ssh_url = 1 ] && [ -z "$SSH_KNOWN_HOSTS" ]; then
+	die 1 "repo_url is reached with ssh: ssh_known_hosts must give the server's host key (known_hosts lines)"
+fi
+[[ $deploy_token =~ ^[A-Za-z0-9_.~+/=-]*$ ]] || die 1 "deploy_token holds characters a token does not"
 [[ $BUILD_SCRIPT =~ ^[A-Za-z0-9:_.-]*$ ]] || die 1 "build_script must be an npm script name"
 num "$WAIT_SECONDS" || die 1 "wait_seconds must be a number from 1"
 
@@ -175,37 +207,48 @@ done
 state=$R/var/lib/firstboot/node
 host_dir "$state" 0700 0:0
 code_changed=0
+git_ssh="" git_askpass=""
 if [ -n "$REPO_URL" ]; then
 	work=$(mktemp -d)
 	trap 'rm -rf "$work"' EXIT
 	chmod 0755 "$work"
-	if [ -n "$DEPLOY_KEY" ]; then
-		key=$R$home/.ssh/firstboot_deploy_key
+	if [ $ssh_url = 1 ]; then
+		# ssh checks the server against the host keys site.yaml gave,
+		# and nothing else (no key learnt on first use, no prompt).
 		host_dir "$R$home/.ssh" 0700 "$uid:$gid"
-		printf '%s\n' "$DEPLOY_KEY" | put_file "$key" 0600 "$uid:$gid"
-		GIT_SSH_COMMAND="ssh -i $home/.ssh/firstboot_deploy_key -o IdentitiesOnly=yes -o StrictHostKeyChecking=accept-new"
+		kh=$R$home/.ssh/firstboot_known_hosts
+		printf '%s\n' "$SSH_KNOWN_HOSTS" | put_file "$kh" 0644 "$uid:$gid"
+		git_ssh="ssh -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=$(sq "$kh") -o GlobalKnownHostsFile=/dev/null"
+		if [ -n "$deploy_key" ]; then
+			key=$R$home/.ssh/firstboot_deploy_key
+			printf '%s\n' "$deploy_key" | put_file "$key" 0600 "$uid:$gid"
+			git_ssh+=" -i $(sq "$key") -o IdentitiesOnly=yes"
+		fi
 	fi
-	if [ -n "$DEPLOY_TOKEN" ]; then
+	if [ -n "$deploy_token" ]; then
 		# git asks for the user name and the password; the token reaches
 		# the helper in its environment, never a command line or a file.
 		printf '#!/bin/sh\ncase "$1" in Username*) echo x-access-token ;; *) printf "%%s\\n" "$FIRSTBOOT_GIT_TOKEN" ;; esac\n' >"$work/askpass"
 		chmod 0755 "$work/askpass"
-		GIT_ASKPASS=$work/askpass
-		FIRSTBOOT_GIT_TOKEN=$DEPLOY_TOKEN
+		git_askpass=$work/askpass
 	fi
 	dir=$R$APP_DIR
+	cloned=0
 	if [ ! -d "$dir/.git" ]; then
 		host_dir "$dir" - "$uid:$gid"
-		as_user git clone --quiet --no-checkout -- "$REPO_URL" "$dir" || die 2 "git clone of $REPO_URL failed"
+		git_user clone --quiet --no-checkout -- "$REPO_URL" "$dir" || die 2 "git clone of $REPO_URL failed"
+		cloned=1
 	fi
-	as_user git -C "$dir" fetch --quiet --force --tags origin '+refs/heads/*:refs/remotes/origin/*' ||
+	git_user -C "$dir" fetch --quiet --force --tags origin '+refs/heads/*:refs/remotes/origin/*' ||
 		die 2 "git fetch from $REPO_URL failed"
-	commit=$(as_user git -C "$dir" rev-parse --verify --quiet "refs/remotes/origin/$REPO_REF^{commit}" ||
-		as_user git -C "$dir" rev-parse --verify --quiet "$REPO_REF^{commit}") || die 3 "$REPO_URL has no branch, tag or commit $REPO_REF"
+	commit=$(git_user -C "$dir" rev-parse --verify --quiet "refs/remotes/origin/$REPO_REF^{commit}" ||
+		git_user -C "$dir" rev-parse --verify --quiet "$REPO_REF^{commit}") || die 3 "$REPO_URL has no branch, tag or commit $REPO_REF"
 	deployed=$(cat "$state/commit" 2>/dev/null || true)
-	if [ "$commit" != "$deployed" ] || [ "$(as_user git -C "$dir" rev-parse HEAD 2>/dev/null)" != "$commit" ]; then
+	# A new clone is checked out even at the commit deployed before (to
+	# another app_dir): --no-checkout left its HEAD there, its files not.
+	if [ $cloned = 1 ] || [ "$commit" != "$deployed" ] || [ "$(git_user -C "$dir" rev-parse HEAD 2>/dev/null)" != "$commit" ]; then
 		say "deploying $REPO_REF ($commit)"
-		as_user git -C "$dir" checkout --quiet --force --detach "$commit" || die 3 "git checkout $commit failed"
+		git_user -C "$dir" checkout --quiet --force --detach "$commit" || die 3 "git checkout $commit failed"
 		if [ -f "$dir/package-lock.json" ] || [ -f "$dir/npm-shrinkwrap.json" ]; then
 			(cd "$dir" && as_user npm ci --omit=dev --no-fund --no-audit) || die 2 "npm ci --omit=dev failed"
 		fi
