@@ -14,7 +14,10 @@
 # for byte), `pm2 startup` (it would write this machine's
 # /etc/systemd/system and call its systemctl; the fake writes the unit
 # under the root), and runuser (runs the command as root: there is no
-# deploy user on this machine). Everything started is killed at the end.
+# deploy user on this machine). Real as well: the private repository
+# cases' sshd (Debian's openssh-server, in a private mount namespace made
+# with unshare) and git http-backend behind tests/e2e/peers/git-https.py.
+# Everything started is killed at the end.
 # shellcheck source=tests/e2e/lib.sh
 . "$(dirname "$0")/lib.sh"
 # shellcheck source=tests/e2e/modlib.sh
