@@ -9,17 +9,39 @@
 # refused or the apps do not come online.
 #
 # Upstream names: NodeSource's repository line and key (nodesource/
-# distributions README: "deb [signed-by=...] https://deb.nodesource.com/
-# node_$NODE_MAJOR.x nodistro main", key fingerprint 6F71F525282841EED
-# AF851B42F59B5F99B1BE0B4, shipped here as nodesource-repo.gpg.key); PM2's
-# commands (Unitech/pm2 lib/binaries/CLI.js: startOrReload, startup
-# [platform] -u --hp, save, install, set, jlist); pm2-logrotate's keys
-# (pm2-hive/pm2-logrotate package.json config: max_size, retain, compress).
+# distributions b84e5626, scripts/deb/setup_22.x: the key from
+# https://deb.nodesource.com/gpgkey/nodesource-repo.gpg.key, "deb
+# [signed-by=...] https://deb.nodesource.com/node_$NODE_VERSION nodistro
+# main" with NODE_VERSION="22.x"). The key is shipped here as
+# nodesource-repo.gpg.key: "NSolid <nsolid-gpg@nodesource.com>", RSA 2048,
+# fingerprint 6F71F525282841EEDAF851B42F59B5F99B1BE0B4; NodeSource's
+# repository names no fingerprint, its issues show the same one
+# (nodesource/distributions#1792: NodeSource's own key file printed with
+# this fingerprint; #1688: apt on node_18.x nodistro wanting key
+# 2F59B5F99B1BE0B4, its last 16 digits). PM2's commands (Unitech/pm2
+# 31adee80 lib/binaries/CLI.js: startOrReload, startup [platform] -u --hp,
+# save, install, set, jlist; lib/God/Reload.js: a reload restarts a fork
+# mode process, replaces cluster workers one by one); pm2-logrotate's
+# settings (keymetrics/pm2-logrotate 15f30dc0 README.md and package.json
+# config: max_size, retain, compress, set with pm2 set
+# pm2-logrotate:KEY VALUE). git: GIT_SSH_COMMAND, GIT_ASKPASS,
+# GIT_TERMINAL_PROMPT (git's Documentation/git.txt); ssh's options
+# (ssh_config(5): IdentityFile through -i, IdentitiesOnly, BatchMode,
+# StrictHostKeyChecking, UserKnownHostsFile, GlobalKnownHostsFile).
 set -euo pipefail
 umask 022
 
-R=${FIRSTBOOT_ROOT:-/}
-R=${R%/}
+# The helpers the stack modules share (die, say, put_file, make_dir,
+# passwd_field, apt_get, ...), from modules/_lib/ beside this module's
+# folder; without them, nothing runs.
+fb_lib=$(dirname -- "${BASH_SOURCE[0]:-.}")/../_lib/firstboot-module.sh
+[ -f "$fb_lib" ] || {
+	echo "$fb_lib is missing: ship modules/_lib/ with the modules" >&2
+	exit 1
+}
+# shellcheck source-path=SCRIPTDIR source=../_lib/firstboot-module.sh
+. "$fb_lib"
+
 MODDIR=${FIRSTBOOT_MODULE_DIR:-$(cd "$(dirname "$0")" && pwd)}
 NODE_MAJOR=${NODE_MAJOR:-26}
 NODE_SOURCE=${NODE_SOURCE:-auto}
@@ -32,45 +54,38 @@ USER_NAME=${DEPLOY_USER:-deploy}
 APP_DIR=${APP_DIR:-/srv/app}
 REPO_URL=${REPO_URL:-}
 REPO_REF=${REPO_REF:-main}
-DEPLOY_KEY=${DEPLOY_KEY:-}
-DEPLOY_TOKEN=${DEPLOY_TOKEN:-}
+SSH_KNOWN_HOSTS=${SSH_KNOWN_HOSTS:-}
+# The secrets stay in this script's own variables, not exported: every
+# command it runs would inherit them otherwise (npm's scripts, the PM2
+# daemon, and the apps through pm2 --update-env, which saves them).
+deploy_key=${DEPLOY_KEY:-}
+deploy_token=${DEPLOY_TOKEN:-}
+unset DEPLOY_KEY DEPLOY_TOKEN
 BUILD_SCRIPT=${BUILD_SCRIPT:-}
 WAIT_SECONDS=${WAIT_SECONDS:-60}
 
-die() {
-	local code=$1
-	shift
-	echo "$*" >&2
-	exit "$code"
+# on_host PATH: refused (exit 3) when a link on the way leads the host
+# elsewhere than inside the root (an absolute link out of it): the
+# commands run on PATH (chown, git, npm, pm2) follow links as the host
+# does, not as in_root does.
+on_host() {
+	local host inside
+	in_root "$1" || die 3 "${1#"$R"}: not a path inside the root"
+	host=$(realpath -m -- "$1") || die 3 "${1#"$R"}: cannot resolve it"
+	inside=$(realpath -m -- "$IN_ROOT") || die 3 "${1#"$R"}: cannot resolve it"
+	[ "$host" = "$inside" ] || die 3 "${1#"$R"}: a link on the way leads out of the root: refused"
 }
-say() { echo "$*"; }
-
-# put_file PATH MODE UID:GID: PATH gets standard input through a temporary
-# file in the same folder (created 0600) renamed into place. FILE_CHANGED=1
-# when the content, mode or owner differed.
-put_file() {
-	local path=$1 mode=$2 owner=$3 tmp
-	FILE_CHANGED=0
-	mkdir -p "$(dirname "$path")"
-	tmp=$(mktemp "$path.fbtmp.XXXXXX")
-	cat >"$tmp"
-	chown "$owner" "$tmp"
-	chmod "$mode" "$tmp"
-	if [ -f "$path" ] && [ ! -L "$path" ] && cmp -s "$tmp" "$path" &&
-		[ "$(stat -c '%a %u:%g' "$path")" = "$(stat -c '%a %u:%g' "$tmp")" ]; then
-		rm -f "$tmp"
-		return 0
-	fi
-	mv -f "$tmp" "$path"
-	FILE_CHANGED=1
-	say "wrote ${path#"$R"}"
+# host_dir PATH MODE OWNER: the folder PATH (on_host) made inside the root
+# (make_dir), given OWNER and MODE ("-": the mode is left as it is).
+host_dir() {
+	local path=$1 mode=$2 owner=$3
+	on_host "$path"
+	if [ "$mode" = - ]; then make_dir "$path"; else make_dir "$path" "$mode"; fi
+	[ -d "$path" ] || die 3 "${path#"$R"} is not a folder"
+	chown -- "$owner" "$path" || die 3 "${path#"$R"}: cannot give it owner $owner"
+	[ "$mode" = - ] || chmod -- "$mode" "$path" || die 3 "${path#"$R"}: cannot give it mode $mode"
 }
 
-apt_get() {
-	apt-get -y -q -o DPkg::Lock::Timeout=300 -o Dpkg::Options::=--force-confdef \
-		-o Dpkg::Options::=--force-confold "$@"
-}
-passwd_field() { awk -F: -v u="$1" -v f="$2" '$1 == u { print $f; exit }' "$R/etc/passwd"; }
 # deb_major VERSION: the major of a Debian version ("1:18.19.0+dfsg-6" -> 18).
 deb_major() {
 	local v=${1#*:}
@@ -80,13 +95,21 @@ deb_major() {
 installed_major() { deb_major "$(dpkg-query -W -f='${db:Status-Status} ${Version}' nodejs 2>/dev/null | awk '$1 == "installed" { print $2 }')" || true; }
 
 # as_user CMD...: CMD as the deploy user, with its home and PM2_HOME.
-# The token reaches git's askpass helper through the environment.
 as_user() {
 	local e=(HOME="$R$home" PM2_HOME="$R$home/.pm2" PATH="$PATH" GIT_TERMINAL_PROMPT=0)
-	[ -n "${GIT_SSH_COMMAND:-}" ] && e+=(GIT_SSH_COMMAND="$GIT_SSH_COMMAND")
-	[ -n "${GIT_ASKPASS:-}" ] && e+=(GIT_ASKPASS="$GIT_ASKPASS" FIRSTBOOT_GIT_TOKEN="$FIRSTBOOT_GIT_TOKEN")
 	runuser -u "$USER_NAME" -- env "${e[@]}" "$@"
 }
+# git_user ARG...: git as the deploy user, with ssh's command (deploy key)
+# or the askpass helper; the token goes to the helper in the environment
+# of this one command (runuser keeps it), never on a command line.
+git_user() {
+	local e=(HOME="$R$home" PATH="$PATH" GIT_TERMINAL_PROMPT=0)
+	[ -z "$git_ssh" ] || e+=(GIT_SSH_COMMAND="$git_ssh")
+	[ -z "$git_askpass" ] || e+=(GIT_ASKPASS="$git_askpass")
+	FIRSTBOOT_GIT_TOKEN=$deploy_token runuser -u "$USER_NAME" -- env "${e[@]}" git "$@"
+}
+# sq WORD: WORD quoted for sh (git runs GIT_SSH_COMMAND with the shell).
+sq() { printf "'%s'" "${1//\'/\'\\\'\'}"; }
 
 # ---- inputs -------------------------------------------------------------
 
@@ -104,19 +127,28 @@ if [ -n "$REPO_URL" ] && ! [[ $REPO_URL =~ ^(https://|ssh://|file:///)[A-Za-z0-9
 	die 1 "repo_url must be an https://, ssh:// or user@host:path URL"
 fi
 if ! [[ $REPO_REF =~ ^[A-Za-z0-9][A-Za-z0-9._/-]*$ ]] || [[ $REPO_REF == *..* ]]; then die 1 "repo_ref must be a branch, tag or commit"; fi
-[[ $DEPLOY_TOKEN =~ ^[A-Za-z0-9_.~+/=-]*$ ]] || die 1 "deploy_token holds characters a token does not"
+if [[ $REPO_URL =~ ^https://[^/@]*:[^/@]*@ ]]; then die 1 "repo_url must not hold a password: give it as deploy_token"; fi
+ssh_url=0
+if [ -n "$REPO_URL" ] && [[ $REPO_URL != https://* ]] && [[ $REPO_URL != file://* ]]; then ssh_url=1; fi
+if [ $ssh_url = 1 ] && [ -z "$SSH_KNOWN_HOSTS" ]; then
+	die 1 "repo_url is reached with ssh: ssh_known_hosts must give the server's host key (known_hosts lines)"
+fi
+[[ $deploy_token =~ ^[A-Za-z0-9_.~+/=-]*$ ]] || die 1 "deploy_token holds characters a token does not"
 [[ $BUILD_SCRIPT =~ ^[A-Za-z0-9:_.-]*$ ]] || die 1 "build_script must be an npm script name"
 num "$WAIT_SECONDS" || die 1 "wait_seconds must be a number from 1"
 
 SRC=$R/etc/firstboot/node
 for f in ecosystem.config.js apps.env.js; do
+	on_host "$SRC/$f"
 	[ -f "$SRC/$f" ] || die 3 "/etc/firstboot/node/$f is missing: imagegen renders it when site.yaml lists the node module"
 done
 home=$(passwd_field "$USER_NAME" 6)
 uid=$(passwd_field "$USER_NAME" 3)
 gid=$(passwd_field "$USER_NAME" 4)
 if [ -z "$home" ] || [ -z "$uid" ] || [ -z "$gid" ]; then die 3 "there is no user $USER_NAME (the base module creates it)"; fi
+on_host "$R$home"
 [ -d "$R$home" ] || die 3 "$USER_NAME's home $home does not exist"
+on_host "$R$home/.pm2"
 
 # ---- Node.js ------------------------------------------------------------
 
@@ -173,44 +205,50 @@ done
 # ---- the code -----------------------------------------------------------
 
 state=$R/var/lib/firstboot/node
-mkdir -p "$state"
-chmod 0700 "$state"
+host_dir "$state" 0700 0:0
 code_changed=0
+git_ssh="" git_askpass=""
 if [ -n "$REPO_URL" ]; then
 	work=$(mktemp -d)
 	trap 'rm -rf "$work"' EXIT
 	chmod 0755 "$work"
-	if [ -n "$DEPLOY_KEY" ]; then
-		key=$R$home/.ssh/firstboot_deploy_key
-		mkdir -p "$R$home/.ssh"
-		chown "$uid:$gid" "$R$home/.ssh"
-		chmod 0700 "$R$home/.ssh"
-		printf '%s\n' "$DEPLOY_KEY" | put_file "$key" 0600 "$uid:$gid"
-		GIT_SSH_COMMAND="ssh -i $home/.ssh/firstboot_deploy_key -o IdentitiesOnly=yes -o StrictHostKeyChecking=accept-new"
+	if [ $ssh_url = 1 ]; then
+		# ssh checks the server against the host keys site.yaml gave,
+		# and nothing else (no key learnt on first use, no prompt).
+		host_dir "$R$home/.ssh" 0700 "$uid:$gid"
+		kh=$R$home/.ssh/firstboot_known_hosts
+		printf '%s\n' "$SSH_KNOWN_HOSTS" | put_file "$kh" 0644 "$uid:$gid"
+		git_ssh="ssh -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=$(sq "$kh") -o GlobalKnownHostsFile=/dev/null"
+		if [ -n "$deploy_key" ]; then
+			key=$R$home/.ssh/firstboot_deploy_key
+			printf '%s\n' "$deploy_key" | put_file "$key" 0600 "$uid:$gid"
+			git_ssh+=" -i $(sq "$key") -o IdentitiesOnly=yes"
+		fi
 	fi
-	if [ -n "$DEPLOY_TOKEN" ]; then
+	if [ -n "$deploy_token" ]; then
 		# git asks for the user name and the password; the token reaches
 		# the helper in its environment, never a command line or a file.
 		printf '#!/bin/sh\ncase "$1" in Username*) echo x-access-token ;; *) printf "%%s\\n" "$FIRSTBOOT_GIT_TOKEN" ;; esac\n' >"$work/askpass"
 		chmod 0755 "$work/askpass"
-		GIT_ASKPASS=$work/askpass
-		FIRSTBOOT_GIT_TOKEN=$DEPLOY_TOKEN
+		git_askpass=$work/askpass
 	fi
 	dir=$R$APP_DIR
+	cloned=0
 	if [ ! -d "$dir/.git" ]; then
-		mkdir -p "$(dirname "$dir")"
-		[ -d "$dir" ] || mkdir "$dir"
-		chown "$uid:$gid" "$dir"
-		as_user git clone --quiet --no-checkout -- "$REPO_URL" "$dir" || die 2 "git clone of $REPO_URL failed"
+		host_dir "$dir" - "$uid:$gid"
+		git_user clone --quiet --no-checkout -- "$REPO_URL" "$dir" || die 2 "git clone of $REPO_URL failed"
+		cloned=1
 	fi
-	as_user git -C "$dir" fetch --quiet --force --tags origin '+refs/heads/*:refs/remotes/origin/*' ||
+	git_user -C "$dir" fetch --quiet --force --tags origin '+refs/heads/*:refs/remotes/origin/*' ||
 		die 2 "git fetch from $REPO_URL failed"
-	commit=$(as_user git -C "$dir" rev-parse --verify --quiet "refs/remotes/origin/$REPO_REF^{commit}" ||
-		as_user git -C "$dir" rev-parse --verify --quiet "$REPO_REF^{commit}") || die 3 "$REPO_URL has no branch, tag or commit $REPO_REF"
+	commit=$(git_user -C "$dir" rev-parse --verify --quiet "refs/remotes/origin/$REPO_REF^{commit}" ||
+		git_user -C "$dir" rev-parse --verify --quiet "$REPO_REF^{commit}") || die 3 "$REPO_URL has no branch, tag or commit $REPO_REF"
 	deployed=$(cat "$state/commit" 2>/dev/null || true)
-	if [ "$commit" != "$deployed" ] || [ "$(as_user git -C "$dir" rev-parse HEAD 2>/dev/null)" != "$commit" ]; then
+	# A new clone is checked out even at the commit deployed before (to
+	# another app_dir): --no-checkout left its HEAD there, its files not.
+	if [ $cloned = 1 ] || [ "$commit" != "$deployed" ] || [ "$(git_user -C "$dir" rev-parse HEAD 2>/dev/null)" != "$commit" ]; then
 		say "deploying $REPO_REF ($commit)"
-		as_user git -C "$dir" checkout --quiet --force --detach "$commit" || die 3 "git checkout $commit failed"
+		git_user -C "$dir" checkout --quiet --force --detach "$commit" || die 3 "git checkout $commit failed"
 		if [ -f "$dir/package-lock.json" ] || [ -f "$dir/npm-shrinkwrap.json" ]; then
 			(cd "$dir" && as_user npm ci --omit=dev --no-fund --no-audit) || die 2 "npm ci --omit=dev failed"
 		fi
@@ -229,9 +267,7 @@ fi
 if [ -d "$R$home/.pm2" ]; then chmod 0700 "$R$home/.pm2"; fi
 
 eco_dir=$R$home/.pm2-apps
-mkdir -p "$eco_dir"
-chown "$uid:$gid" "$eco_dir"
-chmod 0700 "$eco_dir"
+host_dir "$eco_dir" 0700 "$uid:$gid"
 put_file "$eco_dir/apps.env.js" 0600 "$uid:$gid" <"$SRC/apps.env.js"
 env_changed=$FILE_CHANGED
 put_file "$eco_dir/ecosystem.config.js" 0600 "$uid:$gid" <"$SRC/ecosystem.config.js"

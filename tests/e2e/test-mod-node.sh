@@ -14,7 +14,10 @@
 # for byte), `pm2 startup` (it would write this machine's
 # /etc/systemd/system and call its systemctl; the fake writes the unit
 # under the root), and runuser (runs the command as root: there is no
-# deploy user on this machine). Everything started is killed at the end.
+# deploy user on this machine). Real as well: the private repository
+# cases' sshd (Debian's openssh-server, in a private mount namespace made
+# with unshare) and git http-backend behind tests/e2e/peers/git-https.py.
+# Everything started is killed at the end.
 # shellcheck source=tests/e2e/lib.sh
 . "$(dirname "$0")/lib.sh"
 # shellcheck source=tests/e2e/modlib.sh
@@ -234,18 +237,32 @@ if [ "\$1" = startup ]; then
 fi
 exec "$PREFIX/bin/pm2" "\$@"
 EOF
-mod_ctl runuser <<'EOF'
-[ "$1" = -u ] && [ "$3" = -- ] || exit 64
+mod_ctl runuser <<EOF
+[ "\$1" = -u ] && [ "\$3" = -- ] || exit 64
 shift 3
 export GIT_CONFIG_COUNT=1 GIT_CONFIG_KEY_0=safe.directory GIT_CONFIG_VALUE_0='*'
-exec "$@"
+# The token case's git server has a certificate of its own, which git
+# trusts through GIT_SSL_CAINFO (git's Documentation/config/http.txt).
+export GIT_SSL_CAINFO="$T/tls.pem"
+exec "\$@"
 EOF
 mod_passthrough node
 mod_passthrough git
 
 # The app: an HTTP server answering with its version (written by the
-# build script), its greeting argument and whether its secret arrived;
-# it closes its server on SIGINT, as PM2's graceful reload expects.
+# build script), its greeting argument and whether its secret arrived.
+# PM2 reloads a cluster worker by starting its successor and, once that
+# one listens, sending the old one SIGINT (Unitech/pm2 lib/God/Reload.js
+# hardReload, lib/God/Methods.js killProcess). Until the cluster's
+# primary has taken the old worker out of its round robin, it may still
+# hand it a connection, which the worker passes back if it is alive
+# (Node's lib/internal/cluster/child.js onconnection); a worker that
+# exits as soon as its server closed leaves that connection unanswered.
+# So on SIGINT the worker stops listening without dropping the
+# connections it took (net's close, not http's, which would also destroy
+# one whose request it has not read yet), finishes them, then
+# disconnects from the primary (worker.disconnect waits for its ack)
+# and only then exits.
 W=$T/work
 mkdir -p "$W"
 git init -q -b main "$W"
@@ -260,7 +277,11 @@ const server = http.createServer((req, res) => {
   res.end(`${version} ${greeting.replace(/ /g, "_")} ${secret} ${process.pid}\n`);
 });
 server.listen(Number(process.env.PORT));
-process.on("SIGINT", () => server.close(() => process.exit(0)));
+process.on("SIGINT", () => {
+  const worker = require("cluster").worker;
+  worker.once("disconnect", () => process.exit(0));
+  require("net").Server.prototype.close.call(server, () => worker.disconnect());
+});
 EOF
 echo 'setInterval(() => {}, 1000);' >"$W/job.js"
 cat >"$W/package.json" <<'EOF'
@@ -272,17 +293,6 @@ echo dist/ >"$W/.gitignore"
 commit() { (cd "$W" && git add -A && git -c user.name=t -c user.email=t@t commit -qm "$1" && git push -q "$T/repo.git" main); }
 commit one
 
-free_port() {
-	local p i
-	for ((i = 0; i < 50; i++)); do
-		p=$((20000 + RANDOM % 30000))
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-			echo "$p"
-			return 0
-		fi
-	done
-	return 1
-}
 PORT=$(free_port)
 export WEB_PORT=$PORT
 site
@@ -325,15 +335,15 @@ echo "// two" >>"$W/server.js"
 commit two
 v2=$(git -C "$W" rev-parse --short HEAD)
 cat >"$T/load.js" <<'EOF'
-// Sends requests one after another until the stop file appears (at most
-// 120 s); counts answers and failures (refused, reset, or no answer in
-// 30 s: generous, for a machine whose CPUs are all busy).
+// Sends requests one after another until the stop file appears and 200
+// were sent (at most 120 s); counts answers and failures (refused, reset,
+// or no answer in 30 s: generous, for a machine whose CPUs are all busy).
 const http = require("http"), fs = require("fs");
 const [port, stop, out] = process.argv.slice(2);
 let ok = 0, failed = 0, versions = new Set(), errors = [];
 const end = Date.now() + 120000;
 function one() {
-  if (fs.existsSync(stop) || Date.now() > end) {
+  if ((fs.existsSync(stop) && ok + failed >= 200) || Date.now() > end) {
     fs.writeFileSync(out, `${ok} ${failed} ${[...versions].sort().join(",")} ${errors.slice(0, 3).join(";")}\n`);
     return;
   }
@@ -360,13 +370,9 @@ sleep 1
 touch "$T/stop"
 wait_for 40 test -s "$T/load.out"
 read -r ok failed versions _ <"$T/load.out"
-# KNOWN GAP: on this machine with every CPU busy, 2 runs of 5 had one
-# request (of 6000-8000) without an answer in 30 s during the reload; none
-# refused or reset. Until that is understood, one such timeout is let
-# through and printed; any refused, reset or non-200 answer fails.
-timeouts=$(grep -o timeout <<<"$(cat "$T/load.out")" | wc -l)
-[ "$failed" = 0 ] || echo "  # KNOWN GAP: $(cat "$T/load.out")" >&2
-if [ $rc = 0 ] && { [ "$failed" = 0 ] || { [ "$failed" = 1 ] && [ "$timeouts" = 1 ]; }; } && [ "$ok" -gt 20 ] && [ "$versions" = "$(printf '%s\n' "$v1" "$v2" | sort | paste -sd,)" ] &&
+# Every request answered 200, none refused, reset or unanswered; both
+# versions answered, so the requests spanned the reload.
+if [ $rc = 0 ] && [ "$failed" = 0 ] && [ "$ok" -ge 200 ] && [ "$versions" = "$(printf '%s\n' "$v1" "$v2" | sort | paste -sd,)" ] &&
 	mod_called "^pm2 startOrReload " && mod_not_called '^pm2 (restart|start |stop|delete)' &&
 	[ "$(pids web | wc -w)" = 2 ] && [ "$(pids web)" != "$before" ]; then t_pass; else
 	t_fail "rc $rc, load: $(cat "$T/load.out"), pids $before -> $(pids web)"
@@ -425,6 +431,112 @@ if ! mod_run "$R" node app_dir=/srv/other repo_url="file://$T/nothing.git" && [ 
 	[ "$(mod_attempts "$R" node)" = 3 ] && mod_lastlog "$R" node | grep -q 'git clone of file://.* failed' &&
 	mod_files_reset && rm -f "$R/etc/firstboot/node/apps.env.js" && ! mod_run "$R" node && [ "$(mod_exit "$R" node)" = 3 ] &&
 	mod_lastlog "$R" node | grep -q 'apps.env.js is missing'; then t_pass; else t_fail "exit $(mod_exit "$R" node): $(mod_lastlog "$R" node | tail -n 2)"; fi
+
+t_case "a link out of the root where node writes (the ecosystem's folder, the app's folder): exit 3, nothing written outside"
+mkdir -p "$T/outside"
+mv "$R/home/deploy/.pm2-apps" "$T/pm2-apps.saved"
+ln -s "$T/outside" "$R/home/deploy/.pm2-apps"
+ln -s "$T/outside" "$R/srv/linked"
+mod_files_reset
+mod_file "$T/b3/files/etc/firstboot/node/ecosystem.config.js" /etc/firstboot/node/ecosystem.config.js 0600
+mod_file "$T/b3/files/etc/firstboot/node/apps.env.js" /etc/firstboot/node/apps.env.js 0600
+mod_reset_calls
+if ! mod_run "$R" node app_dir=/srv/app && [ "$(mod_exit "$R" node)" = 3 ] &&
+	mod_lastlog "$R" node | grep -q '/home/deploy/.pm2-apps: a link on the way leads out of the root: refused' &&
+	! mod_run "$R" node app_dir=/srv/linked/app repo_url="file://$T/repo.git" && [ "$(mod_exit "$R" node)" = 3 ] &&
+	mod_lastlog "$R" node | grep -q '/srv/linked/app: a link on the way leads out of the root: refused' &&
+	[ -z "$(ls -A "$T/outside")" ] && [ ! -e "$R$T/outside" ] && mod_not_called '^pm2 startOrReload' && mod_not_called '^git clone'; then t_pass; else
+	t_fail "exit $(mod_exit "$R" node): $(mod_lastlog "$R" node | tail -n 2); outside: $(ls -A "$T/outside")"
+fi
+rm -f "$R/home/deploy/.pm2-apps" "$R/srv/linked"
+mv "$T/pm2-apps.saved" "$R/home/deploy/.pm2-apps"
+
+# ---- private repositories: a deploy key over ssh, a token over https ----
+
+# Debian's sshd on 127.0.0.1 in a private mount namespace whose /run
+# holds the privilege separation folder it requires; it lets in the
+# deploy key (as root: runuser is faked to run as this test's user).
+K=$T/ssh
+mkdir -p "$K"
+for k in host deploy other; do ssh-keygen -q -t ed25519 -N '' -C "$k" -f "$K/$k"; done
+cp "$K/deploy.pub" "$K/authorized_keys"
+sshd_start() {
+	local i
+	for ((i = 0; i < 5; i++)); do
+		SSH_PORT=$(free_port) || return 1
+		printf '%s\n' "ListenAddress 127.0.0.1" "Port $SSH_PORT" "HostKey $K/host" "AuthorizedKeysFile $K/authorized_keys" \
+			"PidFile $K/sshd.pid" "StrictModes no" "UsePAM no" "PasswordAuthentication no" \
+			"KbdInteractiveAuthentication no" "PermitRootLogin prohibit-password" >"$K/sshd_config"
+		# shellcheck disable=SC2016 # $1 is the inner shell's
+		unshare --mount --propagation private -- sh -c 'mount -t tmpfs none /run && mkdir /run/sshd && exec /usr/sbin/sshd -D -e -f "$1"' \
+			sh "$K/sshd_config" 2>>"$K/sshd.log" &
+		SSHD_PID=$!
+		_pids+=("$SSHD_PID")
+		wait_for 10 grep -q "Server listening on 127.0.0.1 port $SSH_PORT" "$K/sshd.log" && return 0
+		kill "$SSHD_PID" 2>/dev/null
+	done
+	return 1
+}
+if ! sshd_start; then
+	echo "not ok - sshd starts on 127.0.0.1: $(tail -n 3 "$K/sshd.log")"
+	exit 1
+fi
+KH="[127.0.0.1]:$SSH_PORT $(cut -d' ' -f1-2 "$K/host.pub")"
+KH_OTHER="[127.0.0.1]:$SSH_PORT $(cut -d' ' -f1-2 "$K/other.pub")"
+KEY=$(cat "$K/deploy")
+SSH_URL=ssh://root@127.0.0.1:$SSH_PORT$T/repo.git
+head=$(git -C "$W" rev-parse HEAD)
+# rev DIR: the commit checked out in the root's DIR (nothing when DIR is
+# not a clone: git would look in the folders above, up to this repository).
+rev() { [ -e "$R$1/.git" ] && git -c safe.directory='*' -C "$R$1" rev-parse HEAD 2>/dev/null; }
+
+t_case "deploy_key: 0600 in the deploy user's ~/.ssh, ssh with StrictHostKeyChecking=yes against ssh_known_hosts: cloned"
+mod_reset_calls
+if mod_run "$R" node app_dir=/srv/keyed repo_url="$SSH_URL" deploy_key="$KEY" ssh_known_hosts="$KH" &&
+	[ "$(rev /srv/keyed)" = "$head" ] && [ -f "$R/srv/keyed/server.js" ] && cmp -s "$R/home/deploy/.ssh/firstboot_deploy_key" "$K/deploy" &&
+	[ "$(stat -c '%a %u' "$R/home/deploy/.ssh/firstboot_deploy_key")" = "600 1000" ] &&
+	[ "$(stat -c '%a %u' "$R/home/deploy/.ssh")" = "700 1000" ] &&
+	[ "$(cat "$R/home/deploy/.ssh/firstboot_known_hosts")" = "$KH" ] &&
+	grep -q "Accepted publickey for root from 127.0.0.1.* ED25519" "$K/sshd.log" &&
+	mod_no_secrets "$R" "$(sed -n 2p "$K/deploy")"; then t_pass; else
+	t_fail "exit $(mod_exit "$R" node): $(mod_lastlog "$R" node | tail -n 3)"
+fi
+
+t_case "deploy_key with a known host key that is not the server's: ssh refuses, exit 2, nothing cloned; ssh without ssh_known_hosts, a password in repo_url: exit 1"
+if ! mod_run "$R" node app_dir=/srv/keyed2 repo_url="$SSH_URL" deploy_key="$KEY" ssh_known_hosts="$KH_OTHER" &&
+	[ "$(mod_exit "$R" node)" = 2 ] && mod_lastlog "$R" node | grep -q 'Host key verification failed' &&
+	[ -z "$(rev /srv/keyed2)" ] &&
+	! mod_exec "$R" node repo_url="$SSH_URL" deploy_key="$KEY" && grep -q 'ssh_known_hosts' "$MOD_ERR" &&
+	! mod_exec "$R" node repo_url="https://x-access-token:abc@git.example/a.git" && grep -q 'deploy_token' "$MOD_ERR"; then t_pass; else
+	t_fail "exit $(mod_exit "$R" node): $(mod_lastlog "$R" node | tail -n 3); $(cat "$MOD_ERR")"
+fi
+
+# A git server over HTTPS (git http-backend) that wants the token as the
+# password of x-access-token and takes the process list on each request.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "$T/tls.key" -out "$T/tls.pem" \
+	-days 2 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 2>/dev/null
+mkdir -p "$T/git-srv"
+git clone -q --bare "$T/repo.git" "$T/git-srv/shop.git"
+TOKEN=tok_$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
+(umask 077 && printf '%s' "$TOKEN" >"$T/token")
+git_port=
+start_peer git git-https.py --cert "$T/tls.pem" --key "$T/tls.key" --root "$T/git-srv" --token-file "$T/token" \
+	--record "$T/git.rec" --ps "$T/git.ps"
+
+t_case "deploy_token: git's askpass gets it from the environment: in no command line, log, status.json, readable file, .git/config or the apps' environment"
+mod_reset_calls
+if mod_run "$R" node app_dir=/srv/tokened repo_url="https://127.0.0.1:$git_port/shop.git" deploy_token="$TOKEN" &&
+	[ "$(rev /srv/tokened)" = "$head" ] && [ -f "$R/srv/tokened/server.js" ] && grep -q '"auth": true' "$T/git.rec" && [ -s "$T/git.ps" ] &&
+	! grep -qF "$TOKEN" "$T/git.ps" "$R/srv/tokened/.git/config" && mod_called '^pm2 startOrReload' &&
+	! pm2_ jlist 2>/dev/null | grep -qF "$TOKEN" && ! grep -qF "$TOKEN" "$PM2_HOME/dump.pm2" &&
+	mod_no_secrets "$R" "$TOKEN"; then t_pass; else
+	t_fail "exit $(mod_exit "$R" node): $(mod_lastlog "$R" node | tail -n 3); in ps: $(grep -cF "$TOKEN" "$T/git.ps")"
+fi
+
+t_case "a wrong deploy_token: refused by the server, exit 2, nothing cloned, the token in no log"
+if ! mod_run "$R" node app_dir=/srv/tokened2 repo_url="https://127.0.0.1:$git_port/shop.git" deploy_token="bad$TOKEN" &&
+	[ "$(mod_exit "$R" node)" = 2 ] && [ -z "$(rev /srv/tokened2)" ] && grep -q '"auth": false' "$T/git.rec" &&
+	mod_no_secrets "$R" "bad$TOKEN"; then t_pass; else t_fail "exit $(mod_exit "$R" node): $(mod_lastlog "$R" node | tail -n 3)"; fi
 
 stop_pm2
 t_case "pm2 kill stopped everything this test started"
