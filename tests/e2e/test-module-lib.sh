@@ -305,9 +305,9 @@ fi
 
 # ---- where modules find it ------------------------------------------------
 
-t_case "every stack module but agent-manager and backup sources it, and runs by hand from the repository"
+t_case "every stack module sources it, and runs by hand from the repository"
 ok=1
-for m in base docker postgres redis nginx colonyos compose-up update node; do
+for m in base docker postgres redis nginx colonyos compose-up update node backup agent-manager jobs-agent; do
 	grep -q '_lib/firstboot-module.sh' "$TOP/modules/$m/install.sh" || ok=0
 	# Bad input is refused after the library loaded (exit 1 with the module's message).
 	(cd "$TOP/modules/$m" && FIRSTBOOT_ROOT=$T/none MODE=bad SCRIPT=rel COMPOSE_FILE=rel DEPLOY_USER=root \
