@@ -11,7 +11,7 @@ pkgs=(
 	cppcheck shellcheck clang-format clang libclang-rt-14-dev
 	groff-base man-db
 	dpkg-dev lintian
-	debootstrap qemu-system-x86 e2fsprogs zstd openssh-client
+	debootstrap qemu-system-x86 e2fsprogs zstd openssh-client openssh-server
 )
 # npm comes with NodeSource's nodejs (which conflicts with Debian's npm).
 command -v npm >/dev/null || pkgs+=(npm)
