@@ -148,8 +148,9 @@ static void emit(struct slot *s, int k, const char *name, bool all)
                         start = i + 1;
                 }
         /* A line longer than the buffer, or the last one without a
-         * newline, is written as it is. */
-        if (start < s->len[k] && (all || start == 0)) {
+         * newline, is written as it is; a part of a line waits for the
+         * rest. */
+        if (start < s->len[k] && (all || (start == 0 && s->len[k] == sizeof(s->buf[k])))) {
                 fprintf(f, "%s: %.*s\n", name, (int)(s->len[k] - start), s->buf[k] + start);
                 start = s->len[k];
         }

@@ -8,9 +8,9 @@
 # failed; usage errors exit 2.
 #
 # The test runs in a private mount namespace with tmpfs on /run (sshd
-# needs its privilege separation directory /run/sshd) and on /root (ssh
-# creates ~/.ssh when it is missing): nothing of this machine's /etc/ssh,
-# /run or root's home is touched.
+# needs its privilege separation directory /run/sshd) and on /root
+# (whatever ssh may write in root's ~/.ssh stays private): nothing of this
+# machine's /etc/ssh, /run or root's home is touched.
 if [ -z "${PUSH_IN_NS:-}" ]; then
 	if [ "$(id -u)" -ne 0 ] || [ ! -x /usr/sbin/sshd ] || ! command -v unshare >/dev/null; then
 		echo "ok - imagegen push # SKIP needs root, unshare and /usr/sbin/sshd (packaging/deps.sh)"
@@ -262,6 +262,12 @@ cat >"\$tmp"
 host=\$(tar --warning=no-unknown-keyword -xzOf "\$tmp" bundle.yaml | sed -n 's/^hostname: *//p')
 verb=\$1
 shift
+# A line written in two parts, and one longer than imagegen's line buffer.
+printf 'wrapper: one line, '
+sleep 0.2
+echo 'written in two parts'
+head -c 5000 /dev/zero | tr '\\0' x
+echo
 '$FIRSTBOOT' "\$verb" --root "$F/\$host" "\$@" <"\$tmp"
 rc=\$?
 rm -f "\$tmp"
@@ -277,7 +283,9 @@ if expect_rc 1 push "$F/site/site.yaml" --ssh-option HostName=127.0.0.1 --ssh-op
 	grep -q '^web-3: imagegen push: web-3: applied$' "$T/out" &&
 	grep -q '^web-2: imagegen push: web-2: apply failed on web-2 with exit code 1$' "$T/err" &&
 	grep -q '^imagegen push: 1 of 3 hosts failed: web-2$' "$T/err" &&
-	! grep -qv '^web-[123]: ' "$T/out" && [ "$(ls "$F/tmp")" = "" ]; then
+	! grep -qv '^web-[123]: ' "$T/out" && [ "$(ls "$F/tmp")" = "" ] &&
+	[ "$(grep -c '^web-2: wrapper: one line, written in two parts$' "$T/out")" = 2 ] &&
+	[ "$(grep -c '^web-3: xxxx*$' "$T/out")" = 4 ]; then
 	t_pass
 else
 	t_fail "$(cat "$T/out" "$T/err")"
