@@ -7,6 +7,7 @@
 #include "fs.h"
 #include "imagegen.h"
 #include "pki.h"
+#include "push.h"
 #include "render.h"
 #include "secrets.h"
 #include "site.h"
@@ -27,6 +28,11 @@ struct opts {
         const char *site, *out, *modules_dir, *templates_dir, *provider, *host;
         unsigned jobs; /* render: processes for a fleet; 0 = one per CPU */
         bool quiet;
+        /* push: the ssh destination (HOST), its options, the remote
+         * firstboot command and --plan. */
+        const char *dest, *firstboot_cmd;
+        char **ssh_options;
+        bool plan_only;
 };
 
 /* What every command that reads a site shares: where modules and
@@ -70,7 +76,9 @@ static int usage(FILE *f, int rc)
               "                                   make a root file system a golden image\n"
               "  job submit --redis URL --agent ID --secret-file F APP_ID [key=value ...]\n"
               "      [--wait] [--timeout S]       sign and queue a job for `firstboot agent`\n"
-              "  job status --redis URL JOB_ID    a job's result\n\n"
+              "  job status --redis URL JOB_ID    a job's result\n"
+              "  push SITE.yaml [HOST] [--plan] [--ssh-option OPT]... [--firstboot-command CMD]\n"
+              "                                   firstboot plan, then apply, on HOST over ssh\n\n"
               "Options: --modules-dir DIR, --templates-dir DIR (default: next to the binary,\n"
               "else /usr/lib/firstboot/modules and /usr/share/imagegen/templates), -q;\n"
               "--host NAME picks one server of a site with hosts: (a fleet); render without\n"
@@ -90,6 +98,9 @@ static int parse_opts(const char *cmd, int argc, char **argv, struct opts *o, bo
                 {"provider", required_argument, NULL, 'p'},
                 {"host", required_argument, NULL, 'H'},
                 {"jobs", required_argument, NULL, 'j'},
+                {"plan", no_argument, NULL, 'P'},
+                {"ssh-option", required_argument, NULL, 'O'},
+                {"firstboot-command", required_argument, NULL, 'F'},
                 {"quiet", no_argument, NULL, 'q'},
                 {"help", no_argument, NULL, 'h'},
                 {0},
@@ -115,18 +126,42 @@ static int parse_opts(const char *cmd, int argc, char **argv, struct opts *o, bo
                         o->host = optarg;
                         break;
                 case 'j':
-                        if (!streq(cmd, "render")) {
-                                fprintf(stderr, "imagegen %s: --jobs is an option of render\n",
+                        if (!streq(cmd, "render") && !streq(cmd, "push")) {
+                                fprintf(stderr,
+                                        "imagegen %s: --jobs is an option of render and push\n",
                                         cmd);
                                 return -EINVAL;
                         }
                         if (parse_uint(optarg, &o->jobs) < 0 || o->jobs < 1 || o->jobs > MAX_JOBS) {
                                 fprintf(stderr,
-                                        "imagegen render: --jobs takes a number of processes "
+                                        "imagegen %s: --jobs takes a number of processes "
                                         "from 1 to %d, not '%s'\n",
-                                        MAX_JOBS, optarg);
+                                        cmd, MAX_JOBS, optarg);
                                 return -EINVAL;
                         }
+                        break;
+                case 'P':
+                case 'O':
+                case 'F':
+                        if (!streq(cmd, "push")) {
+                                fprintf(stderr, "imagegen %s: --%s is an option of push\n", cmd,
+                                        c == 'P'   ? "plan"
+                                        : c == 'O' ? "ssh-option"
+                                                   : "firstboot-command");
+                                return -EINVAL;
+                        }
+                        if (c == 'P')
+                                o->plan_only = true;
+                        else if (!*optarg || *optarg == '-') {
+                                fprintf(stderr, "imagegen push: --%s takes %s, not '%s'\n",
+                                        c == 'O' ? "ssh-option" : "firstboot-command",
+                                        c == 'O' ? "an ssh_config option (Key=Value)" : "a command",
+                                        optarg);
+                                return -EINVAL;
+                        } else if (c == 'O')
+                                strv_extend(&o->ssh_options, optarg);
+                        else
+                                o->firstboot_cmd = optarg;
                         break;
                 case 'q':
                         o->quiet = true;
@@ -143,6 +178,15 @@ static int parse_opts(const char *cmd, int argc, char **argv, struct opts *o, bo
                         return -EINVAL;
                 }
                 o->site = argv[optind++];
+        }
+        if (streq(cmd, "push") && optind < argc) {
+                /* ssh would take a destination starting with '-' for an
+                 * option were it not after "--"; none is a host. */
+                if (!*argv[optind] || *argv[optind] == '-') {
+                        fprintf(stderr, "imagegen push: '%s' is not a host\n", argv[optind]);
+                        return -EINVAL;
+                }
+                o->dest = argv[optind++];
         }
         if (optind < argc) {
                 fprintf(stderr, "imagegen %s: unexpected argument '%s'\n", cmd, argv[optind]);
@@ -573,6 +617,107 @@ static int cmd_keygen(int argc, char **argv)
         return 0;
 }
 
+/* One target per host: each host's user-data, rendered as `render` does
+ * (a fleet's hosts loaded first, so that their new secrets are saved
+ * before any bundle carries them). */
+static int push_targets(const struct opts *o, struct push_target **ret, size_t *ret_n,
+                        char ***ret_data, bool *ret_usage)
+{
+        struct env e = {0};
+        struct site *s = NULL;
+        struct site **hosts = NULL;
+        size_t n = 0;
+        int r = env_open(o, &e);
+        if (r >= 0)
+                r = load_site(&e, o, o->host, NULL, &s);
+        if (r >= 0 && s->hosts && !o->host && o->dest) {
+                fprintf(stderr,
+                        "imagegen push: %s lists hosts: it pushes to each host's hostname; "
+                        "pick one with --host to give its address\n",
+                        o->site);
+                *ret_usage = true;
+                r = -EINVAL;
+                goto out;
+        }
+        if (r >= 0) {
+                n = s->hosts && !o->host ? strv_length(s->hosts) : 1;
+                hosts = xcalloc(n, sizeof(*hosts));
+        }
+        if (r >= 0 && n == 1) {
+                hosts[0] = s;
+                s = NULL;
+        }
+        for (size_t i = 0; r >= 0 && n > 1 && i < n; i++)
+                r = load_site(&e, o, s->hosts[i], s, &hosts[i]);
+        if (r >= 0)
+                r = env_save(&e);
+        struct push_target *t = xcalloc(n + 1, sizeof(*t));
+        char **data = xcalloc(2 * n + 1, sizeof(char *));
+        for (size_t i = 0; r >= 0 && i < n; i++) {
+                struct member_list l = {0};
+                size_t size = 0;
+                r = render_site(&e, o, hosts[i], &l);
+                if (r >= 0 && (r = encode_userdata(&l, false, &data[2 * i], &size)) < 0)
+                        fprintf(stderr, "imagegen push: cannot encode the user-data: %s\n",
+                                strerror(-r));
+                member_list_free(&l);
+                data[2 * i + 1] = xstrdup(hosts[i]->hostname);
+                t[i] = (struct push_target){.name = data[2 * i + 1],
+                                            .dest = o->dest ? o->dest : data[2 * i + 1],
+                                            .data = data[2 * i],
+                                            .size = size};
+        }
+        if (r >= 0 && env_save(&e) < 0)
+                r = -EIO;
+        if (r < 0) {
+                free(t);
+                for (size_t i = 0; i < 2 * n; i++)
+                        free(data[i]);
+                free(data);
+        } else {
+                *ret = t;
+                *ret_n = n;
+                *ret_data = data;
+        }
+out:
+        for (size_t i = 0; hosts && i < n; i++)
+                site_free(hosts[i]);
+        free(hosts);
+        site_free(s);
+        env_close(&e);
+        return r;
+}
+
+/* imagegen push SITE.yaml [HOST]: see push.h. */
+static int cmd_push(int argc, char **argv)
+{
+        struct opts o = {0};
+        struct push_target *t = NULL;
+        size_t n = 0;
+        char **data = NULL;
+        bool usage_error = false;
+        int r;
+
+        if (parse_opts("push", argc, argv, &o, true, false) < 0) {
+                strv_free(o.ssh_options);
+                return 2;
+        }
+        struct push_options po = {.ssh_options = o.ssh_options,
+                                  .firstboot = o.firstboot_cmd,
+                                  .plan_only = o.plan_only,
+                                  .quiet = o.quiet,
+                                  .jobs = o.jobs};
+        r = push_targets(&o, &t, &n, &data, &usage_error);
+        if (r >= 0)
+                r = push_run(t, n, &po);
+        else
+                r = usage_error ? 2 : 1;
+        free(t);
+        strv_free(data);
+        strv_free(o.ssh_options);
+        return r;
+}
+
 int main(int argc, char **argv)
 {
         static const struct {
@@ -581,7 +726,7 @@ int main(int argc, char **argv)
         } cmds[] = {
                 {"init", cmd_init},         {"validate", cmd_validate}, {"render", cmd_render},
                 {"userdata", cmd_userdata}, {"seed", cmd_seed},         {"keygen", cmd_keygen},
-                {"bake", cmd_bake},         {"job", cmd_job},
+                {"bake", cmd_bake},         {"job", cmd_job},           {"push", cmd_push},
         };
 
         if (argc < 2)
