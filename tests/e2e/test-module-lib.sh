@@ -103,19 +103,19 @@ if printf 'new\n' | drive "$R" 'put_file "$R/etc/app/tool" - -' && [ "$(cat "$R/
 	[ "$(fb_mode "$R/etc/app/tool")" = "2751 65534:65534" ]; then t_pass; else t_fail "$(fb_mode "$R/etc/app/tool") $(cat "$T/err")"; fi
 
 t_case "put_file: MODE '-' for a file that is not there: exit 3, nothing made"
-if printf 'x\n' | fails 3 drive "$R" 'put_file "$R/etc/app/none" -' && grep -q 'no mode to keep' "$T/err" &&
+if fails 3 drive "$R" 'put_file "$R/etc/app/none" -' < <(printf 'x\n') && grep -q 'no mode to keep' "$T/err" &&
 	[ ! -e "$R/etc/app/none" ] && no_temps "$R"; then t_pass; else t_fail "$(cat "$T/err")"; fi
 
 t_case "put_file: a mode that is not octal: exit 3, nothing made"
-if printf 'x\n' | fails 3 drive "$R" 'put_file "$R/etc/app/bad" 0x644' && [ ! -e "$R/etc/app/bad" ] &&
+if fails 3 drive "$R" 'put_file "$R/etc/app/bad" 0x644' < <(printf 'x\n') && [ ! -e "$R/etc/app/bad" ] &&
 	no_temps "$R"; then t_pass; else t_fail "$(cat "$T/err")"; fi
 
 t_case "put_file: an owner that does not exist: exit 3, the old file kept, no temp left"
-if printf 'b=2\n' | fails 3 drive "$R" 'put_file "$R/etc/app/conf" 0600 no-such-user-x:0' &&
+if fails 3 drive "$R" 'put_file "$R/etc/app/conf" 0600 no-such-user-x:0' < <(printf 'b=2\n') &&
 	[ "$(cat "$R/etc/app/conf")" = a=1 ] && no_temps "$R"; then t_pass; else t_fail "$(cat "$T/err")"; fi
 
 t_case "put_file: the check refuses: exit 3, the old file kept, no temp left, the secret in no message"
-if printf 'password=s3cret-Value-42\n' | fails 3 drive "$R" 'put_file "$R/etc/app/conf" 0600 65534:65534 false' &&
+if fails 3 drive "$R" 'put_file "$R/etc/app/conf" 0600 65534:65534 false' < <(printf 'password=s3cret-Value-42\n') &&
 	grep -q 'refused by false' "$T/err" && [ "$(cat "$R/etc/app/conf")" = a=1 ] && no_temps "$R" &&
 	! grep -q s3cret "$T/out" "$T/err"; then t_pass; else t_fail "$(cat "$T/out" "$T/err")"; fi
 
@@ -126,19 +126,19 @@ if printf 'password=s3cret-Value-42\n' | drive "$R" 'put_file "$R/etc/app/secret
 
 t_case "put_file: a folder in place of the file: exit 3, the folder untouched"
 mkdir -p "$R/etc/app/adir/keep"
-if printf 'x\n' | fails 3 drive "$R" 'put_file "$R/etc/app/adir" 0644' && [ -d "$R/etc/app/adir/keep" ] &&
+if fails 3 drive "$R" 'put_file "$R/etc/app/adir" 0644' < <(printf 'x\n') && [ -d "$R/etc/app/adir/keep" ] &&
 	no_temps "$R"; then t_pass; else t_fail "$(cat "$T/err")"; fi
 
 t_case "put_file: a FIFO in place of the file: exit 3 at once, the FIFO untouched"
 mkfifo "$R/etc/app/fifo"
-if printf 'x\n' | fails 3 drive "$R" 'put_file "$R/etc/app/fifo" 0644' && [ -p "$R/etc/app/fifo" ]; then t_pass; else
+if fails 3 drive "$R" 'put_file "$R/etc/app/fifo" 0644' < <(printf 'x\n') && [ -p "$R/etc/app/fifo" ]; then t_pass; else
 	t_fail "$(cat "$T/err")"
 fi
 
 t_case "put_file: a path not under the root, or no file name: exit 3, nothing written"
-if printf 'x\n' | fails 3 drive "$R" 'put_file "$1/x" 0644' "$O" && [ ! -e "$O/x" ] &&
-	printf 'x\n' | fails 3 drive "$R" 'put_file "$R/etc/app/" 0644' &&
-	printf 'x\n' | fails 3 drive "$R" 'put_file "$R/etc/.." 0644'; then t_pass; else t_fail "$(cat "$T/err")"; fi
+if fails 3 drive "$R" 'put_file "$1/x" 0644' "$O" < <(printf 'x\n') && [ ! -e "$O/x" ] &&
+	fails 3 drive "$R" 'put_file "$R/etc/app/" 0644' < <(printf 'x\n') &&
+	fails 3 drive "$R" 'put_file "$R/etc/.." 0644' < <(printf 'x\n'); then t_pass; else t_fail "$(cat "$T/err")"; fi
 
 t_case "put_file: names with spaces and newlines, in the folder and the file"
 fresh p2
@@ -193,7 +193,7 @@ t_case "put_file: a loop of links: exit 3, nothing written"
 fresh p7
 ln -s loop2 "$R/loop1"
 ln -s loop1 "$R/loop2"
-if printf 'x\n' | fails 3 drive "$R" 'put_file "$R/loop1/f" 0644' && grep -q 'more than 40 links' "$T/err"; then t_pass; else
+if fails 3 drive "$R" 'put_file "$R/loop1/f" 0644' < <(printf 'x\n') && grep -q 'more than 40 links' "$T/err"; then t_pass; else
 	t_fail "$(cat "$T/err")"
 fi
 
