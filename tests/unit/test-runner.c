@@ -1063,10 +1063,16 @@ TEST(end_leftover)
         CHECK(waitpid(pid, &st, 0) == pid && WIFSIGNALED(st) && WTERMSIG(st) == SIGTERM);
         CHECK(bg > 1 && wait_gone(bg, 2000));
 
-        /* TERM ignored (and inherited so by sleep): KILL after the grace. */
-        pid = start_group("trap '' TERM; sleep 1000");
+        /* TERM ignored (and inherited so by sleep): KILL after the grace.
+         * Waited for until the trap is set (a fixed 100 ms was not enough
+         * under load: TERM then ended the shell). */
+        _cleanup_free_ char *trapped = strprintf("%s/trapped", dir);
+        _cleanup_free_ char *trap_cmd = strprintf("trap '' TERM; : > %s; sleep 1000", trapped);
+        pid = start_group(trap_cmd);
         CHECK(pid > 0);
-        sleep_ms(100);
+        for (int i = 0; i < 1000 && access(trapped, F_OK) < 0; i++)
+                sleep_ms(10);
+        CHECK(access(trapped, F_OK) == 0);
         write_record(rec, pid, start_time(pid));
         CHECK_INTEQ(runner_end_leftover(rec, 200, &left), 1);
         CHECK(left.killed_hard);
