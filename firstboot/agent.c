@@ -629,9 +629,10 @@ static int take_lock(struct agent *a, const char *job_id)
         return fd;
 }
 
-static void handle(struct agent *a, const char *elem, size_t len, long long taken_ms)
+/* How this agent checks a job: its id, its secret, its limits, now. */
+static struct job_verify_options verify_options(const struct agent *a)
 {
-        struct job_verify_options o = {
+        return (struct job_verify_options){
                 .agent_id = a->agent_id,
                 .secret = a->secret,
                 .secret_len = a->secret_len,
@@ -639,6 +640,11 @@ static void handle(struct agent *a, const char *elem, size_t len, long long take
                 .max_skew_s = a->cfg.jobs_max_skew_s,
                 .max_bytes = (size_t)a->cfg.jobs_max_job_bytes,
         };
+}
+
+static void handle(struct agent *a, const char *elem, size_t len, long long taken_ms)
+{
+        struct job_verify_options o = verify_options(a);
         struct job_refusal_info info = {0};
         _cleanup_job_ struct job *j = NULL;
         int k = job_verify(elem, len, &o, &j, &info);
@@ -717,14 +723,7 @@ static void recover(struct agent *a)
                 const struct redis_reply *e = rep->items[i];
                 if (e->type != REDIS_R_STRING)
                         continue;
-                struct job_verify_options o = {
-                        .agent_id = a->agent_id,
-                        .secret = a->secret,
-                        .secret_len = a->secret_len,
-                        .now = now_realtime_ms() / 1000,
-                        .max_skew_s = a->cfg.jobs_max_skew_s,
-                        .max_bytes = (size_t)a->cfg.jobs_max_job_bytes,
-                };
+                struct job_verify_options o = verify_options(a);
                 struct job_refusal_info info = {0};
                 _cleanup_job_ struct job *j = NULL;
                 int k = job_verify(e->str, e->len, &o, &j, &info);
