@@ -377,7 +377,7 @@ else
 	t_fail "$(cat "$T/err")"
 fi
 
-t_case "a firstboot.conf.d drop-in sets only jobs: (file:line:column), in the order of its name"
+t_case "a firstboot.conf.d drop-in sets only jobs: (file:line:column), in the order of its name; a link out of the root is resolved inside it"
 D=$R/etc/firstboot/firstboot.conf.d
 mkdir -p "$D"
 ok=0
@@ -395,6 +395,15 @@ rm -f "$D/60-x.conf"
 mkfifo "$D/70-fifo.conf"
 expect_rc 1 timeout 10 "$FIRSTBOOT" agent --root "$R" && grep -q "70-fifo.conf: a drop-in must be a regular file" "$T/err" || ok=0
 rm -rf "$D"
+# firstboot.conf.d a link out of the root: resolved inside it (the host's
+# drop-in, which would set rediss://, is not read; the root's is).
+mkdir -p "$T/hostd" "$R$T/hostd"
+printf 'jobs:\n  redis_url: rediss://127.0.0.1:%s\n' "$PORT" >"$T/hostd/60-x.conf"
+printf 'jobs:\n  max_skew_s: 0\n' >"$R$T/hostd/60-in.conf"
+ln -s "$T/hostd" "$D"
+expect_rc 1 timeout 10 "$FIRSTBOOT" agent --root "$R" && grep -q "60-in.conf:2:15: .*max_skew_s" "$T/err" &&
+	! grep -q "rediss" "$T/err" || ok=0
+rm -rf "$D" "${R:?}$T/hostd"
 if [ "$ok" = 1 ]; then
 	t_pass
 else
