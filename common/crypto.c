@@ -155,17 +155,6 @@ void hmac_sha256_hex(const void *key, size_t keylen, const void *data, size_t n,
         hex_encode(md, sizeof(md), ret);
 }
 
-static int hex_digit(char c)
-{
-        if (c >= '0' && c <= '9')
-                return c - '0';
-        if (c >= 'a' && c <= 'f')
-                return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F')
-                return c - 'A' + 10;
-        return -1;
-}
-
 int hmac_sha256_verify_hex(const void *key, size_t keylen, const void *data, size_t n,
                            const char *hex, size_t hex_len)
 {

@@ -38,17 +38,6 @@ void redis_url_done(struct redis_url *u)
         *u = (struct redis_url){0};
 }
 
-static int unhex(char c)
-{
-        if (c >= '0' && c <= '9')
-                return c - '0';
-        if (c >= 'a' && c <= 'f')
-                return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F')
-                return c - 'A' + 10;
-        return -1;
-}
-
 /* Percent-decodes n bytes of s; NULL for a bad escape or a NUL. */
 static char *percent_decode(const char *s, size_t n)
 {
@@ -58,8 +47,8 @@ static char *percent_decode(const char *s, size_t n)
                         *o++ = s[i];
                         continue;
                 }
-                int hi = i + 1 < n ? unhex(s[i + 1]) : -1;
-                int lo = i + 2 < n ? unhex(s[i + 2]) : -1;
+                int hi = i + 1 < n ? hex_digit(s[i + 1]) : -1;
+                int lo = i + 2 < n ? hex_digit(s[i + 2]) : -1;
                 if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
                         free(out);
                         return NULL;

@@ -49,6 +49,18 @@ static inline void fclosep(FILE **f)
                 _t;                                                                                \
         })
 
+/* The value of a hexadecimal digit (either case), or -1. */
+static inline int hex_digit(char c)
+{
+        if (c >= '0' && c <= '9')
+                return c - '0';
+        if (c >= 'a' && c <= 'f')
+                return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F')
+                return c - 'A' + 10;
+        return -1;
+}
+
 static inline bool streq(const char *a, const char *b)
 {
         return strcmp(a, b) == 0;
