@@ -65,16 +65,20 @@ fi
 # ---- native -------------------------------------------------------------
 
 ensure_packages redis-server
-main=$R/etc/redis/redis.conf
-[ -f "$main" ] || die 3 "${main#"$R"} is missing after installing redis-server"
+# Resolved inside the root: a link at /etc/redis out of it is not followed
+# to the host's files (read, rewritten or restored).
+root_file "$R/etc/redis/redis.conf" || die 3 "/etc/redis/redis.conf is missing after installing redis-server"
+main=$ROOT_FILE
 redis_uid=$(passwd_field redis 3)
 redis_gid=$(passwd_field redis 4)
 [ -n "$redis_uid" ] || die 3 "there is no redis user after installing redis-server"
 
 # Our settings in their own file, included last so they win.
 inc=/etc/redis/firstboot.conf
+in_root "$R$inc" || die 3 "$inc cannot be resolved inside the root"
+inc_path=$IN_ROOT
 old_inc=""
-[ -f "$R$inc" ] && old_inc=$(cat "$R$inc")
+if [ -f "$inc_path" ]; then old_inc=$(cat "$inc_path"); fi
 new_inc=$(
 	cat <<EOT
 # Managed by firstboot (module redis).
@@ -109,20 +113,23 @@ last=$(grep -vE '^[[:space:]]*(#|$)' "$main" | tail -n 1 || true)
 old_main=""
 if [ "$last" != "include $inc" ]; then
 	old_main=$(cat "$main")
-	{
+	new_main=$(
 		grep -vxF "include $inc" "$main" || true
 		echo "include $inc"
-	} >"$main.firstboot-new"
-	put_file "$main" "$(stat -c %a "$main")" "$(stat -c %u:%g "$main")" <"$main.firstboot-new"
-	rm -f "$main.firstboot-new"
+	)
+	put_file "$main" "$(stat -c %a "$main")" "$(stat -c %u:%g "$main")" <<<"$new_main"
 	changed=1
 	live=0
 fi
 
 # restore: puts the previous configuration back after a refused one.
 restore() {
-	if [ -n "$old_inc" ]; then printf '%s\n' "$old_inc" >"$R$inc"; else rm -f "$R$inc"; fi
-	if [ -n "$old_main" ]; then printf '%s\n' "$old_main" >"$main"; fi
+	if [ -n "$old_inc" ]; then
+		put_file "$inc_path" 0640 "$redis_uid:$redis_gid" <<<"$old_inc"
+	else
+		rm -f "$inc_path"
+	fi
+	if [ -n "$old_main" ]; then put_file "$main" "$(stat -c %a "$main")" "$(stat -c %u:%g "$main")" <<<"$old_main"; fi
 	systemctl restart redis-server || true
 }
 

@@ -207,3 +207,18 @@ case "$*" in *ping) echo PONG ;; *) printf '%s\nnoeviction\n' "${*: -1}" ;; esac
 EOF
 if ! mod_run "$R2" redis mode=native password="$PW" && [ "$(mod_exit "$R2" redis)" = 3 ] &&
 	mod_lastlog "$R2" redis | grep -q "maxmemory-policy 'noeviction'"; then t_pass; else t_fail "exit $(mod_exit "$R2" redis)"; fi
+
+t_case "native: /etc/redis a link out of the root: resolved inside it, the host's redis.conf neither read nor rewritten (exit 3)"
+R3=$T/rlink
+mod_root "$R3"
+mkdir -p "$T/host-redis"
+printf 'port 6379\n' >"$T/host-redis/redis.conf"
+before=$(cat "$T/host-redis/redis.conf")
+rm -rf "$R3/etc/redis"
+ln -s "$T/host-redis" "$R3/etc/redis"
+echo "redis:x:$(id -u redis):$(id -g redis)::/var/lib/redis:/usr/sbin/nologin" >>"$R3/etc/passwd"
+echo "redis:x:$(id -g redis):" >>"$R3/etc/group"
+if ! mod_run "$R3" redis mode=native password="$PW" && [ "$(mod_exit "$R3" redis)" = 3 ] &&
+	[ "$(cat "$T/host-redis/redis.conf")" = "$before" ] && [ ! -e "$T/host-redis/firstboot.conf" ]; then t_pass; else
+	t_fail "exit $(mod_exit "$R3" redis): $(ls "$T/host-redis")"
+fi
