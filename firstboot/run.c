@@ -25,6 +25,7 @@
 #include "yaml.h"
 
 #include <errno.h>
+#include <sysexits.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <sys/file.h>
@@ -1137,7 +1138,8 @@ static void plan_usage(FILE *f)
                 "  --json                the plan as JSON\n"
                 "  --root, --config, --datasource, --seed, --metadata-url, --instance-id\n"
                 "                        as for 'firstboot run'\n"
-                "Exit status: 0 nothing to do, 2 changes pending, 1 error or refused.\n");
+                "Exit status: 0 nothing to do, 2 changes pending, 1 error or refused, 64 usage "
+                "error.\n");
 }
 
 /* firstboot plan, once the options and the config are read: the bundle
@@ -1275,6 +1277,9 @@ static int run_main(int argc, char **argv, enum run_mode mode)
         void (*show_usage)(FILE *) = mode == MODE_APPLY  ? apply_usage
                                      : mode == MODE_PLAN ? plan_usage
                                                          : usage;
+        /* plan's 2 means "changes pending" (imagegen push applies on
+         * it): its usage errors are EX_USAGE, not 2. */
+        const int usage_rc = mode == MODE_PLAN ? EX_USAGE : 2;
         bool json = false;
         const char *config = NULL, *datasource = NULL, *user_data = NULL, *seed = NULL,
                    *metadata_url = NULL, *instance_id = NULL;
@@ -1313,7 +1318,7 @@ static int run_main(int argc, char **argv, enum run_mode mode)
                 case 'j':
                         if (mode != MODE_PLAN) {
                                 show_usage(stderr);
-                                return 2;
+                                return usage_rc;
                         }
                         json = true;
                         break;
@@ -1322,40 +1327,44 @@ static int run_main(int argc, char **argv, enum run_mode mode)
                         return 0;
                 default:
                         show_usage(stderr);
-                        return 2;
+                        return usage_rc;
                 }
         }
         if (mode == MODE_APPLY && (!user_data || datasource || seed || metadata_url)) {
                 fprintf(stderr, "firstboot apply: %s\n",
                         user_data ? "takes its bundle from --user-data only"
                                   : "--user-data FILE|- is required");
-                return 2;
+                return usage_rc;
         }
         if (user_data && streq(user_data, "-"))
                 user_data = "/dev/stdin";
         if (optind < argc) {
-                fprintf(stderr, "firstboot run: unexpected argument '%s'\n", argv[optind]);
-                return 2;
+                fprintf(stderr, "firstboot %s: unexpected argument '%s'\n",
+                        mode == MODE_APPLY  ? "apply"
+                        : mode == MODE_PLAN ? "plan"
+                                            : "run",
+                        argv[optind]);
+                return usage_rc;
         }
         if (r.root && (streq(r.root, "/") || !*r.root))
                 r.root = NULL;
         if (r.root && !is_dir(r.root)) {
                 log_error("--root %s is not a directory", r.root);
-                return 2;
+                return usage_rc;
         }
         /* Absolute: modules run with their own working directory and get
          * FIRSTBOOT_ROOT. */
         _cleanup_free_ char *root_abs = r.root ? realpath(r.root, NULL) : NULL;
         if (r.root && !root_abs) {
                 log_error_errno(errno, "--root %s: %m", r.root);
-                return 2;
+                return usage_rc;
         }
         if (root_abs)
                 r.root = root_abs;
         r.rootfd = root_open_dir(r.root);
         if (r.rootfd < 0) {
                 log_error_errno(r.rootfd, "--root %s: %m", r.root ? r.root : "/");
-                return 2;
+                return usage_rc;
         }
         if (user_data && !datasource)
                 datasource = "file";

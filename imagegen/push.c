@@ -82,6 +82,12 @@ static int remote(const struct push_target *t, const struct push_options *o, con
         while (waitpid(pid, &status, 0) < 0)
                 if (errno != EINTR)
                         return -errno;
+        if (WIFSIGNALED(status))
+                fprintf(stderr,
+                        "imagegen push: %s: ssh was killed by signal %s during %s: what the host "
+                        "did "
+                        "is unknown (see it with imagegen push --plan)\n",
+                        t->name, strsignal(WTERMSIG(status)), verb);
         *ret_code = WIFEXITED(status) ? WEXITSTATUS(status) : SSH_FAILED;
         return 0;
 }

@@ -432,3 +432,12 @@ if [ $rc1 = 0 ] && [ "$first" = "lib-one other " ] && [ $rc2 = 0 ] && [ "$(cat "
 	[ "$w" = "modules' shared library changed" ]; then t_pass; else
 	t_fail "run $rc1 ($first), apply $rc2 ($(cat "$R4/ran.log" 2>/dev/null)), why '$w': $(tail -n 5 "$T/l1.out" "$T/l2.out")"
 fi
+
+t_case "plan: a usage error exits 64, never 2 (which imagegen push reads as changes pending)"
+rc1=0 rc2=0 rc3=0
+"$FIRSTBOOT" plan --root "$R" --no-such-option >/dev/null 2>&1 || rc1=$?
+"$FIRSTBOOT" plan --root "$R" extra-arg >/dev/null 2>"$T/pu.err" || rc2=$?
+"$FIRSTBOOT" apply --root "$R" >/dev/null 2>&1 || rc3=$?
+if [ $rc1 = 64 ] && [ $rc2 = 64 ] && grep -q "firstboot plan: unexpected argument 'extra-arg'" "$T/pu.err" && [ $rc3 = 2 ]; then t_pass; else
+	t_fail "plan $rc1 $rc2, apply $rc3: $(cat "$T/pu.err")"
+fi
