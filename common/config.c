@@ -145,6 +145,22 @@ static void read_fields(const struct node *map, const struct field *t, size_t n_
         }
 }
 
+/* jobs.secret_file and jobs.metrics_file, each at its line:column: absolute,
+ * and the metrics a .prom file (node_exporter's textfile collector reads
+ * only those, collector/textfile.go). */
+static void check_jobs_paths(const struct node *jobs, struct diags *d)
+{
+        const struct node *n = node_get(jobs, "secret_file");
+        if (n && n->kind == NODE_SCALAR && n->value && n->value[0] != '/')
+                diags_at(d, n, "'jobs.secret_file' must be an absolute path, not \"%s\"", n->value);
+        n = node_get(jobs, "metrics_file");
+        if (n && n->kind == NODE_SCALAR && !node_is_null(n) && n->value &&
+            (n->value[0] != '/' || !endswith(n->value, ".prom")))
+                diags_at(d, n,
+                         "'jobs.metrics_file' must be an absolute path ending in .prom, not \"%s\"",
+                         n->value);
+}
+
 /* The jobs: mapping of doc, if any, into c. */
 static void read_jobs(const struct node *doc, struct config *c, struct diags *d)
 {
@@ -156,15 +172,8 @@ static void read_jobs(const struct node *doc, struct config *c, struct diags *d)
                 jallowed[ARRAY_SIZE(jobs_fields)] = NULL;
                 diags_check_keys(d, jobs, "jobs", jallowed);
                 read_fields(jobs, jobs_fields, ARRAY_SIZE(jobs_fields), c, d);
+                check_jobs_paths(jobs, d);
         }
-}
-
-static void check_jobs_paths(const char *path, const struct config *c, struct diags *d)
-{
-        if (c->jobs_secret_file[0] != '/')
-                diags_add(d, path, 0, 0, "paths must be absolute: \"%s\"", c->jobs_secret_file);
-        if (c->jobs_metrics_file && c->jobs_metrics_file[0] != '/')
-                diags_add(d, path, 0, 0, "paths must be absolute: \"%s\"", c->jobs_metrics_file);
 }
 
 int config_check_jobs(const struct node *map, const char *const *skip, struct diags *d)
@@ -268,7 +277,6 @@ int config_load_dropins(int rootfd, const char *path, const char *display, struc
                  * (require_signature, the state directory...). */
                 diags_check_keys(d, doc, "a firstboot.conf.d drop-in (jobs: only)", allowed);
                 read_jobs(doc, c, d);
-                check_jobs_paths(p, c, d);
         }
         closedir(dh);
         return d->n > before ? -EBADMSG : 0;
@@ -308,12 +316,10 @@ int config_parse(const char *path, const char *data, size_t size, struct config 
         diags_check_keys(d, doc, "firstboot.conf", allowed);
         read_fields(doc, fields, ARRAY_SIZE(fields), &c, d);
         read_jobs(doc, &c, d);
-        const char *paths[] = {c.modules_dir, c.keys_dir,     c.state_dir,
-                               c.log_dir,     c.ready_marker, c.jobs_secret_file};
+        const char *paths[] = {c.modules_dir, c.keys_dir, c.state_dir, c.log_dir, c.ready_marker};
         for (size_t i = 0; i < ARRAY_SIZE(paths); i++)
                 if (paths[i][0] != '/')
                         diags_add(d, path, 0, 0, "paths must be absolute: \"%s\"", paths[i]);
-        check_jobs_paths(path, &c, d);
         if (d->n > before) {
                 config_free(&c);
                 return -EBADMSG;

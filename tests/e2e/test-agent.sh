@@ -392,6 +392,13 @@ printf 'jobs:\n  redis_url: redis://127.0.0.1:%s\n' "$PORT" >"$D/50-site.conf"
 printf 'jobs:\n  redis_url: rediss://127.0.0.1:%s\n' "$PORT" >"$D/60-x.conf"
 expect_rc 1 timeout 10 "$FIRSTBOOT" agent --root "$R" && grep -q "rediss://" "$T/err" || ok=0
 rm -f "$D/60-x.conf"
+# Where the agent writes: metrics only to a .prom file, paths absolute, each
+# said once at its line:column.
+printf 'jobs:\n  metrics_file: /etc/passwd\n  secret_file: rel/secret\n' >"$D/60-x.conf"
+expect_rc 1 timeout 10 "$FIRSTBOOT" agent --root "$R" &&
+	grep -q "60-x.conf:2:17: 'jobs.metrics_file' must be an absolute path ending in .prom" "$T/err" &&
+	[ "$(grep -c "60-x.conf:3:16: 'jobs.secret_file' must be an absolute path" "$T/err")" = 1 ] || ok=0
+rm -f "$D/60-x.conf"
 mkfifo "$D/70-fifo.conf"
 expect_rc 1 timeout 10 "$FIRSTBOOT" agent --root "$R" && grep -q "70-fifo.conf: a drop-in must be a regular file" "$T/err" || ok=0
 rm -rf "$D"
