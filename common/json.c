@@ -195,6 +195,21 @@ int json_parse(const char *file, const char *buf, size_t len, struct node **ret,
         /* JSON text is UTF-8 (RFC 8259, 8.1); json-c lets other bytes
          * through into strings, which no YAML or JSON we write could hold. */
         for (size_t i = 0, w; i < len; i += w) {
+                /* \u0000: json-c keeps it, but its strings end at the NUL,
+                 * so what follows would be read by nobody (and covered by
+                 * no check made on the string, a signature's included). */
+                if (buf[i] == '\\' && i + 1 < len && buf[i + 1] != 'u' &&
+                    (unsigned char)buf[i + 1] < 0x80) {
+                        w = 2;
+                        continue;
+                }
+                if (buf[i] == '\\' && len - i >= 6 && memcmp(buf + i + 1, "u0000", 5) == 0) {
+                        unsigned line, col;
+                        position(buf, i, &line, &col);
+                        diags_add(d, file, line, col,
+                                  "invalid JSON: \\u0000 (a NUL) in a string is refused");
+                        return -EBADMSG;
+                }
                 w = utf8_char((const unsigned char *)buf + i, len - i);
                 if (w == 0) {
                         unsigned line, col;

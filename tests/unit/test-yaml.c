@@ -433,6 +433,30 @@ TEST(json_refuses_bytes_that_are_not_utf8)
         diags_free(&d);
 }
 
+/* json-c keeps \u0000 but its strings end there: what followed would be
+ * checked and signed by nobody (a signed job payload ran with text after
+ * it). Refused where it stands; an escaped backslash before "u0000" is
+ * text, and accepted. */
+TEST(json_refuses_nul_escape)
+{
+        struct diags d = {0};
+        struct node *n = NULL;
+        const char *bad = "{\"a\": \"x\\u0000{\\\"evil\\\": 1}\"}";
+        CHECK(json_parse("x.json", bad, strlen(bad), &n, &d) < 0);
+        REQUIRE(d.n == 1);
+        _cleanup_free_ char *a = diag_format(&d.v[0]);
+        CHECK_STREQ(a, "x.json:1:9: invalid JSON: \\u0000 (a NUL) in a string is refused");
+        diags_free(&d);
+        const char *key = "{\"k\\u0000x\": 1}";
+        CHECK(json_parse("x.json", key, strlen(key), &n, &d) < 0);
+        diags_free(&d);
+        const char *text = "[\"\\\\u0000\"]";
+        CHECK(json_parse("x.json", text, strlen(text), &n, &d) == 0);
+        CHECK(n && n->n_items == 1 && streq(n->items[0]->value, "\\u0000"));
+        node_free(n);
+        diags_free(&d);
+}
+
 /* A real that prints like an integer is written so it reads back a real. */
 TEST(yaml_format_keeps_reals_real)
 {
