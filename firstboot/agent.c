@@ -663,7 +663,9 @@ static void handle(struct agent *a, const char *elem, size_t len, long long take
                         lockfd == -ECANCELED
                                 ? xstrdup("the agent stopped before the job started")
                                 : strprintf("cannot take the run lock: %s", strerror(-lockfd));
-                fail_job(a, j->job_id, j->app_id, why, false);
+                /* Not yet known to be new (the replay check comes under the
+                 * lock): SET NX, so a replay never replaces a real result. */
+                fail_job(a, j->job_id, j->app_id, why, true);
                 return;
         }
         _cleanup_free_ char *seen = strprintf("%s/" JOBS_SEEN_FILE, a->state_dir);
@@ -687,6 +689,21 @@ static void handle(struct agent *a, const char *elem, size_t len, long long take
                 _cleanup_free_ char *why =
                         strprintf("cannot record the job id in %s: %s", seen, strerror(-k));
                 fail_job(a, j->job_id, j->app_id, why, false);
+                return;
+        }
+        /* It may have waited for the lock past its expiry: checked again. */
+        long long now_s = now_realtime_ms() / 1000;
+        if (j->expires_at > 0 && now_s >= j->expires_at) {
+                info = (struct job_refusal_info){
+                        .reason = JOB_EXPIRED,
+                        .message = strprintf("the job expired %lld s ago, while it waited for "
+                                             "the run lock",
+                                             now_s - j->expires_at),
+                        .job_id = xstrdup(j->job_id),
+                        .authenticated = true,
+                };
+                reject(a, &info);
+                job_refusal_info_done(&info);
                 return;
         }
         struct job_module jm = {0};

@@ -243,6 +243,19 @@ if wait_for 10 has_result "$id" && [ "$(result_field "$id" 'j["status"]')" = suc
 	else t_fail "the replay was not refused, or replaced the result"; fi
 else t_fail "the first run"; fi
 
+t_case "a job that expires while it waits for the run lock is refused (expired), not run"
+flock "$R/var/lib/firstboot/run.lock" sleep 4 &
+holder=$!
+_pids+=("$holder")
+sleep 0.5
+"$IMAGEGEN" job submit --redis "$URL" --agent "$AGENT_ID" --secret-file "$T/secret" --expires 2 hello greeting=late >"$T/late.id"
+lid=$(cat "$T/late.id")
+wait "$holder" 2>/dev/null
+if wait_for 15 has_result "$lid" && [ "$(result_field "$lid" 'j["status"], j["reason"], "exit_code" in j')" = "('rejected', 'expired', False)" ] &&
+	grep -q "Job $lid rejected (expired)" "$T/agent.log" && serves; then
+	t_pass
+else t_fail "$(result "$lid")"; fi
+
 t_case "the heartbeat names the agent and its last job, with an expiry"
 hb() { rcli GET "agent:$AGENT_ID:heartbeat" >"$T/hb.json" && [ -s "$T/hb.json" ] && [ "$(json_get "$T/hb.json" 'j["agent_id"], j["jobs_done"] > 0, j["current_job"]')" = "('$AGENT_ID', True, None)" ]; }
 ttl=$(rcli TTL "agent:$AGENT_ID:heartbeat")
