@@ -166,13 +166,15 @@ mk colony-20200102T000000Z.dump.age '45 days ago'
 mk colony-20200103T000000Z.dump.age '29 days ago 23 hours ago'
 mk colony-20200104T000000Z.dump.age '29 days ago'
 mk other-20200101T000000Z.dump.age '90 days ago'
+mk colony-old-20200101T000000Z.dump.age '90 days ago'
 mk notes.txt '90 days ago'
 sleep 1.1 # a new backup name (they are per second)
 if backup && [ ! -e "$D/colony-20200101T000000Z.dump.age" ] && [ ! -e "$D/colony-20200102T000000Z.dump.age" ] &&
 	[ -e "$D/colony-20200103T000000Z.dump.age" ] && [ -e "$D/colony-20200104T000000Z.dump.age" ] &&
-	[ -e "$D/other-20200101T000000Z.dump.age" ] && [ -e "$D/notes.txt" ] && [ "$(dumps | wc -l)" = 4 ] &&
+	[ -e "$D/other-20200101T000000Z.dump.age" ] && [ -e "$D/colony-old-20200101T000000Z.dump.age" ] && [ -e "$D/notes.txt" ] &&
+	[ "$(dumps | grep -vc colony-old)" = 4 ] &&
 	[ "$(grep -c '^backup_db: removed' "$T/b.out")" = 2 ]; then t_pass; else t_fail "$(cat "$T/b.out" "$T/b.err") $(listing)"; fi
-rm -f "$D"/colony-2020* "$D/other-20200101T000000Z.dump.age" "$D/notes.txt"
+rm -f "$D"/colony-2020* "$D/other-20200101T000000Z.dump.age" "$D/colony-old-20200101T000000Z.dump.age" "$D/notes.txt"
 
 t_case "a failing pg_dump (the server unreachable) is exit 1 and leaves no file, not even a temporary one"
 before=$(listing)
@@ -253,12 +255,15 @@ sql "DROP TABLE items"
 if restore "s3://colony-backups/colony-1/$(basename "$up")" --identity "$T/id.txt" && [ "$(rows)" = "$want" ] &&
 	grep -q downloaded "$T/r.out"; then t_pass; else t_fail "$(cat "$T/r.err")"; fi
 
-t_case "an upload that fails is exit 2, the local file kept; a failing bucket listing too"
+t_case "an upload that fails is exit 2, the local file kept, nothing removed in the bucket; a failing bucket listing too"
 n=$(dumps | wc -l)
 echo PUT >"$S3D/FAIL"
+lists=$(grep -c '^LIST' "$S3D/requests.log")
 sleep 1.1
 backup
 rc1=$?
+# No retention in the bucket after a failed upload (it would only remove).
+lists1=$(grep -c '^LIST' "$S3D/requests.log")
 cp "$T/b.err" "$T/b.err.1"
 k1=$(dumps | wc -l)
 echo LIST >"$S3D/FAIL"
@@ -267,8 +272,8 @@ backup
 rc2=$?
 rm -f "$S3D/FAIL"
 grep -q 'uploading .* failed (kept locally)' "$T/b.err.1" 2>/dev/null && m1=1 || m1=0
-if [ "$m1" = 1 ] && [ $rc1 = 2 ] && [ "$k1" = $((n + 1)) ] && [ $rc2 = 2 ] && grep -q 'retention in s3://colony-backups/colony-1/ failed' "$T/b.err" &&
-	[ "$(dumps | wc -l)" = $((n + 2)) ]; then t_pass; else t_fail "exits $rc1 $rc2"; fi
+if [ "$m1" = 1 ] && [ $rc1 = 2 ] && [ "$k1" = $((n + 1)) ] && [ "$lists1" = "$lists" ] && [ $rc2 = 2 ] && grep -q 'retention in s3://colony-backups/colony-1/ failed' "$T/b.err" &&
+	[ "$(dumps | wc -l)" = $((n + 2)) ]; then t_pass; else t_fail "exits $rc1 $rc2, m1 $m1, k1 $k1 n $n, lists $lists $lists1, $(tail -n 3 "$T/b.err")"; fi
 
 t_case "keep_local=false: uploaded, no local copy"
 setconf "${S3CONF}KEEP_LOCAL=false

@@ -40,7 +40,10 @@ class S3(http.server.BaseHTTPRequestHandler):
         with open(os.path.join(root, "requests.log"), "a") as f:
             f.write("%s %s\n" % (op, self.path))
         auth = self.headers.get("Authorization", "")
-        if not auth.startswith("AWS4-HMAC-SHA256 Credential=") or not self.headers.get("x-amz-date"):
+        signed = auth.split("SignedHeaders=")[-1].split(",")[0].split(";")
+        if (not auth.startswith("AWS4-HMAC-SHA256 Credential=") or not self.headers.get("x-amz-date")
+                or not self.headers.get("x-amz-content-sha256")
+                or "x-amz-content-sha256" not in signed):
             self._reply(403, b"<Error><Code>AccessDenied</Code></Error>")
             return False
         try:

@@ -83,8 +83,11 @@ encrypt_to() {
 }
 
 # s3 ARGS...: curl against the bucket with SigV4 and the credentials file.
+# S3 wants x-amz-content-sha256 on every SigV4 request; curl 7.88 (Debian
+# 12) does not send it, and signs it when given.
 s3() {
-	curl -fsS --retry 3 --max-time 3600 --aws-sigv4 "aws:amz:$S3_REGION:s3" -K "$ROOT$S3_CREDENTIALS" "$@"
+	curl -fsS --retry 3 --max-time 3600 --aws-sigv4 "aws:amz:$S3_REGION:s3" -K "$ROOT$S3_CREDENTIALS" \
+		-H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' "$@"
 }
 if [ -n "$S3_BUCKET" ]; then
 	[ -f "$ROOT$S3_CREDENTIALS" ] || die 2 "S3_BUCKET is set but $S3_CREDENTIALS is missing"
@@ -126,7 +129,7 @@ failed_upload=0
 # one BASE SUFFIX WHAT COMMAND...: a backup of one database: encrypted,
 # uploaded, kept or not, and the old ones of BASE*SUFFIX removed.
 one() {
-	local base=$1 suffix=$2 what=$3 name old
+	local base=$1 suffix=$2 what=$3 name old when
 	shift 3
 	name=$base$stamp$suffix
 	if ! encrypt_to "$name" "$@"; then
@@ -141,18 +144,25 @@ one() {
 			if [ "$KEEP_LOCAL" = false ]; then
 				rm -f "$dir/$name"
 			fi
+			# Only after a new copy is there: uploads failing day after
+			# day must not empty the bucket.
+			if ! s3_retention "$base" "$suffix"; then
+				echo "backup_db: applying retention in s3://$S3_BUCKET/$S3_PREFIX failed" >&2
+				failed_upload=1
+			fi
 		else
 			echo "backup_db: uploading $name to s3://$S3_BUCKET/$S3_PREFIX failed (kept locally)" >&2
-			failed_upload=1
-		fi
-		if ! s3_retention "$base" "$suffix"; then
-			echo "backup_db: applying retention in s3://$S3_BUCKET/$S3_PREFIX failed" >&2
 			failed_upload=1
 		fi
 	fi
 	# Local retention: the backups of this database at least RETENTION_DAYS
 	# days old (by file time) go.
+	# Only BASE<stamp>SUFFIX: the base "app-" must not take "app-old-...".
 	while IFS= read -r old; do
+		when=${old##*/}
+		when=${when#"$base"}
+		when=${when%"$suffix"}
+		[[ $when =~ ^[0-9]{8}T[0-9]{6}Z$ ]] || continue
 		rm -f "$old"
 		log "removed ${old#"$ROOT"} (older than $RETENTION_DAYS days)"
 	done < <(find "$dir" -maxdepth 1 -type f -name "$base*$suffix" -mtime "+$((RETENTION_DAYS - 1))")

@@ -84,7 +84,7 @@ if [[ $src == s3://* ]]; then
 	[ -f "$ROOT$S3_CREDENTIALS" ] || die 1 "downloading from S3 needs $S3_CREDENTIALS (the backup module's S3 settings)"
 	file=$work/${key##*/}
 	curl -fsS --retry 3 --max-time 3600 --aws-sigv4 "aws:amz:$S3_REGION:s3" -K "$ROOT$S3_CREDENTIALS" \
-		-o "$file" "${S3_ENDPOINT%/}/$bucket/$key" || die 1 "downloading $src failed"
+		-H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' -o "$file" "${S3_ENDPOINT%/}/$bucket/$key" || die 1 "downloading $src failed"
 	log "downloaded $src"
 fi
 [ -f "$file" ] || die 1 "$file: no such file"
