@@ -191,11 +191,6 @@ int config_check_jobs(const struct node *map, const char *const *skip, struct di
         return d->n > before ? -EBADMSG : 0;
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-        return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 /* The bytes of the regular file name in the directory dfd, not waiting on
  * a FIFO and not following a link. */
 static int read_dropin(int dfd, const char *name, char **ret, size_t *ret_size)
@@ -251,7 +246,7 @@ int config_load_dropins(int rootfd, const char *path, const char *display, struc
                 n++;
         }
         if (names)
-                qsort(names, n, sizeof(*names), cmp_str);
+                strv_sort(names, n);
         for (size_t i = 0; i < n && d->n == before; i++) {
                 _cleanup_free_ char *p = strprintf("%s/%s", shown, names[i]), *data = NULL;
                 _cleanup_node_ struct node *doc = NULL;

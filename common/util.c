@@ -242,6 +242,17 @@ bool strv_contains(char *const *v, const char *s)
         return false;
 }
 
+static int cmp_str(const void *a, const void *b)
+{
+        return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+void strv_sort(char **v, size_t n)
+{
+        if (n > 1)
+                qsort(v, n, sizeof(*v), cmp_str);
+}
+
 long long now_ms(void)
 {
         struct timespec ts;

@@ -49,11 +49,6 @@ static int hash_module_file(const struct bundle *b, const struct planned *p, con
         return 0;
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-        return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 /* The sha256 of the modules' shared helpers (modules/_lib/), over "PATH
  * SHA256" lines in path order: the bundle's when the module came in it,
  * else those beside the module in the modules directory. None there is
@@ -88,7 +83,7 @@ static int hash_module_lib(const struct bundle *b, const struct planned *p, char
         member_list_free(&ml);
         size_t n = strv_length(lines);
         if (n > 1)
-                qsort(lines, n, sizeof(*lines), cmp_str);
+                strv_sort(lines, n);
         _cleanup_free_ char *all = strv_join(lines, "\n");
         sha256_hex(all, strlen(all), ret);
         return 0;

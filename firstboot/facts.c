@@ -28,11 +28,6 @@ static void freeifaddrsp(struct ifaddrs **p)
                 freeifaddrs(*p);
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-        return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 static bool is_host_key_name(const char *name)
 {
         return fnmatch("ssh_host_*_key.pub", name, FNM_PERIOD) == 0;
@@ -117,7 +112,7 @@ int facts_ssh_host_keys(const char *root, struct node **ret)
                 return -errno;
         size_t n = strv_length(names);
         if (n > 1)
-                qsort(names, n, sizeof(char *), cmp_str);
+                strv_sort(names, n);
 
         for (size_t i = 0; i < n; i++) {
                 _cleanup_free_ char *path = strprintf("%s/%s", dir, names[i]);

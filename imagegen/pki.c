@@ -75,18 +75,13 @@ static void names_done(struct names *n)
         free(n->shown);
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-        return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 static void strv_sort_unique(char **v)
 {
         size_t n = strv_length(v), k = 0;
 
         if (n == 0)
                 return;
-        qsort(v, n, sizeof(*v), cmp_str);
+        strv_sort(v, n);
         for (size_t i = 1; i < n; i++) {
                 if (streq(v[i], v[k]))
                         free(v[i]);

@@ -547,10 +547,22 @@ static bool is_plain_number(const char *s, bool fraction)
         return *s == '\0';
 }
 
-static int escape_yaml(struct buf *b, const struct node *v, const char *s, bool compose,
-                       const char **ret_why)
+/* A double-quoted YAML scalar (compose: '$' doubled, as docker-compose
+ * interpolates it) or JavaScript string literal (ECMA-262 "StringLiteral"),
+ * or a bare number, true, false or null where YAML typed the value so.
+ * Inside double quotes both take the same escapes for '"', '\\' and
+ * control characters, so one loop writes both: every control character
+ * (C1 ones too: U+0085 is a line break to YAML 1.1), U+2028, U+2029,
+ * U+FEFF and the non-characters U+FFFE/U+FFFF as \xNN or \uNNNN, which
+ * keeps the value on one line in either language ("${" is not special in a
+ * JavaScript string literal: no template literal is written). JavaScript
+ * integers are bare only up to 15 digits, which a double holds exactly;
+ * longer ones are strings. Values must be valid UTF-8 (node reads a source
+ * file as UTF-8 and would turn a stray byte into U+FFFD). */
+static int escape_quoted(struct buf *b, const struct node *v, const char *s, enum tmpl_format fmt,
+                         const char **ret_why)
 {
-        bool x;
+        bool js = fmt == TMPL_JS, x;
         int r = 0;
 
         switch (node_resolve(v)) {
@@ -561,18 +573,19 @@ static int escape_yaml(struct buf *b, const struct node *v, const char *s, bool 
                         return buf_puts(b, x ? "true" : "false");
                 break;
         case SCALAR_INT:
-                if (is_plain_number(s, false))
+                if (is_plain_number(s, false) && (!js || strlen(s) - (s[0] == '-') <= 15))
                         return buf_puts(b, s);
                 break;
         case SCALAR_REAL:
-                if (is_plain_number(s, true))
+                if (is_plain_number(s, true) && (!js || strlen(s) <= 16))
                         return buf_puts(b, s);
                 break;
         default:
                 break;
         }
         if (!utf8_valid(s)) {
-                *ret_why = "is not valid UTF-8, which a YAML file cannot hold";
+                *ret_why = js ? "is not valid UTF-8, which a JavaScript file cannot hold"
+                              : "is not valid UTF-8, which a YAML file cannot hold";
                 return -EINVAL;
         }
 
@@ -590,16 +603,12 @@ static int escape_yaml(struct buf *b, const struct node *v, const char *s, bool 
                         r = buf_puts(b, "\\t");
                 else if (cp == '\r')
                         r = buf_puts(b, "\\r");
-                else if (cp == '$' && compose)
+                else if (cp == '$' && fmt == TMPL_COMPOSE)
                         r = buf_puts(b, "$$");
                 else if (cp < 0x20 || (cp >= 0x7F && cp <= 0x9F))
-                        /* Control characters, and C1 ones (U+0085 is a
-                         * line break to YAML 1.1). */
                         r = buf_printf(b, "\\x%02X", (unsigned)cp);
                 else if (cp == 0x2028 || cp == 0x2029 || cp == 0xFEFF || cp == 0xFFFE ||
                          cp == 0xFFFF)
-                        /* Line and paragraph separators, a byte order
-                         * mark, and non-characters. */
                         r = buf_printf(b, "\\u%04X", (unsigned)cp);
                 else
                         r = buf_append(b, p, n);
@@ -669,67 +678,6 @@ static int escape_nginx(struct buf *b, const char *s, const char **ret_why)
         return r < 0 ? r : buf_puts(b, "\"");
 }
 
-/* A double-quoted JavaScript string literal (ECMA-262 "StringLiteral"),
- * or a bare number, true, false or null where YAML typed the value so, as
- * escape_yaml does. Inside double quotes only '"', '\\' and line
- * terminators are special ("${" is not: no template literal is written),
- * so those are escaped, with every other control character, U+2028,
- * U+2029 and U+FEFF, as \xNN or \uNNNN: the literal stays on one line.
- * Integers bare only up to 15 digits, which a double holds exactly;
- * longer ones are strings. Values must be valid UTF-8 (node reads a
- * source file as UTF-8 and would turn a stray byte into U+FFFD). */
-static int escape_js(struct buf *b, const struct node *v, const char *s, const char **ret_why)
-{
-        bool x;
-        int r;
-
-        switch (node_resolve(v)) {
-        case SCALAR_NULL:
-                return buf_puts(b, "null");
-        case SCALAR_BOOL:
-                if (node_as_bool(v, &x) == 0)
-                        return buf_puts(b, x ? "true" : "false");
-                break;
-        case SCALAR_INT:
-                if (is_plain_number(s, false) && strlen(s) - (s[0] == '-') <= 15)
-                        return buf_puts(b, s);
-                break;
-        case SCALAR_REAL:
-                if (is_plain_number(s, true) && strlen(s) <= 16)
-                        return buf_puts(b, s);
-                break;
-        default:
-                break;
-        }
-        if (!utf8_valid(s)) {
-                *ret_why = "is not valid UTF-8, which a JavaScript file cannot hold";
-                return -EINVAL;
-        }
-        r = buf_puts(b, "\"");
-        for (const unsigned char *p = (const unsigned char *)s; r >= 0 && *p;) {
-                uint32_t cp;
-                size_t n = utf8_next(p, &cp);
-                if (cp == '"')
-                        r = buf_puts(b, "\\\"");
-                else if (cp == '\\')
-                        r = buf_puts(b, "\\\\");
-                else if (cp == '\n')
-                        r = buf_puts(b, "\\n");
-                else if (cp == '\r')
-                        r = buf_puts(b, "\\r");
-                else if (cp == '\t')
-                        r = buf_puts(b, "\\t");
-                else if (cp < 0x20 || cp == 0x7F)
-                        r = buf_printf(b, "\\x%02X", (unsigned)cp);
-                else if (cp == 0x2028 || cp == 0x2029 || cp == 0xFEFF)
-                        r = buf_printf(b, "\\u%04X", (unsigned)cp);
-                else
-                        r = buf_append(b, p, n);
-                p += n;
-        }
-        return r < 0 ? r : buf_puts(b, "\"");
-}
-
 static int escape_shell(struct buf *b, const char *s)
 {
         int r;
@@ -752,15 +700,14 @@ static int escape_value(struct buf *b, enum tmpl_format fmt, const struct node *
         switch (fmt) {
         case TMPL_YAML:
         case TMPL_COMPOSE:
-                return escape_yaml(b, v, s, fmt == TMPL_COMPOSE, ret_why);
+        case TMPL_JS:
+                return escape_quoted(b, v, s, fmt, ret_why);
         case TMPL_ENV:
                 return escape_env(b, s, ret_why);
         case TMPL_NGINX:
                 return escape_nginx(b, s, ret_why);
         case TMPL_SHELL:
                 return escape_shell(b, s);
-        case TMPL_JS:
-                return escape_js(b, v, s, ret_why);
         case TMPL_RAW:
                 break;
         }

@@ -35,7 +35,7 @@ ctx = {
     "pw_nl": pw + "\nsecond line\n\n",
     "pw_nginx": pw.replace("$", ""),
     "pw_nginx_nl": pw.replace("$", "") + "\nx",
-    "pw_js": pw + "\n\r\u2028\u2029\x01\x1f\x7f`${x}` \ufeff\U0001f511 </script>\n",
+    "pw_js": pw + "\n\r\u2028\u2029\x01\x1f\x7f\x85\ufffe`${x}` \ufeff\U0001f511 </script>\n",
 }
 json.dump(ctx, open(t + "/ctx.json", "w"))
 for k, v in ctx.items():

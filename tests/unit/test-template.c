@@ -728,17 +728,17 @@ TEST(escape_js)
 {
         _cleanup_free_ char *a = esc(NASTY, TMPL_JS);
         CHECK_STREQ(a, "\" pa$s'w\\\"o#rd \\\\x${HOME} {a}: b\\t\xc3\xa9\xe2\x82\xac \"");
-        /* Line terminators, other controls, DEL, U+2028/U+2029 and a BOM:
-         * the literal stays on one line. */
+        /* Line terminators, other controls, DEL, C1 controls (U+0085 as
+         * \x85, the same character), U+2028/U+2029 and a BOM: the literal
+         * stays on one line. */
         _cleanup_free_ char *b = esc("a\nb\rc\x01\x1f\x7f`${x}`"
                                      "\xe2\x80\xa8"
                                      "\xe2\x80\xa9"
                                      "\xef\xbb\xbf"
                                      "\xc2\x85\xf0\x9f\x94\x91",
                                      TMPL_JS);
-        CHECK_STREQ(
-                b,
-                "\"a\\nb\\rc\\x01\\x1F\\x7F`${x}`\\u2028\\u2029\\uFEFF\xc2\x85\xf0\x9f\x94\x91\"");
+        CHECK_STREQ(b,
+                    "\"a\\nb\\rc\\x01\\x1F\\x7F`${x}`\\u2028\\u2029\\uFEFF\\x85\xf0\x9f\x94\x91\"");
         _cleanup_free_ char *c = esc("", TMPL_JS);
         CHECK_STREQ(c, "\"\"");
         _cleanup_free_ char *e = esc("</script>'\\", TMPL_JS);
