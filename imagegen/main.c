@@ -382,6 +382,16 @@ static int write_hosts(const struct opts *o, struct site **hosts, size_t n, stru
         return r;
 }
 
+/* "web-3, web-6": the hosts worker w renders (1 + w, 1 + w + jobs, ...). */
+static char *worker_hosts(struct site **hosts, size_t n, size_t w, size_t jobs)
+{
+        _cleanup_strv_free_ char **v = NULL;
+
+        for (size_t i = 1 + w; i < n; i += jobs)
+                strv_extend(&v, hosts[i]->hostname);
+        return strv_join(v, ", ");
+}
+
 static char *serial_key(const struct site *h)
 {
         return strprintf("%sbundle", h->secret_pfx ? h->secret_pfx : "");
@@ -441,7 +451,6 @@ static int merge_serials(struct env *e, int fd, size_t worker)
                         return -EBADMSG;
                 }
         }
-        /* No end: the worker died before it had rendered its hosts (it said why). */
         return r < 0 ? r : end ? 0 : -EPIPE;
 }
 
@@ -544,6 +553,13 @@ static int render_fleet(struct env *e, const struct opts *o, const struct site *
                 int k = merge_serials(e, report[w], w);
                 close(report[w]);
                 merged[w] = k >= 0;
+                if (k < 0) {
+                        _cleanup_free_ char *list = worker_hosts(hosts, n, w, jobs);
+                        fprintf(stderr,
+                                "imagegen render: worker %zu (%s) ended without reporting its "
+                                "serials: its hosts are not written\n",
+                                w + 1, list);
+                }
                 r = r < 0 ? r : k;
         }
         bool saved = env_save(e) >= 0;
@@ -566,6 +582,12 @@ static int render_fleet(struct env *e, const struct opts *o, const struct site *
                 int status = 0;
                 while (waitpid(pids[w], &status, 0) < 0 && errno == EINTR)
                         ;
+                if (WIFSIGNALED(status)) {
+                        _cleanup_free_ char *list = worker_hosts(hosts, n, w, jobs);
+                        fprintf(stderr,
+                                "imagegen render: worker %zu (%s) was killed by signal %d\n", w + 1,
+                                list, WTERMSIG(status));
+                }
                 if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
                         r = r < 0 ? r : -EIO;
         }

@@ -329,6 +329,7 @@ state_edit "$F7" 'j["serials"]["web-6/bundle"]["serial"] = 2'
 expect_rc 0 ig render -q "$F7/site.yaml" -o "$F7/out" -j 3 && [ "$(serials "$F7")" = "3 3 4 3 3 3 3 " ] || ok=0
 if [ $ok = 1 ]; then t_pass; else t_fail "$(serials "$F7") $(cat "$T/err"; head "$T/diff")"; fi
 
+# (LeakSanitizer, in a SANITIZER build, cannot run under strace.)
 # A crash between the state and the bundles: strace kills every process
 # of the render at its first mkdir (each one's first bundle directory,
 # after the state was saved). The state then holds the raised serials and
@@ -338,7 +339,7 @@ if ! strace -f -qq -o /dev/null -e trace=none true 2>/dev/null; then
 	echo "ok - $_case # SKIP strace cannot trace here"
 else
 	sed -i 's/db_name: colony3/db_name: colony4/' "$F7/site.yaml"
-	strace -f -qq -o /dev/null -e trace=mkdir,mkdirat -e inject=mkdir,mkdirat:signal=KILL:when=1 \
+	ASAN_OPTIONS=detect_leaks=0 strace -f -qq -o /dev/null -e trace=mkdir,mkdirat -e inject=mkdir,mkdirat:signal=KILL:when=1 \
 		"$IMAGEGEN" render -q --modules-dir "$FIX/modules" --templates-dir "$FIX/templates" \
 		"$F7/site.yaml" -o "$F7/out" -j 3 >"$T/out" 2>"$T/err"
 	rc=$?
@@ -352,6 +353,51 @@ else
 		[ "$(state_serials)" = "$crashed" ]; then
 		t_pass
 	else t_fail "rc $rc, state $crashed, bundles $(serials "$F7"): $(cat "$T/err")"; fi
+fi
+
+# A worker that ends before its report (killed, or its certificates not
+# synced): web-3's certificate is issued again, so its worker (web-3,
+# web-6) calls syncfs, where strace kills it or fails it.
+t_case "a worker that ends before reporting its serials: exit 1 naming it and its hosts, none of them written"
+if ! strace -f -qq -o /dev/null -e trace=none true 2>/dev/null; then
+	echo "ok - $_case # SKIP strace cannot trace here"
+else
+	cp "$F7/.imagegen/state.json" "$F7/state.pre"
+	igs() {
+		ASAN_OPTIONS=detect_leaks=0 strace -f -qq -o /dev/null -e trace=syncfs -e "inject=syncfs:$1:when=1" \
+			"$IMAGEGEN" render -q --modules-dir "$FIX/modules" --templates-dir "$FIX/templates" \
+			"$F7/site.yaml" -o "$F7/out" -j 3
+	}
+	ok=1
+	rm -r "$F7/.imagegen/pki/web-3"
+	igs signal=KILL >"$T/out" 2>"$T/err" && ok=0
+	grep -q '^imagegen render: worker 2 (web-3, web-6) ended without reporting its serials: its hosts are not written$' "$T/err" &&
+		grep -q '^imagegen render: worker 2 (web-3, web-6) was killed by signal 9$' "$T/err" || ok=0
+	[ "$(serials "$F7")" = "4 4 5 4 4 4 4 " ] && cmp -s "$F7/state.pre" "$F7/.imagegen/state.json" || ok=0
+	rm -r "$F7/.imagegen/pki/web-3"
+	expect_rc 1 igs error=EIO && grep -q 'cannot sync: Input/output error' "$T/err" &&
+		grep -q '^imagegen render: worker 2 (web-3, web-6) ended without reporting its serials' "$T/err" || ok=0
+	[ "$(serials "$F7")" = "4 4 5 4 4 4 4 " ] && cmp -s "$F7/state.pre" "$F7/.imagegen/state.json" || ok=0
+	expect_rc 0 ig render -q "$F7/site.yaml" -o "$F7/out" -j 3 && [ "$(serials "$F7")" = "4 4 6 4 4 4 4 " ] || ok=0
+	if [ $ok = 1 ]; then t_pass; else t_fail "$(serials "$F7") $(cat "$T/err")"; fi
+fi
+
+t_case "a worker that cannot be started (no pipe): the parent renders its hosts, the same output"
+if ! strace -f -qq -o /dev/null -e trace=none true 2>/dev/null; then
+	echo "ok - $_case # SKIP strace cannot trace here"
+else
+	sed -i 's/db_name: colony4/db_name: colony5/' "$F7/site.yaml"
+	rm -rf "$F7.c" && cp -a "$F7" "$F7.c"
+	# The second pipe: worker 2's second, so its first one is closed again.
+	if ASAN_OPTIONS=detect_leaks=0 expect_rc 0 strace -f -qq -o /dev/null -e trace=pipe2 -e inject=pipe2:error=EMFILE:when=2 \
+		"$IMAGEGEN" render -q --modules-dir "$FIX/modules" --templates-dir "$FIX/templates" \
+		"$F7/site.yaml" -o "$F7/out" -j 3 &&
+		grep -q '^imagegen render: cannot start worker 2 of 3: Too many open files$' "$T/err" &&
+		[ "$(serials "$F7")" = "5 5 7 5 5 5 5 " ] &&
+		expect_rc 0 ig render -q "$F7.c/site.yaml" -o "$F7.c/out" -j 1 && diff -r "$F7/out" "$F7.c/out" >"$T/diff" &&
+		cmp -s "$F7/.imagegen/state.json" "$F7.c/.imagegen/state.json"; then
+		t_pass
+	else t_fail "$(serials "$F7") $(cat "$T/err"; head "$T/diff")"; fi
 fi
 
 t_case "a fleet host a worker cannot write fails the render by name; every other host is written"
