@@ -14,7 +14,9 @@
 #include "util.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <signal.h>
 #include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -247,13 +249,10 @@ static int load_site(struct env *e, const struct opts *o, const char *host, cons
 static int render_site(struct env *e, const struct opts *o, const struct site *s,
                        struct member_list *ret)
 {
-        /* A fleet's hosts render in parallel processes, each with its own
-         * copy of the state: their serials are not kept (yet). */
-        bool fleet_host = s->secret_pfx && *s->secret_pfx;
         struct render_options ro = {
                 .state_dir = e->state_dir,
                 .quiet = o->quiet,
-                .state = fleet_host ? NULL : e->sec,
+                .state = e->sec,
         };
         struct diags d = {0};
         int r = render_bundle(s, &ro, ret, &d);
@@ -333,37 +332,126 @@ static int cmd_validate(int argc, char **argv)
         return r < 0 ? 1 : 0;
 }
 
-static int render_into(struct env *e, const struct opts *o, const struct site *s, const char *out)
+/* Writes a rendered bundle to out, and says so. */
+static int write_rendered(const struct opts *o, const struct site *s, const struct member_list *l,
+                          const char *out)
 {
-        struct member_list l = {0};
         _cleanup_free_ char *err = NULL;
-        int r = render_site(e, o, s, &l);
-        if (r >= 0) {
-                r = write_bundle_dir(&l, out, &err);
-                if (r < 0)
-                        fprintf(stderr, "imagegen render: %s\n", err);
-                else if (!o->quiet)
-                        printf("%s: bundle '%s' for %s, %zu members\n", out, s->name, s->hostname,
-                               l.n);
-        }
-        member_list_free(&l);
+        int r = write_bundle_dir(l, out, &err);
+        if (r < 0)
+                fprintf(stderr, "imagegen render: %s\n", err);
+        else if (!o->quiet)
+                printf("%s: bundle '%s' for %s, %zu members\n", out, s->name, s->hostname, l->n);
         return r;
 }
 
-/* Hosts first, first + step, ... of a fleet to OUT/<hostname>/, all of
- * them even when one fails (each failure is reported); the first error. */
+/* A fleet host rendered in memory, to be written once the state holding
+ * its serial is on disk. */
+struct rendered {
+        struct member_list l;
+        int r; /* render_site()'s; 1: not rendered by this process */
+};
+
+/* Hosts first, first + step, ... of a fleet, rendered into done[] (every
+ * one even when one fails; each failure is reported); the first error. */
 static int render_hosts(struct env *e, const struct opts *o, struct site **hosts, size_t n,
-                        size_t first, size_t step)
+                        size_t first, size_t step, struct rendered *done)
 {
         int r = 0;
 
         for (size_t i = first; i < n; i += step) {
+                done[i].r = render_site(e, o, hosts[i], &done[i].l);
+                r = r < 0 ? r : done[i].r;
+        }
+        return r;
+}
+
+/* Writes the hosts of done[] this process rendered to OUT/<hostname>/. */
+static int write_hosts(const struct opts *o, struct site **hosts, size_t n, struct rendered *done)
+{
+        int r = 0;
+
+        for (size_t i = 0; i < n; i++) {
+                if (done[i].r != 0)
+                        continue;
                 _cleanup_free_ char *out = strprintf("%s/%s", o->out, hosts[i]->hostname);
-                int k = render_into(e, o, hosts[i], out);
+                int k = write_rendered(o, hosts[i], &done[i].l, out);
                 r = r < 0 ? r : k;
                 fflush(stdout);
         }
         return r;
+}
+
+/* "web-3, web-6": the hosts worker w renders (1 + w, 1 + w + jobs, ...). */
+static char *worker_hosts(struct site **hosts, size_t n, size_t w, size_t jobs)
+{
+        _cleanup_strv_free_ char **v = NULL;
+
+        for (size_t i = 1 + w; i < n; i += jobs)
+                strv_extend(&v, hosts[i]->hostname);
+        return strv_join(v, ", ");
+}
+
+static char *serial_key(const struct site *h)
+{
+        return strprintf("%sbundle", h->secret_pfx ? h->secret_pfx : "");
+}
+
+/* A worker's report to the parent: "KEY SHA256 SERIAL" for every host it
+ * rendered, then ".". Keys are "<hostname>/bundle": no spaces. */
+static int report_serials(int fd, const struct env *e, struct site **hosts, size_t n,
+                          const struct rendered *done)
+{
+        FILE *f = fdopen(fd, "w");
+        int r = 0;
+
+        if (!f) {
+                close(fd);
+                return -errno;
+        }
+        for (size_t i = 0; r >= 0 && i < n; i++) {
+                _cleanup_free_ char *key = serial_key(hosts[i]);
+                const char *digest;
+                long long serial;
+                if (done[i].r != 0)
+                        continue;
+                r = secrets_serial_get(e->sec, key, &serial, &digest);
+                if (r >= 0 && fprintf(f, "%s %s %lld\n", key, digest, serial) < 0)
+                        r = -EIO;
+        }
+        if (r >= 0 && fputs(".\n", f) < 0)
+                r = -EIO;
+        if (fclose(f) != 0 && r >= 0)
+                r = -EIO;
+        return r;
+}
+
+/* Takes a worker's report into the parent's state: the serial each of its
+ * hosts got from the worker's copy of the state is the one the parent's
+ * copy gives for the same digest (nobody else renders that host). */
+static int merge_serials(struct env *e, int fd, size_t worker)
+{
+        _cleanup_free_ char *text = NULL;
+        char *line, *save = NULL;
+        bool end = false;
+        int r = read_fd(fd, 16 * 1024 * 1024, &text, NULL);
+
+        for (line = r < 0 ? NULL : strtok_r(text, "\n", &save); line && !end;
+             line = strtok_r(NULL, "\n", &save)) {
+                char key[512], digest[65];
+                long long serial, mine;
+                if (streq(line, ".")) {
+                        end = true;
+                        continue;
+                }
+                if (sscanf(line, "%511s %64s %lld", key, digest, &serial) != 3 ||
+                    secrets_serial(e->sec, key, digest, &mine) < 0 || mine != serial) {
+                        fprintf(stderr, "imagegen render: worker %zu reported '%s'\n", worker + 1,
+                                line);
+                        return -EBADMSG;
+                }
+        }
+        return r < 0 ? r : end ? 0 : -EPIPE;
 }
 
 /* A fleet: every host is loaded first, so that their new secrets are saved
@@ -371,61 +459,145 @@ static int render_hosts(struct env *e, const struct opts *o, struct site **hosts
  * anything is written); then the first host alone (it makes the shared CA),
  * and the others by up to `jobs` processes, host 1 + w + k * jobs by worker
  * w (the parent is worker 0, and takes over the workers it cannot start).
- * Every host that can be rendered is; each worker syncs the certificates it
- * wrote, the parent its own and the state. */
+ * Every host that can be rendered is.
+ *
+ * Serials: every host's bundle carries one, kept in the state per host
+ * ("<hostname>/bundle"). A worker computes its hosts' serials in its copy
+ * of the state and reports them over a pipe; the parent merges the reports
+ * and saves the state once, and only then does any process write a
+ * bundle. The state is on disk before any bundle that carries a serial
+ * from it (as `userdata` and `push` save it before they write or send
+ * anything): a crash in between leaves a state whose serial is as high as
+ * the bundle's while the old bundle stays, never a bundle whose serial the
+ * state forgot (the next render would give that serial again to other
+ * contents, or a lower one, and the server would refuse it). When the
+ * state cannot be saved, no bundle is written. */
 static int render_fleet(struct env *e, const struct opts *o, const struct site *s)
 {
         size_t n = strv_length(s->hosts), w, started = 1;
         struct site **hosts = xcalloc(n, sizeof(*hosts));
+        struct rendered *done = xcalloc(n, sizeof(*done));
         long cpus = sysconf(_SC_NPROCESSORS_ONLN);
         size_t jobs = o->jobs ? o->jobs : cpus > 0 ? (size_t)MIN(cpus, MAX_JOBS) : 1;
         pid_t pids[MAX_JOBS];
+        int report[MAX_JOBS], go[MAX_JOBS]; /* the parent's ends of each worker's pipes */
         int r = 0;
 
+        for (size_t i = 0; i < n; i++)
+                done[i].r = 1;
         for (size_t i = 0; r >= 0 && i < n; i++)
                 r = load_site(e, o, s->hosts[i], s, &hosts[i]);
         if (r >= 0)
                 r = env_save(e);
         if (r >= 0) /* a site has at least one host */
-                r = render_hosts(e, o, hosts, 1, 0, 1);
+                r = render_hosts(e, o, hosts, 1, 0, 1, done);
         if (r < 0)
                 goto out;
         jobs = MIN(jobs, n > 1 ? n - 1 : 1);
         fflush(NULL);
         for (; started < jobs; started++) {
-                pid_t pid = fork();
+                int rp[2] = {-1, -1}, gp[2] = {-1, -1};
+                pid_t pid = -1;
+                if (pipe2(rp, O_CLOEXEC) == 0 && pipe2(gp, O_CLOEXEC) == 0)
+                        pid = fork();
                 if (pid < 0) {
-                        fprintf(stderr, "imagegen render: cannot start worker %zu of %zu: %m\n",
-                                started + 1, jobs);
+                        int k = errno;
+                        for (size_t i = 0; i < 2; i++) {
+                                if (rp[i] >= 0)
+                                        close(rp[i]);
+                                if (gp[i] >= 0)
+                                        close(gp[i]);
+                        }
+                        fprintf(stderr, "imagegen render: cannot start worker %zu of %zu: %s\n",
+                                started + 1, jobs, strerror(k));
                         break;
                 }
                 if (pid == 0) {
-                        r = render_hosts(e, o, hosts, n, 1 + started, jobs);
-                        if (env_save(e) < 0) /* its certificates; the secrets are saved */
+                        char c = 0;
+                        for (w = 1; w < started; w++)
+                                close(report[w]), close(go[w]);
+                        close(rp[0]);
+                        close(gp[1]);
+                        for (size_t i = 0; i < n; i++)
+                                done[i].r = 1;
+                        r = render_hosts(e, o, hosts, n, 1 + started, jobs, done);
+                        /* Its certificates only: the parent saves the state. */
+                        _cleanup_free_ char *err = NULL;
+                        if (pki_sync(&err) < 0) {
+                                fprintf(stderr, "imagegen: %s\n", err);
+                                _exit(1);
+                        }
+                        if (report_serials(rp[1], e, hosts, n, done) < 0)
+                                _exit(1);
+                        /* Its hosts are written once the parent saved the state. */
+                        while (read(gp[0], &c, 1) < 0 && errno == EINTR)
+                                ;
+                        if (c == 'w' && write_hosts(o, hosts, n, done) < 0)
                                 r = -EIO;
                         fflush(NULL);
-                        _exit(r < 0 ? 1 : 0);
+                        _exit(r < 0 || c != 'w' ? 1 : 0);
                 }
+                close(rp[1]);
+                close(gp[0]);
                 pids[started] = pid;
+                report[started] = rp[0];
+                go[started] = gp[1];
         }
-        r = render_hosts(e, o, hosts, n, 1, jobs);
+        r = render_hosts(e, o, hosts, n, 1, jobs, done);
         for (w = started; w < jobs; w++) {
-                int k = render_hosts(e, o, hosts, n, 1 + w, jobs);
+                int k = render_hosts(e, o, hosts, n, 1 + w, jobs, done);
                 r = r < 0 ? r : k;
         }
+        bool merged[MAX_JOBS] = {false};
+        for (w = 1; w < started; w++) {
+                int k = merge_serials(e, report[w], w);
+                close(report[w]);
+                merged[w] = k >= 0;
+                if (k < 0) {
+                        _cleanup_free_ char *list = worker_hosts(hosts, n, w, jobs);
+                        fprintf(stderr,
+                                "imagegen render: worker %zu (%s) ended without reporting its "
+                                "serials: its hosts are not written\n",
+                                w + 1, list);
+                }
+                r = r < 0 ? r : k;
+        }
+        bool saved = env_save(e) >= 0;
+        /* A worker that died since its report fails this write (EPIPE,
+         * reported by its exit status), without killing the parent. */
+        struct sigaction ign = {.sa_handler = SIG_IGN}, old_pipe;
+        sigaction(SIGPIPE, &ign, &old_pipe);
+        for (w = 1; w < started; w++) {
+                if (saved && merged[w] && write(go[w], "w", 1) != 1)
+                        r = r < 0 ? r : -EIO;
+                close(go[w]);
+        }
+        sigaction(SIGPIPE, &old_pipe, NULL);
+        if (saved) {
+                int k = write_hosts(o, hosts, n, done);
+                r = r < 0 ? r : k;
+        } else
+                r = -EIO;
         for (w = 1; w < started; w++) {
                 int status = 0;
                 while (waitpid(pids[w], &status, 0) < 0 && errno == EINTR)
                         ;
+                if (WIFSIGNALED(status)) {
+                        _cleanup_free_ char *list = worker_hosts(hosts, n, w, jobs);
+                        fprintf(stderr,
+                                "imagegen render: worker %zu (%s) was killed by signal %d\n", w + 1,
+                                list, WTERMSIG(status));
+                }
                 if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
                         r = r < 0 ? r : -EIO;
         }
-        if (env_save(e) < 0)
-                r = -EIO;
 out:
-        for (size_t i = 0; i < n; i++)
+        for (size_t i = 0; i < n; i++) {
                 site_free(hosts[i]);
+                member_list_free(&done[i].l);
+        }
         free(hosts);
+        free(done);
         return r;
 }
 
@@ -443,9 +615,15 @@ static int cmd_render(int argc, char **argv)
         if (r >= 0)
                 r = load_site(&e, &o, o.host, NULL, &s);
         if (r >= 0 && (!s->hosts || o.host)) {
-                r = render_into(&e, &o, s, o.out);
+                struct member_list l = {0};
+                /* The state (the bundle's serial) is saved before the
+                 * bundle is written: see render_fleet(). */
+                r = render_site(&e, &o, s, &l);
                 if (r >= 0)
                         r = env_save(&e);
+                if (r >= 0)
+                        r = write_rendered(&o, s, &l, o.out);
+                member_list_free(&l);
         } else if (r >= 0)
                 r = render_fleet(&e, &o, s);
         site_free(s);

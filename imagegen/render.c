@@ -272,11 +272,18 @@ int render_bundle(const struct site *s, const struct render_options *o, struct m
                         strprintf("%s%s", s->secret_pfx ? s->secret_pfx : "", "bundle");
                 sha256_hex(yaml, strlen(yaml), digest);
                 r = secrets_serial(o->state, key, digest, &serial);
+                if (r == -EBADMSG)
+                        diags_add(d, secrets_path(o->state), 0, 0,
+                                  "serials: the entry \"%s\" (or the object) is not one imagegen "
+                                  "wrote ({\"serial\": N, \"sha256\": \"...\"}): the bundle's "
+                                  "serial cannot be kept; restore the file, or set the entry's "
+                                  "serial to the highest one shipped for %s",
+                                  key, s->hostname);
+                else if (r < 0)
+                        diags_add(d, secrets_path(o->state), 0, 0,
+                                  "cannot keep the bundle's serial for %s: %s", s->hostname,
+                                  strerror(-r));
                 if (r < 0) {
-                        diags_add(d, s->path, 0, 0,
-                                  "cannot keep the bundle's serial in the state: %s",
-                                  r == -EBADMSG ? "its serials entry is not one imagegen wrote"
-                                                : strerror(-r));
                         member_list_free(&l);
                         return -EBADMSG;
                 }

@@ -239,30 +239,56 @@ bool secrets_dirty(const struct secrets *s)
         return s->dirty;
 }
 
+/* The entry for key in "serials": 0 with its serial and digest, -ENOENT
+ * when there is none, -EBADMSG when the object or the entry is not one
+ * imagegen wrote. */
+static int serial_entry(const struct secrets *s, const char *key, long long *ret_serial,
+                        const char **ret_digest)
+{
+        const struct node *all = node_get(s->doc, "serials");
+        long long serial;
+
+        if (!all)
+                return -ENOENT;
+        if (all->kind != NODE_MAP)
+                return -EBADMSG;
+        const struct node *e = node_get(all, key);
+        if (!e)
+                return -ENOENT;
+        const char *digest = e->kind == NODE_MAP ? node_get_str(e, "sha256") : NULL;
+        if (!digest || node_as_int(node_get(e, "serial"), &serial) < 0 || serial < 0)
+                return -EBADMSG;
+        *ret_serial = serial;
+        *ret_digest = digest;
+        return 0;
+}
+
+int secrets_serial_get(const struct secrets *s, const char *key, long long *ret_serial,
+                       const char **ret_digest)
+{
+        return serial_entry(s, key, ret_serial, ret_digest);
+}
+
 int secrets_serial(struct secrets *s, const char *key, const char *digest, long long *ret)
 {
         struct node *all = node_get(s->doc, "serials");
+        const char *last = NULL;
         long long serial = 0;
+        int r = serial_entry(s, key, &serial, &last);
 
+        if (r < 0 && r != -ENOENT)
+                return r;
+        if (r >= 0 && streq(last, digest)) {
+                *ret = serial;
+                return 0;
+        }
+        if (serial == LLONG_MAX)
+                return -EOVERFLOW;
         if (!all) {
                 all = node_new(NODE_MAP);
                 if (!all || node_set(s->doc, "serials", all) < 0)
                         return -ENOMEM;
         }
-        if (all->kind != NODE_MAP)
-                return -EBADMSG;
-        const struct node *e = node_get(all, key);
-        if (e) {
-                if (e->kind != NODE_MAP || node_as_int(node_get(e, "serial"), &serial) < 0 ||
-                    serial < 0 || !node_get_str(e, "sha256"))
-                        return -EBADMSG;
-                if (streq(node_get_str(e, "sha256"), digest)) {
-                        *ret = serial;
-                        return 0;
-                }
-        }
-        if (serial == LLONG_MAX)
-                return -EOVERFLOW;
         struct node *n = node_new(NODE_MAP);
         if (!n || node_set_int(n, "serial", serial + 1) < 0 ||
             node_set_str(n, "sha256", digest) < 0 || node_set(all, key, n) < 0)
@@ -270,6 +296,11 @@ int secrets_serial(struct secrets *s, const char *key, const char *digest, long 
         s->dirty = true;
         *ret = serial + 1;
         return 0;
+}
+
+const char *secrets_path(const struct secrets *s)
+{
+        return s->path;
 }
 
 int secrets_save(struct secrets *s, char **err)

@@ -38,6 +38,14 @@ const char *secrets_get(struct secrets *s, const char *name, enum secret_kind ki
  * to be saved. -ENOMEM, or -EBADMSG when the recorded entry is not one. */
 int secrets_serial(struct secrets *s, const char *key, const char *digest, long long *ret);
 
+/* What secrets_serial() recorded for key: its serial and sha256 (which
+ * belongs to the store). -ENOENT when nothing is, -EBADMSG as above. */
+int secrets_serial_get(const struct secrets *s, const char *key, long long *ret_serial,
+                       const char **ret_digest);
+
+/* The state file's path, for messages. */
+const char *secrets_path(const struct secrets *s);
+
 /* Whether secrets_save() has something to write. */
 bool secrets_dirty(const struct secrets *s);
 

@@ -66,10 +66,12 @@ wait_for() {
 
 # free_port: a port nothing answers on at 127.0.0.1, below Linux's
 # ephemeral range (32768-60999), where no outgoing connection takes it.
+# TEST_PORT_MIN and TEST_PORT_COUNT narrow the range (runs side by side
+# given their own ranges).
 free_port() {
 	local p i
 	for ((i = 0; i < 50; i++)); do
-		p=$((20000 + RANDOM % 12000))
+		p=$((${TEST_PORT_MIN:-20000} + RANDOM % ${TEST_PORT_COUNT:-12000}))
 		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
 			echo "$p"
 			return 0

@@ -441,3 +441,42 @@ rc1=0 rc2=0 rc3=0
 if [ $rc1 = 64 ] && [ $rc2 = 64 ] && grep -q "firstboot plan: unexpected argument 'extra-arg'" "$T/pu.err" && [ $rc3 = 2 ]; then t_pass; else
 	t_fail "plan $rc1 $rc2, apply $rc3: $(cat "$T/pu.err")"
 fi
+
+t_case "a fleet host's rendered bundle is applied; its older rendered bundle is then refused"
+# A fleet of three rendered with -j 2: the parent renders f-1 and f-2, a
+# worker f-3. f-3's bundle at level 1 (serial 1) provisions the root, level
+# 2 (serial 2) is applied, and the captured level 1 bundle is refused with
+# nothing written.
+FS=$T/fleet
+mkdir -p "$FS/t"
+echo '[]' >"$FS/t/index.yml"
+mkmodule "$FS" fl $'inputs:\n  - {name: level, type: string, default: "1"}' <<<$'#!/bin/sh\necho "fl $LEVEL" >>"$FIRSTBOOT_ROOT/ran.log"'
+fleet_site() {
+	printf 'name: fleet-day2\nprovider: nocloud\ntls: {mode: none}\nhosts:\n  - {hostname: f-1}\n  - {hostname: f-2}\n  - {hostname: f-3}\nmodules:\n  fl: {level: "%s"}\n' "$1" >"$FS/site.yaml"
+}
+# fleet_render LEVEL: the fleet at that level to FS/rLEVEL, f-3's as FS/rLEVEL.tgz.
+fleet_render() {
+	fleet_site "$1"
+	"$IMAGEGEN" render -q -j 2 --modules-dir "$FS/modules" --templates-dir "$FS/t" "$FS/site.yaml" -o "$FS/r$1" &&
+		tar --sort=name --owner=0 --group=0 --numeric-owner -C "$FS/r$1/f-3" -czf "$FS/r$1.tgz" .
+}
+R5=$T/fleetroot
+new_root "$R5"
+fb_conf "$R5"
+ok=1
+fleet_render 1 2>"$FS/err" && fleet_render 2 2>>"$FS/err" || ok=0
+fleet_serial() { sed -n 's/^serial: //p' "$FS/r$1/f-$2/bundle.yaml"; }
+[ "$(fleet_serial 1 3)" = 1 ] && [ "$(fleet_serial 2 3)" = 2 ] && [ "$(fleet_serial 2 1)" = 2 ] || ok=0
+fb_run "$R5" --user-data "$FS/r1.tgz" >"$FS/run.out" 2>&1 && [ "$(cat "$R5/ran.log")" = "fl 1" ] || ok=0
+"$FIRSTBOOT" apply --root "$R5" --user-data "$FS/r2.tgz" >>"$FS/run.out" 2>&1 &&
+	[ "$(tail -n 1 "$R5/ran.log")" = "fl 2" ] || ok=0
+before=$(tree_snapshot "$R5"; find "$R5/var/lib/firstboot" -printf '%p %s %T@\n' | sort)
+rc=0
+"$FIRSTBOOT" apply --root "$R5" --user-data "$FS/r1.tgz" >"$FS/old.out" 2>&1 || rc=$?
+after=$(tree_snapshot "$R5"; find "$R5/var/lib/firstboot" -printf '%p %s %T@\n' | sort)
+if [ $ok = 1 ] && [ $rc = 1 ] && grep -q "bundle fleet-day2 has serial 1, lower than serial 2" "$FS/old.out" &&
+	[ "$before" = "$after" ] && [ "$(wc -l <"$R5/ran.log")" = 2 ]; then
+	t_pass
+else
+	t_fail "rc $rc: $(cat "$FS/err" "$FS/run.out" "$FS/old.out")"
+fi

@@ -214,6 +214,27 @@ else
 	t_fail "$(cat "$T/out" "$T/err")"
 fi
 
+t_case "a host that never ran firstboot: exit 1, apply's reason and the host named, nothing written"
+# push does not provision: plan shows what a first boot would run, apply
+# refuses a root without an instance (README: "apply works on a
+# provisioned server only").
+U=$T/unprovisioned
+new_root "$U"
+fb_conf "$U"
+printf '#!/bin/sh\nverb=$1\nshift\nexec "%s" "$verb" --root "%s" "$@"\n' "$FIRSTBOOT" "$U" >"$T/fb-unprov"
+chmod 0755 "$T/fb-unprov"
+before=$(cd "$U" && find . -printf '%y %m %s %p\n' | sort)
+if expect_rc 1 push "$S/site.yaml" 127.0.0.1 --ssh-option "Port=$PORT" "${SSHO[@]}" \
+	--firstboot-command "$T/fb-unprov" &&
+	grep -q "^firstboot: Nothing was provisioned here yet (no $U/var/lib/firstboot/instance-id): use firstboot run$" "$T/err" &&
+	grep -q '^imagegen push: push-1: apply failed on 127.0.0.1 with exit code 1$' "$T/err" &&
+	! grep -q 'push-1: applied' "$T/out" &&
+	[ "$before" = "$(cd "$U" && find . -printf '%y %m %s %p\n' | sort)" ]; then
+	t_pass
+else
+	t_fail "$(cat "$T/out" "$T/err")"
+fi
+
 t_case "usage errors exit 2 with a message"
 ok=1
 for args in "" "$S/site.yaml 127.0.0.1 extra" "$S/site.yaml -- -oProxyCommand=x" \
@@ -304,6 +325,16 @@ if expect_rc 0 push "$F/site/site.yaml" --ssh-option HostName=127.0.0.1 --ssh-op
 	t_pass
 else
 	t_fail "$(cat "$T/out" "$T/err")"
+fi
+
+t_case "a fleet's pushed bundles carry each host's serial: 1 at creation, 2 once pushed"
+applied_serial() { cut -d' ' -f1 "$F/$1"/var/lib/firstboot/instances/*/serial; }
+if [ "$(applied_serial web-1) $(applied_serial web-2) $(applied_serial web-3)" = "2 2 2" ] &&
+	tar -xzOf "$F/ud.web-2" bundle.yaml | grep -qx 'serial: 1' &&
+	python3 -c 'import json,sys; s=json.load(open(sys.argv[1]))["serials"]; sys.exit(sorted(s) != ["web-1/bundle", "web-2/bundle", "web-3/bundle"])' "$F/site/.imagegen/state.json"; then
+	t_pass
+else
+	t_fail "$(applied_serial web-1) $(applied_serial web-2) $(applied_serial web-3)"
 fi
 
 t_case "a fleet with --host: that host only, to the address given"

@@ -338,4 +338,60 @@ TEST(unwritable_place_is_an_error_and_the_store_stays_dirty)
         drop_tmpdir(dir);
 }
 
+TEST(serials_are_kept_per_key_raised_on_change_and_read_back)
+{
+        char *dir = make_tmpdir();
+        _cleanup_free_ char *path = strprintf("%s/state.json", dir), *err = NULL;
+        struct secrets *s = NULL;
+        const char *digest = NULL;
+        long long n = 0, got = 0;
+
+        REQUIRE(secrets_load(path, &s, &err) == 0);
+        CHECK_INTEQ(secrets_serial_get(s, "web-1/bundle", &got, &digest), -ENOENT);
+        CHECK_INTEQ(secrets_serial(s, "web-1/bundle", "aa", &n), 0);
+        CHECK(n == 1);
+        CHECK_INTEQ(secrets_serial(s, "web-2/bundle", "bb", &n), 0);
+        CHECK(n == 1);
+        CHECK_INTEQ(secrets_serial(s, "web-1/bundle", "cc", &n), 0);
+        CHECK(n == 2);
+        CHECK_INTEQ(secrets_serial_get(s, "web-1/bundle", &got, &digest), 0);
+        CHECK(got == 2 && digest && streq(digest, "cc"));
+        CHECK(secrets_dirty(s));
+        CHECK_INTEQ(secrets_save(s, &err), 1);
+        secrets_free(s);
+        s = NULL;
+
+        /* Loaded again: the same digest keeps, nothing to save. */
+        REQUIRE(secrets_load(path, &s, &err) == 0);
+        CHECK_INTEQ(secrets_serial(s, "web-1/bundle", "cc", &n), 0);
+        CHECK(n == 2);
+        CHECK_INTEQ(secrets_serial(s, "web-2/bundle", "bb", &n), 0);
+        CHECK(n == 1);
+        CHECK(!secrets_dirty(s));
+        CHECK(streq(secrets_path(s), path));
+        secrets_free(s);
+        s = NULL;
+
+        /* Entries imagegen did not write are refused, not restarted at 1. */
+        write_text(path,
+                   "{\"serials\": {\"a\": {\"serial\": \"x\", \"sha256\": \"aa\"}, \"b\": 3, "
+                   "\"c\": {\"serial\": -1, \"sha256\": \"aa\"}, \"d\": {\"serial\": 1}}}",
+                   0600);
+        REQUIRE(secrets_load(path, &s, &err) == 0);
+        CHECK_INTEQ(secrets_serial(s, "a", "aa", &n), -EBADMSG);
+        CHECK_INTEQ(secrets_serial(s, "b", "aa", &n), -EBADMSG);
+        CHECK_INTEQ(secrets_serial(s, "c", "aa", &n), -EBADMSG);
+        CHECK_INTEQ(secrets_serial(s, "d", "aa", &n), -EBADMSG);
+        CHECK_INTEQ(secrets_serial_get(s, "d", &got, &digest), -EBADMSG);
+        CHECK(!secrets_dirty(s));
+        secrets_free(s);
+        s = NULL;
+        write_text(path, "{\"serials\": [1]}", 0600);
+        REQUIRE(secrets_load(path, &s, &err) == 0);
+        CHECK_INTEQ(secrets_serial(s, "a", "aa", &n), -EBADMSG);
+        CHECK_INTEQ(secrets_serial_get(s, "a", &got, &digest), -EBADMSG);
+        secrets_free(s);
+        drop_tmpdir(dir);
+}
+
 TAP_MAIN
