@@ -12,7 +12,7 @@ pkgs=(
 	groff-base man-db
 	dpkg-dev lintian
 	debootstrap qemu-system-x86 e2fsprogs zstd openssh-client
-	openssh-server util-linux procps
+	openssh-server util-linux procps strace
 )
 # npm comes with NodeSource's nodejs (which conflicts with Debian's npm).
 command -v npm >/dev/null || pkgs+=(npm)
