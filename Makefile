@@ -13,7 +13,7 @@
 PREFIX   ?= /usr/local
 DESTDIR  ?=
 VERSION  := 0.1.0
-PKGS     := yaml-0.1 json-c libcurl libarchive libcrypto libsystemd libsodium zlib libpcre2-8 hiredis
+PKGS     := yaml-0.1 json-c libcurl libarchive libcrypto libsystemd libsodium zlib libpcre2-8 hiredict libssl
 SANITIZER ?=
 BUILD    ?= build$(if $(SANITIZER),-san)
 
@@ -25,11 +25,11 @@ MULTIARCH := $(shell $(CC) -print-multiarch 2>/dev/null)
 override CFLAGS += -std=gnu11 -D_GNU_SOURCE $(WARN) $(HARDEN) -iquote common -DFIRSTBOOT_VERSION=\"$(VERSION)\" \
 	-DMULTIARCH=\"$(MULTIARCH)\" \
 	$(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-# libcurl, libarchive, libsystemd and libcrypto are dlopen()ed when first
-# needed (common/http.c, iso.c, journal.c, crypto.c, redis.c, imagegen/tarball.c):
+# libcurl, libarchive, libsystemd, libcrypto, hiredict and libssl are dlopen()ed
+# when first needed (common/http.c, iso.c, journal.c, crypto.c, redis.c, imagegen/tarball.c):
 # firstboot links none of them. It links libsodium (SHA-256 and HMAC,
 # which every run uses). imagegen's pki.c (and so the tests) link libcrypto.
-LDLIBS   += $(shell pkg-config --libs $(filter-out libcurl libarchive libsystemd libcrypto hiredis,$(PKGS)) 2>/dev/null)
+LDLIBS   += $(shell pkg-config --libs $(filter-out libcurl libarchive libsystemd libcrypto hiredict libssl,$(PKGS)) 2>/dev/null)
 CRYPTO_LIBS := $(shell pkg-config --libs libcrypto 2>/dev/null)
 override LDFLAGS += -pie -Wl,-z,relro,-z,now
 ifneq ($(SANITIZER),)

@@ -70,7 +70,8 @@ static const struct field jobs_fields[] = {
         J(secret_file, STR, 0, 0),        J(max_job_bytes, NUM, 1024, 16777216),
         J(max_skew_s, NUM, 1, 86400),     J(result_ttl_s, NUM, 60, 31536000),
         J(stop_timeout_s, NUM, 1, 86400), J(heartbeat_s, NUM, 1, 3600),
-        J(metrics_file, STR, 0, 0),
+        J(metrics_file, STR, 0, 0),       J(tls_ca_file, STR, 0, 0),
+        J(tls_cert_file, STR, 0, 0),      J(tls_key_file, STR, 0, 0),
 #undef J
 };
 
@@ -145,14 +146,21 @@ static void read_fields(const struct node *map, const struct field *t, size_t n_
         }
 }
 
-/* jobs.secret_file and jobs.metrics_file, each at its line:column: absolute,
- * and the metrics a .prom file (node_exporter's textfile collector reads
- * only those, collector/textfile.go). */
+/* jobs.secret_file, the TLS files and jobs.metrics_file, each at its
+ * line:column: absolute, and the metrics a .prom file (node_exporter's
+ * textfile collector reads only those, collector/textfile.go). */
 static void check_jobs_paths(const struct node *jobs, struct diags *d)
 {
-        const struct node *n = node_get(jobs, "secret_file");
-        if (n && n->kind == NODE_SCALAR && n->value && n->value[0] != '/')
-                diags_at(d, n, "'jobs.secret_file' must be an absolute path, not \"%s\"", n->value);
+        static const char *const abs[] = {"secret_file", "tls_ca_file", "tls_cert_file",
+                                          "tls_key_file"};
+        const struct node *n;
+
+        for (size_t i = 0; i < ARRAY_SIZE(abs); i++) {
+                n = node_get(jobs, abs[i]);
+                if (n && n->kind == NODE_SCALAR && n->value && n->value[0] != '/')
+                        diags_at(d, n, "'jobs.%s' must be an absolute path, not \"%s\"", abs[i],
+                                 n->value);
+        }
         n = node_get(jobs, "metrics_file");
         if (n && n->kind == NODE_SCALAR && !node_is_null(n) && n->value &&
             (n->value[0] != '/' || !endswith(n->value, ".prom")))

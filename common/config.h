@@ -42,6 +42,9 @@ struct config {
         long long jobs_stop_timeout_s; /* SIGTERM: how long the current job may still run */
         long long jobs_heartbeat_s;    /* agent:{id}:heartbeat, kept for 3 times that */
         char *jobs_metrics_file;       /* Prometheus text format; none: not written */
+        char *jobs_tls_ca_file;        /* rediss://: trust only these CAs; none: the system's */
+        char *jobs_tls_cert_file;      /* rediss://: a client certificate, with its key */
+        char *jobs_tls_key_file;
 };
 
 #define CONFIG_DEFAULT_PATH "/etc/firstboot/firstboot.conf"

@@ -8,7 +8,7 @@
 
 static int open_symbols(struct dl_lib *l)
 {
-        void *h = dlopen(l->soname, RTLD_NOW | RTLD_LOCAL);
+        void *h = dlopen(l->soname, RTLD_NOW | (l->global ? RTLD_GLOBAL : RTLD_LOCAL));
 
         if (!h) {
                 snprintf(l->error, sizeof(l->error), "%s", dlerror());

@@ -28,6 +28,7 @@ struct dl_lib {
         const char *soname;
         const struct dl_symbol *syms;
         size_t n;
+        bool global;     /* RTLD_GLOBAL: its symbols serve libraries loaded later */
         int state;       /* 0 not tried yet, 1 loaded, -1 failed */
         char error[256]; /* why it failed */
 };
@@ -38,6 +39,16 @@ struct dl_lib {
         static const struct dl_symbol var##_symbols[] = {SYMBOLS(DL_SYMBOL)};                      \
         static struct dl_lib var = {                                                               \
                 .soname = (soname_), .syms = var##_symbols, .n = ARRAY_SIZE(var##_symbols)}
+
+/* The same, for a library whose symbols a library loaded after it uses
+ * without naming it as needed (libhiredict_ssl and libhiredict). */
+#define DL_DEFINE_GLOBAL(var, soname_, SYMBOLS)                                                    \
+        SYMBOLS(DL_DECLARE)                                                                        \
+        static const struct dl_symbol var##_symbols[] = {SYMBOLS(DL_SYMBOL)};                      \
+        static struct dl_lib var = {.soname = (soname_),                                           \
+                                    .syms = var##_symbols,                                         \
+                                    .n = ARRAY_SIZE(var##_symbols),                                \
+                                    .global = true}
 
 /* dlopen()s the library and sets every pointer of its table, the first
  * time only (thread-safe); 0, or -ELIBACC with l->error saying what is

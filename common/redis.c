@@ -2,35 +2,78 @@
 #include "dl.h"
 #include "util.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
 #include <poll.h>
 #include <sys/time.h>
 
-#include <hiredis.h>
+#include <hiredict/hiredict.h>
+#include <hiredict/hiredict_ssl.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509_vfy.h>
 
-/* hiredis is loaded, not linked: firstboot's first boot never needs it.
- * Debian 12 ships 0.14.1 (libhiredis0.14), whose blocking API is all this
- * file uses. */
-#define HIREDIS_SYMBOLS(X)                                                                         \
-        X(redisConnectWithTimeout)                                                                 \
-        X(redisSetTimeout)                                                                         \
-        X(redisEnableKeepAlive)                                                                    \
-        X(redisCommandArgv)                                                                        \
-        X(redisGetReplyFromReader)                                                                 \
-        X(redisBufferRead)                                                                         \
-        X(redisFree)                                                                               \
+/* hiredict is loaded, not linked: firstboot's first boot never needs it.
+ * Its blocking API is all this file uses. It is loaded RTLD_GLOBAL:
+ * libhiredict_ssl uses its symbols without naming it as needed. */
+#define HIREDICT_SYMBOLS(X)                                                                        \
+        X(redictConnectWithTimeout)                                                                \
+        X(redictSetTimeout)                                                                        \
+        X(redictEnableKeepAlive)                                                                   \
+        X(redictCommandArgv)                                                                       \
+        X(redictGetReplyFromReader)                                                                \
+        X(redictBufferRead)                                                                        \
+        X(redictFree)                                                                              \
         X(freeReplyObject)
-DL_DEFINE(libhiredis, SONAME_LIBHIREDIS, HIREDIS_SYMBOLS);
+DL_DEFINE_GLOBAL(libhiredict, SONAME_LIBHIREDICT, HIREDICT_SYMBOLS);
+
+/* rediss://: hiredict_ssl reads and writes through an SSL made here, as
+ * its redictCreateSSLContext() sets SNI but never checks the certificate
+ * is for the host (it calls no SSL_set1_host or X509_check_host): the
+ * chain alone would let any certificate from a trusted CA pass. */
+#define HIREDICT_SSL_SYMBOLS(X) X(redictInitiateSSL)
+DL_DEFINE(libhiredict_ssl, SONAME_LIBHIREDICT_SSL, HIREDICT_SSL_SYMBOLS);
+
+#define SSL_SYMBOLS(X)                                                                             \
+        X(TLS_client_method)                                                                       \
+        X(SSL_CTX_new)                                                                             \
+        X(SSL_CTX_free)                                                                            \
+        X(SSL_CTX_ctrl)                                                                            \
+        X(SSL_CTX_set_verify)                                                                      \
+        X(SSL_CTX_set_default_verify_paths)                                                        \
+        X(SSL_CTX_load_verify_locations)                                                           \
+        X(SSL_CTX_use_certificate_chain_file)                                                      \
+        X(SSL_CTX_use_PrivateKey_file)                                                             \
+        X(SSL_CTX_check_private_key)                                                               \
+        X(SSL_new)                                                                                 \
+        X(SSL_free)                                                                                \
+        X(SSL_ctrl)                                                                                \
+        X(SSL_set1_host)                                                                           \
+        X(SSL_get_verify_result)                                                                   \
+        X(SSL_pending)
+DL_DEFINE(libssl, SONAME_LIBSSL, SSL_SYMBOLS);
+
+#define TLS_CRYPTO_SYMBOLS(X)                                                                      \
+        X(ERR_get_error)                                                                           \
+        X(ERR_clear_error)                                                                         \
+        X(ERR_error_string_n)                                                                      \
+        X(X509_verify_cert_error_string)
+DL_DEFINE(libcrypto_tls, SONAME_LIBCRYPTO, TLS_CRYPTO_SYMBOLS);
 
 struct redis {
-        redisContext *c;
+        redictContext *c;
+        SSL_CTX *ssl_ctx; /* rediss:// */
+        SSL *ssl;         /* owned by c once the handshake is done */
         long long timeout_ms;
 };
 
 void redis_url_done(struct redis_url *u)
 {
         free(u->host);
+        free(u->tls_ca_file);
+        free(u->tls_cert_file);
+        free(u->tls_key_file);
         free(u->user);
         if (u->password)
                 explicit_bzero(u->password, strlen(u->password));
@@ -163,27 +206,27 @@ void redis_reply_free(struct redis_reply *r)
 }
 
 /* Replies nest only as deep as the commands we send make them (2). */
-static struct redis_reply *copy_reply(const redisReply *h, unsigned depth)
+static struct redis_reply *copy_reply(const redictReply *h, unsigned depth)
 {
         struct redis_reply *r = xcalloc(1, sizeof(*r));
         switch (h->type) {
-        case REDIS_REPLY_STRING:
-        case REDIS_REPLY_STATUS:
-        case REDIS_REPLY_ERROR:
-                r->type = h->type == REDIS_REPLY_STRING   ? REDIS_R_STRING
-                          : h->type == REDIS_REPLY_STATUS ? REDIS_R_STATUS
-                                                          : REDIS_R_ERROR;
+        case REDICT_REPLY_STRING:
+        case REDICT_REPLY_STATUS:
+        case REDICT_REPLY_ERROR:
+                r->type = h->type == REDICT_REPLY_STRING   ? REDIS_R_STRING
+                          : h->type == REDICT_REPLY_STATUS ? REDIS_R_STATUS
+                                                           : REDIS_R_ERROR;
                 r->str = xmalloc(h->len + 1);
                 if (h->len)
                         memcpy(r->str, h->str, h->len);
                 r->str[h->len] = '\0';
                 r->len = h->len;
                 break;
-        case REDIS_REPLY_INTEGER:
+        case REDICT_REPLY_INTEGER:
                 r->type = REDIS_R_INTEGER;
                 r->integer = h->integer;
                 break;
-        case REDIS_REPLY_ARRAY:
+        case REDICT_REPLY_ARRAY:
                 r->type = REDIS_R_ARRAY;
                 if (depth > 8)
                         break;
@@ -202,13 +245,15 @@ static struct timeval tv_of(long long ms)
         return (struct timeval){.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
 }
 
-static int context_error(const redisContext *c)
+static int context_error(const redictContext *c)
 {
         switch (c->err) {
-        case REDIS_ERR_IO:
+        case REDICT_ERR_IO:
                 return errno > 0 ? -errno : -EIO;
-        case REDIS_ERR_EOF:
+        case REDICT_ERR_EOF:
                 return -ECONNRESET;
+        case REDICT_ERR_TIMEOUT:
+                return -ETIMEDOUT;
         default:
                 return -EIO;
         }
@@ -218,7 +263,7 @@ int redis_command(struct redis *r, int argc, const char *const *argv, const size
                   long long reply_timeout_ms, struct redis_reply **ret, char **ret_error)
 {
         size_t *l = NULL;
-        redisReply *h;
+        redictReply *h;
 
         if (!r->c || r->c->err)
                 return fail_with(ret_error, -EIO, "the connection to Redis is broken");
@@ -228,10 +273,10 @@ int redis_command(struct redis *r, int argc, const char *const *argv, const size
                         l[i] = strlen(argv[i]);
         }
         if (reply_timeout_ms > 0)
-                sym_redisSetTimeout(r->c, tv_of(reply_timeout_ms));
-        h = sym_redisCommandArgv(r->c, argc, (const char **)argv, lens ? lens : l);
+                sym_redictSetTimeout(r->c, tv_of(reply_timeout_ms));
+        h = sym_redictCommandArgv(r->c, argc, (const char **)argv, lens ? lens : l);
         if (reply_timeout_ms > 0 && h)
-                sym_redisSetTimeout(r->c, tv_of(r->timeout_ms));
+                sym_redictSetTimeout(r->c, tv_of(r->timeout_ms));
         free(l);
         if (!h) {
                 int k = context_error(r->c);
@@ -251,7 +296,7 @@ int redis_next_reply(struct redis *r, long long timeout_ms, struct redis_reply *
         if (!r->c || r->c->err)
                 return fail_with(ret_error, -EIO, "the connection to Redis is broken");
         for (;;) {
-                if (sym_redisGetReplyFromReader(r->c, &h) != REDIS_OK)
+                if (sym_redictGetReplyFromReader(r->c, &h) != REDICT_OK)
                         return fail_with(ret_error, -EIO, "Redis: %s", r->c->errstr);
                 if (h) {
                         *ret = copy_reply(h, 0);
@@ -263,11 +308,14 @@ int redis_next_reply(struct redis *r, long long timeout_ms, struct redis_reply *
                         *ret = NULL;
                         return 0;
                 }
+                /* OpenSSL may hold decrypted bytes the socket no longer shows. */
                 struct pollfd pfd = {.fd = r->c->fd, .events = POLLIN};
-                int n = poll(&pfd, 1, (int)(left > 1000 ? 1000 : left));
+                int n = r->ssl && sym_SSL_pending(r->ssl) > 0
+                                ? 1
+                                : poll(&pfd, 1, (int)(left > 1000 ? 1000 : left));
                 if (n < 0 && errno != EINTR)
                         return fail_with(ret_error, -errno, "poll: %s", strerror(errno));
-                if (n > 0 && sym_redisBufferRead(r->c) != REDIS_OK)
+                if (n > 0 && sym_redictBufferRead(r->c) != REDICT_OK)
                         return fail_with(ret_error, context_error(r->c), "Redis: %s", r->c->errstr);
                 if (n < 0) {
                         *ret = NULL;
@@ -305,21 +353,126 @@ static int auth_and_select(struct redis *r, const struct redis_url *u, char **re
         return 0;
 }
 
+/* The last OpenSSL error as a sentence, or fallback. */
+static const char *openssl_error(char *buf, size_t size, const char *fallback)
+{
+        unsigned long e = sym_ERR_get_error();
+
+        if (!e)
+                return fallback;
+        sym_ERR_error_string_n(e, buf, size);
+        return buf;
+}
+
+/* The SSL_CTX for u: TLS 1.2 or later, the server's certificate verified
+ * (the system's CA store, or only tls_ca_file), and the client
+ * certificate if one is given. */
+static int tls_context(const struct redis_url *u, SSL_CTX **ret, char **ret_error)
+{
+        char e[256];
+        SSL_CTX *ctx;
+
+        sym_ERR_clear_error();
+        ctx = sym_SSL_CTX_new(sym_TLS_client_method());
+        if (!ctx)
+                return fail_with(ret_error, -ENOMEM, "cannot make a TLS context: %s",
+                                 openssl_error(e, sizeof(e), "out of memory"));
+        /* SSL_CTX_set_min_proto_version(), a macro of SSL_CTX_ctrl(). */
+        sym_SSL_CTX_ctrl(ctx, SSL_CTRL_SET_MIN_PROTO_VERSION, TLS1_2_VERSION, NULL);
+        sym_SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+        if (u->tls_ca_file ? sym_SSL_CTX_load_verify_locations(ctx, u->tls_ca_file, NULL) != 1
+                           : sym_SSL_CTX_set_default_verify_paths(ctx) != 1) {
+                int k = fail_with(ret_error, -ENOKEY, "cannot load the TLS CA file %s: %s",
+                                  u->tls_ca_file ? u->tls_ca_file : "(the system's)",
+                                  openssl_error(e, sizeof(e), "no certificate in it"));
+                sym_SSL_CTX_free(ctx);
+                return k;
+        }
+        if (u->tls_cert_file &&
+            (sym_SSL_CTX_use_certificate_chain_file(ctx, u->tls_cert_file) != 1 ||
+             sym_SSL_CTX_use_PrivateKey_file(ctx, u->tls_key_file, SSL_FILETYPE_PEM) != 1 ||
+             sym_SSL_CTX_check_private_key(ctx) != 1)) {
+                int k = fail_with(ret_error, -ENOKEY,
+                                  "cannot load the TLS client certificate %s with the key %s: %s",
+                                  u->tls_cert_file, u->tls_key_file,
+                                  openssl_error(e, sizeof(e), "unreadable"));
+                sym_SSL_CTX_free(ctx);
+                return k;
+        }
+        *ret = ctx;
+        return 0;
+}
+
+/* The TLS handshake on r's connection, the certificate checked for
+ * u->host. */
+static int tls_start(struct redis *r, const struct redis_url *u, char **ret_error)
+{
+        unsigned char addr[sizeof(struct in6_addr)];
+        char e[256];
+        int k;
+
+        k = tls_context(u, &r->ssl_ctx, ret_error);
+        if (k < 0)
+                return k;
+        r->ssl = sym_SSL_new(r->ssl_ctx);
+        if (!r->ssl)
+                return fail_with(ret_error, -ENOMEM, "cannot make a TLS connection: %s",
+                                 openssl_error(e, sizeof(e), "out of memory"));
+        /* SNI takes a name, never an address (RFC 6066, 3);
+         * SSL_set_tlsext_host_name() is a macro of SSL_ctrl(). */
+        bool is_ip =
+                inet_pton(AF_INET, u->host, addr) == 1 || inet_pton(AF_INET6, u->host, addr) == 1;
+        if ((!is_ip && sym_SSL_ctrl(r->ssl, SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
+                                    u->host) != 1) ||
+            sym_SSL_set1_host(r->ssl, u->host) != 1)
+                return fail_with(ret_error, -EPROTO, "cannot check TLS certificates for %s: %s",
+                                 u->host, openssl_error(e, sizeof(e), "refused"));
+        sym_ERR_clear_error();
+        if (sym_redictInitiateSSL(r->c, r->ssl) == REDICT_OK)
+                return 0;
+        /* hiredict took no ownership: the SSL stays ours, freed by redis_free(). */
+        long v = sym_SSL_get_verify_result(r->ssl);
+        if (v != X509_V_OK)
+                return fail_with(ret_error, -EKEYREJECTED,
+                                 "TLS: the certificate of Redis at %s:%d is refused: %s%s", u->host,
+                                 u->port, sym_X509_verify_cert_error_string(v),
+                                 v == X509_V_ERR_HOSTNAME_MISMATCH ||
+                                                 v == X509_V_ERR_IP_ADDRESS_MISMATCH
+                                         ? " (the URL's host is not among its names)"
+                                 : u->tls_ca_file ? " (not signed by jobs.tls_ca_file's CA)"
+                                                  : "");
+        return fail_with(ret_error, -EPROTO,
+                         "TLS handshake with Redis at %s:%d failed: %s (does that port speak TLS?)",
+                         u->host, u->port,
+                         openssl_error(e, sizeof(e),
+                                       /* hiredict says "(null)" when OpenSSL
+                                        * queued no error: no answer in time. */
+                                       strstr(r->c->errstr, "(null)")
+                                               ? "no TLS answer before the timeout"
+                                               : r->c->errstr));
+}
+
 int redis_connect(const struct redis_url *u, long long timeout_ms, struct redis **ret,
                   char **ret_error)
 {
-        int k = dl_load(&libhiredis);
+        int k = dl_load(&libhiredict);
 
         if (k < 0)
-                return fail_with(ret_error, k, "cannot load hiredis: %s", libhiredis.error);
-        if (u->tls)
-                return fail_with(ret_error, -EPROTONOSUPPORT,
-                                 "rediss:// (TLS) needs hiredis 1.0 with hiredis_ssl; Debian 12's "
-                                 "libhiredis0.14 has no TLS: use redis:// over a trusted network "
-                                 "or a TLS tunnel (stunnel) on 127.0.0.1");
+                return fail_with(ret_error, k, "cannot load hiredict: %s", libhiredict.error);
+        if (u->tls && !!u->tls_cert_file != !!u->tls_key_file)
+                return fail_with(ret_error, -ENOKEY,
+                                 "a TLS client certificate needs both its file and its key file");
+        if (u->tls) {
+                if (dl_load(&libhiredict_ssl) < 0 || dl_load(&libssl) < 0 ||
+                    dl_load(&libcrypto_tls) < 0)
+                        return fail_with(ret_error, -ELIBACC, "rediss:// (TLS) cannot load %s",
+                                         libhiredict_ssl.state < 0 ? libhiredict_ssl.error
+                                         : libssl.state < 0        ? libssl.error
+                                                                   : libcrypto_tls.error);
+        }
         struct redis *r = xcalloc(1, sizeof(*r));
         r->timeout_ms = timeout_ms > 0 ? timeout_ms : 5000;
-        r->c = sym_redisConnectWithTimeout(u->host, u->port, tv_of(r->timeout_ms));
+        r->c = sym_redictConnectWithTimeout(u->host, u->port, tv_of(r->timeout_ms));
         if (!r->c) {
                 free(r);
                 return fail_with(ret_error, -ENOMEM, "cannot allocate a Redis connection");
@@ -333,8 +486,16 @@ int redis_connect(const struct redis_url *u, long long timeout_ms, struct redis 
                 redis_free(r);
                 return k;
         }
-        sym_redisSetTimeout(r->c, tv_of(r->timeout_ms));
-        sym_redisEnableKeepAlive(r->c);
+        /* The timeout bounds the TLS handshake too. */
+        sym_redictSetTimeout(r->c, tv_of(r->timeout_ms));
+        sym_redictEnableKeepAlive(r->c);
+        if (u->tls) {
+                k = tls_start(r, u, ret_error);
+                if (k < 0) {
+                        redis_free(r);
+                        return k;
+                }
+        }
         k = auth_and_select(r, u, ret_error);
         if (k < 0) {
                 redis_free(r);
@@ -342,6 +503,12 @@ int redis_connect(const struct redis_url *u, long long timeout_ms, struct redis 
         }
         *ret = r;
         return 0;
+}
+
+bool redis_error_is_final(int error)
+{
+        return error == -ELIBACC || error == -EACCES || error == -ENOMEM ||
+               error == -EKEYREJECTED || error == -ENOKEY;
 }
 
 int redis_connect_retry(const struct redis_url *u, long long timeout_ms, long long max_backoff_ms,
@@ -360,7 +527,7 @@ int redis_connect_retry(const struct redis_url *u, long long timeout_ms, long lo
                         return 0;
                 if (on_error)
                         on_error(userdata, k, err ? err : strerror(-k));
-                if (k == -ELIBACC || k == -EPROTONOSUPPORT || k == -EACCES || k == -ENOMEM)
+                if (redis_error_is_final(k))
                         return k;
                 for (long long waited = 0; waited < backoff; waited += 100) {
                         if (stop && stop(userdata))
@@ -377,7 +544,13 @@ void redis_free(struct redis *r)
 {
         if (!r)
                 return;
+        /* After a handshake, c owns the SSL and frees it. */
+        bool ssl_owned = r->c && r->ssl && r->c->privctx;
         if (r->c)
-                sym_redisFree(r->c);
+                sym_redictFree(r->c);
+        if (r->ssl && !ssl_owned)
+                sym_SSL_free(r->ssl);
+        if (r->ssl_ctx)
+                sym_SSL_CTX_free(r->ssl_ctx);
         free(r);
 }

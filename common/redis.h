@@ -1,13 +1,18 @@
-/* The one file that talks to hiredis (Debian's libhiredis, dlopen()ed
- * when first needed: only `firstboot agent` and `imagegen job` use it).
- * Commands go as an argv, never through a format string. Nothing here
- * logs; errors come back as a negative errno and a sentence. */
+/* The one file that talks to hiredict (the hiredis 1.x fork Debian 12
+ * has in bookworm-backports: libhiredict1.3.1, with hiredict_ssl), and
+ * to OpenSSL for rediss://. Both are dlopen()ed when first needed: only
+ * `firstboot agent` and `imagegen job` use them. Commands go as an argv,
+ * never through a format string. Nothing here logs; errors come back as
+ * a negative errno and a sentence. */
 #pragma once
 
 #include <stdbool.h>
 #include <stddef.h>
 
-#define SONAME_LIBHIREDIS "libhiredis.so.0.14"
+/* The sonames of libhiredict1.3.1 (its objdump -p), and of libssl3. */
+#define SONAME_LIBHIREDICT     "libhiredict.so.1.3.1"
+#define SONAME_LIBHIREDICT_SSL "libhiredict_ssl.so.1.3.1"
+#define SONAME_LIBSSL          "libssl.so.3"
 
 struct redis_url {
         char *host;
@@ -16,13 +21,17 @@ struct redis_url {
         char *password; /* NULL: no AUTH */
         int db;         /* SELECT, 0 when not given */
         bool tls;       /* rediss:// */
+        /* Not in the URL: set by the caller for rediss://. NULL: the
+         * system's CA store; no client certificate. */
+        char *tls_ca_file;   /* PEM: trust only these CAs */
+        char *tls_cert_file; /* PEM client certificate (chain) */
+        char *tls_key_file;  /* its PEM private key */
 };
 
 /* redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] (USER and PASSWORD
- * percent-decoded, HOST a name, an IPv4 address or [IPv6]). rediss://
- * is parsed, and redis_connect() refuses it: Debian 12's hiredis 0.14
- * has no TLS. -EINVAL with *ret_error saying what is wrong; the error
- * never repeats the password. */
+ * percent-decoded, HOST a name, an IPv4 address or [IPv6]); rediss://
+ * the same over TLS. -EINVAL with *ret_error saying what is wrong; the
+ * error never repeats the password. */
 int redis_url_parse(const char *url, struct redis_url *ret, char **ret_error);
 void redis_url_done(struct redis_url *u);
 
@@ -53,17 +62,27 @@ static inline void redis_reply_freep(struct redis_reply **r)
 struct redis;
 
 /* Connects (timeout_ms for the connection and every reply later), then
- * AUTH and SELECT as the URL says. -ELIBACC without libhiredis,
- * -EPROTONOSUPPORT for rediss://, -ECONNREFUSED/-ETIMEDOUT/-EIO for the
- * connection, -EACCES when AUTH is refused. */
+ * AUTH and SELECT as the URL says. rediss:// verifies the server's
+ * certificate chain (the system's CA store, or only tls_ca_file) and
+ * that it is for HOST (a DNS name, or an IP address SAN), and sends HOST
+ * as SNI when it is a name. -ELIBACC without libhiredict (or its SSL
+ * library and libssl for rediss://), -ECONNREFUSED/-ETIMEDOUT/-EIO for
+ * the connection, -EKEYREJECTED when the server's certificate is not
+ * trusted or not for HOST, -ENOKEY when a TLS file cannot be loaded,
+ * -EPROTO for another TLS failure, -EACCES when AUTH is refused. */
 int redis_connect(const struct redis_url *u, long long timeout_ms, struct redis **ret,
                   char **ret_error);
+
+/* Whether another attempt may mend what redis_connect() returned: not
+ * for a missing library, a refused AUTH, an untrusted certificate or a
+ * TLS file that does not load. */
+bool redis_error_is_final(int error);
 
 /* redis_connect() until it works, waiting 100 ms after the first failure,
  * doubling up to max_backoff_ms, in slices of at most 100 ms so that stop
  * (may be NULL) is asked often. -ECANCELED when stop said so; errors that
- * another attempt cannot mend (-ELIBACC, -EPROTONOSUPPORT, -EACCES) at
- * once. on_error (may be NULL) hears each failure. */
+ * another attempt cannot mend (redis_error_is_final()) at once. on_error
+ * (may be NULL) hears each failure. */
 int redis_connect_retry(const struct redis_url *u, long long timeout_ms, long long max_backoff_ms,
                         bool (*stop)(void *userdata),
                         void (*on_error)(void *userdata, int error, const char *message),

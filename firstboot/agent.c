@@ -83,6 +83,7 @@ struct agent {
         char *secret;
         size_t secret_len;
         struct redis_url url;
+        int tls_fds[3]; /* jobs.tls_*_file, opened in the root, -1: none */
         struct redis *r;
         char *k_jobs, *k_processing;
         char *instance_id;
@@ -111,8 +112,10 @@ static bool should_stop(void *userdata)
 static void on_redis_error(void *userdata, int error, const char *message)
 {
         (void)userdata;
-        (void)error;
-        log_warning("Redis: %s (retrying)", message);
+        if (redis_error_is_final(error))
+                log_error("Redis: %s", message);
+        else
+                log_warning("Redis: %s (retrying)", message);
 }
 
 /* Connected, or NULL after SIGTERM (or an error no retry mends, logged). */
@@ -802,10 +805,46 @@ static int read_secret(struct agent *a)
         return 0;
 }
 
+/* jobs.tls_ca_file, tls_cert_file and tls_key_file, opened inside the
+ * root (no link followed out of it) once at start, and handed to OpenSSL
+ * as /proc/self/fd/N on every connection: a missing file stops the agent
+ * at once, naming the key. A renewed file is read after a restart. */
+static int open_tls_files(struct agent *a, const char *config_path)
+{
+        const char *const keys[] = {"tls_ca_file", "tls_cert_file", "tls_key_file"};
+        const char *const files[] = {a->cfg.jobs_tls_ca_file, a->cfg.jobs_tls_cert_file,
+                                     a->cfg.jobs_tls_key_file};
+        char **dest[] = {&a->url.tls_ca_file, &a->url.tls_cert_file, &a->url.tls_key_file};
+
+        for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
+                if (!files[i])
+                        continue;
+                if (!a->url.tls) {
+                        log_error("%s: jobs.%s is set, but jobs.redis_url is not rediss:// (TLS)",
+                                  config_path, keys[i]);
+                        return -EINVAL;
+                }
+                a->tls_fds[i] =
+                        root_open(a->rootfd, files[i], O_RDONLY | O_CLOEXEC | O_NONBLOCK, 0);
+                if (a->tls_fds[i] < 0)
+                        return log_error_errno(a->tls_fds[i], "%s: cannot open jobs.%s %s: %m",
+                                               config_path, keys[i], files[i]);
+                *dest[i] = strprintf("/proc/self/fd/%d", a->tls_fds[i]);
+        }
+        if (!a->url.tls_cert_file != !a->url.tls_key_file) {
+                log_error("%s: jobs.tls_cert_file and jobs.tls_key_file go together", config_path);
+                return -EINVAL;
+        }
+        return 0;
+}
+
 static void agent_free(struct agent *a)
 {
         redis_free(a->r);
         redis_url_done(&a->url);
+        for (size_t i = 0; i < ARRAY_SIZE(a->tls_fds); i++)
+                if (a->tls_fds[i] >= 0)
+                        close(a->tls_fds[i]);
         if (a->secret)
                 explicit_bzero(a->secret, a->secret_len);
         free(a->secret);
@@ -843,7 +882,7 @@ int cmd_agent(int argc, char **argv)
                 {"help", no_argument, NULL, 'h'},
                 {},
         };
-        struct agent a = {.rootfd = -1, .lock = PTHREAD_MUTEX_INITIALIZER};
+        struct agent a = {.rootfd = -1, .tls_fds = {-1, -1, -1}, .lock = PTHREAD_MUTEX_INITIALIZER};
         const char *config = NULL;
         struct diags d = {0};
         _cleanup_free_ char *config_path = NULL, *err = NULL, *root_abs = NULL;
@@ -905,6 +944,10 @@ int cmd_agent(int argc, char **argv)
         }
         if (redis_url_parse(a.cfg.jobs_redis_url, &a.url, &err) < 0) {
                 log_error("%s: jobs.redis_url: %s", config_path, err);
+                agent_free(&a);
+                return 1;
+        }
+        if (open_tls_files(&a, config_path) < 0) {
                 agent_free(&a);
                 return 1;
         }

@@ -62,6 +62,23 @@ static int read_secret(const char *file, char **ret, size_t *ret_len)
         return 0;
 }
 
+/* --tls-ca-file, --tls-cert-file, --tls-key-file: for rediss:// only. */
+enum {
+        OPT_TLS_CA = 0x100,
+        OPT_TLS_CERT,
+        OPT_TLS_KEY
+};
+#define TLS_USAGE "[--tls-ca-file F] [--tls-cert-file F --tls-key-file F]"
+static const char *tls_files[3];
+
+static bool tls_option(int c)
+{
+        if (c < OPT_TLS_CA || c > OPT_TLS_KEY)
+                return false;
+        tls_files[c - OPT_TLS_CA] = optarg;
+        return true;
+}
+
 static int connect_to(const char *url, struct redis **ret)
 {
         struct redis_url u;
@@ -71,6 +88,14 @@ static int connect_to(const char *url, struct redis **ret)
                 fprintf(stderr, "imagegen job: --redis: %s\n", err);
                 return k;
         }
+        if (!u.tls && (tls_files[0] || tls_files[1] || tls_files[2])) {
+                fprintf(stderr, "imagegen job: --tls-* options need a rediss:// (TLS) URL\n");
+                redis_url_done(&u);
+                return -EINVAL;
+        }
+        u.tls_ca_file = tls_files[0] ? xstrdup(tls_files[0]) : NULL;
+        u.tls_cert_file = tls_files[1] ? xstrdup(tls_files[1]) : NULL;
+        u.tls_key_file = tls_files[2] ? xstrdup(tls_files[2]) : NULL;
         k = redis_connect(&u, 5000, ret, &err);
         redis_url_done(&u);
         if (k < 0)
@@ -189,6 +214,9 @@ static int submit(int argc, char **argv)
                 {"timeout", required_argument, NULL, 't'},
                 {"expires", required_argument, NULL, 'e'},
                 {"user", required_argument, NULL, 'u'},
+                {"tls-ca-file", required_argument, NULL, OPT_TLS_CA},
+                {"tls-cert-file", required_argument, NULL, OPT_TLS_CERT},
+                {"tls-key-file", required_argument, NULL, OPT_TLS_KEY},
                 {"help", no_argument, NULL, 'h'},
                 {},
         };
@@ -232,11 +260,14 @@ static int submit(int argc, char **argv)
                         printf("Usage: imagegen job submit --redis URL --agent ID --secret-file F "
                                "APP_ID [key=value ...]\n"
                                "           [--wait] [--timeout S] [--expires S] [--user ID]\n"
+                               "           " TLS_USAGE "\n"
                                "Exit status: 0 queued (with --wait: succeeded), 1 failed, 2 no "
                                "result in time,\n"
                                "3 rejected, 64 usage error.\n");
                         return 0;
                 default:
+                        if (tls_option(c))
+                                break;
                         return EXIT_USAGE;
                 }
         }
@@ -325,6 +356,9 @@ static int status(int argc, char **argv)
 {
         static const struct option opts[] = {
                 {"redis", required_argument, NULL, 'r'},
+                {"tls-ca-file", required_argument, NULL, OPT_TLS_CA},
+                {"tls-cert-file", required_argument, NULL, OPT_TLS_CERT},
+                {"tls-key-file", required_argument, NULL, OPT_TLS_KEY},
                 {"help", no_argument, NULL, 'h'},
                 {},
         };
@@ -338,9 +372,11 @@ static int status(int argc, char **argv)
                         url = optarg;
                         break;
                 case 'h':
-                        printf("Usage: imagegen job status --redis URL JOB_ID\n");
+                        printf("Usage: imagegen job status --redis URL " TLS_USAGE " JOB_ID\n");
                         return 0;
                 default:
+                        if (tls_option(c))
+                                break;
                         return EXIT_USAGE;
                 }
         }
@@ -375,6 +411,7 @@ int cmd_job(int argc, char **argv)
         fprintf(stderr, "Usage: imagegen job submit --redis URL --agent ID --secret-file F APP_ID "
                         "[key=value ...] [--wait] [--timeout S]\n"
                         "       imagegen job status --redis URL JOB_ID\n"
+                        "--redis rediss:// (TLS) takes " TLS_USAGE ".\n"
                         "submit --wait and status exit 0 succeeded, 1 failed, 3 rejected, 2 no "
                         "result (timeout); 64 is a usage error.\n");
         return EXIT_USAGE;

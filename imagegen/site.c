@@ -551,10 +551,14 @@ static void parse_jobs(struct site *s, const struct node *j, const struct site_o
                        struct diags *d)
 {
         static const char *const keys[] = {
-                "redis_url",    "agent_id",       "secret",      "max_job_bytes", "max_skew_s",
-                "result_ttl_s", "stop_timeout_s", "heartbeat_s", "metrics_file",  NULL};
-        static const char *const own[] = {"redis_url", "agent_id", "metrics_file", "secret_file",
-                                          NULL};
+                "redis_url",     "agent_id",       "secret",      "max_job_bytes", "max_skew_s",
+                "result_ttl_s",  "stop_timeout_s", "heartbeat_s", "metrics_file",  "tls_ca_file",
+                "tls_cert_file", "tls_key_file",   NULL};
+        static const char *const own[] = {"redis_url",    "agent_id",    "metrics_file",
+                                          "secret_file",  "tls_ca_file", "tls_cert_file",
+                                          "tls_key_file", NULL};
+        static const char *const tls[] = {"tls_ca_file", "tls_cert_file", "tls_key_file"};
+        bool is_tls = false;
         static const char *const nums[] = {"max_job_bytes", "max_skew_s", "result_ttl_s",
                                            "stop_timeout_s", "heartbeat_s"};
         size_t before = d->n;
@@ -577,12 +581,7 @@ static void parse_jobs(struct site *s, const struct node *j, const struct site_o
                 _cleanup_free_ char *err = NULL;
                 if (redis_url_parse(url, &ru, &err) < 0)
                         diags_at(d, u, "jobs: 'redis_url': %s", err);
-                else if (ru.tls)
-                        diags_at(d, u,
-                                 "jobs: 'redis_url': rediss:// (TLS) is refused: Debian 12's "
-                                 "hiredis 0.14 has no TLS (hiredis_ssl came with 1.0); use "
-                                 "redis:// over a trusted network or a TLS tunnel (stunnel) on "
-                                 "127.0.0.1");
+                is_tls = ru.tls;
                 redis_url_done(&ru);
                 node_set_str(jobs, "redis_url", url);
         }
@@ -601,6 +600,27 @@ static void parse_jobs(struct site *s, const struct node *j, const struct site_o
                 if (n && node_as_int(n, &v) >= 0)
                         node_set_int(jobs, nums[i], v);
         }
+        /* Paths in the image (put there by a module or the image itself). */
+        for (size_t i = 0; i < ARRAY_SIZE(tls); i++) {
+                const char *f = diags_get_str(d, j, tls[i], false, "jobs");
+                _cleanup_free_ char *clean = f ? absolute_clean_path(f) : NULL;
+                if (!f)
+                        continue;
+                if (!clean || strchr(clean, '\n'))
+                        diags_at(d, node_get(j, tls[i]),
+                                 "jobs: '%s' must be an absolute path in the image, not \"%s\"",
+                                 tls[i], f);
+                else if (url && !is_tls)
+                        diags_at(d, node_get(j, tls[i]),
+                                 "jobs: '%s' is for a rediss:// (TLS) redis_url", tls[i]);
+                else
+                        node_set_str(jobs, tls[i], clean);
+        }
+        if (!node_get(j, "tls_cert_file") != !node_get(j, "tls_key_file"))
+                diags_at(d,
+                         node_get(j,
+                                  node_get(j, "tls_cert_file") ? "tls_cert_file" : "tls_key_file"),
+                         "jobs: 'tls_cert_file' and 'tls_key_file' go together");
         const char *metrics = diags_get_str(d, j, "metrics_file", false, "jobs");
         if (metrics) {
                 _cleanup_free_ char *clean = absolute_clean_path(metrics);

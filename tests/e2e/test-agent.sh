@@ -374,13 +374,25 @@ if expect_rc 1 timeout 10 "$FIRSTBOOT" agent --root "$R" && grep -q "group and o
 else t_fail "it started"; fi
 chmod 0600 "$R/etc/firstboot/jobs.secret"
 
-t_case "no jobs.redis_url, or rediss://: refused with the reason"
+t_case "no jobs.redis_url, or TLS files the agent cannot use: refused with the reason"
 cp "$R/etc/firstboot/firstboot.conf" "$T/conf.saved"
 printf 'jobs:\n  agent_id: t1\n' >"$R/etc/firstboot/firstboot.conf"
 ok=0
 expect_rc 1 timeout 10 "$FIRSTBOOT" agent --root "$R" && grep -q "jobs.redis_url is not set" "$T/err" && ok=1
-printf 'jobs:\n  redis_url: rediss://127.0.0.1:%s\n' "$PORT" >"$R/etc/firstboot/firstboot.conf"
-expect_rc 1 timeout 10 "$FIRSTBOOT" agent --root "$R" && grep -q "rediss://" "$T/err" || ok=0
+# A CA file missing in the root, one for redis://, a relative one, a
+# certificate without its key.
+printf 'jobs:\n  redis_url: rediss://127.0.0.1:%s\n  tls_ca_file: /etc/ssl/nonexistent-ca.pem\n' "$PORT" >"$R/etc/firstboot/firstboot.conf"
+expect_rc 1 timeout 10 "$FIRSTBOOT" agent --root "$R" &&
+	grep -q "cannot open jobs.tls_ca_file /etc/ssl/nonexistent-ca.pem: No such file" "$T/err" || ok=0
+printf 'jobs:\n  redis_url: redis://127.0.0.1:%s\n  tls_ca_file: /etc/firstboot/jobs.secret\n' "$PORT" >"$R/etc/firstboot/firstboot.conf"
+expect_rc 1 timeout 10 "$FIRSTBOOT" agent --root "$R" &&
+	grep -q "jobs.tls_ca_file is set, but jobs.redis_url is not rediss://" "$T/err" || ok=0
+printf 'jobs:\n  redis_url: rediss://127.0.0.1:%s\n  tls_ca_file: ca.pem\n' "$PORT" >"$R/etc/firstboot/firstboot.conf"
+expect_rc 1 timeout 10 "$FIRSTBOOT" agent --root "$R" &&
+	grep -q "firstboot.conf:3:16: 'jobs.tls_ca_file' must be an absolute path" "$T/err" || ok=0
+printf 'jobs:\n  redis_url: rediss://127.0.0.1:%s\n  tls_cert_file: /etc/firstboot/jobs.secret\n' "$PORT" >"$R/etc/firstboot/firstboot.conf"
+expect_rc 1 timeout 10 "$FIRSTBOOT" agent --root "$R" &&
+	grep -q "jobs.tls_cert_file and jobs.tls_key_file go together" "$T/err" || ok=0
 printf 'jobs:\n  redis_url: redis://127.0.0.1\n  max_skew_s: 0\n' >"$R/etc/firstboot/firstboot.conf"
 expect_rc 1 timeout 10 "$FIRSTBOOT" agent --root "$R" && grep -q "max_skew_s" "$T/err" || ok=0
 cp "$T/conf.saved" "$R/etc/firstboot/firstboot.conf"
@@ -400,10 +412,11 @@ expect_rc 1 timeout 10 "$FIRSTBOOT" agent --root "$R" &&
 printf 'jobs:\n  max_skew_s: 0\n' >"$D/50-site.conf"
 expect_rc 1 timeout 10 "$FIRSTBOOT" agent --root "$R" &&
 	grep -q "50-site.conf:2:15: .*max_skew_s" "$T/err" || ok=0
-# A later name wins: 60-x sets the redis_url to rediss://, refused.
+# A later name wins: 60-x sets the redis_url to rediss:// with a CA
+# file that is not there, refused.
 printf 'jobs:\n  redis_url: redis://127.0.0.1:%s\n' "$PORT" >"$D/50-site.conf"
-printf 'jobs:\n  redis_url: rediss://127.0.0.1:%s\n' "$PORT" >"$D/60-x.conf"
-expect_rc 1 timeout 10 "$FIRSTBOOT" agent --root "$R" && grep -q "rediss://" "$T/err" || ok=0
+printf 'jobs:\n  redis_url: rediss://127.0.0.1:%s\n  tls_ca_file: /none.pem\n' "$PORT" >"$D/60-x.conf"
+expect_rc 1 timeout 10 "$FIRSTBOOT" agent --root "$R" && grep -q "jobs.tls_ca_file /none.pem" "$T/err" || ok=0
 rm -f "$D/60-x.conf"
 # Where the agent writes: metrics only to a .prom file, paths absolute, each
 # said once at its line:column.
@@ -416,13 +429,13 @@ mkfifo "$D/70-fifo.conf"
 expect_rc 1 timeout 10 "$FIRSTBOOT" agent --root "$R" && grep -q "70-fifo.conf: a drop-in must be a regular file" "$T/err" || ok=0
 rm -rf "$D"
 # firstboot.conf.d a link out of the root: resolved inside it (the host's
-# drop-in, which would set rediss://, is not read; the root's is).
+# drop-in, which would set a TLS CA file, is not read; the root's is).
 mkdir -p "$T/hostd" "$R$T/hostd"
-printf 'jobs:\n  redis_url: rediss://127.0.0.1:%s\n' "$PORT" >"$T/hostd/60-x.conf"
+printf 'jobs:\n  redis_url: rediss://127.0.0.1:%s\n  tls_ca_file: /none.pem\n' "$PORT" >"$T/hostd/60-x.conf"
 printf 'jobs:\n  max_skew_s: 0\n' >"$R$T/hostd/60-in.conf"
 ln -s "$T/hostd" "$D"
 expect_rc 1 timeout 10 "$FIRSTBOOT" agent --root "$R" && grep -q "60-in.conf:2:15: .*max_skew_s" "$T/err" &&
-	! grep -q "rediss" "$T/err" || ok=0
+	! grep -q "tls_ca_file" "$T/err" || ok=0
 rm -rf "$D" "${R:?}$T/hostd"
 if [ "$ok" = 1 ]; then
 	t_pass

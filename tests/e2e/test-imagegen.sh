@@ -436,7 +436,9 @@ badjobs() {
 }
 badjobs "unknown key" 's/max_skew_s: 120/max_skew: 120/' "site.yaml:13:3: unknown key 'max_skew' in jobs"
 badjobs "not a Redis URL" 's|redis_url: "redis://|redis_url: "http://|' "site.yaml:10:14: jobs: 'redis_url': a Redis URL starts with redis://"
-badjobs "rediss:// refused with the reason" 's|redis_url: "redis://|redis_url: "rediss://|' "site.yaml:10:14: jobs: 'redis_url': rediss:// \(TLS\) is refused: Debian 12's hiredis 0.14 has no TLS"
+badjobs "a TLS file for redis://" 's|^jobs:|jobs:\n  tls_ca_file: /etc/ssl/redis-ca.pem|' "site.yaml:10:16: jobs: 'tls_ca_file' is for a rediss:// \(TLS\) redis_url"
+badjobs "a relative TLS file" 's|^jobs:|jobs:\n  tls_ca_file: redis-ca.pem|' "site.yaml:10:16: jobs: 'tls_ca_file' must be an absolute path in the image"
+badjobs "a client certificate without its key" 's|^jobs:|jobs:\n  tls_cert_file: /etc/ssl/c.pem|; s|redis_url: "redis://|redis_url: "rediss://|' "site.yaml:10:18: jobs: 'tls_cert_file' and 'tls_key_file' go together"
 badjobs "a number out of firstboot.conf's range" 's/max_skew_s: 120/max_skew_s: 0/' "site.yaml:13:15: 'max_skew_s' must be between 1 and 86400, not 0"
 badjobs "not a number" 's/heartbeat_s: 5/heartbeat_s: often/' "site.yaml:16:16: 'heartbeat_s' must be an integer"
 badjobs "a bad agent_id" 's/agent_id: web-1/agent_id: "web 1"/' "site.yaml:11:13: jobs: 'agent_id' must be 1 to 64"
@@ -459,6 +461,17 @@ expect_rc 1 igj validate "$b/site.yaml" && grep -q "site.yaml:10:18: jobs: the s
 cp "$JS/site.yaml" "$b/nomod.yaml"
 expect_rc 1 "$IMAGEGEN" validate --modules-dir "$FIX/modules" "$b/nomod.yaml" && grep -q "jobs: the module jobs-agent, which enables the agent, is not in" "$T/err" || ok=0
 if [ $ok = 1 ]; then t_pass; else t_fail "$(cat "$T/err")"; fi
+
+t_case "jobs: rediss:// with its TLS files reaches the agent's drop-in"
+r=$T/jobtls
+cp -r "$JS" "$r" && rm -rf "$r/.imagegen"
+sed -i 's|redis_url: "redis://|redis_url: "rediss://|; s|^jobs:|jobs:\n  tls_ca_file: /etc/ssl/redis/ca.pem\n  tls_cert_file: /etc/ssl/c.pem\n  tls_key_file: /etc/ssl/c.key|' "$r/site.yaml"
+if expect_rc 0 igj render "$r/site.yaml" -o "$r/out" &&
+	grep -q '^  redis_url: "rediss://' "$r/out/files/etc/firstboot/firstboot.conf.d/50-site-jobs.conf" &&
+	grep -q '^  tls_ca_file: /etc/ssl/redis/ca.pem$' "$r/out/files/etc/firstboot/firstboot.conf.d/50-site-jobs.conf" &&
+	grep -q '^  tls_key_file: /etc/ssl/c.key$' "$r/out/files/etc/firstboot/firstboot.conf.d/50-site-jobs.conf"; then
+	t_pass
+else t_fail "$(cat "$T/err")"; fi
 
 t_case "jobs: a secret from a file and redis_url from the environment reach the bundle, 0600"
 printf 'a-secret-of-32-bytes-0123456789ab\n' >"$b/jobs.secret"

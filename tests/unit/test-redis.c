@@ -54,14 +54,32 @@ TEST(url_refused_without_the_password_in_the_error)
         }
 }
 
-TEST(rediss_is_refused_at_connect)
+TEST(rediss_connects_over_tcp_first)
 {
         struct redis_url u;
         struct redis *r = NULL;
         _cleanup_free_ char *err = NULL;
         REQUIRE(redis_url_parse("rediss://127.0.0.1:1", &u, &err) == 0);
+        CHECK(u.tls);
         int k = redis_connect(&u, 1000, &r, &err);
-        CHECK(k == -EPROTONOSUPPORT || k == -ELIBACC);
+        CHECK(k == -ECONNREFUSED || k == -ELIBACC);
+        CHECK(!redis_error_is_final(-ECONNREFUSED));
+        CHECK(r == NULL);
+        redis_url_done(&u);
+}
+
+TEST(tls_client_cert_needs_its_key)
+{
+        struct redis_url u;
+        struct redis *r = NULL;
+        _cleanup_free_ char *err = NULL;
+        REQUIRE(redis_url_parse("rediss://127.0.0.1:1", &u, &err) == 0);
+        u.tls_cert_file = xstrdup("/nonexistent/client.pem");
+        int k = redis_connect(&u, 1000, &r, &err);
+        /* Refused before any connection is made, and final. */
+        CHECK(k == -ENOKEY || k == -ELIBACC);
+        CHECK(k == -ELIBACC || (err && strstr(err, "key file")));
+        CHECK(redis_error_is_final(k));
         CHECK(r == NULL);
         redis_url_done(&u);
 }

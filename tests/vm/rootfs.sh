@@ -24,10 +24,9 @@ pkgs=(
 	systemd systemd-sysv udev dbus kmod linux-image-amd64 initramfs-tools
 	e2fsprogs iproute2 procps iptables openssh-server ca-certificates curl openssl
 	# the agent's libraries: linked, then loaded when needed (libsodium to
-	# check the bundle's signature, libarchive for the cidata ISO, hiredis
-	# for `firstboot agent`'s job queue)
+	# check the bundle's signature, libarchive for the cidata ISO; hiredict
+	# for `firstboot agent`'s job queue comes from backports, below)
 	libyaml-0-2 libjson-c5 zlib1g libpcre2-8-0 libsodium23 libarchive13 libcurl4 libsystemd0
-	libhiredis0.14
 	# what the modules install: base (firewall, fail2ban, upgrades), docker,
 	# postgres, redis, nginx, backup (age)
 	wget jq git gnupg sudo rsync htop vim-tiny less unzip
@@ -80,9 +79,21 @@ cat >"$root/etc/initramfs-tools/hooks/vmtest" <<'EOF'
 for m in virtio_pci virtio_blk virtio_net ext4; do force_load "$m"; done
 EOF
 chmod 0755 "$root/etc/initramfs-tools/hooks/vmtest"
+# hiredict (libhiredict1.3.1, with TLS for rediss://) is in Debian 12 only
+# in bookworm-backports: only it is installed from there (-t).
+cat >"$root/etc/apt/sources.list.d/bookworm-backports.sources" <<EOF
+Types: deb
+URIs: $mirror
+Suites: $suite-backports
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+EOF
 mount -t proc proc "$root/proc"
-if ! chroot "$root" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
-	--no-install-recommends "${pkgs[@]}" >"$work/apt.log" 2>&1; then
+if ! chroot "$root" apt-get update -q >"$work/apt.log" 2>&1 ||
+	! chroot "$root" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+		--no-install-recommends "${pkgs[@]}" >>"$work/apt.log" 2>&1 ||
+	! chroot "$root" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+		--no-install-recommends -t "$suite-backports" libhiredict1.3.1 >>"$work/apt.log" 2>&1; then
 	tail -n 40 "$work/apt.log" >&2
 	echo "rootfs: apt-get install failed" >&2
 	exit 1

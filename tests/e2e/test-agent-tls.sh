@@ -1,0 +1,222 @@
+#!/bin/bash
+# firstboot agent and `imagegen job` over rediss:// against real
+# redis-servers (Debian's, built with TLS) on 127.0.0.1 TLS ports, with a
+# throwaway CA made here by openssl(1): the server's certificate is
+# checked against jobs.tls_ca_file (or the system's store) and for the
+# URL's host; a password or an ACL user goes over TLS; a client
+# certificate when the server asks for one. Every wait is bounded.
+# shellcheck source=tests/e2e/lib.sh
+. "$(dirname "$0")/lib.sh"
+
+for c in redis-server redis-cli openssl; do
+	if ! command -v "$c" >/dev/null; then
+		echo "not ok - the TLS agent tests need $c (packaging/deps.sh)"
+		exit 1
+	fi
+done
+
+R=$T/root
+new_root "$R"
+P=$T/pki
+mkdir -p "$R/etc/firstboot" "$R/etc/ssl/redis" "$P"
+SECRET=Sx$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
+printf '%s\n' "$SECRET" >"$T/secret"
+chmod 0600 "$T/secret"
+cp "$T/secret" "$R/etc/firstboot/jobs.secret"
+AGENT_ID=tls1
+mkmodule "$R/usr/lib/firstboot" hello <<'EOF'
+#!/bin/sh
+echo "hello over tls"
+EOF
+
+# ca NAME: a self-signed CA. cert NAME CA SAN [clientAuth]: a key and a
+# certificate signed by CA, for the subjectAltName SAN.
+ca() {
+	openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=$1" \
+		-keyout "$P/$1.key" -out "$P/$1.pem" 2>>"$T/openssl.log"
+}
+cert() {
+	local eku=${4:-serverAuth}
+	openssl req -newkey rsa:2048 -nodes -subj "/CN=$1" -keyout "$P/$1.key" -out "$P/$1.csr" \
+		2>>"$T/openssl.log" &&
+		printf 'subjectAltName=%s\nextendedKeyUsage=%s\n' "$3" "$eku" >"$P/$1.ext" &&
+		openssl x509 -req -in "$P/$1.csr" -CA "$P/$2.pem" -CAkey "$P/$2.key" -CAcreateserial \
+			-days 2 -extfile "$P/$1.ext" -out "$P/$1.pem" 2>>"$T/openssl.log"
+}
+if ! { ca ca1 && ca ca2 && cert good ca1 "IP:127.0.0.1,DNS:localhost" &&
+	cert stranger ca2 "IP:127.0.0.1,DNS:localhost" && cert elsewhere ca1 "DNS:other.example" &&
+	cert client ca1 "DNS:agent" clientAuth; }; then
+	echo "not ok - openssl makes the test CA and certificates"
+	cat "$T/openssl.log"
+	exit 1
+fi
+cp "$P/ca1.pem" "$R/etc/ssl/redis/ca.pem"
+
+# tls_redis NAME PORT CERT [ARGS...]: a redis-server on 127.0.0.1:PORT
+# speaking TLS only, with CERT, trusting ca1 for client certificates.
+tls_redis() {
+	local name=$1 port=$2 crt=$3 i
+	shift 3
+	mkdir -p "$T/$name"
+	redis-server --port 0 --tls-port "$port" --bind 127.0.0.1 --save '' --appendonly no \
+		--dir "$T/$name" --tls-cert-file "$P/$crt.pem" --tls-key-file "$P/$crt.key" \
+		--tls-ca-cert-file "$P/ca1.pem" "$@" >>"$T/$name/redis.log" 2>&1 &
+	_pids+=($!)
+	for ((i = 0; i < 200; i++)); do
+		[ "$(tcli "$port" ping 2>/dev/null)" = PONG ] && return 0
+		sleep 0.05
+	done
+	echo "not ok - redis-server $name starts with TLS on $port"
+	cat "$T/$name/redis.log"
+	exit 1
+}
+# tcli PORT ARGS...: redis-cli over TLS as the test's ACL user, trusting
+# ca2 for the server that has its certificate, else ca1.
+tcli() {
+	local port=$1 ca=ca1
+	shift
+	[ "$port" != "$POTHER" ] || ca=ca2
+	redis-cli --tls --cacert "$P/$ca.pem" --cert "$P/client.pem" --key "$P/client.key" \
+		-h 127.0.0.1 -p "$port" --user ops --pass "$OPS_PASS" --no-auth-warning "$@"
+}
+
+# Ports from this suite's range (127.0.0.1:22000-22099).
+PGOOD=22040 POTHER=22041 PNAME=22042 PCLIENT=22043
+OPS_PASS=Ops$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
+# The ACL: no default user; ops with a password, allowed everything.
+printf 'user default off\nuser ops on >%s ~* &* +@all\n' "$OPS_PASS" >"$T/users.acl"
+ACL=(--aclfile "$T/users.acl")
+tls_redis good $PGOOD good --tls-auth-clients no "${ACL[@]}"
+tls_redis other $POTHER stranger --tls-auth-clients no "${ACL[@]}"
+tls_redis name $PNAME elsewhere --tls-auth-clients no "${ACL[@]}"
+tls_redis client $PCLIENT good --tls-auth-clients yes "${ACL[@]}"
+
+conf() { # PORT [HOST]
+	cat >"$R/etc/firstboot/firstboot.conf" <<EOF
+retry_backoff_ms: 10
+jobs:
+  redis_url: rediss://ops:$OPS_PASS@${2:-127.0.0.1}:$1
+  tls_ca_file: /etc/ssl/redis/ca.pem
+  agent_id: $AGENT_ID
+  stop_timeout_s: 2
+  heartbeat_s: 1
+EOF
+}
+AGENT_PID=
+start_agent() {
+	: >"$T/agent.log"
+	"$FIRSTBOOT" agent --root "$R" >>"$T/agent.log" 2>&1 &
+	AGENT_PID=$!
+	_pids+=("$AGENT_PID")
+}
+stop_agent() {
+	kill "$AGENT_PID" 2>/dev/null
+	wait_for 20 proc_gone "$AGENT_PID"
+	wait "$AGENT_PID" 2>/dev/null
+}
+URL="rediss://ops:$OPS_PASS@127.0.0.1:$PGOOD"
+submit() { # URL ARGS...
+	local url=$1
+	shift
+	"$IMAGEGEN" job submit --redis "$url" --tls-ca-file "$P/ca1.pem" --agent "$AGENT_ID" \
+		--secret-file "$T/secret" "$@"
+}
+
+t_case "the agent takes a job over rediss:// (ACL user, jobs.tls_ca_file) and its result arrives over TLS"
+conf $PGOOD
+start_agent
+if wait_for 10 grep -q "Connected to Redis at 127.0.0.1:$PGOOD" "$T/agent.log" &&
+	expect_rc 0 submit "$URL" --wait --timeout 20 hello && grep -q "hello over tls" "$T/out" &&
+	id=$(tcli $PGOOD --scan --pattern 'job:*:result' | head -n1) && [ -n "$id" ] &&
+	tcli $PGOOD GET "$id" | grep -q '"succeeded"'; then
+	t_pass
+else t_fail "$(cat "$T/agent.log")"; fi
+
+t_case "imagegen job over rediss://localhost (SNI, a DNS name in the certificate): submit --wait and status"
+if expect_rc 0 submit "rediss://ops:$OPS_PASS@localhost:$PGOOD" --wait --timeout 20 hello &&
+	jid=$(head -n1 "$T/out") &&
+	expect_rc 0 "$IMAGEGEN" job status --redis "rediss://ops:$OPS_PASS@localhost:$PGOOD" \
+		--tls-ca-file "$P/ca1.pem" "$jid" && grep -q succeeded "$T/out"; then
+	t_pass
+else t_fail "job id '${jid:-}'"; fi
+stop_agent
+
+t_case "a wrong password over TLS: AUTH refused, said so, no password in the message"
+if expect_rc 1 "$IMAGEGEN" job status --redis "rediss://ops:wrong-Pass@127.0.0.1:$PGOOD" \
+	--tls-ca-file "$P/ca1.pem" 00000000-0000-4000-8000-000000000000 &&
+	grep -q "Redis refused AUTH as ops" "$T/err" && ! grep -q "wrong-Pass" "$T/err"; then
+	t_pass
+else t_fail "$(cat "$T/err")"; fi
+
+t_case "the system's CA store by default: a private CA's server is refused"
+if expect_rc 1 "$IMAGEGEN" job status --redis "$URL" 00000000-0000-4000-8000-000000000000 &&
+	grep -E -q "TLS: the certificate of Redis at 127.0.0.1:$PGOOD is refused: (unable to get local issuer certificate|self-signed certificate in certificate chain)" "$T/err"; then
+	t_pass
+else t_fail "$(cat "$T/err")"; fi
+
+# refused_agent PORT HOST WHAT: a job waits on that server's queue (made
+# by imagegen on the good server, moved there by redis-cli, which checks
+# no host name); the agent refuses the server (exit 1, the TLS error
+# logged) and runs nothing.
+refused_agent() {
+	local port=$1 host=$2 what=$3 rc elem
+	tcli "$port" DEL "agent:$AGENT_ID:jobs" >/dev/null
+	submit "$URL" hello >"$T/refused.id" 2>"$T/err" || return 1
+	elem=$(tcli $PGOOD RPOP "agent:$AGENT_ID:jobs") && [ -n "$elem" ] || return 1
+	tcli "$port" LPUSH "agent:$AGENT_ID:jobs" "$elem" >/dev/null || return 1
+	conf "$port" "$host"
+	"$FIRSTBOOT" agent --root "$R" >"$T/agent.log" 2>&1 &
+	AGENT_PID=$!
+	_pids+=("$AGENT_PID")
+	wait_for 20 proc_gone "$AGENT_PID" || return 1
+	wait "$AGENT_PID"
+	rc=$?
+	[ "$rc" = 1 ] && grep -q "the certificate of Redis at $host:$port is refused: $what" "$T/agent.log" &&
+		! grep -q "Connected to Redis" "$T/agent.log" &&
+		[ "$(tcli "$port" LLEN "agent:$AGENT_ID:jobs")" = 1 ] &&
+		[ ! -e "$R/var/log/firstboot/jobs/$(cat "$T/refused.id").log" ]
+}
+
+t_case "a server whose certificate another CA signed: the agent refuses it, logs why, runs no job"
+if refused_agent $POTHER 127.0.0.1 "unable to get local issuer certificate"; then
+	t_pass
+else t_fail "$(cat "$T/agent.log" "$T/err")"; fi
+
+t_case "a certificate from the right CA for another host: the agent refuses it (the URL's host is checked)"
+if refused_agent $PNAME 127.0.0.1 "IP address mismatch" &&
+	grep -q "the URL's host is not among its names" "$T/agent.log"; then
+	t_pass
+else t_fail "$(cat "$T/agent.log" "$T/err")"; fi
+if expect_rc 1 "$IMAGEGEN" job status --redis "rediss://ops:$OPS_PASS@localhost:$PNAME" \
+	--tls-ca-file "$P/ca1.pem" 00000000-0000-4000-8000-000000000000 &&
+	grep -q "refused: hostname mismatch" "$T/err"; then
+	echo "ok - the same by DNS name: hostname mismatch"
+else
+	echo "not ok - the same by DNS name: hostname mismatch"
+	sed 's/^/  # /' "$T/err"
+fi
+
+t_case "a server that asks for a client certificate: refused without one, served with --tls-cert-file/--tls-key-file"
+ok=0
+expect_rc 1 "$IMAGEGEN" job status --redis "rediss://ops:$OPS_PASS@127.0.0.1:$PCLIENT" \
+	--tls-ca-file "$P/ca1.pem" 00000000-0000-4000-8000-000000000000 && ok=1
+# No result for that id: exit 2 means connected, AUTHed and asked.
+expect_rc 2 "$IMAGEGEN" job status --redis "rediss://ops:$OPS_PASS@127.0.0.1:$PCLIENT" \
+	--tls-ca-file "$P/ca1.pem" --tls-cert-file "$P/client.pem" --tls-key-file "$P/client.key" \
+	00000000-0000-4000-8000-000000000000 || ok=0
+expect_rc 1 "$IMAGEGEN" job status --redis "rediss://ops:$OPS_PASS@127.0.0.1:$PCLIENT" \
+	--tls-ca-file "$P/ca1.pem" --tls-cert-file "$P/client.pem" 00000000-0000-4000-8000-000000000000 &&
+	grep -q "needs both its file and its key file" "$T/err" || ok=0
+expect_rc 1 "$IMAGEGEN" job status --redis "redis://127.0.0.1:$PCLIENT" --tls-ca-file "$P/ca1.pem" \
+	00000000-0000-4000-8000-000000000000 && grep -q "need a rediss:// (TLS) URL" "$T/err" || ok=0
+if [ "$ok" = 1 ]; then t_pass; else t_fail "$(cat "$T/err")"; fi
+
+t_case "rediss:// to a port that speaks no TLS: a TLS error that says so"
+PORT=22044
+if ! redis_start "$T/plain"; then
+	t_fail "redis-server starts on $PORT"
+elif expect_rc 1 "$IMAGEGEN" job status --redis "rediss://127.0.0.1:$PORT" --tls-ca-file "$P/ca1.pem" \
+	00000000-0000-4000-8000-000000000000 &&
+	grep -q "TLS handshake with Redis at 127.0.0.1:$PORT failed: .*(does that port speak TLS?)" "$T/err"; then
+	t_pass
+else t_fail "$(cat "$T/err")"; fi
