@@ -70,6 +70,14 @@ i=0
 while [ ! -e "$T/mid.go" ] && [ \$i -lt 300 ]; do sleep 0.1; i=\$((i + 1)); done
 echo finished
 EOF
+# gate: runs until $T/gate.go exists (the test decides when it ends).
+module gate <<EOF
+#!/bin/sh
+echo started >"$T/gate.started"
+i=0
+while [ ! -e "$T/gate.go" ] && [ \$i -lt 300 ]; do sleep 0.1; i=\$((i + 1)); done
+echo gated
+EOF
 
 PORT=
 start_redis() { redis_start "$T/redis"; }
@@ -243,6 +251,30 @@ if wait_for 10 has_result "$id" && [ "$(result_field "$id" 'j["status"]')" = suc
 	else t_fail "the replay was not refused, or replaced the result"; fi
 else t_fail "the first run"; fi
 
+t_case "a replay publishes no final update: its refusal was not stored (the first result stays)"
+# A subscriber to the job's channel; once the agent is done with the
+# replay (processing empty again), a marker published here comes after
+# anything the agent published.
+rm -f "$T/sub.out"
+timeout 30 redis-cli -h 127.0.0.1 -p "$PORT" SUBSCRIBE "job:$id:updates" >"$T/sub.out" 2>&1 &
+sub=$!
+_pids+=("$sub")
+processing_empty() { [ "$(rcli LLEN "agent:$AGENT_ID:processing")" = 0 ]; }
+# replays_over N: the agent has refused the replay of $id more than N times.
+replays_over() { [ "$(grep -c "Job $id rejected (replay)" "$T/agent.log")" -gt "$1" ]; }
+n0=$(grep -c "Job $id rejected (replay)" "$T/agent.log")
+if wait_for 10 grep -qx "job:$id:updates" "$T/sub.out"; then
+	push_elem
+	if wait_for 10 replays_over "$n0" && wait_for 10 processing_empty &&
+		rcli PUBLISH "job:$id:updates" marker >/dev/null && wait_for 10 grep -qx marker "$T/sub.out" &&
+		! grep -q rejected "$T/sub.out" && [ "$(result_field "$id" 'j["status"]')" = succeeded ] &&
+		grep -q "Job $id has a result already: this one (rejected) is neither stored nor published" "$T/agent.log"; then
+		t_pass
+	else t_fail "$(cat "$T/sub.out")"; fi
+else t_fail "no subscription"; fi
+kill "$sub" 2>/dev/null
+wait "$sub" 2>/dev/null
+
 t_case "a job that expires while it waits for the run lock is refused (expired), not run"
 flock "$R/var/lib/firstboot/run.lock" sleep 4 &
 holder=$!
@@ -266,7 +298,7 @@ PROM=$R/var/lib/node-exporter/firstboot.prom
 if grep -qE '^firstboot_agent_jobs_total\{app_id="hello",status="succeeded"\} [0-9]+$' "$PROM" &&
 	grep -q '^firstboot_agent_jobs_total{app_id="fails",status="failed"} 1$' "$PROM" &&
 	grep -q '^firstboot_agent_job_rejections_total{reason="bad_signature"} 1$' "$PROM" &&
-	grep -q '^firstboot_agent_job_rejections_total{reason="replay"} 1$' "$PROM" &&
+	grep -q '^firstboot_agent_job_rejections_total{reason="replay"} 2$' "$PROM" &&
 	grep -qE '^firstboot_agent_job_duration_seconds_bucket\{le="\+Inf"\} [0-9]+$' "$PROM"; then
 	t_pass
 else t_fail "$(cat "$PROM")"; fi
@@ -274,9 +306,9 @@ else t_fail "$(cat "$PROM")"; fi
 t_case "the replay record survives a restart"
 stop_agent
 start_agent
+n0=$(grep -c "Job $id rejected (replay)" "$T/agent.log")
 push_elem
-replays() { [ "$(grep -c "Job $id rejected (replay)" "$T/agent.log")" -ge "$1" ]; }
-if wait_for 10 replays 2; then t_pass; else t_fail "not refused after a restart"; fi
+if wait_for 10 replays_over "$n0"; then t_pass; else t_fail "not refused after a restart"; fi
 
 # ---- Redis restarted in the middle of a job ----
 
@@ -295,6 +327,56 @@ if wait_for 10 test -e "$T/mid.started"; then
 		t_pass
 	else t_fail "$(cat "$T/result.json")"; fi
 else t_fail "the job did not start"; fi
+
+# ---- Redis refuses the result (out of memory under noeviction) ----
+
+gate_start() { # submits gate, waits for it to run; its job id in $gid
+	rm -f "$T/gate.started" "$T/gate.go"
+	"$IMAGEGEN" job submit --redis "$URL" --agent "$AGENT_ID" --secret-file "$T/secret" gate >"$T/gate.id" &&
+		gid=$(cat "$T/gate.id") && wait_for 10 test -e "$T/gate.started"
+}
+oom() { rcli CONFIG SET maxmemory-policy noeviction >/dev/null && rcli CONFIG SET maxmemory "$1" >/dev/null; }
+in_processing() { [ "$(rcli LLEN "agent:$AGENT_ID:processing")" = "$1" ]; }
+
+t_case "the result refused (OOM): the job stays in processing, and its result is stored once Redis takes it"
+if gate_start; then
+	oom 1
+	touch "$T/gate.go"
+	if wait_for 10 grep -q "Redis refused the result of job $gid: OOM" "$T/agent.log" &&
+		in_processing 1 && [ -z "$(result "$gid")" ]; then
+		oom 0
+		if wait_for 15 has_result "$gid" && [ "$(result_field "$gid" 'j["status"], j["log_tail"]')" = "('succeeded', ['gated'])" ] &&
+			wait_for 10 in_processing 0 && serves; then
+			t_pass
+		else t_fail "after OOM: $(result "$gid")"; fi
+	else
+		t_fail "lost: processing $(rcli LLEN "agent:$AGENT_ID:processing"), result '$(result "$gid")'"
+	fi
+	oom 0
+else t_fail "gate did not start"; fi
+
+t_case "the result still refused at SIGTERM: the agent stops within its bound, the job stays in processing, the next start reports it"
+if gate_start; then
+	oom 1
+	touch "$T/gate.go"
+	if wait_for 10 grep -q "Redis refused the result of job $gid" "$T/agent.log"; then
+		kill -TERM "$AGENT_PID"
+		wait_for 15 proc_gone "$AGENT_PID"
+		wait "$AGENT_PID"
+		rc=$?
+		ok=0
+		in_processing 1 && [ -z "$(result "$gid")" ] &&
+			grep -q "Cannot store the result of job $gid (succeeded): the agent is stopping; it stays in agent:$AGENT_ID:processing" "$T/agent.log" && ok=1
+		oom 0
+		start_agent
+		if [ "$rc" = 0 ] && [ "$ok" = 1 ] && wait_for 10 has_result "$gid" &&
+			[ "$(result_field "$gid" 'j["status"], j["reason"]')" = "('failed', 'agent restarted')" ] &&
+			wait_for 10 in_processing 0 && serves; then
+			t_pass
+		else t_fail "rc $rc, ok $ok, $(result "$gid")"; fi
+	else t_fail "not refused"; fi
+	oom 0
+else t_fail "gate did not start"; fi
 
 # ---- the agent killed in the middle of a job ----
 
