@@ -828,50 +828,18 @@ static void recover(struct agent *a)
         }
 }
 
+/* The shared secret, by the rules every reader of it follows (common/job.h),
+ * with the agent's own: no symbolic link, owned by the agent's user. */
 static int read_secret(struct agent *a)
 {
-        const char *file = a->cfg.jobs_secret_file;
-        _cleanup_close_ int fd =
-                root_open(a->rootfd, file, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK, 0);
-        struct stat st;
-        if (fd < 0)
-                return log_error_errno(fd, "Cannot open jobs.secret_file %s: %m", file);
-        if (fstat(fd, &st) < 0)
-                return log_error_errno(errno, "Cannot stat %s: %m", file);
-        if (!S_ISREG(st.st_mode)) {
-                log_error("jobs.secret_file %s is not a regular file", file);
-                return -EINVAL;
+        _cleanup_free_ char *why = NULL;
+        int k = job_secret_read(a->rootfd, a->cfg.jobs_secret_file,
+                                JOB_SECRET_NOFOLLOW | JOB_SECRET_OWNED, &a->secret, &a->secret_len,
+                                &why);
+        if (k < 0) {
+                log_error("jobs.secret_file: %s", why);
+                return k;
         }
-        if (st.st_mode & 0077) {
-                log_error("jobs.secret_file %s is mode %04o: group and others must have no access "
-                          "(chmod 0600)",
-                          file, (unsigned)(st.st_mode & 07777));
-                return -EPERM;
-        }
-        if (st.st_uid != geteuid()) {
-                log_error("jobs.secret_file %s belongs to uid %u, not to this agent (uid %u)", file,
-                          (unsigned)st.st_uid, (unsigned)geteuid());
-                return -EPERM;
-        }
-        char buf[4097];
-        ssize_t n = read(fd, buf, sizeof(buf));
-        if (n < 0)
-                return log_error_errno(errno, "Cannot read %s: %m", file);
-        if (n == sizeof(buf)) {
-                log_error("jobs.secret_file %s is over 4096 bytes", file);
-                return -EFBIG;
-        }
-        while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
-                n--;
-        if (n < 16 || memchr(buf, '\0', (size_t)n)) {
-                explicit_bzero(buf, sizeof(buf));
-                log_error("jobs.secret_file %s must hold a secret of at least 16 bytes (no NUL)",
-                          file);
-                return -EINVAL;
-        }
-        a->secret = xstrndup(buf, (size_t)n);
-        a->secret_len = (size_t)n;
-        explicit_bzero(buf, sizeof(buf));
         return 0;
 }
 

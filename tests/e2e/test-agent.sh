@@ -449,12 +449,43 @@ fi
 
 # ---- configuration the agent refuses ----
 
-t_case "a secret file readable by others: the agent refuses to start"
-chmod 0644 "$R/etc/firstboot/jobs.secret"
-if expect_rc 1 timeout 10 "$FIRSTBOOT" agent --root "$R" && grep -q "group and others must have no access" "$T/err"; then
+t_case "a secret file group- or other-readable, empty, too big, a link: the agent refuses to start, naming the file"
+S=$R/etc/firstboot/jobs.secret
+ok=1
+for m in 0644 0640 0604; do
+	chmod "$m" "$S"
+	expect_rc 1 timeout 10 "$FIRSTBOOT" agent --root "$R" &&
+		grep -q "jobs.secret_file: /etc/firstboot/jobs.secret is mode $m: group and others must have no access" "$T/err" || ok=0
+done
+chmod 0600 "$S"
+: >"$S"
+expect_rc 1 timeout 10 "$FIRSTBOOT" agent --root "$R" && grep -q "jobs.secret_file: /etc/firstboot/jobs.secret is empty" "$T/err" || ok=0
+head -c 4097 /dev/zero | tr '\0' k >"$S"
+expect_rc 1 timeout 10 "$FIRSTBOOT" agent --root "$R" && grep -q "jobs.secret_file: /etc/firstboot/jobs.secret is over 4096 bytes" "$T/err" || ok=0
+cp -p "$T/secret" "$R/etc/firstboot/real.secret"
+rm "$S" && ln -s real.secret "$S"
+expect_rc 1 timeout 10 "$FIRSTBOOT" agent --root "$R" && grep -q "jobs.secret_file: /etc/firstboot/jobs.secret is a symbolic link" "$T/err" || ok=0
+rm "$S" "$R/etc/firstboot/real.secret"
+# imagegen job submit reads it by the same rules (a link followed).
+head -c 4097 /dev/zero | tr '\0' k >"$T/big.secret" && chmod 0600 "$T/big.secret"
+expect_rc 1 "$IMAGEGEN" job submit --redis "$URL" --agent "$AGENT_ID" --secret-file "$T/big.secret" hello &&
+	grep -q "imagegen job: --secret-file: $T/big.secret is over 4096 bytes" "$T/err" || ok=0
+chmod 0640 "$T/big.secret"
+expect_rc 1 "$IMAGEGEN" job submit --redis "$URL" --agent "$AGENT_ID" --secret-file "$T/big.secret" hello &&
+	grep -q "imagegen job: --secret-file: $T/big.secret is mode 0640: group and others must have no access" "$T/err" || ok=0
+cp -p "$T/secret" "$S"
+if [ "$ok" = 1 ]; then t_pass; else t_fail "$(cat "$T/err")"; fi
+
+t_case "a secret of exactly 4096 bytes: imagegen job submit signs with it, the agent verifies it"
+head -c 4096 /dev/zero | tr '\0' k >"$S"
+cp -p "$S" "$T/max.secret"
+start_agent
+if expect_rc 0 "$IMAGEGEN" job submit --redis "$URL" --agent "$AGENT_ID" --secret-file "$T/max.secret" --wait --timeout 20 hello greeting=max &&
+	grep -q '"succeeded"' "$T/out"; then
 	t_pass
-else t_fail "it started"; fi
-chmod 0600 "$R/etc/firstboot/jobs.secret"
+else t_fail "$(cat "$T/err")"; fi
+stop_agent
+cp -p "$T/secret" "$S"
 
 t_case "no jobs.redis_url, or rediss://: refused with the reason"
 cp "$R/etc/firstboot/firstboot.conf" "$T/conf.saved"
