@@ -33,6 +33,7 @@
 #define REPLY_SLACK_MS    5000 /* over that, a blocking reply is a dead connection */
 #define MAX_BACKOFF_MS    5000 /* reconnecting to Redis, storing a refused result */
 #define RETRY_STORE_MS    250
+#define STOP_SLACK_MS     30000 /* after a job's stop bound: storing its result */
 #define LOG_TAIL_LINES    20
 #define RETRY_BACKOFF_CAP 300000
 
@@ -506,14 +507,28 @@ static char **job_env(const struct agent *a, const struct job *j, const struct j
 }
 
 /* Ends the running job's process group once SIGTERM came stop_timeout_s
- * ago: the runner then sees its script die and returns. */
+ * ago: the runner then sees its script die and returns. Until then, and
+ * for kill_grace_ms and STOP_SLACK_MS more (its result stored, the
+ * heartbeat deleted), it asks systemd every second to wait
+ * (EXTEND_TIMEOUT_USEC, systemd.service(5) on TimeoutStopSec=): the unit's
+ * TimeoutStopSec= is the bound for an agent that hangs, not for a job's
+ * stop_timeout_s. Past the agent's own bound it asks no more. */
 static void *stop_watchdog(void *userdata)
 {
         struct agent *a = userdata;
+        long long told = 0;
         while (!atomic_load(&a->quit)) {
                 sleep_ms(100);
                 long long t = atomic_load(&term_at_ms);
-                if (!t || !atomic_load(&a->job_running))
+                if (!t)
+                        continue;
+                long long until = t + a->cfg.jobs_stop_timeout_s * 1000 + a->cfg.kill_grace_ms +
+                                  STOP_SLACK_MS;
+                if (now_ms() < until && now_ms() - told >= 1000) {
+                        told = now_ms();
+                        (void)notify_extend_timeout((until - told) * 1000);
+                }
+                if (!atomic_load(&a->job_running))
                         continue;
                 if (now_ms() - t < a->cfg.jobs_stop_timeout_s * 1000)
                         continue;

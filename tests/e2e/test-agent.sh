@@ -105,7 +105,7 @@ EOF
 
 AGENT_PID=
 start_agent() {
-	"$FIRSTBOOT" agent --root "$R" >>"$T/agent.log" 2>&1 &
+	NOTIFY_SOCKET=${AGENT_NOTIFY:-} "$FIRSTBOOT" agent --root "$R" >>"$T/agent.log" 2>&1 &
 	AGENT_PID=$!
 	_pids+=("$AGENT_PID")
 	wait_for 10 grep -q "waiting for jobs on agent:$AGENT_ID:jobs" "$T/agent.log"
@@ -415,8 +415,32 @@ if wait_for 10 test -e "$T/brief.started"; then
 	fi
 else t_fail "brief did not start"; fi
 
-t_case "SIGTERM during a long job: ended after stop_timeout_s, reported failed"
-start_agent
+# notify_listen SOCKET LOG: records each sd_notify datagram as a line of
+# LOG until LOG.stop exists or 60 s pass (systemd's side of Type=notify).
+notify_listen() {
+	rm -f "$1" "$2" "$2.stop" "$2.bound"
+	python3 - "$1" "$2" <<'EOP' &
+import os, socket, sys, time
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+open(sys.argv[2] + ".bound", "w").close()
+s.settimeout(0.1)
+end = time.monotonic() + 60
+with open(sys.argv[2], "w") as log:
+    while time.monotonic() < end and not os.path.exists(sys.argv[2] + ".stop"):
+        try:
+            log.write(s.recv(4096).decode().replace("\n", " ") + "\n")
+            log.flush()
+        except socket.timeout:
+            pass
+EOP
+	_pids+=($!)
+	wait_for 10 test -e "$2.bound"
+}
+
+t_case "SIGTERM during a long job: ended after stop_timeout_s, reported failed; systemd is asked to wait that long (EXTEND_TIMEOUT_USEC)"
+notify_listen "$T/notify.sock" "$T/notify.log"
+AGENT_NOTIFY=$T/notify.sock start_agent
 rm -f "$T/slow.pid"
 "$IMAGEGEN" job submit --redis "$URL" --agent "$AGENT_ID" --secret-file "$T/secret" slow >"$T/slow.id"
 id=$(cat "$T/slow.id")
@@ -426,11 +450,18 @@ if wait_for 10 test -s "$T/slow.pid"; then
 	wait_for 30 proc_gone "$AGENT_PID"
 	wait "$AGENT_PID"
 	rc=$?
+	touch "$T/notify.log.stop"
+	# stop_timeout_s 2 + kill_grace_ms 0.3 + 30 s to store the result: the
+	# first request at most that, the later ones less, every second or so.
+	ext=$(sed -n 's/^EXTEND_TIMEOUT_USEC=\([0-9]*\)$/\1/p' "$T/notify.log")
+	first=$(head -n1 <<<"$ext")
 	if [ "$rc" = 0 ] && proc_gone "$spid" && [ "$(result_field "$id" 'j["status"]')" = failed ] &&
-		[ "$(rcli LLEN "agent:$AGENT_ID:processing")" = 0 ]; then
+		[ "$(rcli LLEN "agent:$AGENT_ID:processing")" = 0 ] && grep -qx READY=1 "$T/notify.log" &&
+		[ -n "$first" ] && [ "$first" -gt 31000000 ] && [ "$first" -le 32300000 ] &&
+		[ "$(wc -l <<<"$ext")" -ge 2 ]; then
 		t_pass
 	else
-		t_fail "rc $rc, $(cat "$T/result.json")"
+		t_fail "rc $rc, $(cat "$T/result.json" "$T/notify.log")"
 	fi
 else t_fail "slow did not start"; fi
 
