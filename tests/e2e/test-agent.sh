@@ -388,14 +388,18 @@ if wait_for 10 test -s "$T/slow.pid"; then
 	kill -9 "$AGENT_PID"
 	wait "$AGENT_PID" 2>/dev/null
 	spid=$(cat "$T/slow.pid")
-	[ "$(rcli LLEN "agent:$AGENT_ID:processing")" = 1 ] || echo "  # not in processing" >&2
+	# The killed agent's job is in processing, and nowhere else.
+	left=$(rcli LRANGE "agent:$AGENT_ID:processing" 0 -1)
+	held=0
+	[ "$(rcli LLEN "agent:$AGENT_ID:processing")" = 1 ] && [[ $left == *"$id"* ]] &&
+		[ "$(rcli LLEN "agent:$AGENT_ID:jobs")" = 0 ] && held=1
 	start_agent
-	if wait_for 10 has_result "$id" &&
+	if [ "$held" = 1 ] && wait_for 10 has_result "$id" &&
 		[ "$(result_field "$id" 'j["status"], j["reason"]')" = "('failed', 'agent restarted')" ] &&
 		wait_for 10 proc_gone "$spid" &&
 		[ "$(rcli LLEN "agent:$AGENT_ID:processing")" = 0 ] && serves; then
 		t_pass
-	else t_fail "$(cat "$T/result.json")"; fi
+	else t_fail "in processing after the kill: $held ($left); $(cat "$T/result.json")"; fi
 else t_fail "the slow job did not start"; fi
 
 t_case "SIGTERM during a short job: it finishes, is reported, the agent exits 0"
