@@ -1053,12 +1053,21 @@ int cmd_agent(int argc, char **argv)
                 if (!conn(&a))
                         break;
                 const char *cmd[] = {"BLMOVE", a.k_jobs, a.k_processing, "RIGHT", "LEFT", "1"};
-                k = command(&a, 6, cmd, NULL, BLOCK_S * 1000 + REPLY_SLACK_MS, &rep, NULL);
+                _cleanup_free_ char *why = NULL;
+                k = command(&a, 6, cmd, NULL, BLOCK_S * 1000 + REPLY_SLACK_MS, &rep, &why);
                 if (k == -EREMOTEIO) {
-                        /* A server without BLMOVE (before 6.2), or a wrong type. */
-                        log_error("Redis refused BLMOVE on %s (it needs Redis 6.2 or later)",
-                                  a.k_jobs);
-                        sleep_ms(MAX_BACKOFF_MS);
+                        /* Only a server that does not know the command is
+                         * too old (BLMOVE came with 6.2); anything else
+                         * (WRONGTYPE, OOM, READONLY, NOPERM) is said as the
+                         * server says it. */
+                        if (startswith(why, "ERR unknown command"))
+                                log_error("Redis refused BLMOVE on %s: %s (the agent needs Redis "
+                                          "6.2 or later)",
+                                          a.k_jobs, why);
+                        else
+                                log_error("Redis refused BLMOVE on %s: %s", a.k_jobs, why);
+                        for (int i = 0; i < MAX_BACKOFF_MS / 100 && !got_term; i++)
+                                sleep_ms(100);
                         continue;
                 }
                 if (k < 0 || rep->type != REDIS_R_STRING)

@@ -469,6 +469,37 @@ if wait_for 10 test -s "$T/slow.pid"; then
 	fi
 else t_fail "slow did not start"; fi
 
+t_case "BLMOVE refused: 'needs Redis 6.2' only for an unknown command, any other error as the server says it"
+# A server that does not know BLMOVE (renamed away, as on Redis < 6.2),
+# and a queue key of the wrong type on ours.
+P2=$(free_port)
+redis-server --port "$P2" --bind 127.0.0.1 --save '' --appendonly no --dir "$T/redis" --rename-command BLMOVE "" >"$T/redis/old.log" 2>&1 &
+old_redis=$!
+_pids+=("$old_redis")
+blmove_agent() { # URL AGENT_ID LOG: an agent on its own config, until LOG says BLMOVE was refused
+	printf 'jobs:\n  redis_url: %s\n  agent_id: %s\n' "$1" "$2" >"$T/blmove.conf"
+	"$FIRSTBOOT" agent --root "$R" --config "$T/blmove.conf" >"$3" 2>&1 &
+	local pid=$!
+	_pids+=("$pid")
+	wait_for 15 grep -q "Redis refused BLMOVE on agent:$2:jobs" "$3"
+	local rc=$?
+	kill "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
+	return $rc
+}
+ok=0
+if wait_for 10 redis-cli -h 127.0.0.1 -p "$P2" ping >/dev/null; then
+	blmove_agent "redis://127.0.0.1:$P2" t1 "$T/old-agent.log" &&
+		grep -q "Redis refused BLMOVE on agent:t1:jobs: ERR unknown command 'BLMOVE'.* (the agent needs Redis 6.2 or later)" "$T/old-agent.log" && ok=1
+fi
+rcli SET agent:t9:jobs not-a-list >/dev/null
+blmove_agent "$URL" t9 "$T/type-agent.log" &&
+	grep -q "Redis refused BLMOVE on agent:t9:jobs: WRONGTYPE" "$T/type-agent.log" && ! grep -q "6.2" "$T/type-agent.log" || ok=0
+rcli DEL agent:t9:jobs >/dev/null
+kill "$old_redis" 2>/dev/null
+wait "$old_redis" 2>/dev/null
+if [ "$ok" = 1 ]; then t_pass; else t_fail "$(cat "$T/old-agent.log" "$T/type-agent.log")"; fi
+
 t_case "the secret is in no log, job log or result"
 leak=0
 grep -rqF "$SECRET" "$R/var" "$T/agent.log" && leak=1
