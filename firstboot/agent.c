@@ -29,13 +29,12 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 
-#define BLOCK_S           1    /* BLMOVE's timeout: SIGTERM is seen within it */
-#define REPLY_SLACK_MS    5000 /* over that, a blocking reply is a dead connection */
-#define MAX_BACKOFF_MS    5000 /* reconnecting to Redis, storing a refused result */
-#define RETRY_STORE_MS    250
-#define STOP_SLACK_MS     30000 /* after a job's stop bound: storing its result */
-#define LOG_TAIL_LINES    20
-#define RETRY_BACKOFF_CAP 300000
+#define BLOCK_S        1    /* BLMOVE's timeout: SIGTERM is seen within it */
+#define REPLY_SLACK_MS 5000 /* over that, a blocking reply is a dead connection */
+#define MAX_BACKOFF_MS 5000 /* reconnecting to Redis, storing a refused result */
+#define RETRY_STORE_MS 250
+#define STOP_SLACK_MS  30000 /* after a job's stop bound: storing its result */
+#define LOG_TAIL_LINES 20
 
 static volatile sig_atomic_t got_term, got_hup;
 static bool fatal;              /* an error no reconnect mends: exit 1, for Restart=on-failure */
@@ -628,12 +627,17 @@ static int run_job(struct agent *a, const struct job *j, const struct job_module
                                 strerror(-k));
                         res.exit_code = 127;
                 }
-                if (res.exit_code == 0 || res.exit_code != 2 ||
-                    attempt >= (unsigned)a->cfg.module_attempts || got_term)
+                /* Without it a killed agent's successor cannot end the job's
+                 * process group: said, as `firstboot run` says it. */
+                if (res.pgid_error < 0)
+                        log_job(LOG_WARNING, NULL, j->job_id,
+                                "Cannot record job %s's process group in %s: %s", j->job_id,
+                                a->pgid_path, strerror(-res.pgid_error));
+                long long delay = runner_retry_delay_ms(res.exit_code, attempt,
+                                                        (unsigned)a->cfg.module_attempts,
+                                                        a->cfg.retry_backoff_ms);
+                if (delay < 0 || got_term)
                         break;
-                long long delay = a->cfg.retry_backoff_ms << (attempt - 1 < 20 ? attempt - 1 : 20);
-                if (delay > RETRY_BACKOFF_CAP)
-                        delay = RETRY_BACKOFF_CAP;
                 _cleanup_free_ char *msg =
                         strprintf("attempt %u exited 2, retrying in %lld ms", attempt, delay);
                 log_job(LOG_NOTICE, NULL, j->job_id, "Job %s: %s", j->job_id, msg);

@@ -168,6 +168,16 @@ if expect_rc 0 submit flaky; then
 	fi
 else t_fail "exit code"; fi
 
+t_case "the job's process group cannot be recorded: said in the log, the job still runs"
+mkdir "$R/var/lib/firstboot/running-module"
+if expect_rc 0 submit hello greeting=pg; then
+	id=$(head -n1 "$T/out")
+	if grep -q "Cannot record job $id's process group in .*running-module: Is a directory" "$T/agent.log"; then
+		t_pass
+	else t_fail "not said"; fi
+else t_fail "the job"; fi
+rmdir "$R/var/lib/firstboot/running-module"
+
 t_case "imagegen job status reads a result (and exits 2 for none)"
 if expect_rc 0 "$IMAGEGEN" job status --redis "$URL" "$id" && grep -q '"succeeded"' "$T/out" &&
 	expect_rc 2 "$IMAGEGEN" job status --redis "$URL" 00000000-0000-4000-8000-000000000000; then
