@@ -87,6 +87,7 @@ struct agent {
         struct redis *r;
         char *k_jobs, *k_processing;
         char *instance_id;
+        struct jobs_seen *seen; /* the job ids taken, read once (replays) */
         /* the job running now, for the stop watchdog */
         atomic_bool job_running;
         atomic_bool quit; /* the threads end */
@@ -758,8 +759,7 @@ static int handle(struct agent *a, const char *elem, size_t len, long long taken
                 return fail_job(a, j->job_id, j->app_id, why, true);
         }
         _cleanup_free_ char *seen = strprintf("%s/" JOBS_SEEN_FILE, a->state_dir);
-        k = jobs_seen_record(a->rootfd, in_root(a, seen), j->job_id,
-                             j->issued_at + a->cfg.jobs_max_skew_s + 1, o.now);
+        k = jobs_seen_add(a->seen, j->job_id, j->issued_at + a->cfg.jobs_max_skew_s + 1, o.now);
         if (k == -EBADMSG)
                 log_warning("%s had lines that make no sense: dropped", seen);
         else if (k == -EEXIST) {
@@ -877,6 +877,7 @@ static void agent_free(struct agent *a)
         free(a->k_jobs);
         free(a->k_processing);
         free(a->instance_id);
+        jobs_seen_free(a->seen);
         metrics_free(&a->metrics);
         config_free(&a->cfg);
         if (a->rootfd >= 0)
@@ -993,6 +994,10 @@ int cmd_agent(int argc, char **argv)
         a.pgid_path = strprintf("%s/" RUNNER_PGID_FILE, a.state_dir);
         a.k_jobs = strprintf("agent:%s:jobs", a.agent_id);
         a.k_processing = strprintf("agent:%s:processing", a.agent_id);
+        {
+                _cleanup_free_ char *seen = strprintf("%s/" JOBS_SEEN_FILE, a.state_dir);
+                a.seen = jobs_seen_new(a.rootfd, in_root(&a, seen));
+        }
         {
                 _cleanup_close_ int fd = root_mkdir_p(a.rootfd, in_root(&a, a.state_dir), 0700);
                 if (fd < 0) {

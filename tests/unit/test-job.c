@@ -451,6 +451,49 @@ TEST(app_whitelist_and_inputs)
         rm_rf(dir);
 }
 
+/* The daemon's record: read once, then only what was appended, by it or
+ * by another writer of the same file (under the run lock); a file that
+ * was replaced is read again whole. */
+TEST(replay_record_in_memory_follows_the_file)
+{
+        _cleanup_free_ char *dir = make_tmpdir();
+        _cleanup_close_ int rootfd = root_open_dir(dir);
+        _cleanup_free_ char *path = strprintf("%s/" JOBS_SEEN_FILE, dir);
+        char a[JOB_ID_LEN + 1], b[JOB_ID_LEN + 1], c[JOB_ID_LEN + 1];
+        REQUIRE(rootfd >= 0);
+        REQUIRE(job_new_id(a) == 0 && job_new_id(b) == 0 && job_new_id(c) == 0);
+
+        struct jobs_seen *s1 = jobs_seen_new(rootfd, JOBS_SEEN_FILE);
+        struct jobs_seen *s2 = jobs_seen_new(rootfd, JOBS_SEEN_FILE);
+        CHECK(jobs_seen_add(s1, a, NOW + 10, NOW) == 0);
+        CHECK(jobs_seen_add(s1, a, NOW + 10, NOW) == -EEXIST);
+        CHECK(jobs_seen_add(s2, a, NOW + 10, NOW) == -EEXIST);
+        CHECK(jobs_seen_add(s2, b, NOW + 10, NOW) == 0);
+        CHECK(jobs_seen_add(s1, b, NOW + 10, NOW) == -EEXIST);
+
+        /* Only appended bytes are read: a line changed in place (same
+         * inode, same size) is not seen again... */
+        struct stat st;
+        REQUIRE(stat(path, &st) == 0);
+        {
+                _cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC);
+                REQUIRE(fd >= 0 && pwrite(fd, c, JOB_ID_LEN, 0) == JOB_ID_LEN);
+        }
+        CHECK(jobs_seen_add(s1, a, NOW + 10, NOW) == -EEXIST);
+        /* ...while a file replaced (a rewrite) is read whole again. */
+        _cleanup_free_ char *text = strprintf("%s %lld\n", c, NOW + 10);
+        REQUIRE(write_file_atomic(path, text, strlen(text), 0600, (uid_t)-1, (gid_t)-1) >= 0);
+        CHECK(jobs_seen_add(s1, c, NOW + 10, NOW) == -EEXIST);
+        CHECK(jobs_seen_add(s1, a, NOW + 10, NOW) == 0);
+        /* And a file removed starts afresh. */
+        REQUIRE(unlink(path) == 0);
+        CHECK(jobs_seen_add(s2, c, NOW + 10, NOW) == 0);
+        CHECK(jobs_seen_add(s2, c, NOW + 10, NOW) == -EEXIST);
+        jobs_seen_free(s1);
+        jobs_seen_free(s2);
+        rm_rf(dir);
+}
+
 /* Writes a secret file of size bytes ('k' repeated, then tail) with mode. */
 static char *secret_file(const char *dir, const char *name, size_t size, const char *tail,
                          mode_t mode)
