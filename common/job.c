@@ -5,7 +5,12 @@
 #include "manifest.h"
 #include "util.h"
 
+#include "fs.h"
+
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 static const char *const refusal_names[JOB_REFUSAL_MAX] = {
         [JOB_ACCEPTED] = "accepted",
@@ -301,4 +306,94 @@ int job_new_id(char ret[JOB_ID_LEN + 1])
                  b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
                  b[15]);
         return 0;
+}
+
+/* A secret's file: opened without waiting on a FIFO (O_NONBLOCK), checked
+ * on the descriptor it is read from (no stat-then-open race), read into
+ * one buffer that is wiped on every path. */
+int job_secret_read(int rootfd, const char *path, unsigned flags, char **ret, size_t *ret_len,
+                    char **ret_why)
+{
+        int oflags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK |
+                     (flags & JOB_SECRET_NOFOLLOW ? O_NOFOLLOW : 0);
+        _cleanup_close_ int fd = rootfd == AT_FDCWD ? openat(AT_FDCWD, path, oflags)
+                                                    : root_open(rootfd, path, oflags, 0);
+        struct stat st;
+        size_t n = 0;
+        int k = 0;
+
+        *ret_why = NULL;
+        if (fd < 0) {
+                k = rootfd == AT_FDCWD ? -errno : fd;
+                *ret_why = k == -ELOOP && (flags & JOB_SECRET_NOFOLLOW)
+                                   ? strprintf("%s is a symbolic link: name the file itself", path)
+                                   : strprintf("cannot open %s: %s", path, strerror(-k));
+                return k;
+        }
+        if (fstat(fd, &st) < 0) {
+                k = -errno;
+                *ret_why = strprintf("cannot stat %s: %s", path, strerror(-k));
+                return k;
+        }
+        if (!S_ISREG(st.st_mode)) {
+                *ret_why = strprintf("%s is not a regular file", path);
+                return -EINVAL;
+        }
+        if (st.st_mode & 0077) {
+                *ret_why = strprintf("%s is mode %04o: group and others must have no access "
+                                     "(chmod 0600)",
+                                     path, (unsigned)(st.st_mode & 07777));
+                return -EPERM;
+        }
+        if ((flags & JOB_SECRET_OWNED) && st.st_uid != geteuid()) {
+                *ret_why = strprintf("%s belongs to uid %u, not to uid %u, which reads it", path,
+                                     (unsigned)st.st_uid, (unsigned)geteuid());
+                return -EPERM;
+        }
+        /* One byte over the bound tells a file that is too big. */
+        char *buf = xmalloc(JOB_SECRET_FILE_MAX + 2);
+        for (;;) {
+                ssize_t r = read(fd, buf + n, JOB_SECRET_FILE_MAX + 1 - n);
+                if (r < 0 && errno == EINTR)
+                        continue;
+                if (r < 0) {
+                        k = -errno;
+                        *ret_why = strprintf("cannot read %s: %s", path, strerror(-k));
+                        goto fail;
+                }
+                if (r == 0)
+                        break;
+                n += (size_t)r;
+                if (n > JOB_SECRET_FILE_MAX) {
+                        *ret_why = strprintf("%s is over %d bytes", path, JOB_SECRET_FILE_MAX);
+                        k = -EFBIG;
+                        goto fail;
+                }
+        }
+        while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+                n--;
+        if (n == 0) {
+                *ret_why = strprintf("%s is empty: it must hold the secret, at least %d bytes",
+                                     path, JOB_SECRET_MIN);
+                k = -EINVAL;
+        } else if (n < JOB_SECRET_MIN) {
+                *ret_why = strprintf("%s holds %zu bytes: the secret must be at least %d", path, n,
+                                     JOB_SECRET_MIN);
+                k = -EINVAL;
+        } else if (memchr(buf, '\0', n) || memchr(buf, '\n', n) || memchr(buf, '\r', n)) {
+                *ret_why = strprintf("%s must hold the secret on one line (no NUL, no line break "
+                                     "inside it)",
+                                     path);
+                k = -EINVAL;
+        }
+        if (k < 0)
+                goto fail;
+        buf[n] = '\0';
+        *ret = buf;
+        *ret_len = n;
+        return 0;
+fail:
+        explicit_bzero(buf, JOB_SECRET_FILE_MAX + 2);
+        free(buf);
+        return k;
 }

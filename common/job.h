@@ -98,5 +98,26 @@ bool job_agent_id_is_valid(const char *s);
 /* The element for payload text (signed with secret), as JSON text. */
 int job_sign(const char *payload, const void *secret, size_t secret_len, char **ret);
 
+/* The shared HMAC secret's file, read by the agent (jobs.secret_file),
+ * `imagegen job submit --secret-file` and imagegen for a site's
+ * jobs.secret, all by job_secret_read(), so that one file is taken or
+ * refused alike everywhere: a regular file, no access at all for group
+ * and others, at most JOB_SECRET_FILE_MAX bytes, holding one line of at
+ * least JOB_SECRET_MIN bytes (trailing CR and LF are not part of it; no
+ * NUL and no line break inside). */
+#define JOB_SECRET_MIN      16
+#define JOB_SECRET_FILE_MAX 4096
+/* The agent's stricter rules: a symbolic link as the last component is
+ * refused (O_NOFOLLOW), and the file must belong to the effective uid. */
+#define JOB_SECRET_NOFOLLOW 1u
+#define JOB_SECRET_OWNED    2u
+/* Reads the secret from path: inside the root rootfd (root_open()), or,
+ * with rootfd AT_FDCWD, as open(2) would. Returns 0 with the secret in
+ * *ret (NUL terminated) and its length in *ret_len; or a negative errno
+ * with *ret_why a sentence naming path and what is wrong (never the
+ * secret): the caller says it, the same everywhere. */
+int job_secret_read(int rootfd, const char *path, unsigned flags, char **ret, size_t *ret_len,
+                    char **ret_why);
+
 /* A fresh random (version 4) UUID, lowercase, from random_bytes(). */
 int job_new_id(char ret[JOB_ID_LEN + 1]);

@@ -180,6 +180,13 @@ int notify_status(const char *status)
         return notify(s);
 }
 
+int notify_extend_timeout(long long usec)
+{
+        char s[64];
+        snprintf(s, sizeof(s), "EXTEND_TIMEOUT_USEC=%lld", usec);
+        return notify(s);
+}
+
 /* Copies the value of field into buf, or "" when the entry lacks it. */
 static const char *entry_field(sd_journal *j, const char *field, char *buf, size_t size)
 {

@@ -15,6 +15,9 @@ int journal_send(int prio, const char *ident, const char *message, char *const *
  * (nothing done) outside a service that expects it, or -errno. */
 int notify_ready(void);
 int notify_status(const char *status);
+/* EXTEND_TIMEOUT_USEC=: the service manager waits usec more (a stop past
+ * TimeoutStopSec=, for one) before it kills; to be sent again within it. */
+int notify_extend_timeout(long long usec);
 
 /* Reads the journal (the system's, or the directory dir when not NULL),
  * calling cb for each entry matching every "FIELD=value" in matches, in

@@ -29,11 +29,12 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 
-#define BLOCK_S           1    /* BLMOVE's timeout: SIGTERM is seen within it */
-#define REPLY_SLACK_MS    5000 /* over that, a blocking reply is a dead connection */
-#define MAX_BACKOFF_MS    5000 /* reconnecting to Redis */
-#define LOG_TAIL_LINES    20
-#define RETRY_BACKOFF_CAP 300000
+#define BLOCK_S        1    /* BLMOVE's timeout: SIGTERM is seen within it */
+#define REPLY_SLACK_MS 5000 /* over that, a blocking reply is a dead connection */
+#define MAX_BACKOFF_MS 5000 /* reconnecting to Redis, storing a refused result */
+#define RETRY_STORE_MS 250
+#define STOP_SLACK_MS  30000 /* after a job's stop bound: storing its result */
+#define LOG_TAIL_LINES 20
 
 static volatile sig_atomic_t got_term, got_hup;
 static bool fatal;              /* an error no reconnect mends: exit 1, for Restart=on-failure */
@@ -87,6 +88,7 @@ struct agent {
         struct redis *r;
         char *k_jobs, *k_processing;
         char *instance_id;
+        struct jobs_seen *seen; /* the job ids taken, read once (replays) */
         /* the job running now, for the stop watchdog */
         atomic_bool job_running;
         atomic_bool quit; /* the threads end */
@@ -136,9 +138,11 @@ static struct redis *conn(struct agent *a)
         return a->r;
 }
 
-/* One command on the connection, dropped (for a reconnect) when it breaks. */
+/* One command on the connection, dropped (for a reconnect) when it
+ * breaks. A server's error reply is -EREMOTEIO, its text in *ret_error
+ * (then not logged) when ret_error is not NULL. */
 static int command(struct agent *a, int argc, const char *const *argv, const size_t *lens,
-                   long long timeout_ms, struct redis_reply **ret)
+                   long long timeout_ms, struct redis_reply **ret, char **ret_error)
 {
         _cleanup_free_ char *err = NULL;
         if (!a->r)
@@ -151,7 +155,10 @@ static int command(struct agent *a, int argc, const char *const *argv, const siz
                 return k;
         }
         if ((*ret)->type == REDIS_R_ERROR) {
-                log_warning("Redis %s: %s", argv[0], (*ret)->str);
+                if (ret_error)
+                        *ret_error = xstrdup((*ret)->str);
+                else
+                        log_warning("Redis %s: %s", argv[0], (*ret)->str);
                 redis_reply_free(*ret);
                 *ret = NULL;
                 return -EREMOTEIO;
@@ -159,15 +166,24 @@ static int command(struct agent *a, int argc, const char *const *argv, const siz
         return 0;
 }
 
+/* Whether SIGTERM came over jobs.stop_timeout_s ago: what the agent still
+ * had to do (store a result) is given up. */
+static bool stop_overdue(const struct agent *a)
+{
+        return got_term && now_ms() - atomic_load(&term_at_ms) > a->cfg.jobs_stop_timeout_s * 1000;
+}
+
 /* A command that must get through: across reconnects, until it does or
- * SIGTERM came stop_timeout_s ago. */
-static int command_reliably(struct agent *a, int argc, const char *const *argv, const size_t *lens)
+ * SIGTERM came stop_timeout_s ago (-ECANCELED). The reply in *ret when
+ * ret is not NULL; a server's error is -EREMOTEIO, its text in
+ * *ret_error. */
+static int command_reliably(struct agent *a, int argc, const char *const *argv, const size_t *lens,
+                            struct redis_reply **ret, char **ret_error)
 {
         for (;;) {
                 _cleanup_redis_reply_ struct redis_reply *rep = NULL;
                 if (!a->r && got_term) {
-                        long long since = now_ms() - atomic_load(&term_at_ms);
-                        if (since > a->cfg.jobs_stop_timeout_s * 1000)
+                        if (stop_overdue(a))
                                 return -ECANCELED;
                         _cleanup_free_ char *err = NULL;
                         if (redis_connect(&a->url, REPLY_SLACK_MS, &a->r, &err) < 0) {
@@ -176,7 +192,9 @@ static int command_reliably(struct agent *a, int argc, const char *const *argv, 
                         }
                 } else if (!conn(a))
                         continue;
-                int k = command(a, argc, argv, lens, 0, &rep);
+                int k = command(a, argc, argv, lens, 0, &rep, ret_error);
+                if (k >= 0 && ret)
+                        *ret = TAKE_PTR(rep);
                 if (k >= 0 || k == -EREMOTEIO)
                         return k;
         }
@@ -189,7 +207,7 @@ static void publish(struct agent *a, const char *job_id, const struct node *msg)
         if (!a->r || json_format(msg, false, &text) < 0)
                 return; /* progress is best effort; the result is not */
         const char *argv[] = {"PUBLISH", chan, text};
-        (void)command(a, 3, argv, NULL, 0, &rep);
+        (void)command(a, 3, argv, NULL, 0, &rep, NULL);
 }
 
 static void publish_status(struct agent *a, const char *job_id, const char *status, int progress,
@@ -204,28 +222,6 @@ static void publish_status(struct agent *a, const char *job_id, const char *stat
         publish(a, job_id, n);
 }
 
-/* Sets job:{id}:result (with the TTL; only_new: NX, for ids nobody
- * authenticated and for reports that must not replace a real result) and
- * publishes it as the final update. */
-static int report(struct agent *a, const char *job_id, struct node *result, bool only_new)
-{
-        _cleanup_free_ char *text = NULL, *key = strprintf("job:%s:result", job_id);
-        _cleanup_free_ char *ttl = strprintf("%lld", a->cfg.jobs_result_ttl_s);
-        node_set_str(result, "job_id", job_id);
-        node_set_str(result, "agent_id", a->agent_id);
-        node_set_int(result, "finished_at", now_realtime_ms() / 1000);
-        int k = json_format(result, false, &text);
-        if (k < 0)
-                return k;
-        const char *argv[] = {"SET", key, text, "EX", ttl, "NX"};
-        k = command_reliably(a, only_new ? 6 : 5, argv, NULL);
-        if (k < 0)
-                return k;
-        node_set_int(result, "progress", 100);
-        publish(a, job_id, result);
-        return 0;
-}
-
 static void log_job(int prio, const char *msgid, const char *job_id, const char *fmt, ...)
         _printf_(4, 5);
 static void log_job(int prio, const char *msgid, const char *job_id, const char *fmt, ...)
@@ -237,6 +233,62 @@ static void log_job(int prio, const char *msgid, const char *job_id, const char 
         va_start(ap, fmt);
         log_fullv(prio, job_id ? fields : fields + 1, fmt, ap);
         va_end(ap);
+}
+
+/* Sets job:{id}:result (with the TTL; only_new: NX, for ids nobody
+ * authenticated and for reports that must not replace a real result) and
+ * publishes it as the final update. A SET the server refuses (out of
+ * memory under noeviction, a read-only replica, an ACL) is tried again,
+ * every RETRY_STORE_MS doubling to MAX_BACKOFF_MS, until it is stored or
+ * SIGTERM came stop_timeout_s ago: no job is taken meanwhile, and the job
+ * stays in agent:{id}:processing until its result is stored. Returns 1
+ * when stored; 0 when NX found a result there (the first run's: nothing
+ * stored, nothing published); a negative errno when not stored. */
+static int report(struct agent *a, const char *job_id, struct node *result, bool only_new)
+{
+        _cleanup_free_ char *text = NULL, *key = strprintf("job:%s:result", job_id);
+        _cleanup_free_ char *ttl = strprintf("%lld", a->cfg.jobs_result_ttl_s);
+        _cleanup_free_ char *told = NULL;
+        node_set_str(result, "job_id", job_id);
+        node_set_str(result, "agent_id", a->agent_id);
+        node_set_int(result, "finished_at", now_realtime_ms() / 1000);
+        int k = json_format(result, false, &text);
+        if (k < 0)
+                return k;
+        const char *argv[] = {"SET", key, text, "EX", ttl, "NX"};
+        for (long long delay = RETRY_STORE_MS;;) {
+                _cleanup_redis_reply_ struct redis_reply *rep = NULL;
+                _cleanup_free_ char *err = NULL;
+                k = command_reliably(a, only_new ? 6 : 5, argv, NULL, &rep, &err);
+                if (k >= 0) {
+                        if (told)
+                                log_job(LOG_NOTICE, NULL, job_id,
+                                        "Redis took the result of job %s at last", job_id);
+                        if (rep->type == REDIS_R_NIL)
+                                return 0;
+                        break;
+                }
+                if (k != -EREMOTEIO)
+                        return k;
+                /* Said once, and again when the server says something else. */
+                if (!streq_ptr(told, err)) {
+                        log_job(LOG_ERR, NULL, job_id,
+                                "Redis refused the result of job %s: %s (tried again every %lld s "
+                                "at most; the job stays in %s until it is stored)",
+                                job_id, err, (long long)MAX_BACKOFF_MS / 1000, a->k_processing);
+                        free(told);
+                        told = TAKE_PTR(err);
+                }
+                for (long long w = 0; w < delay; w += 100) {
+                        if (stop_overdue(a))
+                                return -ECANCELED;
+                        sleep_ms(delay - w < 100 ? delay - w : 100);
+                }
+                delay = delay * 2 < MAX_BACKOFF_MS ? delay * 2 : MAX_BACKOFF_MS;
+        }
+        node_set_int(result, "progress", 100);
+        publish(a, job_id, result);
+        return 1;
 }
 
 static void metrics_write(struct agent *a)
@@ -377,7 +429,29 @@ static void *heartbeat(void *userdata)
         return NULL;
 }
 
-static void reject(struct agent *a, const struct job_refusal_info *info)
+/* report() and says what came of it: <0 not stored (the job stays in
+ * processing), 0 a result was there already, 1 stored. */
+static int report_logged(struct agent *a, const char *job_id, struct node *result, bool only_new)
+{
+        const char *status = node_get_str(result, "status");
+        int k = report(a, job_id, result, only_new);
+        if (k < 0)
+                log_job(LOG_ERR, NULL, job_id,
+                        "Cannot store the result of job %s (%s): %s; it stays in %s, and the next "
+                        "start reports it failed (agent restarted)",
+                        job_id, status, k == -ECANCELED ? "the agent is stopping" : strerror(-k),
+                        a->k_processing);
+        else if (k == 0)
+                log_job(LOG_NOTICE, NULL, job_id,
+                        "Job %s has a result already: this one (%s) is neither stored nor "
+                        "published",
+                        job_id, status);
+        return k;
+}
+
+/* Returns what report() did, or 1 when there is nothing to report (no
+ * job_id to report it under). */
+static int reject(struct agent *a, const struct job_refusal_info *info)
 {
         const char *reason = job_refusal_to_string(info->reason);
         if ((unsigned)info->reason < JOB_REFUSAL_MAX)
@@ -386,25 +460,23 @@ static void reject(struct agent *a, const struct job_refusal_info *info)
         log_job(LOG_WARNING, MSGID_JOB_REJECTED, info->job_id, "Job %s rejected (%s): %s",
                 info->job_id ? info->job_id : "without a job_id", reason, info->message);
         if (!info->job_id)
-                return;
+                return 1;
         _cleanup_node_ struct node *n = node_new(NODE_MAP);
         node_set_str(n, "status", "rejected");
         node_set_str(n, "reason", reason);
         node_set_str(n, "message", info->message);
-        if (report(a, info->job_id, n, !info->authenticated) < 0)
-                log_job(LOG_ERR, NULL, info->job_id, "Cannot report job %s rejected", info->job_id);
+        return report_logged(a, info->job_id, n, !info->authenticated);
 }
 
-static void fail_job(struct agent *a, const char *job_id, const char *app_id, const char *reason,
-                     bool only_new)
+static int fail_job(struct agent *a, const char *job_id, const char *app_id, const char *reason,
+                    bool only_new)
 {
         metrics_job(a, job_id, app_id, "failed", -1, 0);
         log_job(LOG_ERR, MSGID_JOB_FAILED, job_id, "Job %s failed: %s", job_id, reason);
         _cleanup_node_ struct node *n = node_new(NODE_MAP);
         node_set_str(n, "status", "failed");
         node_set_str(n, "reason", reason);
-        if (report(a, job_id, n, only_new) < 0)
-                log_job(LOG_ERR, NULL, job_id, "Cannot report job %s failed", job_id);
+        return report_logged(a, job_id, n, only_new);
 }
 
 /* -------- running a job -------- */
@@ -438,14 +510,28 @@ static char **job_env(const struct agent *a, const struct job *j, const struct j
 }
 
 /* Ends the running job's process group once SIGTERM came stop_timeout_s
- * ago: the runner then sees its script die and returns. */
+ * ago: the runner then sees its script die and returns. Until then, and
+ * for kill_grace_ms and STOP_SLACK_MS more (its result stored, the
+ * heartbeat deleted), it asks systemd every second to wait
+ * (EXTEND_TIMEOUT_USEC, systemd.service(5) on TimeoutStopSec=): the unit's
+ * TimeoutStopSec= is the bound for an agent that hangs, not for a job's
+ * stop_timeout_s. Past the agent's own bound it asks no more. */
 static void *stop_watchdog(void *userdata)
 {
         struct agent *a = userdata;
+        long long told = 0;
         while (!atomic_load(&a->quit)) {
                 sleep_ms(100);
                 long long t = atomic_load(&term_at_ms);
-                if (!t || !atomic_load(&a->job_running))
+                if (!t)
+                        continue;
+                long long until = t + a->cfg.jobs_stop_timeout_s * 1000 + a->cfg.kill_grace_ms +
+                                  STOP_SLACK_MS;
+                if (now_ms() < until && now_ms() - told >= 1000) {
+                        told = now_ms();
+                        (void)notify_extend_timeout((until - told) * 1000);
+                }
+                if (!atomic_load(&a->job_running))
                         continue;
                 if (now_ms() - t < a->cfg.jobs_stop_timeout_s * 1000)
                         continue;
@@ -480,8 +566,8 @@ static int open_job_log(struct agent *a, const char *job_id, char **ret_path)
         return fd;
 }
 
-static void run_job(struct agent *a, const struct job *j, const struct job_module *jm,
-                    long long taken_ms)
+static int run_job(struct agent *a, const struct job *j, const struct job_module *jm,
+                   long long taken_ms)
 {
         _cleanup_strv_free_ char **mask = NULL;
         _cleanup_free_ char *script = strprintf("%s/%s", jm->dir, jm->m->install_script);
@@ -501,8 +587,7 @@ static void run_job(struct agent *a, const struct job *j, const struct job_modul
         if (logfd < 0) {
                 _cleanup_free_ char *why = strprintf("cannot open the job's log in %s: %s",
                                                      a->jobs_log_dir, strerror(-logfd));
-                fail_job(a, j->job_id, j->app_id, why, false);
-                return;
+                return fail_job(a, j->job_id, j->app_id, why, false);
         }
         log_job(LOG_INFO, MSGID_JOB_STARTED, j->job_id, "Job %s started: %s%s%s, waited %lld ms",
                 j->job_id, j->app_id, j->user_id ? " for " : "", j->user_id ? j->user_id : "",
@@ -546,12 +631,17 @@ static void run_job(struct agent *a, const struct job *j, const struct job_modul
                                 strerror(-k));
                         res.exit_code = 127;
                 }
-                if (res.exit_code == 0 || res.exit_code != 2 ||
-                    attempt >= (unsigned)a->cfg.module_attempts || got_term)
+                /* Without it a killed agent's successor cannot end the job's
+                 * process group: said, as `firstboot run` says it. */
+                if (res.pgid_error < 0)
+                        log_job(LOG_WARNING, NULL, j->job_id,
+                                "Cannot record job %s's process group in %s: %s", j->job_id,
+                                a->pgid_path, strerror(-res.pgid_error));
+                long long delay = runner_retry_delay_ms(res.exit_code, attempt,
+                                                        (unsigned)a->cfg.module_attempts,
+                                                        a->cfg.retry_backoff_ms);
+                if (delay < 0 || got_term)
                         break;
-                long long delay = a->cfg.retry_backoff_ms << (attempt - 1 < 20 ? attempt - 1 : 20);
-                if (delay > RETRY_BACKOFF_CAP)
-                        delay = RETRY_BACKOFF_CAP;
                 _cleanup_free_ char *msg =
                         strprintf("attempt %u exited 2, retrying in %lld ms", attempt, delay);
                 log_job(LOG_NOTICE, NULL, j->job_id, "Job %s: %s", j->job_id, msg);
@@ -599,8 +689,7 @@ static void run_job(struct agent *a, const struct job *j, const struct job_modul
                         res.exit_code, attempt, attempt == 1 ? "" : "s");
         runner_result_free(&res);
         metrics_job(a, j->job_id, j->app_id, ok ? "succeeded" : "failed", duration, t0 - taken_ms);
-        if (report(a, j->job_id, n, false) < 0)
-                log_job(LOG_ERR, NULL, j->job_id, "Cannot report the result of job %s", j->job_id);
+        return report_logged(a, j->job_id, n, false);
 }
 
 /* The run lock, as `firstboot run` takes it: waits while a run holds it.
@@ -645,7 +734,9 @@ static struct job_verify_options verify_options(const struct agent *a)
         };
 }
 
-static void handle(struct agent *a, const char *elem, size_t len, long long taken_ms)
+/* Verifies, runs and reports one job. <0 when its result (or refusal) is
+ * not stored: the job then stays in processing, for the next start. */
+static int handle(struct agent *a, const char *elem, size_t len, long long taken_ms)
 {
         struct job_verify_options o = verify_options(a);
         struct job_refusal_info info = {0};
@@ -654,11 +745,11 @@ static void handle(struct agent *a, const char *elem, size_t len, long long take
 
         if (k != 0) {
                 if (k > 0)
-                        reject(a, &info);
+                        k = reject(a, &info);
                 else
                         log_error_errno(k, "Cannot read a job: %m");
                 job_refusal_info_done(&info);
-                return;
+                return k;
         }
         _cleanup_close_ int lockfd = take_lock(a, j->job_id);
         if (lockfd < 0) {
@@ -668,12 +759,10 @@ static void handle(struct agent *a, const char *elem, size_t len, long long take
                                 : strprintf("cannot take the run lock: %s", strerror(-lockfd));
                 /* Not yet known to be new (the replay check comes under the
                  * lock): SET NX, so a replay never replaces a real result. */
-                fail_job(a, j->job_id, j->app_id, why, true);
-                return;
+                return fail_job(a, j->job_id, j->app_id, why, true);
         }
         _cleanup_free_ char *seen = strprintf("%s/" JOBS_SEEN_FILE, a->state_dir);
-        k = jobs_seen_record(a->rootfd, in_root(a, seen), j->job_id,
-                             j->issued_at + a->cfg.jobs_max_skew_s + 1, o.now);
+        k = jobs_seen_add(a->seen, j->job_id, j->issued_at + a->cfg.jobs_max_skew_s + 1, o.now);
         if (k == -EBADMSG)
                 log_warning("%s had lines that make no sense: dropped", seen);
         else if (k == -EEXIST) {
@@ -685,14 +774,13 @@ static void handle(struct agent *a, const char *elem, size_t len, long long take
                          * first run's result stays. */
                         .authenticated = false,
                 };
-                reject(a, &info);
+                k = reject(a, &info);
                 job_refusal_info_done(&info);
-                return;
+                return k;
         } else if (k < 0) {
                 _cleanup_free_ char *why =
                         strprintf("cannot record the job id in %s: %s", seen, strerror(-k));
-                fail_job(a, j->job_id, j->app_id, why, false);
-                return;
+                return fail_job(a, j->job_id, j->app_id, why, false);
         }
         /* It may have waited for the lock past its expiry: checked again. */
         long long now_s = now_realtime_ms() / 1000;
@@ -705,29 +793,30 @@ static void handle(struct agent *a, const char *elem, size_t len, long long take
                         .job_id = xstrdup(j->job_id),
                         .authenticated = true,
                 };
-                reject(a, &info);
+                k = reject(a, &info);
                 job_refusal_info_done(&info);
-                return;
+                return k;
         }
         struct job_module jm = {0};
         k = jobs_find_module(j, a->root, a->cfg.modules_dir, &jm, &info);
         if (k != 0) {
                 if (k > 0)
-                        reject(a, &info);
+                        k = reject(a, &info);
                 else
-                        fail_job(a, j->job_id, j->app_id, "out of memory", false);
+                        k = fail_job(a, j->job_id, j->app_id, "out of memory", false);
                 job_refusal_info_done(&info);
-                return;
+                return k;
         }
-        run_job(a, j, &jm, taken_ms);
+        k = run_job(a, j, &jm, taken_ms);
         job_module_done(&jm);
+        return k;
 }
 
 static int lrem_processing(struct agent *a, const char *elem, size_t len)
 {
         const char *argv[] = {"LREM", a->k_processing, "1", elem};
         const size_t lens[] = {4, strlen(a->k_processing), 1, len};
-        return command_reliably(a, 4, argv, lens);
+        return command_reliably(a, 4, argv, lens, NULL, NULL);
 }
 
 /* Jobs a killed agent left in processing: failed, "agent restarted"
@@ -737,7 +826,7 @@ static void recover(struct agent *a)
 {
         _cleanup_redis_reply_ struct redis_reply *rep = NULL;
         const char *argv[] = {"LRANGE", a->k_processing, "0", "-1"};
-        if (!conn(a) || command(a, 4, argv, NULL, 0, &rep) < 0 || rep->type != REDIS_R_ARRAY)
+        if (!conn(a) || command(a, 4, argv, NULL, 0, &rep, NULL) < 0 || rep->type != REDIS_R_ARRAY)
                 return;
         for (size_t i = 0; i < rep->n; i++) {
                 const struct redis_reply *e = rep->items[i];
@@ -748,60 +837,31 @@ static void recover(struct agent *a)
                 _cleanup_job_ struct job *j = NULL;
                 int k = job_verify(e->str, e->len, &o, &j, &info);
                 const char *id = k == 0 ? j->job_id : info.authenticated ? info.job_id : NULL;
+                int stored = 1;
                 if (id)
-                        fail_job(a, id, k == 0 ? j->app_id : NULL, "agent restarted", true);
+                        stored =
+                                fail_job(a, id, k == 0 ? j->app_id : NULL, "agent restarted", true);
                 else
                         log_warning("Dropped an element left in %s: %s", a->k_processing,
                                     k > 0 ? info.message : "unreadable");
                 job_refusal_info_done(&info);
-                lrem_processing(a, e->str, e->len);
+                if (stored >= 0)
+                        lrem_processing(a, e->str, e->len);
         }
 }
 
+/* The shared secret, by the rules every reader of it follows (common/job.h),
+ * with the agent's own: no symbolic link, owned by the agent's user. */
 static int read_secret(struct agent *a)
 {
-        const char *file = a->cfg.jobs_secret_file;
-        _cleanup_close_ int fd =
-                root_open(a->rootfd, file, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK, 0);
-        struct stat st;
-        if (fd < 0)
-                return log_error_errno(fd, "Cannot open jobs.secret_file %s: %m", file);
-        if (fstat(fd, &st) < 0)
-                return log_error_errno(errno, "Cannot stat %s: %m", file);
-        if (!S_ISREG(st.st_mode)) {
-                log_error("jobs.secret_file %s is not a regular file", file);
-                return -EINVAL;
+        _cleanup_free_ char *why = NULL;
+        int k = job_secret_read(a->rootfd, a->cfg.jobs_secret_file,
+                                JOB_SECRET_NOFOLLOW | JOB_SECRET_OWNED, &a->secret, &a->secret_len,
+                                &why);
+        if (k < 0) {
+                log_error("jobs.secret_file: %s", why);
+                return k;
         }
-        if (st.st_mode & 0077) {
-                log_error("jobs.secret_file %s is mode %04o: group and others must have no access "
-                          "(chmod 0600)",
-                          file, (unsigned)(st.st_mode & 07777));
-                return -EPERM;
-        }
-        if (st.st_uid != geteuid()) {
-                log_error("jobs.secret_file %s belongs to uid %u, not to this agent (uid %u)", file,
-                          (unsigned)st.st_uid, (unsigned)geteuid());
-                return -EPERM;
-        }
-        char buf[4097];
-        ssize_t n = read(fd, buf, sizeof(buf));
-        if (n < 0)
-                return log_error_errno(errno, "Cannot read %s: %m", file);
-        if (n == sizeof(buf)) {
-                log_error("jobs.secret_file %s is over 4096 bytes", file);
-                return -EFBIG;
-        }
-        while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
-                n--;
-        if (n < 16 || memchr(buf, '\0', (size_t)n)) {
-                explicit_bzero(buf, sizeof(buf));
-                log_error("jobs.secret_file %s must hold a secret of at least 16 bytes (no NUL)",
-                          file);
-                return -EINVAL;
-        }
-        a->secret = xstrndup(buf, (size_t)n);
-        a->secret_len = (size_t)n;
-        explicit_bzero(buf, sizeof(buf));
         return 0;
 }
 
@@ -856,6 +916,7 @@ static void agent_free(struct agent *a)
         free(a->k_jobs);
         free(a->k_processing);
         free(a->instance_id);
+        jobs_seen_free(a->seen);
         metrics_free(&a->metrics);
         config_free(&a->cfg);
         if (a->rootfd >= 0)
@@ -977,6 +1038,10 @@ int cmd_agent(int argc, char **argv)
         a.k_jobs = strprintf("agent:%s:jobs", a.agent_id);
         a.k_processing = strprintf("agent:%s:processing", a.agent_id);
         {
+                _cleanup_free_ char *seen = strprintf("%s/" JOBS_SEEN_FILE, a.state_dir);
+                a.seen = jobs_seen_new(a.rootfd, in_root(&a, seen));
+        }
+        {
                 _cleanup_close_ int fd = root_mkdir_p(a.rootfd, in_root(&a, a.state_dir), 0700);
                 if (fd < 0) {
                         log_error_errno(fd, "Cannot create %s: %m", a.state_dir);
@@ -1040,18 +1105,28 @@ int cmd_agent(int argc, char **argv)
                 if (!conn(&a))
                         break;
                 const char *cmd[] = {"BLMOVE", a.k_jobs, a.k_processing, "RIGHT", "LEFT", "1"};
-                k = command(&a, 6, cmd, NULL, BLOCK_S * 1000 + REPLY_SLACK_MS, &rep);
+                _cleanup_free_ char *why = NULL;
+                k = command(&a, 6, cmd, NULL, BLOCK_S * 1000 + REPLY_SLACK_MS, &rep, &why);
                 if (k == -EREMOTEIO) {
-                        /* A server without BLMOVE (before 6.2), or a wrong type. */
-                        log_error("Redis refused BLMOVE on %s (it needs Redis 6.2 or later)",
-                                  a.k_jobs);
-                        sleep_ms(MAX_BACKOFF_MS);
+                        /* Only a server that does not know the command is
+                         * too old (BLMOVE came with 6.2); anything else
+                         * (WRONGTYPE, OOM, READONLY, NOPERM) is said as the
+                         * server says it. */
+                        if (startswith(why, "ERR unknown command"))
+                                log_error("Redis refused BLMOVE on %s: %s (the agent needs Redis "
+                                          "6.2 or later)",
+                                          a.k_jobs, why);
+                        else
+                                log_error("Redis refused BLMOVE on %s: %s", a.k_jobs, why);
+                        for (int i = 0; i < MAX_BACKOFF_MS / 100 && !got_term; i++)
+                                sleep_ms(100);
                         continue;
                 }
                 if (k < 0 || rep->type != REDIS_R_STRING)
                         continue;
                 long long taken = now_ms();
-                handle(&a, rep->str, rep->len, taken);
+                if (handle(&a, rep->str, rep->len, taken) < 0)
+                        continue; /* left in processing, said why */
                 if (lrem_processing(&a, rep->str, rep->len) < 0)
                         log_warning("Cannot remove the job from %s: the next start reports it "
                                     "as agent restarted, unless its result is there",

@@ -3,6 +3,7 @@
 #include "util.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -35,74 +36,239 @@ static int seen_append(int rootfd, const char *path, const char *job_id, long lo
         return 0;
 }
 
-int jobs_seen_record(int rootfd, const char *path, const char *job_id, long long until,
-                     long long now)
-{
-        _cleanup_free_ char *text = NULL;
-        struct buf out = {0};
-        size_t size = 0, kept = 0, lines = 0;
-        bool bad = false, seen = false;
-        int k;
+/* The ids in memory: an open-addressing hash table (linear probing, at
+ * most half full) of id and until, loaded once and then kept up with the
+ * file by reading only what was appended to it since (by this agent, or
+ * another one on the same root under the run lock); the file read whole
+ * again only when it was replaced or shrank. */
+struct seen_entry {
+        char id[JOB_ID_LEN + 1]; /* "" for a free slot */
+        long long until;
+};
 
-        if (!job_id_is_valid(job_id))
+struct jobs_seen {
+        int rootfd;
+        char *path;
+        struct seen_entry *v;
+        size_t cap, n;
+        size_t compacted; /* n after the last rewrite */
+        off_t offset;     /* the file's bytes read, up to its last whole line */
+        dev_t dev;
+        ino_t ino;
+        bool exists, bad;
+};
+
+static size_t seen_hash(const char *id)
+{
+        uint64_t h = 14695981039346656037ULL; /* FNV-1a */
+        for (; *id; id++)
+                h = (h ^ (unsigned char)*id) * 1099511628211ULL;
+        return (size_t)h;
+}
+
+static struct seen_entry *seen_slot(struct jobs_seen *s, const char *id)
+{
+        size_t i = seen_hash(id) & (s->cap - 1);
+        while (s->v[i].id[0] && !streq(s->v[i].id, id))
+                i = (i + 1) & (s->cap - 1);
+        return &s->v[i];
+}
+
+static void seen_put(struct jobs_seen *s, const char *id, long long until);
+
+static void seen_grow(struct jobs_seen *s, size_t cap)
+{
+        struct seen_entry *old = s->v;
+        size_t old_cap = s->cap;
+        s->v = xcalloc(cap, sizeof(*s->v));
+        s->cap = cap;
+        s->n = 0;
+        for (size_t i = 0; i < old_cap; i++)
+                if (old[i].id[0])
+                        seen_put(s, old[i].id, old[i].until);
+        free(old);
+}
+
+static void seen_put(struct jobs_seen *s, const char *id, long long until)
+{
+        if (2 * (s->n + 1) > s->cap)
+                seen_grow(s, s->cap ? 2 * s->cap : 256);
+        struct seen_entry *e = seen_slot(s, id);
+        if (!e->id[0]) {
+                memcpy(e->id, id, JOB_ID_LEN + 1);
+                s->n++;
+        }
+        if (until > e->until)
+                e->until = until;
+}
+
+static void seen_clear(struct jobs_seen *s)
+{
+        free(s->v);
+        s->v = NULL;
+        s->cap = s->n = s->compacted = 0;
+        s->offset = 0;
+        s->exists = s->bad = false;
+}
+
+/* Reads what the file gained since the last call (all of it when it is
+ * new to us, was replaced or shrank). */
+static int seen_sync(struct jobs_seen *s)
+{
+        _cleanup_close_ int fd =
+                root_open(s->rootfd, s->path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC, 0);
+        struct stat st;
+        if (fd == -ENOENT) {
+                seen_clear(s);
+                return 0;
+        }
+        if (fd < 0)
+                return fd;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (!S_ISREG(st.st_mode))
                 return -EINVAL;
-        /* Appends leave it at most twice the ids remembered (see below). */
-        k = root_read_file(rootfd, path, (size_t)(2 * JOBS_SEEN_MAX + 64) * SEEN_LINE_MAX, &text,
-                           &size);
-        if (k < 0 && k != -ENOENT)
-                return k;
-        for (char *line = text, *end; line && line < text + size; line = end + 1) {
+        if (st.st_size > (off_t)(2 * JOBS_SEEN_MAX + 64) * SEEN_LINE_MAX)
+                return -EFBIG;
+        if (!s->exists || st.st_dev != s->dev || st.st_ino != s->ino || st.st_size < s->offset) {
+                seen_clear(s);
+                s->exists = true;
+                s->dev = st.st_dev;
+                s->ino = st.st_ino;
+        }
+        if (st.st_size == s->offset)
+                return 0;
+        size_t want = (size_t)(st.st_size - s->offset);
+        _cleanup_free_ char *text = xmalloc(want + 1);
+        size_t size = 0;
+        while (size < want) {
+                ssize_t r = pread(fd, text + size, want - size, s->offset + (off_t)size);
+                if (r < 0 && errno == EINTR)
+                        continue;
+                if (r < 0)
+                        return -errno;
+                if (r == 0)
+                        break;
+                size += (size_t)r;
+        }
+        for (char *line = text, *end; line < text + size; line = end + 1) {
                 end = memchr(line, '\n', (size_t)(text + size - line));
                 if (!end) {
-                        bad = true;
+                        s->bad = true; /* a torn last line: rewritten */
                         break;
                 }
+                s->offset += end + 1 - line;
                 *end = '\0';
-                lines++;
                 char *sp = strchr(line, ' ');
                 long long t;
                 if (!sp || (size_t)(sp - line) != JOB_ID_LEN || parse_llong(sp + 1, &t) < 0) {
-                        bad = true;
+                        s->bad = true;
                         continue;
                 }
                 *sp = '\0';
                 if (!job_id_is_valid(line)) {
-                        bad = true;
+                        s->bad = true;
                         continue;
                 }
-                if (t < now)
-                        continue;
-                if (streq(line, job_id))
-                        seen = true;
-                buf_printf(&out, "%s %lld\n", line, t);
-                kept++;
+                seen_put(s, line, t);
         }
-        if (seen) {
-                buf_free(&out);
-                return -EEXIST;
-        }
-        if (kept >= JOBS_SEEN_MAX) {
-                buf_free(&out);
-                return -ENOSPC;
-        }
-        /* The usual case: one line appended and fdatasync()ed (the file's
-         * size with it), no temp file, rename or directory sync. The whole
-         * file is rewritten, atomically, when it is new (its directory
-         * entry must be made durable), when a line makes no sense (a torn
-         * last line: appending would glue the id onto it), and when the
-         * lines past their time outnumber the live ones (so it stays
-         * within twice what is remembered). */
-        if (k >= 0 && !bad && (lines - kept <= kept || lines < 64)) {
-                buf_free(&out);
-                return seen_append(rootfd, path, job_id, until);
-        }
-        buf_printf(&out, "%s %lld\n", job_id, until);
-        k = root_write_file(rootfd, path, 0700, out.data ? out.data : "", out.len, 0600, (uid_t)-1,
-                            (gid_t)-1, 0);
+        return 0;
+}
+
+/* The ids still live, rehashed without the others; how many. */
+static size_t seen_drop_expired(struct jobs_seen *s, long long now)
+{
+        struct seen_entry *old = s->v;
+        size_t old_cap = s->cap;
+        s->v = xcalloc(old_cap, sizeof(*s->v));
+        s->n = 0;
+        for (size_t i = 0; i < old_cap; i++)
+                if (old[i].id[0] && old[i].until >= now)
+                        seen_put(s, old[i].id, old[i].until);
+        free(old);
+        return s->n;
+}
+
+static int seen_rewrite(struct jobs_seen *s)
+{
+        struct buf out = {0};
+        for (size_t i = 0; i < s->cap; i++)
+                if (s->v[i].id[0])
+                        buf_printf(&out, "%s %lld\n", s->v[i].id, s->v[i].until);
+        int k = root_write_file(s->rootfd, s->path, 0700, out.data ? out.data : "", out.len, 0600,
+                                (uid_t)-1, (gid_t)-1, 0);
         buf_free(&out);
+        /* Read back whole at the next call (a new inode). */
+        s->exists = false;
+        s->compacted = s->n;
+        return k;
+}
+
+struct jobs_seen *jobs_seen_new(int rootfd, const char *path)
+{
+        struct jobs_seen *s = xcalloc(1, sizeof(*s));
+        s->rootfd = rootfd;
+        s->path = xstrdup(path);
+        return s;
+}
+
+void jobs_seen_free(struct jobs_seen *s)
+{
+        if (!s)
+                return;
+        free(s->v);
+        free(s->path);
+        free(s);
+}
+
+int jobs_seen_add(struct jobs_seen *s, const char *job_id, long long until, long long now)
+{
+        int k;
+
+        if (!job_id_is_valid(job_id))
+                return -EINVAL;
+        k = seen_sync(s);
+        if (k < 0)
+                return k;
+        if (s->cap) {
+                struct seen_entry *e = seen_slot(s, job_id);
+                if (e->id[0] && e->until >= now)
+                        return -EEXIST;
+        }
+        /* Expired ids are dropped (and the file rewritten) once the table
+         * has doubled since the last time, so that costs O(1) a job on
+         * average and the file stays within about twice the live ids. */
+        bool rewrite = !s->exists || s->bad;
+        if (s->n >= 64 && (s->n >= 2 * s->compacted || s->n >= JOBS_SEEN_MAX)) {
+                size_t before = s->n;
+                if (seen_drop_expired(s, now) < before)
+                        rewrite = true;
+                s->compacted = s->n;
+        }
+        if (s->n >= JOBS_SEEN_MAX)
+                return -ENOSPC;
+        bool bad = s->bad;
+        if (!rewrite) {
+                k = seen_append(s->rootfd, s->path, job_id, until);
+                if (k < 0)
+                        return k;
+                seen_put(s, job_id, until);
+                return 0;
+        }
+        seen_put(s, job_id, until);
+        k = seen_rewrite(s);
         if (k < 0)
                 return k;
         return bad ? -EBADMSG : 0;
+}
+
+int jobs_seen_record(int rootfd, const char *path, const char *job_id, long long until,
+                     long long now)
+{
+        struct jobs_seen *s = jobs_seen_new(rootfd, path);
+        int k = jobs_seen_add(s, job_id, until, now);
+        jobs_seen_free(s);
+        return k;
 }
 
 int jobs_find_module(const struct job *j, const char *root, const char *modules_dir,

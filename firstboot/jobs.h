@@ -21,6 +21,14 @@
  * negative errnos from reading or writing it. */
 int jobs_seen_record(int rootfd, const char *path, const char *job_id, long long until,
                      long long now);
+/* The same, for a daemon: the record read once (jobs_seen_new() reads
+ * nothing yet), then only the lines appended since, so a job costs O(1),
+ * not a read of every id remembered. jobs_seen_add() returns what
+ * jobs_seen_record() does. */
+struct jobs_seen;
+struct jobs_seen *jobs_seen_new(int rootfd, const char *path);
+int jobs_seen_add(struct jobs_seen *s, const char *job_id, long long until, long long now);
+void jobs_seen_free(struct jobs_seen *s);
 
 struct job_module {
         struct manifest *m;

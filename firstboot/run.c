@@ -488,11 +488,11 @@ static int run_module(struct run *r, struct planned *p)
                 log_event(LOG_WARNING, NULL, p->bm->id, "module",
                           "Module %s attempt %u exited %d (%s)", p->bm->id, attempt, res.exit_code,
                           exit_meaning(res.exit_code));
-                if (res.exit_code != 2 || attempt >= (unsigned)r->cfg.module_attempts)
+                long long delay = runner_retry_delay_ms(res.exit_code, attempt,
+                                                        (unsigned)r->cfg.module_attempts,
+                                                        r->cfg.retry_backoff_ms);
+                if (delay < 0)
                         break;
-                long long delay = r->cfg.retry_backoff_ms << (attempt - 1 < 20 ? attempt - 1 : 20);
-                if (delay > 300000)
-                        delay = 300000;
                 log_event(LOG_NOTICE, NULL, p->bm->id, "module", "Retrying %s in %lld ms",
                           p->bm->id, delay);
                 save_status(r, false); /* the wait shows as this module's */

@@ -775,6 +775,15 @@ static int poll_timeout(long long wake, long long now)
         return wake - now > INT_MAX ? INT_MAX : (int)(wake - now);
 }
 
+long long runner_retry_delay_ms(int exit_code, unsigned attempt, unsigned attempts,
+                                long long base_ms)
+{
+        if (exit_code != 2 || attempt >= attempts)
+                return -1;
+        long long delay = base_ms << (attempt - 1 < 20 ? attempt - 1 : 20);
+        return delay > RUNNER_RETRY_CAP_MS ? RUNNER_RETRY_CAP_MS : delay;
+}
+
 int runner_exec(const struct runner_spec *spec, struct runner_result *ret)
 {
         static char *const empty_env[] = {NULL};

@@ -102,6 +102,14 @@ struct runner_result {
  * failures. */
 int runner_exec(const struct runner_spec *spec, struct runner_result *ret);
 
+/* The module contract's retry rule, for `firstboot run` and the agent
+ * alike: only exit code 2 is retried, up to attempts in all, after a wait
+ * of base_ms doubled for each attempt made (at most RUNNER_RETRY_CAP_MS).
+ * The wait before the next attempt, or -1 when there is none. */
+#define RUNNER_RETRY_CAP_MS 300000LL
+long long runner_retry_delay_ms(int exit_code, unsigned attempt, unsigned attempts,
+                                long long base_ms);
+
 /* The pgid_file of a run, in its state directory. */
 #define RUNNER_PGID_FILE "running-module"
 

@@ -11,7 +11,6 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <sysexits.h>
-#include <sys/stat.h>
 
 /* Exit codes of `job submit --wait` and `job status`. */
 #define EXIT_SUCCEEDED 0
@@ -22,44 +21,16 @@
  * time" (sysexits.h's EX_USAGE). */
 #define EXIT_USAGE EX_USAGE
 
+/* The shared secret, as the agent reads it (common/job.h), but that a
+ * symbolic link is followed and any owner will do: a controller's secret
+ * may be a mounted one (Kubernetes links its secrets' files). */
 static int read_secret(const char *file, char **ret, size_t *ret_len)
 {
-        _cleanup_close_ int fd = open(file, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-        struct stat st;
-        char buf[4097];
-        ssize_t n;
-
-        if (fd < 0 || fstat(fd, &st) < 0) {
-                fprintf(stderr, "imagegen job: %s: %s\n", file, strerror(errno));
-                return -errno;
-        }
-        if (!S_ISREG(st.st_mode)) {
-                fprintf(stderr, "imagegen job: %s is not a regular file\n", file);
-                return -EINVAL;
-        }
-        if (st.st_mode & 0077) {
-                fprintf(stderr,
-                        "imagegen job: %s is mode %04o: group and others must have no access "
-                        "(chmod 0600)\n",
-                        file, (unsigned)(st.st_mode & 07777));
-                return -EPERM;
-        }
-        n = read(fd, buf, sizeof(buf));
-        if (n < 0) {
-                fprintf(stderr, "imagegen job: %s: %s\n", file, strerror(errno));
-                return -errno;
-        }
-        while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
-                n--;
-        if (n < 16 || n >= (ssize_t)sizeof(buf) - 1 || memchr(buf, '\0', (size_t)n)) {
-                explicit_bzero(buf, sizeof(buf));
-                fprintf(stderr, "imagegen job: %s must hold a secret of 16 to 4096 bytes\n", file);
-                return -EINVAL;
-        }
-        *ret = xstrndup(buf, (size_t)n);
-        *ret_len = (size_t)n;
-        explicit_bzero(buf, sizeof(buf));
-        return 0;
+        _cleanup_free_ char *why = NULL;
+        int k = job_secret_read(AT_FDCWD, file, 0, ret, ret_len, &why);
+        if (k < 0)
+                fprintf(stderr, "imagegen job: --secret-file: %s\n", why);
+        return k;
 }
 
 /* --tls-ca-file, --tls-cert-file, --tls-key-file: for rediss:// only. */

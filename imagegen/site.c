@@ -11,6 +11,7 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <libgen.h>
 #include <stdlib.h>
 #include <string.h>
@@ -648,30 +649,10 @@ static void parse_jobs(struct site *s, const struct node *j, const struct site_o
                         _cleanup_free_ char *path =
                                 file[0] == '/' ? xstrdup(file) : strprintf("%s/%s", s->dir, file);
                         const struct node *at = node_get(sec, "file");
-                        struct stat st;
+                        _cleanup_free_ char *why = NULL;
                         size_t len = 0;
-                        int r = stat(path, &st) < 0 ? -errno : 0;
-                        if (r >= 0 && !S_ISREG(st.st_mode))
-                                r = -EINVAL;
-                        if (r >= 0 && (st.st_mode & 0077))
-                                diags_at(d, at,
-                                         "jobs: the secret file %s is mode %04o: group and others "
-                                         "must have no access (chmod 0600)",
-                                         path, (unsigned)(st.st_mode & 07777));
-                        else if (r >= 0 && (r = read_file(path, 4096, &secret, &len)) >= 0) {
-                                while (len > 0 &&
-                                       (secret[len - 1] == '\n' || secret[len - 1] == '\r'))
-                                        secret[--len] = '\0';
-                                if (len < 16 || memchr(secret, '\0', len) ||
-                                    memchr(secret, '\n', len))
-                                        diags_at(d, at,
-                                                 "jobs: the secret in %s must be one line of at "
-                                                 "least 16 bytes",
-                                                 path);
-                        }
-                        if (r < 0)
-                                diags_at(d, at, "jobs: cannot read the secret file %s: %s", path,
-                                         r == -EINVAL ? "not a regular file" : strerror(-r));
+                        if (job_secret_read(AT_FDCWD, path, 0, &secret, &len, &why) < 0)
+                                diags_at(d, at, "jobs: 'secret': %s", why);
                 }
         } else if (o->secrets) {
                 _cleanup_free_ char *key = strprintf("%sjobs.secret", s->secret_pfx);

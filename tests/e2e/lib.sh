@@ -65,13 +65,15 @@ wait_for() {
 }
 
 # free_port: a port nothing answers on at 127.0.0.1, below Linux's
-# ephemeral range (32768-60999), where no outgoing connection takes it.
-# TEST_PORT_MIN and TEST_PORT_COUNT narrow the range (runs side by side
-# given their own ranges).
+# ephemeral range (32768-60999), where no outgoing connection takes it;
+# within TEST_PORTS=LO-HI when set (runs side by side keep apart).
 free_port() {
-	local p i
+	local p i lo=20000 n=12000
+	if [[ ${TEST_PORTS:-} =~ ^([0-9]+)-([0-9]+)$ ]]; then
+		lo=${BASH_REMATCH[1]} n=$((BASH_REMATCH[2] - BASH_REMATCH[1] + 1))
+	fi
 	for ((i = 0; i < 50; i++)); do
-		p=$((${TEST_PORT_MIN:-20000} + RANDOM % ${TEST_PORT_COUNT:-12000}))
+		p=$((lo + RANDOM % n))
 		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
 			echo "$p"
 			return 0

@@ -114,7 +114,7 @@ ok=1
 for m in 0640 0604; do
 	chmod "$m" "$R/etc/firstboot/jobs.secret"
 	expect_rc 1 timeout 10 "$FIRSTBOOT" agent --root "$R" &&
-		grep -q "jobs.secret_file /etc/firstboot/jobs.secret is mode $m: group and others must have no access" "$T/err" || ok=0
+		grep -q "jobs.secret_file: /etc/firstboot/jobs.secret is mode $m: group and others must have no access" "$T/err" || ok=0
 done
 chmod 0600 "$R/etc/firstboot/jobs.secret"
 if [ $ok = 1 ]; then t_pass; else t_fail "$(cat "$T/err")"; fi

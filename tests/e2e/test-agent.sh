@@ -70,6 +70,14 @@ i=0
 while [ ! -e "$T/mid.go" ] && [ \$i -lt 300 ]; do sleep 0.1; i=\$((i + 1)); done
 echo finished
 EOF
+# gate: runs until $T/gate.go exists (the test decides when it ends).
+module gate <<EOF
+#!/bin/sh
+echo started >"$T/gate.started"
+i=0
+while [ ! -e "$T/gate.go" ] && [ \$i -lt 300 ]; do sleep 0.1; i=\$((i + 1)); done
+echo gated
+EOF
 
 PORT=
 start_redis() { redis_start "$T/redis"; }
@@ -97,7 +105,7 @@ EOF
 
 AGENT_PID=
 start_agent() {
-	"$FIRSTBOOT" agent --root "$R" >>"$T/agent.log" 2>&1 &
+	NOTIFY_SOCKET=${AGENT_NOTIFY:-} "$FIRSTBOOT" agent --root "$R" >>"$T/agent.log" 2>&1 &
 	AGENT_PID=$!
 	_pids+=("$AGENT_PID")
 	wait_for 10 grep -q "waiting for jobs on agent:$AGENT_ID:jobs" "$T/agent.log"
@@ -159,6 +167,16 @@ if expect_rc 0 submit flaky; then
 		t_fail "$(cat "$T/result.json")"
 	fi
 else t_fail "exit code"; fi
+
+t_case "the job's process group cannot be recorded: said in the log, the job still runs"
+mkdir "$R/var/lib/firstboot/running-module"
+if expect_rc 0 submit hello greeting=pg; then
+	id=$(head -n1 "$T/out")
+	if grep -q "Cannot record job $id's process group in .*running-module: Is a directory" "$T/agent.log"; then
+		t_pass
+	else t_fail "not said"; fi
+else t_fail "the job"; fi
+rmdir "$R/var/lib/firstboot/running-module"
 
 t_case "imagegen job status reads a result (and exits 2 for none)"
 if expect_rc 0 "$IMAGEGEN" job status --redis "$URL" "$id" && grep -q '"succeeded"' "$T/out" &&
@@ -243,6 +261,30 @@ if wait_for 10 has_result "$id" && [ "$(result_field "$id" 'j["status"]')" = suc
 	else t_fail "the replay was not refused, or replaced the result"; fi
 else t_fail "the first run"; fi
 
+t_case "a replay publishes no final update: its refusal was not stored (the first result stays)"
+# A subscriber to the job's channel; once the agent is done with the
+# replay (processing empty again), a marker published here comes after
+# anything the agent published.
+rm -f "$T/sub.out"
+timeout 30 redis-cli -h 127.0.0.1 -p "$PORT" SUBSCRIBE "job:$id:updates" >"$T/sub.out" 2>&1 &
+sub=$!
+_pids+=("$sub")
+processing_empty() { [ "$(rcli LLEN "agent:$AGENT_ID:processing")" = 0 ]; }
+# replays_over N: the agent has refused the replay of $id more than N times.
+replays_over() { [ "$(grep -c "Job $id rejected (replay)" "$T/agent.log")" -gt "$1" ]; }
+n0=$(grep -c "Job $id rejected (replay)" "$T/agent.log")
+if wait_for 10 grep -qx "job:$id:updates" "$T/sub.out"; then
+	push_elem
+	if wait_for 10 replays_over "$n0" && wait_for 10 processing_empty &&
+		rcli PUBLISH "job:$id:updates" marker >/dev/null && wait_for 10 grep -qx marker "$T/sub.out" &&
+		! grep -q rejected "$T/sub.out" && [ "$(result_field "$id" 'j["status"]')" = succeeded ] &&
+		grep -q "Job $id has a result already: this one (rejected) is neither stored nor published" "$T/agent.log"; then
+		t_pass
+	else t_fail "$(cat "$T/sub.out")"; fi
+else t_fail "no subscription"; fi
+kill "$sub" 2>/dev/null
+wait "$sub" 2>/dev/null
+
 t_case "a job that expires while it waits for the run lock is refused (expired), not run"
 flock "$R/var/lib/firstboot/run.lock" sleep 4 &
 holder=$!
@@ -266,7 +308,7 @@ PROM=$R/var/lib/node-exporter/firstboot.prom
 if grep -qE '^firstboot_agent_jobs_total\{app_id="hello",status="succeeded"\} [0-9]+$' "$PROM" &&
 	grep -q '^firstboot_agent_jobs_total{app_id="fails",status="failed"} 1$' "$PROM" &&
 	grep -q '^firstboot_agent_job_rejections_total{reason="bad_signature"} 1$' "$PROM" &&
-	grep -q '^firstboot_agent_job_rejections_total{reason="replay"} 1$' "$PROM" &&
+	grep -q '^firstboot_agent_job_rejections_total{reason="replay"} 2$' "$PROM" &&
 	grep -qE '^firstboot_agent_job_duration_seconds_bucket\{le="\+Inf"\} [0-9]+$' "$PROM"; then
 	t_pass
 else t_fail "$(cat "$PROM")"; fi
@@ -274,9 +316,9 @@ else t_fail "$(cat "$PROM")"; fi
 t_case "the replay record survives a restart"
 stop_agent
 start_agent
+n0=$(grep -c "Job $id rejected (replay)" "$T/agent.log")
 push_elem
-replays() { [ "$(grep -c "Job $id rejected (replay)" "$T/agent.log")" -ge "$1" ]; }
-if wait_for 10 replays 2; then t_pass; else t_fail "not refused after a restart"; fi
+if wait_for 10 replays_over "$n0"; then t_pass; else t_fail "not refused after a restart"; fi
 
 # ---- Redis restarted in the middle of a job ----
 
@@ -296,6 +338,56 @@ if wait_for 10 test -e "$T/mid.started"; then
 	else t_fail "$(cat "$T/result.json")"; fi
 else t_fail "the job did not start"; fi
 
+# ---- Redis refuses the result (out of memory under noeviction) ----
+
+gate_start() { # submits gate, waits for it to run; its job id in $gid
+	rm -f "$T/gate.started" "$T/gate.go"
+	"$IMAGEGEN" job submit --redis "$URL" --agent "$AGENT_ID" --secret-file "$T/secret" gate >"$T/gate.id" &&
+		gid=$(cat "$T/gate.id") && wait_for 10 test -e "$T/gate.started"
+}
+oom() { rcli CONFIG SET maxmemory-policy noeviction >/dev/null && rcli CONFIG SET maxmemory "$1" >/dev/null; }
+in_processing() { [ "$(rcli LLEN "agent:$AGENT_ID:processing")" = "$1" ]; }
+
+t_case "the result refused (OOM): the job stays in processing, and its result is stored once Redis takes it"
+if gate_start; then
+	oom 1
+	touch "$T/gate.go"
+	if wait_for 10 grep -q "Redis refused the result of job $gid: OOM" "$T/agent.log" &&
+		in_processing 1 && [ -z "$(result "$gid")" ]; then
+		oom 0
+		if wait_for 15 has_result "$gid" && [ "$(result_field "$gid" 'j["status"], j["log_tail"]')" = "('succeeded', ['gated'])" ] &&
+			wait_for 10 in_processing 0 && serves; then
+			t_pass
+		else t_fail "after OOM: $(result "$gid")"; fi
+	else
+		t_fail "lost: processing $(rcli LLEN "agent:$AGENT_ID:processing"), result '$(result "$gid")'"
+	fi
+	oom 0
+else t_fail "gate did not start"; fi
+
+t_case "the result still refused at SIGTERM: the agent stops within its bound, the job stays in processing, the next start reports it"
+if gate_start; then
+	oom 1
+	touch "$T/gate.go"
+	if wait_for 10 grep -q "Redis refused the result of job $gid" "$T/agent.log"; then
+		kill -TERM "$AGENT_PID"
+		wait_for 15 proc_gone "$AGENT_PID"
+		wait "$AGENT_PID"
+		rc=$?
+		ok=0
+		in_processing 1 && [ -z "$(result "$gid")" ] &&
+			grep -q "Cannot store the result of job $gid (succeeded): the agent is stopping; it stays in agent:$AGENT_ID:processing" "$T/agent.log" && ok=1
+		oom 0
+		start_agent
+		if [ "$rc" = 0 ] && [ "$ok" = 1 ] && wait_for 10 has_result "$gid" &&
+			[ "$(result_field "$gid" 'j["status"], j["reason"]')" = "('failed', 'agent restarted')" ] &&
+			wait_for 10 in_processing 0 && serves; then
+			t_pass
+		else t_fail "rc $rc, ok $ok, $(result "$gid")"; fi
+	else t_fail "not refused"; fi
+	oom 0
+else t_fail "gate did not start"; fi
+
 # ---- the agent killed in the middle of a job ----
 
 t_case "kill -9 mid-job, restart: failed with 'agent restarted', the next job runs"
@@ -306,14 +398,18 @@ if wait_for 10 test -s "$T/slow.pid"; then
 	kill -9 "$AGENT_PID"
 	wait "$AGENT_PID" 2>/dev/null
 	spid=$(cat "$T/slow.pid")
-	[ "$(rcli LLEN "agent:$AGENT_ID:processing")" = 1 ] || echo "  # not in processing" >&2
+	# The killed agent's job is in processing, and nowhere else.
+	left=$(rcli LRANGE "agent:$AGENT_ID:processing" 0 -1)
+	held=0
+	[ "$(rcli LLEN "agent:$AGENT_ID:processing")" = 1 ] && [[ $left == *"$id"* ]] &&
+		[ "$(rcli LLEN "agent:$AGENT_ID:jobs")" = 0 ] && held=1
 	start_agent
-	if wait_for 10 has_result "$id" &&
+	if [ "$held" = 1 ] && wait_for 10 has_result "$id" &&
 		[ "$(result_field "$id" 'j["status"], j["reason"]')" = "('failed', 'agent restarted')" ] &&
 		wait_for 10 proc_gone "$spid" &&
 		[ "$(rcli LLEN "agent:$AGENT_ID:processing")" = 0 ] && serves; then
 		t_pass
-	else t_fail "$(cat "$T/result.json")"; fi
+	else t_fail "in processing after the kill: $held ($left); $(cat "$T/result.json")"; fi
 else t_fail "the slow job did not start"; fi
 
 t_case "SIGTERM during a short job: it finishes, is reported, the agent exits 0"
@@ -333,8 +429,32 @@ if wait_for 10 test -e "$T/brief.started"; then
 	fi
 else t_fail "brief did not start"; fi
 
-t_case "SIGTERM during a long job: ended after stop_timeout_s, reported failed"
-start_agent
+# notify_listen SOCKET LOG: records each sd_notify datagram as a line of
+# LOG until LOG.stop exists or 60 s pass (systemd's side of Type=notify).
+notify_listen() {
+	rm -f "$1" "$2" "$2.stop" "$2.bound"
+	python3 - "$1" "$2" <<'EOP' &
+import os, socket, sys, time
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+open(sys.argv[2] + ".bound", "w").close()
+s.settimeout(0.1)
+end = time.monotonic() + 60
+with open(sys.argv[2], "w") as log:
+    while time.monotonic() < end and not os.path.exists(sys.argv[2] + ".stop"):
+        try:
+            log.write(s.recv(4096).decode().replace("\n", " ") + "\n")
+            log.flush()
+        except socket.timeout:
+            pass
+EOP
+	_pids+=($!)
+	wait_for 10 test -e "$2.bound"
+}
+
+t_case "SIGTERM during a long job: ended after stop_timeout_s, reported failed; systemd is asked to wait that long (EXTEND_TIMEOUT_USEC)"
+notify_listen "$T/notify.sock" "$T/notify.log"
+AGENT_NOTIFY=$T/notify.sock start_agent
 rm -f "$T/slow.pid"
 "$IMAGEGEN" job submit --redis "$URL" --agent "$AGENT_ID" --secret-file "$T/secret" slow >"$T/slow.id"
 id=$(cat "$T/slow.id")
@@ -344,13 +464,51 @@ if wait_for 10 test -s "$T/slow.pid"; then
 	wait_for 30 proc_gone "$AGENT_PID"
 	wait "$AGENT_PID"
 	rc=$?
+	touch "$T/notify.log.stop"
+	# stop_timeout_s 2 + kill_grace_ms 0.3 + 30 s to store the result: the
+	# first request at most that, the later ones less, every second or so.
+	ext=$(sed -n 's/^EXTEND_TIMEOUT_USEC=\([0-9]*\)$/\1/p' "$T/notify.log")
+	first=$(head -n1 <<<"$ext")
 	if [ "$rc" = 0 ] && proc_gone "$spid" && [ "$(result_field "$id" 'j["status"]')" = failed ] &&
-		[ "$(rcli LLEN "agent:$AGENT_ID:processing")" = 0 ]; then
+		[ "$(rcli LLEN "agent:$AGENT_ID:processing")" = 0 ] && grep -qx READY=1 "$T/notify.log" &&
+		[ -n "$first" ] && [ "$first" -gt 31000000 ] && [ "$first" -le 32300000 ] &&
+		[ "$(wc -l <<<"$ext")" -ge 2 ]; then
 		t_pass
 	else
-		t_fail "rc $rc, $(cat "$T/result.json")"
+		t_fail "rc $rc, $(cat "$T/result.json" "$T/notify.log")"
 	fi
 else t_fail "slow did not start"; fi
+
+t_case "BLMOVE refused: 'needs Redis 6.2' only for an unknown command, any other error as the server says it"
+# A server that does not know BLMOVE (renamed away, as on Redis < 6.2),
+# and a queue key of the wrong type on ours.
+P2=$(free_port)
+redis-server --port "$P2" --bind 127.0.0.1 --save '' --appendonly no --dir "$T/redis" --rename-command BLMOVE "" >"$T/redis/old.log" 2>&1 &
+old_redis=$!
+_pids+=("$old_redis")
+blmove_agent() { # URL AGENT_ID LOG: an agent on its own config, until LOG says BLMOVE was refused
+	printf 'jobs:\n  redis_url: %s\n  agent_id: %s\n' "$1" "$2" >"$T/blmove.conf"
+	"$FIRSTBOOT" agent --root "$R" --config "$T/blmove.conf" >"$3" 2>&1 &
+	local pid=$!
+	_pids+=("$pid")
+	wait_for 15 grep -q "Redis refused BLMOVE on agent:$2:jobs" "$3"
+	local rc=$?
+	kill "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
+	return $rc
+}
+ok=0
+if wait_for 10 redis-cli -h 127.0.0.1 -p "$P2" ping >/dev/null; then
+	blmove_agent "redis://127.0.0.1:$P2" t1 "$T/old-agent.log" &&
+		grep -q "Redis refused BLMOVE on agent:t1:jobs: ERR unknown command 'BLMOVE'.* (the agent needs Redis 6.2 or later)" "$T/old-agent.log" && ok=1
+fi
+rcli SET agent:t9:jobs not-a-list >/dev/null
+blmove_agent "$URL" t9 "$T/type-agent.log" &&
+	grep -q "Redis refused BLMOVE on agent:t9:jobs: WRONGTYPE" "$T/type-agent.log" && ! grep -q "6.2" "$T/type-agent.log" || ok=0
+rcli DEL agent:t9:jobs >/dev/null
+kill "$old_redis" 2>/dev/null
+wait "$old_redis" 2>/dev/null
+if [ "$ok" = 1 ]; then t_pass; else t_fail "$(cat "$T/old-agent.log" "$T/type-agent.log")"; fi
 
 t_case "the secret is in no log, job log or result"
 leak=0
@@ -367,12 +525,43 @@ fi
 
 # ---- configuration the agent refuses ----
 
-t_case "a secret file readable by others: the agent refuses to start"
-chmod 0644 "$R/etc/firstboot/jobs.secret"
-if expect_rc 1 timeout 10 "$FIRSTBOOT" agent --root "$R" && grep -q "group and others must have no access" "$T/err"; then
+t_case "a secret file group- or other-readable, empty, too big, a link: the agent refuses to start, naming the file"
+S=$R/etc/firstboot/jobs.secret
+ok=1
+for m in 0644 0640 0604; do
+	chmod "$m" "$S"
+	expect_rc 1 timeout 10 "$FIRSTBOOT" agent --root "$R" &&
+		grep -q "jobs.secret_file: /etc/firstboot/jobs.secret is mode $m: group and others must have no access" "$T/err" || ok=0
+done
+chmod 0600 "$S"
+: >"$S"
+expect_rc 1 timeout 10 "$FIRSTBOOT" agent --root "$R" && grep -q "jobs.secret_file: /etc/firstboot/jobs.secret is empty" "$T/err" || ok=0
+head -c 4097 /dev/zero | tr '\0' k >"$S"
+expect_rc 1 timeout 10 "$FIRSTBOOT" agent --root "$R" && grep -q "jobs.secret_file: /etc/firstboot/jobs.secret is over 4096 bytes" "$T/err" || ok=0
+cp -p "$T/secret" "$R/etc/firstboot/real.secret"
+rm "$S" && ln -s real.secret "$S"
+expect_rc 1 timeout 10 "$FIRSTBOOT" agent --root "$R" && grep -q "jobs.secret_file: /etc/firstboot/jobs.secret is a symbolic link" "$T/err" || ok=0
+rm "$S" "$R/etc/firstboot/real.secret"
+# imagegen job submit reads it by the same rules (a link followed).
+head -c 4097 /dev/zero | tr '\0' k >"$T/big.secret" && chmod 0600 "$T/big.secret"
+expect_rc 1 "$IMAGEGEN" job submit --redis "$URL" --agent "$AGENT_ID" --secret-file "$T/big.secret" hello &&
+	grep -q "imagegen job: --secret-file: $T/big.secret is over 4096 bytes" "$T/err" || ok=0
+chmod 0640 "$T/big.secret"
+expect_rc 1 "$IMAGEGEN" job submit --redis "$URL" --agent "$AGENT_ID" --secret-file "$T/big.secret" hello &&
+	grep -q "imagegen job: --secret-file: $T/big.secret is mode 0640: group and others must have no access" "$T/err" || ok=0
+cp -p "$T/secret" "$S"
+if [ "$ok" = 1 ]; then t_pass; else t_fail "$(cat "$T/err")"; fi
+
+t_case "a secret of exactly 4096 bytes: imagegen job submit signs with it, the agent verifies it"
+head -c 4096 /dev/zero | tr '\0' k >"$S"
+cp -p "$S" "$T/max.secret"
+start_agent
+if expect_rc 0 "$IMAGEGEN" job submit --redis "$URL" --agent "$AGENT_ID" --secret-file "$T/max.secret" --wait --timeout 20 hello greeting=max &&
+	grep -q '"succeeded"' "$T/out"; then
 	t_pass
-else t_fail "it started"; fi
-chmod 0600 "$R/etc/firstboot/jobs.secret"
+else t_fail "$(cat "$T/err")"; fi
+stop_agent
+cp -p "$T/secret" "$S"
 
 t_case "no jobs.redis_url, or TLS files the agent cannot use: refused with the reason"
 cp "$R/etc/firstboot/firstboot.conf" "$T/conf.saved"

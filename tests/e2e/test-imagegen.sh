@@ -444,20 +444,28 @@ badjobs "not a number" 's/heartbeat_s: 5/heartbeat_s: often/' "site.yaml:16:16: 
 badjobs "a bad agent_id" 's/agent_id: web-1/agent_id: "web 1"/' "site.yaml:11:13: jobs: 'agent_id' must be 1 to 64"
 badjobs "metrics_file not an absolute .prom path" 's|metrics_file: /var.*|metrics_file: /var/lib/x/metrics.txt|' "site.yaml:17:17: jobs: 'metrics_file' must be an absolute path to a .prom file"
 badjobs "secret in the clear" 's|^jobs:|jobs:\n  secret: plain-text-secret-0123|' "site.yaml:10:11: jobs: 'secret' must be \{file: PATH\}"
-badjobs "secret file missing" 's|^jobs:|jobs:\n  secret: {file: nosuch}|' "site.yaml:10:18: jobs: cannot read the secret file .*/nosuch: No such file"
+badjobs "secret file missing" 's|^jobs:|jobs:\n  secret: {file: nosuch}|' "site.yaml:10:18: jobs: 'secret': cannot open .*/nosuch: No such file"
 badjobs "jobs-agent listed too" 's|^jobs:|modules:\n  jobs-agent: {}\njobs:|' "site.yaml:10:15: module jobs-agent is added by jobs:"
 badjobs "redis_url missing" '/redis_url:/d' "site.yaml:10:3: .*redis_url"
 
-t_case "bad input, jobs: a secret file group-readable, or too short; no jobs-agent module"
+t_case "bad input, jobs: a secret file group- or other-readable, empty, too short or too big (the agent's rules, the file named); exactly 4096 bytes taken; no jobs-agent module"
 b=$T/jobsec
 cp -r "$JS" "$b" && rm -rf "$b/.imagegen"
 sed -i 's|^jobs:|jobs:\n  secret: {file: jobs.secret}|' "$b/site.yaml"
 printf 'a-secret-of-32-bytes-0123456789ab\n' >"$b/jobs.secret"
 chmod 0640 "$b/jobs.secret"
 ok=0
-expect_rc 1 igj validate "$b/site.yaml" && grep -q "site.yaml:10:18: jobs: the secret file .*jobs.secret is mode 0640: group and others must have no access" "$T/err" && ok=1
+expect_rc 1 igj validate "$b/site.yaml" && grep -q "site.yaml:10:18: jobs: 'secret': $b/jobs.secret is mode 0640: group and others must have no access" "$T/err" && ok=1
+chmod 0604 "$b/jobs.secret"
+expect_rc 1 igj validate "$b/site.yaml" && grep -q "site.yaml:10:18: jobs: 'secret': $b/jobs.secret is mode 0604: group and others" "$T/err" || ok=0
 chmod 0600 "$b/jobs.secret" && printf 'short\n' >"$b/jobs.secret"
-expect_rc 1 igj validate "$b/site.yaml" && grep -q "site.yaml:10:18: jobs: the secret in .* must be one line of at least 16 bytes" "$T/err" || ok=0
+expect_rc 1 igj validate "$b/site.yaml" && grep -q "site.yaml:10:18: jobs: 'secret': $b/jobs.secret holds 5 bytes: the secret must be at least 16" "$T/err" || ok=0
+: >"$b/jobs.secret"
+expect_rc 1 igj validate "$b/site.yaml" && grep -q "site.yaml:10:18: jobs: 'secret': $b/jobs.secret is empty" "$T/err" || ok=0
+head -c 4097 /dev/zero | tr '\0' k >"$b/jobs.secret"
+expect_rc 1 igj validate "$b/site.yaml" && grep -q "site.yaml:10:18: jobs: 'secret': $b/jobs.secret is over 4096 bytes" "$T/err" || ok=0
+head -c 4096 /dev/zero | tr '\0' k >"$b/jobs.secret"
+expect_rc 0 igj validate "$b/site.yaml" || ok=0
 cp "$JS/site.yaml" "$b/nomod.yaml"
 expect_rc 1 "$IMAGEGEN" validate --modules-dir "$FIX/modules" "$b/nomod.yaml" && grep -q "jobs: the module jobs-agent, which enables the agent, is not in" "$T/err" || ok=0
 if [ $ok = 1 ]; then t_pass; else t_fail "$(cat "$T/err")"; fi

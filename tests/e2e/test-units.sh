@@ -30,3 +30,19 @@ mkdir -p "$R"
 if systemd-tmpfiles --create --root="$R" "$TOP/units/firstboot.tmpfiles" 2>"$T/err" &&
 	[ "$(stat -c %a "$R/var/lib/firstboot")" = 700 ] && [ "$(stat -c %a "$R/var/log/firstboot")" = 700 ] &&
 	[ -d "$R/etc/firstboot/keys" ]; then t_pass; else t_fail "$(cat "$T/err")"; fi
+
+t_case "firstboot-agent.service: systemd-analyze verify, Type=notify, no condition on a secret path (jobs.secret_file may name another)"
+sed "s|/usr/bin/firstboot|$FIRSTBOOT|" "$TOP/units/firstboot-agent.service" >"$U/firstboot-agent.service"
+if systemd-analyze verify --man=no "$U/firstboot-agent.service" "$U/firstboot.service" >"$T/v" 2>&1 &&
+	[ ! -s "$T/v" ] && grep -qx 'Type=notify' "$U/firstboot-agent.service" &&
+	grep -qx 'NotifyAccess=main' "$U/firstboot-agent.service" &&
+	! grep -q '^Condition' "$U/firstboot-agent.service"; then t_pass; else t_fail "$(cat "$T/v")"; fi
+
+# The agent's stop may outlast TimeoutStopSec= only by EXTEND_TIMEOUT_USEC=
+# (test-agent checks it sends them): a finite TimeoutStopSec= under which
+# the default jobs.stop_timeout_s (60) and kill_grace_ms (10 s) fit.
+t_case "firstboot-agent.service: a finite TimeoutStopSec= over the default stop bound, KillMode=mixed"
+ts=$(sed -n 's/^TimeoutStopSec=\([0-9]*\)$/\1/p' "$TOP/units/firstboot-agent.service")
+if [ -n "$ts" ] && [ "$ts" -ge 70 ] && grep -qx 'KillMode=mixed' "$TOP/units/firstboot-agent.service"; then
+	t_pass
+else t_fail "TimeoutStopSec '$ts'"; fi

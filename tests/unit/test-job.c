@@ -451,4 +451,152 @@ TEST(app_whitelist_and_inputs)
         rm_rf(dir);
 }
 
+/* The daemon's record: read once, then only what was appended, by it or
+ * by another writer of the same file (under the run lock); a file that
+ * was replaced is read again whole. */
+TEST(replay_record_in_memory_follows_the_file)
+{
+        _cleanup_free_ char *dir = make_tmpdir();
+        _cleanup_close_ int rootfd = root_open_dir(dir);
+        _cleanup_free_ char *path = strprintf("%s/" JOBS_SEEN_FILE, dir);
+        char a[JOB_ID_LEN + 1], b[JOB_ID_LEN + 1], c[JOB_ID_LEN + 1];
+        REQUIRE(rootfd >= 0);
+        REQUIRE(job_new_id(a) == 0 && job_new_id(b) == 0 && job_new_id(c) == 0);
+
+        struct jobs_seen *s1 = jobs_seen_new(rootfd, JOBS_SEEN_FILE);
+        struct jobs_seen *s2 = jobs_seen_new(rootfd, JOBS_SEEN_FILE);
+        CHECK(jobs_seen_add(s1, a, NOW + 10, NOW) == 0);
+        CHECK(jobs_seen_add(s1, a, NOW + 10, NOW) == -EEXIST);
+        CHECK(jobs_seen_add(s2, a, NOW + 10, NOW) == -EEXIST);
+        CHECK(jobs_seen_add(s2, b, NOW + 10, NOW) == 0);
+        CHECK(jobs_seen_add(s1, b, NOW + 10, NOW) == -EEXIST);
+
+        /* Only appended bytes are read: a line changed in place (same
+         * inode, same size) is not seen again... */
+        struct stat st;
+        REQUIRE(stat(path, &st) == 0);
+        {
+                _cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC);
+                REQUIRE(fd >= 0 && pwrite(fd, c, JOB_ID_LEN, 0) == JOB_ID_LEN);
+        }
+        CHECK(jobs_seen_add(s1, a, NOW + 10, NOW) == -EEXIST);
+        /* ...while a file replaced (a rewrite) is read whole again. */
+        _cleanup_free_ char *text = strprintf("%s %lld\n", c, NOW + 10);
+        REQUIRE(write_file_atomic(path, text, strlen(text), 0600, (uid_t)-1, (gid_t)-1) >= 0);
+        CHECK(jobs_seen_add(s1, c, NOW + 10, NOW) == -EEXIST);
+        CHECK(jobs_seen_add(s1, a, NOW + 10, NOW) == 0);
+        /* And a file removed starts afresh. */
+        REQUIRE(unlink(path) == 0);
+        CHECK(jobs_seen_add(s2, c, NOW + 10, NOW) == 0);
+        CHECK(jobs_seen_add(s2, c, NOW + 10, NOW) == -EEXIST);
+        jobs_seen_free(s1);
+        jobs_seen_free(s2);
+        rm_rf(dir);
+}
+
+/* Writes a secret file of size bytes ('k' repeated, then tail) with mode. */
+static char *secret_file(const char *dir, const char *name, size_t size, const char *tail,
+                         mode_t mode)
+{
+        char *path = strprintf("%s/%s", dir, name);
+        size_t t = strlen(tail);
+        char *data = xmalloc(size + 1);
+        memset(data, 'k', size);
+        memcpy(data + size - t, tail, t);
+        if (write_file_atomic(path, data, size, mode, (uid_t)-1, (gid_t)-1) < 0 ||
+            chmod(path, mode) < 0)
+                abort();
+        free(data);
+        return path;
+}
+
+/* Reads name in dir with flags, in the root (as the agent) or by its
+ * path (as imagegen); 0 or the errno, why checked to name the file. */
+static int read_secret_as(const char *dir, const char *name, unsigned flags, bool in_root,
+                          size_t *ret_len, const char *want_why)
+{
+        _cleanup_close_ int rootfd = root_open_dir(dir);
+        _cleanup_free_ char *path = strprintf("%s/%s", dir, name);
+        _cleanup_free_ char *secret = NULL, *why = NULL, *shown = NULL;
+        size_t len = 0;
+        int k = job_secret_read(in_root ? rootfd : AT_FDCWD, in_root ? name : path, flags, &secret,
+                                &len, &why);
+        if (k < 0) {
+                CHECK(why && strstr(why, in_root ? name : path));
+                if (want_why && !(why && strstr(why, want_why)))
+                        fprintf(stderr, "# %s: %s\n", name, why ? why : "(null)");
+                CHECK(!want_why || (why && strstr(why, want_why)));
+                CHECK(!secret);
+        } else {
+                CHECK(!why && secret && strlen(secret) == len);
+                if (ret_len)
+                        *ret_len = len;
+        }
+        return k;
+}
+
+/* One reader for the agent, imagegen job submit and a site's secret: the
+ * same bounds everywhere, the file named in every refusal. */
+TEST(secret_file_rules)
+{
+        _cleanup_free_ char *dir = make_tmpdir();
+        size_t len = 0;
+        bool in_root = false;
+        for (int pass = 0; pass < 2; pass++, in_root = true) {
+                unsigned f = in_root ? JOB_SECRET_NOFOLLOW | JOB_SECRET_OWNED : 0;
+                free(secret_file(dir, "ok", 33, "\n", 0600));
+                CHECK(read_secret_as(dir, "ok", f, in_root, &len, NULL) == 0);
+                CHECK(len == 32);
+                free(secret_file(dir, "crlf", 20, "\r\n", 0400));
+                CHECK(read_secret_as(dir, "crlf", f, in_root, &len, NULL) == 0);
+                CHECK(len == 18);
+                /* Exactly the most, with or without a newline in it. */
+                free(secret_file(dir, "max", JOB_SECRET_FILE_MAX, "k", 0600));
+                CHECK(read_secret_as(dir, "max", f, in_root, &len, NULL) == 0);
+                CHECK(len == JOB_SECRET_FILE_MAX);
+                free(secret_file(dir, "maxnl", JOB_SECRET_FILE_MAX, "\n", 0600));
+                CHECK(read_secret_as(dir, "maxnl", f, in_root, &len, NULL) == 0);
+                CHECK(len == JOB_SECRET_FILE_MAX - 1);
+                free(secret_file(dir, "big", JOB_SECRET_FILE_MAX + 1, "\n", 0600));
+                CHECK(read_secret_as(dir, "big", f, in_root, NULL, "is over 4096 bytes") == -EFBIG);
+                free(secret_file(dir, "empty", 0, "", 0600));
+                CHECK(read_secret_as(dir, "empty", f, in_root, NULL, "is empty") == -EINVAL);
+                free(secret_file(dir, "nl", 1, "\n", 0600));
+                CHECK(read_secret_as(dir, "nl", f, in_root, NULL, "is empty") == -EINVAL);
+                free(secret_file(dir, "short", 15, "\n", 0600));
+                CHECK(read_secret_as(dir, "short", f, in_root, NULL,
+                                     "the secret must be at least 16") == -EINVAL);
+                free(secret_file(dir, "twolines", 40, "a\nb\n", 0600));
+                CHECK(read_secret_as(dir, "twolines", f, in_root, NULL, "one line") == -EINVAL);
+                _cleanup_free_ char *nul = secret_file(dir, "nul", 40, "\n", 0600);
+                {
+                        _cleanup_close_ int fd = open(nul, O_WRONLY | O_CLOEXEC);
+                        REQUIRE(fd >= 0 && pwrite(fd, "", 1, 3) == 1);
+                }
+                CHECK(read_secret_as(dir, "nul", f, in_root, NULL, "one line") == -EINVAL);
+                free(secret_file(dir, "group", 33, "\n", 0640));
+                CHECK(read_secret_as(dir, "group", f, in_root, NULL,
+                                     "is mode 0640: group and others must have no access") ==
+                      -EPERM);
+                free(secret_file(dir, "others", 33, "\n", 0604));
+                CHECK(read_secret_as(dir, "others", f, in_root, NULL, "is mode 0604") == -EPERM);
+                free(secret_file(dir, "gx", 33, "\n", 0610));
+                CHECK(read_secret_as(dir, "gx", f, in_root, NULL, "is mode 0610") == -EPERM);
+                CHECK(read_secret_as(dir, "missing", f, in_root, NULL, "cannot open") == -ENOENT);
+                CHECK(read_secret_as(dir, ".", f, in_root, NULL, "not a regular file") == -EINVAL);
+                _cleanup_free_ char *fifo = strprintf("%s/fifo", dir);
+                if (pass == 0)
+                        REQUIRE(mkfifo(fifo, 0600) == 0);
+                CHECK(read_secret_as(dir, "fifo", f, in_root, NULL, "not a regular file") ==
+                      -EINVAL);
+                /* A link: followed by imagegen, refused by the agent. */
+                _cleanup_free_ char *link = strprintf("%s/link", dir);
+                if (pass == 0)
+                        REQUIRE(symlink("ok", link) == 0);
+                CHECK(read_secret_as(dir, "link", f, in_root, NULL, "symbolic link") ==
+                      (in_root ? -ELOOP : 0));
+        }
+        rm_rf(dir);
+}
+
 TAP_MAIN

@@ -1173,4 +1173,18 @@ TEST(bad_spec)
         check_no_children();
 }
 
+/* The module contract's retries, shared by `firstboot run` and the agent:
+ * exit 2 only, attempts in all, the wait doubling up to its cap. */
+TEST(retry_delay)
+{
+        CHECK(runner_retry_delay_ms(2, 1, 3, 100) == 100);
+        CHECK(runner_retry_delay_ms(2, 2, 3, 100) == 200);
+        CHECK(runner_retry_delay_ms(2, 3, 3, 100) == -1);
+        CHECK(runner_retry_delay_ms(0, 1, 3, 100) == -1);
+        CHECK(runner_retry_delay_ms(1, 1, 3, 100) == -1);
+        CHECK(runner_retry_delay_ms(124, 1, 3, 100) == -1);
+        CHECK(runner_retry_delay_ms(2, 10, 100, 1000) == RUNNER_RETRY_CAP_MS);
+        CHECK(runner_retry_delay_ms(2, 90, 100, 1000) == RUNNER_RETRY_CAP_MS);
+}
+
 TAP_MAIN
