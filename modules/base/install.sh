@@ -17,6 +17,8 @@ fb_lib=$(dirname -- "${BASH_SOURCE[0]:-.}")/../_lib/firstboot-module.sh
 
 PACKAGES=${PACKAGES:-}
 MYSQL_CLIENT=${MYSQL_CLIENT:-none}
+REDIS_CLIENT=${REDIS_CLIENT:-false}
+YQ=${YQ:-false}
 DEPLOY_USER=${DEPLOY_USER:-deploy}
 SSH_AUTHORIZED_KEYS=${SSH_AUTHORIZED_KEYS:-}
 SSH_PORT=${SSH_PORT:-22}
@@ -39,6 +41,8 @@ bool firewall "$FIREWALL"
 bool fail2ban "$FAIL2BAN"
 bool unattended_upgrades "$UNATTENDED_UPGRADES"
 bool auto_reboot "$AUTO_REBOOT"
+bool redis_client "$REDIS_CLIENT"
+bool yq "$YQ"
 [[ $DEPLOY_USER =~ ^[a-z_][a-z0-9_-]{0,31}$ ]] || die 1 "deploy_user must be a user name like deploy"
 [ "$DEPLOY_USER" != root ] || die 1 "deploy_user cannot be root"
 if ! [[ $SSH_PORT =~ ^[0-9]+$ ]] || [ "$SSH_PORT" -lt 1 ] || [ "$SSH_PORT" -gt 65535 ]; then
@@ -56,6 +60,10 @@ none) ;;
 default-mysql-client | mariadb-client) extra_pkgs+=("$MYSQL_CLIENT") ;;
 *) die 1 "mysql_client must be none, default-mysql-client or mariadb-client" ;;
 esac
+# redis-tools ships /usr/bin/redis-cli; Debian's yq is kislyuk's (Python,
+# jq's filters; it depends on jq).
+[ "$REDIS_CLIENT" = true ] && extra_pkgs+=(redis-tools)
+[ "$YQ" = true ] && extra_pkgs+=(yq)
 
 # Firewall rules as "PORT/PROTO"; a range is LOW:HIGH.
 fw_rules=()

@@ -141,3 +141,15 @@ if mod_run "$R" base ssh_authorized_keys="$KEY" mysql_client=mariadb-client && m
 t_case "the module checks its inputs itself too (run without the agent)"
 if ! mod_exec "$R" base ssh_authorized_keys="$KEY" firewall_ports="70000" && [ "$(grep -c . "$MOD_REC/calls.txt")" = 0 ] &&
 	grep -q "out of 1-65535" "$MOD_ERR"; then t_pass; else t_fail "$(cat "$MOD_ERR")"; fi
+
+t_case "redis_client and yq: Debian's redis-tools (redis-cli) and yq are installed; off by default; not booleans are refused"
+fresh r7
+if mod_run "$R" base ssh_authorized_keys="$KEY" redis_client=true yq=true &&
+	mod_called '^apt-get .*install .*redis-tools' && mod_called '^apt-get .*install .* yq( |$)' &&
+	mod_reset_calls && mod_run "$R" base ssh_authorized_keys="$KEY" redis_client=true yq=true && mod_not_called '^apt-get' &&
+	fresh r7n && mod_run "$R" base ssh_authorized_keys="$KEY" && mod_called '^apt-get .*install ' &&
+	mod_not_called 'redis-tools| yq( |$)' && mod_reset_calls &&
+	! mod_run "$R" base ssh_authorized_keys="$KEY" redis_client=yes && grep -q redis_client "$MOD_ERR" &&
+	! mod_exec "$R" base ssh_authorized_keys="$KEY" YQ=1 && grep -q 'yq must be true or false' "$MOD_ERR" &&
+	! mod_exec "$R" base ssh_authorized_keys="$KEY" REDIS_CLIENT=on && grep -q 'redis_client must be true or false' "$MOD_ERR" &&
+	mod_not_called '^apt-get'; then t_pass; else t_fail "calls: $(mod_calls "" | tr '\n' ';') $(cat "$MOD_ERR")"; fi
