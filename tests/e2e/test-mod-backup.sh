@@ -175,6 +175,26 @@ rc2=$?
 if [ $rc1 = 3 ] && [ "$m1" = 1 ] && [ $rc2 = 3 ] && grep -q 'backup_db.sh is missing' "$MOD_ERR" &&
 	mod_not_called '^systemctl'; then t_pass; else t_fail "exits $rc1 $rc2"; fi
 
+t_case "the script or the backup folder a link (to a file or folder outside the root): exit 3, its mode unchanged"
+fresh c3
+mkdir -p "$T/c3-out"
+cp "$R/usr/local/sbin/backup_db.sh" "$T/c3-out/target.sh"
+chmod 0640 "$T/c3-out/target.sh"
+ln -sf "$T/c3-out/target.sh" "$R/usr/local/sbin/backup_db.sh"
+mod_exec "$R" backup AGE_RECIPIENTS="$RCPT"
+rc1=$?
+grep -q 'backup_db.sh is a symbolic link: its mode is not changed' "$MOD_ERR" && m1=1 || m1=0
+fresh c3b
+mkdir -p "$T/c3-out/dir" "$R/var/backups"
+chmod 0755 "$T/c3-out/dir"
+ln -s "$T/c3-out/dir" "$R/var/backups/firstboot-stack"
+mod_exec "$R" backup AGE_RECIPIENTS="$RCPT"
+rc2=$?
+if [ $rc1 = 3 ] && [ "$m1" = 1 ] && [ "$(stat -c %a "$T/c3-out/target.sh")" = 640 ] && [ $rc2 = 3 ] &&
+	grep -q 'firstboot-stack is a symbolic link' "$MOD_ERR" && [ "$(stat -c %a "$T/c3-out/dir")" = 755 ]; then t_pass; else
+	t_fail "exits $rc1 $rc2: $(cat "$MOD_ERR")"
+fi
+
 # ---- backup_db.sh itself ------------------------------------------------
 
 # backup: the rendered script on $R with the recorders, output in
