@@ -132,6 +132,21 @@ for v in "" "AGE-SECRET-KEY-1QQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQ
 done
 if [ $ok = 1 ] && [ -z "$(ls -A "$R/etc/firstboot-stack")" ] && mod_not_called '^systemctl'; then t_pass; else t_fail "bad recipients"; fi
 
+t_case "a mysql_password the module cannot write is refused by the agent (the manifest's pattern), naming the input, not the value"
+fresh c0p
+mkdir -p "$R/etc/firstboot-stack"
+ok=1
+for v in 'pa"ss' 'pa ss' 'pa$s' "pa\\ss" "pa'ss" 'pa#ss'; do
+	mod_reset_calls
+	if mod_run "$R" backup age_recipients="$RCPT" mysql_database=shop mysql_password="$v" ||
+		! grep -q "input 'mysql_password' does not match the pattern" "$MOD_ERR" ||
+		grep -qF "$v" "$MOD_ERR" || [ -s "$MOD_REC/calls.txt" ]; then
+		ok=0
+		echo "  # '$v' accepted or shown: $(cat "$MOD_ERR")" >&2
+	fi
+done
+if [ $ok = 1 ] && [ -z "$(ls -A "$R/etc/firstboot-stack")" ]; then t_pass; else t_fail "bad passwords"; fi
+
 t_case "recipients age itself refuses are exit 1 before anything is written: a bad bech32 checksum, an RSA key under 2048 bits"
 bad=${RCPT%?}
 [ "${RCPT: -1}" = q ] && bad+=p || bad+=q
