@@ -1072,6 +1072,31 @@ static void open_app_ports(struct site *s, struct diags *d)
         fw->value = buf_steal(&b);
 }
 
+/* node: an https repo_url with a user or token before the host
+ * (https://TOKEN@host/..., which git hosts take) is refused: repo_url is
+ * not sensitive and lands in the bundle and the logs; the token belongs
+ * in deploy_token. The value is not repeated in the message. */
+static void check_node(const struct site *s, struct diags *d)
+{
+        for (size_t i = 0; i < s->n_modules; i++) {
+                const struct site_module *sm = &s->modules[i];
+                if (!streq(sm->id, "node"))
+                        continue;
+                const char *url = input_values_get(&sm->values, "repo_url");
+                if (!url || !startswith(url, "https://"))
+                        return;
+                const char *host = url + strlen("https://");
+                if (memchr(host, '@', strcspn(host, "/?#"))) {
+                        const struct node *at = node_get(sm->where, "repo_url");
+                        diags_at(d, at ? at : sm->where,
+                                 "module node: repo_url holds a user, password or token before "
+                                 "the host (https://TOKEN@host/...): give the token as "
+                                 "deploy_token, which is kept secret");
+                }
+                return;
+        }
+}
+
 /* backup: the age recipients checked as age takes them (agekey.h), so a
  * typo is refused here and not at the first backup; and something to back
  * up (the postgres module or mysql_database). */
@@ -1180,6 +1205,7 @@ int site_load(const char *path, const struct site_options *o, struct site **ret,
         parse_modules(s, node_get(doc, "modules"), o, d);
         parse_jobs(s, node_get(doc, "jobs"), o, d);
         open_app_ports(s, d);
+        check_node(s, d);
         check_colonyos(s, d);
         check_agent_manager(s, d);
         check_backup(s, d);

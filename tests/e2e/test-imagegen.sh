@@ -403,3 +403,14 @@ if expect_rc 1 igp validate "$P/site.yaml" &&
 	grep -q "site.yaml:9:7: module node: the apps' public_ports and base's firewall_ports are 4007 characters together; base takes at most 4000" "$T/err"; then
 	t_pass
 else t_fail "$(cat "$T/err")"; fi
+
+t_case "node: a token before the host in an https repo_url is refused at its line:column, without the token"
+portsite '{}' '      - {name: api, script: a.js}'
+sed -i 's|^    repo_url: .*|    repo_url: https://ghp_tok3n@git.example.org/shop.git|' "$P/site.yaml"
+ok=0
+expect_rc 1 igp validate "$P/site.yaml" &&
+	grep -q "site.yaml:7:15: module node: repo_url holds a user, password or token before the host" "$T/err" &&
+	! grep -q ghp_tok3n "$T/err" && ok=1
+sed -i 's|^    repo_url: .*|    repo_url: https://git.example.org/@scope/shop.git?u=a@b|' "$P/site.yaml"
+expect_rc 0 igp validate "$P/site.yaml" || ok=0
+if [ $ok = 1 ]; then t_pass; else t_fail "$(cat "$T/err")"; fi
