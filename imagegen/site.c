@@ -334,19 +334,49 @@ static const char *app_str(const struct node *n, const char *what, struct diags 
         return n->value;
 }
 
+/* An app's public_ports: a TCP port or a list of them (at most
+ * NODE_MAX_PUBLIC_PORTS), each an integer 1-65535, which base's firewall
+ * opens (open_app_ports()). Always a sequence, empty when none. */
+#define NODE_MAX_PUBLIC_PORTS 8
+
+static struct node *parse_public_ports(const struct node *n, const char *name, struct diags *d)
+{
+        struct node *list = node_new(NODE_SEQ);
+        if (!n || node_is_null(n))
+                return list;
+        if (n->kind == NODE_MAP) {
+                diags_at(d, n, "app %s: 'public_ports' must be a port number or a list of them",
+                         name);
+                return list;
+        }
+        size_t count = n->kind == NODE_SEQ ? n->n_items : 1;
+        if (count > NODE_MAX_PUBLIC_PORTS)
+                diags_at(d, n, "app %s: at most %d public_ports", name, NODE_MAX_PUBLIC_PORTS);
+        for (size_t i = 0; i < count && i < NODE_MAX_PUBLIC_PORTS; i++) {
+                const struct node *p = n->kind == NODE_SEQ ? n->items[i] : n;
+                long long port;
+                if (p->kind != NODE_SCALAR || node_resolve(p) != SCALAR_INT ||
+                    node_as_int(p, &port) < 0 || port < 1 || port > 65535) {
+                        diags_at(d, p,
+                                 "app %s: a public port must be an integer from 1 to 65535, not "
+                                 "%s%s%s",
+                                 name, p->kind == NODE_SCALAR ? "\"" : "",
+                                 p->kind == NODE_SCALAR ? p->value : node_kind_name(p),
+                                 p->kind == NODE_SCALAR ? "\"" : "");
+                        continue;
+                }
+                _cleanup_free_ char *text = strprintf("%lld", port);
+                node_append(list, NULL, node_new_scalar(SCALAR_INT, text));
+        }
+        return list;
+}
+
 static struct node *parse_app(const struct node *a, const char *app_dir, struct diags *d)
 {
-        static const char *const keys[] = {"name",
-                                           "cwd",
-                                           "script",
-                                           "args",
-                                           "exec_mode",
-                                           "instances",
-                                           "cron_restart",
-                                           "max_memory_restart",
-                                           "autorestart",
-                                           "env",
-                                           NULL};
+        static const char *const keys[] = {
+                "name",        "cwd",       "script",       "args",
+                "exec_mode",   "instances", "cron_restart", "max_memory_restart",
+                "autorestart", "env",       "public_ports", NULL};
         size_t before = d->n;
 
         if (!diags_expect_kind(d, a, NODE_MAP))
@@ -411,6 +441,7 @@ static struct node *parse_app(const struct node *a, const char *app_dir, struct 
                 else
                         diags_at(d, args, "app %s: 'args' must be a list of strings", name);
         }
+        struct node *ports = parse_public_ports(node_get(a, "public_ports"), name, d);
         struct node *envs = node_new(NODE_SEQ);
         if (env && !node_is_null(env) && diags_expect_kind(d, env, NODE_MAP)) {
                 for (size_t i = 0; i < env->n_items; i++) {
@@ -442,6 +473,7 @@ static struct node *parse_app(const struct node *a, const char *app_dir, struct 
                 node_set_str(out, "max_memory_restart", mem);
         node_set_bool(out, "autorestart", restart);
         node_set(out, "env", envs);
+        node_set(out, "public_ports", ports);
         if (d->n > before) {
                 node_free(out);
                 return NULL;
@@ -977,6 +1009,95 @@ static void check_agent_manager(const struct site *s, struct diags *d)
         }
 }
 
+/* Whether the firewall_ports text list already opens TCP port p (as
+ * "P" or "P/tcp"; a range is left to ufw, which keeps both). */
+static bool ports_list_has(const char *list, const char *p)
+{
+        size_t n = strlen(p);
+        for (const char *t = list; *t;) {
+                size_t l = strcspn(t, " ,");
+                if (l >= n && strncmp(t, p, n) == 0 &&
+                    (l == n || (l == n + 4 && strncmp(t + n, "/tcp", 4) == 0)))
+                        return true;
+                t += l;
+                t += strspn(t, " ,");
+        }
+        return false;
+}
+
+/* The node apps' public_ports are opened by base's firewall: added here to
+ * base's firewall_ports, so the modules stay apart (node knows nothing of
+ * ufw) and base, whose digest the input is part of, runs again when an
+ * app's port comes or goes, and closes a port no longer listed. Without
+ * base, or with its firewall off (firewall_ports is then no input),
+ * nothing filters the ports and nothing is added. */
+static void open_app_ports(struct site *s, struct diags *d)
+{
+        struct site_module *base = NULL, *node = NULL;
+        for (size_t i = 0; i < s->n_modules; i++) {
+                if (streq(s->modules[i].id, "base"))
+                        base = &s->modules[i];
+                else if (streq(s->modules[i].id, "node"))
+                        node = &s->modules[i];
+        }
+        if (!base || !node || !node->extra)
+                return;
+        struct input_value *fw = NULL;
+        for (size_t k = 0; k < base->values.n; k++)
+                if (streq(base->values.v[k].name, "firewall_ports"))
+                        fw = &base->values.v[k];
+        if (!fw)
+                return;
+        _cleanup_(buf_free) struct buf b = {0};
+        buf_puts(&b, fw->value);
+        const struct node *apps = node_get(node->extra, "apps");
+        for (size_t i = 0; apps && i < apps->n_items; i++) {
+                const struct node *ports = node_get(apps->items[i], "public_ports");
+                for (size_t k = 0; ports && k < ports->n_items; k++) {
+                        const char *p = ports->items[k]->value;
+                        if (ports_list_has(b.data ? b.data : "", p))
+                                continue;
+                        buf_printf(&b, "%s%s/tcp", b.len ? " " : "", p);
+                }
+        }
+        const struct manifest_input *mi = manifest_find_input(base->m, "firewall_ports");
+        if (mi && mi->max_length >= 0 && (long long)b.len > mi->max_length) {
+                const struct node *at = node_get(node->where, "apps");
+                diags_at(d, at ? at : node->where,
+                         "module node: the apps' public_ports and base's firewall_ports are "
+                         "%zu characters together; base takes at most %lld",
+                         b.len, mi->max_length);
+                return;
+        }
+        free(fw->value);
+        fw->value = buf_steal(&b);
+}
+
+/* node: an https repo_url with a user or token before the host
+ * (https://TOKEN@host/..., which git hosts take) is refused: repo_url is
+ * not sensitive and lands in the bundle and the logs; the token belongs
+ * in deploy_token. The value is not repeated in the message. */
+static void check_node(const struct site *s, struct diags *d)
+{
+        for (size_t i = 0; i < s->n_modules; i++) {
+                const struct site_module *sm = &s->modules[i];
+                if (!streq(sm->id, "node"))
+                        continue;
+                const char *url = input_values_get(&sm->values, "repo_url");
+                if (!url || !startswith(url, "https://"))
+                        return;
+                const char *host = url + strlen("https://");
+                if (memchr(host, '@', strcspn(host, "/?#"))) {
+                        const struct node *at = node_get(sm->where, "repo_url");
+                        diags_at(d, at ? at : sm->where,
+                                 "module node: repo_url holds a user, password or token before "
+                                 "the host (https://TOKEN@host/...): give the token as "
+                                 "deploy_token, which is kept secret");
+                }
+                return;
+        }
+}
+
 /* backup: the age recipients checked as age takes them (agekey.h), so a
  * typo is refused here and not at the first backup; and something to back
  * up (the postgres module or mysql_database). */
@@ -1084,6 +1205,8 @@ int site_load(const char *path, const struct site_options *o, struct site **ret,
         parse_controller(s, node_get(doc, "controller"), o->secrets, d);
         parse_modules(s, node_get(doc, "modules"), o, d);
         parse_jobs(s, node_get(doc, "jobs"), o, d);
+        open_app_ports(s, d);
+        check_node(s, d);
         check_colonyos(s, d);
         check_agent_manager(s, d);
         check_backup(s, d);

@@ -22,6 +22,10 @@
 #                          atomically; FILE_CHANGED=1 when something differed
 #   root_file PATH         ROOT_FILE=PATH resolved inside the root, which
 #                          must be a regular file (not a FIFO, not a device)
+#   root_entry PATH        ROOT_ENTRY=PATH with its folders resolved inside
+#                          the root, its last component not followed
+#   set_mode PATH MODE     chmod inside the root; a link at PATH refused
+#   remove_file PATH       rm -f inside the root (a link removed as a link)
 #   passwd_field USER N / in_group USER GROUP   from the root's passwd/group
 #   user_tool TOOL ARG...  useradd and the like on the root (--prefix)
 #   missing_packages / apt_get / ensure_packages PKG...
@@ -29,7 +33,7 @@
 #   find_compose           compose=(docker compose) or (docker-compose)
 #
 # FB_PREFIX (default empty) goes before every message, e.g. "update: ".
-# shellcheck disable=SC2034 # IN_ROOT, ROOT_FILE, FILE_CHANGED, compose are for the module
+# shellcheck disable=SC2034 # IN_ROOT, ROOT_FILE, ROOT_ENTRY, FILE_CHANGED, compose are for the module
 
 if [ -z "${BASH_VERSION:-}" ] || [ "${BASH_SOURCE[0]:-}" = "${0:-}" ]; then
 	echo "firstboot-module.sh: source it from a module's install.sh (bash), do not run it" >&2
@@ -209,6 +213,43 @@ root_file() {
 		return 1
 	fi
 	ROOT_FILE=$IN_ROOT
+}
+
+# root_entry PATH: ROOT_ENTRY=PATH with the links in its folders followed
+# inside the root (in_root), its last component left as it is: a link
+# there is the link, not what it points to. Returns 1 (with a message)
+# when PATH names no entry or its folder cannot be resolved.
+root_entry() {
+	local name=${1##*/} dir=${1%/*}
+	case $name in
+	'' | . | ..)
+		printf '%s%s names no file\n' "$FB_PREFIX" "${1#"$R"}" >&2
+		return 1
+		;;
+	esac
+	[ -n "$dir" ] || dir=/
+	in_root "$dir" || return 1
+	ROOT_ENTRY=${IN_ROOT%/}/$name
+}
+
+# set_mode PATH MODE: chmod MODE on PATH inside the root (root_entry). A
+# link at PATH is refused (exit 3): chmod would change what it points to,
+# which may be any file of the root, or the host's with the root at /.
+set_mode() {
+	root_entry "$1" || die 3 "${1#"$R"}: cannot find it inside the root"
+	[ ! -L "$ROOT_ENTRY" ] || die 3 "${1#"$R"} is a symbolic link: its mode is not changed (give the real path)"
+	[ -e "$ROOT_ENTRY" ] || die 3 "${1#"$R"} does not exist"
+	chmod -- "$2" "$ROOT_ENTRY" || die 3 "${1#"$R"}: cannot give it mode $2"
+}
+
+# remove_file PATH: PATH removed inside the root (root_entry); a link is
+# removed itself, never what it points to; a folder is refused (exit 3).
+remove_file() {
+	root_entry "$1" || die 3 "${1#"$R"}: cannot find it inside the root"
+	if [ -d "$ROOT_ENTRY" ] && [ ! -L "$ROOT_ENTRY" ]; then
+		die 3 "${1#"$R"} is a folder, not removed"
+	fi
+	rm -f -- "$ROOT_ENTRY" || die 3 "${1#"$R"}: cannot remove it"
 }
 
 # passwd_field USER N: field N of USER's line in the root's /etc/passwd

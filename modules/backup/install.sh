@@ -111,13 +111,14 @@ fi
 
 [ -f "$R$SCRIPT" ] || die 3 "$SCRIPT is missing: render the site with imagegen (backup and postgres in site.yaml)"
 bash -n "$R$SCRIPT" || die 3 "$SCRIPT is not a valid bash script"
-[ -x "$R$SCRIPT" ] || chmod 0755 "$R$SCRIPT"
+[ -x "$R$SCRIPT" ] || set_mode "$R$SCRIPT" 0755
 
 if [ ! -d "$R$BACKUP_DIR" ]; then
 	make_dir "$R$BACKUP_DIR" 0700
 	say "created $BACKUP_DIR"
 fi
-[ "$(stat -c '%a' "$R$BACKUP_DIR")" = 700 ] || chmod 0700 "$R$BACKUP_DIR"
+root_entry "$R$BACKUP_DIR" || die 3 "$BACKUP_DIR: cannot find it inside the root"
+[ "$(stat -c '%a' -- "$ROOT_ENTRY")" = 700 ] || set_mode "$R$BACKUP_DIR" 0700
 
 conf=$R/etc/firstboot-stack/backup.conf
 creds=$R/etc/firstboot-stack/backup-s3.curl
@@ -154,8 +155,8 @@ if [ $s3 = 1 ]; then
 	# curl's quoted string.
 	printf '# Managed by firstboot (module backup).\nuser = "%s:%s"\n' "$S3_ACCESS_KEY" "$S3_SECRET_KEY" |
 		put_file "$creds" 0600
-elif [ -e "$creds" ]; then
-	rm -f "$creds"
+elif root_entry "$creds" && { [ -e "$ROOT_ENTRY" ] || [ -L "$ROOT_ENTRY" ]; }; then
+	remove_file "$creds"
 	say "removed ${creds#"$R"} (no S3 upload configured)"
 fi
 if [ -n "$MYSQL_DATABASE" ]; then
@@ -168,8 +169,8 @@ if [ -n "$MYSQL_DATABASE" ]; then
 		[ -n "$MYSQL_PASSWORD" ] && printf 'password="%s"\n' "$MYSQL_PASSWORD"
 		true
 	} | put_file "$mycnf" 0600
-elif [ -e "$mycnf" ]; then
-	rm -f "$mycnf"
+elif root_entry "$mycnf" && { [ -e "$ROOT_ENTRY" ] || [ -L "$ROOT_ENTRY" ]; }; then
+	remove_file "$mycnf"
 	say "removed ${mycnf#"$R"} (no MySQL database)"
 fi
 

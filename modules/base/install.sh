@@ -17,6 +17,8 @@ fb_lib=$(dirname -- "${BASH_SOURCE[0]:-.}")/../_lib/firstboot-module.sh
 
 PACKAGES=${PACKAGES:-}
 MYSQL_CLIENT=${MYSQL_CLIENT:-none}
+REDIS_CLIENT=${REDIS_CLIENT:-false}
+YQ=${YQ:-false}
 DEPLOY_USER=${DEPLOY_USER:-deploy}
 SSH_AUTHORIZED_KEYS=${SSH_AUTHORIZED_KEYS:-}
 SSH_PORT=${SSH_PORT:-22}
@@ -39,6 +41,8 @@ bool firewall "$FIREWALL"
 bool fail2ban "$FAIL2BAN"
 bool unattended_upgrades "$UNATTENDED_UPGRADES"
 bool auto_reboot "$AUTO_REBOOT"
+bool redis_client "$REDIS_CLIENT"
+bool yq "$YQ"
 [[ $DEPLOY_USER =~ ^[a-z_][a-z0-9_-]{0,31}$ ]] || die 1 "deploy_user must be a user name like deploy"
 [ "$DEPLOY_USER" != root ] || die 1 "deploy_user cannot be root"
 if ! [[ $SSH_PORT =~ ^[0-9]+$ ]] || [ "$SSH_PORT" -lt 1 ] || [ "$SSH_PORT" -gt 65535 ]; then
@@ -56,6 +60,10 @@ none) ;;
 default-mysql-client | mariadb-client) extra_pkgs+=("$MYSQL_CLIENT") ;;
 *) die 1 "mysql_client must be none, default-mysql-client or mariadb-client" ;;
 esac
+# redis-tools ships /usr/bin/redis-cli; Debian's yq is kislyuk's (Python,
+# jq's filters; it depends on jq).
+[ "$REDIS_CLIENT" = true ] && extra_pkgs+=(redis-tools)
+[ "$YQ" = true ] && extra_pkgs+=(yq)
 
 # Firewall rules as "PORT/PROTO"; a range is LOW:HIGH.
 fw_rules=()
@@ -141,11 +149,18 @@ printf '%s' "$keys" | put_file "$R$home/.ssh/authorized_keys" 0600 "$uid:$gid"
 ufw_has() { # ACTION PROTO PORT
 	grep -qE "^### tuple ### $1 $2 $3 0\.0\.0\.0/0 any 0\.0\.0\.0/0 in( |$)" "$R/etc/ufw/user.rules" 2>/dev/null
 }
-ufw_ensure() { # ACTION PORT/PROTO
+ufw_ensure() { # ACTION PORT/PROTO [COMMENT]
 	local port=${2%/*} proto=${2#*/}
 	ufw_has "$1" "$proto" "$port" && return 1
-	ufw "$1" "$2" || die 3 "ufw $1 $2 failed"
+	ufw "$1" "$2" ${3:+comment "$3"} || die 3 "ufw $1 $2 failed"
 }
+# The firewall_ports rules carry this comment, which ufw keeps hex-encoded
+# at the end of their tuple line in user.rules (" comment=HEX"), so a port
+# gone from firewall_ports (or from the apps imagegen adds to it) is found
+# and closed on the next run. A rule that was there before base (with
+# another comment or none) is left alone, as are SSH, 80 and 443.
+fw_comment="firstboot firewall_ports"
+fw_comment_hex=$(printf '%s' "$fw_comment" | od -An -v -tx1 | tr -d ' \n')
 if [ "$FIREWALL" = true ]; then
 	grep -qx 'DEFAULT_INPUT_POLICY="DROP"' "$R/etc/default/ufw" 2>/dev/null ||
 		ufw default deny incoming || die 3 "ufw default deny incoming failed"
@@ -155,7 +170,14 @@ if [ "$FIREWALL" = true ]; then
 	ufw_ensure limit "$SSH_PORT/tcp" && ssh_rule_added=1
 	ufw_ensure allow 80/tcp || true
 	ufw_ensure allow 443/tcp || true
-	for r in "${fw_rules[@]}"; do ufw_ensure allow "$r" || true; done
+	for r in "${fw_rules[@]}"; do ufw_ensure allow "$r" "$fw_comment" || true; done
+	mapfile -t fw_ours < <(sed -nE "s|^### tuple ### allow (tcp\|udp) ([0-9]+(:[0-9]+)?) 0\.0\.0\.0/0 any 0\.0\.0\.0/0 in comment=$fw_comment_hex\$|\2/\1|p" \
+		"$R/etc/ufw/user.rules" 2>/dev/null)
+	for r in "${fw_ours[@]}"; do
+		case " ${fw_rules[*]} $SSH_PORT/tcp 80/tcp 443/tcp " in *" $r "*) continue ;; esac
+		ufw delete allow "$r" || die 3 "ufw delete allow $r failed"
+		say "closed $r (no longer in firewall_ports)"
+	done
 	if ! grep -qx 'ENABLED=yes' "$R/etc/ufw/ufw.conf" 2>/dev/null; then
 		ufw --force enable || die 3 "ufw enable failed"
 	fi

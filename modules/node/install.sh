@@ -81,9 +81,12 @@ host_dir() {
 	local path=$1 mode=$2 owner=$3
 	on_host "$path"
 	if [ "$mode" = - ]; then make_dir "$path"; else make_dir "$path" "$mode"; fi
+	# A link there (the deploy user may make one in its home) would hand
+	# its target to chown and chmod: /etc given to the deploy user.
+	[ ! -L "$path" ] || die 3 "${path#"$R"} is a symbolic link: refused (a folder is expected)"
 	[ -d "$path" ] || die 3 "${path#"$R"} is not a folder"
-	chown -- "$owner" "$path" || die 3 "${path#"$R"}: cannot give it owner $owner"
-	[ "$mode" = - ] || chmod -- "$mode" "$path" || die 3 "${path#"$R"}: cannot give it mode $mode"
+	chown -h -- "$owner" "$path" || die 3 "${path#"$R"}: cannot give it owner $owner"
+	[ "$mode" = - ] || set_mode "$path" "$mode"
 }
 
 # deb_major VERSION: the major of a Debian version ("1:18.19.0+dfsg-6" -> 18).
@@ -127,7 +130,12 @@ if [ -n "$REPO_URL" ] && ! [[ $REPO_URL =~ ^(https://|ssh://|file:///)[A-Za-z0-9
 	die 1 "repo_url must be an https://, ssh:// or user@host:path URL"
 fi
 if ! [[ $REPO_REF =~ ^[A-Za-z0-9][A-Za-z0-9._/-]*$ ]] || [[ $REPO_REF == *..* ]]; then die 1 "repo_ref must be a branch, tag or commit"; fi
-if [[ $REPO_URL =~ ^https://[^/@]*:[^/@]*@ ]]; then die 1 "repo_url must not hold a password: give it as deploy_token"; fi
+# Anything before an @ in the host part is a user or a token
+# (https://TOKEN@host, which git hosts take): repo_url is not sensitive
+# and is logged, so the token goes in deploy_token.
+if [[ $REPO_URL =~ ^https://[^/?#]*@ ]]; then
+	die 1 "repo_url must not hold a user, password or token before the host (https://TOKEN@host/...): give the token as deploy_token"
+fi
 ssh_url=0
 if [ -n "$REPO_URL" ] && [[ $REPO_URL != https://* ]] && [[ $REPO_URL != file://* ]]; then ssh_url=1; fi
 if [ $ssh_url = 1 ] && [ -z "$SSH_KNOWN_HOSTS" ]; then
@@ -190,11 +198,14 @@ fi
 
 # pm2-logrotate: installed as a PM2 module, then its settings.
 mods=$R$home/.pm2/modules
-lr_have=$(node -p 'require(process.argv[1]).version' "$mods/pm2-logrotate/node_modules/pm2-logrotate/package.json" 2>/dev/null || true)
+# The files under the deploy user's home are the user's: node reads them
+# as that user (as_user), never as root, where require() of a file the
+# user swapped for a link to a .js file would run it as root.
+lr_have=$(as_user node -p 'require(process.argv[1]).version' "$mods/pm2-logrotate/node_modules/pm2-logrotate/package.json" 2>/dev/null || true)
 if [ "$lr_have" != "$LOGROTATE_VERSION" ]; then
 	as_user pm2 install "pm2-logrotate@$LOGROTATE_VERSION" || die 2 "pm2 install pm2-logrotate@$LOGROTATE_VERSION failed"
 fi
-conf_get() { node -e 'try { const c = require(process.argv[1])["pm2-logrotate"] || {}; process.stdout.write(String(c[process.argv[2]] ?? "")) } catch (e) {}' "$R$home/.pm2/module_conf.json" "$1"; }
+conf_get() { as_user node -e 'try { const c = require(process.argv[1])["pm2-logrotate"] || {}; process.stdout.write(String(c[process.argv[2]] ?? "")) } catch (e) {}' "$R$home/.pm2/module_conf.json" "$1"; }
 for kv in "max_size=$LOGROTATE_MAX_SIZE" "retain=$LOGROTATE_RETAIN" "compress=$LOGROTATE_COMPRESS"; do
 	if [ "$(conf_get "${kv%%=*}")" != "${kv#*=}" ]; then
 		as_user pm2 set "pm2-logrotate:${kv%%=*}" "${kv#*=}" >/dev/null || die 3 "pm2 set pm2-logrotate:${kv%%=*} failed"
@@ -264,7 +275,7 @@ fi
 
 # PM2 keeps the apps' environments in its dump (pm2 save): only the user
 # may read its home.
-if [ -d "$R$home/.pm2" ]; then chmod 0700 "$R$home/.pm2"; fi
+if [ -d "$R$home/.pm2" ]; then set_mode "$R$home/.pm2" 0700; fi
 
 eco_dir=$R$home/.pm2-apps
 host_dir "$eco_dir" 0700 "$uid:$gid"
@@ -274,8 +285,10 @@ put_file "$eco_dir/ecosystem.config.js" 0600 "$uid:$gid" <"$SRC/ecosystem.config
 eco_changed=$FILE_CHANGED
 eco=$eco_dir/ecosystem.config.js
 
-# The apps and how many processes each should have online.
-mapfile -t want < <(node -e 'for (const a of require(process.argv[1]).apps) console.log(a.name + " " + (a.instances || 1))' "$eco") ||
+# The apps and how many processes each should have online, from the
+# bundle's copy (root's; the one in eco_dir is the deploy user's, and
+# require() runs it).
+mapfile -t want < <(node -e 'for (const a of require(process.argv[1]).apps) console.log(a.name + " " + (a.instances || 1))' "$SRC/ecosystem.config.js") ||
 	die 3 "node cannot read the ecosystem file"
 # online: whether every app has its processes online (pm2 jlist); prints
 # them as name:pid:restarts, sorted.

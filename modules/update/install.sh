@@ -28,7 +28,7 @@ fi
 
 [ -f "$R$SCRIPT" ] || die 3 "$SCRIPT is missing: render the site with imagegen (update in site.yaml)"
 bash -n "$R$SCRIPT" || die 3 "$SCRIPT is not a valid bash script"
-[ -x "$R$SCRIPT" ] || chmod 0755 "$R$SCRIPT"
+[ -x "$R$SCRIPT" ] || set_mode "$R$SCRIPT" 0755
 
 units_changed=0
 put_file "$R/etc/systemd/system/firstboot-update.service" 0644 <<EOF
@@ -61,11 +61,11 @@ RandomizedDelaySec=30min
 WantedBy=timers.target
 EOF
 	[ "$FILE_CHANGED" = 1 ] && units_changed=1
-elif [ -e "$timer" ]; then
+elif root_entry "$timer" && { [ -e "$ROOT_ENTRY" ] || [ -L "$ROOT_ENTRY" ]; }; then
 	if systemctl is-enabled --quiet firstboot-update.timer || systemctl is-active --quiet firstboot-update.timer; then
 		systemctl disable --now firstboot-update.timer || die 3 "cannot disable firstboot-update.timer"
 	fi
-	rm -f "$timer"
+	remove_file "$timer"
 	units_changed=1
 	say "removed the update timer (no schedule)"
 fi

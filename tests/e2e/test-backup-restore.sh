@@ -159,6 +159,44 @@ sql "DROP TABLE items"
 if env STACK_ROOT="$R" bash "$R/usr/local/sbin/restore_db.sh" "$f" --identity /dev/stdin <"$T/id.txt" >"$T/r.out" 2>"$T/r.err" &&
 	[ "$(rows)" = "$want" ]; then t_pass; else t_fail "$(cat "$T/r.err")"; fi
 
+t_case "the identity is never copied: age reads the file given, or a pipe of a piped key; no key file in TMPDIR"
+# An age in front of the real one: records each -i and looks for the key
+# in restore_db's TMPDIR while restore_db runs.
+mkdir -p "$T/ageshim" "$T/tmpd"
+cat >"$T/ageshim/age" <<EOS
+#!/bin/bash
+prev=""
+for a; do
+	if [ "\$prev" = -i ]; then
+		if [ -f "\$a" ] && [ "\$a" != "$T/id.txt" ]; then echo "file \$a" >>"$T/age-ids"; else echo "\${a%/*}" >>"$T/age-ids"; fi
+	fi
+	prev=\$a
+done
+grep -rlF AGE-SECRET-KEY "$T/tmpd" >>"$T/age-copies" 2>/dev/null
+exec "$(command -v age)" "\$@"
+EOS
+chmod 0755 "$T/ageshim/age"
+: >"$T/age-ids"
+: >"$T/age-copies"
+sql "DROP TABLE items"
+ok=1
+env STACK_ROOT="$R" TMPDIR="$T/tmpd" PATH="$T/ageshim:$PATH" bash "$R/usr/local/sbin/restore_db.sh" "$f" --identity "$T/id.txt" \
+	>"$T/r.out" 2>"$T/r.err" && [ "$(rows)" = "$want" ] || ok=0
+[ "$(sort -u "$T/age-ids")" = "$T" ] || ok=0
+: >"$T/age-ids"
+sql "DROP TABLE items"
+key=$(<"$T/id.txt")
+printf '%s\n' "$key" | env STACK_ROOT="$R" TMPDIR="$T/tmpd" PATH="$T/ageshim:$PATH" bash "$R/usr/local/sbin/restore_db.sh" "$f" \
+	--identity /dev/stdin >"$T/r.out" 2>"$T/r.err" && [ "$(rows)" = "$want" ] || ok=0
+[ "$(sort -u "$T/age-ids")" = /dev/fd ] || ok=0
+if [ $ok = 1 ] && [ "$(wc -l <"$T/age-ids")" = 2 ] && [ ! -s "$T/age-copies" ]; then t_pass; else
+	t_fail "ids: $(sort -u "$T/age-ids" | tr '\n' ' ') copies: $(cat "$T/age-copies") $(cat "$T/r.err")"
+fi
+
+t_case "an empty piped identity: exit 1 before age runs"
+if ! printf '' | env STACK_ROOT="$R" bash "$R/usr/local/sbin/restore_db.sh" "$f" --identity /dev/stdin >"$T/r.out" 2>"$T/r.err" &&
+	grep -q 'the identity /dev/stdin is empty' "$T/r.err" && [ "$(rows)" = "$want" ]; then t_pass; else t_fail "$(cat "$T/r.err")"; fi
+
 t_case "retention: local backups 30 days old or more are removed, younger ones and other files kept"
 mk() { touch -d "$2" "$D/$1"; }
 mk colony-20200101T000000Z.dump.age '30 days ago'

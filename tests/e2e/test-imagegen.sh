@@ -492,3 +492,87 @@ if TEST_JOBS_URL=redis://127.0.0.1:6390 expect_rc 0 igj render "$b/site.yaml" -o
 	[ "$(stat -c %a "$b/out/files/etc/firstboot/firstboot.conf.d/50-site-jobs.conf")" = 600 ] &&
 	grep -q '^  - id: jobs-agent$' "$b/out/bundle.yaml" &&
 	expect_rc 0 "$FIRSTBOOT" validate "$b/out" --modules-dir "$TOP/modules"; then t_pass; else t_fail "$(cat "$T/err")"; fi
+
+# ---- node apps' public_ports: opened by base's firewall ------------------
+
+P=$T/ports
+mkdir -p "$P"
+igp() { "$IMAGEGEN" "$1" --modules-dir "$TOP/modules" --templates-dir "$TOP/templates" "${@:2}"; }
+# portsite BASE-LINE APPS-LINES...: base with BASE-LINE, node with apps.
+portsite() {
+	{
+		printf 'name: shop\nhostname: shop-1\nprovider: nocloud\nmodules:\n  base: %s\n' "$1"
+		printf '  node:\n    repo_url: https://git.example.org/shop.git\n    apps:\n'
+		shift
+		printf '%s\n' "$@"
+	} >"$P/site.yaml"
+}
+# fw_ports DIR: base's firewall_ports in the bundle DIR renders.
+fw_ports() { awk '/^  - id: base$/ { b = 1 } /^  - id: / && !/base$/ { b = 0 } b && $1 == "firewall_ports:" { sub(/^ *firewall_ports: */, ""); print }' "$1/bundle.yaml"; }
+
+t_case "public_ports: the apps' ports are added to base's firewall_ports once, after the site's own; gone when the app is"
+portsite '{firewall_ports: "8080 3001"}' '      - {name: api, script: a.js, public_ports: [3000, 3001]}' \
+	'      - {name: ws, script: w.js, public_ports: 3002}' '      - {name: worker, script: q.js}' '      - {name: api2, script: b.js, public_ports: [3000]}'
+if expect_rc 0 igp render "$P/site.yaml" -o "$P/b1" && [ "$(fw_ports "$P/b1")" = '"8080 3001 3000/tcp 3002/tcp"' ] &&
+	expect_rc 0 "$FIRSTBOOT" validate "$P/b1" --modules-dir "$TOP/modules" &&
+	portsite '{firewall_ports: "8080"}' '      - {name: worker, script: q.js}' &&
+	expect_rc 0 igp render "$P/site.yaml" -o "$P/b2" && [ "$(fw_ports "$P/b2")" = '"8080"' ] &&
+	portsite '{}' '      - {name: api, script: a.js, public_ports: [0x50]}' &&
+	expect_rc 0 igp render "$P/site.yaml" -o "$P/b3" && [ "$(fw_ports "$P/b3")" = '"80/tcp"' ]; then t_pass; else
+	t_fail "firewall_ports '$(fw_ports "$P/b1")' '$(fw_ports "$P/b2")' $(cat "$T/err")"
+fi
+
+t_case "public_ports with base's firewall off, or without base: nothing added, the bundle validates"
+portsite '{firewall: false}' '      - {name: api, script: a.js, public_ports: 3000}'
+if expect_rc 0 igp render "$P/site.yaml" -o "$P/b4" && [ -z "$(fw_ports "$P/b4")" ] &&
+	! grep -q 3000 "$P/b4/bundle.yaml" && expect_rc 0 "$FIRSTBOOT" validate "$P/b4" --modules-dir "$TOP/modules" &&
+	sed -i '/^  base:/d' "$P/site.yaml" && expect_rc 0 igp render "$P/site.yaml" -o "$P/b5" &&
+	! grep -q 'id: base' "$P/b5/bundle.yaml"; then t_pass; else t_fail "$(cat "$T/err")"; fi
+
+# badport WANT APP-LINE: validate and render refuse it with WANT (exit 1), render writes nothing.
+badport() {
+	portsite '{}' "$2"
+	rm -rf "$P/bad"
+	if expect_rc 1 igp validate "$P/site.yaml" && grep -qF "$1" "$T/err" &&
+		expect_rc 1 igp render "$P/site.yaml" -o "$P/bad" && grep -qF "$1" "$T/err" && [ ! -e "$P/bad" ]; then
+		return 0
+	fi
+	echo "  # want: $1; got: $(cat "$T/err")" >&2
+	return 1
+}
+t_case "bad public_ports are refused at site.yaml:line:column, exit 1, nothing written"
+if badport "site.yaml:9:49: app api: a public port must be an integer from 1 to 65535, not \"0\"" \
+	'      - {name: api, script: a.js, public_ports: 0}' &&
+	badport "site.yaml:9:54: app api: a public port must be an integer from 1 to 65535, not \"65536\"" \
+		'      - {name: api, script: a.js, public_ports: [80, 65536]}' &&
+	badport "site.yaml:9:50: app api: a public port must be an integer from 1 to 65535, not \"3000\"" \
+		'      - {name: api, script: a.js, public_ports: ["3000"]}' &&
+	badport "site.yaml:9:50: app api: a public port must be an integer from 1 to 65535, not \"80/udp\"" \
+		'      - {name: api, script: a.js, public_ports: [80/udp]}' &&
+	badport "site.yaml:9:50: app api: a public port must be an integer from 1 to 65535, not \"-1\"" \
+		'      - {name: api, script: a.js, public_ports: [-1, 2.5]}' &&
+	badport "site.yaml:9:50: app api: a public port must be an integer from 1 to 65535, not a sequence" \
+		'      - {name: api, script: a.js, public_ports: [[80]]}' &&
+	badport "site.yaml:9:49: app api: 'public_ports' must be a port number or a list of them" \
+		'      - {name: api, script: a.js, public_ports: {port: 80}}' &&
+	badport "site.yaml:9:49: app api: at most 8 public_ports" \
+		'      - {name: api, script: a.js, public_ports: [1, 2, 3, 4, 5, 6, 7, 8, 9]}'; then t_pass; else t_fail "see above"; fi
+
+t_case "the site's firewall_ports and the apps' ports longer than base takes: refused at the apps"
+long=$(seq -s ' ' 10000 10664) # 665 ports of 5 digits and 664 spaces: 3989 characters
+portsite "{firewall_ports: \"$long\"}" '      - {name: api, script: a.js, public_ports: [3000, 3001]}'
+if expect_rc 1 igp validate "$P/site.yaml" &&
+	grep -q "site.yaml:9:7: module node: the apps' public_ports and base's firewall_ports are 4007 characters together; base takes at most 4000" "$T/err"; then
+	t_pass
+else t_fail "$(cat "$T/err")"; fi
+
+t_case "node: a token before the host in an https repo_url is refused at its line:column, without the token"
+portsite '{}' '      - {name: api, script: a.js}'
+sed -i 's|^    repo_url: .*|    repo_url: https://ghp_tok3n@git.example.org/shop.git|' "$P/site.yaml"
+ok=0
+expect_rc 1 igp validate "$P/site.yaml" &&
+	grep -q "site.yaml:7:15: module node: repo_url holds a user, password or token before the host" "$T/err" &&
+	! grep -q ghp_tok3n "$T/err" && ok=1
+sed -i 's|^    repo_url: .*|    repo_url: https://git.example.org/@scope/shop.git?u=a@b|' "$P/site.yaml"
+expect_rc 0 igp validate "$P/site.yaml" || ok=0
+if [ $ok = 1 ]; then t_pass; else t_fail "$(cat "$T/err")"; fi

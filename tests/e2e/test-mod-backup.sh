@@ -132,6 +132,21 @@ for v in "" "AGE-SECRET-KEY-1QQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQ
 done
 if [ $ok = 1 ] && [ -z "$(ls -A "$R/etc/firstboot-stack")" ] && mod_not_called '^systemctl'; then t_pass; else t_fail "bad recipients"; fi
 
+t_case "a mysql_password the module cannot write is refused by the agent (the manifest's pattern), naming the input, not the value"
+fresh c0p
+mkdir -p "$R/etc/firstboot-stack"
+ok=1
+for v in 'pa"ss' 'pa ss' 'pa$s' "pa\\ss" "pa'ss" 'pa#ss'; do
+	mod_reset_calls
+	if mod_run "$R" backup age_recipients="$RCPT" mysql_database=shop mysql_password="$v" ||
+		! grep -q "input 'mysql_password' does not match the pattern" "$MOD_ERR" ||
+		grep -qF "$v" "$MOD_ERR" || [ -s "$MOD_REC/calls.txt" ]; then
+		ok=0
+		echo "  # '$v' accepted or shown: $(cat "$MOD_ERR")" >&2
+	fi
+done
+if [ $ok = 1 ] && [ -z "$(ls -A "$R/etc/firstboot-stack")" ]; then t_pass; else t_fail "bad passwords"; fi
+
 t_case "recipients age itself refuses are exit 1 before anything is written: a bad bech32 checksum, an RSA key under 2048 bits"
 bad=${RCPT%?}
 [ "${RCPT: -1}" = q ] && bad+=p || bad+=q
@@ -174,6 +189,26 @@ mod_exec "$R" backup AGE_RECIPIENTS="$RCPT"
 rc2=$?
 if [ $rc1 = 3 ] && [ "$m1" = 1 ] && [ $rc2 = 3 ] && grep -q 'backup_db.sh is missing' "$MOD_ERR" &&
 	mod_not_called '^systemctl'; then t_pass; else t_fail "exits $rc1 $rc2"; fi
+
+t_case "the script or the backup folder a link (to a file or folder outside the root): exit 3, its mode unchanged"
+fresh c3
+mkdir -p "$T/c3-out"
+cp "$R/usr/local/sbin/backup_db.sh" "$T/c3-out/target.sh"
+chmod 0640 "$T/c3-out/target.sh"
+ln -sf "$T/c3-out/target.sh" "$R/usr/local/sbin/backup_db.sh"
+mod_exec "$R" backup AGE_RECIPIENTS="$RCPT"
+rc1=$?
+grep -q 'backup_db.sh is a symbolic link: its mode is not changed' "$MOD_ERR" && m1=1 || m1=0
+fresh c3b
+mkdir -p "$T/c3-out/dir" "$R/var/backups"
+chmod 0755 "$T/c3-out/dir"
+ln -s "$T/c3-out/dir" "$R/var/backups/firstboot-stack"
+mod_exec "$R" backup AGE_RECIPIENTS="$RCPT"
+rc2=$?
+if [ $rc1 = 3 ] && [ "$m1" = 1 ] && [ "$(stat -c %a "$T/c3-out/target.sh")" = 640 ] && [ $rc2 = 3 ] &&
+	grep -q 'firstboot-stack is a symbolic link' "$MOD_ERR" && [ "$(stat -c %a "$T/c3-out/dir")" = 755 ]; then t_pass; else
+	t_fail "exits $rc1 $rc2: $(cat "$MOD_ERR")"
+fi
 
 # ---- backup_db.sh itself ------------------------------------------------
 

@@ -141,3 +141,40 @@ if mod_run "$R" base ssh_authorized_keys="$KEY" mysql_client=mariadb-client && m
 t_case "the module checks its inputs itself too (run without the agent)"
 if ! mod_exec "$R" base ssh_authorized_keys="$KEY" firewall_ports="70000" && [ "$(grep -c . "$MOD_REC/calls.txt")" = 0 ] &&
 	grep -q "out of 1-65535" "$MOD_ERR"; then t_pass; else t_fail "$(cat "$MOD_ERR")"; fi
+
+t_case "redis_client and yq: Debian's redis-tools (redis-cli) and yq are installed; off by default; not booleans are refused"
+fresh r7
+if mod_run "$R" base ssh_authorized_keys="$KEY" redis_client=true yq=true &&
+	mod_called '^apt-get .*install .*redis-tools' && mod_called '^apt-get .*install .* yq( |$)' &&
+	mod_reset_calls && mod_run "$R" base ssh_authorized_keys="$KEY" redis_client=true yq=true && mod_not_called '^apt-get' &&
+	fresh r7n && mod_run "$R" base ssh_authorized_keys="$KEY" && mod_called '^apt-get .*install ' &&
+	mod_not_called 'redis-tools| yq( |$)' && mod_reset_calls &&
+	! mod_run "$R" base ssh_authorized_keys="$KEY" redis_client=yes && grep -q redis_client "$MOD_ERR" &&
+	! mod_exec "$R" base ssh_authorized_keys="$KEY" YQ=1 && grep -q 'yq must be true or false' "$MOD_ERR" &&
+	! mod_exec "$R" base ssh_authorized_keys="$KEY" REDIS_CLIENT=on && grep -q 'redis_client must be true or false' "$MOD_ERR" &&
+	mod_not_called '^apt-get'; then t_pass; else t_fail "calls: $(mod_calls "" | tr '\n' ';') $(cat "$MOD_ERR")"; fi
+
+t_case "firewall_ports: a port gone from the list is closed on the next run; SSH, 80, 443 and rules base did not add stay"
+fresh r8
+mkdir -p "$R/etc/ufw"
+echo '### tuple ### allow tcp 7000 0.0.0.0/0 any 0.0.0.0/0 in' >"$R/etc/ufw/user.rules"
+hex=$(printf 'firstboot firewall_ports' | od -An -v -tx1 | tr -d ' \n')
+if mod_run "$R" base ssh_authorized_keys="$KEY" firewall_ports="8080 9000/udp 7000 443 3000:3005" &&
+	mod_called '^ufw allow 8080/tcp comment firstboot firewall_ports$' && mod_called '^ufw allow 9000/udp comment ' &&
+	mod_not_called '^ufw allow 7000/tcp' && mod_not_called '^ufw delete' &&
+	grep -qx "### tuple ### allow tcp 8080 0.0.0.0/0 any 0.0.0.0/0 in comment=$hex" "$R/etc/ufw/user.rules" &&
+	mod_reset_calls && mod_run "$R" base ssh_authorized_keys="$KEY" firewall_ports="8080" &&
+	mod_called '^ufw delete allow 9000/udp$' && mod_called '^ufw delete allow 3000:3005/tcp$' &&
+	[ "$(mod_calls ufw | grep -c .)" = 2 ] && grep -q 'closed 9000/udp' "$(mod_log "$R" base)" &&
+	grep -q ' allow tcp 8080 ' "$R/etc/ufw/user.rules" && grep -q ' allow tcp 7000 ' "$R/etc/ufw/user.rules" &&
+	grep -q ' allow tcp 443 ' "$R/etc/ufw/user.rules" && grep -q ' limit tcp 22 ' "$R/etc/ufw/user.rules" &&
+	! grep -qE ' (9000|3000:3005) ' "$R/etc/ufw/user.rules" &&
+	mod_reset_calls && mod_run "$R" base ssh_authorized_keys="$KEY" firewall_ports="8080" && mod_not_called '^ufw'; then t_pass; else
+	t_fail "calls: $(mod_calls "" | grep ufw | tr '\n' ';') rules: $(cat "$R/etc/ufw/user.rules")"
+fi
+
+t_case "ufw delete failing: exit 3"
+mod_reset_calls
+mod_fail ufw 1 '^delete '
+if ! mod_run "$R" base ssh_authorized_keys="$KEY" firewall_ports="" && [ "$(mod_exit "$R" base)" = 3 ] &&
+	grep -q 'ufw delete allow 8080/tcp failed' "$(mod_log "$R" base)"; then t_pass; else t_fail "exit $(mod_exit "$R" base)"; fi

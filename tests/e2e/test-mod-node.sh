@@ -318,6 +318,19 @@ if mod_run "$R" node app_dir=/srv/app repo_url="file://$T/repo.git" build_script
 	t_fail "$(mod_lastlog "$R" node | tail -n 5)"
 fi
 
+t_case "node reads the deploy user's files (pm2-logrotate's package.json, module_conf.json) only as that user, never as root"
+# Each node call's HOME tells who ran it: the deploy user's (runuser,
+# as_user) or the agent's (/root); a file under the deploy user's home
+# on a root's node command line must be the former.
+bad=$(jq -r --arg h "$R/home/deploy" 'select(.cmd == "node") | select(any(.argv[]; startswith($h + "/"))) |
+	select(.env.HOME != $h) | .argv | join(" ")' "$MOD_REC/calls.jsonl")
+if [ -z "$bad" ] && jq -e -s --arg h "$R/home/deploy" 'any(.[]; .cmd == "node" and .env.HOME == $h and
+	any(.argv[]; endswith("/module_conf.json")))' "$MOD_REC/calls.jsonl" >/dev/null &&
+	jq -e -s --arg s "$R/etc/firstboot/node/ecosystem.config.js" 'any(.[]; .cmd == "node" and .argv[-1] == $s)' \
+		"$MOD_REC/calls.jsonl" >/dev/null; then t_pass; else
+	t_fail "as root: $bad; node calls: $(jq -c 'select(.cmd == "node") | [.env.HOME, .argv[-2:]]' "$MOD_REC/calls.jsonl" | cut -c1-300)"
+fi
+
 t_case "pm2-logrotate installed and set: max_size 10M, retain 30, compress true"
 conf=$(node -e 'const c = require(process.argv[1])["pm2-logrotate"]; console.log(c.max_size, c.retain, c.compress)' "$PM2_HOME/module_conf.json" 2>/dev/null)
 if [ "$conf" = "10M 30 true" ] && [ -f "$PM2_HOME/modules/pm2-logrotate/node_modules/pm2-logrotate/package.json" ] &&
@@ -502,12 +515,14 @@ if mod_run "$R" node app_dir=/srv/keyed repo_url="$SSH_URL" deploy_key="$KEY" ss
 	t_fail "exit $(mod_exit "$R" node): $(mod_lastlog "$R" node | tail -n 3)"
 fi
 
-t_case "deploy_key with a known host key that is not the server's: ssh refuses, exit 2, nothing cloned; ssh without ssh_known_hosts, a password in repo_url: exit 1"
+t_case "deploy_key with a known host key that is not the server's: ssh refuses, exit 2, nothing cloned; ssh without ssh_known_hosts, a password or a token in repo_url: exit 1"
 if ! mod_run "$R" node app_dir=/srv/keyed2 repo_url="$SSH_URL" deploy_key="$KEY" ssh_known_hosts="$KH_OTHER" &&
 	[ "$(mod_exit "$R" node)" = 2 ] && mod_lastlog "$R" node | grep -q 'Host key verification failed' &&
 	[ -z "$(rev /srv/keyed2)" ] &&
 	! mod_exec "$R" node repo_url="$SSH_URL" deploy_key="$KEY" && grep -q 'ssh_known_hosts' "$MOD_ERR" &&
-	! mod_exec "$R" node repo_url="https://x-access-token:abc@git.example/a.git" && grep -q 'deploy_token' "$MOD_ERR"; then t_pass; else
+	! mod_exec "$R" node repo_url="https://x-access-token:abc@git.example/a.git" && grep -q 'deploy_token' "$MOD_ERR" &&
+	! mod_exec "$R" node repo_url="https://ghp_tok3n@git.example/a.git" && grep -q 'must not hold a user, password or token' "$MOD_ERR" &&
+	! grep -q ghp_tok3n "$MOD_ERR"; then t_pass; else
 	t_fail "exit $(mod_exit "$R" node): $(mod_lastlog "$R" node | tail -n 3); $(cat "$MOD_ERR")"
 fi
 
@@ -537,6 +552,18 @@ t_case "a wrong deploy_token: refused by the server, exit 2, nothing cloned, the
 if ! mod_run "$R" node app_dir=/srv/tokened2 repo_url="https://127.0.0.1:$git_port/shop.git" deploy_token="bad$TOKEN" &&
 	[ "$(mod_exit "$R" node)" = 2 ] && [ -z "$(rev /srv/tokened2)" ] && grep -q '"auth": false' "$T/git.rec" &&
 	mod_no_secrets "$R" "bad$TOKEN"; then t_pass; else t_fail "exit $(mod_exit "$R" node): $(mod_lastlog "$R" node | tail -n 3)"; fi
+
+t_case "a link in place of a folder node makes and hands to the deploy user (~/.pm2-apps): exit 3, what it points to keeps its owner and mode"
+mkdir -p "$R/etc/victim"
+chmod 0755 "$R/etc/victim"
+mv "$R/home/deploy/.pm2-apps" "$T/pm2-apps.saved"
+ln -s ../../etc/victim "$R/home/deploy/.pm2-apps"
+mod_run "$R" node app_dir=/srv/app repo_url="file://$T/repo.git" build_script=build
+rc=$(mod_exit "$R" node)
+if [ "$rc" = 3 ] && mod_lastlog "$R" node | grep -q '.pm2-apps is a symbolic link: refused' &&
+	[ "$(stat -c '%a %u' "$R/etc/victim")" = "755 0" ]; then t_pass; else t_fail "exit $rc: $(mod_lastlog "$R" node | tail -n 3)"; fi
+rm "$R/home/deploy/.pm2-apps"
+mv "$T/pm2-apps.saved" "$R/home/deploy/.pm2-apps"
 
 stop_pm2
 t_case "pm2 kill stopped everything this test started"

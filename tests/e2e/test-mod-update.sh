@@ -79,6 +79,26 @@ if [ "$rc1 $rc2 $rc3 $rc4" = "1 1 3 3" ] && grep -q 'update_server.sh is missing
 	t_fail "exits $rc1 $rc2 $rc3 $rc4"
 fi
 
+t_case "the script a link (to a file outside the root) and not executable: exit 3, the file's mode unchanged"
+fresh c3
+mkdir -p "$T/c3-outside"
+cp "$R/usr/local/sbin/update_server.sh" "$T/c3-outside/target.sh"
+chmod 0640 "$T/c3-outside/target.sh"
+ln -sf "$T/c3-outside/target.sh" "$R/usr/local/sbin/update_server.sh"
+mod_exec "$R" update
+rc=$?
+if [ $rc = 3 ] && grep -q 'update_server.sh is a symbolic link: its mode is not changed' "$MOD_ERR" &&
+	[ "$(stat -c %a "$T/c3-outside/target.sh")" = 640 ]; then t_pass; else t_fail "exit $rc: $(cat "$MOD_ERR")"; fi
+
+t_case "the schedule taken out with the units' folder a link out of the root: the file it leads to outside is untouched"
+fresh c4
+mod_run "$R" update schedule="Sun *-*-* 04:00:00" >/dev/null
+mkdir -p "$T/c4-outside/system"
+echo keep >"$T/c4-outside/system/firstboot-update.timer"
+rm -rf "${R:?}/$U" && ln -s "$T/c4-outside/system" "$R/$U"
+if mod_run "$R" update && [ "$(cat "$T/c4-outside/system/firstboot-update.timer")" = keep ] &&
+	[ -f "$R$T/c4-outside/system/firstboot-update.service" ]; then t_pass; else t_fail "$(cat "$MOD_ERR")"; fi
+
 # ---- update_server.sh: compose ------------------------------------------
 
 update() {

@@ -230,6 +230,40 @@ if drive "$R" 'in_root "$R/../../etc/../../x"; printf "%s\n" "$IN_ROOT"' && [ "$
 	! drive "$R" 'in_root "$1/x"' "$O" && grep -q 'is not under the root' "$T/err" &&
 	! drive "$R" 'in_root "${R}x/y"' && ! drive / 'in_root "relative/x"'; then t_pass; else t_fail "$(cat "$T/out" "$T/err")"; fi
 
+# ---- root_entry, set_mode, remove_file -----------------------------------
+
+t_case "set_mode: the mode of a file and a folder inside the root, through a folder link out: inside the root"
+fresh sm1
+mkdir -p "$R/srv/d" "$R$O"
+touch "$R/srv/f" "$R$O/f" "$O/f"
+chmod 0644 "$O/f"
+ln -s "$O" "$R/srv/out"
+if drive "$R" 'set_mode "$R/srv/f" 0600; set_mode "$R/srv/d" 0700; set_mode "$R/srv/out/f" 0755' &&
+	[ "$(stat -c %a "$R/srv/f")" = 600 ] && [ "$(stat -c %a "$R/srv/d")" = 700 ] &&
+	[ "$(stat -c %a "$R$O/f")" = 755 ] && [ "$(stat -c %a "$O/f")" = 644 ]; then t_pass; else t_fail "$(cat "$T/err")"; fi
+
+t_case "set_mode: a link at the path (to a file outside, or inside the root): exit 3, what it points to unchanged"
+ln -s "$O/f" "$R/srv/lnk"
+ln -s /srv/f "$R/srv/lnk2"
+if fails 3 drive "$R" 'set_mode "$R/srv/lnk" 0777' && grep -q '/srv/lnk is a symbolic link' "$T/err" &&
+	fails 3 drive "$R" 'set_mode "$R/srv/lnk2" 0777' && [ "$(stat -c %a "$O/f")" = 644 ] &&
+	[ "$(stat -c %a "$R/srv/f")" = 600 ] && fails 3 drive "$R" 'set_mode "$R/srv/nope" 0600' &&
+	grep -q 'does not exist' "$T/err"; then t_pass; else t_fail "$(cat "$T/err")"; fi
+
+t_case "remove_file: a file goes; a link goes as a link; through a folder link out: inside the root; a folder: exit 3"
+touch "$R$O/g" "$O/g"
+if drive "$R" 'remove_file "$R/srv/f"; remove_file "$R/srv/lnk"; remove_file "$R/srv/out/g"; remove_file "$R/srv/none"' &&
+	[ ! -e "$R/srv/f" ] && [ ! -L "$R/srv/lnk" ] && [ -f "$O/f" ] && [ ! -e "$R$O/g" ] && [ -f "$O/g" ] &&
+	fails 3 drive "$R" 'remove_file "$R/srv/d"' && grep -q 'is a folder' "$T/err" && [ -d "$R/srv/d" ] &&
+	fails 3 drive "$R" 'remove_file "$R/srv/.."'; then t_pass; else t_fail "$(cat "$T/err")"; fi
+
+t_case "root_entry: the last component not followed, on a root and on /"
+if drive "$R" 'root_entry "$R/srv/out/x"; printf "%s\n" "$ROOT_ENTRY"' && [ "$(cat "$T/out")" = "$R$O/x" ] &&
+	drive "$R" 'root_entry "$R/srv/lnk2"; printf "%s\n" "$ROOT_ENTRY"' && [ "$(cat "$T/out")" = "$R/srv/lnk2" ] &&
+	drive / 'root_entry /etc/hostname; printf "%s\n" "$ROOT_ENTRY"' && [ "$(cat "$T/out")" = "$(cd /etc && pwd -P)/hostname" ]; then t_pass; else
+	t_fail "$(cat "$T/out" "$T/err")"
+fi
+
 # ---- root_file, passwd_field, in_group ------------------------------------
 
 t_case "passwd_field and in_group read the root's files"

@@ -273,10 +273,19 @@ fake_systemctl() {
 	return $rc
 }
 
+# ufw: rules as the real one keeps them in user.rules ("### tuple ###"
+# lines, ufw 0.36 backend_iptables.py); "comment TEXT" is kept as
+# " comment=HEX" at the end, and delete without a comment removes the
+# rule whatever its comment (common.py UFWRule.match -2).
 fake_ufw() {
-	local words=() a conf port proto tup key pol path
+	local words=() a conf port proto tup key pol path comment="" next=0
 	for a; do
-		case $a in --force | -f) ;; *) words+=("$a") ;; esac
+		if [ $next = 1 ]; then
+			comment=$a
+			next=0
+			continue
+		fi
+		case $a in --force | -f) ;; comment) next=1 ;; *) words+=("$a") ;; esac
 	done
 	[ ${#words[@]} -gt 0 ] || return 0
 	case ${words[0]} in
@@ -318,8 +327,8 @@ fake_ufw() {
 		fi
 		path=$(rf /etc/ufw/user.rules)
 		tup="### tuple ### ${words[1]:-} $proto $port 0.0.0.0/0 any 0.0.0.0/0 in"
-		if grep -qxF "$tup" "$path" 2>/dev/null; then
-			grep -vxF "$tup" "$path" >"$path.new"
+		if grep -qE "^${tup//./\\.}( comment=[0-9a-f]*)?\$" "$path" 2>/dev/null; then
+			grep -vE "^${tup//./\\.}( comment=[0-9a-f]*)?\$" "$path" >"$path.new"
 			mv "$path.new" "$path"
 			echo "Rule deleted"
 		else
@@ -337,9 +346,10 @@ fake_ufw() {
 		path=$(rf /etc/ufw/user.rules)
 		mkdir -p "$(dirname "$path")"
 		tup="### tuple ### ${words[0]} $proto $port 0.0.0.0/0 any 0.0.0.0/0 in"
-		if grep -qxF "$tup" "$path" 2>/dev/null; then
+		if grep -qE "^${tup//./\\.}( comment=[0-9a-f]*)?\$" "$path" 2>/dev/null; then
 			echo "Skipping adding existing rule"
 		else
+			[ -z "$comment" ] || tup+=" comment=$(printf '%s' "$comment" | od -An -v -tx1 | tr -d ' \n')"
 			echo "$tup" >>"$path"
 			echo "Rule added"
 		fi

@@ -67,9 +67,24 @@ command -v age >/dev/null || die 1 "age is not installed"
 work=$(mktemp -d "${TMPDIR:-/tmp}/restore_db.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 trap 'exit 143' TERM INT HUP
-# The identity is read once into the 0700 work folder: /dev/stdin or a
-# pipe can be given, and age reads it twice.
-cat "$identity" >"$work/identity" || die 1 "cannot read the identity $identity"
+# The identity is the private key: it is read where it is and never
+# copied to a file. A regular file (also /dev/stdin redirected from one)
+# is given to age as it is; a pipe (/dev/stdin through ssh) can be read
+# only once and age reads the key twice, so its text is kept in memory
+# and handed to age through a pipe each time.
+id_text=""
+if [ ! -f "$identity" ]; then
+	id_text=$(cat -- "$identity") || die 1 "cannot read the identity $identity"
+	[ -n "$id_text" ] || die 1 "the identity $identity is empty"
+fi
+# age_d ARG...: age -d with the identity.
+age_d() {
+	if [ -z "$id_text" ]; then
+		age -d -i "$identity" "$@"
+	else
+		age -d -i <(printf '%s\n' "$id_text") "$@"
+	fi
+}
 
 file=$src
 if [[ $src == s3://* ]]; then
@@ -90,12 +105,12 @@ fi
 [ -f "$file" ] || die 1 "$file: no such file"
 base=$(basename "$file")
 
-if ! msg=$(age -d -i "$work/identity" -o /dev/null "$file" 2>&1); then
+if ! msg=$(age_d -o /dev/null "$file" 2>&1); then
 	die 1 "$file cannot be decrypted with $identity (the wrong key, or a damaged file): $(head -n1 <<<"$msg"); nothing restored"
 fi
 
 # decrypt: the backup in plaintext on standard output, never on disk.
-decrypt() { age -d -i "$work/identity" "$file"; }
+decrypt() { age_d "$file"; }
 
 # run PIPELINE-RIGHT...: decrypt | COMMAND, each stage checked.
 run() {
