@@ -64,6 +64,19 @@ wait_for() {
 	return 1
 }
 
+# wait_eq LIMIT WANT CMD...: CMD, run again every 0.05 s, prints WANT
+# within LIMIT seconds. (`wait_for N test "$(CMD)" = WANT` would run CMD
+# once, before waiting.)
+wait_eq() {
+	local end=$((SECONDS + $1)) want=$2
+	shift 2
+	while :; do
+		[ "$("$@" 2>/dev/null)" = "$want" ] && return 0
+		[ "$SECONDS" -lt "$end" ] || return 1
+		sleep 0.05
+	done
+}
+
 # free_port: a port nothing answers on at 127.0.0.1, below Linux's
 # ephemeral range (32768-60999), where no outgoing connection takes it;
 # within TEST_PORTS=LO-HI when set (runs side by side keep apart).

@@ -240,7 +240,7 @@ live_run() { # SITE-FILE
 
 t_case "real nginx: the first run starts it and it serves the site"
 live_site one >"$T/live1.conf"
-if live_run "$T/live1.conf" && mod_order '^nginx -t$' '^systemctl start nginx' && wait_for 10 test "$(get)" = one; then
+if live_run "$T/live1.conf" && mod_order '^nginx -t$' '^systemctl start nginx' && wait_eq 10 one get; then
 	t_pass
 else t_fail "$(get) / $(cat "$NX/error.log" 2>/dev/null) / $(mod_lastlog "$R" nginx | tail -n 3)"; fi
 master=$(cat "$NX/nginx.pid" 2>/dev/null)
@@ -250,7 +250,7 @@ live_site two >"$T/live2.conf"
 mod_reset_calls
 if live_run "$T/live2.conf" && [ "$(_mod_status "$R" nginx why)" = "watched file changed: /etc/nginx/conf.d/firstboot.conf" ] &&
 	mod_order '^nginx -t$' '^systemctl reload nginx' && mod_not_called '^systemctl (start|restart|stop) ' &&
-	wait_for 10 test "$(get)" = two && [ "$(cat "$NX/nginx.pid")" = "$master" ] && kill -0 "$master"; then
+	wait_eq 10 two get && [ "$(cat "$NX/nginx.pid")" = "$master" ] && kill -0 "$master"; then
 	t_pass
 else t_fail "$(get) master $master now $(cat "$NX/nginx.pid"): $(mod_calls "" | tr '\n' ';')"; fi
 
@@ -266,7 +266,7 @@ else t_fail "exit $(mod_exit "$R" nginx) $(get): $(mod_calls "" | tr '\n' ';')";
 t_case "real nginx: fixed, it is reloaded again by the same master and the marker comes back"
 live_site three >"$T/live4.conf"
 mod_reset_calls
-if live_run "$T/live4.conf" && mod_called '^systemctl reload nginx' && wait_for 10 test "$(get)" = three &&
+if live_run "$T/live4.conf" && mod_called '^systemctl reload nginx' && wait_eq 10 three get &&
 	[ "$(cat "$NX/nginx.pid")" = "$master" ] && [ -f "$R/var/lib/firstboot/ready" ]; then
 	t_pass
 else t_fail "$(get): $(mod_calls "" | tr '\n' ';')"; fi

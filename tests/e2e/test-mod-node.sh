@@ -303,6 +303,8 @@ mod_file "$T/b2/files/etc/firstboot/node/apps.env.js" /etc/firstboot/node/apps.e
 sha() { printf '%s' "$1" | sha256sum | cut -d' ' -f1; }
 
 get() { curl -s --max-time 5 "http://127.0.0.1:$PORT/"; }
+npids() { pids "$1" | wc -w; }
+get_field() { get | cut -d' ' -f"$1"; }
 pids() { pm2_ jlist 2>/dev/null | node -e 'const l = JSON.parse(require("fs").readFileSync(0, "utf8").split("\n").filter(l => l.startsWith("[")).pop() || "[]"); console.log(l.filter(p => p.name === process.argv[1] && p.pm2_env.status === "online").map(p => p.pid).sort().join(" "))' "$1"; }
 v1=$(git -C "$W" rev-parse --short HEAD)
 
@@ -313,7 +315,7 @@ if mod_run "$R" node app_dir=/srv/app repo_url="file://$T/repo.git" build_script
 	mod_called '^npm ci --omit=dev --no-fund --no-audit$' && mod_called '^npm run build$' &&
 	mod_called "^pm2 startOrReload $R/home/deploy/.pm2-apps/ecosystem.config.js --update-env$" &&
 	mod_called '^pm2 startup systemd -u deploy --hp /home/deploy$' && mod_called '^pm2 save --force$' &&
-	wait_for 20 test "$(pids web | wc -w)" = 2 && [ "$(get | cut -d' ' -f1-3)" = "$v1 hi_there $(sha "$SECRET")" ] &&
+	wait_eq 20 2 npids web && [ "$(get | cut -d' ' -f1-3)" = "$v1 hi_there $(sha "$SECRET")" ] &&
 	[ "$(stat -c '%a %u' "$R/home/deploy/.pm2-apps/apps.env.js")" = "600 1000" ]; then t_pass; else
 	t_fail "$(mod_lastlog "$R" node | tail -n 5)"
 fi
@@ -334,7 +336,7 @@ fi
 t_case "pm2-logrotate installed and set: max_size 10M, retain 30, compress true"
 conf=$(node -e 'const c = require(process.argv[1])["pm2-logrotate"]; console.log(c.max_size, c.retain, c.compress)' "$PM2_HOME/module_conf.json" 2>/dev/null)
 if [ "$conf" = "10M 30 true" ] && [ -f "$PM2_HOME/modules/pm2-logrotate/node_modules/pm2-logrotate/package.json" ] &&
-	wait_for 20 test "$(pids pm2-logrotate | wc -w)" = 1; then t_pass; else t_fail "conf: $conf"; fi
+	wait_eq 20 1 npids pm2-logrotate; then t_pass; else t_fail "conf: $conf"; fi
 
 t_case "a second run changes nothing: no install, no reload, no save, the same workers"
 before=$(pids web)
@@ -378,7 +380,7 @@ _pids+=("$load")
 sleep 1
 mod_run "$R" node app_dir=/srv/app repo_url="file://$T/repo.git" build_script=build
 rc=$?
-wait_for 20 test "$(get | awk '{print $1}')" = "$v2"
+wait_eq 20 "$v2" get_field 1
 sleep 1
 touch "$T/stop"
 wait_for 40 test -s "$T/load.out"
@@ -408,7 +410,7 @@ mod_file "$T/b3/files/etc/firstboot/node/apps.env.js" /etc/firstboot/node/apps.e
 mod_reset_calls
 if mod_run "$R" node app_dir=/srv/app repo_url="file://$T/repo.git" build_script=build &&
 	mod_called '^pm2 startOrReload ' && mod_not_called '^npm (ci|run)' &&
-	wait_for 20 test "$(get | cut -d' ' -f3)" = "$(sha "other-$SECRET")" && mod_no_secrets "$R" "s3cr\"e'"; then t_pass; else t_fail "$(get)"; fi
+	wait_eq 20 "$(sha "other-$SECRET")" get_field 3 && mod_no_secrets "$R" "s3cr\"e'"; then t_pass; else t_fail "$(get)"; fi
 
 t_case "a build that fails is exit 3: the running apps keep serving, and the next run deploys again"
 echo "// three" >>"$W/server.js"

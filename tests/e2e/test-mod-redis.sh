@@ -158,7 +158,7 @@ fi
 
 t_case "native: after a restart the new password still works, the old one does not"
 if "$MOD_REC/bin/systemctl" restart redis-server && [ "$(cat "$RD/redis.pid")" != "$pid" ] &&
-	wait_for 10 test "$(cli "$PW2" ping)" = PONG && [[ $(cli "$PW" ping) == *WRONGPASS* ]]; then t_pass; else
+	wait_eq 10 PONG cli "$PW2" ping && [[ $(cli "$PW" ping) == *WRONGPASS* ]]; then t_pass; else
 	t_fail "$(tail -n 3 "$RD/redis.log")"
 fi
 
@@ -168,7 +168,7 @@ PW3=Rd3$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
 if ! mod_run "$R" redis mode=native password="$PW3" port="$PORT" maxmemory=64mb maxmemory_policy=allkeys-lfu &&
 	[ "$(mod_exit "$R" redis)" = 3 ] && [ ! -e "$R/var/lib/firstboot/ready" ] &&
 	mod_lastlog "$R" redis | grep -q 'CONFIG SET requirepass was refused' &&
-	grep -qxF "requirepass \"$PW2\"" "$R/etc/redis/firstboot.conf" && wait_for 10 test "$(cli "$PW2" ping)" = PONG &&
+	grep -qxF "requirepass \"$PW2\"" "$R/etc/redis/firstboot.conf" && wait_eq 10 PONG cli "$PW2" ping &&
 	mod_no_secrets "$R" "$PW2" "$PW3" "other-$PW2"; then t_pass; else
 	t_fail "exit $(mod_exit "$R" redis): $(mod_lastlog "$R" redis | tail -n 3)"
 fi
@@ -184,7 +184,7 @@ if mod_run "$R" redis mode=native password="$PW" port="$PORT" maxmemory=64mb max
 t_case "native: an address Redis cannot bind is exit 3; the previous configuration comes back"
 if ! mod_run "$R" redis mode=native password="$PW" port="$PORT" maxmemory=64mb maxmemory_policy=allkeys-lfu bind=192.0.2.1 wait_seconds=3 &&
 	[ "$(mod_exit "$R" redis)" = 3 ] && grep -qx 'bind 127.0.0.1 -::1' "$R/etc/redis/firstboot.conf" &&
-	wait_for 10 test "$(cli "$PW" ping)" = PONG; then t_pass; else
+	wait_eq 10 PONG cli "$PW" ping; then t_pass; else
 	t_fail "exit $(mod_exit "$R" redis): $(mod_lastlog "$R" redis | tail -n 3)"
 fi
 
