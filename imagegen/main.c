@@ -426,32 +426,65 @@ static int report_serials(int fd, const struct env *e, struct site **hosts, size
         return r;
 }
 
-/* Takes a worker's report into the parent's state: the serial each of its
+static bool is_sha256_hex(const char *s)
+{
+        return strlen(s) == 64 && strspn(s, "0123456789abcdef") == 64;
+}
+
+/* Takes worker w's report into the parent's state: the serial each of its
  * hosts got from the worker's copy of the state is the one the parent's
- * copy gives for the same digest (nobody else renders that host). */
-static int merge_serials(struct env *e, int fd, size_t worker)
+ * copy gives for the same digest (nobody else renders that host). The
+ * whole report is checked before the state is touched: each line names a
+ * host of this worker's (1 + w, 1 + w + jobs, ...), in that order and so
+ * each once, with a sha256 and a serial, and the report ends with ".";
+ * anything else and nothing is merged. */
+static int merge_serials(struct env *e, int fd, struct site **hosts, size_t n, size_t w,
+                         size_t jobs)
 {
         _cleanup_free_ char *text = NULL;
+        _cleanup_strv_free_ char **lines = NULL;
         char *line, *save = NULL;
+        size_t next = 1 + w; /* the worker reports its hosts in order */
         bool end = false;
         int r = read_fd(fd, 16 * 1024 * 1024, &text, NULL);
 
-        for (line = r < 0 ? NULL : strtok_r(text, "\n", &save); line && !end;
-             line = strtok_r(NULL, "\n", &save)) {
-                char key[512], digest[65];
-                long long serial, mine;
+        if (r < 0)
+                return r;
+        for (line = strtok_r(text, "\n", &save); line && !end; line = strtok_r(NULL, "\n", &save)) {
+                char key[512], digest[65], rest;
+                long long serial;
+                bool ok;
                 if (streq(line, ".")) {
                         end = true;
                         continue;
                 }
-                if (sscanf(line, "%511s %64s %lld", key, digest, &serial) != 3 ||
-                    secrets_serial(e->sec, key, digest, &mine) < 0 || mine != serial) {
-                        fprintf(stderr, "imagegen render: worker %zu reported '%s'\n", worker + 1,
-                                line);
+                ok = sscanf(line, "%511s %64s %lld %c", key, digest, &serial, &rest) == 3 &&
+                     is_sha256_hex(digest) && serial >= 1;
+                for (; ok && next < n; next += jobs) {
+                        _cleanup_free_ char *k = serial_key(hosts[next]);
+                        if (streq(k, key))
+                                break;
+                }
+                if (!ok || next >= n) {
+                        fprintf(stderr, "imagegen render: worker %zu reported '%s'\n", w + 1, line);
+                        return -EBADMSG;
+                }
+                next += jobs;
+                strv_extend(&lines, line);
+        }
+        if (!end)
+                return -EPIPE;
+        for (size_t i = 0; lines && lines[i]; i++) {
+                char key[512], digest[65];
+                long long serial, got;
+                if (sscanf(lines[i], "%511s %64s %lld", key, digest, &serial) != 3 ||
+                    secrets_serial(e->sec, key, digest, &got) < 0 || got != serial) {
+                        fprintf(stderr, "imagegen render: worker %zu reported '%s'\n", w + 1,
+                                lines[i]);
                         return -EBADMSG;
                 }
         }
-        return r < 0 ? r : end ? 0 : -EPIPE;
+        return 0;
 }
 
 /* A fleet: every host is loaded first, so that their new secrets are saved
@@ -550,7 +583,7 @@ static int render_fleet(struct env *e, const struct opts *o, const struct site *
         }
         bool merged[MAX_JOBS] = {false};
         for (w = 1; w < started; w++) {
-                int k = merge_serials(e, report[w], w);
+                int k = merge_serials(e, report[w], hosts, n, w, jobs);
                 close(report[w]);
                 merged[w] = k >= 0;
                 if (k < 0) {
