@@ -5,11 +5,17 @@
 # back on the host (QEMU user networking maps the guest's 10.0.2.2 to the
 # host's 127.0.0.1, where tests/e2e/peers/receiver.py records it).
 #
-# Four boots:
+# Five boots:
 #   first     a copy of the golden disk with tests/vm/site (the stack)
 #   second    the same disk again: nothing runs again
 #   clone     that disk with a new instance-id: provisions again
 #   failing   the golden disk with tests/vm/site-fail (a module exits 3)
+#   changed   the first boot's disk with the same site rendered again,
+#             changed (a higher serial, the same instance-id): nginx gets
+#             another server name and certificate, vmhello's watched env
+#             file another value; only those two modules run, nginx is
+#             reloaded (same master) and vmtest-poll.service (guest/)
+#             finds it answering on loopback all through the run
 # Inside the guest, vmtest-report.service (tests/vm/guest/) prints facts
 # as "VMTEST key value" lines on a second serial port once firstboot.service
 # has finished, then powers off; the host reads them from that port's log
@@ -239,6 +245,10 @@ install -m 0644 "$VM/guest/vmtest-report.service" "$R/etc/systemd/system/vmtest-
 # a stand-in that binds as colonies v1.8.19 does (every interface).
 install -m 0755 "$VM/guest/colonies-standin" "$R/usr/local/bin/colonies"
 ln -sf /etc/systemd/system/vmtest-report.service "$R/etc/systemd/system/multi-user.target.wants/"
+# The changed boot's poller (its unit runs only with vmtest.report=changed).
+install -m 0755 "$VM/guest/vmtest-poll.sh" "$R/usr/local/sbin/vmtest-poll"
+install -m 0644 "$VM/guest/vmtest-poll.service" "$R/etc/systemd/system/vmtest-poll.service"
+ln -sf /etc/systemd/system/vmtest-poll.service "$R/etc/systemd/system/multi-user.target.wants/"
 note "time: unpack $((SECONDS - s)) s"
 
 # ---- keys, sites, seeds ---------------------------------------------------
@@ -290,6 +300,9 @@ fi
 
 seeds_ok=1
 "$IMAGEGEN" seed "$T/site/site.yaml" --modules-dir "$mods" -o "$T/seed-first.iso" >"$T/seed.log" 2>&1 || seeds_ok=0
+# serial SITE: the bundle serial imagegen keeps in SITE's state.
+serial() { json_get "$T/$1/.imagegen/state.json" "j['serials']['bundle']['serial']" 2>/dev/null || echo none; }
+serial_first=$(serial site)
 # The clone: the same site and secrets, another instance-id.
 cp -r "$T/site" "$T/site-clone"
 sed -i 's|^instance_id: .*|instance_id: vmtest-2|' "$T/site-clone/site.yaml"
@@ -400,6 +413,8 @@ check "first boot: journalctl -x explains each of them (the catalog is in the im
 	catalog_ok first
 check "first boot: the site's own module (shipped in the signed bundle) ran for vmtest-1" \
 	is vmtest-1 rep first hello
+check "first boot: vmhello read its watched env file (a bundle file): VMHELLO_COLOR=blue" \
+	is blue rep first hello-env
 secret_sha() { json_get "$T/site/.imagegen/state.json" "__import__('hashlib').sha256(j['secrets']['$1'].encode()).hexdigest()"; }
 check "first boot: PostgreSQL accepts the generated password and refuses a wrong one" \
 	bash -c '[[ $1 == "rc=0 user=colony pwsha=$2" ]] && [[ $3 == rc=[1-9]*password\ authentication\ failed* ]] || { echo "$1 / $3"; exit 1; }' \
@@ -477,6 +492,83 @@ check "failing module: firstboot-ready.target is not reached (what waits for rea
 check "failing module: the journal has the module-failed and failed events" \
 	events_ok failing MODULE_FAILED FAILED
 note "time: failing: callback after $cb_s s; powered off after $boot_s s"
+
+# ---- 5. a changed bundle for the same instance --------------------------------
+
+# The site of the first boot, changed in place (its state keeps the
+# secrets and raises the serial), rendered only now: the first boot's
+# checks above read the certificate it shipped then. nginx: one more
+# server name, so another server_name and another certificate and key
+# (all three are in its watches:); vmhello: another value in its env file.
+sed -i 's|^\(  domain: .*\)$|\1\n  names: [vmtest-changed.example.org]|' "$T/site/site.yaml"
+sed -i 's|^VMHELLO_COLOR=.*|VMHELLO_COLOR=green|' "$T/site/files/vmhello.env"
+if "$IMAGEGEN" seed "$T/site/site.yaml" --modules-dir "$mods" -o "$T/seed-changed.iso" >"$T/seed-changed.log" 2>&1 &&
+	[ "$serial_first" -ge 1 ] 2>/dev/null && [ "$(serial site)" -gt "$serial_first" ] 2>/dev/null; then
+	pass "imagegen seed: the changed site for vmtest-1, its bundle's serial raised ($serial_first -> $(serial site))"
+else
+	fail "imagegen seed: the changed site for vmtest-1, its bundle's serial raised" \
+		"serial $serial_first -> $(serial site)" "$(cat "$T/seed-changed.log")"
+fi
+fp_changed=$(openssl x509 -in "$T/site/.imagegen/pki/server.crt" -noout -fingerprint -sha256 | cut -d= -f2)
+
+boot changed "$T/disk.img" "$T/seed-changed.iso" 0 changed 600
+nginx_why="watched file changed: /etc/nginx/conf.d/firstboot.conf; watched file changed: /etc/firstboot/tls/fullchain.pem; watched file changed: /etc/firstboot/tls/server.key"
+# ran_why LIST: a Python expression: each module's id, ran and why in
+# LIST (status.json's or the callback's modules), sorted by id.
+ran_why() { echo "' | '.join('%s %s %s' % (m['id'], m['ran'], m.get('why')) for m in sorted($1, key=lambda m: m['id']))"; }
+want_ran_why="base False unchanged | colonyos False unchanged | docker False unchanged | nginx True $nginx_why | postgres False unchanged | redis False unchanged | vmhello True watched file changed: /etc/vmtest/vmhello.env"
+check "changed bundle: status ready for vmtest-1, every module done; only nginx and vmhello ran, each saying why, the others unchanged" \
+	is "0 ready vmtest-1 True sent / $want_ran_why" \
+	bash -c 'printf "%s %s / %s\n" "$1" "$2" "$3"' _ "$(rep changed status-rc)" \
+	"$(st changed "' '.join(str(x) for x in (j['state'], j['instance_id'], all(m['state'] == 'done' for m in j['modules']), j['phone_home']['state']))")" \
+	"$(st changed "$(ran_why "j['modules']")")"
+check "changed bundle: the signed ready callback says the same (ran and why per module)" \
+	is "True vmtest-1 ready / $want_ran_why" \
+	bash -c 'printf "%s / %s\n" "$1" "$2"' _ "$(cb changed "' '.join(str(x) for x in (len(cbs) >= 1 and all(c['signature_ok'] for c in cbs), last.get('instance_id'), last.get('state')))")" \
+	"$(cb changed "$(ran_why "last.get('modules', [])")")"
+check "changed bundle: progress events for nginx and vmhello only" \
+	is "['nginx', 'vmhello'] ['nginx', 'vmhello']" \
+	cb changed "sorted(e['module'] for e in events if e['event'] == 'module_started'), sorted(e['module'] for e in events if e['event'] == 'module_finished')"
+check "changed bundle: vmhello read the new value of its env file (VMHELLO_COLOR=green)" \
+	is green rep changed hello-env
+check "changed bundle: the new nginx site is live: server_name has vmtest-changed.example.org, HTTPS for it verifies against the site's CA with the new certificate" \
+	bash -c '[[ $1 == "server_name "*vmtest-changed.example.org* ]] && [[ $2 == "rc=0 code="[1-5]?? ]] && [ "$3" = "$4" ] || { echo "$1 / $2 / $3 != $4"; exit 1; }' \
+	_ "$(rep changed nginx-server-name)" "$(rep changed nginx-https-changed)" "$(rep changed nginx-cert)" "$fp_changed"
+# reloaded BOOT: nginx's master PID is the one before the run (and
+# systemd's MainPID), and its workers are all new.
+reloaded() {
+	local m w before after
+	m=$(rep "$1" nginx-master) w=$(rep "$1" nginx-workers)
+	if ! { [[ $m =~ ^before=([0-9]+)\ after=([0-9]+)\ mainpid=([0-9]+)$ ]] &&
+		[ "${BASH_REMATCH[1]}" = "${BASH_REMATCH[2]}" ] && [ "${BASH_REMATCH[2]}" = "${BASH_REMATCH[3]}" ]; }; then
+		echo "master: $m"
+		return 1
+	fi
+	before=${w#before=} before=${before%%after=*} after=${w#*after=}
+	if [ -z "${before// /}" ] || [ -z "${after// /}" ] ||
+		grep -qxF -f <(tr ' ' '\n' <<<"$before" | grep .) <(tr ' ' '\n' <<<"$after" | grep .); then
+		echo "workers: $w"
+		return 1
+	fi
+}
+check "changed bundle: nginx was reloaded, not restarted (the same master PID, new workers)" \
+	reloaded changed
+# served BOOT: the poller's requests: none failed, and at least a round
+# (ten) overlapped the run and the nginx module's reload.
+served() {
+	local p
+	p=$(rep "$1" poll)
+	if ! { [[ $p =~ ^requests=([0-9]+)\ failed=0\ during-run=([0-9]+)\ failed-during-run=0\ during-nginx=([0-9]+)\ failed-during-nginx=0\ max-gap-ms=[0-9]+$ ]] &&
+		[ "${BASH_REMATCH[2]}" -ge 10 ] && [ "${BASH_REMATCH[3]}" -ge 10 ]; }; then
+		echo "poll: $p; codes: $(rep "$1" poll-codes); first failures: $(rep "$1" poll-failures); $(rep "$1" poll-service)"
+		return 1
+	fi
+}
+check "changed bundle: nginx kept serving on loopback throughout (no failed request while firstboot and its nginx module ran)" \
+	served changed
+note "changed: poll $(rep changed poll); codes $(rep changed poll-codes)"
+note "time: changed: callback after $cb_s s; agent_ms $(st changed "j['agent_ms']" 2>/dev/null); agent $(rep changed agent-uptime) s of guest uptime; powered off after $boot_s s"
+note "changed: modules: $(st changed "' '.join('%s %d ms' % (m['id'], m['duration_ms']) for m in j['modules'] if m['ran'])" 2>/dev/null); failed units: $(rep changed failed-units)"
 
 note "time: all $((SECONDS - t0)) s"
 finish

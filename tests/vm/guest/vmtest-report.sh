@@ -35,6 +35,7 @@ say agent-uptime "$(jq -r '[.started_ms, .finished_ms] | map(. // 0) | @tsv' /ru
 say systemd-firstboot "$(systemctl show firstboot.service -p ActiveState -p Result -p ExecMainStatus | tr '\n' ' ')"
 say ready-target "$(systemctl is-active firstboot-ready.target)"
 say hello "$(cat /var/lib/vmtest/hello 2>/dev/null || echo none)"
+say hello-env "$(cat /var/lib/vmtest/hello-env 2>/dev/null || echo none)"
 
 # The journal of this boot: per module, how many entries and whether each
 # carries the instance and stage fields. The agent's own line saying why
@@ -57,6 +58,53 @@ for id in $ids; do
 done
 say catalog-explains "$n"
 
+# The changed boot (vmtest.report=changed): a new bundle for this instance
+# (run.sh's changed site: another server name and certificate for nginx,
+# another value in vmhello's env file). vmtest-poll.service asked nginx on
+# loopback all along: it is stopped, and its requests are counted over
+# the whole log, in the rounds that overlap firstboot's run and in those
+# that overlap the nginx module's (from status.json's times, epoch ms),
+# with the longest pause between two rounds in the nginx module's time.
+# A request fails when port 80 does not redirect (301) or HTTPS does not
+# answer at all (000; 502 is nginx's answer while colonies, after Docker,
+# is still starting); a round short of its ten codes counts the missing
+# ones as failed.
+if grep -qw 'vmtest.report=changed' /proc/cmdline; then
+	poll=/run/vmtest-poll
+	touch "$poll/stop" 2>/dev/null
+	for _ in $(seq 100); do
+		[ -e "$poll/done" ] && break
+		sleep 0.1
+	done
+	say poll-service "$(systemctl show vmtest-poll.service -p ActiveState -p Result | tr '\n' ' ')"
+	read -r run_from run_to < <(jq -r '[.started_ms // 0, .finished_ms // 0] | @tsv' /run/vmtest-status.json 2>/dev/null)
+	read -r ngx_from ngx_to < <(jq -r '.modules[]? | select(.id == "nginx") | [.started_ms // 0, (.started_ms // 0) + (.duration_ms // 0)] | @tsv' /run/vmtest-status.json 2>/dev/null)
+	say poll "$(awk -v a="${run_from:-0}" -v b="${run_to:-0}" -v c="${ngx_from:-0}" -v d="${ngx_to:-0}" '
+		{ bad = 10 - (NF - 2)
+		  for (i = 3; i <= NF; i++) bad += (i % 2) ? ($i != "301") : ($i == "000")
+		  n += 10; f += bad
+		  if ($1 <= b && $2 >= a) { r += 10; rf += bad }
+		  if ($1 <= d && $2 >= c) { g += 10; gf += bad }
+		  if (prev && $1 >= c && prev <= d && $1 - prev > gap) gap = $1 - prev
+		  prev = $2 }
+		END { printf "requests=%d failed=%d during-run=%d failed-during-run=%d during-nginx=%d failed-during-nginx=%d max-gap-ms=%d",
+			n, f, r, rf, g, gf, gap }' "$poll/log" 2>/dev/null)"
+	say poll-codes "$(awk '{ for (i = 3; i <= NF; i++) c[((i % 2) ? "http:" : "https:") $i]++ }
+		END { for (k in c) printf "%s=%d ", k, c[k] }' "$poll/log" 2>/dev/null)"
+	say poll-failures "$(awk '{ bad = NF != 12; for (i = 3; i <= NF; i++) bad += (i % 2) ? ($i != "301") : ($i == "000") } bad' "$poll/log" 2>/dev/null |
+		head -n 3 | tr '\n' ' ')"
+	master=$(cat /run/nginx.pid 2>/dev/null || echo none)
+	say nginx-master "before=$(cat "$poll/master-before" 2>/dev/null || echo none) after=$master mainpid=$(systemctl show nginx.service -p MainPID --value)"
+	say nginx-workers "before=$(cat "$poll/workers-before" 2>/dev/null)after=$(pgrep -P "$master" 2>/dev/null | sort -n | tr '\n' ' ')"
+	say nginx-server-name "$(t nginx -T 2>/dev/null | grep -m1 -o 'server_name [^;]*vmtest-changed\.example\.org[^;]*' || echo none)"
+	code=$(t curl -sS -o /dev/null -w '%{http_code}' --cacert /etc/firstboot/tls/ca.crt \
+		--resolve "vmtest-changed.example.org:443:127.0.0.1" "https://vmtest-changed.example.org/" 2>&1)
+	say nginx-https-changed "rc=$? code=$code"
+	fp=$(t openssl s_client -connect 127.0.0.1:443 -servername vmtest-changed.example.org </dev/null 2>/dev/null |
+		openssl x509 -noout -fingerprint -sha256 2>/dev/null | cut -d= -f2)
+	say nginx-cert "${fp:-none}"
+	say failed-units "$(systemctl --failed --plain --no-legend | awk '{print $1}' | tr '\n' ' ')"
+fi
 # The stack's checks only when the host asks (vmtest.report=full on the
 # kernel command line): boots that provision nothing new skip them.
 if ! grep -qw 'vmtest.report=full' /proc/cmdline; then
