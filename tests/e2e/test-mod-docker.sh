@@ -45,6 +45,15 @@ if mod_run "$R" docker log_max_size=50m log_max_file=5 data_root=/srv/docker &&
 	t_fail "calls: $(mod_calls "" | tr '\n' ';')"
 fi
 
+t_case "live_restore alone changed: one systemctl reload docker (SIGHUP), no restart, nothing installed"
+mod_reset_calls
+if mod_run "$R" docker log_max_size=50m log_max_file=5 data_root=/srv/docker live_restore=false &&
+	[ "$(mod_calls systemctl | grep -c '^systemctl reload docker$')" = 1 ] &&
+	mod_not_called '^systemctl (restart|start|stop|enable) |^apt-get|^curl' && [ "$(daemon '."live-restore"')" = false ] &&
+	[ "$(daemon '."data-root"')" = /srv/docker ]; then t_pass; else
+	t_fail "calls: $(mod_calls "" | tr '\n' ';')"
+fi
+
 t_case "an installed Docker CE is kept when debian is asked; an existing daemon.json is merged"
 fresh r2
 mod_installed docker-ce docker-ce-cli containerd.io docker-buildx-plugin docker-compose-plugin
