@@ -146,11 +146,19 @@ printf '%s' "$keys" | put_file "$R$home/.ssh/authorized_keys" 0600 "$uid:$gid"
 # ---- firewall -----------------------------------------------------------
 # Before sshd moves to another port, so that port is open first.
 
+# The rules this module added, "ACTION PORT/PROTO" a line, kept so that a
+# port taken out of firewall_ports (or the old ssh_port) is deleted again;
+# rules it did not add (none recorded yet: a server from before) are never
+# touched.
+FW_STATE=$R/var/lib/firstboot-stack/state/base-ufw.rules
+fw_old=$(cat "$FW_STATE" 2>/dev/null || true)
+fw_new=""
 ufw_has() { # ACTION PROTO PORT
 	grep -qE "^### tuple ### $1 $2 $3 0\.0\.0\.0/0 any 0\.0\.0\.0/0 in( |$)" "$R/etc/ufw/user.rules" 2>/dev/null
 }
 ufw_ensure() { # ACTION PORT/PROTO [COMMENT]
 	local port=${2%/*} proto=${2#*/}
+	fw_new+="$1 $2"$'\n'
 	ufw_has "$1" "$proto" "$port" && return 1
 	ufw "$1" "$2" ${3:+comment "$3"} || die 3 "ufw $1 $2 failed"
 }
@@ -230,6 +238,26 @@ if [ $ssh_changed = 1 ]; then
 fi
 ensure_service ssh "$ssh_changed" reload
 
+# ---- firewall rules no longer asked for ---------------------------------
+# After sshd listens on its new port: the old one's rule goes last.
+
+if [ "$FIREWALL" = true ]; then
+	while read -r action rule; do
+		[ -n "$rule" ] || continue
+		grep -qxF "$action $rule" <<<"$fw_new" && continue
+		ufw delete "$action" "$rule" || die 3 "ufw delete $action $rule failed"
+		say "firewall: removed $action $rule"
+	done <<<"$fw_old"
+	make_dir "$(dirname "$FW_STATE")"
+	printf '%s' "$fw_new" | put_file "$FW_STATE" 0600 0:0
+elif [ -f "$FW_STATE" ]; then
+	# Turned off: the firewall this module enabled is disabled (its rules
+	# stay in ufw's files, unused).
+	ufw disable || die 3 "ufw disable failed"
+	rm -f "$FW_STATE"
+	say "firewall: disabled (firewall false)"
+fi
+
 # ---- fail2ban -----------------------------------------------------------
 # Debian 12 logs to the journal only (no /var/log/auth.log), so the jail
 # reads the journal (backend systemd, python3-systemd).
@@ -252,6 +280,11 @@ EOF
 		fail2ban-client -c "$R/etc/fail2ban" --test >/dev/null || die 3 "fail2ban-client --test refused the configuration"
 	fi
 	ensure_service fail2ban "$f2b_changed" restart
+elif [ -f "$R/etc/fail2ban/jail.d/00-firstboot.local" ]; then
+	# Turned off: the jail this module wrote goes, and the service stops.
+	rm -f "$R/etc/fail2ban/jail.d/00-firstboot.local"
+	systemctl disable --now fail2ban || die 3 "systemctl disable --now fail2ban failed"
+	say "fail2ban: stopped and disabled (fail2ban false)"
 fi
 
 # ---- unattended upgrades ------------------------------------------------
@@ -272,6 +305,15 @@ EOF
 	ensure_service unattended-upgrades 0 restart
 	ensure_service apt-daily.timer 0 restart
 	ensure_service apt-daily-upgrade.timer 0 restart
+elif [ -f "$R/etc/apt/apt.conf.d/52firstboot-unattended-upgrades" ]; then
+	# Turned off: APT's periodic run no longer upgrades (read at each run,
+	# nothing to restart).
+	put_file "$R/etc/apt/apt.conf.d/20auto-upgrades" 0644 0:0 <<'EOF'
+APT::Periodic::Update-Package-Lists "1";
+APT::Periodic::Unattended-Upgrade "0";
+EOF
+	rm -f "$R/etc/apt/apt.conf.d/52firstboot-unattended-upgrades"
+	say "unattended upgrades: turned off (unattended_upgrades false)"
 fi
 
 say "done: user $DEPLOY_USER, ssh on port $SSH_PORT, firewall $FIREWALL, fail2ban $FAIL2BAN, unattended upgrades $UNATTENDED_UPGRADES"
