@@ -145,3 +145,25 @@ mod_fail docker 1 '^compose'
 if mod_run "$R" docker && mod_called '^apt-get .*install --no-install-recommends docker-compose$' &&
 	mod_not_called '^apt-get .*install .*docker\.io' && mod_called '^docker-compose version' &&
 	mod_lastlog "$R" docker | grep -q 'compose: docker-compose$'; then t_pass; else t_fail "calls: $(mod_calls "" | tr '\n' ';')"; fi
+
+t_case "reprovision: plan shows 'requires reprovisioning: data_root' (exit 2), apply refuses it (exit 1) and nothing runs; log_max_size is applied"
+fresh rp1
+MOD_INSTANCE="i-docker"
+mod_run "$R" docker data_root=/srv/docker-a
+rc1=$?
+mod_bundle docker data_root=/srv/docker-b
+mod_reset_calls
+PATH="$MOD_REC/bin:$PATH" "$FIRSTBOOT" plan --root "$R" --user-data "$MOD_BUNDLE" >"$T/plan.out" 2>&1
+prc=$?
+PATH="$MOD_REC/bin:$PATH" "$FIRSTBOOT" apply --root "$R" --user-data "$MOD_BUNDLE" >"$T/apply.out" 2>&1
+arc=$?
+mod_bundle docker data_root=/srv/docker-a log_max_size=20m
+PATH="$MOD_REC/bin:$PATH" "$FIRSTBOOT" apply --root "$R" --user-data "$MOD_BUNDLE" >"$T/apply2.out" 2>&1
+arc2=$?
+unset MOD_INSTANCE
+if [ $rc1 = 0 ] && [ $prc = 2 ] && grep -qx '  run   docker: requires reprovisioning: data_root' "$T/plan.out" &&
+	[ $arc = 1 ] && grep -q 'module docker: requires reprovisioning: data_root' "$T/apply.out" &&
+	[ "$(daemon '."data-root"')" = /srv/docker-a ] && [ $arc2 = 0 ] && [ "$(_mod_status "$R" docker why)" = "inputs changed: log_max_size" ] &&
+	[ "$(mod_calls systemctl | grep -c '^systemctl restart docker$')" = 1 ] && mod_not_called '^apt-get'; then t_pass; else
+	t_fail "run $rc1 plan $prc apply $arc/$arc2: $(cat "$T/plan.out" "$T/apply.out" "$T/apply2.out" | tail -n 8)"
+fi

@@ -414,7 +414,7 @@ if mod_run "$R" node app_dir=/srv/app repo_url="file://$T/repo.git" build_script
 
 t_case "firstboot apply: v1, then v2 with web's environment changed: node runs again (watched file changed: apps.env.js), PM2 reloads web alone, nightly keeps its process, nothing installed"
 NODE_IN=(node app_dir=/srv/app repo_url="file://$T/repo.git" build_script=build)
-MOD_INSTANCE=i-node
+MOD_INSTANCE="i-node"
 mod_run "$R" "${NODE_IN[@]}"
 rc1=$?
 export WEB_SECRET="v2-$SECRET"
