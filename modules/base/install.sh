@@ -146,19 +146,15 @@ printf '%s' "$keys" | put_file "$R$home/.ssh/authorized_keys" 0600 "$uid:$gid"
 # ---- firewall -----------------------------------------------------------
 # Before sshd moves to another port, so that port is open first.
 
-# The rules this module added, "ACTION PORT/PROTO" a line, kept so that a
-# port taken out of firewall_ports (or the old ssh_port) is deleted again;
-# rules it did not add (none recorded yet: a server from before) are never
-# touched.
-FW_STATE=$R/var/lib/firstboot-stack/state/base-ufw.rules
-fw_old=$(cat "$FW_STATE" 2>/dev/null || true)
-fw_new=""
+# The SSH port whose rule base keeps (written while the firewall is on),
+# so that the old one's rule is deleted once sshd moved to a new ssh_port,
+# and so that a firewall turned off is one base turned on.
+FW_STATE=$R/var/lib/firstboot-stack/state/base-ssh-port
 ufw_has() { # ACTION PROTO PORT
 	grep -qE "^### tuple ### $1 $2 $3 0\.0\.0\.0/0 any 0\.0\.0\.0/0 in( |$)" "$R/etc/ufw/user.rules" 2>/dev/null
 }
 ufw_ensure() { # ACTION PORT/PROTO [COMMENT]
 	local port=${2%/*} proto=${2#*/}
-	fw_new+="$1 $2"$'\n'
 	ufw_has "$1" "$proto" "$port" && return 1
 	ufw "$1" "$2" ${3:+comment "$3"} || die 3 "ufw $1 $2 failed"
 }
@@ -238,18 +234,18 @@ if [ $ssh_changed = 1 ]; then
 fi
 ensure_service ssh "$ssh_changed" reload
 
-# ---- firewall rules no longer asked for ---------------------------------
-# After sshd listens on its new port: the old one's rule goes last.
+# ---- the old SSH port's rule --------------------------------------------
+# Once sshd listens on the new port; not when the old port is still one of
+# firewall_ports, 80 or 443 (another rule of the same port then).
 
 if [ "$FIREWALL" = true ]; then
-	while read -r action rule; do
-		[ -n "$rule" ] || continue
-		grep -qxF "$action $rule" <<<"$fw_new" && continue
-		ufw delete "$action" "$rule" || die 3 "ufw delete $action $rule failed"
-		say "firewall: removed $action $rule"
-	done <<<"$fw_old"
+	old_port=$(cat "$FW_STATE" 2>/dev/null || true)
+	if [[ $old_port =~ ^[0-9]+$ ]] && [ "$old_port" != "$SSH_PORT" ] && ufw_has limit tcp "$old_port"; then
+		ufw delete limit "$old_port/tcp" || die 3 "ufw delete limit $old_port/tcp failed"
+		say "closed $old_port/tcp (the SSH port before $SSH_PORT)"
+	fi
 	make_dir "$(dirname "$FW_STATE")"
-	printf '%s' "$fw_new" | put_file "$FW_STATE" 0600 0:0
+	put_file "$FW_STATE" 0600 0:0 <<<"$SSH_PORT"
 elif [ -f "$FW_STATE" ]; then
 	# Turned off: the firewall this module enabled is disabled (its rules
 	# stay in ufw's files, unused).
