@@ -95,6 +95,7 @@ ENV_FILE=$SD/agent-manager.env
 COMPOSE_FILE=$SD/docker-compose.yml
 UNIT=$R/etc/systemd/system/agent-manager.service
 BIN=$R/usr/local/bin/agent-manager
+STATE=$R/var/lib/firstboot-stack/state/agent-manager.sha256
 
 [ -e "$ENV_FILE" ] || [ -L "$ENV_FILE" ] || die 3 "${ENV_FILE#"$R"} is missing: render the site with imagegen (agent-manager and postgres in site.yaml)"
 root_file "$ENV_FILE" || die 3 "${ENV_FILE#"$R"} must be the regular file imagegen rendered"
@@ -122,6 +123,7 @@ if [ "$MODE" = compose ]; then
 	"${compose[@]}" -f "$COMPOSE_FILE" up -d agent-manager || die 2 "docker compose up agent-manager failed"
 else
 	root_file "$UNIT" || die 3 "${UNIT#"$R"} is missing: render the site with imagegen"
+	UNIT=$ROOT_FILE
 	# EnvironmentFile= reads single quotes without escapes: a value imagegen
 	# escaped (a quote, a backslash or "${") would reach the service as
 	# another one.
@@ -138,6 +140,12 @@ else
 		put_file "$BIN" 0755 <"$dl/download"
 		say "installed /usr/local/bin/agent-manager"
 	fi
+	# What the service was last started with: a checksum of its unit and
+	# its env file. The app reads its environment once, at
+	# start (EnvironmentFile=), so a changed one needs a restart; the same
+	# bytes again with the service running is nothing to do.
+	sum=$(cat "$UNIT" "$ENV_FILE" | sha256sum | cut -d' ' -f1)
+	old_sum=$(cat "$STATE" 2>/dev/null || true)
 	reload=0
 	systemctl is-enabled --quiet agent-manager || reload=1
 	[ "$(systemctl show -p NeedDaemonReload --value agent-manager 2>/dev/null)" = yes ] && reload=1
@@ -149,9 +157,13 @@ else
 	fi
 	if ! systemctl is-active --quiet agent-manager; then
 		systemctl start agent-manager || die 3 "agent-manager does not start"
-	elif [ $reload = 1 ]; then
+	elif [ $reload = 1 ] || [ "$sum" != "$old_sum" ]; then
+		say "its unit or env file changed: restarting agent-manager"
 		systemctl restart agent-manager || die 3 "agent-manager does not restart"
 	fi
+	# Recorded once it runs with them, so a failed restart is tried again.
+	make_dir "$(dirname "$STATE")"
+	put_file "$STATE" 0600 0:0 <<<"$sum"
 fi
 
 # ---- healthy ------------------------------------------------------------

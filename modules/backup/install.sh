@@ -176,7 +176,12 @@ fi
 
 # ---- the timer ----------------------------------------------------------
 
-units_changed=0
+# Everything above is read by the script at each run: a change to it needs
+# nothing restarted. units_changed: daemon-reload; timer_changed: the timer
+# also restarted (its next elapse computed from the new OnCalendar). A
+# changed service (another script path) needs no more: a oneshot reads its
+# unit at each start.
+units_changed=0 timer_changed=0
 put_file "$R/etc/systemd/system/firstboot-backup.service" 0644 <<EOF
 # Managed by firstboot (module backup).
 [Unit]
@@ -205,7 +210,10 @@ RandomizedDelaySec=10min
 [Install]
 WantedBy=timers.target
 EOF
-[ "$FILE_CHANGED" = 1 ] && units_changed=1
+if [ "$FILE_CHANGED" = 1 ]; then
+	units_changed=1
+	timer_changed=1
+fi
 
 if [ $units_changed = 1 ]; then
 	systemctl daemon-reload || die 3 "systemctl daemon-reload failed"
@@ -215,7 +223,7 @@ if ! systemctl is-enabled --quiet firstboot-backup.timer; then
 fi
 if ! systemctl is-active --quiet firstboot-backup.timer; then
 	systemctl start firstboot-backup.timer || die 3 "firstboot-backup.timer does not start"
-elif [ $units_changed = 1 ]; then
+elif [ $timer_changed = 1 ]; then
 	systemctl restart firstboot-backup.timer || die 3 "firstboot-backup.timer does not restart"
 fi
 

@@ -146,6 +146,10 @@ printf '%s' "$keys" | put_file "$R$home/.ssh/authorized_keys" 0600 "$uid:$gid"
 # ---- firewall -----------------------------------------------------------
 # Before sshd moves to another port, so that port is open first.
 
+# The SSH port whose rule base keeps (written while the firewall is on),
+# so that the old one's rule is deleted once sshd moved to a new ssh_port,
+# and so that a firewall turned off is one base turned on.
+FW_STATE=$R/var/lib/firstboot-stack/state/base-ssh-port
 ufw_has() { # ACTION PROTO PORT
 	grep -qE "^### tuple ### $1 $2 $3 0\.0\.0\.0/0 any 0\.0\.0\.0/0 in( |$)" "$R/etc/ufw/user.rules" 2>/dev/null
 }
@@ -230,6 +234,26 @@ if [ $ssh_changed = 1 ]; then
 fi
 ensure_service ssh "$ssh_changed" reload
 
+# ---- the old SSH port's rule --------------------------------------------
+# Once sshd listens on the new port; not when the old port is still one of
+# firewall_ports, 80 or 443 (another rule of the same port then).
+
+if [ "$FIREWALL" = true ]; then
+	old_port=$(cat "$FW_STATE" 2>/dev/null || true)
+	if [[ $old_port =~ ^[0-9]+$ ]] && [ "$old_port" != "$SSH_PORT" ] && ufw_has limit tcp "$old_port"; then
+		ufw delete limit "$old_port/tcp" || die 3 "ufw delete limit $old_port/tcp failed"
+		say "closed $old_port/tcp (the SSH port before $SSH_PORT)"
+	fi
+	make_dir "$(dirname "$FW_STATE")"
+	put_file "$FW_STATE" 0600 0:0 <<<"$SSH_PORT"
+elif [ -f "$FW_STATE" ]; then
+	# Turned off: the firewall this module enabled is disabled (its rules
+	# stay in ufw's files, unused).
+	ufw disable || die 3 "ufw disable failed"
+	rm -f "$FW_STATE"
+	say "firewall: disabled (firewall false)"
+fi
+
 # ---- fail2ban -----------------------------------------------------------
 # Debian 12 logs to the journal only (no /var/log/auth.log), so the jail
 # reads the journal (backend systemd, python3-systemd).
@@ -252,6 +276,11 @@ EOF
 		fail2ban-client -c "$R/etc/fail2ban" --test >/dev/null || die 3 "fail2ban-client --test refused the configuration"
 	fi
 	ensure_service fail2ban "$f2b_changed" restart
+elif [ -f "$R/etc/fail2ban/jail.d/00-firstboot.local" ]; then
+	# Turned off: the jail this module wrote goes, and the service stops.
+	rm -f "$R/etc/fail2ban/jail.d/00-firstboot.local"
+	systemctl disable --now fail2ban || die 3 "systemctl disable --now fail2ban failed"
+	say "fail2ban: stopped and disabled (fail2ban false)"
 fi
 
 # ---- unattended upgrades ------------------------------------------------
@@ -272,6 +301,15 @@ EOF
 	ensure_service unattended-upgrades 0 restart
 	ensure_service apt-daily.timer 0 restart
 	ensure_service apt-daily-upgrade.timer 0 restart
+elif [ -f "$R/etc/apt/apt.conf.d/52firstboot-unattended-upgrades" ]; then
+	# Turned off: APT's periodic run no longer upgrades (read at each run,
+	# nothing to restart).
+	put_file "$R/etc/apt/apt.conf.d/20auto-upgrades" 0644 0:0 <<'EOF'
+APT::Periodic::Update-Package-Lists "1";
+APT::Periodic::Unattended-Upgrade "0";
+EOF
+	rm -f "$R/etc/apt/apt.conf.d/52firstboot-unattended-upgrades"
+	say "unattended upgrades: turned off (unattended_upgrades false)"
 fi
 
 say "done: user $DEPLOY_USER, ssh on port $SSH_PORT, firewall $FIREWALL, fail2ban $FAIL2BAN, unattended upgrades $UNATTENDED_UPGRADES"

@@ -104,6 +104,7 @@ SPECS=$SD/colonyos
 COMPOSE_FILE=$SD/docker-compose.yml
 UNIT=$R/etc/systemd/system/colonies-server.service
 BIN=$R/usr/local/bin/colonies
+STATE=$R/var/lib/firstboot-stack/state/colonies-server.sha256
 
 # ---- what the stack must already have ----------------------------------
 
@@ -348,6 +349,12 @@ if [ "$MODE" = compose ]; then
 	# env files included) changed.
 	"${compose[@]}" up -d colonies-server || die 2 "docker compose up colonies-server failed"
 else
+	# What the server was last started with: a checksum of its unit and
+	# its env files (EnvironmentFile= is read at start). Changed bytes
+	# restart it; the same again with it running is nothing to do.
+	sum=$(cat "$UNIT" "$SD/colonyos.env" "$SERVER_ENV" | sha256sum | cut -d' ' -f1)
+	old_sum=$(cat "$STATE" 2>/dev/null || true)
+	[ "$sum" = "$old_sum" ] || server_changed=1
 	reload=0
 	systemctl is-enabled --quiet colonies-server || reload=1
 	[ "$(systemctl show -p NeedDaemonReload --value colonies-server 2>/dev/null)" = yes ] && reload=1
@@ -360,8 +367,12 @@ else
 	if ! systemctl is-active --quiet colonies-server; then
 		systemctl start colonies-server || die 3 "colonies-server does not start"
 	elif [ "$server_changed" = 1 ] || [ $reload = 1 ]; then
+		say "its unit or env files changed: restarting colonies-server"
 		systemctl restart colonies-server || die 3 "colonies-server does not restart"
 	fi
+	# Recorded once it runs with them, so a failed restart is tried again.
+	make_dir "$(dirname "$STATE")"
+	put_file "$STATE" 0600 0:0 <<<"$sum"
 fi
 
 # The server answers once it lists the colonies for the server key.

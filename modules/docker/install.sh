@@ -110,12 +110,22 @@ if [ -s "$conf" ]; then
 	# Unchanged when the existing file already says the same thing.
 	if [ "$(jq -S . "$conf")" = "$(jq -S . <<<"$new")" ]; then new=$(cat "$conf"); fi
 fi
+# What else than live-restore the daemon had (nothing: no daemon.json yet).
+rest() { jq -S 'del(."live-restore")' 2>/dev/null; }
+old_rest=""
+[ -s "$conf" ] && old_rest=$(rest <"$conf")
 put_file "$conf" 0644 0:0 <<<"$new"
 daemon_changed=$FILE_CHANGED
 
 # ---- the daemon ---------------------------------------------------------
+# live-restore alone changed: a reload (SIGHUP) applies it with the
+# daemon and its containers left running (docs.docker.com, engine/daemon/
+# live-restore: "systemctl reload docker"). Anything else in daemon.json
+# (the log options, the data root) is read at start only: a restart.
 
-ensure_service docker "$daemon_changed" restart
+action=restart
+if [ "$daemon_changed" = 1 ] && [ -n "$old_rest" ] && [ "$old_rest" = "$(rest <<<"$new")" ]; then action=reload; fi
+ensure_service docker "$daemon_changed" "$action"
 say "waiting for the docker daemon (at most $WAIT_SECONDS s)"
 ok=0
 for ((i = 0; i < WAIT_SECONDS; i++)); do

@@ -26,16 +26,39 @@ for d in /etc/systemd/system /usr/lib/systemd/system /lib/systemd/system; do
 done
 [ -n "$found" ] || die 3 "$unit is not installed in this system (the firstboot package and imagegen bake install it)"
 root_file "$R/etc/firstboot/jobs.secret" || die 3 "/etc/firstboot/jobs.secret is missing: the agent would not start"
+secret=$ROOT_FILE
+
+# The agent reads its secret and its settings once, at start (SIGHUP
+# rereads only the modules' manifests): a checksum of the two files the
+# bundle ships for it tells a changed one, which needs a restart.
+STATE=$R/var/lib/firstboot-stack/state/jobs-agent.sha256
+sum=$(
+	cat "$secret"
+	in_root "$R/etc/firstboot/firstboot.conf.d/50-site-jobs.conf" && [ -f "$IN_ROOT" ] && cat "$IN_ROOT"
+	true
+)
+sum=$(sha256sum <<<"$sum" | cut -d' ' -f1)
+old_sum=$(cat "$STATE" 2>/dev/null || true)
+changed=0
+[ -n "$old_sum" ] && [ "$sum" != "$old_sum" ] && changed=1
 
 if [ -z "$R" ]; then
 	systemctl enable "$unit" || die 3 "systemctl enable $unit failed"
-	if [ -d /run/systemd/system ]; then
+	if [ ! -d /run/systemd/system ]; then
+		say "$unit enabled (systemd is not running: it starts at the next boot)"
+	elif [ $changed = 1 ] && systemctl is-active --quiet "$unit"; then
+		# try-restart: only when it runs (systemctl(1)); --no-block for the
+		# same reason as start.
+		systemctl --no-block try-restart "$unit" || die 3 "systemctl --no-block try-restart $unit failed"
+		say "its secret or settings changed: $unit restart queued"
+	else
 		systemctl --no-block start "$unit" || die 3 "systemctl --no-block start $unit failed"
 		say "$unit enabled and queued to start after firstboot.service"
-	else
-		say "$unit enabled (systemd is not running: it starts at the next boot)"
 	fi
 else
 	systemctl --root="$R" enable "$unit" || die 3 "systemctl --root=$R enable $unit failed"
 	say "$unit enabled under $R"
+	if [ $changed = 1 ]; then say "its secret or settings changed: restart $unit where it runs (nothing runs under $R)"; fi
 fi
+make_dir "$(dirname "$STATE")"
+put_file "$STATE" 0600 0:0 <<<"$sum"

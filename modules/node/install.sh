@@ -279,6 +279,19 @@ if [ -d "$R$home/.pm2" ]; then set_mode "$R$home/.pm2" 0700; fi
 
 eco_dir=$R$home/.pm2-apps
 host_dir "$eco_dir" 0700 "$uid:$gid"
+# app_sums: "NAME SHA256" for each app of the bundle's ecosystem (root's
+# files, never the deploy user's copy), its environment included: what
+# tells the apps whose definition changed from those that stay as they
+# run. What PM2 last got is kept in the root-only state folder.
+app_sums() {
+	node -e '
+		const h = require("crypto");
+		for (const a of require(process.argv[1]).apps)
+			console.log(a.name + " " + h.createHash("sha256").update(JSON.stringify(a)).digest("hex"));
+	' "$SRC/ecosystem.config.js"
+}
+new_sums=$(app_sums) || die 3 "node cannot read the ecosystem file"
+old_sums=$(cat "$state/apps.sha256" 2>/dev/null || true)
 put_file "$eco_dir/apps.env.js" 0600 "$uid:$gid" <"$SRC/apps.env.js"
 env_changed=$FILE_CHANGED
 put_file "$eco_dir/ecosystem.config.js" 0600 "$uid:$gid" <"$SRC/ecosystem.config.js"
@@ -319,12 +332,28 @@ stable() {
 	[ "$a" = "$b" ]
 }
 
-if [ "$eco_changed$env_changed$code_changed" = 000 ] && online >/dev/null; then
-	say "done: nothing changed; ${#want[@]} apps online"
-	exit 0
+# Only the apps whose definition or environment changed are reloaded
+# (--only NAME,NAME: PM2 acts on those apps of the file alone; Unitech/pm2
+# lib/API.js _startJson); all of them when the code changed, or when one
+# is not online (startOrReload starts what is missing).
+only=()
+if [ "$code_changed" = 0 ] && online >/dev/null; then
+	if [ "$eco_changed$env_changed" = 00 ]; then
+		say "done: nothing changed; ${#want[@]} apps online"
+		exit 0
+	fi
+	changed_apps=$(comm -13 <(sort <<<"$old_sums") <(sort <<<"$new_sums") | awk 'NF == 2 { print $1 }' | paste -sd, -)
+	if [ -z "$changed_apps" ]; then
+		printf '%s\n' "$new_sums" | put_file "$state/apps.sha256" 0600 0:0
+		say "done: no app's definition changed; ${#want[@]} apps online"
+		exit 0
+	fi
+	only=(--only "$changed_apps")
+	say "reloading the apps whose definition or environment changed: $changed_apps (pm2 startOrReload --only)"
+else
+	say "starting or reloading the apps (pm2 startOrReload)"
 fi
-say "starting or reloading the apps (pm2 startOrReload)"
-as_user pm2 startOrReload "$eco" --update-env || die 3 "pm2 startOrReload failed"
+as_user pm2 startOrReload "$eco" --update-env "${only[@]}" || die 3 "pm2 startOrReload failed"
 ok=0
 for ((i = 0; i < WAIT_SECONDS; i += 4)); do
 	if stable; then
@@ -335,4 +364,5 @@ for ((i = 0; i < WAIT_SECONDS; i += 4)); do
 done
 [ $ok = 1 ] || die 3 "the apps are not all online after $WAIT_SECONDS s (pm2 jlist)"
 as_user pm2 save --force >/dev/null || die 3 "pm2 save failed"
+printf '%s\n' "$new_sums" | put_file "$state/apps.sha256" 0600 0:0
 say "done: ${#want[@]} apps online, saved for pm2-$USER_NAME.service"

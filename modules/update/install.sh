@@ -30,7 +30,10 @@ fi
 bash -n "$R$SCRIPT" || die 3 "$SCRIPT is not a valid bash script"
 [ -x "$R$SCRIPT" ] || set_mode "$R$SCRIPT" 0755
 
-units_changed=0
+# units_changed: daemon-reload; timer_changed: the timer also restarted
+# (so its next elapse is computed from the new OnCalendar). A service that
+# changed needs nothing more: a oneshot reads its unit at each start.
+units_changed=0 timer_changed=0
 put_file "$R/etc/systemd/system/firstboot-update.service" 0644 <<EOF
 # Managed by firstboot (module update).
 [Unit]
@@ -60,7 +63,10 @@ RandomizedDelaySec=30min
 [Install]
 WantedBy=timers.target
 EOF
-	[ "$FILE_CHANGED" = 1 ] && units_changed=1
+	if [ "$FILE_CHANGED" = 1 ]; then
+		units_changed=1
+		timer_changed=1
+	fi
 elif root_entry "$timer" && { [ -e "$ROOT_ENTRY" ] || [ -L "$ROOT_ENTRY" ]; }; then
 	if systemctl is-enabled --quiet firstboot-update.timer || systemctl is-active --quiet firstboot-update.timer; then
 		systemctl disable --now firstboot-update.timer || die 3 "cannot disable firstboot-update.timer"
@@ -79,7 +85,7 @@ if [ -n "$SCHEDULE" ]; then
 	fi
 	if ! systemctl is-active --quiet firstboot-update.timer; then
 		systemctl start firstboot-update.timer || die 3 "firstboot-update.timer does not start"
-	elif [ $units_changed = 1 ]; then
+	elif [ $timer_changed = 1 ]; then
 		systemctl restart firstboot-update.timer || die 3 "firstboot-update.timer does not restart"
 	fi
 	say "done: $SCRIPT on '$SCHEDULE' (firstboot-update.timer), or by hand: systemctl start firstboot-update"

@@ -15,6 +15,9 @@
 #                                 status; output in $MOD_OUT/$MOD_ERR. V is
 #                                 written plain when it is an integer or
 #                                 true/false, else as a quoted string
+#   mod_bundle ID [K=V...] [-- ID K=V...]   only that bundle (with the
+#                                 mod_file files), its path in MOD_BUNDLE:
+#                                 for `firstboot apply` and `plan`
 #   mod_exec ROOT ID [K=V...]     install.sh alone, as the agent would run
 #                                 it (no defaults applied); returns its status
 #   mod_exit ROOT ID / mod_attempts ROOT ID / mod_state ROOT ID   from status.json
@@ -127,9 +130,10 @@ mod_file() {
 }
 mod_files_reset() { _mod_files=(); }
 
-mod_run() {
-	local root=$1 b f src path mode kv first=1
-	shift
+# mod_bundle ID KEY=VALUE... [-- ID KEY=VALUE...]: MOD_BUNDLE = a bundle
+# (.tgz) of those modules and inputs and the files given with mod_file.
+mod_bundle() {
+	local b f src path mode kv first=1
 	_mod_n=$((_mod_n + 1))
 	b=$T/modbundle.$_mod_n
 	mkdir -p "$b"
@@ -160,7 +164,14 @@ mod_run() {
 	} >"$b/bundle.yaml"
 	# An "inputs:" with nothing under it is null, which the agent accepts.
 	"$TOP/tests/e2e/mkbundle.sh" "$b" "$b.tgz"
-	PATH="$MOD_REC/bin:$PATH" timeout 120 "$FIRSTBOOT" run --root "$root" --user-data "$b.tgz" \
+	MOD_BUNDLE=$b.tgz
+}
+
+mod_run() {
+	local root=$1
+	shift
+	mod_bundle "$@"
+	PATH="$MOD_REC/bin:$PATH" timeout 120 "$FIRSTBOOT" run --root "$root" --user-data "$MOD_BUNDLE" \
 		--instance-id "${MOD_INSTANCE:-mod-$_mod_n}" >"$MOD_OUT" 2>"$MOD_ERR"
 	local rc=$?
 	{

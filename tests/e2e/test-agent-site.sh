@@ -119,6 +119,18 @@ done
 chmod 0600 "$R/etc/firstboot/jobs.secret"
 if [ $ok = 1 ]; then t_pass; else t_fail "$(cat "$T/err")"; fi
 
+t_case "firstboot apply of a site with another jobs setting: jobs-agent runs again (watched file changed), says the agent needs a restart; the same again runs nothing"
+sed -i 's/^  heartbeat_s: 1$/  heartbeat_s: 2/' "$S/site.yaml"
+if expect_rc 0 igs userdata "$S/site.yaml" --provider nocloud -o "$T/ud2" &&
+	expect_rc 0 "$FIRSTBOOT" apply --root "$R" --user-data "$T/ud2" &&
+	[ "$(jq -r '.modules[] | select(.id == "jobs-agent") | .why' "$R/var/lib/firstboot/status.json")" = "watched file changed: /etc/firstboot/firstboot.conf.d/50-site-jobs.conf" ] &&
+	grep -q 'its secret or settings changed: restart firstboot-agent.service where it runs' "$R/var/log/firstboot/jobs-agent.log" &&
+	grep -qx '  heartbeat_s: 2' "$R/etc/firstboot/firstboot.conf.d/50-site-jobs.conf" &&
+	expect_rc 0 "$FIRSTBOOT" apply --root "$R" --user-data "$T/ud2" &&
+	[ "$(jq -r '.modules[] | select(.id == "jobs-agent") | .why' "$R/var/lib/firstboot/status.json")" = unchanged ]; then
+	t_pass
+else t_fail "$(tail -n 5 "$T/err"; jq -c .modules "$R/var/lib/firstboot/status.json"; tail -n 3 "$R/var/log/firstboot/jobs-agent.log")"; fi
+
 t_case "an image without firstboot-agent.service: the module jobs-agent fails (3), no ready marker"
 R2=$T/root2
 image_root "$R2"

@@ -147,6 +147,23 @@ if mod_order '^systemctl daemon-reload' '^systemctl enable agent-manager' '^syst
 		mod_called '^curl .*/api/health$'; then t_pass; else t_fail "second run: $(mod_calls "" | tr '\n' ';')"; fi
 else t_fail "calls: $(mod_calls "" | tr '\n' ';')"; fi
 
+t_case "systemd: a changed env file (imagegen rendered a new JWT_SECRET) restarts agent-manager once, nothing else; the same again restarts nothing"
+KC=(mode=systemd auth_mode=keycloak keycloak_url=https://sso.example.org/auth keycloak_realm=colony keycloak_client_id=agent-manager
+	keycloak_client_secret=s3cr3t-client-secret)
+grep -q '^JWT_SECRET=' "$R/opt/stack/agent-manager.env" || echo "  # the fixture's env file has no JWT_SECRET" >&2
+sed -i 's/^JWT_SECRET=.*/JWT_SECRET=an0ther-jwt-secret-value/' "$R/opt/stack/agent-manager.env"
+mod_reset_calls
+if mod_run "$R" agent-manager "${KC[@]}" &&
+	[ "$(mod_calls systemctl | grep -c '^systemctl restart agent-manager$')" = 1 ] &&
+	mod_not_called '^systemctl (daemon-reload|enable|start|stop)|^(apt-get|docker|curl -fsSL) ' &&
+	grep -q 'env file changed: restarting agent-manager' "$(mod_log "$R" agent-manager)"; then
+	mod_reset_calls
+	if mod_run "$R" agent-manager "${KC[@]}" &&
+		mod_not_called '^systemctl (daemon-reload|enable|start|restart)' && mod_called '^curl .*/api/health$'; then
+		t_pass
+	else t_fail "third run: $(mod_calls "" | tr '\n' ';')"; fi
+else t_fail "calls: $(mod_calls "" | tr '\n' ';')"; fi
+
 t_case "systemd: a value systemd would read differently is exit 3 naming it, before any download"
 fresh c9 native-systemd
 sed -i "s/^JWT_SECRET=.*/JWT_SECRET='a\${:-\$}{b}'/" "$R/opt/stack/agent-manager.env"

@@ -66,6 +66,13 @@ before=$(tree_snapshot "$R")
 if mod_run "$R" backup age_recipients="$RCPT" && mod_not_called '^systemctl (daemon-reload|enable|start|restart)' &&
 	[ "$(tree_snapshot "$R")" = "$before" ]; then t_pass; else t_fail "calls: $(mod_calls "" | tr '\n' ';')"; fi
 
+t_case "a new retention, nothing else: backup.conf rewritten, no systemctl action, nothing installed"
+mod_reset_calls
+if mod_run "$R" backup age_recipients="$RCPT" retention_days=60 && conf | grep -qx 'RETENTION_DAYS=60' &&
+	mod_not_called '^systemctl (daemon-reload|enable|start|restart|stop|reload)|^apt-get'; then t_pass; else
+	t_fail "calls: $(mod_calls "" | tr '\n' ';')"
+fi
+
 t_case "S3 and a new schedule: credentials in a 0600 curl config, the timer reloaded and restarted, the secret nowhere else"
 mod_reset_calls
 if mod_run "$R" backup age_recipients="$RCPT" schedule="Sun *-*-* 04:00:00" retention_days=90 s3_bucket=colony-backups s3_region=eu-central-1 \
@@ -76,6 +83,7 @@ if mod_run "$R" backup age_recipients="$RCPT" schedule="Sun *-*-* 04:00:00" rete
 	conf | grep -qx 'RETENTION_DAYS=90' && ! conf | grep -qF "$SK" &&
 	grep -qx 'OnCalendar=Sun \*-\*-\* 04:00:00' "$R/etc/systemd/system/firstboot-backup.timer" &&
 	mod_order '^systemctl daemon-reload' '^systemctl restart firstboot-backup.timer' &&
+	[ "$(mod_calls systemctl | grep -Ec '^systemctl (daemon-reload|restart)')" = 2 ] && mod_not_called '^apt-get' &&
 	mod_no_secrets "$R" "$SK"; then t_pass; else t_fail "calls: $(mod_calls "" | tr '\n' ';')"; fi
 
 t_case "S3 taken out again: the credentials file is removed"

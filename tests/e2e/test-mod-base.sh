@@ -64,11 +64,36 @@ fi
 t_case "a new SSH port is opened in ufw before sshd reloads; nothing is reinstalled"
 mod_reset_calls
 if mod_run "$R" base ssh_authorized_keys="$KEY" packages="htop, tmux" ssh_port=2222 firewall_ports="8080 60000:61000/udp" &&
-	mod_order '^ufw limit 2222/tcp' '^sshd -t' '^systemctl reload ssh' '^fail2ban-client' '^systemctl restart fail2ban' &&
+	mod_order '^ufw limit 2222/tcp' '^sshd -t' '^systemctl reload ssh' '^ufw delete limit 22/tcp$' '^fail2ban-client' '^systemctl restart fail2ban' &&
 	mod_not_called '^apt-get' && mod_not_called '^useradd' && grep -qx 'Port 2222' "$R/etc/ssh/sshd_config.d/00-firstboot.conf" &&
-	grep -qx 'port = 2222' "$R/etc/fail2ban/jail.d/00-firstboot.local"; then t_pass; else
+	grep -qx 'port = 2222' "$R/etc/fail2ban/jail.d/00-firstboot.local" &&
+	! grep -q '^### tuple ### limit tcp 22 ' "$R/etc/ufw/user.rules" && grep -q '^### tuple ### limit tcp 2222 ' "$R/etc/ufw/user.rules"; then t_pass; else
 	t_fail "calls: $(mod_calls "" | tr '\n' ';')"
 fi
+
+t_case "a port taken out of firewall_ports: that rule deleted, nothing else (no reload, no install)"
+mod_reset_calls
+if mod_run "$R" base ssh_authorized_keys="$KEY" packages="htop, tmux" ssh_port=2222 firewall_ports="60000:61000/udp" &&
+	[ "$(mod_calls ufw | tr '\n' ';')" = "ufw delete allow 8080/tcp;" ] &&
+	mod_not_called '^apt-get|^systemctl (start|restart|reload|enable|stop|disable) |^(useradd|usermod|sshd|fail2ban-client) ' &&
+	! grep -q '^### tuple ### allow tcp 8080 ' "$R/etc/ufw/user.rules" && grep -q '^### tuple ### allow udp 60000:61000 ' "$R/etc/ufw/user.rules"; then
+	t_pass
+else t_fail "calls: $(mod_calls "" | tr '\n' ';')"; fi
+
+t_case "firewall, fail2ban and unattended upgrades turned off: ufw disabled, fail2ban stopped and disabled, upgrades off; nothing installed or removed"
+mod_reset_calls
+if mod_run "$R" base ssh_authorized_keys="$KEY" packages="htop, tmux" ssh_port=2222 \
+	firewall=false fail2ban=false unattended_upgrades=false &&
+	mod_called '^ufw disable$' && mod_called '^systemctl disable --now fail2ban$' && grep -qx 'ENABLED=no' "$R/etc/ufw/ufw.conf" &&
+	[ ! -e "$R/etc/fail2ban/jail.d/00-firstboot.local" ] && [ ! -e "$R/etc/apt/apt.conf.d/52firstboot-unattended-upgrades" ] &&
+	grep -qx 'APT::Periodic::Unattended-Upgrade "0";' "$R/etc/apt/apt.conf.d/20auto-upgrades" &&
+	mod_not_called '^apt-get|^systemctl (restart|reload) |^ufw (delete|allow|limit)'; then
+	mod_reset_calls
+	if mod_run "$R" base ssh_authorized_keys="$KEY" packages="htop, tmux" ssh_port=2222 \
+		firewall=false fail2ban=false unattended_upgrades=false && mod_not_called '^ufw |^systemctl (disable|stop|start|restart|reload) '; then
+		t_pass
+	else t_fail "again: $(mod_calls "" | tr '\n' ';')"; fi
+else t_fail "calls: $(mod_calls "" | tr '\n' ';')"; fi
 
 t_case "sshd -t refusing the configuration: exit 3, the previous drop-in kept, no reload"
 mod_reset_calls

@@ -263,6 +263,20 @@ if mod_run "$R" colonyos mode=systemd binary_url="$URL" binary_sha256="$SUM" && 
 	t_pass
 else t_fail "calls: $(mod_calls "" | tr '\n' ';')"; fi
 
+t_case "systemd: a changed colonyos.env (rendered again) restarts colonies-server once and registers nothing; the same again restarts nothing"
+printf '# rendered again\n' >>"$R/opt/stack/colonyos.env"
+mod_reset_calls
+if mod_run "$R" colonyos mode=systemd binary_url="$URL" binary_sha256="$SUM" &&
+	[ "$(mod_calls systemctl | grep -c '^systemctl restart colonies-server$')" = 1 ] &&
+	mod_not_called '^systemctl (daemon-reload|start|enable|stop)|^curl|^apt-get|^docker ' &&
+	mod_not_called '^colonies (security|key|database|colony add|executor add)'; then
+	mod_reset_calls
+	if mod_run "$R" colonyos mode=systemd binary_url="$URL" binary_sha256="$SUM" &&
+		mod_not_called '^systemctl (daemon-reload|start|restart|enable)'; then t_pass; else
+		t_fail "third run: $(mod_calls "" | tr '\n' ';')"
+	fi
+else t_fail "calls: $(mod_calls "" | tr '\n' ';')"; fi
+
 t_case "systemd: a database left with an empty server identity (a create without COLONIES_SERVER_ID): exit 3 with the repair, not retried, no wait"
 fresh s5 native-systemd
 : >"$MOD_REC/state/colonies/tables"

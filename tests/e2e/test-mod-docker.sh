@@ -45,6 +45,15 @@ if mod_run "$R" docker log_max_size=50m log_max_file=5 data_root=/srv/docker &&
 	t_fail "calls: $(mod_calls "" | tr '\n' ';')"
 fi
 
+t_case "live_restore alone changed: one systemctl reload docker (SIGHUP), no restart, nothing installed"
+mod_reset_calls
+if mod_run "$R" docker log_max_size=50m log_max_file=5 data_root=/srv/docker live_restore=false &&
+	[ "$(mod_calls systemctl | grep -c '^systemctl reload docker$')" = 1 ] &&
+	mod_not_called '^systemctl (restart|start|stop|enable) |^apt-get|^curl' && [ "$(daemon '."live-restore"')" = false ] &&
+	[ "$(daemon '."data-root"')" = /srv/docker ]; then t_pass; else
+	t_fail "calls: $(mod_calls "" | tr '\n' ';')"
+fi
+
 t_case "an installed Docker CE is kept when debian is asked; an existing daemon.json is merged"
 fresh r2
 mod_installed docker-ce docker-ce-cli containerd.io docker-buildx-plugin docker-compose-plugin
@@ -136,3 +145,25 @@ mod_fail docker 1 '^compose'
 if mod_run "$R" docker && mod_called '^apt-get .*install --no-install-recommends docker-compose$' &&
 	mod_not_called '^apt-get .*install .*docker\.io' && mod_called '^docker-compose version' &&
 	mod_lastlog "$R" docker | grep -q 'compose: docker-compose$'; then t_pass; else t_fail "calls: $(mod_calls "" | tr '\n' ';')"; fi
+
+t_case "reprovision: plan shows 'requires reprovisioning: data_root' (exit 2), apply refuses it (exit 1) and nothing runs; log_max_size is applied"
+fresh rp1
+MOD_INSTANCE="i-docker"
+mod_run "$R" docker data_root=/srv/docker-a
+rc1=$?
+mod_bundle docker data_root=/srv/docker-b
+mod_reset_calls
+PATH="$MOD_REC/bin:$PATH" "$FIRSTBOOT" plan --root "$R" --user-data "$MOD_BUNDLE" >"$T/plan.out" 2>&1
+prc=$?
+PATH="$MOD_REC/bin:$PATH" "$FIRSTBOOT" apply --root "$R" --user-data "$MOD_BUNDLE" >"$T/apply.out" 2>&1
+arc=$?
+mod_bundle docker data_root=/srv/docker-a log_max_size=20m
+PATH="$MOD_REC/bin:$PATH" "$FIRSTBOOT" apply --root "$R" --user-data "$MOD_BUNDLE" >"$T/apply2.out" 2>&1
+arc2=$?
+unset MOD_INSTANCE
+if [ $rc1 = 0 ] && [ $prc = 2 ] && grep -qx '  run   docker: requires reprovisioning: data_root' "$T/plan.out" &&
+	[ $arc = 1 ] && grep -q 'module docker: requires reprovisioning: data_root' "$T/apply.out" &&
+	[ "$(daemon '."data-root"')" = /srv/docker-a ] && [ $arc2 = 0 ] && [ "$(_mod_status "$R" docker why)" = "inputs changed: log_max_size" ] &&
+	[ "$(mod_calls systemctl | grep -c '^systemctl restart docker$')" = 1 ] && mod_not_called '^apt-get'; then t_pass; else
+	t_fail "run $rc1 plan $prc apply $arc/$arc2: $(cat "$T/plan.out" "$T/apply.out" "$T/apply2.out" | tail -n 8)"
+fi

@@ -407,10 +407,39 @@ ig render "$S/site.yaml" -o "$T/b3" >/dev/null
 mod_files_reset
 mod_file "$T/b3/files/etc/firstboot/node/ecosystem.config.js" /etc/firstboot/node/ecosystem.config.js 0600
 mod_file "$T/b3/files/etc/firstboot/node/apps.env.js" /etc/firstboot/node/apps.env.js 0600
+nightly=$(pids nightly)
 mod_reset_calls
 if mod_run "$R" node app_dir=/srv/app repo_url="file://$T/repo.git" build_script=build &&
-	mod_called '^pm2 startOrReload ' && mod_not_called '^npm (ci|run)' &&
-	wait_eq 20 "$(sha "other-$SECRET")" get_field 3 && mod_no_secrets "$R" "s3cr\"e'"; then t_pass; else t_fail "$(get)"; fi
+	mod_called "^pm2 startOrReload $R/home/deploy/.pm2-apps/ecosystem.config.js --update-env --only web\$" && mod_not_called '^npm (ci|run)' &&
+	wait_eq 20 "$(sha "other-$SECRET")" get_field 3 && mod_no_secrets "$R" "s3cr\"e'" &&
+	[ -n "$nightly" ] && [ "$(pids nightly)" = "$nightly" ]; then t_pass; else t_fail "$(get); nightly $nightly -> $(pids nightly)"; fi
+
+t_case "firstboot apply: v1, then v2 with web's environment changed: node runs again (watched file changed: apps.env.js), PM2 reloads web alone, nightly keeps its process, nothing installed"
+NODE_IN=(node app_dir=/srv/app repo_url="file://$T/repo.git" build_script=build)
+MOD_INSTANCE="i-node"
+mod_run "$R" "${NODE_IN[@]}"
+rc1=$?
+export WEB_SECRET="v2-$SECRET"
+site
+ig render "$S/site.yaml" -o "$T/b5" >/dev/null
+mod_files_reset
+mod_file "$T/b5/files/etc/firstboot/node/ecosystem.config.js" /etc/firstboot/node/ecosystem.config.js 0600
+mod_file "$T/b5/files/etc/firstboot/node/apps.env.js" /etc/firstboot/node/apps.env.js 0600
+mod_bundle "${NODE_IN[@]}"
+nightly=$(pids nightly)
+before=$(pids web)
+mod_reset_calls
+PATH="$MOD_REC/bin:$PATH" timeout 120 "$FIRSTBOOT" apply --root "$R" --user-data "$MOD_BUNDLE" >"$T/apply.out" 2>&1
+rc2=$?
+unset MOD_INSTANCE
+if [ $rc1 = 0 ] && [ $rc2 = 0 ] && [ "$(_mod_status "$R" node why)" = "watched file changed: /etc/firstboot/node/apps.env.js" ] &&
+	[ "$(mod_calls pm2 | grep -c '^pm2 startOrReload')" = 1 ] &&
+	mod_called "^pm2 startOrReload $R/home/deploy/.pm2-apps/ecosystem.config.js --update-env --only web\$" &&
+	mod_not_called '^pm2 (restart|start |stop|delete|install|set|startup)|^npm (install|ci|run)|^apt-get|^git .*(clone|checkout)' &&
+	wait_eq 20 "$(sha "v2-$SECRET")" get_field 3 && [ "$(pids web | wc -w)" = 2 ] && [ "$(pids web)" != "$before" ] &&
+	[ "$(pids nightly)" = "$nightly" ]; then t_pass; else
+	t_fail "run $rc1, apply $rc2 ($(_mod_status "$R" node why)): $(mod_calls pm2 | tr '\n' ';') $(tail -n 3 "$T/apply.out")"
+fi
 
 t_case "a build that fails is exit 3: the running apps keep serving, and the next run deploys again"
 echo "// three" >>"$W/server.js"

@@ -57,6 +57,25 @@ if mod_run "$R" update schedule="Sun *-*-* 04:00:00" &&
 	t_fail "calls: $(mod_calls "" | tr '\n' ';') $(cat "$T/verify" 2>/dev/null)"
 fi
 
+t_case "a new schedule: daemon-reload and one restart of the timer, nothing else"
+mod_reset_calls
+if mod_run "$R" update schedule="Sat *-*-* 05:00:00" && grep -qx 'OnCalendar=Sat \*-\*-\* 05:00:00' "$R/$U/firstboot-update.timer" &&
+	mod_order '^systemctl daemon-reload$' '^systemctl restart firstboot-update.timer$' &&
+	[ "$(mod_calls systemctl | grep -Ec '^systemctl (daemon-reload|restart)')" = 2 ] &&
+	mod_not_called '^systemctl (enable|start|stop|disable) |^apt-get'; then t_pass; else
+	t_fail "calls: $(mod_calls "" | tr '\n' ';')"
+fi
+
+t_case "another script path: daemon-reload only (the oneshot reads its unit at each start), the timer not restarted"
+cp -p "$R/usr/local/sbin/update_server.sh" "$R/usr/local/sbin/update-stack.sh"
+mod_reset_calls
+if mod_run "$R" update schedule="Sat *-*-* 05:00:00" script=/usr/local/sbin/update-stack.sh &&
+	grep -qx 'ExecStart=/usr/local/sbin/update-stack.sh' "$R/$U/firstboot-update.service" &&
+	[ "$(mod_calls systemctl | grep -c '^systemctl daemon-reload$')" = 1 ] &&
+	mod_not_called '^systemctl (enable|start|stop|disable|restart) |^apt-get'; then t_pass; else
+	t_fail "calls: $(mod_calls "" | tr '\n' ';')"
+fi
+
 t_case "the schedule taken out: the timer disabled, stopped and removed"
 mod_reset_calls
 if mod_run "$R" update && [ ! -e "$R/$U/firstboot-update.timer" ] &&
