@@ -332,6 +332,55 @@ stable() {
 	[ "$a" = "$b" ]
 }
 
+# ---- apps removed from the site ------------------------------------------
+
+# The apps this module handed to PM2 are recorded by name in its state
+# (apps.names; before it existed, the names in apps.sha256). One that is
+# no longer in the ecosystem is deleted from PM2 (stopped, out of its
+# list), then pm2 save, so the boot's resurrect does not bring it back.
+# What the module did not start (pm2-logrotate, an operator's own
+# processes) is never in that list and never touched. It runs before the
+# start: a renamed app may want the port the old name holds.
+# Upstream: Unitech/pm2 7.0.4 lib/binaries/CLI.js:441 (delete <name|id|
+# namespace|...>, exit 1 when it fails) and lib/API.js:526 delete ->
+# _operate:1491, which looks the name up among the processes and, when no
+# process has it, takes it for a namespace (lib/API.js:1508-1513): so only
+# a name PM2 lists is deleted, one that is gone already is left be. PM2
+# resolves a name against its cwd too (lib/Client.js:701, script path):
+# the command runs from /.
+names_file=$state/apps.names
+if [ -f "$names_file" ]; then
+	recorded=$(cat "$names_file")
+else
+	recorded=$(awk 'NF == 2 { print $1 }' <<<"$old_sums")
+fi
+mapfile -t gone < <(comm -23 <(awk 'NF { print $1 }' <<<"$recorded" | sort -u) <(printf '%s\n' "${want[@]}" | awk '{ print $1 }' | sort -u))
+if [ ${#gone[@]} -gt 0 ]; then
+	listed=$(as_user pm2 jlist 2>/dev/null) || die 3 "pm2 jlist failed: cannot tell whether ${gone[*]} still run"
+	listed=$(node -e '
+		const line = require("fs").readFileSync(0, "utf8").split("\n").filter(l => l.startsWith("[")).pop();
+		for (const p of JSON.parse(line || "[]")) console.log(p.name);
+	' <<<"$listed") || die 3 "cannot read pm2 jlist"
+	deleted=()
+	for name in "${gone[@]}"; do
+		if ! grep -qxF -- "$name" <<<"$listed"; then
+			say "$name, removed from the ecosystem, is not in PM2's list any more"
+			continue
+		fi
+		say "deleting $name from PM2: it is no longer in the ecosystem (pm2 delete)"
+		(cd / && as_user pm2 delete "$name" >/dev/null) || die 3 "pm2 delete $name failed (an app removed from the ecosystem): it may still run"
+		deleted+=("$name")
+	done
+	if [ ${#deleted[@]} -gt 0 ]; then
+		as_user pm2 save --force >/dev/null || die 3 "pm2 save failed after deleting ${deleted[*]}"
+		say "deleted ${deleted[*]} from PM2 and saved"
+	fi
+fi
+# From here on, the apps of this ecosystem are the module's (written
+# before the start: one that starts and then fails to come online is
+# still the module's to delete).
+printf '%s\n' "${want[@]}" | awk '{ print $1 }' | put_file "$names_file" 0600 0:0
+
 # Only the apps whose definition or environment changed are reloaded
 # (--only NAME,NAME: PM2 acts on those apps of the file alone; Unitech/pm2
 # lib/API.js _startJson); all of them when the code changed, or when one

@@ -231,6 +231,11 @@ mod_ctl pm2 <<EOF
 PATH=\$(printf '%s' "\$PATH" | tr : '\\n' | grep -vxF "$T/rec/bin" | paste -sd:)
 export NPM_CONFIG_CACHE="$NPM_CONFIG_CACHE" NPM_CONFIG_PREFER_OFFLINE=true NPM_CONFIG_UPDATE_NOTIFIER=false
 ${NODE_EXTRA_CA_CERTS:+export NODE_EXTRA_CA_CERTS="$NODE_EXTRA_CA_CERTS"}
+# The failure case: a pm2 delete that fails.
+if [ "\$1" = delete ] && [ -e "$T/fail-delete" ]; then
+	echo "[PM2][ERROR] failing on purpose" >&2
+	exit 1
+fi
 if [ "\$1" = startup ]; then
 	printf '[Unit]\nDescription=PM2 (test)\n' >"$R/etc/systemd/system/pm2-deploy.service"
 	exit 0
@@ -441,6 +446,63 @@ if [ $rc1 = 0 ] && [ $rc2 = 0 ] && [ "$(_mod_status "$R" node why)" = "watched f
 	t_fail "run $rc1, apply $rc2 ($(_mod_status "$R" node why)): $(mod_calls pm2 | tr '\n' ';') $(tail -n 3 "$T/apply.out")"
 fi
 
+# all_names: every name in PM2's list, online or not, sorted.
+all_names() { pm2_ jlist 2>/dev/null | node -e 'const l = JSON.parse(require("fs").readFileSync(0, "utf8").split("\n").filter(l => l.startsWith("[")).pop() || "[]"); console.log(l.map(p => p.name).sort().join(" "))'; }
+# render_files DIR: site.yaml (without nightly when NO_NIGHTLY is set)
+# rendered into DIR, and its files put in the root's bundle.
+render_files() {
+	site
+	if [ -n "${NO_NIGHTLY:-}" ]; then sed -i '/- name: nightly/,/autorestart: false/d' "$S/site.yaml"; fi
+	ig render "$S/site.yaml" -o "$1" >/dev/null
+	mod_files_reset
+	mod_file "$1/files/etc/firstboot/node/ecosystem.config.js" /etc/firstboot/node/ecosystem.config.js 0600
+	mod_file "$1/files/etc/firstboot/node/apps.env.js" /etc/firstboot/node/apps.env.js 0600
+}
+
+t_case "an app removed from site.yaml is deleted from PM2 (pm2 delete, pm2 save); web keeps its workers, pm2-logrotate and a process started by hand stay"
+# A process the module did not start, with a name not in the ecosystem.
+pm2_ start "$R/srv/app/job.js" --name handmade >/dev/null 2>&1
+wait_eq 20 1 npids handmade
+hand=$(pids handmade) web=$(pids web) lr=$(pids pm2-logrotate) nightly=$(pids nightly)
+NO_NIGHTLY=1 render_files "$T/b6"
+mod_reset_calls
+if mod_run "$R" "${NODE_IN[@]}" && [ -n "$nightly" ] && mod_called '^pm2 delete nightly$' &&
+	[ "$(mod_calls pm2 | grep -c '^pm2 delete')" = 1 ] && mod_order '^pm2 delete nightly$' '^pm2 save --force$' &&
+	mod_not_called '^pm2 startOrReload' && [ "$(all_names)" = "handmade pm2-logrotate web web" ] &&
+	! kill -0 "$nightly" 2>/dev/null && [ "$(pids web)" = "$web" ] && [ "$(pids handmade)" = "$hand" ] &&
+	[ "$(pids pm2-logrotate)" = "$lr" ] && mod_lastlog "$R" node | grep -q 'deleting nightly from PM2' &&
+	node -e 'const d = require(process.argv[1]); process.exit(d.some(p => p.name === "nightly") || !d.some(p => p.name === "handmade") ? 1 : 0)' \
+		"$PM2_HOME/dump.pm2" && [ "$(cat "$R/var/lib/firstboot/node/apps.names")" = web ]; then t_pass; else
+	t_fail "exit $(mod_exit "$R" node): $(mod_calls pm2 | tr '\n' ';') names: $(all_names); $(mod_lastlog "$R" node | tail -n 3)"
+fi
+
+t_case "the next run deletes nothing and saves nothing; the process started by hand still runs"
+mod_reset_calls
+if mod_run "$R" "${NODE_IN[@]}" && mod_not_called '^pm2 (delete|save|startOrReload)' &&
+	[ "$(all_names)" = "handmade pm2-logrotate web web" ] && [ "$(pids web)" = "$web" ] && [ "$(pids handmade)" = "$hand" ]; then t_pass; else
+	t_fail "exit $(mod_exit "$R" node): $(mod_calls pm2 | tr '\n' ';') names: $(all_names)"
+fi
+
+t_case "a pm2 delete that fails is exit 3, named in the log, nothing saved; the next run deletes it"
+render_files "$T/b7"
+mod_run "$R" "${NODE_IN[@]}"
+rc1=$?
+NO_NIGHTLY=1 render_files "$T/b6"
+touch "$T/fail-delete"
+mod_reset_calls
+mod_run "$R" "${NODE_IN[@]}"
+rc2=$(mod_exit "$R" node)
+log2=$(mod_lastlog "$R" node)
+calls2=$(mod_calls pm2)
+rm -f "$T/fail-delete"
+mod_reset_calls
+if [ $rc1 = 0 ] && [ "$rc2" = 3 ] && grep -q 'pm2 delete nightly failed' <<<"$log2" && ! grep -q '^pm2 save' <<<"$calls2" &&
+	mod_run "$R" "${NODE_IN[@]}" && mod_called '^pm2 delete nightly$' && mod_called '^pm2 save --force$' &&
+	[ "$(all_names)" = "handmade pm2-logrotate web web" ] && [ "$(pids handmade)" = "$hand" ]; then t_pass; else
+	t_fail "exits $rc1 $rc2: $(tail -n 2 <<<"$log2"); names: $(all_names)"
+fi
+pm2_ delete handmade >/dev/null 2>&1
+
 t_case "a build that fails is exit 3: the running apps keep serving, and the next run deploys again"
 echo "// three" >>"$W/server.js"
 commit three
@@ -534,10 +596,13 @@ head=$(git -C "$W" rev-parse HEAD)
 # not a clone: git would look in the folders above, up to this repository).
 rev() { [ -e "$R$1/.git" ] && git -c safe.directory='*' -C "$R$1" rev-parse HEAD 2>/dev/null; }
 
+# (crash, started by the module, was deleted by hand: the run after finds
+# it gone from PM2's list and deletes nothing.)
 t_case "deploy_key: 0600 in the deploy user's ~/.ssh, ssh with StrictHostKeyChecking=yes against ssh_known_hosts: cloned"
 mod_reset_calls
 if mod_run "$R" node app_dir=/srv/keyed repo_url="$SSH_URL" deploy_key="$KEY" ssh_known_hosts="$KH" &&
-	[ "$(rev /srv/keyed)" = "$head" ] && [ -f "$R/srv/keyed/server.js" ] && cmp -s "$R/home/deploy/.ssh/firstboot_deploy_key" "$K/deploy" &&
+	[ "$(rev /srv/keyed)" = "$head" ] && [ -f "$R/srv/keyed/server.js" ] && mod_not_called '^pm2 delete' &&
+	mod_lastlog "$R" node | grep -q "crash, removed from the ecosystem, is not in PM2's list any more" && cmp -s "$R/home/deploy/.ssh/firstboot_deploy_key" "$K/deploy" &&
 	[ "$(stat -c '%a %u' "$R/home/deploy/.ssh/firstboot_deploy_key")" = "600 1000" ] &&
 	[ "$(stat -c '%a %u' "$R/home/deploy/.ssh")" = "700 1000" ] &&
 	[ "$(cat "$R/home/deploy/.ssh/firstboot_known_hosts")" = "$KH" ] &&
