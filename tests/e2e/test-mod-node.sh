@@ -471,7 +471,7 @@ if mod_run "$R" "${NODE_IN[@]}" && [ -n "$nightly" ] && mod_called '^pm2 delete 
 	mod_not_called '^pm2 startOrReload' && [ "$(all_names)" = "handmade pm2-logrotate web web" ] &&
 	! kill -0 "$nightly" 2>/dev/null && [ "$(pids web)" = "$web" ] && [ "$(pids handmade)" = "$hand" ] &&
 	[ "$(pids pm2-logrotate)" = "$lr" ] && mod_lastlog "$R" node | grep -q 'deleting nightly from PM2' &&
-	node -e 'const d = require(process.argv[1]); process.exit(d.some(p => p.name === "nightly") || !d.some(p => p.name === "handmade") ? 1 : 0)' \
+	node -e 'const d = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")); process.exit(d.some(p => p.name === "nightly") || !d.some(p => p.name === "handmade") ? 1 : 0)' \
 		"$PM2_HOME/dump.pm2" && [ "$(cat "$R/var/lib/firstboot/node/apps.names")" = web ]; then t_pass; else
 	t_fail "exit $(mod_exit "$R" node): $(mod_calls pm2 | tr '\n' ';') names: $(all_names); $(mod_lastlog "$R" node | tail -n 3)"
 fi
