@@ -343,10 +343,10 @@ stable() {
 # start: a renamed app may want the port the old name holds.
 # Upstream: Unitech/pm2 7.0.4 lib/binaries/CLI.js:441 (delete <name|id|
 # namespace|...>, exit 1 when it fails) and lib/API.js:526 delete ->
-# _operate:1491, which looks the name up among the processes and, when no
-# process has it, takes it for a namespace (lib/API.js:1508-1513): so only
+# _operate:1492, which looks the name up among the processes and, when no
+# process has it, takes it for a namespace (lib/API.js:1514-1521): so only
 # a name PM2 lists is deleted, one that is gone already is left be. PM2
-# resolves a name against its cwd too (lib/Client.js:701, script path):
+# resolves a name against its cwd too (lib/Client.js:697, script path):
 # the command runs from /.
 names_file=$state/apps.names
 if [ -f "$names_file" ]; then
