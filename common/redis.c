@@ -13,6 +13,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509_vfy.h>
+#include <openssl/x509v3.h>
 
 /* hiredict is loaded, not linked: firstboot's first boot never needs it.
  * Its blocking API is all this file uses. It is loaded RTLD_GLOBAL:
@@ -50,6 +51,7 @@ DL_DEFINE(libhiredict_ssl, SONAME_LIBHIREDICT_SSL, HIREDICT_SSL_SYMBOLS);
         X(SSL_free)                                                                                \
         X(SSL_ctrl)                                                                                \
         X(SSL_set1_host)                                                                           \
+        X(SSL_set_hostflags)                                                                       \
         X(SSL_get_verify_result)                                                                   \
         X(SSL_pending)
 DL_DEFINE(libssl, SONAME_LIBSSL, SSL_SYMBOLS);
@@ -259,6 +261,17 @@ static int context_error(const redictContext *c)
         }
 }
 
+/* The last OpenSSL error as a sentence, or fallback. */
+static const char *openssl_error(char *buf, size_t size, const char *fallback)
+{
+        unsigned long e = sym_ERR_get_error();
+
+        if (!e)
+                return fallback;
+        sym_ERR_error_string_n(e, buf, size);
+        return buf;
+}
+
 int redis_command(struct redis *r, int argc, const char *const *argv, const size_t *lens,
                   long long reply_timeout_ms, struct redis_reply **ret, char **ret_error)
 {
@@ -274,13 +287,20 @@ int redis_command(struct redis *r, int argc, const char *const *argv, const size
         }
         if (reply_timeout_ms > 0)
                 sym_redictSetTimeout(r->c, tv_of(reply_timeout_ms));
+        if (r->ssl)
+                sym_ERR_clear_error();
         h = sym_redictCommandArgv(r->c, argc, (const char **)argv, lens ? lens : l);
         if (reply_timeout_ms > 0 && h)
                 sym_redictSetTimeout(r->c, tv_of(r->timeout_ms));
         free(l);
         if (!h) {
                 int k = context_error(r->c);
-                return fail_with(ret_error, k, "Redis %s: %s", argv[0], r->c->errstr);
+                char e[256];
+                /* Over TLS, OpenSSL's reason (an alert from the server,
+                 * such as "tlsv13 alert certificate required") says more
+                 * than hiredict's "Server closed the connection". */
+                return fail_with(ret_error, k, "Redis %s: %s", argv[0],
+                                 r->ssl ? openssl_error(e, sizeof(e), r->c->errstr) : r->c->errstr);
         }
         *ret = copy_reply(h, 0);
         sym_freeReplyObject(h);
@@ -349,19 +369,18 @@ static int auth_and_select(struct redis *r, const struct redis_url *u, char **re
                 if (rep->type == REDIS_R_ERROR)
                         return fail_with(ret_error, -EINVAL, "Redis refused SELECT %d: %s", u->db,
                                          rep->str);
+                redis_reply_free(TAKE_PTR(rep));
         }
+        /* A round trip: a server that takes the connection and drops it
+         * (TLS 1.3 refusing a client without a certificate after the
+         * handshake, a listener that closes) fails here, as a connect. */
+        const char *ping[] = {"PING"};
+        k = redis_command(r, 1, ping, NULL, 0, &rep, ret_error);
+        if (k < 0)
+                return k;
+        if (rep->type == REDIS_R_ERROR)
+                return fail_with(ret_error, -EIO, "Redis refused PING: %s", rep->str);
         return 0;
-}
-
-/* The last OpenSSL error as a sentence, or fallback. */
-static const char *openssl_error(char *buf, size_t size, const char *fallback)
-{
-        unsigned long e = sym_ERR_get_error();
-
-        if (!e)
-                return fallback;
-        sym_ERR_error_string_n(e, buf, size);
-        return buf;
 }
 
 /* The SSL_CTX for u: TLS 1.2 or later, the server's certificate verified
@@ -427,20 +446,31 @@ static int tls_start(struct redis *r, const struct redis_url *u, char **ret_erro
             sym_SSL_set1_host(r->ssl, u->host) != 1)
                 return fail_with(ret_error, -EPROTO, "cannot check TLS certificates for %s: %s",
                                  u->host, openssl_error(e, sizeof(e), "refused"));
+        /* The host must be in a subjectAltName: never the subject's CN
+         * (X509_check_host(3)). */
+        sym_SSL_set_hostflags(r->ssl, X509_CHECK_FLAG_NEVER_CHECK_SUBJECT);
         sym_ERR_clear_error();
         if (sym_redictInitiateSSL(r->c, r->ssl) == REDICT_OK)
                 return 0;
         /* hiredict took no ownership: the SSL stays ours, freed by redis_free(). */
         long v = sym_SSL_get_verify_result(r->ssl);
-        if (v != X509_V_OK)
+        if (v != X509_V_OK) {
+                bool issuer = v == X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY ||
+                              v == X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN ||
+                              v == X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT ||
+                              v == X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE;
+                _cleanup_free_ char *hint =
+                        v == X509_V_ERR_HOSTNAME_MISMATCH || v == X509_V_ERR_IP_ADDRESS_MISMATCH
+                                ? xstrdup(" (the URL's host is not among its names)")
+                        : issuer && u->tls_ca_file
+                                ? strprintf(" (not signed by the CA of %s)",
+                                            u->tls_ca_option ? u->tls_ca_option : "the CA file")
+                        : issuer ? xstrdup(" (not signed by a CA of the system's store)")
+                                 : xstrdup("");
                 return fail_with(ret_error, -EKEYREJECTED,
                                  "TLS: the certificate of Redis at %s:%d is refused: %s%s", u->host,
-                                 u->port, sym_X509_verify_cert_error_string(v),
-                                 v == X509_V_ERR_HOSTNAME_MISMATCH ||
-                                                 v == X509_V_ERR_IP_ADDRESS_MISMATCH
-                                         ? " (the URL's host is not among its names)"
-                                 : u->tls_ca_file ? " (not signed by jobs.tls_ca_file's CA)"
-                                                  : "");
+                                 u->port, sym_X509_verify_cert_error_string(v), hint);
+        }
         return fail_with(ret_error, -EPROTO,
                          "TLS handshake with Redis at %s:%d failed: %s (does that port speak TLS?)",
                          u->host, u->port,

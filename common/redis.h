@@ -26,6 +26,9 @@ struct redis_url {
         char *tls_ca_file;   /* PEM: trust only these CAs */
         char *tls_cert_file; /* PEM client certificate (chain) */
         char *tls_key_file;  /* its PEM private key */
+        /* How the caller's user names tls_ca_file in messages (the
+         * option or key, e.g. "--tls-ca-file"); not freed. */
+        const char *tls_ca_option;
 };
 
 /* redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] (USER and PASSWORD

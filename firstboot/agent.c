@@ -86,6 +86,11 @@ struct agent {
         struct redis_url url;
         int tls_fds[3]; /* jobs.tls_*_file, opened in the root, -1: none */
         struct redis *r;
+        /* The wait before the next connect: 0 once a command got its
+         * reply; doubled (to MAX_BACKOFF_MS) each time the connection
+         * broke before that, so a server that drops the agent right
+         * after connecting is not asked again in a tight loop. */
+        long long backoff_ms;
         char *k_jobs, *k_processing;
         char *instance_id;
         struct jobs_seen *seen; /* the job ids taken, read once (replays) */
@@ -125,6 +130,10 @@ static struct redis *conn(struct agent *a)
 {
         if (a->r)
                 return a->r;
+        for (long long waited = 0; waited < a->backoff_ms && !got_term; waited += 100)
+                sleep_ms(100);
+        if (got_term)
+                return NULL;
         int k = redis_connect_retry(&a->url, REPLY_SLACK_MS, MAX_BACKOFF_MS, should_stop,
                                     on_redis_error, a, &a->r);
         if (k < 0 && k != -ECANCELED) {
@@ -152,8 +161,12 @@ static int command(struct agent *a, int argc, const char *const *argv, const siz
                 log_warning("Redis %s failed: %s", argv[0], err ? err : strerror(-k));
                 redis_free(a->r);
                 a->r = NULL;
+                a->backoff_ms = a->backoff_ms ? a->backoff_ms * 2 : 100;
+                if (a->backoff_ms > MAX_BACKOFF_MS)
+                        a->backoff_ms = MAX_BACKOFF_MS;
                 return k;
         }
+        a->backoff_ms = 0;
         if ((*ret)->type == REDIS_R_ERROR) {
                 if (ret_error)
                         *ret_error = xstrdup((*ret)->str);
@@ -889,8 +902,27 @@ static int open_tls_files(struct agent *a, const char *config_path)
                 if (a->tls_fds[i] < 0)
                         return log_error_errno(a->tls_fds[i], "%s: cannot open jobs.%s %s: %m",
                                                config_path, keys[i], files[i]);
+                /* Opened without blocking (a FIFO would hang the open), then
+                 * read only as a regular file; the key as job_secret_read()
+                 * reads the secret: no access for group and others. */
+                struct stat st;
+                if (fstat(a->tls_fds[i], &st) < 0)
+                        return log_error_errno(-errno, "%s: cannot stat jobs.%s %s: %m",
+                                               config_path, keys[i], files[i]);
+                if (!S_ISREG(st.st_mode)) {
+                        log_error("%s: jobs.%s %s is not a regular file", config_path, keys[i],
+                                  files[i]);
+                        return -EINVAL;
+                }
+                if (i == 2 && (st.st_mode & 0077)) {
+                        log_error("%s: jobs.%s %s is mode %04o: group and others must have no "
+                                  "access (chmod 0600)",
+                                  config_path, keys[i], files[i], (unsigned)(st.st_mode & 07777));
+                        return -EPERM;
+                }
                 *dest[i] = strprintf("/proc/self/fd/%d", a->tls_fds[i]);
         }
+        a->url.tls_ca_option = "jobs.tls_ca_file";
         if (!a->url.tls_cert_file != !a->url.tls_key_file) {
                 log_error("%s: jobs.tls_cert_file and jobs.tls_key_file go together", config_path);
                 return -EINVAL;
