@@ -96,7 +96,8 @@ struct agent {
         struct jobs_seen *seen; /* the job ids taken, read once (replays) */
         /* the job running now, for the stop watchdog */
         atomic_bool job_running;
-        atomic_bool quit; /* the threads end */
+        atomic_bool storing; /* report() at work: a result to store */
+        atomic_bool quit;    /* the threads end */
         /* What the heartbeat says (under lock): the job running, the last one. */
         pthread_mutex_t lock;
         char current_job[JOB_ID_LEN + 1], last_job[JOB_ID_LEN + 1];
@@ -257,7 +258,7 @@ static void log_job(int prio, const char *msgid, const char *job_id, const char 
  * stays in agent:{id}:processing until its result is stored. Returns 1
  * when stored; 0 when NX found a result there (the first run's: nothing
  * stored, nothing published); a negative errno when not stored. */
-static int report(struct agent *a, const char *job_id, struct node *result, bool only_new)
+static int report_now(struct agent *a, const char *job_id, struct node *result, bool only_new)
 {
         _cleanup_free_ char *text = NULL, *key = strprintf("job:%s:result", job_id);
         _cleanup_free_ char *ttl = strprintf("%lld", a->cfg.jobs_result_ttl_s);
@@ -302,6 +303,15 @@ static int report(struct agent *a, const char *job_id, struct node *result, bool
         node_set_int(result, "progress", 100);
         publish(a, job_id, result);
         return 1;
+}
+
+static int report(struct agent *a, const char *job_id, struct node *result, bool only_new)
+{
+        /* The stop watchdog asks systemd to wait while this runs. */
+        atomic_store(&a->storing, true);
+        int k = report_now(a, job_id, result, only_new);
+        atomic_store(&a->storing, false);
+        return k;
 }
 
 static void metrics_write(struct agent *a)
@@ -523,12 +533,13 @@ static char **job_env(const struct agent *a, const struct job *j, const struct j
 }
 
 /* Ends the running job's process group once SIGTERM came stop_timeout_s
- * ago: the runner then sees its script die and returns. Until then, and
- * for kill_grace_ms and STOP_SLACK_MS more (its result stored, the
- * heartbeat deleted), it asks systemd every second to wait
- * (EXTEND_TIMEOUT_USEC, systemd.service(5) on TimeoutStopSec=): the unit's
- * TimeoutStopSec= is the bound for an agent that hangs, not for a job's
- * stop_timeout_s. Past the agent's own bound it asks no more. */
+ * ago: the runner then sees its script die and returns. While a job runs
+ * or a result is being stored, up to stop_timeout_s, kill_grace_ms and
+ * STOP_SLACK_MS after SIGTERM, it asks systemd every second to wait
+ * (EXTEND_TIMEOUT_USEC, systemd.service(5) on TimeoutStopSec=): a job's
+ * stop_timeout_s is not bound by the unit's TimeoutStopSec=. With neither
+ * it asks nothing: an agent that hangs otherwise is bounded by
+ * TimeoutStopSec=. */
 static void *stop_watchdog(void *userdata)
 {
         struct agent *a = userdata;
@@ -540,7 +551,8 @@ static void *stop_watchdog(void *userdata)
                         continue;
                 long long until = t + a->cfg.jobs_stop_timeout_s * 1000 + a->cfg.kill_grace_ms +
                                   STOP_SLACK_MS;
-                if (now_ms() < until && now_ms() - told >= 1000) {
+                bool busy = atomic_load(&a->job_running) || atomic_load(&a->storing);
+                if (busy && now_ms() < until && now_ms() - told >= 1000) {
                         told = now_ms();
                         (void)notify_extend_timeout((until - told) * 1000);
                 }
