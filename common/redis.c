@@ -4,6 +4,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
 #include <sys/time.h>
@@ -53,6 +54,8 @@ DL_DEFINE(libhiredict_ssl, SONAME_LIBHIREDICT_SSL, HIREDICT_SSL_SYMBOLS);
         X(SSL_set1_host)                                                                           \
         X(SSL_set_hostflags)                                                                       \
         X(SSL_get_verify_result)                                                                   \
+        X(SSL_do_handshake)                                                                        \
+        X(SSL_get_error)                                                                           \
         X(SSL_pending)
 DL_DEFINE(libssl, SONAME_LIBSSL, SSL_SYMBOLS);
 
@@ -422,6 +425,76 @@ static int tls_context(const struct redis_url *u, SSL_CTX **ret, char **ret_erro
         return 0;
 }
 
+static int set_nonblock(int fd, bool on)
+{
+        int fl = fcntl(fd, F_GETFL);
+        if (fl < 0 || fcntl(fd, F_SETFL, on ? fl | O_NONBLOCK : fl & ~O_NONBLOCK) < 0)
+                return -errno;
+        return 0;
+}
+
+/* The handshake within r->timeout_ms in all (a per-read timeout alone
+ * lets a peer that trickles a byte now and then hold it forever): hiredict
+ * is handed the SSL on a non-blocking socket, where its SSL_connect()
+ * stops at the first wait (hiredict_ssl's redictSSLConnect() leaves the
+ * SSL with the context then), and the handshake is driven here with
+ * poll() up to the deadline; the socket and the context are blocking
+ * again after. It must be hiredict's SSL_connect() that starts it: its
+ * SSL_set_connect_state() would reset a finished handshake. -EPROTO when
+ * the handshake failed (the caller says why), r->c->errstr set or
+ * OpenSSL's error queued. */
+static int handshake(struct redis *r, const struct redis_url *u, char **ret_error)
+{
+        long long deadline = now_ms() + r->timeout_ms;
+        int fd = r->c->fd, k;
+
+        k = set_nonblock(fd, true);
+        if (k < 0)
+                return fail_with(ret_error, k, "fcntl: %s", strerror(-k));
+        r->c->flags &= ~REDICT_BLOCK;
+        int ok = sym_redictInitiateSSL(r->c, r->ssl);
+        r->c->flags |= REDICT_BLOCK;
+        if (ok != REDICT_OK) {
+                /* hiredict took no ownership: the SSL stays ours, freed by
+                 * redis_free(). */
+                (void)set_nonblock(fd, false);
+                return -EPROTO;
+        }
+        for (;;) {
+                int rv = sym_SSL_do_handshake(r->ssl);
+                if (rv == 1)
+                        break;
+                int e = sym_SSL_get_error(r->ssl, rv);
+                if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
+                        if (e == SSL_ERROR_SYSCALL && errno > 0)
+                                snprintf(r->c->errstr, sizeof(r->c->errstr), "%s", strerror(errno));
+                        else if (e == SSL_ERROR_ZERO_RETURN || e == SSL_ERROR_SYSCALL)
+                                r->c->errstr[0] = '\0';
+                        return -EPROTO;
+                }
+                long long left = deadline - now_ms();
+                struct pollfd pfd = {.fd = fd,
+                                     .events = e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT};
+                int n = left > 0 ? poll(&pfd, 1, (int)left) : 0;
+                if (n < 0 && errno == EINTR)
+                        return fail_with(ret_error, -EINTR,
+                                         "TLS handshake with Redis at %s:%d: interrupted by a "
+                                         "signal",
+                                         u->host, u->port);
+                if (n < 0)
+                        return fail_with(ret_error, -errno, "poll: %s", strerror(errno));
+                if (n == 0)
+                        return fail_with(ret_error, -ETIMEDOUT,
+                                         "TLS handshake with Redis at %s:%d failed: not done "
+                                         "within %lld ms (does that port speak TLS?)",
+                                         u->host, u->port, r->timeout_ms);
+        }
+        k = set_nonblock(fd, false);
+        if (k < 0)
+                return fail_with(ret_error, k, "fcntl: %s", strerror(-k));
+        return 0;
+}
+
 /* The TLS handshake on r's connection, the certificate checked for
  * u->host. */
 static int tls_start(struct redis *r, const struct redis_url *u, char **ret_error)
@@ -450,9 +523,9 @@ static int tls_start(struct redis *r, const struct redis_url *u, char **ret_erro
          * (X509_check_host(3)). */
         sym_SSL_set_hostflags(r->ssl, X509_CHECK_FLAG_NEVER_CHECK_SUBJECT);
         sym_ERR_clear_error();
-        if (sym_redictInitiateSSL(r->c, r->ssl) == REDICT_OK)
-                return 0;
-        /* hiredict took no ownership: the SSL stays ours, freed by redis_free(). */
+        k = handshake(r, u, ret_error);
+        if (k != -EPROTO)
+                return k;
         long v = sym_SSL_get_verify_result(r->ssl);
         if (v != X509_V_OK) {
                 bool issuer = v == X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY ||
@@ -471,15 +544,12 @@ static int tls_start(struct redis *r, const struct redis_url *u, char **ret_erro
                                  "TLS: the certificate of Redis at %s:%d is refused: %s%s", u->host,
                                  u->port, sym_X509_verify_cert_error_string(v), hint);
         }
-        return fail_with(ret_error, -EPROTO,
-                         "TLS handshake with Redis at %s:%d failed: %s (does that port speak TLS?)",
-                         u->host, u->port,
-                         openssl_error(e, sizeof(e),
-                                       /* hiredict says "(null)" when OpenSSL
-                                        * queued no error: no answer in time. */
-                                       strstr(r->c->errstr, "(null)")
-                                               ? "no TLS answer before the timeout"
-                                               : r->c->errstr));
+        return fail_with(
+                ret_error, -EPROTO,
+                "TLS handshake with Redis at %s:%d failed: %s (does that port speak TLS?)", u->host,
+                u->port,
+                openssl_error(e, sizeof(e),
+                              r->c->errstr[0] ? r->c->errstr : "the server closed the connection"));
 }
 
 int redis_connect(const struct redis_url *u, long long timeout_ms, struct redis **ret,

@@ -352,3 +352,59 @@ if [ "$rc" = 1 ] && grep -q "jobs.tls_key_file /etc/ssl/redis/client.key is mode
 	chmod 0600 "$R/etc/ssl/redis/client.key"
 	t_pass
 else t_fail "exit $rc: $(cat "$T/agent.log")"; fi
+
+# trickling_listener: a python3 listener on 127.0.0.1 that answers each
+# connection with one byte of a TLS record every second, never a whole
+# record, for 40 s at most; its port in TPORT.
+trickling_listener() {
+	TPORT=$(free_port) || return 1
+	python3 -c '
+import socket, sys, threading, time
+def trickle(c):
+    try:
+        # A handshake record of 16 KiB (its header is whole after 5 s).
+        for b in b"\x16\x03\x03\x40\x00" + bytes(35):
+            c.send(bytes([b]))
+            time.sleep(1)
+    except OSError:
+        pass
+    c.close()
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen(16)
+s.settimeout(1)
+end = time.time() + 40
+while time.time() < end:
+    try:
+        c, _ = s.accept()
+    except socket.timeout:
+        continue
+    threading.Thread(target=trickle, args=(c,), daemon=True).start()
+' "$TPORT" &
+	_pids+=($!)
+	wait_for 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/$TPORT" 2>/dev/null
+}
+
+t_case "a peer that trickles a byte a second: the TLS handshake fails within the connect timeout (5 s), said so"
+start=$SECONDS
+if trickling_listener &&
+	expect_rc 1 timeout 15 "$IMAGEGEN" job status --redis "rediss://127.0.0.1:$TPORT" \
+		--tls-ca-file "$P/ca1.pem" 00000000-0000-4000-8000-000000000000 &&
+	[ $((SECONDS - start)) -le 9 ] &&
+	grep -q "TLS handshake with Redis at 127.0.0.1:$TPORT failed: not done within 5000 ms" "$T/err"; then
+	t_pass
+else t_fail "$((SECONDS - start)) s: $(cat "$T/err")"; fi
+
+t_case "SIGTERM during the agent's TLS handshake: said as a signal, not as a timeout; the agent stops"
+conf "$TPORT"
+start_agent
+# The agent is in its handshake once the listener has sent it a byte;
+# the log says nothing before, so a second is given (bounded).
+sleep 1
+stop_agent
+if grep -q "TLS handshake with Redis at 127.0.0.1:$TPORT: interrupted by a signal" "$T/agent.log" &&
+	! grep -q "before the timeout\|not done within" "$T/agent.log" &&
+	grep -q "Agent $AGENT_ID stopped" "$T/agent.log" && proc_gone "$AGENT_PID"; then
+	t_pass
+else t_fail "$(cat "$T/agent.log")"; fi
