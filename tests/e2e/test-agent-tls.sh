@@ -325,6 +325,40 @@ if [ "$n" -ge 1 ] && [ "$n" -le 10 ] && ! grep -q "Connected to Redis" "$T/agent
 	t_pass
 else t_fail "$n attempts in 4 s: $(head -c 2000 "$T/agent.log")"; fi
 
+t_case "a server that answers PING and drops the next command: reconnects back off until a command gets its reply"
+# A python3 stand-in for Redis on 127.0.0.1: +PONG to the first command
+# of each connection, then the connection closed; 30 s at most.
+PPORT=$(free_port)
+python3 -c '
+import socket, sys, time
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen(16)
+s.settimeout(1)
+end = time.time() + 30
+while time.time() < end:
+    try:
+        c, _ = s.accept()
+    except socket.timeout:
+        continue
+    c.settimeout(2)
+    try:
+        if c.recv(4096):
+            c.sendall(b"+PONG\r\n")
+            c.recv(4096)
+    except OSError:
+        pass
+    c.close()
+' "$PPORT" &
+_pids+=($!)
+wait_for 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/$PPORT" 2>/dev/null
+sed -i "s|redis_url: .*|redis_url: redis://127.0.0.1:$PPORT|" "$R/etc/firstboot/firstboot.conf"
+n=$(count_attempts 4 "Connected to Redis")
+if [ "$n" -ge 1 ] && [ "$n" -le 10 ]; then
+	t_pass
+else t_fail "$n connections in 4 s: $(head -c 2000 "$T/agent.log")"; fi
+
 # tls_files_agent KEYFILE: the agent with a client certificate and KEYFILE
 # (in the root) as jobs.tls_key_file; its exit status.
 tls_files_agent() {
