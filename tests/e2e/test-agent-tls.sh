@@ -267,25 +267,11 @@ if expect_rc 1 "$IMAGEGEN" job status --redis "rediss://ops:$OPS_PASS@localhost:
 	t_pass
 else t_fail "$(cat "$T/err")"; fi
 
-# closing_listener: a python3 listener on 127.0.0.1 that accepts each
-# connection and closes it at once, for 30 s at most; its port in LPORT.
+# closing_listener: a listener on 127.0.0.1 that accepts each connection
+# and closes it at once (tests/e2e/peers/odd-redis.py); its port in LPORT.
 closing_listener() {
 	LPORT=$(free_port) || return 1
-	python3 -c '
-import socket, sys, time
-s = socket.socket()
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("127.0.0.1", int(sys.argv[1])))
-s.listen(16)
-s.settimeout(1)
-end = time.time() + 30
-while time.time() < end:
-    try:
-        c, _ = s.accept()
-    except socket.timeout:
-        continue
-    c.close()
-' "$LPORT" &
+	python3 "$PEERS/odd-redis.py" close "$LPORT" &
 	_pids+=($!)
 	wait_for 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/$LPORT" 2>/dev/null
 }
@@ -326,31 +312,10 @@ if [ "$n" -ge 1 ] && [ "$n" -le 10 ] && ! grep -q "Connected to Redis" "$T/agent
 else t_fail "$n attempts in 4 s: $(head -c 2000 "$T/agent.log")"; fi
 
 t_case "a server that answers PING and drops the next command: reconnects back off until a command gets its reply"
-# A python3 stand-in for Redis on 127.0.0.1: +PONG to the first command
-# of each connection, then the connection closed; 30 s at most.
+# A stand-in for Redis on 127.0.0.1 (odd-redis.py): +PONG to the first
+# command of each connection, then the connection closed.
 PPORT=$(free_port)
-python3 -c '
-import socket, sys, time
-s = socket.socket()
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("127.0.0.1", int(sys.argv[1])))
-s.listen(16)
-s.settimeout(1)
-end = time.time() + 30
-while time.time() < end:
-    try:
-        c, _ = s.accept()
-    except socket.timeout:
-        continue
-    c.settimeout(2)
-    try:
-        if c.recv(4096):
-            c.sendall(b"+PONG\r\n")
-            c.recv(4096)
-    except OSError:
-        pass
-    c.close()
-' "$PPORT" &
+python3 "$PEERS/odd-redis.py" pong-drop "$PPORT" &
 _pids+=($!)
 wait_for 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/$PPORT" 2>/dev/null
 sed -i "s|redis_url: .*|redis_url: redis://127.0.0.1:$PPORT|" "$R/etc/firstboot/firstboot.conf"
@@ -387,38 +352,13 @@ if [ "$rc" = 1 ] && grep -q "jobs.tls_key_file /etc/ssl/redis/client.key is mode
 	t_pass
 else t_fail "exit $rc: $(cat "$T/agent.log")"; fi
 
-# trickling_listener: a python3 listener on 127.0.0.1 that answers each
-# connection with one byte of a TLS record every second, never a whole
-# record, for 40 s at most; its port in TPORT. Each connection it takes
-# adds a line to $T/trickle.accepted.
+# trickling_listener: a listener on 127.0.0.1 that answers each connection
+# with one byte of a TLS record every second, never a whole record
+# (odd-redis.py); its port in TPORT. Each connection it takes adds a line
+# to $T/trickle.accepted.
 trickling_listener() {
 	TPORT=$(free_port) || return 1
-	python3 -c '
-import socket, sys, threading, time
-def trickle(c):
-    try:
-        # A handshake record of 16 KiB (its header is whole after 5 s).
-        for b in b"\x16\x03\x03\x40\x00" + bytes(35):
-            c.send(bytes([b]))
-            time.sleep(1)
-    except OSError:
-        pass
-    c.close()
-s = socket.socket()
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("127.0.0.1", int(sys.argv[1])))
-s.listen(16)
-s.settimeout(1)
-end = time.time() + 40
-while time.time() < end:
-    try:
-        c, _ = s.accept()
-    except socket.timeout:
-        continue
-    with open(sys.argv[2], "a") as f:
-        f.write("accepted\n")
-    threading.Thread(target=trickle, args=(c,), daemon=True).start()
-' "$TPORT" "$T/trickle.accepted" &
+	python3 "$PEERS/odd-redis.py" trickle "$TPORT" "$T/trickle.accepted" &
 	_pids+=($!)
 	wait_for 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/$TPORT" 2>/dev/null
 }
