@@ -4,6 +4,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
 #include <sys/time.h>
@@ -13,6 +14,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509_vfy.h>
+#include <openssl/x509v3.h>
 
 /* hiredict is loaded, not linked: firstboot's first boot never needs it.
  * Its blocking API is all this file uses. It is loaded RTLD_GLOBAL:
@@ -50,7 +52,10 @@ DL_DEFINE(libhiredict_ssl, SONAME_LIBHIREDICT_SSL, HIREDICT_SSL_SYMBOLS);
         X(SSL_free)                                                                                \
         X(SSL_ctrl)                                                                                \
         X(SSL_set1_host)                                                                           \
+        X(SSL_set_hostflags)                                                                       \
         X(SSL_get_verify_result)                                                                   \
+        X(SSL_do_handshake)                                                                        \
+        X(SSL_get_error)                                                                           \
         X(SSL_pending)
 DL_DEFINE(libssl, SONAME_LIBSSL, SSL_SYMBOLS);
 
@@ -259,6 +264,17 @@ static int context_error(const redictContext *c)
         }
 }
 
+/* The last OpenSSL error as a sentence, or fallback. */
+static const char *openssl_error(char *buf, size_t size, const char *fallback)
+{
+        unsigned long e = sym_ERR_get_error();
+
+        if (!e)
+                return fallback;
+        sym_ERR_error_string_n(e, buf, size);
+        return buf;
+}
+
 int redis_command(struct redis *r, int argc, const char *const *argv, const size_t *lens,
                   long long reply_timeout_ms, struct redis_reply **ret, char **ret_error)
 {
@@ -274,13 +290,20 @@ int redis_command(struct redis *r, int argc, const char *const *argv, const size
         }
         if (reply_timeout_ms > 0)
                 sym_redictSetTimeout(r->c, tv_of(reply_timeout_ms));
+        if (r->ssl)
+                sym_ERR_clear_error();
         h = sym_redictCommandArgv(r->c, argc, (const char **)argv, lens ? lens : l);
         if (reply_timeout_ms > 0 && h)
                 sym_redictSetTimeout(r->c, tv_of(r->timeout_ms));
         free(l);
         if (!h) {
                 int k = context_error(r->c);
-                return fail_with(ret_error, k, "Redis %s: %s", argv[0], r->c->errstr);
+                char e[256];
+                /* Over TLS, OpenSSL's reason (an alert from the server,
+                 * such as "tlsv13 alert certificate required") says more
+                 * than hiredict's "Server closed the connection". */
+                return fail_with(ret_error, k, "Redis %s: %s", argv[0],
+                                 r->ssl ? openssl_error(e, sizeof(e), r->c->errstr) : r->c->errstr);
         }
         *ret = copy_reply(h, 0);
         sym_freeReplyObject(h);
@@ -349,19 +372,18 @@ static int auth_and_select(struct redis *r, const struct redis_url *u, char **re
                 if (rep->type == REDIS_R_ERROR)
                         return fail_with(ret_error, -EINVAL, "Redis refused SELECT %d: %s", u->db,
                                          rep->str);
+                redis_reply_free(TAKE_PTR(rep));
         }
+        /* A round trip: a server that takes the connection and drops it
+         * (TLS 1.3 refusing a client without a certificate after the
+         * handshake, a listener that closes) fails here, as a connect. */
+        const char *ping[] = {"PING"};
+        k = redis_command(r, 1, ping, NULL, 0, &rep, ret_error);
+        if (k < 0)
+                return k;
+        if (rep->type == REDIS_R_ERROR)
+                return fail_with(ret_error, -EIO, "Redis refused PING: %s", rep->str);
         return 0;
-}
-
-/* The last OpenSSL error as a sentence, or fallback. */
-static const char *openssl_error(char *buf, size_t size, const char *fallback)
-{
-        unsigned long e = sym_ERR_get_error();
-
-        if (!e)
-                return fallback;
-        sym_ERR_error_string_n(e, buf, size);
-        return buf;
 }
 
 /* The SSL_CTX for u: TLS 1.2 or later, the server's certificate verified
@@ -403,6 +425,76 @@ static int tls_context(const struct redis_url *u, SSL_CTX **ret, char **ret_erro
         return 0;
 }
 
+static int set_nonblock(int fd, bool on)
+{
+        int fl = fcntl(fd, F_GETFL);
+        if (fl < 0 || fcntl(fd, F_SETFL, on ? fl | O_NONBLOCK : fl & ~O_NONBLOCK) < 0)
+                return -errno;
+        return 0;
+}
+
+/* The handshake within r->timeout_ms in all (a per-read timeout alone
+ * lets a peer that trickles a byte now and then hold it forever): hiredict
+ * is handed the SSL on a non-blocking socket, where its SSL_connect()
+ * stops at the first wait (hiredict_ssl's redictSSLConnect() leaves the
+ * SSL with the context then), and the handshake is driven here with
+ * poll() up to the deadline; the socket and the context are blocking
+ * again after. It must be hiredict's SSL_connect() that starts it: its
+ * SSL_set_connect_state() would reset a finished handshake. -EPROTO when
+ * the handshake failed (the caller says why), r->c->errstr set or
+ * OpenSSL's error queued. */
+static int handshake(struct redis *r, const struct redis_url *u, char **ret_error)
+{
+        long long deadline = now_ms() + r->timeout_ms;
+        int fd = r->c->fd, k;
+
+        k = set_nonblock(fd, true);
+        if (k < 0)
+                return fail_with(ret_error, k, "fcntl: %s", strerror(-k));
+        r->c->flags &= ~REDICT_BLOCK;
+        int ok = sym_redictInitiateSSL(r->c, r->ssl);
+        r->c->flags |= REDICT_BLOCK;
+        if (ok != REDICT_OK) {
+                /* hiredict took no ownership: the SSL stays ours, freed by
+                 * redis_free(). */
+                (void)set_nonblock(fd, false);
+                return -EPROTO;
+        }
+        for (;;) {
+                int rv = sym_SSL_do_handshake(r->ssl);
+                if (rv == 1)
+                        break;
+                int e = sym_SSL_get_error(r->ssl, rv);
+                if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
+                        if (e == SSL_ERROR_SYSCALL && errno > 0)
+                                snprintf(r->c->errstr, sizeof(r->c->errstr), "%s", strerror(errno));
+                        else if (e == SSL_ERROR_ZERO_RETURN || e == SSL_ERROR_SYSCALL)
+                                r->c->errstr[0] = '\0';
+                        return -EPROTO;
+                }
+                long long left = deadline - now_ms();
+                struct pollfd pfd = {.fd = fd,
+                                     .events = e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT};
+                int n = left > 0 ? poll(&pfd, 1, (int)left) : 0;
+                if (n < 0 && errno == EINTR)
+                        return fail_with(ret_error, -EINTR,
+                                         "TLS handshake with Redis at %s:%d: interrupted by a "
+                                         "signal",
+                                         u->host, u->port);
+                if (n < 0)
+                        return fail_with(ret_error, -errno, "poll: %s", strerror(errno));
+                if (n == 0)
+                        return fail_with(ret_error, -ETIMEDOUT,
+                                         "TLS handshake with Redis at %s:%d failed: not done "
+                                         "within %lld ms (does that port speak TLS?)",
+                                         u->host, u->port, r->timeout_ms);
+        }
+        k = set_nonblock(fd, false);
+        if (k < 0)
+                return fail_with(ret_error, k, "fcntl: %s", strerror(-k));
+        return 0;
+}
+
 /* The TLS handshake on r's connection, the certificate checked for
  * u->host. */
 static int tls_start(struct redis *r, const struct redis_url *u, char **ret_error)
@@ -427,29 +519,37 @@ static int tls_start(struct redis *r, const struct redis_url *u, char **ret_erro
             sym_SSL_set1_host(r->ssl, u->host) != 1)
                 return fail_with(ret_error, -EPROTO, "cannot check TLS certificates for %s: %s",
                                  u->host, openssl_error(e, sizeof(e), "refused"));
+        /* The host must be in a subjectAltName: never the subject's CN
+         * (X509_check_host(3)). */
+        sym_SSL_set_hostflags(r->ssl, X509_CHECK_FLAG_NEVER_CHECK_SUBJECT);
         sym_ERR_clear_error();
-        if (sym_redictInitiateSSL(r->c, r->ssl) == REDICT_OK)
-                return 0;
-        /* hiredict took no ownership: the SSL stays ours, freed by redis_free(). */
+        k = handshake(r, u, ret_error);
+        if (k != -EPROTO)
+                return k;
         long v = sym_SSL_get_verify_result(r->ssl);
-        if (v != X509_V_OK)
+        if (v != X509_V_OK) {
+                bool issuer = v == X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY ||
+                              v == X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN ||
+                              v == X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT ||
+                              v == X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE;
+                _cleanup_free_ char *hint =
+                        v == X509_V_ERR_HOSTNAME_MISMATCH || v == X509_V_ERR_IP_ADDRESS_MISMATCH
+                                ? xstrdup(" (the URL's host is not among its names)")
+                        : issuer && u->tls_ca_file
+                                ? strprintf(" (not signed by the CA of %s)",
+                                            u->tls_ca_option ? u->tls_ca_option : "the CA file")
+                        : issuer ? xstrdup(" (not signed by a CA of the system's store)")
+                                 : xstrdup("");
                 return fail_with(ret_error, -EKEYREJECTED,
                                  "TLS: the certificate of Redis at %s:%d is refused: %s%s", u->host,
-                                 u->port, sym_X509_verify_cert_error_string(v),
-                                 v == X509_V_ERR_HOSTNAME_MISMATCH ||
-                                                 v == X509_V_ERR_IP_ADDRESS_MISMATCH
-                                         ? " (the URL's host is not among its names)"
-                                 : u->tls_ca_file ? " (not signed by jobs.tls_ca_file's CA)"
-                                                  : "");
-        return fail_with(ret_error, -EPROTO,
-                         "TLS handshake with Redis at %s:%d failed: %s (does that port speak TLS?)",
-                         u->host, u->port,
-                         openssl_error(e, sizeof(e),
-                                       /* hiredict says "(null)" when OpenSSL
-                                        * queued no error: no answer in time. */
-                                       strstr(r->c->errstr, "(null)")
-                                               ? "no TLS answer before the timeout"
-                                               : r->c->errstr));
+                                 u->port, sym_X509_verify_cert_error_string(v), hint);
+        }
+        return fail_with(
+                ret_error, -EPROTO,
+                "TLS handshake with Redis at %s:%d failed: %s (does that port speak TLS?)", u->host,
+                u->port,
+                openssl_error(e, sizeof(e),
+                              r->c->errstr[0] ? r->c->errstr : "the server closed the connection"));
 }
 
 int redis_connect(const struct redis_url *u, long long timeout_ms, struct redis **ret,

@@ -26,6 +26,9 @@ struct redis_url {
         char *tls_ca_file;   /* PEM: trust only these CAs */
         char *tls_cert_file; /* PEM client certificate (chain) */
         char *tls_key_file;  /* its PEM private key */
+        /* How the caller's user names tls_ca_file in messages (the
+         * option or key, e.g. "--tls-ca-file"); not freed. */
+        const char *tls_ca_option;
 };
 
 /* redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] (USER and PASSWORD
@@ -61,15 +64,16 @@ static inline void redis_reply_freep(struct redis_reply **r)
 
 struct redis;
 
-/* Connects (timeout_ms for the connection and every reply later), then
- * AUTH and SELECT as the URL says. rediss:// verifies the server's
- * certificate chain (the system's CA store, or only tls_ca_file) and
- * that it is for HOST (a DNS name, or an IP address SAN), and sends HOST
- * as SNI when it is a name. -ELIBACC without libhiredict (or its SSL
- * library and libssl for rediss://), -ECONNREFUSED/-ETIMEDOUT/-EIO for
- * the connection, -EKEYREJECTED when the server's certificate is not
- * trusted or not for HOST, -ENOKEY when a TLS file cannot be loaded,
- * -EPROTO for another TLS failure, -EACCES when AUTH is refused. */
+/* Connects (timeout_ms for the connection, for the whole TLS handshake,
+ * and for every reply later), then AUTH and SELECT as the URL says, then
+ * PING: a server that drops the client right after connecting fails
+ * here. rediss:// verifies the server's certificate chain (the system's
+ * CA store, or only tls_ca_file) and that a subjectAltName names HOST (a
+ * DNS name, or an IP address; never the CN), and sends HOST as SNI when
+ * it is a name. -EINTR when a signal interrupted the handshake. -ELIBACC without libhiredict (or
+ * its SSL library and libssl for rediss://), -ECONNREFUSED/-ETIMEDOUT/-EIO for the connection,
+ * -EKEYREJECTED when the server's certificate is not trusted or not for HOST, -ENOKEY when a TLS
+ * file cannot be loaded, -EPROTO for another TLS failure, -EACCES when AUTH is refused. */
 int redis_connect(const struct redis_url *u, long long timeout_ms, struct redis **ret,
                   char **ret_error);
 

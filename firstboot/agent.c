@@ -86,12 +86,18 @@ struct agent {
         struct redis_url url;
         int tls_fds[3]; /* jobs.tls_*_file, opened in the root, -1: none */
         struct redis *r;
+        /* The wait before the next connect: 0 once a command got its
+         * reply; doubled (to MAX_BACKOFF_MS) each time the connection
+         * broke before that, so a server that drops the agent right
+         * after connecting is not asked again in a tight loop. */
+        long long backoff_ms;
         char *k_jobs, *k_processing;
         char *instance_id;
         struct jobs_seen *seen; /* the job ids taken, read once (replays) */
         /* the job running now, for the stop watchdog */
         atomic_bool job_running;
-        atomic_bool quit; /* the threads end */
+        atomic_bool storing; /* report() at work: a result to store */
+        atomic_bool quit;    /* the threads end */
         /* What the heartbeat says (under lock): the job running, the last one. */
         pthread_mutex_t lock;
         char current_job[JOB_ID_LEN + 1], last_job[JOB_ID_LEN + 1];
@@ -125,6 +131,10 @@ static struct redis *conn(struct agent *a)
 {
         if (a->r)
                 return a->r;
+        for (long long waited = 0; waited < a->backoff_ms && !got_term; waited += 100)
+                sleep_ms(100);
+        if (got_term)
+                return NULL;
         int k = redis_connect_retry(&a->url, REPLY_SLACK_MS, MAX_BACKOFF_MS, should_stop,
                                     on_redis_error, a, &a->r);
         if (k < 0 && k != -ECANCELED) {
@@ -152,8 +162,12 @@ static int command(struct agent *a, int argc, const char *const *argv, const siz
                 log_warning("Redis %s failed: %s", argv[0], err ? err : strerror(-k));
                 redis_free(a->r);
                 a->r = NULL;
+                a->backoff_ms = a->backoff_ms ? a->backoff_ms * 2 : 100;
+                if (a->backoff_ms > MAX_BACKOFF_MS)
+                        a->backoff_ms = MAX_BACKOFF_MS;
                 return k;
         }
+        a->backoff_ms = 0;
         if ((*ret)->type == REDIS_R_ERROR) {
                 if (ret_error)
                         *ret_error = xstrdup((*ret)->str);
@@ -244,7 +258,7 @@ static void log_job(int prio, const char *msgid, const char *job_id, const char 
  * stays in agent:{id}:processing until its result is stored. Returns 1
  * when stored; 0 when NX found a result there (the first run's: nothing
  * stored, nothing published); a negative errno when not stored. */
-static int report(struct agent *a, const char *job_id, struct node *result, bool only_new)
+static int report_now(struct agent *a, const char *job_id, struct node *result, bool only_new)
 {
         _cleanup_free_ char *text = NULL, *key = strprintf("job:%s:result", job_id);
         _cleanup_free_ char *ttl = strprintf("%lld", a->cfg.jobs_result_ttl_s);
@@ -289,6 +303,15 @@ static int report(struct agent *a, const char *job_id, struct node *result, bool
         node_set_int(result, "progress", 100);
         publish(a, job_id, result);
         return 1;
+}
+
+static int report(struct agent *a, const char *job_id, struct node *result, bool only_new)
+{
+        /* The stop watchdog asks systemd to wait while this runs. */
+        atomic_store(&a->storing, true);
+        int k = report_now(a, job_id, result, only_new);
+        atomic_store(&a->storing, false);
+        return k;
 }
 
 static void metrics_write(struct agent *a)
@@ -510,12 +533,13 @@ static char **job_env(const struct agent *a, const struct job *j, const struct j
 }
 
 /* Ends the running job's process group once SIGTERM came stop_timeout_s
- * ago: the runner then sees its script die and returns. Until then, and
- * for kill_grace_ms and STOP_SLACK_MS more (its result stored, the
- * heartbeat deleted), it asks systemd every second to wait
- * (EXTEND_TIMEOUT_USEC, systemd.service(5) on TimeoutStopSec=): the unit's
- * TimeoutStopSec= is the bound for an agent that hangs, not for a job's
- * stop_timeout_s. Past the agent's own bound it asks no more. */
+ * ago: the runner then sees its script die and returns. While a job runs
+ * or a result is being stored, up to stop_timeout_s, kill_grace_ms and
+ * STOP_SLACK_MS after SIGTERM, it asks systemd every second to wait
+ * (EXTEND_TIMEOUT_USEC, systemd.service(5) on TimeoutStopSec=): a job's
+ * stop_timeout_s is not bound by the unit's TimeoutStopSec=. With neither
+ * it asks nothing: an agent that hangs otherwise is bounded by
+ * TimeoutStopSec=. */
 static void *stop_watchdog(void *userdata)
 {
         struct agent *a = userdata;
@@ -527,7 +551,8 @@ static void *stop_watchdog(void *userdata)
                         continue;
                 long long until = t + a->cfg.jobs_stop_timeout_s * 1000 + a->cfg.kill_grace_ms +
                                   STOP_SLACK_MS;
-                if (now_ms() < until && now_ms() - told >= 1000) {
+                bool busy = atomic_load(&a->job_running) || atomic_load(&a->storing);
+                if (busy && now_ms() < until && now_ms() - told >= 1000) {
                         told = now_ms();
                         (void)notify_extend_timeout((until - told) * 1000);
                 }
@@ -889,8 +914,27 @@ static int open_tls_files(struct agent *a, const char *config_path)
                 if (a->tls_fds[i] < 0)
                         return log_error_errno(a->tls_fds[i], "%s: cannot open jobs.%s %s: %m",
                                                config_path, keys[i], files[i]);
+                /* Opened without blocking (a FIFO would hang the open), then
+                 * read only as a regular file; the key as job_secret_read()
+                 * reads the secret: no access for group and others. */
+                struct stat st;
+                if (fstat(a->tls_fds[i], &st) < 0)
+                        return log_error_errno(-errno, "%s: cannot stat jobs.%s %s: %m",
+                                               config_path, keys[i], files[i]);
+                if (!S_ISREG(st.st_mode)) {
+                        log_error("%s: jobs.%s %s is not a regular file", config_path, keys[i],
+                                  files[i]);
+                        return -EINVAL;
+                }
+                if (i == 2 && (st.st_mode & 0077)) {
+                        log_error("%s: jobs.%s %s is mode %04o: group and others must have no "
+                                  "access (chmod 0600)",
+                                  config_path, keys[i], files[i], (unsigned)(st.st_mode & 07777));
+                        return -EPERM;
+                }
                 *dest[i] = strprintf("/proc/self/fd/%d", a->tls_fds[i]);
         }
+        a->url.tls_ca_option = "jobs.tls_ca_file";
         if (!a->url.tls_cert_file != !a->url.tls_key_file) {
                 log_error("%s: jobs.tls_cert_file and jobs.tls_key_file go together", config_path);
                 return -EINVAL;

@@ -53,8 +53,11 @@ struct jobs_seen {
         size_t cap, n;
         size_t compacted; /* n after the last rewrite */
         off_t offset;     /* the file's bytes read, up to its last whole line */
-        dev_t dev;
-        ino_t ino;
+        /* The file read, held open so that its inode is not reused by a
+         * file that replaces it (ext4 hands a freed inode out again):
+         * the path names another file when its dev/inode differ from
+         * this one's, or this one has no link left. -1: none. */
+        int fd;
         bool exists, bad;
 };
 
@@ -102,13 +105,22 @@ static void seen_put(struct jobs_seen *s, const char *id, long long until)
                 e->until = until;
 }
 
+static void seen_clear_file(struct jobs_seen *s)
+{
+        s->exists = false;
+        if (s->fd >= 0)
+                close(s->fd);
+        s->fd = -1;
+}
+
 static void seen_clear(struct jobs_seen *s)
 {
         free(s->v);
         s->v = NULL;
         s->cap = s->n = s->compacted = 0;
         s->offset = 0;
-        s->exists = s->bad = false;
+        s->bad = false;
+        seen_clear_file(s);
 }
 
 /* Reads what the file gained since the last call (all of it when it is
@@ -117,7 +129,7 @@ static int seen_sync(struct jobs_seen *s)
 {
         _cleanup_close_ int fd =
                 root_open(s->rootfd, s->path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC, 0);
-        struct stat st;
+        struct stat st, held;
         if (fd == -ENOENT) {
                 seen_clear(s);
                 return 0;
@@ -130,11 +142,11 @@ static int seen_sync(struct jobs_seen *s)
                 return -EINVAL;
         if (st.st_size > (off_t)(2 * JOBS_SEEN_MAX + 64) * SEEN_LINE_MAX)
                 return -EFBIG;
-        if (!s->exists || st.st_dev != s->dev || st.st_ino != s->ino || st.st_size < s->offset) {
+        if (!s->exists || s->fd < 0 || fstat(s->fd, &held) < 0 || held.st_nlink == 0 ||
+            st.st_dev != held.st_dev || st.st_ino != held.st_ino || st.st_size < s->offset) {
                 seen_clear(s);
                 s->exists = true;
-                s->dev = st.st_dev;
-                s->ino = st.st_ino;
+                s->fd = TAKE_FD(fd);
         }
         if (st.st_size == s->offset)
                 return 0;
@@ -142,7 +154,7 @@ static int seen_sync(struct jobs_seen *s)
         _cleanup_free_ char *text = xmalloc(want + 1);
         size_t size = 0;
         while (size < want) {
-                ssize_t r = pread(fd, text + size, want - size, s->offset + (off_t)size);
+                ssize_t r = pread(s->fd, text + size, want - size, s->offset + (off_t)size);
                 if (r < 0 && errno == EINTR)
                         continue;
                 if (r < 0)
@@ -199,7 +211,7 @@ static int seen_rewrite(struct jobs_seen *s)
                                 (uid_t)-1, (gid_t)-1, 0);
         buf_free(&out);
         /* Read back whole at the next call (a new inode). */
-        s->exists = false;
+        seen_clear_file(s);
         s->compacted = s->n;
         return k;
 }
@@ -209,6 +221,7 @@ struct jobs_seen *jobs_seen_new(int rootfd, const char *path)
         struct jobs_seen *s = xcalloc(1, sizeof(*s));
         s->rootfd = rootfd;
         s->path = xstrdup(path);
+        s->fd = -1;
         return s;
 }
 
@@ -217,6 +230,8 @@ void jobs_seen_free(struct jobs_seen *s)
         if (!s)
                 return;
         free(s->v);
+        if (s->fd >= 0)
+                close(s->fd);
         free(s->path);
         free(s);
 }

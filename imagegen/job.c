@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <signal.h>
 #include <sysexits.h>
 
 /* Exit codes of `job submit --wait` and `job status`. */
@@ -67,6 +68,7 @@ static int connect_to(const char *url, struct redis **ret)
         u.tls_ca_file = tls_files[0] ? xstrdup(tls_files[0]) : NULL;
         u.tls_cert_file = tls_files[1] ? xstrdup(tls_files[1]) : NULL;
         u.tls_key_file = tls_files[2] ? xstrdup(tls_files[2]) : NULL;
+        u.tls_ca_option = "--tls-ca-file";
         k = redis_connect(&u, 5000, ret, &err);
         redis_url_done(&u);
         if (k < 0)
@@ -375,6 +377,9 @@ static int status(int argc, char **argv)
 
 int cmd_job(int argc, char **argv)
 {
+        /* A peer that closes the connection is an error said, not a
+         * silent death by SIGPIPE (OpenSSL writes with write()). */
+        signal(SIGPIPE, SIG_IGN);
         if (argc >= 2 && streq(argv[1], "submit"))
                 return submit(argc - 1, argv + 1);
         if (argc >= 2 && streq(argv[1], "status"))

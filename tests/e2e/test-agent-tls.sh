@@ -50,6 +50,27 @@ if ! { ca ca1 && ca ca2 && cert good ca1 "IP:127.0.0.1,DNS:localhost" &&
 	cat "$T/openssl.log"
 	exit 1
 fi
+# expired: from ca1 for 127.0.0.1 and localhost, valid only in 2020
+# (openssl ca sets the dates: ca(1ssl) -startdate, -enddate). cnonly:
+# from ca1, CN=localhost and no subjectAltName at all.
+printf '[ca]\ndefault_ca=d\n[d]\ndatabase=%s/index.txt\nnew_certs_dir=%s\nserial=%s/serial\ndefault_md=sha256\npolicy=p\n[p]\ncommonName=supplied\n' \
+	"$P" "$P" "$P" >"$P/ca.cnf"
+: >"$P/index.txt"
+echo 1000 >"$P/serial"
+if ! { openssl req -newkey rsa:2048 -nodes -subj /CN=expired -keyout "$P/expired.key" \
+	-out "$P/expired.csr" 2>>"$T/openssl.log" &&
+	printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >"$P/expired.ext" &&
+	openssl ca -batch -notext -config "$P/ca.cnf" -cert "$P/ca1.pem" -keyfile "$P/ca1.key" \
+		-in "$P/expired.csr" -out "$P/expired.pem" -startdate 20200101000000Z \
+		-enddate 20200102000000Z -extfile "$P/expired.ext" >>"$T/openssl.log" 2>&1 &&
+	openssl req -newkey rsa:2048 -nodes -subj /CN=localhost -keyout "$P/cnonly.key" \
+		-out "$P/cnonly.csr" 2>>"$T/openssl.log" &&
+	openssl x509 -req -in "$P/cnonly.csr" -CA "$P/ca1.pem" -CAkey "$P/ca1.key" \
+		-CAcreateserial -days 2 -out "$P/cnonly.pem" 2>>"$T/openssl.log"; }; then
+	echo "not ok - openssl makes the expired and the CN-only certificates"
+	cat "$T/openssl.log"
+	exit 1
+fi
 cp "$P/ca1.pem" "$R/etc/ssl/redis/ca.pem"
 
 # tls_redis NAME PORT CERT [ARGS...]: a redis-server on 127.0.0.1:PORT
@@ -71,25 +92,29 @@ tls_redis() {
 	exit 1
 }
 # tcli PORT ARGS...: redis-cli over TLS as the test's ACL user, trusting
-# ca2 for the server that has its certificate, else ca1.
+# ca2 for the server that has its certificate, else ca1 (redis-cli(1)
+# --insecure for the expired and the CN-only ones).
 tcli() {
-	local port=$1 ca=ca1
+	local port=$1 ca=(--cacert "$P/ca1.pem")
 	shift
-	[ "$port" != "$POTHER" ] || ca=ca2
-	redis-cli --tls --cacert "$P/$ca.pem" --cert "$P/client.pem" --key "$P/client.key" \
+	[ "$port" != "${POTHER:-}" ] || ca=(--cacert "$P/ca2.pem")
+	# The servers with a certificate made to be refused.
+	[ "$port" != "${PEXPIRED:-}" ] && [ "$port" != "${PCN:-}" ] || ca=(--insecure)
+	redis-cli --tls "${ca[@]}" --cert "$P/client.pem" --key "$P/client.key" \
 		-h 127.0.0.1 -p "$port" --user ops --pass "$OPS_PASS" --no-auth-warning "$@"
 }
 
-# Ports from this suite's range (127.0.0.1:22000-22099).
-PGOOD=22040 POTHER=22041 PNAME=22042 PCLIENT=22043
+# Ports from free_port (TEST_PORTS when set), each taken before the next.
 OPS_PASS=Ops$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
 # The ACL: no default user; ops with a password, allowed everything.
 printf 'user default off\nuser ops on >%s ~* &* +@all\n' "$OPS_PASS" >"$T/users.acl"
 ACL=(--aclfile "$T/users.acl")
-tls_redis good $PGOOD good --tls-auth-clients no "${ACL[@]}"
-tls_redis other $POTHER stranger --tls-auth-clients no "${ACL[@]}"
-tls_redis name $PNAME elsewhere --tls-auth-clients no "${ACL[@]}"
-tls_redis client $PCLIENT good --tls-auth-clients yes "${ACL[@]}"
+PGOOD=$(free_port) && tls_redis good "$PGOOD" good --tls-auth-clients no "${ACL[@]}"
+POTHER=$(free_port) && tls_redis other "$POTHER" stranger --tls-auth-clients no "${ACL[@]}"
+PNAME=$(free_port) && tls_redis name "$PNAME" elsewhere --tls-auth-clients no "${ACL[@]}"
+PCLIENT=$(free_port) && tls_redis client "$PCLIENT" good --tls-auth-clients yes "${ACL[@]}"
+PEXPIRED=$(free_port) && tls_redis expired "$PEXPIRED" expired --tls-auth-clients no "${ACL[@]}"
+PCN=$(free_port) && tls_redis cn "$PCN" cnonly --tls-auth-clients no "${ACL[@]}"
 
 conf() { # PORT [HOST]
 	cat >"$R/etc/firstboot/firstboot.conf" <<EOF
@@ -123,12 +148,12 @@ submit() { # URL ARGS...
 }
 
 t_case "the agent takes a job over rediss:// (ACL user, jobs.tls_ca_file) and its result arrives over TLS"
-conf $PGOOD
+conf "$PGOOD"
 start_agent
 if wait_for 10 grep -q "Connected to Redis at 127.0.0.1:$PGOOD" "$T/agent.log" &&
 	expect_rc 0 submit "$URL" --wait --timeout 20 hello && grep -q "hello over tls" "$T/out" &&
-	id=$(tcli $PGOOD --scan --pattern 'job:*:result' | head -n1) && [ -n "$id" ] &&
-	tcli $PGOOD GET "$id" | grep -q '"succeeded"'; then
+	id=$(tcli "$PGOOD" --scan --pattern 'job:*:result' | head -n1) && [ -n "$id" ] &&
+	tcli "$PGOOD" GET "$id" | grep -q '"succeeded"'; then
 	t_pass
 else t_fail "$(cat "$T/agent.log")"; fi
 
@@ -162,7 +187,7 @@ refused_agent() {
 	local port=$1 host=$2 what=$3 rc elem
 	tcli "$port" DEL "agent:$AGENT_ID:jobs" >/dev/null
 	submit "$URL" hello >"$T/refused.id" 2>"$T/err" || return 1
-	elem=$(tcli $PGOOD RPOP "agent:$AGENT_ID:jobs") && [ -n "$elem" ] || return 1
+	elem=$(tcli "$PGOOD" RPOP "agent:$AGENT_ID:jobs") && [ -n "$elem" ] || return 1
 	tcli "$port" LPUSH "agent:$AGENT_ID:jobs" "$elem" >/dev/null || return 1
 	conf "$port" "$host"
 	"$FIRSTBOOT" agent --root "$R" >"$T/agent.log" 2>&1 &
@@ -178,12 +203,12 @@ refused_agent() {
 }
 
 t_case "a server whose certificate another CA signed: the agent refuses it, logs why, runs no job"
-if refused_agent $POTHER 127.0.0.1 "unable to get local issuer certificate"; then
+if refused_agent "$POTHER" 127.0.0.1 "unable to get local issuer certificate (not signed by the CA of jobs.tls_ca_file)"; then
 	t_pass
 else t_fail "$(cat "$T/agent.log" "$T/err")"; fi
 
 t_case "a certificate from the right CA for another host: the agent refuses it (the URL's host is checked)"
-if refused_agent $PNAME 127.0.0.1 "IP address mismatch" &&
+if refused_agent "$PNAME" 127.0.0.1 "IP address mismatch" &&
 	grep -q "the URL's host is not among its names" "$T/agent.log"; then
 	t_pass
 else t_fail "$(cat "$T/agent.log" "$T/err")"; fi
@@ -212,7 +237,7 @@ expect_rc 1 "$IMAGEGEN" job status --redis "redis://127.0.0.1:$PCLIENT" --tls-ca
 if [ "$ok" = 1 ]; then t_pass; else t_fail "$(cat "$T/err")"; fi
 
 t_case "rediss:// to a port that speaks no TLS: a TLS error that says so"
-PORT=22044
+PORT=
 if ! redis_start "$T/plain"; then
 	t_fail "redis-server starts on $PORT"
 elif expect_rc 1 "$IMAGEGEN" job status --redis "rediss://127.0.0.1:$PORT" --tls-ca-file "$P/ca1.pem" \
@@ -220,3 +245,145 @@ elif expect_rc 1 "$IMAGEGEN" job status --redis "rediss://127.0.0.1:$PORT" --tls
 	grep -q "TLS handshake with Redis at 127.0.0.1:$PORT failed: .*(does that port speak TLS?)" "$T/err"; then
 	t_pass
 else t_fail "$(cat "$T/err")"; fi
+
+t_case "an expired certificate from the right CA: said as expired, with no hint about the CA"
+if expect_rc 1 "$IMAGEGEN" job status --redis "rediss://ops:$OPS_PASS@127.0.0.1:$PEXPIRED" \
+	--tls-ca-file "$P/ca1.pem" 00000000-0000-4000-8000-000000000000 &&
+	grep -q "is refused: certificate has expired$" "$T/err" && ! grep -q "not signed" "$T/err"; then
+	t_pass
+else t_fail "$(cat "$T/err")"; fi
+
+t_case "another CA's certificate: the hint names imagegen's option, --tls-ca-file"
+if expect_rc 1 "$IMAGEGEN" job status --redis "rediss://ops:$OPS_PASS@127.0.0.1:$POTHER" \
+	--tls-ca-file "$P/ca1.pem" 00000000-0000-4000-8000-000000000000 &&
+	grep -q "unable to get local issuer certificate (not signed by the CA of --tls-ca-file)" "$T/err"; then
+	t_pass
+else t_fail "$(cat "$T/err")"; fi
+
+t_case "a certificate that names localhost only in its CN (no subjectAltName) is refused for rediss://localhost"
+if expect_rc 1 "$IMAGEGEN" job status --redis "rediss://ops:$OPS_PASS@localhost:$PCN" \
+	--tls-ca-file "$P/ca1.pem" 00000000-0000-4000-8000-000000000000 &&
+	grep -q "refused: hostname mismatch" "$T/err"; then
+	t_pass
+else t_fail "$(cat "$T/err")"; fi
+
+# closing_listener: a listener on 127.0.0.1 that accepts each connection
+# and closes it at once (tests/e2e/peers/odd-redis.py); its port in LPORT.
+closing_listener() {
+	LPORT=$(free_port) || return 1
+	python3 "$PEERS/odd-redis.py" close "$LPORT" &
+	_pids+=($!)
+	wait_for 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/$LPORT" 2>/dev/null
+}
+
+t_case "imagegen job over rediss:// to a listener that closes at once: exit 1 with a message (no SIGPIPE)"
+if closing_listener &&
+	expect_rc 1 "$IMAGEGEN" job status --redis "rediss://ops:$OPS_PASS@127.0.0.1:$LPORT" \
+		--tls-ca-file "$P/ca1.pem" 00000000-0000-4000-8000-000000000000 &&
+	grep -q "imagegen job: .*127.0.0.1:$LPORT" "$T/err" &&
+	expect_rc 1 "$IMAGEGEN" job submit --redis "redis://127.0.0.1:$LPORT" --agent x \
+		--secret-file "$T/secret" hello &&
+	grep -q "imagegen job: " "$T/err"; then
+	t_pass
+else t_fail "$(cat "$T/err")"; fi
+
+# count_attempts SECONDS PATTERN: the agent's log lines matching PATTERN
+# after SECONDS of running against the current config; the agent stopped.
+count_attempts() {
+	start_agent
+	sleep "$1" # the window attempts are counted in
+	stop_agent
+	grep -c "$2" "$T/agent.log"
+}
+
+t_case "a TLS server that requires a client certificate the agent has none of: a bounded backoff, OpenSSL's reason"
+conf "$PCLIENT"
+n=$(count_attempts 4 "Redis: ")
+if [ "$n" -ge 1 ] && [ "$n" -le 10 ] && grep -q "certificate required" "$T/agent.log" &&
+	! grep -q "Connected to Redis" "$T/agent.log"; then
+	t_pass
+else t_fail "$n attempts in 4 s: $(head -c 2000 "$T/agent.log")"; fi
+
+t_case "a plain listener that takes the connection and closes it: the agent backs off the same"
+sed -i "s|redis_url: .*|redis_url: redis://127.0.0.1:$LPORT|; /tls_ca_file/d" "$R/etc/firstboot/firstboot.conf"
+n=$(count_attempts 4 "Redis: ")
+if [ "$n" -ge 1 ] && [ "$n" -le 10 ] && ! grep -q "Connected to Redis" "$T/agent.log"; then
+	t_pass
+else t_fail "$n attempts in 4 s: $(head -c 2000 "$T/agent.log")"; fi
+
+t_case "a server that answers PING and drops the next command: reconnects back off until a command gets its reply"
+# A stand-in for Redis on 127.0.0.1 (odd-redis.py): +PONG to the first
+# command of each connection, then the connection closed.
+PPORT=$(free_port)
+python3 "$PEERS/odd-redis.py" pong-drop "$PPORT" &
+_pids+=($!)
+wait_for 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/$PPORT" 2>/dev/null
+sed -i "s|redis_url: .*|redis_url: redis://127.0.0.1:$PPORT|" "$R/etc/firstboot/firstboot.conf"
+n=$(count_attempts 4 "Connected to Redis")
+if [ "$n" -ge 1 ] && [ "$n" -le 10 ]; then
+	t_pass
+else t_fail "$n connections in 4 s: $(head -c 2000 "$T/agent.log")"; fi
+
+# tls_files_agent KEYFILE: the agent with a client certificate and KEYFILE
+# (in the root) as jobs.tls_key_file; its exit status.
+tls_files_agent() {
+	conf "$PCLIENT"
+	printf '  tls_cert_file: /etc/ssl/redis/client.pem\n  tls_key_file: %s\n' "$1" \
+		>>"$R/etc/firstboot/firstboot.conf"
+	timeout 10 "$FIRSTBOOT" agent --root "$R" >"$T/agent.log" 2>&1
+}
+cp "$P/client.pem" "$R/etc/ssl/redis/client.pem"
+
+t_case "a FIFO as jobs.tls_key_file: refused at once as not a regular file (no hang)"
+mkfifo "$R/etc/ssl/redis/fifo.key"
+tls_files_agent /etc/ssl/redis/fifo.key
+rc=$?
+if [ "$rc" = 1 ] && grep -q "jobs.tls_key_file /etc/ssl/redis/fifo.key is not a regular file" "$T/agent.log"; then
+	t_pass
+else t_fail "exit $rc: $(cat "$T/agent.log")"; fi
+
+t_case "a jobs.tls_key_file group or others can read: refused, naming the mode"
+cp "$P/client.key" "$R/etc/ssl/redis/client.key"
+chmod 0640 "$R/etc/ssl/redis/client.key"
+tls_files_agent /etc/ssl/redis/client.key
+rc=$?
+if [ "$rc" = 1 ] && grep -q "jobs.tls_key_file /etc/ssl/redis/client.key is mode 0640: group and others must have no access" "$T/agent.log"; then
+	chmod 0600 "$R/etc/ssl/redis/client.key"
+	t_pass
+else t_fail "exit $rc: $(cat "$T/agent.log")"; fi
+
+# trickling_listener: a listener on 127.0.0.1 that answers each connection
+# with one byte of a TLS record every second, never a whole record
+# (odd-redis.py); its port in TPORT. Each connection it takes adds a line
+# to $T/trickle.accepted.
+trickling_listener() {
+	TPORT=$(free_port) || return 1
+	python3 "$PEERS/odd-redis.py" trickle "$TPORT" "$T/trickle.accepted" &
+	_pids+=($!)
+	wait_for 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/$TPORT" 2>/dev/null
+}
+
+t_case "a peer that trickles a byte a second: the TLS handshake fails within the connect timeout (5 s), said so"
+start=$SECONDS
+if trickling_listener &&
+	expect_rc 1 timeout 15 "$IMAGEGEN" job status --redis "rediss://127.0.0.1:$TPORT" \
+		--tls-ca-file "$P/ca1.pem" 00000000-0000-4000-8000-000000000000 &&
+	grep -q "TLS handshake with Redis at 127.0.0.1:$TPORT failed: not done within 5000 ms" "$T/err"; then
+	t_pass
+else t_fail "$((SECONDS - start)) s: $(cat "$T/err")"; fi
+
+t_case "SIGTERM during the agent's TLS handshake: said as a signal, not as a timeout; the agent stops"
+conf "$TPORT"
+: >"$T/trickle.accepted"
+start_agent
+# The agent is in its handshake once the listener has taken its
+# connection (the log says nothing before); a moment more for it to be
+# waiting on the listener's first byte.
+wait_for 20 test -s "$T/trickle.accepted"
+sleep 0.3
+stop_agent
+if grep -q "TLS handshake with Redis at 127.0.0.1:$TPORT: interrupted by a signal" "$T/agent.log" &&
+	! grep -q "before the timeout\|not done within" "$T/agent.log" &&
+	grep -q "Agent $AGENT_ID stopped" "$T/agent.log" && proc_gone "$AGENT_PID"; then
+	t_pass
+else t_fail "$(cat "$T/agent.log")"; fi

@@ -479,6 +479,23 @@ if wait_for 10 test -s "$T/slow.pid"; then
 	fi
 else t_fail "slow did not start"; fi
 
+t_case "SIGTERM with no job running: systemd is asked for no more time (the unit's TimeoutStopSec= bounds the agent)"
+notify_listen "$T/idle.sock" "$T/idle.log"
+AGENT_NOTIFY=$T/idle.sock start_agent
+if wait_for 10 grep -qx READY=1 "$T/idle.log"; then
+	kill -TERM "$AGENT_PID"
+	wait_for 30 proc_gone "$AGENT_PID"
+	wait "$AGENT_PID"
+	rc=$?
+	# A datagram of ours after the agent's: all of them were read before it.
+	python3 -c 'import socket, sys; socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM).sendto(b"TEST-END", sys.argv[1])' "$T/idle.sock"
+	wait_for 10 grep -qx TEST-END "$T/idle.log"
+	touch "$T/idle.log.stop"
+	if [ "$rc" = 0 ] && grep -qx TEST-END "$T/idle.log" && ! grep -q EXTEND_TIMEOUT_USEC "$T/idle.log"; then
+		t_pass
+	else t_fail "rc $rc, $(cat "$T/idle.log")"; fi
+else t_fail "no READY=1: $(cat "$T/idle.log")"; fi
+
 t_case "BLMOVE refused: 'needs Redis 6.2' only for an unknown command, any other error as the server says it"
 # A server that does not know BLMOVE (renamed away, as on Redis < 6.2),
 # and a queue key of the wrong type on ours.

@@ -494,6 +494,42 @@ TEST(replay_record_in_memory_follows_the_file)
         rm_rf(dir);
 }
 
+/* Another writer replaces the file twice between two of our reads: ext4
+ * hands the first file's freed inode to the second replacement, which
+ * looked like the file we had read, grown; the ids before our offset
+ * were never read and a replay was accepted. The record holds the file
+ * it read open, so its inode is never reused while it is ours. */
+TEST(replay_record_sees_a_file_replaced_twice)
+{
+        _cleanup_free_ char *dir = make_tmpdir();
+        _cleanup_close_ int rootfd = root_open_dir(dir);
+        _cleanup_free_ char *path = strprintf("%s/" JOBS_SEEN_FILE, dir);
+        char x[JOB_ID_LEN + 1], c[JOB_ID_LEN + 1], filler[JOB_ID_LEN + 1];
+        REQUIRE(rootfd >= 0);
+        REQUIRE(job_new_id(filler) == 0);
+
+        struct jobs_seen *s = jobs_seen_new(rootfd, JOBS_SEEN_FILE);
+        for (int round = 0; round < 60; round++) {
+                struct stat st;
+                REQUIRE(job_new_id(x) == 0 && job_new_id(c) == 0);
+                CHECK(jobs_seen_add(s, x, NOW + 10, NOW) == 0);
+                REQUIRE(stat(path, &st) == 0);
+                /* The second file: c first, then as many lines as the
+                 * one we read, so it is not shorter. */
+                struct buf text = {0};
+                buf_printf(&text, "%s %lld\n", c, NOW + 10);
+                while ((off_t)text.len <= st.st_size)
+                        buf_printf(&text, "%s %lld\n", filler, NOW + 10);
+                REQUIRE(write_file_atomic(path, "", 0, 0600, (uid_t)-1, (gid_t)-1) >= 0);
+                REQUIRE(write_file_atomic(path, text.data, text.len, 0600, (uid_t)-1, (gid_t)-1) >=
+                        0);
+                buf_free(&text);
+                CHECK(jobs_seen_add(s, c, NOW + 10, NOW) == -EEXIST);
+        }
+        jobs_seen_free(s);
+        rm_rf(dir);
+}
+
 /* Writes a secret file of size bytes ('k' repeated, then tail) with mode. */
 static char *secret_file(const char *dir, const char *name, size_t size, const char *tail,
                          mode_t mode)
