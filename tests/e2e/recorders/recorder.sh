@@ -277,9 +277,9 @@ fake_systemctl() {
 # lines, ufw 0.36 backend_iptables.py); "comment TEXT" is kept as
 # " comment=HEX" at the end, and delete without a comment removes the
 # rule whatever its comment (common.py UFWRule.match -2). Adding a rule
-# that differs from one there only in its action (allow 22/tcp over limit
-# 22/tcp: UFWRule.match -1) replaces that one in place ("Rule updated",
-# backend_iptables.py set_rule).
+# that differs from one there only in its action or comment (allow 22/tcp
+# over limit 22/tcp: UFWRule.match -1) replaces that one in place ("Rule
+# updated", backend_iptables.py set_rule, ufw 0.36.2).
 fake_ufw() {
 	local words=() a conf port proto tup key pol path comment="" next=0
 	for a; do
@@ -350,12 +350,12 @@ fake_ufw() {
 		mkdir -p "$(dirname "$path")"
 		tup="### tuple ### ${words[0]} $proto $port 0.0.0.0/0 any 0.0.0.0/0 in"
 		key="### tuple ### (allow|limit|deny|reject) $proto $port 0\.0\.0\.0/0 any 0\.0\.0\.0/0 in"
-		if grep -qE "^${tup//./\\.}( comment=[0-9a-f]*)?\$" "$path" 2>/dev/null; then
+		[ -z "$comment" ] || tup+=" comment=$(printf '%s' "$comment" | od -An -v -tx1 | tr -d ' \n')"
+		if grep -qxF "$tup" "$path" 2>/dev/null; then
 			echo "Skipping adding existing rule"
 		else
-			[ -z "$comment" ] || tup+=" comment=$(printf '%s' "$comment" | od -An -v -tx1 | tr -d ' \n')"
 			if grep -qE "^$key( comment=[0-9a-f]*)?\$" "$path" 2>/dev/null; then
-				awk -v re="^$key( comment=[0-9a-f]*)?\$" -v t="$tup" '$0 ~ re { print t; next } { print }' "$path" >"$path.new"
+				UFW_RE="^$key( comment=[0-9a-f]*)?\$" UFW_TUP=$tup awk '$0 ~ ENVIRON["UFW_RE"] { print ENVIRON["UFW_TUP"]; next } { print }' "$path" >"$path.new"
 				mv "$path.new" "$path"
 				echo "Rule updated"
 			else
