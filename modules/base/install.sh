@@ -105,7 +105,8 @@ done <<<"$key_text"
 
 # ---- packages -----------------------------------------------------------
 
-pkgs=(ca-certificates curl wget jq git gnupg sudo openssh-server rsync htop vim-tiny less unzip)
+# iproute2 ships ss, which tells whether sshd listens on a new ssh_port.
+pkgs=(ca-certificates curl wget jq git gnupg sudo openssh-server iproute2 rsync htop vim-tiny less unzip)
 [ "$FIREWALL" = true ] && pkgs+=(ufw)
 [ "$FAIL2BAN" = true ] && pkgs+=(fail2ban python3-systemd)
 [ "$UNATTENDED_UPGRADES" = true ] && pkgs+=(unattended-upgrades apt-listchanges)
@@ -150,8 +151,24 @@ printf '%s' "$keys" | put_file "$R$home/.ssh/authorized_keys" 0600 "$uid:$gid"
 # so that the old one's rule is deleted once sshd moved to a new ssh_port,
 # and so that a firewall turned off is one base turned on.
 FW_STATE=$R/var/lib/firstboot-stack/state/base-ssh-port
+# root_has PATH: PATH (links followed inside the root) is a regular file;
+# IN_ROOT is where it is.
+root_has() { in_root "$1" && [ -f "$IN_ROOT" ]; }
+# The port sshd was last moved to (the state above): until sshd listens on
+# a new ssh_port, the rule of this one stays.
+cur_port=""
+if root_has "$FW_STATE"; then
+	cur_port=$(cat -- "$IN_ROOT")
+	[[ $cur_port =~ ^[0-9]+$ ]] || cur_port=""
+fi
+in_root "$R/etc/ufw/user.rules" || die 3 "/etc/ufw/user.rules: cannot find it inside the root"
+UFW_RULES=$IN_ROOT
+in_root "$R/etc/ufw/ufw.conf" || die 3 "/etc/ufw/ufw.conf: cannot find it inside the root"
+UFW_CONF=$IN_ROOT
+in_root "$R/etc/default/ufw" || die 3 "/etc/default/ufw: cannot find it inside the root"
+UFW_DEFAULT=$IN_ROOT
 ufw_has() { # ACTION PROTO PORT
-	grep -qE "^### tuple ### $1 $2 $3 0\.0\.0\.0/0 any 0\.0\.0\.0/0 in( |$)" "$R/etc/ufw/user.rules" 2>/dev/null
+	grep -qE "^### tuple ### $1 $2 $3 0\.0\.0\.0/0 any 0\.0\.0\.0/0 in( |$)" "$UFW_RULES" 2>/dev/null
 }
 ufw_ensure() { # ACTION PORT/PROTO [COMMENT]
 	local port=${2%/*} proto=${2#*/}
@@ -163,26 +180,34 @@ ufw_ensure() { # ACTION PORT/PROTO [COMMENT]
 # gone from firewall_ports (or from the apps imagegen adds to it) is found
 # and closed on the next run. A rule that was there before base (with
 # another comment or none) is left alone, as are SSH, 80 and 443.
+# The SSH ports (ssh_port and the one sshd still uses) are left out of
+# the firewall_ports rules: ufw replaces a rule that differs only in its
+# action, so "allow 22/tcp" would replace "limit 22/tcp" (losing the rate
+# limit), and deleting it would close SSH.
 fw_comment="firstboot firewall_ports"
 fw_comment_hex=$(printf '%s' "$fw_comment" | od -An -v -tx1 | tr -d ' \n')
 if [ "$FIREWALL" = true ]; then
-	grep -qx 'DEFAULT_INPUT_POLICY="DROP"' "$R/etc/default/ufw" 2>/dev/null ||
+	grep -qx 'DEFAULT_INPUT_POLICY="DROP"' "$UFW_DEFAULT" 2>/dev/null ||
 		ufw default deny incoming || die 3 "ufw default deny incoming failed"
-	grep -qx 'DEFAULT_OUTPUT_POLICY="ACCEPT"' "$R/etc/default/ufw" 2>/dev/null ||
+	grep -qx 'DEFAULT_OUTPUT_POLICY="ACCEPT"' "$UFW_DEFAULT" 2>/dev/null ||
 		ufw default allow outgoing || die 3 "ufw default allow outgoing failed"
 	ssh_rule_added=0
 	ufw_ensure limit "$SSH_PORT/tcp" && ssh_rule_added=1
 	ufw_ensure allow 80/tcp || true
 	ufw_ensure allow 443/tcp || true
-	for r in "${fw_rules[@]}"; do ufw_ensure allow "$r" "$fw_comment" || true; done
+	ssh_rules=" $SSH_PORT/tcp ${cur_port:+$cur_port/tcp }"
+	for r in "${fw_rules[@]}"; do
+		case $ssh_rules in *" $r "*) continue ;; esac
+		ufw_ensure allow "$r" "$fw_comment" || true
+	done
 	mapfile -t fw_ours < <(sed -nE "s|^### tuple ### allow (tcp\|udp) ([0-9]+(:[0-9]+)?) 0\.0\.0\.0/0 any 0\.0\.0\.0/0 in comment=$fw_comment_hex\$|\2/\1|p" \
-		"$R/etc/ufw/user.rules" 2>/dev/null)
+		"$UFW_RULES" 2>/dev/null)
 	for r in "${fw_ours[@]}"; do
-		case " ${fw_rules[*]} $SSH_PORT/tcp 80/tcp 443/tcp " in *" $r "*) continue ;; esac
+		case " ${fw_rules[*]}${ssh_rules}80/tcp 443/tcp " in *" $r "*) continue ;; esac
 		ufw delete allow "$r" || die 3 "ufw delete allow $r failed"
 		say "closed $r (no longer in firewall_ports)"
 	done
-	if ! grep -qx 'ENABLED=yes' "$R/etc/ufw/ufw.conf" 2>/dev/null; then
+	if ! grep -qx 'ENABLED=yes' "$UFW_CONF" 2>/dev/null; then
 		ufw --force enable || die 3 "ufw enable failed"
 	fi
 fi
@@ -208,7 +233,15 @@ if ! compgen -G "$R/etc/ssh/ssh_host_*_key" >/dev/null; then
 fi
 dropin=$R/etc/ssh/sshd_config.d/00-firstboot.conf
 old=""
-[ -f "$dropin" ] && old=$(cat "$dropin")
+if root_has "$dropin"; then old=$(cat -- "$IN_ROOT"); fi
+# restore_dropin: the drop-in as it was before this run.
+restore_dropin() {
+	if [ -n "$old" ]; then
+		put_file "$dropin" 0644 0:0 <<<"$old"
+	else
+		remove_file "$dropin"
+	fi
+}
 put_file "$dropin" 0644 0:0 <<EOF
 # Managed by firstboot (module base).
 Port $SSH_PORT
@@ -227,30 +260,70 @@ EOF
 [ "$FILE_CHANGED" = 1 ] && ssh_changed=1
 if [ $ssh_changed = 1 ]; then
 	if ! sshd -t -f "$R/etc/ssh/sshd_config"; then
-		if [ -n "$old" ]; then printf '%s\n' "$old" >"$dropin"; else rm -f "$dropin"; fi
+		restore_dropin
 		if [ "$ssh_rule_added" = 1 ]; then ufw delete limit "$SSH_PORT/tcp" || true; fi
 		die 3 "sshd -t refused the configuration; the previous one is kept"
 	fi
 fi
 ensure_service ssh "$ssh_changed" reload
 
+# A reload only sends sshd SIGHUP: one that cannot bind the new port
+# exits (ssh.service does not restart it after exit 255). So after a
+# reload, or while a move to ssh_port is not known to have worked, sshd
+# must be active and listening on ssh_port within 10 s; else the previous
+# drop-in goes back (sshd restarted on it) and the old port's rule and the
+# state stay.
+ssh_listening() { # PORT
+	local i
+	for ((i = 0; i < 50; i++)); do
+		if systemctl is-active --quiet ssh && [ -n "$(ss -Hltn "sport = :$1" 2>/dev/null)" ]; then
+			return 0
+		fi
+		sleep 0.2
+	done
+	return 1
+}
+if [ "$ssh_changed" = 1 ] || { [ -n "$cur_port" ] && [ "$cur_port" != "$SSH_PORT" ]; }; then
+	if ! ssh_listening "$SSH_PORT"; then
+		back=""
+		if [ "$ssh_changed" = 1 ]; then
+			restore_dropin
+			systemctl restart ssh || true
+			back="; the previous sshd drop-in is back (ssh restarted)"
+		fi
+		die 3 "sshd is not active and listening on port $SSH_PORT 10 s after the reload (port taken?)$back${cur_port:+; port $cur_port stays open and recorded}"
+	fi
+fi
+
 # ---- the old SSH port's rule --------------------------------------------
-# Once sshd listens on the new port; not when the old port is still one of
-# firewall_ports, 80 or 443 (another rule of the same port then).
+# Once sshd listens on the new port. The old port's firewall_ports rule,
+# left out while it was the SSH port, is added then.
 
 if [ "$FIREWALL" = true ]; then
-	old_port=$(cat "$FW_STATE" 2>/dev/null || true)
-	if [[ $old_port =~ ^[0-9]+$ ]] && [ "$old_port" != "$SSH_PORT" ] && ufw_has limit tcp "$old_port"; then
-		ufw delete limit "$old_port/tcp" || die 3 "ufw delete limit $old_port/tcp failed"
-		say "closed $old_port/tcp (the SSH port before $SSH_PORT)"
+	if [ -n "$cur_port" ] && [ "$cur_port" != "$SSH_PORT" ]; then
+		if ufw_has limit tcp "$cur_port"; then
+			ufw delete limit "$cur_port/tcp" || die 3 "ufw delete limit $cur_port/tcp failed"
+			say "closed $cur_port/tcp (the SSH port before $SSH_PORT)"
+		fi
+		case " ${fw_rules[*]} " in
+		*" $cur_port/tcp "*) ufw_ensure allow "$cur_port/tcp" "$fw_comment" || true ;;
+		*)
+			# A firewall_ports rule of that port (one an older base let
+			# replace the limit rule) goes too.
+			if grep -qx "### tuple ### allow tcp $cur_port 0\.0\.0\.0/0 any 0\.0\.0\.0/0 in comment=$fw_comment_hex" "$UFW_RULES" 2>/dev/null; then
+				ufw delete allow "$cur_port/tcp" || die 3 "ufw delete allow $cur_port/tcp failed"
+				say "closed $cur_port/tcp (the SSH port before $SSH_PORT, not in firewall_ports)"
+			fi
+			;;
+		esac
 	fi
 	make_dir "$(dirname "$FW_STATE")"
 	put_file "$FW_STATE" 0600 0:0 <<<"$SSH_PORT"
-elif [ -f "$FW_STATE" ]; then
+elif root_has "$FW_STATE"; then
 	# Turned off: the firewall this module enabled is disabled (its rules
 	# stay in ufw's files, unused).
 	ufw disable || die 3 "ufw disable failed"
-	rm -f "$FW_STATE"
+	remove_file "$FW_STATE"
 	say "firewall: disabled (firewall false)"
 fi
 
@@ -276,10 +349,11 @@ EOF
 		fail2ban-client -c "$R/etc/fail2ban" --test >/dev/null || die 3 "fail2ban-client --test refused the configuration"
 	fi
 	ensure_service fail2ban "$f2b_changed" restart
-elif [ -f "$R/etc/fail2ban/jail.d/00-firstboot.local" ]; then
-	# Turned off: the jail this module wrote goes, and the service stops.
-	rm -f "$R/etc/fail2ban/jail.d/00-firstboot.local"
+elif root_has "$R/etc/fail2ban/jail.d/00-firstboot.local"; then
+	# Turned off: the service stops, then the jail this module wrote goes
+	# (it marks fail2ban as base's: a failed disable is tried again).
 	systemctl disable --now fail2ban || die 3 "systemctl disable --now fail2ban failed"
+	remove_file "$R/etc/fail2ban/jail.d/00-firstboot.local"
 	say "fail2ban: stopped and disabled (fail2ban false)"
 fi
 
@@ -301,14 +375,14 @@ EOF
 	ensure_service unattended-upgrades 0 restart
 	ensure_service apt-daily.timer 0 restart
 	ensure_service apt-daily-upgrade.timer 0 restart
-elif [ -f "$R/etc/apt/apt.conf.d/52firstboot-unattended-upgrades" ]; then
+elif root_has "$R/etc/apt/apt.conf.d/52firstboot-unattended-upgrades"; then
 	# Turned off: APT's periodic run no longer upgrades (read at each run,
 	# nothing to restart).
 	put_file "$R/etc/apt/apt.conf.d/20auto-upgrades" 0644 0:0 <<'EOF'
 APT::Periodic::Update-Package-Lists "1";
 APT::Periodic::Unattended-Upgrade "0";
 EOF
-	rm -f "$R/etc/apt/apt.conf.d/52firstboot-unattended-upgrades"
+	remove_file "$R/etc/apt/apt.conf.d/52firstboot-unattended-upgrades"
 	say "unattended upgrades: turned off (unattended_upgrades false)"
 fi
 

@@ -20,7 +20,7 @@ KEY=$(cat "$T/key.pub")
 fresh() {
 	R=$T/$1
 	mod_root "$R"
-	mod_recorders "$T/$1.rec" "${MOD_COMMANDS[@]}"
+	mod_recorders "$T/$1.rec" "${MOD_COMMANDS[@]}" ss
 	mod_passthrough ssh-keygen
 	mod_active ssh
 }
@@ -203,3 +203,87 @@ mod_reset_calls
 mod_fail ufw 1 '^delete '
 if ! mod_run "$R" base ssh_authorized_keys="$KEY" firewall_ports="" && [ "$(mod_exit "$R" base)" = 3 ] &&
 	grep -q 'ufw delete allow 8080/tcp failed' "$(mod_log "$R" base)"; then t_pass; else t_fail "exit $(mod_exit "$R" base)"; fi
+
+t_case "the ufw recorder: a rule differing only in its action replaces the one there, as ufw 0.36 does"
+mkdir -p "$T/ufwr/etc/ufw"
+echo '### tuple ### limit tcp 22 0.0.0.0/0 any 0.0.0.0/0 in' >"$T/ufwr/etc/ufw/user.rules"
+if out=$(FIRSTBOOT_ROOT=$T/ufwr "$MOD_REC/bin/ufw" allow 22/tcp comment "firstboot firewall_ports") &&
+	[ "$out" = "Rule updated" ] && [ "$(grep -c . "$T/ufwr/etc/ufw/user.rules")" = 1 ] &&
+	grep -qx "### tuple ### allow tcp 22 0.0.0.0/0 any 0.0.0.0/0 in comment=$hex" "$T/ufwr/etc/ufw/user.rules"; then t_pass; else
+	t_fail "$out: $(cat "$T/ufwr/etc/ufw/user.rules")"
+fi
+
+t_case "firewall_ports holding the SSH port: left out (the limit rule stays), also while sshd moves; added once it is no longer SSH's"
+fresh r9
+if mod_run "$R" base ssh_authorized_keys="$KEY" firewall_ports="22 8080" && mod_not_called '^ufw allow 22/tcp' &&
+	grep -q '^### tuple ### limit tcp 22 ' "$R/etc/ufw/user.rules" && ! grep -q ' allow tcp 22 ' "$R/etc/ufw/user.rules" &&
+	mod_reset_calls && mod_run "$R" base ssh_authorized_keys="$KEY" firewall_ports="22 8080" && mod_not_called '^ufw' &&
+	mod_reset_calls && mod_run "$R" base ssh_authorized_keys="$KEY" ssh_port=2222 firewall_ports="22 8080" &&
+	mod_order '^ufw limit 2222/tcp' '^systemctl reload ssh' '^ss -Hltn sport = :2222$' '^ufw delete limit 22/tcp$' '^ufw allow 22/tcp comment ' &&
+	grep -q '^### tuple ### allow tcp 22 .* comment=' "$R/etc/ufw/user.rules" && ! grep -q ' limit tcp 22 ' "$R/etc/ufw/user.rules" &&
+	mod_reset_calls && mod_run "$R" base ssh_authorized_keys="$KEY" ssh_port=2222 firewall_ports="22 8080" && mod_not_called '^ufw'; then
+	t_pass
+else t_fail "calls: $(mod_calls "" | grep -v '^systemctl is-' | tr '\n' ';') rules: $(cat "$R/etc/ufw/user.rules")"; fi
+
+t_case "a firewall_ports rule an older base let replace SSH's limit rule: kept until sshd has moved, then closed"
+fresh r9b
+mod_run "$R" base ssh_authorized_keys="$KEY" >/dev/null
+sed -i "s|^### tuple ### limit tcp 22 .*|### tuple ### allow tcp 22 0.0.0.0/0 any 0.0.0.0/0 in comment=$hex|" "$R/etc/ufw/user.rules"
+mod_reset_calls
+if mod_run "$R" base ssh_authorized_keys="$KEY" ssh_port=2222 firewall_ports="" &&
+	mod_order '^ufw limit 2222/tcp' '^systemctl reload ssh' '^ss ' '^ufw delete allow 22/tcp$' &&
+	[ "$(mod_calls ufw | grep -c '^ufw delete')" = 1 ] && ! grep -q ' tcp 22 ' "$R/etc/ufw/user.rules"; then t_pass; else
+	t_fail "calls: $(mod_calls "" | grep -v '^systemctl is-' | tr '\n' ';')"
+fi
+
+t_case "sshd not listening on the new port after the reload: exit 3, the old drop-in back, old port's rule and state kept; then it moves"
+R=$T/r9
+mod_reset_calls
+mod_ctl ss <<<'exit 0'
+state=$R/var/lib/firstboot-stack/state/base-ssh-port
+if ! mod_run "$R" base ssh_authorized_keys="$KEY" ssh_port=2300 firewall_ports="22 8080" && [ "$(mod_exit "$R" base)" = 3 ] &&
+	[ "$(mod_attempts "$R" base)" = 1 ] && mod_order '^systemctl reload ssh' '^ss -Hltn sport = :2300$' '^systemctl restart ssh$' &&
+	mod_not_called '^ufw delete' && grep -q '^### tuple ### limit tcp 2222 ' "$R/etc/ufw/user.rules" &&
+	[ "$(cat "$state")" = 2222 ] && grep -qx 'Port 2222' "$R/etc/ssh/sshd_config.d/00-firstboot.conf" &&
+	grep -q 'not active and listening on port 2300.*port 2222 stays open' "$(mod_log "$R" base)"; then
+	mod_ctl_reset
+	mod_reset_calls
+	if mod_run "$R" base ssh_authorized_keys="$KEY" ssh_port=2300 firewall_ports="22 8080" &&
+		mod_order '^systemctl reload ssh' '^ss -Hltn sport = :2300$' '^ufw delete limit 2222/tcp$' &&
+		! grep -q ' tcp 2222 ' "$R/etc/ufw/user.rules" && [ "$(cat "$state")" = 2300 ]; then t_pass; else
+		t_fail "again: $(mod_calls "" | grep -v '^systemctl is-' | tr '\n' ';')"
+	fi
+else t_fail "exit $(mod_exit "$R" base): $(mod_calls "" | grep -v '^systemctl is-' | sort | uniq -c | tr '\n' ';')"; fi
+
+t_case "sshd inactive after the reload: exit 3 too"
+mod_reset_calls
+mod_fail systemctl 3 '^is-active --quiet ssh$'
+if ! mod_run "$R" base ssh_authorized_keys="$KEY" ssh_port=2400 firewall_ports="22 8080" && [ "$(mod_exit "$R" base)" = 3 ] &&
+	mod_not_called '^ufw delete' && [ "$(cat "$state")" = 2300 ] && grep -qx 'Port 2300' "$R/etc/ssh/sshd_config.d/00-firstboot.conf"; then t_pass; else
+	t_fail "exit $(mod_exit "$R" base): $(mod_calls ufw | tr '\n' ';')"
+fi
+mod_ctl_reset
+
+t_case "fail2ban=false with disable failing: exit 3 and the jail kept, so the next run disables it again"
+fresh r10
+mod_run "$R" base ssh_authorized_keys="$KEY" >/dev/null
+mod_reset_calls
+mod_fail systemctl 1 '^disable --now fail2ban$' 1
+jail=$R/etc/fail2ban/jail.d/00-firstboot.local
+if ! mod_run "$R" base ssh_authorized_keys="$KEY" fail2ban=false && [ "$(mod_exit "$R" base)" = 3 ] && [ -f "$jail" ] &&
+	mod_reset_calls && mod_run "$R" base ssh_authorized_keys="$KEY" fail2ban=false &&
+	mod_called '^systemctl disable --now fail2ban$' && [ ! -e "$jail" ]; then t_pass; else t_fail "exit $(mod_exit "$R" base)"; fi
+
+t_case "links out of the root: fail2ban=false and unattended_upgrades=false remove nothing outside it"
+fresh r11
+mod_run "$R" base ssh_authorized_keys="$KEY" >/dev/null
+mkdir -p "$T/outside/jail.d"
+echo keep >"$T/outside/jail.d/00-firstboot.local"
+echo keep >"$T/outside/52firstboot-unattended-upgrades"
+rm -rf "$R/etc/fail2ban"
+ln -s "$T/outside" "$R/etc/fail2ban"
+ln -sfn "$T/outside/52firstboot-unattended-upgrades" "$R/etc/apt/apt.conf.d/52firstboot-unattended-upgrades"
+mod_reset_calls
+if mod_run "$R" base ssh_authorized_keys="$KEY" fail2ban=false unattended_upgrades=false &&
+	[ "$(cat "$T/outside/jail.d/00-firstboot.local")" = keep ] && [ "$(cat "$T/outside/52firstboot-unattended-upgrades")" = keep ] &&
+	mod_not_called '^systemctl disable --now fail2ban'; then t_pass; else t_fail "exit $(mod_exit "$R" base)"; fi

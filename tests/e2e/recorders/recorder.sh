@@ -276,7 +276,10 @@ fake_systemctl() {
 # ufw: rules as the real one keeps them in user.rules ("### tuple ###"
 # lines, ufw 0.36 backend_iptables.py); "comment TEXT" is kept as
 # " comment=HEX" at the end, and delete without a comment removes the
-# rule whatever its comment (common.py UFWRule.match -2).
+# rule whatever its comment (common.py UFWRule.match -2). Adding a rule
+# that differs from one there only in its action or comment (allow 22/tcp
+# over limit 22/tcp: UFWRule.match -1) replaces that one in place ("Rule
+# updated", backend_iptables.py set_rule, ufw 0.36.2).
 fake_ufw() {
 	local words=() a conf port proto tup key pol path comment="" next=0
 	for a; do
@@ -346,12 +349,19 @@ fake_ufw() {
 		path=$(rf /etc/ufw/user.rules)
 		mkdir -p "$(dirname "$path")"
 		tup="### tuple ### ${words[0]} $proto $port 0.0.0.0/0 any 0.0.0.0/0 in"
-		if grep -qE "^${tup//./\\.}( comment=[0-9a-f]*)?\$" "$path" 2>/dev/null; then
+		key="### tuple ### (allow|limit|deny|reject) $proto $port 0\.0\.0\.0/0 any 0\.0\.0\.0/0 in"
+		[ -z "$comment" ] || tup+=" comment=$(printf '%s' "$comment" | od -An -v -tx1 | tr -d ' \n')"
+		if grep -qxF "$tup" "$path" 2>/dev/null; then
 			echo "Skipping adding existing rule"
 		else
-			[ -z "$comment" ] || tup+=" comment=$(printf '%s' "$comment" | od -An -v -tx1 | tr -d ' \n')"
-			echo "$tup" >>"$path"
-			echo "Rule added"
+			if grep -qE "^$key( comment=[0-9a-f]*)?\$" "$path" 2>/dev/null; then
+				UFW_RE="^$key( comment=[0-9a-f]*)?\$" UFW_TUP=$tup awk '$0 ~ ENVIRON["UFW_RE"] { print ENVIRON["UFW_TUP"]; next } { print }' "$path" >"$path.new"
+				mv "$path.new" "$path"
+				echo "Rule updated"
+			else
+				echo "$tup" >>"$path"
+				echo "Rule added"
+			fi
 		fi
 		;;
 	esac
@@ -540,8 +550,42 @@ fake_redis_cli() {
 	esac
 }
 
+# ss: the TCP ports listened on are those in DIR/state/listen (one a
+# line) and, while the ssh unit is active, sshd's: the first "Port" of the
+# root's sshd_config.d/*.conf then sshd_config (sshd keeps the first value
+# it reads), else 22. A filter "sport = :PORT" keeps that port's line;
+# -H leaves out the header.
+fake_ss() {
+	local a header=1 want="" ports=() p f line
+	for a; do
+		case $a in
+		-H | --no-header) header=0 ;;
+		-*H*) [[ $a == --* ]] || header=0 ;;
+		*sport*=*:*) want=${a##*:} want=${want%% *} want=${want%)} ;;
+		esac
+	done
+	[ -f "$STATE/listen" ] && mapfile -t ports <"$STATE/listen"
+	if [ -e "$STATE/units/ssh.active" ]; then
+		p=""
+		for f in "$(rf /etc/ssh)"/sshd_config.d/*.conf "$(rf /etc/ssh/sshd_config)"; do
+			[ -f "$f" ] || continue
+			line=$(grep -m1 -iE '^[[:space:]]*Port[[:space:]]+[0-9]+' "$f") || continue
+			p=$(awk '{ print $2 }' <<<"$line")
+			break
+		done
+		ports+=("${p:-22}")
+	fi
+	[ $header = 0 ] || echo "State  Recv-Q Send-Q Local Address:Port Peer Address:Port Process"
+	for p in "${ports[@]}"; do
+		[ -z "$want" ] || [ "$p" = "$want" ] || continue
+		echo "LISTEN 0      128          0.0.0.0:$p      0.0.0.0:*"
+	done
+	return 0
+}
+
 fake() {
 	case $CMD in
+	ss) fake_ss "$@" ;;
 	apt-get) fake_apt_get "$@" ;;
 	dpkg-query) fake_dpkg_query "$@" ;;
 	dpkg) fake_dpkg "$@" ;;
