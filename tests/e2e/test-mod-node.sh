@@ -647,12 +647,15 @@ head=$(git -C "$W" rev-parse HEAD)
 rev() { [ -e "$R$1/.git" ] && git -c safe.directory='*' -C "$R$1" rev-parse HEAD 2>/dev/null; }
 
 # (crash, started by the module, was deleted by hand: the run after finds
-# it gone from PM2's list and deletes nothing.)
+# it gone from PM2's list and deletes nothing. The log is read whole
+# before grep: its line is near the top of a long log, and grep -q
+# leaving early would end the writer on SIGPIPE, a failure under
+# pipefail.)
 t_case "deploy_key: 0600 in the deploy user's ~/.ssh, ssh with StrictHostKeyChecking=yes against ssh_known_hosts: cloned"
 mod_reset_calls
 if mod_run "$R" node app_dir=/srv/keyed repo_url="$SSH_URL" deploy_key="$KEY" ssh_known_hosts="$KH" &&
 	[ "$(rev /srv/keyed)" = "$head" ] && [ -f "$R/srv/keyed/server.js" ] && mod_not_called '^pm2 delete' &&
-	mod_lastlog "$R" node | grep -q "crash, removed from the ecosystem, is not in PM2's list any more" && cmp -s "$R/home/deploy/.ssh/firstboot_deploy_key" "$K/deploy" &&
+	grep -q "crash, removed from the ecosystem, is not in PM2's list any more" <<<"$(mod_lastlog "$R" node)" && cmp -s "$R/home/deploy/.ssh/firstboot_deploy_key" "$K/deploy" &&
 	[ "$(stat -c '%a %u' "$R/home/deploy/.ssh/firstboot_deploy_key")" = "600 1000" ] &&
 	[ "$(stat -c '%a %u' "$R/home/deploy/.ssh")" = "700 1000" ] &&
 	[ "$(cat "$R/home/deploy/.ssh/firstboot_known_hosts")" = "$KH" ] &&
