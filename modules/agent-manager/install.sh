@@ -145,7 +145,10 @@ else
 	# start (EnvironmentFile=), so a changed one needs a restart; the same
 	# bytes again with the service running is nothing to do.
 	sum=$(cat "$UNIT" "$ENV_FILE" | sha256sum | cut -d' ' -f1)
-	old_sum=$(cat "$STATE" 2>/dev/null || true)
+# Read inside the root (root_file): a link there is followed as the root
+	# sees it, never out of it; none there (or no regular file) is no record.
+	old_sum=""
+	if root_file "$STATE" 2>/dev/null; then old_sum=$(cat -- "$ROOT_FILE"); fi
 	reload=0
 	systemctl is-enabled --quiet agent-manager || reload=1
 	[ "$(systemctl show -p NeedDaemonReload --value agent-manager 2>/dev/null)" = yes ] && reload=1

@@ -113,12 +113,21 @@ fi
 bash -n "$R$SCRIPT" || die 3 "$SCRIPT is not a valid bash script"
 [ -x "$R$SCRIPT" ] || set_mode "$R$SCRIPT" 0755
 
-if [ ! -d "$R$BACKUP_DIR" ]; then
-	make_dir "$R$BACKUP_DIR" 0700
+# backup_dir may be a link (to a volume mounted in the root, say): it is
+# resolved inside the root (in_root), and the folder it leads to is the
+# one made and given 0700. The script follows links as the host does, so
+# a link whose host reading leads elsewhere (an absolute link out of the
+# root given with --root) is refused.
+in_root "$R$BACKUP_DIR" || die 3 "$BACKUP_DIR: cannot find it inside the root"
+bdir=$IN_ROOT
+host=$(realpath -m -- "$R$BACKUP_DIR") || die 3 "$BACKUP_DIR: cannot resolve it"
+inside=$(realpath -m -- "$bdir") || die 3 "$BACKUP_DIR: cannot resolve it"
+[ "$host" = "$inside" ] || die 3 "$BACKUP_DIR: a link on the way leads out of the root: refused"
+if [ ! -d "$bdir" ]; then
+	make_dir "$bdir" 0700
 	say "created $BACKUP_DIR"
 fi
-root_entry "$R$BACKUP_DIR" || die 3 "$BACKUP_DIR: cannot find it inside the root"
-[ "$(stat -c '%a' -- "$ROOT_ENTRY")" = 700 ] || set_mode "$R$BACKUP_DIR" 0700
+[ "$(stat -c '%a' -- "$bdir")" = 700 ] || set_mode "$bdir" 0700
 
 conf=$R/etc/firstboot-stack/backup.conf
 creds=$R/etc/firstboot-stack/backup-s3.curl

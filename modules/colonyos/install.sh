@@ -117,11 +117,11 @@ if [ "$MODE" = compose ]; then
 	compose+=(-f "$COMPOSE_FILE")
 	# The server's etcd data, bind-mounted by the compose file.
 	if [ ! -d "$R/var/lib/firstboot-stack/colonies" ]; then
-		make_dir "$R/var/lib/firstboot-stack/colonies"
-		chmod 0700 "$R/var/lib/firstboot-stack/colonies"
+		make_dir "$R/var/lib/firstboot-stack/colonies" 0700
 	fi
 else
-	[ -f "$UNIT" ] || die 3 "${UNIT#"$R"} is missing: render the site with imagegen"
+	root_file "$UNIT" || die 3 "${UNIT#"$R"} is missing: render the site with imagegen"
+	UNIT=$ROOT_FILE
 	# EnvironmentFile= reads single quotes without escapes: a value imagegen
 	# escaped (a quote, a backslash or "${") would reach the server as
 	# another one than PostgreSQL was given.
@@ -353,7 +353,10 @@ else
 	# its env files (EnvironmentFile= is read at start). Changed bytes
 	# restart it; the same again with it running is nothing to do.
 	sum=$(cat "$UNIT" "$SD/colonyos.env" "$SERVER_ENV" | sha256sum | cut -d' ' -f1)
-	old_sum=$(cat "$STATE" 2>/dev/null || true)
+# Read inside the root (root_file): a link there is followed as the root
+	# sees it, never out of it; none there (or no regular file) is no record.
+	old_sum=""
+	if root_file "$STATE" 2>/dev/null; then old_sum=$(cat -- "$ROOT_FILE"); fi
 	[ "$sum" = "$old_sum" ] || server_changed=1
 	reload=0
 	systemctl is-enabled --quiet colonies-server || reload=1

@@ -38,9 +38,15 @@ sum=$(
 	true
 )
 sum=$(sha256sum <<<"$sum" | cut -d' ' -f1)
-old_sum=$(cat "$STATE" 2>/dev/null || true)
+# Read inside the root (root_file): a link there is followed as the root
+# sees it, never out of it; none there (or no regular file) is no record.
+old_sum=""
+if root_file "$STATE" 2>/dev/null; then old_sum=$(cat -- "$ROOT_FILE"); fi
+# No checksum recorded (the first run of this module's version, or of the
+# module) counts as changed: an agent already running may hold another
+# secret, and try-restart touches only one that runs.
 changed=0
-[ -n "$old_sum" ] && [ "$sum" != "$old_sum" ] && changed=1
+[ "$sum" = "$old_sum" ] || changed=1
 
 if [ -z "$R" ]; then
 	systemctl enable "$unit" || die 3 "systemctl enable $unit failed"
@@ -58,7 +64,11 @@ if [ -z "$R" ]; then
 else
 	systemctl --root="$R" enable "$unit" || die 3 "systemctl --root=$R enable $unit failed"
 	say "$unit enabled under $R"
-	if [ $changed = 1 ]; then say "its secret or settings changed: restart $unit where it runs (nothing runs under $R)"; fi
+	if [ $changed = 1 ] && [ -n "$old_sum" ]; then
+		say "its secret or settings changed: restart $unit where it runs (nothing runs under $R)"
+	elif [ $changed = 1 ]; then
+		say "no checksum of its secret and settings recorded: restart $unit where it already runs (nothing runs under $R)"
+	fi
 fi
 make_dir "$(dirname "$STATE")"
 put_file "$STATE" 0600 0:0 <<<"$sum"

@@ -266,7 +266,8 @@ if [ -n "$REPO_URL" ]; then
 		if [ -n "$BUILD_SCRIPT" ]; then
 			(cd "$dir" && as_user npm run "$BUILD_SCRIPT") || die 3 "npm run $BUILD_SCRIPT failed"
 		fi
-		printf '%s\n' "$commit" | put_file "$state/commit" 0600 0:0
+		# state/commit is written after pm2 save: a reload that fails
+		# deploys this commit again next run.
 		code_changed=1
 	fi
 fi
@@ -293,9 +294,7 @@ app_sums() {
 new_sums=$(app_sums) || die 3 "node cannot read the ecosystem file"
 old_sums=$(cat "$state/apps.sha256" 2>/dev/null || true)
 put_file "$eco_dir/apps.env.js" 0600 "$uid:$gid" <"$SRC/apps.env.js"
-env_changed=$FILE_CHANGED
 put_file "$eco_dir/ecosystem.config.js" 0600 "$uid:$gid" <"$SRC/ecosystem.config.js"
-eco_changed=$FILE_CHANGED
 eco=$eco_dir/ecosystem.config.js
 
 # The apps and how many processes each should have online, from the
@@ -371,10 +370,12 @@ if [ ${#gone[@]} -gt 0 ]; then
 		(cd / && as_user pm2 delete "$name" >/dev/null) || die 3 "pm2 delete $name failed (an app removed from the ecosystem): it may still run"
 		deleted+=("$name")
 	done
-	if [ ${#deleted[@]} -gt 0 ]; then
-		as_user pm2 save --force >/dev/null || die 3 "pm2 save failed after deleting ${deleted[*]}"
-		say "deleted ${deleted[*]} from PM2 and saved"
-	fi
+	# Saved whenever a recorded app is gone, deleted now or not: a run
+	# whose save failed after its delete left the app in dump.pm2 (the
+	# boot's resurrect would bring it back), and the names stay in
+	# apps.names until a save succeeded.
+	as_user pm2 save --force >/dev/null || die 3 "pm2 save failed after deleting ${deleted[*]:-${gone[*]}}"
+	say "${deleted[*]:+deleted ${deleted[*]} from PM2 and }saved the PM2 list without ${gone[*]}"
 fi
 # From here on, the apps of this ecosystem are the module's (written
 # before the start: one that starts and then fails to come online is
@@ -384,17 +385,16 @@ printf '%s\n' "${want[@]}" | awk '{ print $1 }' | put_file "$names_file" 0600 0:
 # Only the apps whose definition or environment changed are reloaded
 # (--only NAME,NAME: PM2 acts on those apps of the file alone; Unitech/pm2
 # lib/API.js _startJson); all of them when the code changed, or when one
-# is not online (startOrReload starts what is missing).
+# is not online (startOrReload starts what is missing). What changed is
+# told by the sums alone, against apps.sha256, written only after a
+# reload and save succeeded: the copies in ~/.pm2-apps are written
+# before the reload, so a reload that failed left them new.
 only=()
 if [ "$code_changed" = 0 ] && online >/dev/null; then
-	if [ "$eco_changed$env_changed" = 00 ]; then
-		say "done: nothing changed; ${#want[@]} apps online"
-		exit 0
-	fi
 	changed_apps=$(comm -13 <(sort <<<"$old_sums") <(sort <<<"$new_sums") | awk 'NF == 2 { print $1 }' | paste -sd, -)
 	if [ -z "$changed_apps" ]; then
 		printf '%s\n' "$new_sums" | put_file "$state/apps.sha256" 0600 0:0
-		say "done: no app's definition changed; ${#want[@]} apps online"
+		say "done: nothing changed; ${#want[@]} apps online"
 		exit 0
 	fi
 	only=(--only "$changed_apps")
@@ -414,4 +414,5 @@ done
 [ $ok = 1 ] || die 3 "the apps are not all online after $WAIT_SECONDS s (pm2 jlist)"
 as_user pm2 save --force >/dev/null || die 3 "pm2 save failed"
 printf '%s\n' "$new_sums" | put_file "$state/apps.sha256" 0600 0:0
+if [ "$code_changed" = 1 ]; then printf '%s\n' "$commit" | put_file "$state/commit" 0600 0:0; fi
 say "done: ${#want[@]} apps online, saved for pm2-$USER_NAME.service"

@@ -72,6 +72,7 @@ if expect_rc 0 fb_run "$R" --user-data "$T/ud" --instance-id i-jobs &&
 	[ "$(stat -c %a "$R/etc/firstboot/firstboot.conf.d/50-site-jobs.conf")" = 600 ] &&
 	[ "$(readlink "$W")" = /usr/lib/systemd/system/firstboot-agent.service ] &&
 	[ "$(systemctl --root="$R" is-enabled firstboot-agent.service 2>&1)" = enabled ] &&
+	grep -q 'no checksum of its secret and settings recorded: restart firstboot-agent.service where it already runs' "$R/var/log/firstboot/jobs-agent.log" &&
 	! grep -q jobs "$R/etc/firstboot/firstboot.conf"; then
 	t_pass
 else t_fail "$(tail -n 5 "$T/err"; cat "$R/var/log/firstboot/jobs-agent.log" 2>&1)"; fi
@@ -130,6 +131,14 @@ if expect_rc 0 igs userdata "$S/site.yaml" --provider nocloud -o "$T/ud2" &&
 	[ "$(jq -r '.modules[] | select(.id == "jobs-agent") | .why' "$R/var/lib/firstboot/status.json")" = unchanged ]; then
 	t_pass
 else t_fail "$(tail -n 5 "$T/err"; jq -c .modules "$R/var/lib/firstboot/status.json"; tail -n 3 "$R/var/log/firstboot/jobs-agent.log")"; fi
+
+t_case "jobs-agent: its checksum a link out of the root (holding the right sum) is not read: no record, the link replaced by the file; the same again: nothing to restart"
+st=$R/var/lib/firstboot-stack/state/jobs-agent.sha256
+cp "$st" "$T/ja-outside.sha256"
+ln -sf "$T/ja-outside.sha256" "$st"
+ja() { FIRSTBOOT_ROOT=$R timeout 30 bash "$TOP/modules/jobs-agent/install.sh" >"$T/ja.out" 2>&1; }
+if ja && grep -q 'no checksum of its secret and settings recorded' "$T/ja.out" && [ -f "$st" ] && [ ! -L "$st" ] &&
+	cmp -s "$st" "$T/ja-outside.sha256" && ja && ! grep -q 'restart' "$T/ja.out"; then t_pass; else t_fail "$(cat "$T/ja.out")"; fi
 
 t_case "an image without firstboot-agent.service: the module jobs-agent fails (3), no ready marker"
 R2=$T/root2

@@ -164,6 +164,17 @@ if mod_run "$R" agent-manager "${KC[@]}" &&
 	else t_fail "third run: $(mod_calls "" | tr '\n' ';')"; fi
 else t_fail "calls: $(mod_calls "" | tr '\n' ';')"; fi
 
+t_case "systemd: the state checksum a link to a file out of the root (holding the right sum): not read, agent-manager restarted, the link replaced by the file, the outside file untouched"
+st=$R/var/lib/firstboot-stack/state/agent-manager.sha256
+cp "$st" "$T/am-outside.sha256"
+ln -sf "$T/am-outside.sha256" "$st"
+out_before=$(stat -c '%Y %s' "$T/am-outside.sha256")
+mod_reset_calls
+if mod_run "$R" agent-manager "${KC[@]}" && [ "$(mod_calls systemctl | grep -c '^systemctl restart agent-manager$')" = 1 ] &&
+	[ -f "$st" ] && [ ! -L "$st" ] && cmp -s "$st" "$T/am-outside.sha256" && [ "$(stat -c '%Y %s' "$T/am-outside.sha256")" = "$out_before" ]; then t_pass; else
+	t_fail "exit $(mod_exit "$R" agent-manager): $(mod_calls systemctl | tr '\n' ';')"
+fi
+
 t_case "systemd: a value systemd would read differently is exit 3 naming it, before any download"
 fresh c9 native-systemd
 sed -i "s/^JWT_SECRET=.*/JWT_SECRET='a\${:-\$}{b}'/" "$R/opt/stack/agent-manager.env"

@@ -214,8 +214,25 @@ ln -s "$T/c3-out/dir" "$R/var/backups/firstboot-stack"
 mod_exec "$R" backup AGE_RECIPIENTS="$RCPT"
 rc2=$?
 if [ $rc1 = 3 ] && [ "$m1" = 1 ] && [ "$(stat -c %a "$T/c3-out/target.sh")" = 640 ] && [ $rc2 = 3 ] &&
-	grep -q 'firstboot-stack is a symbolic link' "$MOD_ERR" && [ "$(stat -c %a "$T/c3-out/dir")" = 755 ]; then t_pass; else
+	grep -q '/var/backups/firstboot-stack: a link on the way leads out of the root: refused' "$MOD_ERR" && [ "$(stat -c %a "$T/c3-out/dir")" = 755 ]; then t_pass; else
 	t_fail "exits $rc1 $rc2: $(cat "$MOD_ERR")"
+fi
+
+t_case "the backup folder a link to a folder inside the root (a mounted volume): followed, the folder it leads to made 0700, the link kept"
+fresh c3c
+mkdir -p "$R/var/backups" "$R/mnt/vol/backups"
+chmod 0755 "$R/mnt/vol/backups"
+ln -s ../../mnt/vol/backups "$R/var/backups/firstboot-stack"
+mod_exec "$R" backup AGE_RECIPIENTS="$RCPT"
+rc1=$?
+m1=$(stat -c %a "$R/mnt/vol/backups")
+# a link to a folder of the root that is not there yet: made there
+fresh c3d
+mkdir -p "$R/var/backups"
+ln -s ../../mnt/vol2/backups "$R/var/backups/firstboot-stack"
+if [ $rc1 = 0 ] && [ "$m1" = 700 ] && [ -L "$T/c3c/var/backups/firstboot-stack" ] &&
+	mod_exec "$R" backup AGE_RECIPIENTS="$RCPT" && [ "$(stat -c %a "$R/mnt/vol2/backups")" = 700 ] && [ -L "$R/var/backups/firstboot-stack" ]; then t_pass; else
+	t_fail "exit $rc1 (mode $m1): $(cat "$MOD_ERR")"
 fi
 
 # ---- backup_db.sh itself ------------------------------------------------

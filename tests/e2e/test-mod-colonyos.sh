@@ -277,6 +277,29 @@ if mod_run "$R" colonyos mode=systemd binary_url="$URL" binary_sha256="$SUM" &&
 	fi
 else t_fail "calls: $(mod_calls "" | tr '\n' ';')"; fi
 
+t_case "systemd: the state checksum a link out of the root (holding the right sum): not read, one restart, the link replaced; the unit a link out of the root: exit 3, the host's file not read"
+st=$R/var/lib/firstboot-stack/state/colonies-server.sha256
+cp "$st" "$T/cs-outside.sha256"
+ln -sf "$T/cs-outside.sha256" "$st"
+mod_reset_calls
+mod_run "$R" colonyos mode=systemd binary_url="$URL" binary_sha256="$SUM"
+rc1=$(mod_exit "$R" colonyos)
+restarts=$(mod_calls systemctl | grep -c '^systemctl restart colonies-server$')
+u=$R/etc/systemd/system/colonies-server.service
+mv "$u" "$T/cs-unit.saved"
+cp "$T/cs-unit.saved" "$T/cs-outside.service"
+ln -s "$T/cs-outside.service" "$u"
+mod_reset_calls
+mod_run "$R" colonyos mode=systemd binary_url="$URL" binary_sha256="$SUM"
+rc2=$(mod_exit "$R" colonyos)
+log2=$(mod_lastlog "$R" colonyos)
+rm -f "$u"
+mv "$T/cs-unit.saved" "$u"
+if [ "$rc1" = 0 ] && [ "$restarts" = 1 ] && [ -f "$st" ] && [ ! -L "$st" ] && cmp -s "$st" "$T/cs-outside.sha256" &&
+	[ "$rc2" = 3 ] && grep -q '/etc/systemd/system/colonies-server.service is missing' <<<"$log2" && mod_not_called '^systemctl (start|restart)'; then t_pass; else
+	t_fail "exits $rc1 ($restarts restarts) $rc2: $(tail -n 2 <<<"$log2")"
+fi
+
 t_case "systemd: a database left with an empty server identity (a create without COLONIES_SERVER_ID): exit 3 with the repair, not retried, no wait"
 fresh s5 native-systemd
 : >"$MOD_REC/state/colonies/tables"

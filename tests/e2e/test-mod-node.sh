@@ -236,6 +236,14 @@ if [ "\$1" = delete ] && [ -e "$T/fail-delete" ]; then
 	echo "[PM2][ERROR] failing on purpose" >&2
 	exit 1
 fi
+# Once each: a startOrReload, a save that fails (the flag goes with it).
+for c in startOrReload save; do
+	if [ "\$1" = "\$c" ] && [ -e "$T/fail-\$c" ]; then
+		rm -f "$T/fail-\$c"
+		echo "[PM2][ERROR] failing on purpose" >&2
+		exit 1
+	fi
+done
 if [ "\$1" = startup ]; then
 	printf '[Unit]\nDescription=PM2 (test)\n' >"$R/etc/systemd/system/pm2-deploy.service"
 	exit 0
@@ -419,6 +427,26 @@ if mod_run "$R" node app_dir=/srv/app repo_url="file://$T/repo.git" build_script
 	wait_eq 20 "$(sha "other-$SECRET")" get_field 3 && mod_no_secrets "$R" "s3cr\"e'" &&
 	[ -n "$nightly" ] && [ "$(pids nightly)" = "$nightly" ]; then t_pass; else t_fail "$(get); nightly $nightly -> $(pids nightly)"; fi
 
+t_case "a startOrReload that fails is exit 3, and the next run reloads web with its new environment (not \"nothing changed\")"
+export WEB_SECRET="retry-$SECRET"
+site
+ig render "$S/site.yaml" -o "$T/b3r" >/dev/null
+mod_files_reset
+mod_file "$T/b3r/files/etc/firstboot/node/ecosystem.config.js" /etc/firstboot/node/ecosystem.config.js 0600
+mod_file "$T/b3r/files/etc/firstboot/node/apps.env.js" /etc/firstboot/node/apps.env.js 0600
+touch "$T/fail-startOrReload"
+mod_reset_calls
+mod_run "$R" node app_dir=/srv/app repo_url="file://$T/repo.git" build_script=build
+rc1=$(mod_exit "$R" node)
+log1=$(mod_lastlog "$R" node)
+mod_reset_calls
+if [ "$rc1" = 3 ] && grep -q 'pm2 startOrReload failed' <<<"$log1" && [ "$(get_field 3)" = "$(sha "other-$SECRET")" ] &&
+	mod_run "$R" node app_dir=/srv/app repo_url="file://$T/repo.git" build_script=build &&
+	mod_called "^pm2 startOrReload $R/home/deploy/.pm2-apps/ecosystem.config.js --update-env --only web\$" &&
+	! mod_lastlog "$R" node | grep -q 'nothing changed' && wait_eq 20 "$(sha "retry-$SECRET")" get_field 3; then t_pass; else
+	t_fail "exit $rc1: $(tail -n 2 <<<"$log1"); then $(mod_calls pm2 | tr '\n' ';') $(mod_lastlog "$R" node | tail -n 2)"
+fi
+
 t_case "firstboot apply: v1, then v2 with web's environment changed: node runs again (watched file changed: apps.env.js), PM2 reloads web alone, nightly keeps its process, nothing installed"
 NODE_IN=(node app_dir=/srv/app repo_url="file://$T/repo.git" build_script=build)
 MOD_INSTANCE="i-node"
@@ -500,6 +528,28 @@ if [ $rc1 = 0 ] && [ "$rc2" = 3 ] && grep -q 'pm2 delete nightly failed' <<<"$lo
 	mod_run "$R" "${NODE_IN[@]}" && mod_called '^pm2 delete nightly$' && mod_called '^pm2 save --force$' &&
 	[ "$(all_names)" = "handmade pm2-logrotate web web" ] && [ "$(pids handmade)" = "$hand" ]; then t_pass; else
 	t_fail "exits $rc1 $rc2: $(tail -n 2 <<<"$log2"); names: $(all_names)"
+fi
+
+t_case "a pm2 save that fails after pm2 delete is exit 3; the next run finds the app gone from PM2 and still saves: dump.pm2 no longer holds it"
+render_files "$T/b7"
+mod_run "$R" "${NODE_IN[@]}"
+rc1=$?
+NO_NIGHTLY=1 render_files "$T/b6"
+touch "$T/fail-save"
+mod_reset_calls
+mod_run "$R" "${NODE_IN[@]}"
+rc2=$(mod_exit "$R" node)
+log2=$(mod_lastlog "$R" node)
+calls2=$(mod_calls pm2)
+names2=$(cat "$R/var/lib/firstboot/node/apps.names")
+mod_reset_calls
+# in_dump NAME: whether PM2's dump (what the boot resurrects) holds NAME.
+in_dump() { node -e 'process.exit(JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).some(p => p.name === process.argv[2]) ? 0 : 1)' "$PM2_HOME/dump.pm2" "$1"; }
+if [ $rc1 = 0 ] && [ "$rc2" = 3 ] && grep -q 'pm2 save failed after deleting nightly' <<<"$log2" && grep -q '^pm2 delete nightly$' <<<"$calls2" &&
+	in_dump nightly && grep -qx nightly <<<"$names2" &&
+	mod_run "$R" "${NODE_IN[@]}" && mod_not_called '^pm2 delete' && mod_called '^pm2 save --force$' && ! in_dump nightly &&
+	[ "$(cat "$R/var/lib/firstboot/node/apps.names")" = web ] && [ "$(pids handmade)" = "$hand" ]; then t_pass; else
+	t_fail "exits $rc1 $rc2: $(tail -n 2 <<<"$log2"); names: $names2; $(mod_calls pm2 | tr '\n' ';')"
 fi
 pm2_ delete handmade >/dev/null 2>&1
 
@@ -597,12 +647,15 @@ head=$(git -C "$W" rev-parse HEAD)
 rev() { [ -e "$R$1/.git" ] && git -c safe.directory='*' -C "$R$1" rev-parse HEAD 2>/dev/null; }
 
 # (crash, started by the module, was deleted by hand: the run after finds
-# it gone from PM2's list and deletes nothing.)
+# it gone from PM2's list and deletes nothing. The log is read whole
+# before grep: its line is near the top of a long log, and grep -q
+# leaving early would end the writer on SIGPIPE, a failure under
+# pipefail.)
 t_case "deploy_key: 0600 in the deploy user's ~/.ssh, ssh with StrictHostKeyChecking=yes against ssh_known_hosts: cloned"
 mod_reset_calls
 if mod_run "$R" node app_dir=/srv/keyed repo_url="$SSH_URL" deploy_key="$KEY" ssh_known_hosts="$KH" &&
 	[ "$(rev /srv/keyed)" = "$head" ] && [ -f "$R/srv/keyed/server.js" ] && mod_not_called '^pm2 delete' &&
-	mod_lastlog "$R" node | grep -q "crash, removed from the ecosystem, is not in PM2's list any more" && cmp -s "$R/home/deploy/.ssh/firstboot_deploy_key" "$K/deploy" &&
+	grep -q "crash, removed from the ecosystem, is not in PM2's list any more" <<<"$(mod_lastlog "$R" node)" && cmp -s "$R/home/deploy/.ssh/firstboot_deploy_key" "$K/deploy" &&
 	[ "$(stat -c '%a %u' "$R/home/deploy/.ssh/firstboot_deploy_key")" = "600 1000" ] &&
 	[ "$(stat -c '%a %u' "$R/home/deploy/.ssh")" = "700 1000" ] &&
 	[ "$(cat "$R/home/deploy/.ssh/firstboot_known_hosts")" = "$KH" ] &&
