@@ -84,8 +84,8 @@ keys=""
 n=0
 source_name=ssh_authorized_keys
 key_text=$SSH_AUTHORIZED_KEYS
-if [ -z "${key_text//[[:space:]]/}" ] && [ -f "$R/root/.ssh/authorized_keys" ]; then
-	key_text=$(cat "$R/root/.ssh/authorized_keys")
+if [ -z "${key_text//[[:space:]]/}" ] && root_file "$R/root/.ssh/authorized_keys" 2>/dev/null; then
+	key_text=$(cat "$ROOT_FILE")
 	source_name=/root/.ssh/authorized_keys
 fi
 while IFS= read -r line || [ -n "$line" ]; do
@@ -134,13 +134,17 @@ put_file "$R/etc/sudoers.d/90-firstboot-$DEPLOY_USER" 0440 0:0 visudo -cf <<EOF
 $DEPLOY_USER ALL=(ALL:ALL) NOPASSWD: ALL
 EOF
 
-if [ ! -d "$R$home/.ssh" ]; then
+# ~/.ssh is the deploy user's: a link there (to /etc, say) is refused,
+# never followed by chown or chmod.
+root_entry "$R$home/.ssh" || die 3 "$home/.ssh: cannot find it inside the root"
+[ ! -L "$ROOT_ENTRY" ] || die 3 "$home/.ssh is a symbolic link: refused (its owner and mode are not changed)"
+if [ ! -d "$ROOT_ENTRY" ]; then
 	make_dir "$R$home/.ssh"
 	say "created $home/.ssh"
 fi
-[ "$(stat -c '%a %u:%g' "$R$home/.ssh")" = "700 $uid:$gid" ] || {
-	chown "$uid:$gid" "$R$home/.ssh"
-	chmod 0700 "$R$home/.ssh"
+[ "$(stat -c '%a %u:%g' "$ROOT_ENTRY")" = "700 $uid:$gid" ] || {
+	chown -h "$uid:$gid" "$ROOT_ENTRY" || die 3 "$home/.ssh: cannot give it to $DEPLOY_USER"
+	chmod 0700 "$ROOT_ENTRY" || die 3 "$home/.ssh: cannot give it mode 0700"
 }
 printf '%s' "$keys" | put_file "$R$home/.ssh/authorized_keys" 0600 "$uid:$gid"
 

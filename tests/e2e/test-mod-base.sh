@@ -287,3 +287,22 @@ mod_reset_calls
 if mod_run "$R" base ssh_authorized_keys="$KEY" fail2ban=false unattended_upgrades=false &&
 	[ "$(cat "$T/outside/jail.d/00-firstboot.local")" = keep ] && [ "$(cat "$T/outside/52firstboot-unattended-upgrades")" = keep ] &&
 	mod_not_called '^systemctl disable --now fail2ban'; then t_pass; else t_fail "exit $(mod_exit "$R" base)"; fi
+
+t_case "the deploy user's ~/.ssh a link (out of the root, or to the root's /etc): refused, exit 3, nothing chowned or chmodded"
+fresh r12
+mod_run "$R" base ssh_authorized_keys="$KEY" >/dev/null
+mkdir -p "$T/outside-ssh"
+chmod 0755 "$T/outside-ssh" "$R/etc"
+before_out=$(stat -c '%a %u:%g' "$T/outside-ssh")
+before_etc=$(stat -c '%a %u:%g' "$R/etc")
+rm -rf "$R/home/deploy/.ssh"
+ln -s "$T/outside-ssh" "$R/home/deploy/.ssh"
+ok=1
+mod_run "$R" base ssh_authorized_keys="$KEY" && ok=0
+[ "$(mod_exit "$R" base)" = 3 ] && grep -q "/home/deploy/.ssh is a symbolic link" "$MOD_ERR" || ok=0
+ln -sfn /etc "$R/home/deploy/.ssh"
+mod_run "$R" base ssh_authorized_keys="$KEY" && ok=0
+[ "$(mod_exit "$R" base)" = 3 ] || ok=0
+if [ $ok = 1 ] && [ "$(stat -c '%a %u:%g' "$T/outside-ssh")" = "$before_out" ] &&
+	[ "$(stat -c '%a %u:%g' "$R/etc")" = "$before_etc" ] && [ ! -e "$T/outside-ssh/authorized_keys" ] &&
+	[ ! -e "$R/etc/authorized_keys" ]; then t_pass; else t_fail "exit $(mod_exit "$R" base): $(tail -n 3 "$MOD_ERR" 2>/dev/null)"; fi
