@@ -288,7 +288,7 @@ if mod_run "$R" base ssh_authorized_keys="$KEY" fail2ban=false unattended_upgrad
 	[ "$(cat "$T/outside/jail.d/00-firstboot.local")" = keep ] && [ "$(cat "$T/outside/52firstboot-unattended-upgrades")" = keep ] &&
 	mod_not_called '^systemctl disable --now fail2ban'; then t_pass; else t_fail "exit $(mod_exit "$R" base)"; fi
 
-t_case "the deploy user's ~/.ssh a link (out of the root, or to the root's /etc): refused, exit 3, nothing chowned or chmodded"
+t_case "the deploy user's ~/.ssh a link (out of the root, or ../../etc): refused, exit 3, nothing chowned or chmodded"
 fresh r12
 mod_run "$R" base ssh_authorized_keys="$KEY" >/dev/null
 mkdir -p "$T/outside-ssh"
@@ -300,7 +300,7 @@ ln -s "$T/outside-ssh" "$R/home/deploy/.ssh"
 ok=1
 mod_run "$R" base ssh_authorized_keys="$KEY" && ok=0
 [ "$(mod_exit "$R" base)" = 3 ] && grep -q "/home/deploy/.ssh is a symbolic link" "$MOD_ERR" || ok=0
-ln -sfn /etc "$R/home/deploy/.ssh"
+ln -sfn ../../etc "$R/home/deploy/.ssh" # relative: followed, it is the root's /etc, never the host's
 mod_run "$R" base ssh_authorized_keys="$KEY" && ok=0
 [ "$(mod_exit "$R" base)" = 3 ] || ok=0
 if [ $ok = 1 ] && [ "$(stat -c '%a %u:%g' "$T/outside-ssh")" = "$before_out" ] &&
