@@ -239,11 +239,8 @@ bool secrets_dirty(const struct secrets *s)
         return s->dirty;
 }
 
-/* The entry for key in "serials": 0 with its serial and digest, -ENOENT
- * when there is none, -EBADMSG when the object or the entry is not one
- * imagegen wrote. */
-static int serial_entry(const struct secrets *s, const char *key, long long *ret_serial,
-                        const char **ret_digest)
+int secrets_serial_get(const struct secrets *s, const char *key, long long *ret_serial,
+                       const char **ret_digest)
 {
         const struct node *all = node_get(s->doc, "serials");
         long long serial;
@@ -263,18 +260,12 @@ static int serial_entry(const struct secrets *s, const char *key, long long *ret
         return 0;
 }
 
-int secrets_serial_get(const struct secrets *s, const char *key, long long *ret_serial,
-                       const char **ret_digest)
-{
-        return serial_entry(s, key, ret_serial, ret_digest);
-}
-
 int secrets_serial(struct secrets *s, const char *key, const char *digest, long long *ret)
 {
         struct node *all = node_get(s->doc, "serials");
         const char *last = NULL;
         long long serial = 0;
-        int r = serial_entry(s, key, &serial, &last);
+        int r = secrets_serial_get(s, key, &serial, &last);
 
         if (r < 0 && r != -ENOENT)
                 return r;
