@@ -441,8 +441,15 @@ static bool is_sha256_hex(const char *s)
 static int merge_serials(struct env *e, int fd, struct site **hosts, size_t n, size_t w,
                          size_t jobs)
 {
+        /* A checked line: the host it names, its digest and serial. */
+        struct reported {
+                size_t host;
+                char digest[65];
+                long long serial;
+        };
         _cleanup_free_ char *text = NULL;
-        _cleanup_strv_free_ char **lines = NULL;
+        _cleanup_free_ struct reported *got = xcalloc(n, sizeof(*got));
+        size_t n_got = 0;
         char *line, *save = NULL;
         size_t next = 1 + w; /* the worker reports its hosts in order */
         bool end = false;
@@ -451,15 +458,15 @@ static int merge_serials(struct env *e, int fd, struct site **hosts, size_t n, s
         if (r < 0)
                 return r;
         for (line = strtok_r(text, "\n", &save); line && !end; line = strtok_r(NULL, "\n", &save)) {
-                char key[512], digest[65], rest;
-                long long serial;
+                struct reported *g = &got[n_got];
+                char key[512], rest;
                 bool ok;
                 if (streq(line, ".")) {
                         end = true;
                         continue;
                 }
-                ok = sscanf(line, "%511s %64s %lld %c", key, digest, &serial, &rest) == 3 &&
-                     is_sha256_hex(digest) && serial >= 1;
+                ok = sscanf(line, "%511s %64s %lld %c", key, g->digest, &g->serial, &rest) == 3 &&
+                     is_sha256_hex(g->digest) && g->serial >= 1;
                 for (; ok && next < n; next += jobs) {
                         _cleanup_free_ char *k = serial_key(hosts[next]);
                         if (streq(k, key))
@@ -469,18 +476,19 @@ static int merge_serials(struct env *e, int fd, struct site **hosts, size_t n, s
                         fprintf(stderr, "imagegen render: worker %zu reported '%s'\n", w + 1, line);
                         return -EBADMSG;
                 }
+                g->host = next;
+                n_got++;
                 next += jobs;
-                strv_extend(&lines, line);
         }
         if (!end)
                 return -EPIPE;
-        for (size_t i = 0; lines && lines[i]; i++) {
-                char key[512], digest[65];
-                long long serial, got;
-                if (sscanf(lines[i], "%511s %64s %lld", key, digest, &serial) != 3 ||
-                    secrets_serial(e->sec, key, digest, &got) < 0 || got != serial) {
-                        fprintf(stderr, "imagegen render: worker %zu reported '%s'\n", w + 1,
-                                lines[i]);
+        for (size_t i = 0; i < n_got; i++) {
+                _cleanup_free_ char *key = serial_key(hosts[got[i].host]);
+                long long serial;
+                if (secrets_serial(e->sec, key, got[i].digest, &serial) < 0 ||
+                    serial != got[i].serial) {
+                        fprintf(stderr, "imagegen render: worker %zu reported '%s %s %lld'\n",
+                                w + 1, key, got[i].digest, got[i].serial);
                         return -EBADMSG;
                 }
         }
