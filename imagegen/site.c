@@ -357,12 +357,15 @@ static struct node *parse_public_ports(const struct node *n, const char *name, s
                 long long port;
                 if (p->kind != NODE_SCALAR || node_resolve(p) != SCALAR_INT ||
                     node_as_int(p, &port) < 0 || port < 1 || port > 65535) {
+                        bool scalar = p->kind == NODE_SCALAR;
+                        /* "3000" quoted is a string: said, or the message
+                         * would seem to refuse the number 3000. */
                         diags_at(d, p,
                                  "app %s: a public port must be an integer from 1 to 65535, not "
-                                 "%s%s%s",
-                                 name, p->kind == NODE_SCALAR ? "\"" : "",
-                                 p->kind == NODE_SCALAR ? p->value : node_kind_name(p),
-                                 p->kind == NODE_SCALAR ? "\"" : "");
+                                 "%s%s%s%s",
+                                 name, scalar && node_resolve(p) == SCALAR_STR ? "the string " : "",
+                                 scalar ? "\"" : "", scalar ? p->value : node_kind_name(p),
+                                 scalar ? "\"" : "");
                         continue;
                 }
                 _cleanup_free_ char *text = strprintf("%lld", port);

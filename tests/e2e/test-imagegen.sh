@@ -545,9 +545,9 @@ if badport "site.yaml:9:49: app api: a public port must be an integer from 1 to 
 	'      - {name: api, script: a.js, public_ports: 0}' &&
 	badport "site.yaml:9:54: app api: a public port must be an integer from 1 to 65535, not \"65536\"" \
 		'      - {name: api, script: a.js, public_ports: [80, 65536]}' &&
-	badport "site.yaml:9:50: app api: a public port must be an integer from 1 to 65535, not \"3000\"" \
+	badport "site.yaml:9:50: app api: a public port must be an integer from 1 to 65535, not the string \"3000\"" \
 		'      - {name: api, script: a.js, public_ports: ["3000"]}' &&
-	badport "site.yaml:9:50: app api: a public port must be an integer from 1 to 65535, not \"80/udp\"" \
+	badport "site.yaml:9:50: app api: a public port must be an integer from 1 to 65535, not the string \"80/udp\"" \
 		'      - {name: api, script: a.js, public_ports: [80/udp]}' &&
 	badport "site.yaml:9:50: app api: a public port must be an integer from 1 to 65535, not \"-1\"" \
 		'      - {name: api, script: a.js, public_ports: [-1, 2.5]}' &&
