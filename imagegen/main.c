@@ -392,11 +392,6 @@ static char *worker_hosts(struct site **hosts, size_t n, size_t w, size_t jobs)
         return strv_join(v, ", ");
 }
 
-static char *serial_key(const struct site *h)
-{
-        return strprintf("%sbundle", h->secret_pfx ? h->secret_pfx : "");
-}
-
 /* A worker's report to the parent: "KEY SHA256 SERIAL" for every host it
  * rendered, then ".". Keys are "<hostname>/bundle": no spaces. */
 static int report_serials(int fd, const struct env *e, struct site **hosts, size_t n,
@@ -410,7 +405,7 @@ static int report_serials(int fd, const struct env *e, struct site **hosts, size
                 return -errno;
         }
         for (size_t i = 0; r >= 0 && i < n; i++) {
-                _cleanup_free_ char *key = serial_key(hosts[i]);
+                _cleanup_free_ char *key = render_serial_key(hosts[i]);
                 const char *digest;
                 long long serial;
                 if (done[i].r != 0)
@@ -468,7 +463,7 @@ static int merge_serials(struct env *e, int fd, struct site **hosts, size_t n, s
                 ok = sscanf(line, "%511s %64s %lld %c", key, g->digest, &g->serial, &rest) == 3 &&
                      is_sha256_hex(g->digest) && g->serial >= 1;
                 for (; ok && next < n; next += jobs) {
-                        _cleanup_free_ char *k = serial_key(hosts[next]);
+                        _cleanup_free_ char *k = render_serial_key(hosts[next]);
                         if (streq(k, key))
                                 break;
                 }
@@ -483,7 +478,7 @@ static int merge_serials(struct env *e, int fd, struct site **hosts, size_t n, s
         if (!end)
                 return -EPIPE;
         for (size_t i = 0; i < n_got; i++) {
-                _cleanup_free_ char *key = serial_key(hosts[got[i].host]);
+                _cleanup_free_ char *key = render_serial_key(hosts[got[i].host]);
                 long long serial;
                 if (secrets_serial(e->sec, key, got[i].digest, &serial) < 0 ||
                     serial != got[i].serial) {

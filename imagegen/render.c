@@ -222,6 +222,11 @@ static int add_modules(const struct site *s, struct member_list *l, struct node 
         return 0;
 }
 
+char *render_serial_key(const struct site *s)
+{
+        return strprintf("%sbundle", s->secret_pfx ? s->secret_pfx : "");
+}
+
 int render_bundle(const struct site *s, const struct render_options *o, struct member_list *ret,
                   struct diags *d)
 {
@@ -268,8 +273,7 @@ int render_bundle(const struct site *s, const struct render_options *o, struct m
         if (r >= 0 && o->state) {
                 char digest[65];
                 long long serial = 0;
-                _cleanup_free_ char *key =
-                        strprintf("%s%s", s->secret_pfx ? s->secret_pfx : "", "bundle");
+                _cleanup_free_ char *key = render_serial_key(s);
                 sha256_hex(yaml, strlen(yaml), digest);
                 r = secrets_serial(o->state, key, digest, &serial);
                 if (r == -EBADMSG)

@@ -22,6 +22,10 @@ struct render_options {
 int render_bundle(const struct site *s, const struct render_options *o, struct member_list *ret,
                   struct diags *d);
 
+/* The state key under which s's bundle serial is kept: "bundle", or
+ * "<hostname>/bundle" for a fleet's host (its secret_pfx). */
+char *render_serial_key(const struct site *s);
+
 /* Writes members under dir, replacing it as a whole: everything goes to a
  * new sibling directory first, which is renamed into place at the end, so
  * a failure leaves the old dir (or none) and no partial one. A dir that
