@@ -594,7 +594,7 @@ static void parse_jobs(struct site *s, const struct node *j, const struct site_o
                                           "secret_file",  "tls_ca_file", "tls_cert_file",
                                           "tls_key_file", NULL};
         static const char *const tls[] = {"tls_ca_file", "tls_cert_file", "tls_key_file"};
-        bool is_tls = false;
+        bool plain = false; /* a redis:// URL, parsed: no TLS files then */
         static const char *const nums[] = {"max_job_bytes", "max_skew_s", "result_ttl_s",
                                            "stop_timeout_s", "heartbeat_s"};
         size_t before = d->n;
@@ -617,7 +617,8 @@ static void parse_jobs(struct site *s, const struct node *j, const struct site_o
                 _cleanup_free_ char *err = NULL;
                 if (redis_url_parse(url, &ru, &err) < 0)
                         diags_at(d, u, "jobs: 'redis_url': %s", err);
-                is_tls = ru.tls;
+                else
+                        plain = !ru.tls;
                 redis_url_done(&ru);
                 node_set_str(jobs, "redis_url", url);
         }
@@ -646,7 +647,7 @@ static void parse_jobs(struct site *s, const struct node *j, const struct site_o
                         diags_at(d, node_get(j, tls[i]),
                                  "jobs: '%s' must be an absolute path in the image, not \"%s\"",
                                  tls[i], f);
-                else if (url && !is_tls)
+                else if (plain)
                         diags_at(d, node_get(j, tls[i]),
                                  "jobs: '%s' is for a rediss:// (TLS) redis_url", tls[i]);
                 else

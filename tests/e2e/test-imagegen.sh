@@ -439,6 +439,12 @@ badjobs "not a Redis URL" 's|redis_url: "redis://|redis_url: "http://|' "site.ya
 badjobs "a TLS file for redis://" 's|^jobs:|jobs:\n  tls_ca_file: /etc/ssl/redis-ca.pem|' "site.yaml:10:16: jobs: 'tls_ca_file' is for a rediss:// \(TLS\) redis_url"
 badjobs "a relative TLS file" 's|^jobs:|jobs:\n  tls_ca_file: redis-ca.pem|' "site.yaml:10:16: jobs: 'tls_ca_file' must be an absolute path in the image"
 badjobs "a client certificate without its key" 's|^jobs:|jobs:\n  tls_cert_file: /etc/ssl/c.pem|; s|redis_url: "redis://|redis_url: "rediss://|' "site.yaml:10:18: jobs: 'tls_cert_file' and 'tls_key_file' go together"
+t_case "bad input, jobs: a TLS file with a bad rediss:// URL: the URL is refused, the file not said to be for redis://"
+b=$T/badjobs.tlsurl
+cp -r "$JS" "$b" && rm -rf "$b/.imagegen"
+sed -i 's|^jobs:|jobs:\n  tls_ca_file: /etc/ssl/redis-ca.pem|; s|redis_url: "redis://\(.*\):6379|redis_url: "rediss://\1:99999|' "$b/site.yaml"
+if expect_rc 1 igj validate "$b/site.yaml" && grep -q "site.yaml:11:14: jobs: 'redis_url': the Redis URL's port must be 1 to 65535" "$T/err" &&
+	! grep -q "is for a rediss://" "$T/err"; then t_pass; else t_fail "$(cat "$T/err")"; fi
 badjobs "a number out of firstboot.conf's range" 's/max_skew_s: 120/max_skew_s: 0/' "site.yaml:13:15: 'max_skew_s' must be between 1 and 86400, not 0"
 badjobs "not a number" 's/heartbeat_s: 5/heartbeat_s: often/' "site.yaml:16:16: 'heartbeat_s' must be an integer"
 badjobs "a bad agent_id" 's/agent_id: web-1/agent_id: "web 1"/' "site.yaml:11:13: jobs: 'agent_id' must be 1 to 64"
