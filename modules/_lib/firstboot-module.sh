@@ -26,6 +26,9 @@
 #                          the root, its last component not followed
 #   set_mode PATH MODE     chmod inside the root; a link at PATH refused
 #   remove_file PATH       rm -f inside the root (a link removed as a link)
+#   read_state NAME / record_state NAME VALUE   STATE_VALUE= what
+#                          /var/lib/firstboot-stack/state/NAME holds (empty:
+#                          none); record_state writes it (0600, root's)
 #   passwd_field USER N / in_group USER GROUP   from the root's passwd/group
 #   user_tool TOOL ARG...  useradd and the like on the root (--prefix)
 #   missing_packages / apt_get / ensure_packages PKG...
@@ -33,7 +36,7 @@
 #   find_compose           compose=(docker compose) or (docker-compose)
 #
 # FB_PREFIX (default empty) goes before every message, e.g. "update: ".
-# shellcheck disable=SC2034 # IN_ROOT, ROOT_FILE, ROOT_ENTRY, FILE_CHANGED, compose are for the module
+# shellcheck disable=SC2034 # IN_ROOT, ROOT_FILE, ROOT_ENTRY, FILE_CHANGED, STATE_VALUE, compose are for the module
 
 if [ -z "${BASH_VERSION:-}" ] || [ "${BASH_SOURCE[0]:-}" = "${0:-}" ]; then
 	echo "firstboot-module.sh: source it from a module's install.sh (bash), do not run it" >&2
@@ -250,6 +253,25 @@ remove_file() {
 		die 3 "${1#"$R"} is a folder, not removed"
 	fi
 	rm -f -- "$ROOT_ENTRY" || die 3 "${1#"$R"}: cannot remove it"
+}
+
+# read_state NAME: STATE_VALUE= what the module recorded last in
+# /var/lib/firstboot-stack/state/NAME of the root (a checksum of what a
+# service was last started with, say), read inside the root (root_file):
+# a link there is followed as the root sees it, never out of it. None
+# there (or no regular file) is empty: no record. record_state NAME VALUE
+# records VALUE there (0600, root's), the folder made; a module records
+# only once what it stands for has succeeded, so a failed step is tried
+# again at the next run.
+read_state() {
+	STATE_VALUE=""
+	if root_file "$R/var/lib/firstboot-stack/state/$1" 2>/dev/null; then
+		STATE_VALUE=$(cat -- "$ROOT_FILE") || die 3 "/var/lib/firstboot-stack/state/$1: cannot read it"
+	fi
+}
+record_state() {
+	make_dir "$R/var/lib/firstboot-stack/state"
+	put_file "$R/var/lib/firstboot-stack/state/$1" 0600 0:0 <<<"$2"
 }
 
 # passwd_field USER N: field N of USER's line in the root's /etc/passwd

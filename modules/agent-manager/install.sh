@@ -95,7 +95,6 @@ ENV_FILE=$SD/agent-manager.env
 COMPOSE_FILE=$SD/docker-compose.yml
 UNIT=$R/etc/systemd/system/agent-manager.service
 BIN=$R/usr/local/bin/agent-manager
-STATE=$R/var/lib/firstboot-stack/state/agent-manager.sha256
 
 [ -e "$ENV_FILE" ] || [ -L "$ENV_FILE" ] || die 3 "${ENV_FILE#"$R"} is missing: render the site with imagegen (agent-manager and postgres in site.yaml)"
 root_file "$ENV_FILE" || die 3 "${ENV_FILE#"$R"} must be the regular file imagegen rendered"
@@ -145,10 +144,8 @@ else
 	# start (EnvironmentFile=), so a changed one needs a restart; the same
 	# bytes again with the service running is nothing to do.
 	sum=$(cat "$UNIT" "$ENV_FILE" | sha256sum | cut -d' ' -f1)
-# Read inside the root (root_file): a link there is followed as the root
-	# sees it, never out of it; none there (or no regular file) is no record.
-	old_sum=""
-	if root_file "$STATE" 2>/dev/null; then old_sum=$(cat -- "$ROOT_FILE"); fi
+	read_state agent-manager.sha256
+	old_sum=$STATE_VALUE
 	reload=0
 	systemctl is-enabled --quiet agent-manager || reload=1
 	[ "$(systemctl show -p NeedDaemonReload --value agent-manager 2>/dev/null)" = yes ] && reload=1
@@ -165,8 +162,7 @@ else
 		systemctl restart agent-manager || die 3 "agent-manager does not restart"
 	fi
 	# Recorded once it runs with them, so a failed restart is tried again.
-	make_dir "$(dirname "$STATE")"
-	put_file "$STATE" 0600 0:0 <<<"$sum"
+	record_state agent-manager.sha256 "$sum"
 fi
 
 # ---- healthy ------------------------------------------------------------

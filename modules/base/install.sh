@@ -160,11 +160,9 @@ FW_STATE=$R/var/lib/firstboot-stack/state/base-ssh-port
 root_has() { in_root "$1" && [ -f "$IN_ROOT" ]; }
 # The port sshd was last moved to (the state above): until sshd listens on
 # a new ssh_port, the rule of this one stays.
-cur_port=""
-if root_has "$FW_STATE"; then
-	cur_port=$(cat -- "$IN_ROOT")
-	[[ $cur_port =~ ^[0-9]+$ ]] || cur_port=""
-fi
+read_state base-ssh-port
+cur_port=$STATE_VALUE
+[[ $cur_port =~ ^[0-9]+$ ]] || cur_port=""
 in_root "$R/etc/ufw/user.rules" || die 3 "/etc/ufw/user.rules: cannot find it inside the root"
 UFW_RULES=$IN_ROOT
 in_root "$R/etc/ufw/ufw.conf" || die 3 "/etc/ufw/ufw.conf: cannot find it inside the root"
@@ -321,8 +319,7 @@ if [ "$FIREWALL" = true ]; then
 			;;
 		esac
 	fi
-	make_dir "$(dirname "$FW_STATE")"
-	put_file "$FW_STATE" 0600 0:0 <<<"$SSH_PORT"
+	record_state base-ssh-port "$SSH_PORT"
 elif root_has "$FW_STATE"; then
 	# Turned off: the firewall this module enabled is disabled (its rules
 	# stay in ufw's files, unused).

@@ -104,7 +104,6 @@ SPECS=$SD/colonyos
 COMPOSE_FILE=$SD/docker-compose.yml
 UNIT=$R/etc/systemd/system/colonies-server.service
 BIN=$R/usr/local/bin/colonies
-STATE=$R/var/lib/firstboot-stack/state/colonies-server.sha256
 
 # ---- what the stack must already have ----------------------------------
 
@@ -353,10 +352,8 @@ else
 	# its env files (EnvironmentFile= is read at start). Changed bytes
 	# restart it; the same again with it running is nothing to do.
 	sum=$(cat "$UNIT" "$SD/colonyos.env" "$SERVER_ENV" | sha256sum | cut -d' ' -f1)
-# Read inside the root (root_file): a link there is followed as the root
-	# sees it, never out of it; none there (or no regular file) is no record.
-	old_sum=""
-	if root_file "$STATE" 2>/dev/null; then old_sum=$(cat -- "$ROOT_FILE"); fi
+	read_state colonies-server.sha256
+	old_sum=$STATE_VALUE
 	[ "$sum" = "$old_sum" ] || server_changed=1
 	reload=0
 	systemctl is-enabled --quiet colonies-server || reload=1
@@ -374,8 +371,7 @@ else
 		systemctl restart colonies-server || die 3 "colonies-server does not restart"
 	fi
 	# Recorded once it runs with them, so a failed restart is tried again.
-	make_dir "$(dirname "$STATE")"
-	put_file "$STATE" 0600 0:0 <<<"$sum"
+	record_state colonies-server.sha256 "$sum"
 fi
 
 # The server answers once it lists the colonies for the server key.

@@ -31,17 +31,14 @@ secret=$ROOT_FILE
 # The agent reads its secret and its settings once, at start (SIGHUP
 # rereads only the modules' manifests): a checksum of the two files the
 # bundle ships for it tells a changed one, which needs a restart.
-STATE=$R/var/lib/firstboot-stack/state/jobs-agent.sha256
 sum=$(
 	cat "$secret"
 	in_root "$R/etc/firstboot/firstboot.conf.d/50-site-jobs.conf" && [ -f "$IN_ROOT" ] && cat "$IN_ROOT"
 	true
 )
 sum=$(sha256sum <<<"$sum" | cut -d' ' -f1)
-# Read inside the root (root_file): a link there is followed as the root
-# sees it, never out of it; none there (or no regular file) is no record.
-old_sum=""
-if root_file "$STATE" 2>/dev/null; then old_sum=$(cat -- "$ROOT_FILE"); fi
+read_state jobs-agent.sha256
+old_sum=$STATE_VALUE
 # No checksum recorded (the first run of this module's version, or of the
 # module) counts as changed: an agent already running may hold another
 # secret, and try-restart touches only one that runs.
@@ -70,5 +67,4 @@ else
 		say "no checksum of its secret and settings recorded: restart $unit where it already runs (nothing runs under $R)"
 	fi
 fi
-make_dir "$(dirname "$STATE")"
-put_file "$STATE" 0600 0:0 <<<"$sum"
+record_state jobs-agent.sha256 "$sum"

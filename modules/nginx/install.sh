@@ -32,7 +32,6 @@ CERTBOT_METHOD=${CERTBOT_METHOD:-webroot}
 WEBROOT=${WEBROOT:-/var/www/certbot}
 CERTBOT_STAGING=${CERTBOT_STAGING:-false}
 REMOVE_DEFAULT_SITE=${REMOVE_DEFAULT_SITE:-true}
-STATE=$R/var/lib/firstboot-stack/state/nginx.sha256
 
 # ---- inputs -------------------------------------------------------------
 
@@ -155,11 +154,11 @@ sum=$(
 		fi
 	} | sha256sum | cut -d' ' -f1
 )
-old_sum=$(cat "$STATE" 2>/dev/null || true)
+read_state nginx.sha256
+old_sum=$STATE_VALUE
 if [ "$sum" != "$old_sum" ] || [ $changed = 1 ] || ! systemctl is-active --quiet nginx; then
 	start_or_reload
-	make_dir "$(dirname "$STATE")"
-	put_file "$STATE" 0600 0:0 <<<"$sum"
+	record_state nginx.sha256 "$sum"
 else
 	ensure_service nginx 0 reload
 	say "nginx already runs this configuration"

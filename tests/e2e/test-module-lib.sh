@@ -264,6 +264,18 @@ if drive "$R" 'root_entry "$R/srv/out/x"; printf "%s\n" "$ROOT_ENTRY"' && [ "$(c
 	t_fail "$(cat "$T/out" "$T/err")"
 fi
 
+# ---- read_state, record_state ---------------------------------------------
+
+t_case "read_state/record_state: none is empty; recorded 0600 root's and read back; a link there out of the root, or a FIFO: read inside the root (empty, no hang)"
+fresh st1
+S=/var/lib/firstboot-stack/state
+printf 'host\n' >"$O/sum"
+if drive "$R" 'read_state x.sha256; echo "[$STATE_VALUE]"; record_state x.sha256 abc; read_state x.sha256; echo "[$STATE_VALUE]"' &&
+	[ "$(grep "^\[" "$T/out")" = "[]${NL}[abc]" ] && [ "$(fb_mode "$R$S/x.sha256")" = "600 0:0" ] &&
+	ln -s "$O/sum" "$R$S/out.sha256" && mkfifo "$R$S/fifo.sha256" &&
+	drive "$R" 'read_state out.sha256; echo "[$STATE_VALUE]"; read_state fifo.sha256; echo "[$STATE_VALUE]"' &&
+	[ "$(cat "$T/out")" = "[]${NL}[]" ]; then t_pass; else t_fail "$(cat "$T/out" "$T/err")"; fi
+
 # ---- root_file, passwd_field, in_group ------------------------------------
 
 t_case "passwd_field and in_group read the root's files"
