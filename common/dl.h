@@ -34,21 +34,17 @@ struct dl_lib {
 };
 /* Defines `static struct dl_lib var` for soname and the functions that
  * SYMBOLS(X) lists, with a pointer sym_<function> for each. */
-#define DL_DEFINE(var, soname_, SYMBOLS)                                                           \
-        SYMBOLS(DL_DECLARE)                                                                        \
-        static const struct dl_symbol var##_symbols[] = {SYMBOLS(DL_SYMBOL)};                      \
-        static struct dl_lib var = {                                                               \
-                .soname = (soname_), .syms = var##_symbols, .n = ARRAY_SIZE(var##_symbols)}
-
-/* The same, for a library whose symbols a library loaded after it uses
- * without naming it as needed (libhiredict_ssl and libhiredict). */
-#define DL_DEFINE_GLOBAL(var, soname_, SYMBOLS)                                                    \
+#define DL_DEFINE_FULL(var, soname_, SYMBOLS, global_)                                             \
         SYMBOLS(DL_DECLARE)                                                                        \
         static const struct dl_symbol var##_symbols[] = {SYMBOLS(DL_SYMBOL)};                      \
         static struct dl_lib var = {.soname = (soname_),                                           \
                                     .syms = var##_symbols,                                         \
                                     .n = ARRAY_SIZE(var##_symbols),                                \
-                                    .global = true}
+                                    .global = (global_)}
+#define DL_DEFINE(var, soname_, SYMBOLS) DL_DEFINE_FULL(var, soname_, SYMBOLS, false)
+/* The same, for a library whose symbols a library loaded after it uses
+ * without naming it as needed (libhiredict_ssl and libhiredict). */
+#define DL_DEFINE_GLOBAL(var, soname_, SYMBOLS) DL_DEFINE_FULL(var, soname_, SYMBOLS, true)
 
 /* dlopen()s the library and sets every pointer of its table, the first
  * time only (thread-safe); 0, or -ELIBACC with l->error saying what is

@@ -386,6 +386,12 @@ static int auth_and_select(struct redis *r, const struct redis_url *u, char **re
         return 0;
 }
 
+/* How a TLS file is named in a message: as the caller names it. */
+static const char *shown(const char *name, const char *file)
+{
+        return name ? name : file;
+}
+
 /* The SSL_CTX for u: TLS 1.2 or later, the server's certificate verified
  * (the system's CA store, or only tls_ca_file), and the client
  * certificate if one is given. */
@@ -405,7 +411,8 @@ static int tls_context(const struct redis_url *u, SSL_CTX **ret, char **ret_erro
         if (u->tls_ca_file ? sym_SSL_CTX_load_verify_locations(ctx, u->tls_ca_file, NULL) != 1
                            : sym_SSL_CTX_set_default_verify_paths(ctx) != 1) {
                 int k = fail_with(ret_error, -ENOKEY, "cannot load the TLS CA file %s: %s",
-                                  u->tls_ca_file ? u->tls_ca_file : "(the system's)",
+                                  u->tls_ca_file ? shown(u->tls_ca_shown, u->tls_ca_file)
+                                                 : "(the system's)",
                                   openssl_error(e, sizeof(e), "no certificate in it"));
                 sym_SSL_CTX_free(ctx);
                 return k;
@@ -416,7 +423,8 @@ static int tls_context(const struct redis_url *u, SSL_CTX **ret, char **ret_erro
              sym_SSL_CTX_check_private_key(ctx) != 1)) {
                 int k = fail_with(ret_error, -ENOKEY,
                                   "cannot load the TLS client certificate %s with the key %s: %s",
-                                  u->tls_cert_file, u->tls_key_file,
+                                  shown(u->tls_cert_shown, u->tls_cert_file),
+                                  shown(u->tls_key_shown, u->tls_key_file),
                                   openssl_error(e, sizeof(e), "unreadable"));
                 sym_SSL_CTX_free(ctx);
                 return k;

@@ -29,6 +29,10 @@ struct redis_url {
         /* How the caller's user names tls_ca_file in messages (the
          * option or key, e.g. "--tls-ca-file"); not freed. */
         const char *tls_ca_option;
+        /* How messages name those three files when they are not the
+         * caller's own names (the agent hands OpenSSL /proc/self/fd/N):
+         * the caller's paths; NULL: the file as above. Not freed. */
+        const char *tls_ca_shown, *tls_cert_shown, *tls_key_shown;
 };
 
 /* redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] (USER and PASSWORD

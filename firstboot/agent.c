@@ -900,6 +900,8 @@ static int open_tls_files(struct agent *a, const char *config_path)
         const char *const files[] = {a->cfg.jobs_tls_ca_file, a->cfg.jobs_tls_cert_file,
                                      a->cfg.jobs_tls_key_file};
         char **dest[] = {&a->url.tls_ca_file, &a->url.tls_cert_file, &a->url.tls_key_file};
+        const char **shown[] = {&a->url.tls_ca_shown, &a->url.tls_cert_shown,
+                                &a->url.tls_key_shown};
 
         for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
                 if (!files[i])
@@ -933,6 +935,7 @@ static int open_tls_files(struct agent *a, const char *config_path)
                         return -EPERM;
                 }
                 *dest[i] = strprintf("/proc/self/fd/%d", a->tls_fds[i]);
+                *shown[i] = files[i]; /* OpenSSL's errors name the configured file */
         }
         a->url.tls_ca_option = "jobs.tls_ca_file";
         if (!a->url.tls_cert_file != !a->url.tls_key_file) {

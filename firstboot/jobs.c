@@ -56,9 +56,10 @@ struct jobs_seen {
         /* The file read, held open so that its inode is not reused by a
          * file that replaces it (ext4 hands a freed inode out again):
          * the path names another file when its dev/inode differ from
-         * this one's, or this one has no link left. -1: none. */
+         * this one's, or this one has no link left. -1: none (no file
+         * read yet, or it is to be read whole again). */
         int fd;
-        bool exists, bad;
+        bool bad;
 };
 
 static size_t seen_hash(const char *id)
@@ -107,7 +108,6 @@ static void seen_put(struct jobs_seen *s, const char *id, long long until)
 
 static void seen_clear_file(struct jobs_seen *s)
 {
-        s->exists = false;
         if (s->fd >= 0)
                 close(s->fd);
         s->fd = -1;
@@ -142,10 +142,9 @@ static int seen_sync(struct jobs_seen *s)
                 return -EINVAL;
         if (st.st_size > (off_t)(2 * JOBS_SEEN_MAX + 64) * SEEN_LINE_MAX)
                 return -EFBIG;
-        if (!s->exists || s->fd < 0 || fstat(s->fd, &held) < 0 || held.st_nlink == 0 ||
+        if (s->fd < 0 || fstat(s->fd, &held) < 0 || held.st_nlink == 0 ||
             st.st_dev != held.st_dev || st.st_ino != held.st_ino || st.st_size < s->offset) {
                 seen_clear(s);
-                s->exists = true;
                 s->fd = TAKE_FD(fd);
         }
         if (st.st_size == s->offset)
@@ -253,7 +252,7 @@ int jobs_seen_add(struct jobs_seen *s, const char *job_id, long long until, long
         /* Expired ids are dropped (and the file rewritten) once the table
          * has doubled since the last time, so that costs O(1) a job on
          * average and the file stays within about twice the live ids. */
-        bool rewrite = !s->exists || s->bad;
+        bool rewrite = s->fd < 0 || s->bad; /* no file yet, or a bad line in it */
         if (s->n >= 64 && (s->n >= 2 * s->compacted || s->n >= JOBS_SEEN_MAX)) {
                 size_t before = s->n;
                 if (seen_drop_expired(s, now) < before)

@@ -352,6 +352,17 @@ if [ "$rc" = 1 ] && grep -q "jobs.tls_key_file /etc/ssl/redis/client.key is mode
 	t_pass
 else t_fail "exit $rc: $(cat "$T/agent.log")"; fi
 
+t_case "a jobs.tls_key_file that is not the certificate's key: exit 1, OpenSSL's error naming the configured files (not /proc/self/fd)"
+cp "$P/good.key" "$R/etc/ssl/redis/other.key"
+chmod 0600 "$R/etc/ssl/redis/other.key"
+tls_files_agent /etc/ssl/redis/other.key
+rc=$?
+if [ "$rc" = 1 ] &&
+	grep -q "cannot load the TLS client certificate /etc/ssl/redis/client.pem with the key /etc/ssl/redis/other.key" "$T/agent.log" &&
+	! grep -q "/proc/self/fd" "$T/agent.log"; then
+	t_pass
+else t_fail "exit $rc: $(cat "$T/agent.log")"; fi
+
 # trickling_listener: a listener on 127.0.0.1 that answers each connection
 # with one byte of a TLS record every second, never a whole record
 # (odd-redis.py); its port in TPORT. Each connection it takes adds a line
