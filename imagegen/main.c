@@ -432,7 +432,10 @@ static bool is_sha256_hex(const char *s)
  * whole report is checked before the state is touched: each line names a
  * host of this worker's (1 + w, 1 + w + jobs, ...), in that order and so
  * each once, with a sha256 and a serial, and the report ends with ".";
- * anything else and nothing is merged. */
+ * anything else and nothing is merged. A serial the parent's copy gives
+ * otherwise (an internal error) stops the merge there: the hosts before it
+ * keep their raised serials, which is safe (a state serial at or above any
+ * bundle's), and this worker's hosts are not written. */
 static int merge_serials(struct env *e, int fd, struct site **hosts, size_t n, size_t w,
                          size_t jobs)
 {

@@ -62,7 +62,7 @@ TEST(rediss_connects_over_tcp_first)
         REQUIRE(redis_url_parse("rediss://127.0.0.1:1", &u, &err) == 0);
         CHECK(u.tls);
         int k = redis_connect(&u, 1000, &r, &err);
-        CHECK(k == -ECONNREFUSED || k == -ELIBACC);
+        CHECK(k == -ECONNREFUSED); /* hiredict is a build dependency */
         CHECK(!redis_error_is_final(-ECONNREFUSED));
         CHECK(r == NULL);
         redis_url_done(&u);
@@ -77,8 +77,8 @@ TEST(tls_client_cert_needs_its_key)
         u.tls_cert_file = xstrdup("/nonexistent/client.pem");
         int k = redis_connect(&u, 1000, &r, &err);
         /* Refused before any connection is made, and final. */
-        CHECK(k == -ENOKEY || k == -ELIBACC);
-        CHECK(k == -ELIBACC || (err && strstr(err, "key file")));
+        CHECK(k == -ENOKEY);
+        CHECK(err && strstr(err, "key file"));
         CHECK(redis_error_is_final(k));
         CHECK(r == NULL);
         redis_url_done(&u);
