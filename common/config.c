@@ -157,16 +157,18 @@ static void check_jobs_paths(const struct node *jobs, struct diags *d)
 
         for (size_t i = 0; i < ARRAY_SIZE(abs); i++) {
                 n = node_get(jobs, abs[i]);
-                if (n && n->kind == NODE_SCALAR && n->value && n->value[0] != '/')
-                        diags_at(d, n, "'jobs.%s' must be an absolute path, not \"%s\"", abs[i],
-                                 n->value);
+                if (n && n->kind == NODE_SCALAR && n->value && n->value[0] != '/') {
+                        _cleanup_free_ char *q = quote_for_message(n->value);
+                        diags_at(d, n, "'jobs.%s' must be an absolute path, not %s", abs[i], q);
+                }
         }
         n = node_get(jobs, "metrics_file");
         if (n && n->kind == NODE_SCALAR && !node_is_null(n) && n->value &&
-            (n->value[0] != '/' || !endswith(n->value, ".prom")))
+            (n->value[0] != '/' || !endswith(n->value, ".prom"))) {
+                _cleanup_free_ char *q = quote_for_message(n->value);
                 diags_at(d, n,
-                         "'jobs.metrics_file' must be an absolute path ending in .prom, not \"%s\"",
-                         n->value);
+                         "'jobs.metrics_file' must be an absolute path ending in .prom, not %s", q);
+        }
 }
 
 /* The jobs: mapping of doc, if any, into c. */

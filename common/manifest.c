@@ -57,7 +57,6 @@ static const char *const reserved_env[] = {
 static const char *const reserved_env_prefixes[] = {"LD_", "BASH_", "FIRSTBOOT_", NULL};
 
 #define MAX_REQUIREMENT_MB (1LL << 30)
-#define QUOTE_MAX          60
 
 const char *input_type_to_string(enum input_type t)
 {
@@ -170,37 +169,6 @@ static void strv_add(char ***v, const char *s)
                 abort();
 }
 
-/* s in double quotes for a message: control characters escaped, long
- * values cut short. */
-static char *quote(const char *s)
-{
-        struct buf b = {0};
-        size_t n = 0;
-
-        buf_puts(&b, "\"");
-        for (const char *p = s; *p; p++, n++) {
-                unsigned char c = (unsigned char)*p;
-                if (n >= QUOTE_MAX) {
-                        buf_puts(&b, "...");
-                        break;
-                }
-                if (c == '"' || c == '\\')
-                        buf_printf(&b, "\\%c", c);
-                else if (c == '\n')
-                        buf_puts(&b, "\\n");
-                else if (c == '\t')
-                        buf_puts(&b, "\\t");
-                else if (c < 0x20 || c == 0x7f)
-                        buf_printf(&b, "\\x%02x", c);
-                else
-                        buf_append(&b, p, 1);
-        }
-        buf_puts(&b, "\"");
-        if (!b.data)
-                abort();
-        return buf_steal(&b);
-}
-
 static char *join(char *const *v, const char *sep)
 {
         struct buf b = {0};
@@ -280,7 +248,7 @@ static bool pattern_compile(struct diags *d, const struct node *p, const char *c
         if (r == -ENOMEM)
                 abort();
         if (r < 0) {
-                _cleanup_free_ char *q = quote(pattern);
+                _cleanup_free_ char *q = quote_for_message(pattern);
                 diags_at(d, p,
                          "%s'pattern' is not a valid regular expression: %s at offset %zu of %s",
                          ctx, error, offset, q);
@@ -392,7 +360,7 @@ static bool check_value(const struct manifest_input *in, const struct node *v, c
         }
         if (!canon)
                 abort();
-        q = quote(canon);
+        q = quote_for_message(canon);
 
         if (in->type == INPUT_EMAIL && !email_is_valid(canon)) {
                 if (sens)
@@ -565,7 +533,7 @@ static void parse_id_list(struct diags *d, const struct node *map, const char *k
                         continue;
                 }
                 if (!manifest_id_is_valid(e->value)) {
-                        _cleanup_free_ char *q = quote(e->value);
+                        _cleanup_free_ char *q = quote_for_message(e->value);
                         diags_at(d, e, "'%s' lists %s, which is not a valid module id", key, q);
                         continue;
                 }
@@ -604,7 +572,7 @@ static void parse_watches(struct diags *d, struct manifest *m, const struct node
                 for (const char *c = e->value; *c && !ctl; c++)
                         ctl = (unsigned char)*c < 0x20 || *c == 0x7f;
                 if (e->value[0] != '/' || !path_is_safe_relative(e->value + 1) || ctl) {
-                        _cleanup_free_ char *q = quote(e->value);
+                        _cleanup_free_ char *q = quote_for_message(e->value);
                         diags_at(d, e,
                                  "'watches' lists %s, which is not an absolute path without '.' "
                                  "or '..' components",
@@ -673,7 +641,7 @@ static const char *os_version(struct diags *d, const struct node *v)
                 return NULL;
         }
         if (!version_is_valid(v->value)) {
-                _cleanup_free_ char *q = quote(v->value);
+                _cleanup_free_ char *q = quote_for_message(v->value);
                 diags_at(d, v,
                          "os_requirements: a 'min_version' must be a version like \"12\" or "
                          "\"22.04\", not %s",
@@ -714,7 +682,7 @@ static void parse_os_requirements(struct diags *d, struct manifest *m, const str
                                 continue;
                         }
                         if (!os_id_is_valid(e->value)) {
-                                _cleanup_free_ char *q = quote(e->value);
+                                _cleanup_free_ char *q = quote_for_message(e->value);
                                 diags_at(d, e,
                                          "os_requirements: 'family' lists %s, which is not an "
                                          "os-release ID (letters, digits, '.', '_' and '-', like "
@@ -895,7 +863,7 @@ static void parse_input(struct diags *d, struct manifest_input *in, const struct
         }
         if (name && name->kind == NODE_SCALAR && !node_is_null(name)) {
                 if (!input_name_is_valid(name->value)) {
-                        _cleanup_free_ char *q = quote(name->value);
+                        _cleanup_free_ char *q = quote_for_message(name->value);
                         diags_at(d, name,
                                  "input name %s must be lower-case letters, digits and '_', "
                                  "starting with a letter (at most %d characters)",
@@ -926,7 +894,8 @@ static void parse_input(struct diags *d, struct manifest_input *in, const struct
                          "password, select, email, port)",
                          ctx);
         else if (t->kind != NODE_SCALAR || input_type_from_string(t->value, &in->type) < 0) {
-                _cleanup_free_ char *q = t->kind == NODE_SCALAR ? quote(t->value) : NULL;
+                _cleanup_free_ char *q =
+                        t->kind == NODE_SCALAR ? quote_for_message(t->value) : NULL;
                 diags_at(d, t,
                          "%s'type' must be one of: string, integer, boolean, password, select, "
                          "email, port; not %s",
@@ -991,7 +960,7 @@ static void parse_visible_if(struct diags *d, struct manifest *m, size_t i, cons
                         continue;
                 bool ok = true;
                 for (size_t j = 0; values[j] && ok; j++) {
-                        _cleanup_free_ char *q = quote(values[j]);
+                        _cleanup_free_ char *q = quote_for_message(values[j]);
                         long long x;
                         if (other->type == INPUT_BOOLEAN && !streq(values[j], "true") &&
                             !streq(values[j], "false")) {
@@ -1126,7 +1095,7 @@ static void parse_reprovision(struct diags *d, struct manifest *m, const struct 
                 for (size_t j = 0; j < m->n_inputs && !known; j++)
                         known = streq_ptr(m->inputs[j].name, e->value);
                 if (!known) {
-                        _cleanup_free_ char *q = quote(e->value);
+                        _cleanup_free_ char *q = quote_for_message(e->value);
                         diags_at(d, e,
                                  "'reprovision' lists %s, which is not an input of this module", q);
                         continue;
@@ -1196,7 +1165,7 @@ int manifest_parse(const struct node *doc, struct manifest **ret, struct diags *
 
         n = node_get(doc, "id");
         if (n && n->kind == NODE_SCALAR && !node_is_null(n) && !manifest_id_is_valid(n->value)) {
-                _cleanup_free_ char *q = quote(n->value);
+                _cleanup_free_ char *q = quote_for_message(n->value);
                 diags_at(d, n,
                          "'id' must be lower-case letters, digits, '-' and '_', starting with a "
                          "letter or digit (at most %d characters), not %s",
@@ -1228,7 +1197,7 @@ int manifest_parse(const struct node *doc, struct manifest **ret, struct diags *
 
         get_string(d, doc, "install_script", "", &m->install_script);
         if (m->install_script && !path_is_safe_relative(m->install_script)) {
-                _cleanup_free_ char *q = quote(m->install_script);
+                _cleanup_free_ char *q = quote_for_message(m->install_script);
                 diags_at(d, node_get(doc, "install_script"),
                          "'install_script' must be a relative path inside the module directory, "
                          "not %s",
@@ -1250,7 +1219,8 @@ int manifest_parse(const struct node *doc, struct manifest **ret, struct diags *
         n = node_get(doc, "frequency");
         if (n && !node_is_null(n) &&
             (n->kind != NODE_SCALAR || frequency_from_string(n->value, &m->frequency) < 0)) {
-                _cleanup_free_ char *q = n->kind == NODE_SCALAR ? quote(n->value) : NULL;
+                _cleanup_free_ char *q =
+                        n->kind == NODE_SCALAR ? quote_for_message(n->value) : NULL;
                 diags_at(d, n,
                          "'frequency' must be one of: once-per-instance, always, once; not %s",
                          q ? q : node_kind_name(n));

@@ -242,6 +242,37 @@ bool strv_contains(char *const *v, const char *s)
         return false;
 }
 
+/* s in double quotes for a message: control characters escaped, long
+ * values cut short. */
+char *quote_for_message(const char *s)
+{
+        struct buf b = {0};
+        size_t n = 0;
+
+        buf_puts(&b, "\"");
+        for (const char *p = s; *p; p++, n++) {
+                unsigned char c = (unsigned char)*p;
+                if (n >= 60) {
+                        buf_puts(&b, "...");
+                        break;
+                }
+                if (c == '"' || c == '\\')
+                        buf_printf(&b, "\\%c", c);
+                else if (c == '\n')
+                        buf_puts(&b, "\\n");
+                else if (c == '\t')
+                        buf_puts(&b, "\\t");
+                else if (c < 0x20 || c == 0x7f)
+                        buf_printf(&b, "\\x%02x", c);
+                else
+                        buf_append(&b, p, 1);
+        }
+        buf_puts(&b, "\"");
+        if (!b.data)
+                abort();
+        return buf_steal(&b);
+}
+
 static int cmp_str(const void *a, const void *b)
 {
         return strcmp(*(char *const *)a, *(char *const *)b);

@@ -121,7 +121,10 @@ size_t strv_length(char *const *v);
 int strv_push(char ***v, char *s);         /* takes ownership of s */
 int strv_extend(char ***v, const char *s); /* copies s */
 bool strv_contains(char *const *v, const char *s);
-void strv_sort(char **v, size_t n);               /* the first n, by strcmp */
+void strv_sort(char **v, size_t n); /* the first n, by strcmp */
+/* s in double quotes for a message: control characters escaped, cut
+ * short after 60 bytes. Never NULL. */
+char *quote_for_message(const char *s);
 char *strv_join(char *const *v, const char *sep); /* "" for NULL or empty */
 static inline void strv_freep(char ***v)
 {

@@ -643,11 +643,12 @@ static void parse_jobs(struct site *s, const struct node *j, const struct site_o
                 _cleanup_free_ char *clean = f ? absolute_clean_path(f) : NULL;
                 if (!f)
                         continue;
-                if (!clean || strchr(clean, '\n'))
+                if (!clean || strchr(clean, '\n')) {
+                        _cleanup_free_ char *q = quote_for_message(f);
                         diags_at(d, node_get(j, tls[i]),
-                                 "jobs: '%s' must be an absolute path in the image, not \"%s\"",
-                                 tls[i], f);
-                else if (plain)
+                                 "jobs: '%s' must be an absolute path in the image, not %s", tls[i],
+                                 q);
+                } else if (plain)
                         diags_at(d, node_get(j, tls[i]),
                                  "jobs: '%s' is for a rediss:// (TLS) redis_url", tls[i]);
                 else
@@ -662,13 +663,13 @@ static void parse_jobs(struct site *s, const struct node *j, const struct site_o
         if (metrics) {
                 _cleanup_free_ char *clean = absolute_clean_path(metrics);
                 /* node_exporter's textfile collector reads *.prom files only. */
-                if (!clean || !endswith(clean, ".prom") || strchr(clean, '\n'))
+                if (!clean || !endswith(clean, ".prom") || strchr(clean, '\n')) {
+                        _cleanup_free_ char *q = quote_for_message(metrics);
                         diags_at(d, node_get(j, "metrics_file"),
                                  "jobs: 'metrics_file' must be an absolute path to a .prom file "
-                                 "(in node_exporter's --collector.textfile.directory), not "
-                                 "\"%s\"",
-                                 metrics);
-                else
+                                 "(in node_exporter's --collector.textfile.directory), not %s",
+                                 q);
+                } else
                         node_set_str(jobs, "metrics_file", clean);
         }
 

@@ -438,6 +438,7 @@ badjobs "unknown key" 's/max_skew_s: 120/max_skew: 120/' "site.yaml:13:3: unknow
 badjobs "not a Redis URL" 's|redis_url: "redis://|redis_url: "http://|' "site.yaml:10:14: jobs: 'redis_url': a Redis URL starts with redis://"
 badjobs "a TLS file for redis://" 's|^jobs:|jobs:\n  tls_ca_file: /etc/ssl/redis-ca.pem|' "site.yaml:10:16: jobs: 'tls_ca_file' is for a rediss:// \(TLS\) redis_url"
 badjobs "a relative TLS file" 's|^jobs:|jobs:\n  tls_ca_file: redis-ca.pem|' "site.yaml:10:16: jobs: 'tls_ca_file' must be an absolute path in the image"
+badjobs "a TLS file with a line break: said on one line, escaped" 's|^jobs:|jobs:\n  tls_ca_file: "/etc/a\\nb.pem"|' 'site.yaml:10:16: jobs: .tls_ca_file. must be an absolute path in the image, not "/etc/a\\nb.pem"$'
 badjobs "a client certificate without its key" 's|^jobs:|jobs:\n  tls_cert_file: /etc/ssl/c.pem|; s|redis_url: "redis://|redis_url: "rediss://|' "site.yaml:10:18: jobs: 'tls_cert_file' and 'tls_key_file' go together"
 t_case "bad input, jobs: a TLS file with a bad rediss:// URL: the URL is refused, the file not said to be for redis://"
 b=$T/badjobs.tlsurl
