@@ -406,10 +406,12 @@ if wait_for 10 test -s "$T/slow.pid"; then
 	start_agent
 	if [ "$held" = 1 ] && wait_for 10 has_result "$id" &&
 		[ "$(result_field "$id" 'j["status"], j["reason"]')" = "('failed', 'agent restarted')" ] &&
-		wait_for 10 proc_gone "$spid" &&
-		[ "$(rcli LLEN "agent:$AGENT_ID:processing")" = 0 ] && serves; then
+		wait_for 10 proc_gone "$spid" && wait_for 10 in_processing 0 && serves; then
 		t_pass
-	else t_fail "in processing after the kill: $held ($left); $(cat "$T/result.json")"; fi
+	else
+		t_fail "in processing after the kill: $held ($left); now $(rcli LLEN "agent:$AGENT_ID:processing");" \
+			"slow job $(proc_gone "$spid" && echo gone || echo alive); $(cat "$T/result.json")"
+	fi
 else t_fail "the slow job did not start"; fi
 
 t_case "SIGTERM during a short job: it finishes, is reported, the agent exits 0"
