@@ -11,7 +11,6 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
-#include <openssl/rand.h>
 #include <sodium.h>
 
 #include "crypto.h"
@@ -39,8 +38,7 @@
         X(OPENSSL_cleanse)                                                                         \
         X(PEM_read_bio_PrivateKey)                                                                 \
         X(PEM_write_bio_PUBKEY)                                                                    \
-        X(PEM_write_bio_PrivateKey)                                                                \
-        X(RAND_bytes)
+        X(PEM_write_bio_PrivateKey)
 DL_DEFINE(libcrypto, SONAME_LIBCRYPTO, CRYPTO_SYMBOLS);
 
 #define BIO_ctrl                 sym_BIO_ctrl
@@ -60,7 +58,6 @@ DL_DEFINE(libcrypto, SONAME_LIBCRYPTO, CRYPTO_SYMBOLS);
 #define PEM_read_bio_PrivateKey  sym_PEM_read_bio_PrivateKey
 #define PEM_write_bio_PUBKEY     sym_PEM_write_bio_PUBKEY
 #define PEM_write_bio_PrivateKey sym_PEM_write_bio_PrivateKey
-#define RAND_bytes               sym_RAND_bytes
 
 /* The objects below exist only once libcrypto is loaded. */
 static void bio_freep(BIO **b)
@@ -182,20 +179,15 @@ int hmac_sha256_verify_hex(const void *key, size_t keylen, const void *data, siz
         return r;
 }
 
+/* libsodium's generator (getrandom(2) on Linux), not OpenSSL's: the
+ * agent draws a salt for each module it runs and an id for each job, and
+ * RAND_bytes() mapped libcrypto and set up its provider for 16 bytes. */
 int random_bytes(void *buf, size_t n)
 {
-        unsigned char *p = buf;
-
-        if (dl_load(&libcrypto) < 0)
-                return -ELIBACC;
-
-        while (n > 0) {
-                int chunk = n > INT_MAX ? INT_MAX : (int)n;
-                if (RAND_bytes(p, chunk) != 1)
-                        return ossl_fail(-EIO);
-                p += chunk;
-                n -= (size_t)chunk;
-        }
+        if (sodium_ready() < 0)
+                return -EIO;
+        if (n > 0)
+                randombytes_buf(buf, n);
         return 0;
 }
 

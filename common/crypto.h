@@ -1,6 +1,6 @@
 /* Hashes, HMAC, random bytes, base64, Ed25519 signatures and SSH key
- * fingerprints: the one file that talks to OpenSSL (keys, signing, random
- * bytes) and libsodium (SHA-256, HMAC-SHA256, checking signatures), so
+ * fingerprints: the one file that talks to OpenSSL (keys, signing) and
+ * libsodium (SHA-256, HMAC-SHA256, random bytes, checking signatures), so
  * that the agent never initializes OpenSSL. Used for
  * bundle checksums and signatures, the phone-home signature header,
  * generated secrets and the host key fingerprints sent to the controller.
@@ -29,8 +29,9 @@ void hmac_sha256_hex(const void *key, size_t keylen, const void *data, size_t n,
 int hmac_sha256_verify_hex(const void *key, size_t keylen, const void *data, size_t n,
                            const char *hex, size_t hex_len);
 
-/* Fills buf with n bytes from OpenSSL's CSPRNG, for secrets and tokens.
- * -EIO when the generator cannot be seeded. */
+/* Fills buf with n bytes from libsodium's CSPRNG (randombytes_buf), for
+ * salts, job ids, secrets and tokens. -EIO when libsodium cannot be
+ * initialized (sodium_init() checks the system's generator). */
 int random_bytes(void *buf, size_t n);
 
 /* The standard base64 (RFC 4648 alphabet, '=' padding) of n bytes, NUL

@@ -136,3 +136,15 @@ if [ ! -e "$R/etc/systemd/system-preset/99-firstboot-image.preset" ] &&
 	grep -qx 'disable \*' "$R/etc/systemd/system-preset/99-firstboot-image.preset" &&
 	systemctl --root="$R" preset-all --preset-mode=enable-only >/dev/null 2>&1 &&
 	[ ! -e "$R/etc/systemd/system/sockets.target.wants/extra.socket" ]; then t_pass; else t_fail "$(cat "$T/err")"; fi
+
+t_case "a first run from a file maps no OpenSSL (libsodium draws the modules' salts)"
+# ld.so(8): LD_DEBUG=files logs every object the dynamic linker loads,
+# dlopen()ed ones too, to LD_DEBUG_OUTPUT.PID. Only imagegen, signing,
+# TLS and libcurl need libcrypto; RAND_bytes() for each module's salt
+# loaded it on every first boot.
+R6=$T/root6
+new_root "$R6"
+mkdir -p "$T/ld"
+if LD_DEBUG=files LD_DEBUG_OUTPUT=$T/ld/ld expect_rc 0 fb_run "$R6" --user-data "$T/ud.tar.gz" --instance-id i-1 &&
+	[ -f "$R6/var/lib/firstboot/ready" ] && cat "$T"/ld/ld.* >"$T/ld.all" && grep -q 'file=libsodium' "$T/ld.all" &&
+	! grep -q libcrypto "$T/ld.all"; then t_pass; else t_fail "$(grep -h libcrypto "$T"/ld/ld.* | head -3)"; fi
