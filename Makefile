@@ -94,7 +94,7 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIBFB) $(LIBIG) $(LIBCOMMON)
 	@echo "  LD      $@"
 	@$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(CRYPTO_LIBS)
 
-# Small programs the end-to-end tests drive (tests/tools/*.c), linked
+# Small programs the end-to-end tests and make bench drive (tests/tools/*.c), linked
 # like the unit tests.
 $(BUILD)/tests/tools/%: $(BUILD)/obj/tests/tools/%.o $(LIBFB) $(LIBIG) $(LIBCOMMON)
 	@mkdir -p $(dir $@)

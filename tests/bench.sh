@@ -4,4 +4,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
-exec python3 tests/bench.py "$PWD/$BUILD/firstboot" "$PWD/$BUILD/imagegen"
+exec python3 tests/bench.py "$PWD/$BUILD/firstboot" "$PWD/$BUILD/imagegen" "$PWD/$BUILD/tests/tools/peak-rss"
