@@ -1,5 +1,5 @@
 /* The site's secrets store: passwords, tokens and API keys that imagegen
- * generates once (OpenSSL's CSPRNG) and reuses on every later render, kept
+ * generates once (libsodium's CSPRNG) and reuses on every later render, kept
  * in a JSON state file (SITE_DIR/.imagegen/state.json) that is private to
  * its owner:
  *
