@@ -714,4 +714,16 @@ else
 	t_fail "$(cat "$T/err")"
 fi
 
+t_case "firstboot.conf's jobs paths follow site.yaml's rule (one, common/config.c): a '..' component, a '//', a line break refused at line:column"
+D=$R/etc/firstboot/firstboot.conf.d
+mkdir -p "$D"
+printf 'jobs:\n  tls_ca_file: /etc/ssl/../ca.pem\n  metrics_file: /var/lib//m.prom\n  secret_file: "/etc/a\\nb"\n' >"$D/60-x.conf"
+if expect_rc 1 timeout 10 "$FIRSTBOOT" agent --root "$R" &&
+	grep -q "60-x.conf:2:16: 'jobs.tls_ca_file' must be an absolute path, without '.' or '..' components, not \"/etc/ssl/../ca.pem\"$" "$T/err" &&
+	grep -q "60-x.conf:3:17: 'jobs.metrics_file' must be an absolute path ending in .prom, without '.' or '..' components, not \"/var/lib//m.prom\"$" "$T/err" &&
+	grep -q "60-x.conf:4:16: 'jobs.secret_file' must be an absolute path, without '.' or '..' components, not \"/etc/a\\\\nb\"$" "$T/err"; then
+	t_pass
+else t_fail "$(cat "$T/err")"; fi
+rm -rf "$D"
+
 kill "$REDIS_PID" 2>/dev/null
