@@ -146,28 +146,36 @@ static void read_fields(const struct node *map, const struct field *t, size_t n_
         }
 }
 
+bool config_jobs_path_ok(const char *key, const char *value)
+{
+        if (value[0] != '/' || strstr(value, "/../") || strstr(value, "/./") ||
+            strstr(value, "//") || endswith(value, "/..") || endswith(value, "/.") ||
+            (strlen(value) > 1 && endswith(value, "/")))
+                return false;
+        for (const char *c = value; *c; c++)
+                if ((unsigned char)*c < ' ' || *c == 0x7f)
+                        return false;
+        return !streq(key, "metrics_file") || endswith(value, ".prom");
+}
+
 /* jobs.secret_file, the TLS files and jobs.metrics_file, each at its
- * line:column: absolute, and the metrics a .prom file (node_exporter's
- * textfile collector reads only those, collector/textfile.go). */
+ * line:column (config_jobs_path_ok()). */
 static void check_jobs_paths(const struct node *jobs, struct diags *d)
 {
-        static const char *const abs[] = {"secret_file", "tls_ca_file", "tls_cert_file",
-                                          "tls_key_file"};
-        const struct node *n;
+        static const char *const paths[] = {"secret_file", "tls_ca_file", "tls_cert_file",
+                                            "tls_key_file", "metrics_file"};
 
-        for (size_t i = 0; i < ARRAY_SIZE(abs); i++) {
-                n = node_get(jobs, abs[i]);
-                if (n && n->kind == NODE_SCALAR && n->value && n->value[0] != '/') {
-                        _cleanup_free_ char *q = quote_for_message(n->value);
-                        diags_at(d, n, "'jobs.%s' must be an absolute path, not %s", abs[i], q);
-                }
-        }
-        n = node_get(jobs, "metrics_file");
-        if (n && n->kind == NODE_SCALAR && !node_is_null(n) && n->value &&
-            (n->value[0] != '/' || !endswith(n->value, ".prom"))) {
+        for (size_t i = 0; i < ARRAY_SIZE(paths); i++) {
+                const struct node *n = node_get(jobs, paths[i]);
+                bool metrics = streq(paths[i], "metrics_file");
+                if (!n || n->kind != NODE_SCALAR || !n->value || (metrics && node_is_null(n)) ||
+                    config_jobs_path_ok(paths[i], n->value))
+                        continue;
                 _cleanup_free_ char *q = quote_for_message(n->value);
                 diags_at(d, n,
-                         "'jobs.metrics_file' must be an absolute path ending in .prom, not %s", q);
+                         "'jobs.%s' must be an absolute path%s, without '.' or '..' "
+                         "components, not %s",
+                         paths[i], metrics ? " ending in .prom" : "", q);
         }
 }
 

@@ -71,4 +71,12 @@ int config_load_dropins(int rootfd, const char *path, const char *display, struc
  * site.yaml) the way firstboot.conf's are: types and ranges, each error at
  * its node. Keys in skip and keys not of jobs: are left to the caller. */
 int config_check_jobs(const struct node *map, const char *const *skip, struct diags *d);
+
+/* The rule for jobs.secret_file, the TLS files and jobs.metrics_file, in
+ * firstboot.conf and in site.yaml (each says it in its own words): an
+ * absolute path without '.' or '..' components, '//' or a trailing '/',
+ * and no control character; metrics_file ends in .prom too
+ * (node_exporter's textfile collector reads only those,
+ * collector/textfile.go). */
+bool config_jobs_path_ok(const char *key, const char *value);
 void config_free(struct config *c);

@@ -250,11 +250,13 @@ static struct timeval tv_of(long long ms)
         return (struct timeval){.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
 }
 
-static int context_error(const redictContext *c)
+/* c's error as a negative errno; saved_errno is errno as the failed call
+ * into hiredict left it (read at once: anything after may change it). */
+static int context_error(const redictContext *c, int saved_errno)
 {
         switch (c->err) {
         case REDICT_ERR_IO:
-                return errno > 0 ? -errno : -EIO;
+                return saved_errno > 0 ? -saved_errno : -EIO;
         case REDICT_ERR_EOF:
                 return -ECONNRESET;
         case REDICT_ERR_TIMEOUT:
@@ -275,6 +277,32 @@ static const char *openssl_error(char *buf, size_t size, const char *fallback)
         return buf;
 }
 
+/* Why a call into hiredict on r failed (errno set to 0 before it, and
+ * saved_errno read right after), as a negative errno and a sentence in
+ * buf. Over TLS hiredict says strerror(errno) for any failure of
+ * OpenSSL's, and errno is then from an earlier call, or 0 ("Success"):
+ * OpenSSL's queued reason is said instead (an alert from the server,
+ * such as "tlsv13 alert certificate required", says more than hiredict's
+ * words), else errno if the call set one, else that the peer closed the
+ * connection (SSL_ERROR_SYSCALL with errno 0, SSL_get_error(3)). */
+static int io_error(const struct redis *r, int saved_errno, char *buf, size_t size)
+{
+        if (r->ssl && openssl_error(buf, size, NULL))
+                return -EPROTO;
+        if (r->ssl && r->c->err == REDICT_ERR_IO) {
+                if (saved_errno == EAGAIN)
+                        /* SO_RCVTIMEO ran out: hiredict's own words. */
+                        snprintf(buf, size, "%s", r->c->errstr);
+                else
+                        snprintf(buf, size, "%s",
+                                 saved_errno > 0 ? strerror(saved_errno)
+                                                 : "connection closed by peer");
+                return saved_errno > 0 ? -saved_errno : -ECONNRESET;
+        }
+        snprintf(buf, size, "%s", r->c->errstr);
+        return context_error(r->c, saved_errno);
+}
+
 int redis_command(struct redis *r, int argc, const char *const *argv, const size_t *lens,
                   long long reply_timeout_ms, struct redis_reply **ret, char **ret_error)
 {
@@ -292,18 +320,16 @@ int redis_command(struct redis *r, int argc, const char *const *argv, const size
                 sym_redictSetTimeout(r->c, tv_of(reply_timeout_ms));
         if (r->ssl)
                 sym_ERR_clear_error();
+        errno = 0;
         h = sym_redictCommandArgv(r->c, argc, (const char **)argv, lens ? lens : l);
+        int saved_errno = errno;
         if (reply_timeout_ms > 0 && h)
                 sym_redictSetTimeout(r->c, tv_of(r->timeout_ms));
         free(l);
         if (!h) {
-                int k = context_error(r->c);
                 char e[256];
-                /* Over TLS, OpenSSL's reason (an alert from the server,
-                 * such as "tlsv13 alert certificate required") says more
-                 * than hiredict's "Server closed the connection". */
-                return fail_with(ret_error, k, "Redis %s: %s", argv[0],
-                                 r->ssl ? openssl_error(e, sizeof(e), r->c->errstr) : r->c->errstr);
+                int k = io_error(r, saved_errno, e, sizeof(e));
+                return fail_with(ret_error, k, "Redis %s: %s", argv[0], e);
         }
         *ret = copy_reply(h, 0);
         sym_freeReplyObject(h);
@@ -338,8 +364,18 @@ int redis_next_reply(struct redis *r, long long timeout_ms, struct redis_reply *
                                 : poll(&pfd, 1, (int)(left > 1000 ? 1000 : left));
                 if (n < 0 && errno != EINTR)
                         return fail_with(ret_error, -errno, "poll: %s", strerror(errno));
-                if (n > 0 && sym_redictBufferRead(r->c) != REDICT_OK)
-                        return fail_with(ret_error, context_error(r->c), "Redis: %s", r->c->errstr);
+                if (n > 0) {
+                        if (r->ssl)
+                                sym_ERR_clear_error();
+                        errno = 0;
+                        int ok = sym_redictBufferRead(r->c);
+                        int saved_errno = errno;
+                        if (ok != REDICT_OK) {
+                                char e[256];
+                                int k = io_error(r, saved_errno, e, sizeof(e));
+                                return fail_with(ret_error, k, "Redis: %s", e);
+                        }
+                }
                 if (n < 0) {
                         *ret = NULL;
                         return 0; /* a signal: the caller looks at its flags */
@@ -460,24 +496,36 @@ static int handshake(struct redis *r, const struct redis_url *u, char **ret_erro
         if (k < 0)
                 return fail_with(ret_error, k, "fcntl: %s", strerror(-k));
         r->c->flags &= ~REDICT_BLOCK;
+        errno = 0;
         int ok = sym_redictInitiateSSL(r->c, r->ssl);
+        int saved_errno = errno;
         r->c->flags |= REDICT_BLOCK;
         if (ok != REDICT_OK) {
                 /* hiredict took no ownership: the SSL stays ours, freed by
-                 * redis_free(). */
+                 * redis_free(). Its "SSL_connect failed: " is followed by
+                 * strerror(errno) on SSL_ERROR_SYSCALL: errno 0 is the
+                 * peer closing. */
+                if (r->c->err == REDICT_ERR_IO && saved_errno == 0 &&
+                    endswith(r->c->errstr, strerror(0)))
+                        snprintf(r->c->errstr, sizeof(r->c->errstr), "connection closed by peer");
                 (void)set_nonblock(fd, false);
                 return -EPROTO;
         }
         for (;;) {
+                errno = 0;
                 int rv = sym_SSL_do_handshake(r->ssl);
+                saved_errno = errno; /* SSL_get_error() and poll() may change it */
                 if (rv == 1)
                         break;
                 int e = sym_SSL_get_error(r->ssl, rv);
                 if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
-                        if (e == SSL_ERROR_SYSCALL && errno > 0)
-                                snprintf(r->c->errstr, sizeof(r->c->errstr), "%s", strerror(errno));
-                        else if (e == SSL_ERROR_ZERO_RETURN || e == SSL_ERROR_SYSCALL)
-                                r->c->errstr[0] = '\0';
+                        if (e == SSL_ERROR_SYSCALL)
+                                snprintf(r->c->errstr, sizeof(r->c->errstr), "%s",
+                                         saved_errno > 0 ? strerror(saved_errno)
+                                                         : "connection closed by peer");
+                        else if (e == SSL_ERROR_ZERO_RETURN)
+                                snprintf(r->c->errstr, sizeof(r->c->errstr),
+                                         "connection closed by peer");
                         return -EPROTO;
                 }
                 long long left = deadline - now_ms();
@@ -557,7 +605,7 @@ static int tls_start(struct redis *r, const struct redis_url *u, char **ret_erro
                 "TLS handshake with Redis at %s:%d failed: %s (does that port speak TLS?)", u->host,
                 u->port,
                 openssl_error(e, sizeof(e),
-                              r->c->errstr[0] ? r->c->errstr : "the server closed the connection"));
+                              r->c->errstr[0] ? r->c->errstr : "connection closed by peer"));
 }
 
 int redis_connect(const struct redis_url *u, long long timeout_ms, struct redis **ret,
@@ -580,13 +628,15 @@ int redis_connect(const struct redis_url *u, long long timeout_ms, struct redis 
         }
         struct redis *r = xcalloc(1, sizeof(*r));
         r->timeout_ms = timeout_ms > 0 ? timeout_ms : 5000;
+        errno = 0;
         r->c = sym_redictConnectWithTimeout(u->host, u->port, tv_of(r->timeout_ms));
+        int saved_errno = errno;
         if (!r->c) {
                 free(r);
                 return fail_with(ret_error, -ENOMEM, "cannot allocate a Redis connection");
         }
         if (r->c->err) {
-                k = context_error(r->c);
+                k = context_error(r->c, saved_errno);
                 if (k == -EIO && strstr(r->c->errstr, "refused"))
                         k = -ECONNREFUSED;
                 fail_with(ret_error, k, "cannot connect to Redis at %s:%d: %s", u->host, u->port,

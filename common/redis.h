@@ -106,8 +106,10 @@ static inline void redis_freep(struct redis **r)
 /* Runs one command; argv[i] is lens[i] bytes (lens NULL: strlen). A reply
  * of type REDIS_R_ERROR is returned as a reply (the connection is fine).
  * reply_timeout_ms (0: the connection's) bounds the wait for the reply,
- * for blocking commands. -EIO (the connection is then broken: free it and
- * connect again) with *ret_error. */
+ * for blocking commands. <0 (the connection is then broken: free it and
+ * connect again) with *ret_error: the errno of the read or write that
+ * failed, -ECONNRESET when the server closed it, -EPROTO for a TLS error
+ * (OpenSSL's reason in *ret_error), -ETIMEDOUT, else -EIO. */
 int redis_command(struct redis *r, int argc, const char *const *argv, const size_t *lens,
                   long long reply_timeout_ms, struct redis_reply **ret, char **ret_error);
 

@@ -29,12 +29,15 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 
-#define BLOCK_S        1    /* BLMOVE's timeout: SIGTERM is seen within it */
-#define REPLY_SLACK_MS 5000 /* over that, a blocking reply is a dead connection */
-#define MAX_BACKOFF_MS 5000 /* reconnecting to Redis, storing a refused result */
-#define RETRY_STORE_MS 250
-#define STOP_SLACK_MS  30000 /* after a job's stop bound: storing its result */
-#define LOG_TAIL_LINES 20
+#define BLOCK_S         1    /* BLMOVE's timeout: SIGTERM is seen within it */
+#define REPLY_SLACK_MS  5000 /* over that, a blocking reply is a dead connection */
+#define MAX_BACKOFF_MS  5000 /* reconnecting to Redis, storing a refused result */
+#define RETRY_STORE_MS  250
+#define STOP_SLACK_MS   30000 /* after a job's stop bound: storing its result */
+#define LOG_TAIL_LINES  20
+#define VERIFY_ATTEMPTS 3 /* job_verify() failing for want of memory */
+#define STR_(x)         #x
+#define STR(x)          STR_(x)
 
 static volatile sig_atomic_t got_term, got_hup;
 static bool fatal;              /* an error no reconnect mends: exit 1, for Restart=on-failure */
@@ -759,20 +762,57 @@ static struct job_verify_options verify_options(const struct agent *a)
         };
 }
 
+/* job_verify() on elem, tried again after a pause (1 s, then 2 s) when it
+ * fails for a reason that is not the job's (out of memory): VERIFY_ATTEMPTS
+ * in all, fewer after SIGTERM. Returns what the last attempt did. */
+static int verify(struct agent *a, const char *elem, size_t len, struct job_verify_options *o,
+                  struct job **ret, struct job_refusal_info *info)
+{
+        for (unsigned attempt = 1;; attempt++) {
+                *o = verify_options(a);
+                int k = job_verify(elem, len, o, ret, info);
+                if (k >= 0 || attempt == VERIFY_ATTEMPTS || got_term)
+                        return k;
+                long long delay = 1000LL << (attempt - 1);
+                log_warning("Cannot verify the job taken into %s (attempt %u of %d): %s; trying "
+                            "again in %lld s",
+                            a->k_processing, attempt, VERIFY_ATTEMPTS, strerror(-k), delay / 1000);
+                job_refusal_info_done(info);
+                for (long long waited = 0; waited < delay && !got_term; waited += 100)
+                        sleep_ms(100);
+                if (got_term)
+                        return k;
+        }
+}
+
 /* Verifies, runs and reports one job. <0 when its result (or refusal) is
  * not stored: the job then stays in processing, for the next start. */
 static int handle(struct agent *a, const char *elem, size_t len, long long taken_ms)
 {
-        struct job_verify_options o = verify_options(a);
+        struct job_verify_options o;
         struct job_refusal_info info = {0};
         _cleanup_job_ struct job *j = NULL;
-        int k = job_verify(elem, len, &o, &j, &info);
+        int k = verify(a, elem, len, &o, &j, &info);
 
-        if (k != 0) {
-                if (k > 0)
-                        k = reject(a, &info);
-                else
-                        log_error_errno(k, "Cannot read a job: %m");
+        if (k < 0 && info.job_id) {
+                /* Its id was read: whoever waits for it is told. SET NX
+                 * unless the signature was checked. */
+                _cleanup_free_ char *why =
+                        strprintf("the agent could not verify it: %s", strerror(-k));
+                k = fail_job(a, info.job_id, NULL, why, !info.authenticated);
+                job_refusal_info_done(&info);
+                return k;
+        }
+        if (k < 0) {
+                log_error("Cannot verify the job taken into %s: %s (%s); it stays there, and "
+                          "the next start checks it again",
+                          a->k_processing, strerror(-k),
+                          got_term ? "the agent is stopping"
+                                   : "tried " STR(VERIFY_ATTEMPTS) " times");
+                return k;
+        }
+        if (k > 0) {
+                k = reject(a, &info);
                 job_refusal_info_done(&info);
                 return k;
         }
@@ -861,6 +901,14 @@ static void recover(struct agent *a)
                 struct job_refusal_info info = {0};
                 _cleanup_job_ struct job *j = NULL;
                 int k = job_verify(e->str, e->len, &o, &j, &info);
+                if (k < 0) {
+                        /* Not the element's fault: never dropped for it. */
+                        log_error("Cannot verify an element left in %s: %s; it stays there, "
+                                  "for the next start",
+                                  a->k_processing, strerror(-k));
+                        job_refusal_info_done(&info);
+                        continue;
+                }
                 const char *id = k == 0 ? j->job_id : info.authenticated ? info.job_id : NULL;
                 int stored = 1;
                 if (id)

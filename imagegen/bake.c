@@ -19,7 +19,9 @@
 #include "imagegen.h"
 #include "manifest.h"
 #include "prepare.h"
+#include "redis.h"
 #include "reset.h"
+#include "site.h"
 #include "util.h"
 
 #include "../firstboot/datasource.h"
@@ -714,11 +716,23 @@ static int plan_config(struct plan *p, const struct image *img, const char *give
         return 0;
 }
 
+/* Whether a bundle runs the jobs agent: site.yaml's jobs: renders the
+ * module SITE_JOBS_MODULE into it. */
+static bool bundle_runs_agent(const struct bundle *b)
+{
+        for (size_t i = 0; i < b->n_modules; i++)
+                if (streq(b->modules[i].id, SITE_JOBS_MODULE))
+                        return true;
+        return false;
+}
+
 /* The default bundle: decoded, parsed and its modules prepared exactly as
  * the agent would, and its signature checked when the configuration
- * requires one, against the keys the image will trust. */
+ * requires one, against the keys the image will trust. *ret_runs_agent:
+ * whether it runs the jobs agent. */
 static int check_bundle(const char *path, const char *data, size_t size, const char *modules_src,
-                        const struct config *c, const struct key *keys, size_t n_keys)
+                        const struct config *c, const struct key *keys, size_t n_keys,
+                        bool *ret_runs_agent)
 {
         _cleanup_bundle_ struct bundle *b = NULL;
         struct member_list members = {0};
@@ -741,6 +755,7 @@ static int check_bundle(const char *path, const char *data, size_t size, const c
                 diags_free(&d);
                 return r;
         }
+        *ret_runs_agent = bundle_runs_agent(b);
         if (!c->require_signature)
                 return 0;
         const struct archive_member *y = member_list_find(&b->members, BUNDLE_YAML);
@@ -1038,6 +1053,12 @@ static const struct {
         {SONAME_LIBSYSTEMD, "libsystemd0", "needed by `firstboot logs` to read the journal"},
 };
 
+/* `firstboot agent`'s (jobs from Redis): checked apart from agent_libs,
+ * as an error when this bake makes the agent run. libhiredict_ssl
+ * (rediss://) is in the same package. */
+#define JOBS_LIB         SONAME_LIBHIREDICT
+#define JOBS_LIB_PACKAGE "libhiredict1.3.1"
+
 static bool image_has_library(const struct image *img, const char *soname)
 {
         static const char *const dirs[] = {
@@ -1072,6 +1093,28 @@ static int check_libraries(const struct image *img)
                         r = -ENOENT;
         }
         return r;
+}
+
+/* libhiredict, which `firstboot agent` loads at start: an error when why
+ * (what makes this image run the agent) is set, as the agent could only
+ * fail there; else a warning, as a bundle at first boot may still ask for
+ * it (site.yaml's jobs:). */
+static int check_jobs_library(const struct image *img, const char *why)
+{
+        if (image_has_library(img, JOBS_LIB))
+                return 0;
+        if (why) {
+                fprintf(stderr,
+                        "imagegen bake: %s: the image lacks %s (Debian package %s), without which "
+                        "`firstboot agent` cannot start, and %s runs it\n",
+                        img->label, JOBS_LIB, JOBS_LIB_PACKAGE, why);
+                return -ENOENT;
+        }
+        fprintf(stderr,
+                "imagegen bake: warning: %s: the image lacks %s (Debian package %s), needed by "
+                "`firstboot agent` for jobs from Redis (site.yaml's jobs:)\n",
+                img->label, JOBS_LIB, JOBS_LIB_PACKAGE);
+        return 0;
 }
 
 /* Everything bake changes, computed without touching the image. */
@@ -1128,18 +1171,26 @@ static int make_plan(const struct bake_opts *o, const struct image *img, struct 
                 _cleanup_free_ char *dst = strprintf("%s/%s", c.keys_dir, keys[i].name);
                 plan_file(p, dst, xstrndup(keys[i].pem, keys[i].len), keys[i].len, 0644);
         }
+        bool bundle_agent = false;
         if (r >= 0 && o->bundle) {
                 _cleanup_free_ char *keys_rel = image_rel(c.keys_dir);
                 add_image_keys(img, keys_rel, &keys, &n_keys);
                 data = NULL; /* the agent's buffer belongs to the plan now */
                 r = read_source(o->bundle, &data, &size);
                 if (r >= 0)
-                        r = check_bundle(o->bundle, data, size, mods, &c, keys, n_keys);
+                        r = check_bundle(o->bundle, data, size, mods, &c, keys, n_keys,
+                                         &bundle_agent);
                 if (r >= 0)
                         plan_file(p, DS_DEFAULT_USER_DATA, data, size, 0600);
                 else
                         free(data);
         }
+        if (r >= 0)
+                r = check_jobs_library(img, o->enable_agent    ? "--enable-agent"
+                                            : c.jobs_redis_url ? "firstboot.conf's jobs.redis_url"
+                                            : bundle_agent
+                                                    ? "the --bundle's module " SITE_JOBS_MODULE
+                                                    : NULL);
 
         /* What must be unique per server. */
         if (r >= 0)

@@ -640,10 +640,9 @@ static void parse_jobs(struct site *s, const struct node *j, const struct site_o
         /* Paths in the image (put there by a module or the image itself). */
         for (size_t i = 0; i < ARRAY_SIZE(tls); i++) {
                 const char *f = diags_get_str(d, j, tls[i], false, "jobs");
-                _cleanup_free_ char *clean = f ? absolute_clean_path(f) : NULL;
                 if (!f)
                         continue;
-                if (!clean || strchr(clean, '\n')) {
+                if (!config_jobs_path_ok(tls[i], f)) {
                         _cleanup_free_ char *q = quote_for_message(f);
                         diags_at(d, node_get(j, tls[i]),
                                  "jobs: '%s' must be an absolute path in the image, not %s", tls[i],
@@ -652,7 +651,7 @@ static void parse_jobs(struct site *s, const struct node *j, const struct site_o
                         diags_at(d, node_get(j, tls[i]),
                                  "jobs: '%s' is for a rediss:// (TLS) redis_url", tls[i]);
                 else
-                        node_set_str(jobs, tls[i], clean);
+                        node_set_str(jobs, tls[i], f);
         }
         if (!node_get(j, "tls_cert_file") != !node_get(j, "tls_key_file"))
                 diags_at(d,
@@ -661,16 +660,14 @@ static void parse_jobs(struct site *s, const struct node *j, const struct site_o
                          "jobs: 'tls_cert_file' and 'tls_key_file' go together");
         const char *metrics = diags_get_str(d, j, "metrics_file", false, "jobs");
         if (metrics) {
-                _cleanup_free_ char *clean = absolute_clean_path(metrics);
-                /* node_exporter's textfile collector reads *.prom files only. */
-                if (!clean || !endswith(clean, ".prom") || strchr(clean, '\n')) {
+                if (!config_jobs_path_ok("metrics_file", metrics)) {
                         _cleanup_free_ char *q = quote_for_message(metrics);
                         diags_at(d, node_get(j, "metrics_file"),
                                  "jobs: 'metrics_file' must be an absolute path to a .prom file "
                                  "(in node_exporter's --collector.textfile.directory), not %s",
                                  q);
                 } else
-                        node_set_str(jobs, "metrics_file", clean);
+                        node_set_str(jobs, "metrics_file", metrics);
         }
 
         const struct node *sec = node_get(j, "secret");

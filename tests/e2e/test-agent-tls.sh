@@ -287,6 +287,24 @@ if closing_listener &&
 	t_pass
 else t_fail "$(cat "$T/err")"; fi
 
+t_case "rediss:// to a listener that closes mid-handshake: OpenSSL's reason or the peer closing, no stale errno text"
+if expect_rc 1 "$IMAGEGEN" job status --redis "rediss://127.0.0.1:$LPORT" --tls-ca-file "$P/ca1.pem" \
+	00000000-0000-4000-8000-000000000000 &&
+	grep -q "TLS handshake with Redis at 127.0.0.1:$LPORT failed: \(.*unexpected eof while reading\|connection closed by peer\|Connection reset by peer\) (does that port speak TLS?)$" "$T/err"; then
+	t_pass
+else t_fail "$(cat "$T/err")"; fi
+
+t_case "imagegen job --wait over rediss://, the server's TLS broken mid-wait: OpenSSL's reason, not strerror of a stale errno ('Success')"
+GPORT=$(free_port)
+python3 "$PEERS/odd-redis.py" tls-garbage "$GPORT" "$P/good.pem" "$P/good.key" &
+_pids+=($!)
+if wait_for 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/$GPORT" 2>/dev/null &&
+	expect_rc 1 timeout 20 "$IMAGEGEN" job submit --redis "rediss://127.0.0.1:$GPORT" \
+		--tls-ca-file "$P/ca1.pem" --agent nobody --secret-file "$T/secret" --wait --timeout 10 hello &&
+	grep -q "^imagegen job: Redis: error:.*:SSL routines::wrong version number$" "$T/err"; then
+	t_pass
+else t_fail "$(cat "$T/err")"; fi
+
 # count_attempts SECONDS PATTERN: the agent's log lines matching PATTERN
 # after SECONDS of running against the current config; the agent stopped.
 count_attempts() {

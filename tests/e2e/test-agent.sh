@@ -388,6 +388,69 @@ if gate_start; then
 	oom 0
 else t_fail "gate did not start"; fi
 
+# ---- job_verify() failing for a reason that is not the job's ----
+
+# nomem.so, for LD_PRELOAD (as test-hostile-root.sh's killwrite.so): json-c's
+# json_tokener_new_ex() returns NULL, as it does when malloc fails, while
+# $T/nomem exists; job_verify() then fails with -ENOMEM.
+cat >"$T/nomem.c" <<'EOC'
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <stdlib.h>
+#include <unistd.h>
+struct json_tokener;
+struct json_tokener *json_tokener_new_ex(int depth)
+{
+	static struct json_tokener *(*real)(int);
+	const char *f = getenv("NOMEM_FILE");
+	if (f && access(f, F_OK) == 0)
+		return NULL;
+	if (!real)
+		real = (struct json_tokener * (*)(int)) dlsym(RTLD_NEXT, "json_tokener_new_ex");
+	return real(depth);
+}
+EOC
+cc -shared -fPIC -o "$T/nomem.so" "$T/nomem.c" -ldl
+start_nomem_agent() {
+	NOMEM_FILE=$T/nomem LD_PRELOAD=$T/nomem.so \
+		ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0 start_agent
+}
+submit_hello() { "$IMAGEGEN" job submit --redis "$URL" --agent "$AGENT_ID" --secret-file "$T/secret" hello greeting=nomem; }
+
+t_case "job_verify out of memory for a moment: said, tried again after a pause, the job runs"
+stop_agent
+start_nomem_agent
+touch "$T/nomem"
+id=$(submit_hello)
+if wait_for 10 grep -q "Cannot verify the job taken into agent:$AGENT_ID:processing (attempt 1 of 3): Cannot allocate memory; trying again in 1 s" "$T/agent.log"; then
+	rm -f "$T/nomem"
+	if wait_for 10 has_result "$id" && [ "$(result_field "$id" 'j["status"]')" = succeeded ] &&
+		wait_for 10 in_processing 0; then
+		t_pass
+	else t_fail "processing $(rcli LLEN "agent:$AGENT_ID:processing"), result '$(result "$id")'"; fi
+else t_fail "$(tail -5 "$T/agent.log")"; fi
+rm -f "$T/nomem"
+
+t_case "job_verify out of memory at every attempt: said, the job stays in processing (never dropped at the next start), then reported"
+touch "$T/nomem"
+id=$(submit_hello)
+ok=0
+wait_for 15 grep -q "Cannot verify the job taken into agent:$AGENT_ID:processing: Cannot allocate memory (tried 3 times); it stays there, and the next start checks it again" "$T/agent.log" &&
+	in_processing 1 && [ -z "$(result "$id")" ] && ok=1
+# Restarted still out of memory: the element is kept, said so.
+stop_agent
+start_nomem_agent
+wait_for 10 grep -q "Cannot verify an element left in agent:$AGENT_ID:processing: Cannot allocate memory; it stays there" "$T/agent.log" &&
+	in_processing 1 && [ -z "$(result "$id")" ] && ok=$((ok + 1))
+rm -f "$T/nomem"
+stop_agent
+start_agent
+if [ "$ok" = 2 ] && wait_for 10 has_result "$id" &&
+	[ "$(result_field "$id" 'j["status"], j["reason"]')" = "('failed', 'agent restarted')" ] &&
+	wait_for 10 in_processing 0 && serves; then
+	t_pass
+else t_fail "ok $ok, processing $(rcli LLEN "agent:$AGENT_ID:processing"), result '$(result "$id")'"; fi
+
 # ---- the agent killed in the middle of a job ----
 
 t_case "kill -9 mid-job, restart: failed with 'agent restarted', the next job runs"
@@ -650,5 +713,17 @@ if [ "$ok" = 1 ]; then
 else
 	t_fail "$(cat "$T/err")"
 fi
+
+t_case "firstboot.conf's jobs paths follow site.yaml's rule (one, common/config.c): a '..' component, a '//', a line break refused at line:column"
+D=$R/etc/firstboot/firstboot.conf.d
+mkdir -p "$D"
+printf 'jobs:\n  tls_ca_file: /etc/ssl/../ca.pem\n  metrics_file: /var/lib//m.prom\n  secret_file: "/etc/a\\nb"\n' >"$D/60-x.conf"
+if expect_rc 1 timeout 10 "$FIRSTBOOT" agent --root "$R" &&
+	grep -q "60-x.conf:2:16: 'jobs.tls_ca_file' must be an absolute path, without '.' or '..' components, not \"/etc/ssl/../ca.pem\"$" "$T/err" &&
+	grep -q "60-x.conf:3:17: 'jobs.metrics_file' must be an absolute path ending in .prom, without '.' or '..' components, not \"/var/lib//m.prom\"$" "$T/err" &&
+	grep -q "60-x.conf:4:16: 'jobs.secret_file' must be an absolute path, without '.' or '..' components, not \"/etc/a\\\\nb\"$" "$T/err"; then
+	t_pass
+else t_fail "$(cat "$T/err")"; fi
+rm -rf "$D"
 
 kill "$REDIS_PID" 2>/dev/null

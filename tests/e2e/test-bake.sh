@@ -47,6 +47,9 @@ fake_rootfs() {
 		: >"$lib/$so.0.0"
 		ln -s "$so.0.0" "$lib/$so"
 	done
+	# libhiredict1.3.1's soname is its file's name (dpkg -L libhiredict1.3.1)
+	: >"$lib/libhiredict.so.1.3.1"
+	ln -s libhiredict.so.1.3.1 "$lib/libhiredict.so.1"
 }
 MULTIARCH=$(cc -print-multiarch)
 
@@ -294,6 +297,32 @@ if refuse "$N: the image lacks libsodium.so.23 (Debian package libsodium23), wit
 	grep -qF "warning: $L: the image lacks libcurl.so.4 (Debian package libcurl4), needed to fetch" "$T/err" &&
 	[ -x "$L/usr/bin/firstboot" ]; then t_pass; else t_fail "$(cat "$T/err")"; fi
 mv "$T/libsodium.saved" "$N/usr/lib/$MULTIARCH/libsodium.so.23"
+
+t_case "without libhiredict (jobs from Redis): a warning naming its package; refused with --enable-agent, firstboot.conf's jobs.redis_url or a --bundle running jobs-agent"
+mv "$N/usr/lib/$MULTIARCH/libhiredict.so.1.3.1" "$T/hiredict.saved"
+# The test modules and jobs-agent (with _lib), for a bundle that runs it
+# as imagegen render makes one from site.yaml's jobs:.
+JM=$T/jobs-modules
+mkdir -p "$JM" "$T/jb"
+cp -r "$M/." "$JM/" && cp -r "$TOP/modules/jobs-agent" "$TOP/modules/_lib" "$JM/"
+printf 'version: 1\nname: jobs\nmodules:\n  - id: jobs-agent\n' >"$T/jb/bundle.yaml"
+"$TOP/tests/e2e/mkbundle.sh" "$T/jb" "$T/jobs.tar.gz"
+printf 'jobs:\n  redis_url: redis://127.0.0.1:6379\n' >"$T/jobs.conf"
+L=$T/nohiredict
+fake_rootfs "$L"
+rm "$L/usr/lib/$MULTIARCH/libhiredict.so.1.3.1"
+lacks="the image lacks libhiredict.so.1.3.1 (Debian package libhiredict1.3.1)"
+if expect_rc 0 "${BAKE[@]}" --rootfs "$L" &&
+	grep -qF "warning: $L: $lacks, needed by \`firstboot agent\` for jobs from Redis" "$T/err" &&
+	refuse "$N: $lacks, without which .firstboot agent. cannot start, and --enable-agent runs it" \
+		"${BAKE[@]:2}" --rootfs "$N" --enable-agent &&
+	refuse "$N: $lacks, without which .firstboot agent. cannot start, and firstboot.conf's jobs.redis_url runs it" \
+		"${BAKE[@]:2}" --rootfs "$N" --config "$T/jobs.conf" &&
+	refuse "$N: $lacks, without which .firstboot agent. cannot start, and the --bundle's module jobs-agent runs it" \
+		--modules-dir "$JM" --firstboot "$FIRSTBOOT" --rootfs "$N" --bundle "$T/jobs.tar.gz"; then
+	t_pass
+else t_fail "$(cat "$T/err")"; fi
+mv "$T/hiredict.saved" "$N/usr/lib/$MULTIARCH/libhiredict.so.1.3.1"
 
 t_case "a missing --bundle, a --keys DIR without *.pub are refused"
 mkdir -p "$T/nokeys"
