@@ -366,7 +366,7 @@ else t_fail "exit $rc: $(cat "$T/agent.log")"; fi
 # trickling_listener: a listener on 127.0.0.1 that answers each connection
 # with one byte of a TLS record every second, never a whole record
 # (odd-redis.py); its port in TPORT. Each connection it takes adds a line
-# to $T/trickle.accepted.
+# to $T/trickle.accepted, and a line "hello" once the client's hello came.
 trickling_listener() {
 	TPORT=$(free_port) || return 1
 	python3 "$PEERS/odd-redis.py" trickle "$TPORT" "$T/trickle.accepted" &
@@ -387,13 +387,15 @@ t_case "SIGTERM during the agent's TLS handshake: said as a signal, not as a tim
 conf "$TPORT"
 : >"$T/trickle.accepted"
 start_agent
-# The agent is in its handshake once the listener has taken its
-# connection (the log says nothing before); a moment more for it to be
-# waiting on the listener's first byte.
-wait_for 20 test -s "$T/trickle.accepted"
-sleep 0.3
+# The agent is in its handshake once the listener has its hello (the log
+# says nothing before), and waits in poll() for the answer once its main
+# thread sleeps after that (it has nothing else to sleep on).
+# main_sleeps: the agent's main thread is asleep (S in /proc, proc(5)).
+main_sleeps() { [ "$(sed 's/.*) //' "/proc/$AGENT_PID/task/$AGENT_PID/stat" | cut -d' ' -f1)" = S ]; }
+ok=0
+wait_for 20 grep -qx hello "$T/trickle.accepted" && wait_for 10 main_sleeps && ok=1
 stop_agent
-if grep -q "TLS handshake with Redis at 127.0.0.1:$TPORT: interrupted by a signal" "$T/agent.log" &&
+if [ "$ok" = 1 ] && grep -q "TLS handshake with Redis at 127.0.0.1:$TPORT: interrupted by a signal" "$T/agent.log" &&
 	! grep -q "before the timeout\|not done within" "$T/agent.log" &&
 	grep -q "Agent $AGENT_ID stopped" "$T/agent.log" && proc_gone "$AGENT_PID"; then
 	t_pass
