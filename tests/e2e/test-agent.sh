@@ -226,6 +226,8 @@ craft() { cp "$T/elem.$1" "$T/elem" && cat "$T/id.$1"; }
 push_elem() { rcli -x LPUSH "agent:$AGENT_ID:jobs" <"$T/elem" >/dev/null; }
 has_result() { [ -n "$(result "$1")" ]; }
 in_processing() { [ "$(rcli LLEN "agent:$AGENT_ID:processing")" = "$1" ]; }
+# taken JOB: the agent has moved JOB to processing.
+taken() { [[ $(rcli LRANGE "agent:$AGENT_ID:processing" 0 -1) == *"$1"* ]]; }
 
 refused() { # KIND REASON: pushed, refused with REASON, nothing run
 	local kind=$1 reason=$2 id
@@ -294,7 +296,8 @@ wait "$sub" 2>/dev/null
 
 t_case "a job that expires while it waits for the run lock is refused (expired), not run"
 # The lock held (as a run holds it) until $T/late.release exists, 30 s at
-# most; released once the job is in processing and its expiry has passed.
+# most; released once the agent has taken the job and its expiry has
+# passed.
 rm -f "$T/late.held" "$T/late.release"
 flock "$R/var/lib/firstboot/run.lock" sh -c 'touch "$1"; i=0
 	while [ ! -e "$2" ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i + 1)); done' sh "$T/late.held" "$T/late.release" &
@@ -307,7 +310,7 @@ if wait_for 10 test -e "$T/late.held"; then
 	# issued_at is at most now, so the expiry at most now + 2.
 	expiry=$(($(date +%s) + 2))
 	lid=$(cat "$T/late.id")
-	wait_for 10 in_processing 1
+	wait_for 10 taken "$lid"
 	wait_for 10 past "$expiry"
 	touch "$T/late.release"
 	wait "$holder" 2>/dev/null
