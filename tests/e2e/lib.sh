@@ -182,6 +182,20 @@ proc_gone() {
 	[ ! -e "/proc/$1" ] || [ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" = Z ]
 }
 
+# reap PID SECONDS: the exit status of PID (a child of this shell) once it
+# ends, waiting SECONDS at most; 124 (as timeout(1)) when it still runs
+# then: it is killed (SIGKILL) and reaped, so that a process that does not
+# stop fails its case instead of hanging the test in `wait`.
+reap() {
+	if wait_for "$2" proc_gone "$1"; then
+		wait "$1"
+		return
+	fi
+	kill -KILL "$1" 2>/dev/null
+	wait "$1" 2>/dev/null
+	return 124
+}
+
 # json_get FILE EXPR: evaluates a Python expression on the JSON in FILE
 # (bound to j) and prints the result.
 json_get() {

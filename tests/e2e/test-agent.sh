@@ -118,8 +118,7 @@ ready_lines() { grep -c "waiting for jobs on agent:$AGENT_ID:jobs" "$T/agent.log
 ready_lines_over() { [ "$(ready_lines)" -gt "$1" ]; }
 stop_agent() {
 	kill "$AGENT_PID" 2>/dev/null
-	wait_for 20 proc_gone "$AGENT_PID"
-	wait "$AGENT_PID" 2>/dev/null
+	reap "$AGENT_PID" 20 2>/dev/null
 }
 submit() { # ARGS... (to imagegen job submit), waits
 	"$IMAGEGEN" job submit --redis "$URL" --agent "$AGENT_ID" --secret-file "$T/secret" --wait --timeout 20 "$@"
@@ -395,8 +394,7 @@ if gate_start; then
 	touch "$T/gate.go"
 	if wait_for 10 grep -q "Redis refused the result of job $gid" "$T/agent.log"; then
 		kill -TERM "$AGENT_PID"
-		wait_for 15 proc_gone "$AGENT_PID"
-		wait "$AGENT_PID"
+		reap "$AGENT_PID" 15
 		rc=$?
 		ok=0
 		in_processing 1 && [ -z "$(result "$gid")" ] &&
@@ -444,8 +442,7 @@ rm -f "$T/brief.started"
 id=$(cat "$T/brief.id")
 if wait_for 10 test -e "$T/brief.started"; then
 	kill -TERM "$AGENT_PID"
-	wait_for 20 proc_gone "$AGENT_PID"
-	wait "$AGENT_PID"
+	reap "$AGENT_PID" 20
 	rc=$?
 	if [ "$rc" = 0 ] && [ "$(result_field "$id" 'j["status"]')" = succeeded ] &&
 		[ "$(rcli EXISTS "agent:$AGENT_ID:heartbeat")" = 0 ]; then
@@ -495,8 +492,7 @@ id=$(cat "$T/slow.id")
 if wait_for 10 test -s "$T/slow.pid"; then
 	spid=$(cat "$T/slow.pid")
 	kill -TERM "$AGENT_PID"
-	wait_for 30 proc_gone "$AGENT_PID"
-	wait "$AGENT_PID"
+	reap "$AGENT_PID" 30
 	rc=$?
 	# A datagram of ours after the agent's: all of them were read before it.
 	notify_end "$T/notify.sock" "$T/notify.log"
@@ -519,8 +515,7 @@ notify_listen "$T/idle.sock" "$T/idle.log"
 AGENT_NOTIFY=$T/idle.sock start_agent
 if wait_for 10 grep -qx READY=1 "$T/idle.log"; then
 	kill -TERM "$AGENT_PID"
-	wait_for 30 proc_gone "$AGENT_PID"
-	wait "$AGENT_PID"
+	reap "$AGENT_PID" 30
 	rc=$?
 	# A datagram of ours after the agent's: all of them were read before it.
 	notify_end "$T/idle.sock" "$T/idle.log"
@@ -544,7 +539,7 @@ blmove_agent() { # URL AGENT_ID LOG: an agent on its own config, until LOG says 
 	wait_for 15 grep -q "Redis refused BLMOVE on agent:$2:jobs" "$3"
 	local rc=$?
 	kill "$pid" 2>/dev/null
-	wait "$pid" 2>/dev/null
+	reap "$pid" 20 2>/dev/null
 	return $rc
 }
 ok=0
