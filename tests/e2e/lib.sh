@@ -77,9 +77,11 @@ wait_eq() {
 	done
 }
 
-# free_port: a port nothing answers on at 127.0.0.1, below Linux's
-# ephemeral range (32768-60999), where no outgoing connection takes it;
-# within TEST_PORTS=LO-HI when set (runs side by side keep apart).
+# free_port [TAKEN...]: a port nothing answers on at 127.0.0.1, below
+# Linux's ephemeral range (32768-60999), where no outgoing connection
+# takes it; within TEST_PORTS=LO-HI when set (runs side by side keep
+# apart). Never one of TAKEN: ports picked before and not yet listened on.
+# shellcheck disable=SC2120 # TAKEN is given by the tests that need it
 free_port() {
 	local p i lo=20000 n=12000
 	if [[ ${TEST_PORTS:-} =~ ^([0-9]+)-([0-9]+)$ ]]; then
@@ -87,6 +89,7 @@ free_port() {
 	fi
 	for ((i = 0; i < 50; i++)); do
 		p=$((lo + RANDOM % n))
+		[[ " $* " != *" $p "* ]] || continue
 		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
 			echo "$p"
 			return 0

@@ -40,17 +40,6 @@ if ! mod_run "$R" postgres db_password=short && grep -q 'db_password' "$MOD_ERR"
 # ---- native mode against a real server --------------------------------
 
 PGBIN=/usr/lib/postgresql/15/bin
-free_port() {
-	local p i
-	for ((i = 0; i < 50; i++)); do
-		p=$((20000 + RANDOM % 30000))
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-			echo "$p"
-			return 0
-		fi
-	done
-	return 1
-}
 PORT=$(free_port)
 R=$T/pn
 mod_root "$R"
