@@ -77,9 +77,11 @@ wait_eq() {
 	done
 }
 
-# free_port: a port nothing answers on at 127.0.0.1, below Linux's
-# ephemeral range (32768-60999), where no outgoing connection takes it;
-# within TEST_PORTS=LO-HI when set (runs side by side keep apart).
+# free_port [TAKEN...]: a port nothing answers on at 127.0.0.1, below
+# Linux's ephemeral range (32768-60999), where no outgoing connection
+# takes it; within TEST_PORTS=LO-HI when set (runs side by side keep
+# apart). Never one of TAKEN: ports picked before and not yet listened on.
+# shellcheck disable=SC2120 # TAKEN is given by the tests that need it
 free_port() {
 	local p i lo=20000 n=12000
 	if [[ ${TEST_PORTS:-} =~ ^([0-9]+)-([0-9]+)$ ]]; then
@@ -87,6 +89,7 @@ free_port() {
 	fi
 	for ((i = 0; i < 50; i++)); do
 		p=$((lo + RANDOM % n))
+		[[ " $* " != *" $p "* ]] || continue
 		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
 			echo "$p"
 			return 0
@@ -180,6 +183,20 @@ fb_run() {
 # counts as gone).
 proc_gone() {
 	[ ! -e "/proc/$1" ] || [ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" = Z ]
+}
+
+# reap PID SECONDS: the exit status of PID (a child of this shell) once it
+# ends, waiting SECONDS at most; 124 (as timeout(1)) when it still runs
+# then: it is killed (SIGKILL) and reaped, so that a process that does not
+# stop fails its case instead of hanging the test in `wait`.
+reap() {
+	if wait_for "$2" proc_gone "$1"; then
+		wait "$1"
+		return
+	fi
+	kill -KILL "$1" 2>/dev/null
+	wait "$1" 2>/dev/null
+	return 124
 }
 
 # json_get FILE EXPR: evaluates a Python expression on the JSON in FILE

@@ -27,8 +27,6 @@ PY=python3
 [ -x /usr/bin/python3 ] && PY=/usr/bin/python3
 FACTS=$TOP/tests/cases/agent-manager/upstream-facts.md
 
-free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-
 # standin NAME: an HTTP server on 127.0.0.1 (port in $T/NAME.port) that
 # answers every request 200 with "NAME <path>" and appends the path and
 # the Upgrade, Connection and Authorization headers it got to $T/NAME.seen.
@@ -66,7 +64,7 @@ standin rest
 standin ws
 standin colonies
 REST_PORT=$(cat "$T/rest.port") WS_APP_PORT=$(cat "$T/ws.port") COL_PORT=$(cat "$T/colonies.port")
-P3000=$(free_port) P8443=$(free_port)
+P3000=$(free_port) P8443=$(free_port "$P3000")
 
 # site NAME BODY: $T/NAME/site.yaml.
 site() {
@@ -273,7 +271,7 @@ fi
 N=$T/nginx
 mkdir -p "$N"
 TLS=$T/apikey/out/files/etc/firstboot/tls
-P80=$(free_port) P443=$(free_port)
+P80=$(free_port "$P3000" "$P8443") P443=$(free_port "$P3000" "$P8443" "$P80")
 sed -e "s|/etc/firstboot/tls/|$TLS/|" -e "/listen \[::\]/d" -e "s/listen 80 /listen 127.0.0.1:$P80 /" \
 	-e "s/listen 443 /listen 127.0.0.1:$P443 /" -e "s/listen $P3000 /listen 127.0.0.1:$P3000 /" \
 	-e "s/listen $P8443 /listen 127.0.0.1:$P8443 /" "$T/apikey/out/files/etc/nginx/conf.d/firstboot.conf" >"$N/site.conf"

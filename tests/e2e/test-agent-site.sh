@@ -86,8 +86,7 @@ start_agent() {
 }
 stop_agent() {
 	kill "$AGENT_PID" 2>/dev/null
-	wait_for 20 proc_gone "$AGENT_PID"
-	wait "$AGENT_PID" 2>/dev/null
+	reap "$AGENT_PID" 20 2>/dev/null
 }
 
 t_case "the agent runs on the rendered configuration alone and takes a job from imagegen job submit --wait"

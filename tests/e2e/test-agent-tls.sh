@@ -73,21 +73,32 @@ if ! { openssl req -newkey rsa:2048 -nodes -subj /CN=expired -keyout "$P/expired
 fi
 cp "$P/ca1.pem" "$R/etc/ssl/redis/ca.pem"
 
-# tls_redis NAME PORT CERT [ARGS...]: a redis-server on 127.0.0.1:PORT
-# speaking TLS only, with CERT, trusting ca1 for client certificates.
+# tls_redis NAME VAR CERT [ARGS...]: a redis-server on 127.0.0.1 speaking
+# TLS only, with CERT, trusting ca1 for client certificates; its port
+# (free_port's) in the variable VAR. A port taken between the pick and the
+# bind (the server exits: address in use) is picked again, five tries at
+# most, as redis_start does.
 tls_redis() {
-	local name=$1 port=$2 crt=$3 i
+	local name=$1 var=$2 crt=$3 port pid i try
 	shift 3
 	mkdir -p "$T/$name"
-	redis-server --port 0 --tls-port "$port" --bind 127.0.0.1 --save '' --appendonly no \
-		--dir "$T/$name" --tls-cert-file "$P/$crt.pem" --tls-key-file "$P/$crt.key" \
-		--tls-ca-cert-file "$P/ca1.pem" "$@" >>"$T/$name/redis.log" 2>&1 &
-	_pids+=($!)
-	for ((i = 0; i < 200; i++)); do
-		[ "$(tcli "$port" ping 2>/dev/null)" = PONG ] && return 0
-		sleep 0.05
+	for ((try = 0; try < 5; try++)); do
+		port=$(free_port) || break
+		printf -v "$var" '%s' "$port"
+		redis-server --port 0 --tls-port "$port" --bind 127.0.0.1 --save '' --appendonly no \
+			--dir "$T/$name" --tls-cert-file "$P/$crt.pem" --tls-key-file "$P/$crt.key" \
+			--tls-ca-cert-file "$P/ca1.pem" "$@" >>"$T/$name/redis.log" 2>&1 &
+		pid=$!
+		_pids+=("$pid")
+		for ((i = 0; i < 200; i++)); do
+			[ "$(tcli "$port" ping 2>/dev/null)" = PONG ] && return 0
+			proc_gone "$pid" && break
+			sleep 0.05
+		done
+		kill "$pid" 2>/dev/null
+		reap "$pid" 10 2>/dev/null
 	done
-	echo "not ok - redis-server $name starts with TLS on $port"
+	echo "not ok - redis-server $name starts with TLS (last on port ${port:-none})"
 	cat "$T/$name/redis.log"
 	exit 1
 }
@@ -109,12 +120,12 @@ OPS_PASS=Ops$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
 # The ACL: no default user; ops with a password, allowed everything.
 printf 'user default off\nuser ops on >%s ~* &* +@all\n' "$OPS_PASS" >"$T/users.acl"
 ACL=(--aclfile "$T/users.acl")
-PGOOD=$(free_port) && tls_redis good "$PGOOD" good --tls-auth-clients no "${ACL[@]}"
-POTHER=$(free_port) && tls_redis other "$POTHER" stranger --tls-auth-clients no "${ACL[@]}"
-PNAME=$(free_port) && tls_redis name "$PNAME" elsewhere --tls-auth-clients no "${ACL[@]}"
-PCLIENT=$(free_port) && tls_redis client "$PCLIENT" good --tls-auth-clients yes "${ACL[@]}"
-PEXPIRED=$(free_port) && tls_redis expired "$PEXPIRED" expired --tls-auth-clients no "${ACL[@]}"
-PCN=$(free_port) && tls_redis cn "$PCN" cnonly --tls-auth-clients no "${ACL[@]}"
+tls_redis good PGOOD good --tls-auth-clients no "${ACL[@]}"
+tls_redis other POTHER stranger --tls-auth-clients no "${ACL[@]}"
+tls_redis name PNAME elsewhere --tls-auth-clients no "${ACL[@]}"
+tls_redis client PCLIENT good --tls-auth-clients yes "${ACL[@]}"
+tls_redis expired PEXPIRED expired --tls-auth-clients no "${ACL[@]}"
+tls_redis cn PCN cnonly --tls-auth-clients no "${ACL[@]}"
 
 conf() { # PORT [HOST]
 	cat >"$R/etc/firstboot/firstboot.conf" <<EOF
@@ -136,8 +147,7 @@ start_agent() {
 }
 stop_agent() {
 	kill "$AGENT_PID" 2>/dev/null
-	wait_for 20 proc_gone "$AGENT_PID"
-	wait "$AGENT_PID" 2>/dev/null
+	reap "$AGENT_PID" 20 2>/dev/null
 }
 URL="rediss://ops:$OPS_PASS@127.0.0.1:$PGOOD"
 submit() { # URL ARGS...
@@ -384,7 +394,7 @@ else t_fail "exit $rc: $(cat "$T/agent.log")"; fi
 # trickling_listener: a listener on 127.0.0.1 that answers each connection
 # with one byte of a TLS record every second, never a whole record
 # (odd-redis.py); its port in TPORT. Each connection it takes adds a line
-# to $T/trickle.accepted.
+# to $T/trickle.accepted, and a line "hello" once the client's hello came.
 trickling_listener() {
 	TPORT=$(free_port) || return 1
 	python3 "$PEERS/odd-redis.py" trickle "$TPORT" "$T/trickle.accepted" &
@@ -405,14 +415,17 @@ t_case "SIGTERM during the agent's TLS handshake: said as a signal, not as a tim
 conf "$TPORT"
 : >"$T/trickle.accepted"
 start_agent
-# The agent is in its handshake once the listener has taken its
-# connection (the log says nothing before); a moment more for it to be
-# waiting on the listener's first byte.
-wait_for 20 test -s "$T/trickle.accepted"
-sleep 0.3
+# The agent is in its handshake once the listener has its hello (the log
+# says nothing before), and waits in poll() for the answer once its main
+# thread sleeps after that (it has nothing else to sleep on).
+# main_sleeps: the agent's main thread is asleep (S in /proc, proc(5)).
+main_sleeps() { [ "$(sed 's/.*) //' "/proc/$AGENT_PID/task/$AGENT_PID/stat" | cut -d' ' -f1)" = S ]; }
+ok=0
+wait_for 20 grep -qx hello "$T/trickle.accepted" && wait_for 10 main_sleeps && ok=1
 stop_agent
-if grep -q "TLS handshake with Redis at 127.0.0.1:$TPORT: interrupted by a signal" "$T/agent.log" &&
+rc=$?
+if [ "$ok" = 1 ] && grep -q "TLS handshake with Redis at 127.0.0.1:$TPORT: interrupted by a signal" "$T/agent.log" &&
 	! grep -q "before the timeout\|not done within" "$T/agent.log" &&
-	grep -q "Agent $AGENT_ID stopped" "$T/agent.log" && proc_gone "$AGENT_PID"; then
+	grep -q "Agent $AGENT_ID stopped" "$T/agent.log" && [ "$rc" != 124 ]; then
 	t_pass
 else t_fail "$(cat "$T/agent.log")"; fi

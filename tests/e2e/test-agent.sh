@@ -105,15 +105,20 @@ EOF
 
 AGENT_PID=
 start_agent() {
+	# The log is kept across restarts: this agent's line is one more.
+	local n
+	touch "$T/agent.log"
+	n=$(ready_lines)
 	NOTIFY_SOCKET=${AGENT_NOTIFY:-} "$FIRSTBOOT" agent --root "$R" >>"$T/agent.log" 2>&1 &
 	AGENT_PID=$!
 	_pids+=("$AGENT_PID")
-	wait_for 10 grep -q "waiting for jobs on agent:$AGENT_ID:jobs" "$T/agent.log"
+	wait_for 10 ready_lines_over "$n"
 }
+ready_lines() { grep -c "waiting for jobs on agent:$AGENT_ID:jobs" "$T/agent.log" 2>/dev/null; }
+ready_lines_over() { [ "$(ready_lines)" -gt "$1" ]; }
 stop_agent() {
 	kill "$AGENT_PID" 2>/dev/null
-	wait_for 20 proc_gone "$AGENT_PID"
-	wait "$AGENT_PID" 2>/dev/null
+	reap "$AGENT_PID" 20 2>/dev/null
 }
 submit() { # ARGS... (to imagegen job submit), waits
 	"$IMAGEGEN" job submit --redis "$URL" --agent "$AGENT_ID" --secret-file "$T/secret" --wait --timeout 20 "$@"
@@ -219,6 +224,9 @@ EOF
 craft() { cp "$T/elem.$1" "$T/elem" && cat "$T/id.$1"; }
 push_elem() { rcli -x LPUSH "agent:$AGENT_ID:jobs" <"$T/elem" >/dev/null; }
 has_result() { [ -n "$(result "$1")" ]; }
+in_processing() { [ "$(rcli LLEN "agent:$AGENT_ID:processing")" = "$1" ]; }
+# taken JOB: the agent has moved JOB to processing.
+taken() { [[ $(rcli LRANGE "agent:$AGENT_ID:processing" 0 -1) == *"$1"* ]]; }
 
 refused() { # KIND REASON: pushed, refused with REASON, nothing run
 	local kind=$1 reason=$2 id
@@ -286,17 +294,30 @@ kill "$sub" 2>/dev/null
 wait "$sub" 2>/dev/null
 
 t_case "a job that expires while it waits for the run lock is refused (expired), not run"
-flock "$R/var/lib/firstboot/run.lock" sleep 4 &
+# The lock held (as a run holds it) until $T/late.release exists, 30 s at
+# most; released once the agent has taken the job and its expiry has
+# passed.
+rm -f "$T/late.held" "$T/late.release"
+flock "$R/var/lib/firstboot/run.lock" sh -c 'touch "$1"; i=0
+	while [ ! -e "$2" ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i + 1)); done' sh "$T/late.held" "$T/late.release" &
 holder=$!
 _pids+=("$holder")
-sleep 0.5
-"$IMAGEGEN" job submit --redis "$URL" --agent "$AGENT_ID" --secret-file "$T/secret" --expires 2 hello greeting=late >"$T/late.id"
-lid=$(cat "$T/late.id")
-wait "$holder" 2>/dev/null
-if wait_for 15 has_result "$lid" && [ "$(result_field "$lid" 'j["status"], j["reason"], "exit_code" in j')" = "('rejected', 'expired', False)" ] &&
-	grep -q "Job $lid rejected (expired)" "$T/agent.log" && serves; then
-	t_pass
-else t_fail "$(result "$lid")"; fi
+# past S: the clock has passed second S (the agent compares whole seconds).
+past() { [ "$(date +%s)" -ge "$1" ]; }
+if wait_for 10 test -e "$T/late.held"; then
+	"$IMAGEGEN" job submit --redis "$URL" --agent "$AGENT_ID" --secret-file "$T/secret" --expires 2 hello greeting=late >"$T/late.id"
+	# issued_at is at most now, so the expiry at most now + 2.
+	expiry=$(($(date +%s) + 2))
+	lid=$(cat "$T/late.id")
+	wait_for 10 taken "$lid"
+	wait_for 10 past "$expiry"
+	touch "$T/late.release"
+	wait "$holder" 2>/dev/null
+	if wait_for 15 has_result "$lid" && [ "$(result_field "$lid" 'j["status"], j["reason"], "exit_code" in j')" = "('rejected', 'expired', False)" ] &&
+		grep -q "Job $lid rejected (expired)" "$T/agent.log" && serves; then
+		t_pass
+	else t_fail "$(result "$lid")"; fi
+else t_fail "the run lock was not taken"; fi
 
 t_case "the heartbeat names the agent and its last job, with an expiry"
 hb() { rcli GET "agent:$AGENT_ID:heartbeat" >"$T/hb.json" && [ -s "$T/hb.json" ] && [ "$(json_get "$T/hb.json" 'j["agent_id"], j["jobs_done"] > 0, j["current_job"]')" = "('$AGENT_ID', True, None)" ]; }
@@ -330,12 +351,15 @@ if wait_for 10 test -e "$T/mid.started"; then
 	wait_for 10 proc_gone "$REDIS_PID"
 	wait "$REDIS_PID" 2>/dev/null
 	touch "$T/mid.go"
-	sleep 0.5 # the job ends while Redis is down
+	# The job ends while Redis is down (the agent says so before it stores
+	# the result).
+	ended=0
+	wait_for 10 grep -q "Job $id (mid) succeeded" "$T/agent.log" && ended=1
 	start_redis
-	if wait_for 10 rping && wait_for 20 has_result "$id" &&
+	if [ "$ended" = 1 ] && wait_for 10 rping && wait_for 20 has_result "$id" &&
 		[ "$(result_field "$id" 'j["status"], j["log_tail"]')" = "('succeeded', ['finished'])" ] && serves; then
 		t_pass
-	else t_fail "$(cat "$T/result.json")"; fi
+	else t_fail "ended while Redis was down: $ended; $(cat "$T/result.json")"; fi
 else t_fail "the job did not start"; fi
 
 # ---- Redis refuses the result (out of memory under noeviction) ----
@@ -346,7 +370,6 @@ gate_start() { # submits gate, waits for it to run; its job id in $gid
 		gid=$(cat "$T/gate.id") && wait_for 10 test -e "$T/gate.started"
 }
 oom() { rcli CONFIG SET maxmemory-policy noeviction >/dev/null && rcli CONFIG SET maxmemory "$1" >/dev/null; }
-in_processing() { [ "$(rcli LLEN "agent:$AGENT_ID:processing")" = "$1" ]; }
 
 t_case "the result refused (OOM): the job stays in processing, and its result is stored once Redis takes it"
 if gate_start; then
@@ -371,8 +394,7 @@ if gate_start; then
 	touch "$T/gate.go"
 	if wait_for 10 grep -q "Redis refused the result of job $gid" "$T/agent.log"; then
 		kill -TERM "$AGENT_PID"
-		wait_for 15 proc_gone "$AGENT_PID"
-		wait "$AGENT_PID"
+		reap "$AGENT_PID" 15
 		rc=$?
 		ok=0
 		in_processing 1 && [ -z "$(result "$gid")" ] &&
@@ -483,8 +505,7 @@ rm -f "$T/brief.started"
 id=$(cat "$T/brief.id")
 if wait_for 10 test -e "$T/brief.started"; then
 	kill -TERM "$AGENT_PID"
-	wait_for 20 proc_gone "$AGENT_PID"
-	wait "$AGENT_PID"
+	reap "$AGENT_PID" 20
 	rc=$?
 	if [ "$rc" = 0 ] && [ "$(result_field "$id" 'j["status"]')" = succeeded ] &&
 		[ "$(rcli EXISTS "agent:$AGENT_ID:heartbeat")" = 0 ]; then
@@ -516,6 +537,14 @@ EOP
 	_pids+=($!)
 	wait_for 10 test -e "$2.bound"
 }
+# notify_end SOCKET LOG: sends TEST-END to SOCKET once the sender is gone,
+# waits until LOG has it (so LOG holds every datagram sent before), then
+# stops the listener.
+notify_end() {
+	python3 -c 'import socket, sys; socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM).sendto(b"TEST-END", sys.argv[1])' "$1"
+	wait_for 10 grep -qx TEST-END "$2"
+	touch "$2.stop"
+}
 
 t_case "SIGTERM during a long job: ended after stop_timeout_s, reported failed; systemd is asked to wait that long (EXTEND_TIMEOUT_USEC)"
 notify_listen "$T/notify.sock" "$T/notify.log"
@@ -526,10 +555,10 @@ id=$(cat "$T/slow.id")
 if wait_for 10 test -s "$T/slow.pid"; then
 	spid=$(cat "$T/slow.pid")
 	kill -TERM "$AGENT_PID"
-	wait_for 30 proc_gone "$AGENT_PID"
-	wait "$AGENT_PID"
+	reap "$AGENT_PID" 30
 	rc=$?
-	touch "$T/notify.log.stop"
+	# A datagram of ours after the agent's: all of them were read before it.
+	notify_end "$T/notify.sock" "$T/notify.log"
 	# stop_timeout_s 2 + kill_grace_ms 0.3 + 30 s to store the result: the
 	# first request at most that, the later ones less, every second or so.
 	ext=$(sed -n 's/^EXTEND_TIMEOUT_USEC=\([0-9]*\)$/\1/p' "$T/notify.log")
@@ -549,13 +578,10 @@ notify_listen "$T/idle.sock" "$T/idle.log"
 AGENT_NOTIFY=$T/idle.sock start_agent
 if wait_for 10 grep -qx READY=1 "$T/idle.log"; then
 	kill -TERM "$AGENT_PID"
-	wait_for 30 proc_gone "$AGENT_PID"
-	wait "$AGENT_PID"
+	reap "$AGENT_PID" 30
 	rc=$?
 	# A datagram of ours after the agent's: all of them were read before it.
-	python3 -c 'import socket, sys; socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM).sendto(b"TEST-END", sys.argv[1])' "$T/idle.sock"
-	wait_for 10 grep -qx TEST-END "$T/idle.log"
-	touch "$T/idle.log.stop"
+	notify_end "$T/idle.sock" "$T/idle.log"
 	if [ "$rc" = 0 ] && grep -qx TEST-END "$T/idle.log" && ! grep -q EXTEND_TIMEOUT_USEC "$T/idle.log"; then
 		t_pass
 	else t_fail "rc $rc, $(cat "$T/idle.log")"; fi
@@ -576,7 +602,7 @@ blmove_agent() { # URL AGENT_ID LOG: an agent on its own config, until LOG says 
 	wait_for 15 grep -q "Redis refused BLMOVE on agent:$2:jobs" "$3"
 	local rc=$?
 	kill "$pid" 2>/dev/null
-	wait "$pid" 2>/dev/null
+	reap "$pid" 20 2>/dev/null
 	return $rc
 }
 ok=0

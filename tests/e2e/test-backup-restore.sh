@@ -26,17 +26,6 @@ if ! command -v age >/dev/null || ! command -v age-keygen >/dev/null; then
 	exit 1
 fi
 PGBIN=/usr/lib/postgresql/15/bin
-free_port() {
-	local p i
-	for ((i = 0; i < 50; i++)); do
-		p=$((20000 + RANDOM % 30000))
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-			echo "$p"
-			return 0
-		fi
-	done
-	return 1
-}
 
 # ---- a private PostgreSQL -----------------------------------------------
 

@@ -4,6 +4,11 @@
 # shellcheck source=tests/e2e/lib.sh
 . "$(dirname "$0")/lib.sh"
 
+# EVIL: the script of a module that must never run: it leaves
+# $T/evil-ran (the test's own folder: runs side by side do not share it).
+EVIL="#!/bin/sh
+touch '$T/evil-ran'"
+
 # refused NAME USERDATA PATTERN [ROOT-SETUP]: runs firstboot on a fresh
 # root; passes when it exits 1, stderr matches PATTERN, no module ran and
 # the root is unchanged outside the state dir.
@@ -29,7 +34,7 @@ refused() {
 		t_fail "root changed: $(cat "$T/diff")"
 		return
 	fi
-	if [ -e /tmp/evil-ran ] || compgen -G "$r/var/lib/firstboot/instances/*/bundle" >/dev/null; then
+	if [ -e "$T/evil-ran" ] || compgen -G "$r/var/lib/firstboot/instances/*/bundle" >/dev/null; then
 		t_fail "something ran or was unpacked"
 		return
 	fi
@@ -72,7 +77,7 @@ mkdir -p "$B"
 printf 'version: 1\nname: x\ncolour: blue\nmodules:\n  - id: m\n    inputs: {port: "http", count: many}\n' >"$B/bundle.yaml"
 mkmodule "$B" m 'inputs:
   - {name: port, type: port}
-  - {name: count, type: integer}' <<<$'#!/bin/sh\ntouch /tmp/evil-ran'
+  - {name: count, type: integer}' <<<"$EVIL"
 "$TOP/tests/e2e/mkbundle.sh" "$B" "$T/types.tgz"
 refused unknown-key "$T/types.tgz" "bundle.yaml:3:1: unknown key 'colour'"
 sed -i '/^colour/d' "$B/bundle.yaml"
@@ -83,8 +88,8 @@ refused wrong-input-type "$T/types.tgz" "bundle.yaml:5:[0-9]+: .*'port'"
 B=$T/cycle
 mkdir -p "$B"
 printf 'version: 1\nname: x\nmodules:\n  - id: a\n  - id: b\n' >"$B/bundle.yaml"
-mkmodule "$B" a 'requires: [b]' <<<$'#!/bin/sh\ntouch /tmp/evil-ran'
-mkmodule "$B" b 'after: [a]' <<<$'#!/bin/sh\ntouch /tmp/evil-ran'
+mkmodule "$B" a 'requires: [b]' <<<"$EVIL"
+mkmodule "$B" b 'after: [a]' <<<"$EVIL"
 "$TOP/tests/e2e/mkbundle.sh" "$B" "$T/cycle.tgz"
 refused cycle "$T/cycle.tgz" 'dependency cycle'
 
@@ -92,7 +97,7 @@ refused cycle "$T/cycle.tgz" 'dependency cycle'
 B=$T/signed
 mkdir -p "$B"
 printf 'version: 1\nname: x\nmodules:\n  - id: m\n' >"$B/bundle.yaml"
-mkmodule "$B" m '' <<<$'#!/bin/sh\ntouch /tmp/evil-ran'
+mkmodule "$B" m '' <<<"$EVIL"
 openssl genpkey -algorithm ed25519 -out "$T/good.pem" 2>/dev/null
 openssl genpkey -algorithm ed25519 -out "$T/other.pem" 2>/dev/null
 openssl pkey -in "$T/good.pem" -pubout -out "$T/good.pub"
@@ -127,4 +132,3 @@ if expect_rc 1 "$FIRSTBOOT" run --root "$r" --user-data "$T/signed.tgz" &&
 
 t_case "usage errors exit 2"
 if expect_rc 2 "$FIRSTBOOT" run --bogus && expect_rc 2 "$FIRSTBOOT" frobnicate && expect_rc 2 "$FIRSTBOOT"; then t_pass; else t_fail "usage"; fi
-rm -f /tmp/evil-ran

@@ -18,9 +18,6 @@ fi
 TOKEN=cb-token-5f0c2e
 SECRET=pa55-w0rd-in-tail
 
-free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-}
 # conf ROOT [EXTRA-LINES]: a fast firstboot.conf; EXTRA-LINES add keys or
 # replace the fast defaults.
 conf() {

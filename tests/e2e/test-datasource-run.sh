@@ -182,7 +182,7 @@ new_root "$R"
 fb_conf "$R"
 mkdir -p "$R/sys/class/dmi/id"
 echo Hetzner >"$R/sys/class/dmi/id/sys_vendor"
-dead=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
+dead=$(free_port)
 tree_snapshot "$R" >"$R.before"
 t_case "auto: Hetzner's metadata service down fails the run, bounded, naming the URL"
 if expect_rc 1 timeout 60 "$FIRSTBOOT" run --root "$R" --metadata-url "http://127.0.0.1:$dead" &&

@@ -40,9 +40,6 @@ fast_root() {
 	mkdir -p "$1/etc/firstboot"
 	printf 'http_timeout_ms: %s\nhttp_attempts: %s\n' "${2:-3000}" "${3:-3}" >"$1/etc/firstboot/firstboot.conf"
 }
-free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-}
 
 R=$T/root
 fast_root "$R"

@@ -205,7 +205,7 @@ if command -v nginx >/dev/null; then t_pass; else t_fail "nginx missing (run mak
 
 N=$T/nginx
 mkdir -p "$N"
-port=$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+port=$(free_port)
 "$PY" - "$T/ctx.json" "$N" "$port" <<'EOF'
 import json, sys
 c = json.load(open(sys.argv[1]))

@@ -369,9 +369,6 @@ fi
 
 # Controllers that fail: the run is ready anyway, the callback's failure
 # recorded (the deadline of fb_conf bounds the hanging one).
-free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-}
 cat >"$T/redirect.py" <<'EOP'
 import http.server, sys
 class H(http.server.BaseHTTPRequestHandler):

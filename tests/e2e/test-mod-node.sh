@@ -366,6 +366,7 @@ cat >"$T/load.js" <<'EOF'
 // Sends requests one after another until the stop file appears and 200
 // were sent (at most 120 s); counts answers and failures (refused, reset,
 // or no answer in 30 s: generous, for a machine whose CPUs are all busy).
+// Each version first answered is added as a line to OUT.seen.
 const http = require("http"), fs = require("fs");
 const [port, stop, out] = process.argv.slice(2);
 let ok = 0, failed = 0, versions = new Set(), errors = [];
@@ -378,7 +379,7 @@ function one() {
   const req = http.get({host: "127.0.0.1", port, path: "/", agent: false, timeout: 30000}, res => {
     let body = "";
     res.on("data", d => body += d);
-    res.on("end", () => { if (res.statusCode === 200) { ok++; versions.add(body.split(" ")[0]); } else { failed++; errors.push("status " + res.statusCode); } one(); });
+    res.on("end", () => { if (res.statusCode === 200) { ok++; const v = body.split(" ")[0]; if (!versions.has(v)) { versions.add(v); fs.appendFileSync(out + ".seen", v + "\n"); } } else { failed++; errors.push("status " + res.statusCode); } one(); });
   });
   req.on("timeout", () => req.destroy(new Error("timeout")));
   req.on("error", e => { failed++; errors.push(e.code || e.message); one(); });
@@ -390,11 +391,13 @@ mod_reset_calls
 node "$T/load.js" "$PORT" "$T/stop" "$T/load.out" &
 load=$!
 _pids+=("$load")
-sleep 1
+# The load has had an answer from the old version before the reload, and
+# one from the new after it.
+wait_for 30 grep -qx "$v1" "$T/load.out.seen"
 mod_run "$R" node app_dir=/srv/app repo_url="file://$T/repo.git" build_script=build
 rc=$?
 wait_eq 20 "$v2" get_field 1
-sleep 1
+wait_for 30 grep -qx "$v2" "$T/load.out.seen"
 touch "$T/stop"
 wait_for 40 test -s "$T/load.out"
 read -r ok failed versions _ <"$T/load.out"

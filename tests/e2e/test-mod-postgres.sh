@@ -40,17 +40,6 @@ if ! mod_run "$R" postgres db_password=short && grep -q 'db_password' "$MOD_ERR"
 # ---- native mode against a real server --------------------------------
 
 PGBIN=/usr/lib/postgresql/15/bin
-free_port() {
-	local p i
-	for ((i = 0; i < 50; i++)); do
-		p=$((20000 + RANDOM % 30000))
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-			echo "$p"
-			return 0
-		fi
-	done
-	return 1
-}
 PORT=$(free_port)
 R=$T/pn
 mod_root "$R"
@@ -148,6 +137,9 @@ pm_pid() { head -n 1 "$PGD/postmaster.pid"; }
 t_case "native: ALTER ROLE refused (a read-only server): exit 3, no ready marker, the old password still works"
 runuser -u postgres -- "$PGBIN/psql" -X -q -h "$SOCK" -p "$PORT" -d postgres \
 	-c "ALTER SYSTEM SET default_transaction_read_only = on" -c "SELECT pg_reload_conf()" >/dev/null
+# pg_reload_conf() only signals the postmaster: new sessions are read-only
+# once it has read the file again.
+wait_eq 10 on show default_transaction_read_only
 mod_reset_calls
 if ! mod_run "$R" postgres mode=native db_password="$PW2" port="$PORT" && [ "$(mod_exit "$R" postgres)" = 3 ] &&
 	[ ! -e "$R/var/lib/firstboot/ready" ] && mod_lastlog "$R" postgres | grep -q 'creating the role colony' &&
@@ -156,6 +148,7 @@ if ! mod_run "$R" postgres mode=native db_password="$PW2" port="$PORT" && [ "$(m
 fi
 runuser -u postgres -- "$PGBIN/psql" -X -q -h "$SOCK" -p "$PORT" -d postgres \
 	-c "ALTER SYSTEM RESET default_transaction_read_only" -c "SELECT pg_reload_conf()" >/dev/null
+wait_eq 10 off show default_transaction_read_only
 
 t_case "native: a new password is set with ALTER ROLE; the old one stops working; no restart, same server, data kept"
 as_user "$PW" "CREATE TABLE kept (v text); INSERT INTO kept VALUES ('before')" >/dev/null
@@ -172,10 +165,12 @@ mod_reset_calls
 in_pg() { # SQL: as colony in the database postgres
 	PGPASSWORD=$PW2 PGCONNECT_TIMEOUT=5 "$PGBIN/psql" -X -w -q -h 127.0.0.1 -p "$PORT" -U colony -d postgres -tAc "$1" 2>"$T/login.err"
 }
+# pg_refused: colony cannot log in to the database postgres.
+pg_refused() { ! in_pg 'SELECT 1' >/dev/null; }
 as_su() { runuser -u postgres -- "$PGBIN/psql" -X -h "$SOCK" -p "$PORT" -d postgres -tAc "$1"; }
 if mod_run "$R" postgres mode=native db_password="$PW2" port="$PORT" postgres_db_schema=true &&
 	mod_called '^systemctl reload postgresql@15-main' && mod_not_called '^systemctl restart' &&
-	[ "$(in_pg 'CREATE TABLE prod_colonies (id text); SELECT current_schema()')" = colony ] &&
+	wait_eq 10 1 in_pg 'SELECT 1' && [ "$(in_pg 'CREATE TABLE prod_colonies (id text); SELECT current_schema()')" = colony ] &&
 	[ "$(as_su "SELECT schemaname || ' ' || tableowner FROM pg_tables WHERE tablename = 'prod_colonies'")" = "colony colony" ] &&
 	[ "$(login "$PW2")" = colony ] && mod_no_secrets "$R" "$PW2" && ! grep -rqF "$PW2" "$PGLOG"; then
 	t_pass
@@ -187,7 +182,7 @@ before=$(tree_snapshot "$R")
 if mod_run "$R" postgres mode=native db_password="$PW2" port="$PORT" postgres_db_schema=true &&
 	mod_not_called '^runuser' && mod_not_called '^systemctl (start|restart|reload) ' &&
 	[ "$(tree_snapshot "$R")" = "$before" ] &&
-	mod_run "$R" postgres mode=native db_password="$PW2" port="$PORT" && ! in_pg 'SELECT 1' >/dev/null &&
+	mod_run "$R" postgres mode=native db_password="$PW2" port="$PORT" && wait_for 10 pg_refused &&
 	grep -q 'no pg_hba.conf entry' "$T/login.err" && [ "$(login "$PW2")" = colony ] &&
 	[ "$(as_su "SELECT count(*) FROM pg_tables WHERE schemaname = 'colony'")" = 1 ]; then t_pass; else
 	t_fail "$(mod_calls "" | tr '\n' ';')"
@@ -202,7 +197,7 @@ t_case "native: a new slow-query threshold is a reload, not a restart"
 mod_reset_calls
 if mod_run "$R" postgres mode=native db_password="$PW2" port="$PORT" slow_query_ms=250 &&
 	mod_called '^systemctl reload postgresql@15-main' && mod_not_called '^systemctl restart' &&
-	[ "$(show log_min_duration_statement)" = 250ms ]; then t_pass; else t_fail "$(mod_calls "" | tr '\n' ';')"; fi
+	wait_eq 10 250ms show log_min_duration_statement; then t_pass; else t_fail "$(mod_calls "" | tr '\n' ';')"; fi
 
 t_case "native: an address the server cannot listen on is exit 3; the previous configuration comes back"
 if ! mod_run "$R" postgres mode=native db_password="$PW2" port="$PORT" slow_query_ms=250 listen=192.0.2.1 &&

@@ -35,17 +35,6 @@ if [ ! -f /etc/redis/redis.conf ] || ! id redis >/dev/null 2>&1; then
 	echo "not ok - native mode needs redis-server installed (packaging/deps.sh)"
 	exit 1
 fi
-free_port() {
-	local p i
-	for ((i = 0; i < 50; i++)); do
-		p=$((20000 + RANDOM % 30000))
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-			echo "$p"
-			return 0
-		fi
-	done
-	return 1
-}
 PORT=$(free_port)
 R=$T/rn
 mod_root "$R"

@@ -156,7 +156,7 @@ import sys, yaml
 svc = yaml.safe_load(open(sys.argv[1]))["services"]["redis"]
 print(svc["command"][2].replace("$$", "$"))
 EOP
-port=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+port=$(free_port)
 mkdir -p "$T/redis/bin" "$T/redis/run" "$T/redis/data"
 cp "$T/proj/full-compose/secrets/redis_password" "$T/redis/secret"
 printf '#!/bin/sh\n' >"$T/redis/bin/chown"
@@ -225,12 +225,13 @@ modb_http grpcb
 modb_http api
 mkdir -p "$T/webroot/.well-known/acme-challenge"
 echo token-content >"$T/webroot/.well-known/acme-challenge/tok123"
-p80=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-p443=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+# Four ports, none listened on until nginx starts: each unlike the others.
+p80=$(free_port)
+p443=$(free_port "$p80")
 # agent-manager's own servers (tests/e2e/test-agent-manager-contract.sh
 # drives them) on free loopback ports too.
-p3000=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-p8443=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+p3000=$(free_port "$p80" "$p443")
+p8443=$(free_port "$p80" "$p443" "$p3000")
 nginx_conf native-systemd "$T/live.conf" "
 m = j['modules']; m['nginx']['webroot'] = '$T/webroot'
 m['agent_manager'].update(http_port=$p3000, ws_port=$p8443)

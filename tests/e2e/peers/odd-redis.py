@@ -5,7 +5,9 @@ endpoint can, for test-agent-tls.sh. Each runs for at most 40 s.
   odd-redis.py close PORT         accepts each connection and closes it
   odd-redis.py trickle PORT FILE  sends one byte of a TLS handshake record
                                   a second, never a whole record; a line
-                                  in FILE for each connection taken
+                                  in FILE for each connection taken, and
+                                  one when its first bytes (the client's
+                                  hello) have come
   odd-redis.py pong-drop PORT     answers the first command of each
                                   connection +PONG, then closes it
   odd-redis.py tls-garbage PORT CERT KEY
@@ -22,8 +24,15 @@ import threading
 import time
 
 
-def trickle(c):
+def trickle(c, seen):
     try:
+        # The client's hello read first: the client then waits for an
+        # answer (its handshake is under way).
+        c.settimeout(10)
+        if c.recv(4096):
+            with open(seen, "a") as f:
+                f.write("hello\n")
+        c.settimeout(None)
         # A handshake record of 16 KiB (its header is whole after 5 s).
         for b in b"\x16\x03\x03\x40\x00" + bytes(35):
             c.send(bytes([b]))
@@ -102,7 +111,7 @@ def main():
         elif mode == "trickle":
             with open(sys.argv[3], "a") as f:
                 f.write("accepted\n")
-            threading.Thread(target=trickle, args=(c,), daemon=True).start()
+            threading.Thread(target=trickle, args=(c, sys.argv[3]), daemon=True).start()
         else:
             pong_drop(c)
 
