@@ -16,7 +16,7 @@ passed=0 failed=0 failures=()
 run_one() { # name, command...
 	local name=$1 out
 	shift
-	out=$(timeout 600 "$@" 2>&1)
+	out=$(timeout -k 30 "${TEST_TIMEOUT:-900}" "$@" 2>&1)
 	local rc=$?
 	local ok nok
 	ok=$(grep -c '^ok - ' <<<"$out")

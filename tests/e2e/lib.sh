@@ -22,6 +22,10 @@ _cleanup() {
 	[ -z "${KEEP:-}" ] && rm -rf "$T"
 }
 trap _cleanup EXIT
+# run.sh's time limit ends a test with TERM: exit through the EXIT trap
+# (a test's own EXIT trap too), so its servers and PM2 daemons go with it.
+trap 'exit 143' TERM
+trap 'exit 130' INT
 
 t_case() { _case=$1; }
 t_pass() { echo "ok - $_case"; }
