@@ -279,6 +279,22 @@ static bool is_app_name(const char *s)
                strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") == n;
 }
 
+/* What in an app name makes PM2 take it for a configuration file: PM2
+ * 7.0.4's lib/Common.js isConfigFile looks for each of its
+ * knonwConfigFileExtensions anywhere in the name (indexOf, case as is), and
+ * lib/API.js delete, stop, restart and reload then read the name as a file
+ * (actionFromJson), never as an app's: the node module's `pm2 delete NAME`
+ * would open a file. NULL when the name holds none of them. */
+static const char *pm2_config_part(const char *name)
+{
+        static const char *const parts[] = {".json",       ".yml",        ".yaml", ".config.js",
+                                            ".config.cjs", ".config.mjs", NULL};
+        for (size_t i = 0; parts[i]; i++)
+                if (strstr(name, parts[i]))
+                        return parts[i];
+        return NULL;
+}
+
 static bool is_env_name(const char *s)
 {
         size_t n = strlen(s);
@@ -403,6 +419,12 @@ static struct node *parse_app(const struct node *a, const char *app_dir, struct 
                          "app name must be a letter then letters, digits, '_', '.' or '-' (at "
                          "most 64, not \"all\"), not \"%s\"",
                          name);
+        else if (name && pm2_config_part(name))
+                diags_at(d, node_get(a, "name"),
+                         "app %s: 'name' must not hold \"%s\": PM2 takes a name holding .json, "
+                         ".yml, .yaml, .config.js, .config.cjs or .config.mjs for a configuration "
+                         "file (pm2 delete would read it as one)",
+                         name, pm2_config_part(name));
         if (script && (!*script || strlen(script) > 4096 || strchr(script, '\n')))
                 diags_at(d, node_get(a, "script"),
                          "app %s: 'script' must be a file name or path on one line", name);

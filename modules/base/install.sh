@@ -221,13 +221,16 @@ fi
 
 ssh_changed=0
 ssh_rule_added=${ssh_rule_added:-0}
-main=$R/etc/ssh/sshd_config
-[ -f "$main" ] || die 3 "$main is missing (openssh-server not installed?)"
+# Read and rewritten inside the root (root_file): a link there is
+# followed as the root sees it (the file it names is rewritten, the link
+# stays), never out of the root.
+root_file "$R/etc/ssh/sshd_config" || die 3 "/etc/ssh/sshd_config is missing or not a regular file inside the root (openssh-server not installed?)"
+main=$ROOT_FILE
 if ! grep -qE '^[[:space:]]*Include[[:space:]]+/etc/ssh/sshd_config\.d/\*\.conf' "$main"; then
 	{
 		echo "Include /etc/ssh/sshd_config.d/*.conf"
-		cat "$main"
-	} | put_file "$main" "$(stat -c '%a' "$main")" "$(stat -c '%u:%g' "$main")"
+		cat -- "$main"
+	} | put_file "$main" "$(stat -c '%a' -- "$main")" "$(stat -c '%u:%g' -- "$main")"
 	ssh_changed=1
 fi
 if ! compgen -G "$R/etc/ssh/ssh_host_*_key" >/dev/null; then
@@ -261,7 +264,7 @@ ClientAliveCountMax 2
 EOF
 [ "$FILE_CHANGED" = 1 ] && ssh_changed=1
 if [ $ssh_changed = 1 ]; then
-	if ! sshd -t -f "$R/etc/ssh/sshd_config"; then
+	if ! sshd -t -f "$main"; then
 		restore_dropin
 		if [ "$ssh_rule_added" = 1 ]; then ufw delete limit "$SSH_PORT/tcp" || true; fi
 		die 3 "sshd -t refused the configuration; the previous one is kept"

@@ -107,7 +107,11 @@ BIN=$R/usr/local/bin/colonies
 
 # ---- what the stack must already have ----------------------------------
 
-[ -f "$SD/colonyos.env" ] || die 3 "${SD#"$R"}/colonyos.env is missing: render the site with imagegen (templates/index.yml writes it when colonyos is in site.yaml)"
+# Read inside the root (root_file): a link there is followed as the root
+# sees it, never out of it.
+root_file "$SD/colonyos.env" ||
+	die 3 "${SD#"$R"}/colonyos.env is missing (no regular file inside the root): render the site with imagegen (templates/index.yml writes it when colonyos is in site.yaml)"
+ENV_FILE=$ROOT_FILE
 compose=()
 if [ "$MODE" = compose ]; then
 	[ -f "$COMPOSE_FILE" ] || die 3 "${COMPOSE_FILE#"$R"} is missing: render the site with imagegen (docker and colonyos in site.yaml)"
@@ -124,7 +128,7 @@ else
 	# EnvironmentFile= reads single quotes without escapes: a value imagegen
 	# escaped (a quote, a backslash or "${") would reach the server as
 	# another one than PostgreSQL was given.
-	bad=$(sed -nE "s/^([A-Z_]+)='.*(\\\\|[$][{]:-).*/\1/p" "$SD/colonyos.env" | head -n 1)
+	bad=$(sed -nE "s/^([A-Z_]+)='.*(\\\\|[$][{]:-).*/\1/p" "$ENV_FILE" | head -n 1)
 	[ -z "$bad" ] || die 3 "$bad in ${SD#"$R"}/colonyos.env holds a quote, a backslash or \"\${\", which systemd reads differently from docker-compose: choose a value without them for mode systemd"
 	if [ ! -x "$BIN" ]; then
 		[ -n "$BINARY_URL" ] || die 3 "/usr/local/bin/colonies is missing and binary_url is empty"
@@ -164,7 +168,7 @@ load_env() {
 		[[ " ${CLI_VARS[*]} " == *" $name "* ]] || CLI_VARS+=("$name")
 	done <"$1"
 }
-load_env "$SD/colonyos.env"
+load_env "$ENV_FILE"
 # The server the CLI talks to: the port published on 127.0.0.1, plain
 # HTTP (TLS ends at nginx), whatever colonyos.env says.
 export COLONIES_SERVER_HOST=localhost COLONIES_SERVER_PORT=$HTTP_PORT COLONIES_SERVER_TLS=false
@@ -297,7 +301,7 @@ as_executor() {
 # it (single quotes around it taken off, no escapes).
 env_value() {
 	local v
-	v=$(sed -n "s/^$1=//p" "$SD/colonyos.env" | tail -n 1)
+	v=$(sed -n "s/^$1=//p" "$ENV_FILE" | tail -n 1)
 	[[ $v != \'*\' ]] || v=${v:1:-1}
 	printf '%s' "$v"
 }
@@ -351,7 +355,7 @@ else
 	# What the server was last started with: a checksum of its unit and
 	# its env files (EnvironmentFile= is read at start). Changed bytes
 	# restart it; the same again with it running is nothing to do.
-	sum=$(cat "$UNIT" "$SD/colonyos.env" "$SERVER_ENV" | sha256sum | cut -d' ' -f1)
+	sum=$(cat "$UNIT" "$ENV_FILE" "$SERVER_ENV" | sha256sum | cut -d' ' -f1)
 	read_state colonies-server.sha256
 	old_sum=$STATE_VALUE
 	[ "$sum" = "$old_sum" ] || server_changed=1

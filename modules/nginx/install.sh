@@ -66,10 +66,15 @@ ensure_packages "${pkgs[@]}"
 
 [ -f "$R$CONFIG_PATH" ] || die 3 "$CONFIG_PATH is missing: imagegen renders it into the bundle (templates/index.yml)"
 changed=0
-if [ "$REMOVE_DEFAULT_SITE" = true ] && { [ -e "$R/etc/nginx/sites-enabled/default" ] || [ -L "$R/etc/nginx/sites-enabled/default" ]; }; then
-	rm -f "$R/etc/nginx/sites-enabled/default"
-	say "removed the default site"
-	changed=1
+# Its folder is found inside the root (root_entry): a link at
+# sites-enabled out of the root is not followed to remove a file there.
+if [ "$REMOVE_DEFAULT_SITE" = true ]; then
+	root_entry "$R/etc/nginx/sites-enabled/default" || die 3 "/etc/nginx/sites-enabled cannot be resolved inside the root"
+	if [ -e "$ROOT_ENTRY" ] || [ -L "$ROOT_ENTRY" ]; then
+		remove_file "$R/etc/nginx/sites-enabled/default"
+		say "removed the default site"
+		changed=1
+	fi
 fi
 
 # start_or_reload: nginx -t, then reload when running, else enable+start.
@@ -93,9 +98,13 @@ case $TLS_MODE in
 self-signed)
 	[ -s "$cert" ] || die 3 "$TLS_DIR/fullchain.pem is missing: imagegen ships it in the bundle"
 	[ -s "$key" ] || die 3 "$TLS_DIR/server.key is missing: imagegen ships it in the bundle"
-	if [ "$(stat -c '%a %u' "$key")" != "600 0" ]; then
-		chown 0:0 "$key"
-		chmod 0600 "$key"
+	# Inside the root (root_entry): chown and chmod would change what a
+	# link there points to, so a link is refused (set_mode).
+	root_entry "$key" || die 3 "$TLS_DIR cannot be resolved inside the root"
+	if [ "$(stat -c '%a %u' -- "$ROOT_ENTRY")" != "600 0" ]; then
+		[ ! -L "$ROOT_ENTRY" ] || die 3 "$TLS_DIR/server.key is a symbolic link: its owner and mode are not changed (give the real file)"
+		chown -h 0:0 -- "$ROOT_ENTRY" || die 3 "$TLS_DIR/server.key: cannot give it owner root"
+		set_mode "$key" 0600
 		say "$TLS_DIR/server.key: mode 0600, owner root"
 		changed=1
 	fi
@@ -106,10 +115,13 @@ certbot)
 		if [ ! -s "$cert" ] || [ ! -s "$key" ]; then
 			say "a temporary self-signed certificate for $DOMAIN until Let's Encrypt issues one"
 			make_dir "$R$TLS_DIR"
-			rm -f "$cert" "$key"
+			tls_in=$IN_ROOT
+			remove_file "$cert"
+			remove_file "$key"
+			# Written in the folder as found inside the root (make_dir).
 			(umask 077 && openssl req -x509 -newkey rsa:2048 -nodes -days 7 -subj "/CN=$DOMAIN" \
-				-keyout "$key" -out "$cert" 2>&1) || die 3 "openssl could not make the temporary certificate"
-			chmod 0644 "$cert"
+				-keyout "$tls_in/server.key" -out "$tls_in/fullchain.pem" 2>&1) || die 3 "openssl could not make the temporary certificate"
+			set_mode "$cert" 0644
 		fi
 		make_dir "$R$WEBROOT"
 		start_or_reload

@@ -217,6 +217,18 @@ done
 
 state=$R/var/lib/firstboot/node
 host_dir "$state" 0700 0:0
+# node_state NAME: NODE_STATE= what the state folder's NAME holds, read
+# inside the root (root_file): a link there is followed as the root sees
+# it, and one that leads nowhere inside the root (out of it) is refused
+# (exit 3), never followed out of it. Returns 1 (NODE_STATE empty) when
+# there is no NAME.
+node_state() {
+	NODE_STATE=""
+	root_entry "$state/$1" || die 3 "${state#"$R"}/$1: cannot find it inside the root"
+	[ -e "$ROOT_ENTRY" ] || [ -L "$ROOT_ENTRY" ] || return 1
+	root_file "$state/$1" || die 3 "${state#"$R"}/$1 is not a regular file inside the root: refused"
+	NODE_STATE=$(cat -- "$ROOT_FILE") || die 3 "${state#"$R"}/$1: cannot read it"
+}
 code_changed=0
 git_ssh="" git_askpass=""
 if [ -n "$REPO_URL" ]; then
@@ -254,7 +266,8 @@ if [ -n "$REPO_URL" ]; then
 		die 2 "git fetch from $REPO_URL failed"
 	commit=$(git_user -C "$dir" rev-parse --verify --quiet "refs/remotes/origin/$REPO_REF^{commit}" ||
 		git_user -C "$dir" rev-parse --verify --quiet "$REPO_REF^{commit}") || die 3 "$REPO_URL has no branch, tag or commit $REPO_REF"
-	deployed=$(cat "$state/commit" 2>/dev/null || true)
+	node_state commit || true
+	deployed=$NODE_STATE
 	# A new clone is checked out even at the commit deployed before (to
 	# another app_dir): --no-checkout left its HEAD there, its files not.
 	if [ $cloned = 1 ] || [ "$commit" != "$deployed" ] || [ "$(git_user -C "$dir" rev-parse HEAD 2>/dev/null)" != "$commit" ]; then
@@ -292,7 +305,8 @@ app_sums() {
 	' "$SRC/ecosystem.config.js"
 }
 new_sums=$(app_sums) || die 3 "node cannot read the ecosystem file"
-old_sums=$(cat "$state/apps.sha256" 2>/dev/null || true)
+node_state apps.sha256 || true
+old_sums=$NODE_STATE
 put_file "$eco_dir/apps.env.js" 0600 "$uid:$gid" <"$SRC/apps.env.js"
 put_file "$eco_dir/ecosystem.config.js" 0600 "$uid:$gid" <"$SRC/ecosystem.config.js"
 eco=$eco_dir/ecosystem.config.js
@@ -348,26 +362,57 @@ stable() {
 # resolves a name against its cwd too (lib/Client.js:697, script path):
 # the command runs from /.
 names_file=$state/apps.names
-if [ -f "$names_file" ]; then
-	recorded=$(cat "$names_file")
+if node_state apps.names; then
+	recorded=$NODE_STATE
 else
 	recorded=$(awk 'NF == 2 { print $1 }' <<<"$old_sums")
 fi
+# pm2_file_name NAME: whether PM2 takes NAME for a configuration file
+# (Unitech/pm2 7.0.4 lib/Common.js isConfigFile: any of its
+# knonwConfigFileExtensions anywhere in the name): `pm2 delete NAME` would
+# read a file of that name (lib/API.js:542, actionFromJson) instead of
+# looking the app up. imagegen refuses such names; an ecosystem rendered
+# before it did may still have started one.
+pm2_file_name() {
+	case $1 in *.json* | *.yml* | *.yaml* | *.config.js* | *.config.cjs* | *.config.mjs*) return 0 ;; esac
+	return 1
+}
 mapfile -t gone < <(comm -23 <(awk 'NF { print $1 }' <<<"$recorded" | sort -u) <(printf '%s\n' "${want[@]}" | awk '{ print $1 }' | sort -u))
 if [ ${#gone[@]} -gt 0 ]; then
-	listed=$(as_user pm2 jlist 2>/dev/null) || die 3 "pm2 jlist failed: cannot tell whether ${gone[*]} still run"
+	jlist=$(as_user pm2 jlist 2>/dev/null) || die 3 "pm2 jlist failed: cannot tell whether ${gone[*]} still run"
 	listed=$(node -e '
 		const line = require("fs").readFileSync(0, "utf8").split("\n").filter(l => l.startsWith("[")).pop();
 		for (const p of JSON.parse(line || "[]")) console.log(p.name);
-	' <<<"$listed") || die 3 "cannot read pm2 jlist"
+	' <<<"$jlist") || die 3 "cannot read pm2 jlist"
 	deleted=()
 	for name in "${gone[@]}"; do
 		if ! grep -qxF -- "$name" <<<"$listed"; then
 			say "$name, removed from the ecosystem, is not in PM2's list any more"
 			continue
 		fi
-		say "deleting $name from PM2: it is no longer in the ecosystem (pm2 delete)"
-		(cd / && as_user pm2 delete "$name" >/dev/null) || die 3 "pm2 delete $name failed (an app removed from the ecosystem): it may still run"
+		if pm2_file_name "$name"; then
+			# Never given to PM2 as a name: its processes go by their
+			# ids. PM2 looks a number up as a name, a script path (from
+			# /) and a namespace before it takes it for an id
+			# (lib/API.js:1567-1579, lib/Client.js:678-734), so an id
+			# one of those holds is not given either.
+			ids=$(node -e '
+				const name = process.argv[1];
+				const line = require("fs").readFileSync(0, "utf8").split("\n").filter(l => l.startsWith("[")).pop();
+				const l = JSON.parse(line || "[]"), ids = l.filter(p => p.name === name).map(p => String(p.pm_id));
+				const taken = id => l.some(p => p.name === id || (p.pm2_env && (p.pm2_env.name === id ||
+					p.pm2_env.namespace === id || p.pm2_env.pm_exec_path === "/" + id)));
+				if (ids.length === 0 || ids.some(taken)) process.exit(1);
+				console.log(ids.join(" "));
+			' "$name" <<<"$jlist") ||
+				die 3 "$name (removed from the ecosystem) is a name PM2 takes for a configuration file, and its process ids are names or namespaces in PM2 too: delete it by hand (pm2 delete ID)"
+			read -r -a id_args <<<"$ids"
+			say "deleting $name from PM2 by its process ids $ids (PM2 would take the name for a file): it is no longer in the ecosystem (pm2 delete)"
+			(cd / && as_user pm2 delete "${id_args[@]}" >/dev/null) || die 3 "pm2 delete $ids ($name) failed (an app removed from the ecosystem): it may still run"
+		else
+			say "deleting $name from PM2: it is no longer in the ecosystem (pm2 delete)"
+			(cd / && as_user pm2 delete "$name" >/dev/null) || die 3 "pm2 delete $name failed (an app removed from the ecosystem): it may still run"
+		fi
 		deleted+=("$name")
 	done
 	# Saved whenever a recorded app is gone, deleted now or not: a run

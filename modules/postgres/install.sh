@@ -59,14 +59,18 @@ done
 # the ownership of what is inside, the top is ours to get right.
 
 if [ "$MODE" = compose ]; then
+	# Inside the root (root_entry): a link there is refused, never
+	# followed to give its target (out of the root, maybe) away.
 	dir=$R$DATA_DIR
-	if [ ! -d "$dir" ]; then
+	root_entry "$dir" || die 3 "$DATA_DIR cannot be resolved inside the root"
+	[ ! -L "$ROOT_ENTRY" ] || die 3 "$DATA_DIR is a symbolic link: refused (give the real folder as data_dir)"
+	if [ ! -d "$ROOT_ENTRY" ]; then
 		make_dir "$dir" 0700
 		say "created $DATA_DIR"
 	fi
-	if [ "$(stat -c '%a %u:%g' "$dir")" != "700 $DATA_UID:$DATA_UID" ]; then
-		chown "$DATA_UID:$DATA_UID" "$dir"
-		chmod 0700 "$dir"
+	if [ "$(stat -c '%a %u:%g' -- "$ROOT_ENTRY")" != "700 $DATA_UID:$DATA_UID" ]; then
+		chown -h "$DATA_UID:$DATA_UID" -- "$ROOT_ENTRY" || die 3 "$DATA_DIR: cannot give it owner $DATA_UID"
+		set_mode "$dir" 0700
 		say "$DATA_DIR: owner $DATA_UID, mode 0700"
 	fi
 	say "done: $DATA_DIR ready; compose-up starts the postgres service"
@@ -87,7 +91,12 @@ for c in "$R"/etc/postgresql/*/main/postgresql.conf; do
 	fi
 done
 [ -n "$conf" ] || die 3 "no cluster: $R/etc/postgresql/*/main/postgresql.conf is missing after installing postgresql"
-confdir=$(dirname "$conf")
+# The cluster's folder found inside the root (in_root): what is read or
+# written there never follows a link out of the root.
+in_root "$(dirname "$conf")" || die 3 "${conf#"$R"}: its folder cannot be resolved inside the root"
+confdir=$IN_ROOT
+root_file "$confdir/postgresql.conf" || die 3 "${conf#"$R"} is not a regular file inside the root"
+conf=$ROOT_FILE
 unit=postgresql@$ver-main
 pg_uid=$(passwd_field postgres 3)
 pg_gid=$(passwd_field postgres 4)
@@ -101,9 +110,9 @@ if ! grep -qE "^[[:space:]]*include_dir[[:space:]]*=[[:space:]]*'conf\.d'" "$con
 fi
 make_dir "$confdir/conf.d"
 
-settings=$confdir/conf.d/50-firstboot.conf
+settings=$IN_ROOT/50-firstboot.conf
 old_settings=""
-[ -f "$settings" ] && old_settings=$(cat "$settings")
+if root_file "$settings" 2>/dev/null; then old_settings=$(cat -- "$ROOT_FILE"); fi
 put_file "$settings" 0644 "$pg_uid:$pg_gid" <<EOT
 # Managed by firstboot (module postgres).
 listen_addresses = '$LISTEN'
@@ -114,7 +123,7 @@ EOT
 settings_changed=$FILE_CHANGED
 restart=0
 if [ "$settings_changed" = 1 ] &&
-	[ "$(grep -E '^(listen_addresses|port) ' <<<"$old_settings" || true)" != "$(grep -E '^(listen_addresses|port) ' "$settings")" ]; then
+	[ "$(grep -E '^(listen_addresses|port) ' <<<"$old_settings" || true)" != "$(root_file "$settings" && grep -E '^(listen_addresses|port) ' "$ROOT_FILE")" ]; then
 	restart=1
 fi
 
@@ -123,10 +132,11 @@ fi
 # database postgres too.
 hba=$confdir/pg_hba.conf
 old_hba=""
-[ -f "$hba" ] && old_hba=$(cat "$hba")
+if root_file "$hba" 2>/dev/null; then old_hba=$(cat -- "$ROOT_FILE"); fi
 dbs=$DB_NAME
 [ "$POSTGRES_DB_SCHEMA" = false ] || dbs=$DB_NAME,postgres
-{
+# Straight to put_file (no temporary file of ours in the cluster's folder).
+hba_lines() {
 	echo "# Managed by firstboot (module postgres)."
 	echo "# TYPE  DATABASE  USER  ADDRESS  METHOD"
 	echo "local   all       postgres         peer"
@@ -134,15 +144,18 @@ dbs=$DB_NAME
 	for n in "${networks[@]}"; do
 		echo "host    $dbs  $DB_USER  $n  scram-sha-256"
 	done
-} >"$confdir/.pg_hba.firstboot"
-put_file "$hba" 0640 "$pg_uid:$pg_gid" <"$confdir/.pg_hba.firstboot"
+}
+put_file "$hba" 0640 "$pg_uid:$pg_gid" < <(hba_lines)
 hba_changed=$FILE_CHANGED
-rm -f "$confdir/.pg_hba.firstboot"
 
 # restore: puts the previous configuration back after a refused one.
 restore() {
-	if [ -n "$old_settings" ]; then printf '%s\n' "$old_settings" >"$settings"; else rm -f "$settings"; fi
-	if [ -n "$old_hba" ]; then printf '%s\n' "$old_hba" >"$hba"; fi
+	if [ -n "$old_settings" ]; then
+		put_file "$settings" 0644 "$pg_uid:$pg_gid" <<<"$old_settings"
+	else
+		remove_file "$settings"
+	fi
+	if [ -n "$old_hba" ]; then put_file "$hba" 0640 "$pg_uid:$pg_gid" <<<"$old_hba"; fi
 	systemctl restart "$unit" || true
 }
 

@@ -48,14 +48,18 @@ if ! [[ $DATA_DIR =~ ^(/[A-Za-z0-9._-]+)+$ ]] || [[ $DATA_DIR == */..* ]]; then 
 # ---- compose ------------------------------------------------------------
 
 if [ "$MODE" = compose ]; then
+	# Inside the root (root_entry): a link there is refused, never
+	# followed to give its target (out of the root, maybe) away.
 	dir=$R$DATA_DIR
-	if [ ! -d "$dir" ]; then
+	root_entry "$dir" || die 3 "$DATA_DIR cannot be resolved inside the root"
+	[ ! -L "$ROOT_ENTRY" ] || die 3 "$DATA_DIR is a symbolic link: refused (give the real folder as data_dir)"
+	if [ ! -d "$ROOT_ENTRY" ]; then
 		make_dir "$dir" 0700
 		say "created $DATA_DIR"
 	fi
-	if [ "$(stat -c '%a %u:%g' "$dir")" != "700 $DATA_UID:$DATA_UID" ]; then
-		chown "$DATA_UID:$DATA_UID" "$dir"
-		chmod 0700 "$dir"
+	if [ "$(stat -c '%a %u:%g' -- "$ROOT_ENTRY")" != "700 $DATA_UID:$DATA_UID" ]; then
+		chown -h "$DATA_UID:$DATA_UID" -- "$ROOT_ENTRY" || die 3 "$DATA_DIR: cannot give it owner $DATA_UID"
+		set_mode "$dir" 0700
 		say "$DATA_DIR: owner $DATA_UID, mode 0700"
 	fi
 	say "done: $DATA_DIR ready; compose-up starts the redis service"
@@ -127,7 +131,7 @@ restore() {
 	if [ -n "$old_inc" ]; then
 		put_file "$inc_path" 0640 "$redis_uid:$redis_gid" <<<"$old_inc"
 	else
-		rm -f "$inc_path"
+		remove_file "$inc_path"
 	fi
 	if [ -n "$old_main" ]; then put_file "$main" "$(stat -c %a "$main")" "$(stat -c %u:%g "$main")" <<<"$old_main"; fi
 	systemctl restart redis-server || true

@@ -583,3 +583,17 @@ expect_rc 1 igp validate "$P/site.yaml" &&
 sed -i 's|^    repo_url: .*|    repo_url: https://git.example.org/@scope/shop.git?u=a@b|' "$P/site.yaml"
 expect_rc 0 igp validate "$P/site.yaml" || ok=0
 if [ $ok = 1 ]; then t_pass; else t_fail "$(cat "$T/err")"; fi
+
+# PM2 7.0.4 (lib/Common.js isConfigFile) takes a name holding any of these
+# anywhere for a configuration file: pm2 delete NAME would read a file.
+t_case "node: an app name PM2 takes for a configuration file (.json, .yml, .yaml, .config.js/.cjs/.mjs anywhere in it) is refused at the name, exit 1, nothing written; .JSON and a name like jsonapi pass"
+ok=1
+for n in api.json api.jsonx a.yml.b site.yaml api.config.js api.config.cjs api.config.mjs; do
+	part=.${n#*.}
+	case $n in api.jsonx) part=.json ;; a.yml.b) part=.yml ;; esac
+	badport "site.yaml:9:16: app $n: 'name' must not hold \"$part\": PM2 takes a name holding .json, .yml, .yaml, .config.js, .config.cjs or .config.mjs for a configuration file" \
+		"      - {name: $n, script: a.js}" || ok=0
+done
+portsite '{}' '      - {name: api.JSON, script: a.js}' '      - {name: jsonapi, script: b.js}' '      - {name: api.config.ts, script: c.js}'
+expect_rc 0 igp validate "$P/site.yaml" || ok=0
+if [ $ok = 1 ]; then t_pass; else t_fail "$(cat "$T/err")"; fi

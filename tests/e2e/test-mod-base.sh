@@ -306,3 +306,29 @@ mod_run "$R" base ssh_authorized_keys="$KEY" && ok=0
 if [ $ok = 1 ] && [ "$(stat -c '%a %u:%g' "$T/outside-ssh")" = "$before_out" ] &&
 	[ "$(stat -c '%a %u:%g' "$R/etc")" = "$before_etc" ] && [ ! -e "$T/outside-ssh/authorized_keys" ] &&
 	[ ! -e "$R/etc/authorized_keys" ]; then t_pass; else t_fail "exit $(mod_exit "$R" base): $(tail -n 3 "$MOD_ERR" 2>/dev/null)"; fi
+
+t_case "sshd_config a link out of the root (to this test's folder, relative): exit 3 naming it, the file out of the root neither read nor rewritten, the link left, no sshd -t"
+fresh r13
+mkdir -p "$T/outside-sshd"
+printf 'Port 22\n# out of the root\n' >"$T/outside-sshd/sshd_config"
+chmod 0600 "$T/outside-sshd/sshd_config"
+rm "$R/etc/ssh/sshd_config"
+ln -s ../../../outside-sshd/sshd_config "$R/etc/ssh/sshd_config"
+mod_run "$R" base ssh_authorized_keys="$KEY"
+rc=$(mod_exit "$R" base)
+if [ "$rc" = 3 ] && mod_lastlog "$R" base | grep -q '/etc/ssh/sshd_config is missing or not a regular file inside the root' &&
+	[ -L "$R/etc/ssh/sshd_config" ] && [ "$(cat "$T/outside-sshd/sshd_config")" = "$(printf 'Port 22\n# out of the root')" ] &&
+	[ "$(stat -c %a "$T/outside-sshd/sshd_config")" = 600 ] && mod_not_called '^sshd -t'; then t_pass; else
+	t_fail "exit $rc: $(mod_lastlog "$R" base | tail -n 2)"
+fi
+
+t_case "sshd_config a link inside the root (relative): the file it names gets the Include line, the link stays, sshd -t checks that file"
+rm "$R/etc/ssh/sshd_config"
+printf 'Port 22\n' >"$R/etc/ssh/sshd_config.real"
+ln -s sshd_config.real "$R/etc/ssh/sshd_config"
+mod_reset_calls
+if mod_run "$R" base ssh_authorized_keys="$KEY" && [ -L "$R/etc/ssh/sshd_config" ] &&
+	[ "$(head -n 1 "$R/etc/ssh/sshd_config.real")" = "Include /etc/ssh/sshd_config.d/*.conf" ] &&
+	mod_called "^sshd -t -f $R/etc/ssh/sshd_config.real\$"; then t_pass; else
+	t_fail "exit $(mod_exit "$R" base): $(mod_lastlog "$R" base | tail -n 2)"
+fi

@@ -184,6 +184,17 @@ if [ $rc1 = 3 ] && [ "$m1" = 1 ] && [ $rc2 = 3 ] && grep -q 'no colonies-server 
 	t_fail "exits $rc1 $rc2"
 fi
 
+t_case "colonyos.env a link out of the root (to this test's folder, relative): exit 3 naming it, the file out of the root not read, nothing called"
+fresh c9
+mv "$R/opt/stack/colonyos.env" "$T/c9-outside.env"
+ln -s ../../../c9-outside.env "$R/opt/stack/colonyos.env"
+mod_exec "$R" colonyos
+rc=$?
+if [ $rc = 3 ] && grep -q '/opt/stack/colonyos.env is missing (no regular file inside the root)' "$MOD_ERR" &&
+	mod_not_called '^(colonies|docker|systemctl) ' && [ ! -e "$R/opt/stack/colonyos-keys.env" ]; then t_pass; else
+	t_fail "exit $rc: $(tail -n 2 "$MOD_ERR")"
+fi
+
 t_case "compose without a colonies CLI on the host: the server image runs it, keys passed by name only"
 fresh c6
 rm "$MOD_REC/bin/colonies"

@@ -184,6 +184,30 @@ if ! mod_run "$R" nginx tls_mode=certbot domain=colony.example.org email=ops@exa
 	[ -s "$R/etc/firstboot/tls/fullchain.pem" ] && [ ! -L "$R/etc/firstboot/tls/fullchain.pem" ] &&
 	[ "$(stat -c %a "$R/etc/firstboot/tls/server.key")" = 600 ]; then t_pass; else t_fail "exit $(mod_exit "$R" nginx)"; fi
 
+t_case "links out of the root (to this test's folder, relative): server.key one is refused (exit 3, what it points to keeps its mode); sites-enabled one is not followed to remove a default site there"
+fresh r7
+mod_run "$R" nginx >/dev/null
+mkdir -p "$T/outside-tls" "$T/outside-sites"
+cp "$T/tls/server.key" "$T/outside-tls/server.key"
+chmod 0644 "$T/outside-tls/server.key"
+rm "$R/etc/firstboot/tls/server.key"
+ln -s ../../../../outside-tls/server.key "$R/etc/firstboot/tls/server.key"
+mod_exec "$R" nginx
+rc1=$?
+err1=$(cat "$MOD_ERR")
+rm "$R/etc/firstboot/tls/server.key"
+cp "$T/tls/server.key" "$R/etc/firstboot/tls/server.key"
+chmod 0600 "$R/etc/firstboot/tls/server.key"
+echo 'server { listen 80 default_server; }' >"$T/outside-sites/default"
+rm -rf "$R/etc/nginx/sites-enabled"
+ln -s ../../../outside-sites "$R/etc/nginx/sites-enabled"
+mod_exec "$R" nginx
+rc2=$?
+if [ $rc1 = 3 ] && grep -q '/etc/firstboot/tls/server.key is a symbolic link' <<<"$err1" &&
+	[ "$(stat -c %a "$T/outside-tls/server.key")" = 644 ] && [ $rc2 = 0 ] && [ -f "$T/outside-sites/default" ]; then t_pass; else
+	t_fail "exits $rc1 $rc2: $(tail -n 1 <<<"$err1"); key out of the root $(stat -c %a "$T/outside-tls/server.key"), $(ls "$T/outside-sites")"
+fi
+
 # ---- a real nginx serving, reconfigured in place ----------------------
 # systemctl drives a real nginx master (Debian's /usr/sbin/nginx) whose
 # nginx.conf includes the root's conf.d, its /etc paths moved under the

@@ -111,6 +111,8 @@ if bad "site.yaml:25:44: app x: 'exec_mode' must be fork or cluster, not \"forky
 	bad "site.yaml:25:16: module node: app web is listed twice" '      - {name: web, script: a.js}' &&
 	bad "site.yaml:25:33: unknown key 'watch' in an app (module node)" '      - {name: x, script: a.js, watch: true}' &&
 	bad "site.yaml:25:16: app name must be a letter" '      - {name: all, script: a.js}' &&
+	bad "site.yaml:25:16: app api.json: 'name' must not hold \".json\": PM2 takes a name holding .json" '      - {name: api.json, script: a.js}' &&
+	bad "site.yaml:25:16: app a.config.js: 'name' must not hold \".config.js\"" '      - {name: a.config.js, script: a.js}' &&
 	bad "site.yaml:25:38: app x: 'cwd' must be an absolute path" '      - {name: x, script: a.js, cwd: rel/dir}' &&
 	bad "site.yaml:25:46: app x: 'autorestart' must be true or false" '      - {name: x, script: a.js, autorestart: maybe}' &&
 	bad "site.yaml:25:9: app: missing 'script'" '      - {name: x}' &&
@@ -555,6 +557,67 @@ if [ $rc1 = 0 ] && [ "$rc2" = 3 ] && grep -q 'pm2 save failed after deleting nig
 	t_fail "exits $rc1 $rc2: $(tail -n 2 <<<"$log2"); names: $names2; $(mod_calls pm2 | tr '\n' ';')"
 fi
 pm2_ delete handmade >/dev/null 2>&1
+
+# An app named api.json, as an ecosystem rendered before imagegen refused
+# such names would have started: PM2 (7.0.4 lib/Common.js isConfigFile,
+# lib/API.js delete) reads `pm2 delete api.json` as a file, from the cwd
+# (/). The module deletes it by its process id, but only when no process
+# has that id as its name (PM2 looks a number up as a name first).
+t_case "an app PM2 takes for a file by its name (api.json) is deleted by its process id, never by the name; with its id another process's name: exit 3, nothing deleted"
+pm2_ start "$R/srv/app/job.js" --name api.json >/dev/null 2>&1
+wait_eq 20 1 npids api.json
+api_id=$(pm2_ jlist 2>/dev/null | node -e 'const l = JSON.parse(require("fs").readFileSync(0, "utf8").split("\n").filter(l => l.startsWith("[")).pop() || "[]"); console.log(l.filter(p => p.name === "api.json").map(p => p.pm_id).join(" "))')
+pm2_ start "$R/srv/app/job.js" --name "$api_id" >/dev/null 2>&1
+wait_eq 20 1 npids "$api_id"
+printf 'web\napi.json\n' >"$R/var/lib/firstboot/node/apps.names"
+mod_reset_calls
+mod_run "$R" "${NODE_IN[@]}"
+rc1=$(mod_exit "$R" node)
+log1=$(mod_lastlog "$R" node)
+calls1=$(mod_calls pm2)
+names1=$(all_names)
+pm2_ delete "$api_id" >/dev/null 2>&1
+wait_eq 20 0 npids "$api_id"
+mod_reset_calls
+if [ "$rc1" = 3 ] && grep -q 'api.json (removed from the ecosystem) is a name PM2 takes for a configuration file' <<<"$log1" &&
+	! grep -q '^pm2 delete' <<<"$calls1" && [ "$names1" = "$api_id api.json pm2-logrotate web web" ] &&
+	mod_run "$R" "${NODE_IN[@]}" && mod_called "^pm2 delete $api_id\$" && [ "$(mod_calls pm2 | grep -c '^pm2 delete')" = 1 ] &&
+	mod_order "^pm2 delete $api_id\$" '^pm2 save --force$' && [ "$(all_names)" = "pm2-logrotate web web" ] &&
+	[ "$(cat "$R/var/lib/firstboot/node/apps.names")" = web ]; then t_pass; else
+	t_fail "id $api_id: exit $rc1: $(tail -n 1 <<<"$log1"); names $names1; then exit $(mod_exit "$R" node): $(mod_calls pm2 | tr '\n' ';') names $(all_names)"
+fi
+# Left by a failed case: deleted by its id (PM2 reads "api.json" as a file).
+[ -z "$(pids api.json)" ] || pm2_ delete "$api_id" >/dev/null 2>&1
+printf 'web\n' >"$R/var/lib/firstboot/node/apps.names"
+
+# The node module's own state (commit, apps.sha256, apps.names) read
+# inside the root: a link there out of the root (to this test's folder,
+# relative) is refused, not followed: the outside apps.names names a
+# process it would delete.
+t_case "a state file of node's (commit, apps.sha256, apps.names) that is a link out of the root: exit 3 naming it; what the outside file names is not deleted"
+mkdir -p "$T/state-out"
+for f in commit apps.sha256 apps.names; do printf 'web\nvictim\n' >"$T/state-out/$f"; done
+pm2_ start "$R/srv/app/job.js" --name victim >/dev/null 2>&1
+wait_eq 20 1 npids victim
+victim=$(pids victim)
+st=$R/var/lib/firstboot/node
+ok=1 why=""
+for f in commit apps.sha256 apps.names; do
+	mv "$st/$f" "$T/state.saved"
+	ln -s "../../../../../state-out/$f" "$st/$f"
+	mod_reset_calls
+	mod_run "$R" "${NODE_IN[@]}"
+	rc=$(mod_exit "$R" node)
+	if [ "$rc" != 3 ] || ! mod_lastlog "$R" node | grep -q "/var/lib/firstboot/node/$f is not a regular file inside the root: refused" ||
+		mod_called '^pm2 (delete|startOrReload|save)'; then
+		ok=0 why+="$f: exit $rc, $(mod_lastlog "$R" node | tail -n 1); "
+	fi
+	rm -f "$st/$f"
+	mv "$T/state.saved" "$st/$f"
+done
+if [ $ok = 1 ] && [ -n "$victim" ] && [ "$(pids victim)" = "$victim" ] && [ "$(cat "$T/state-out/apps.names")" = "web
+victim" ]; then t_pass; else t_fail "$why victim $victim -> $(pids victim)"; fi
+pm2_ delete victim >/dev/null 2>&1
 
 t_case "a build that fails is exit 3: the running apps keep serving, and the next run deploys again"
 echo "// three" >>"$W/server.js"

@@ -199,6 +199,16 @@ if mod_run "$R" postgres mode=native db_password="$PW2" port="$PORT" slow_query_
 	mod_called '^systemctl reload postgresql@15-main' && mod_not_called '^systemctl restart' &&
 	wait_eq 10 250ms show log_min_duration_statement; then t_pass; else t_fail "$(mod_calls "" | tr '\n' ';')"; fi
 
+t_case "native: a link out of the root (to this test's folder, relative) where an older module wrote pg_hba.conf's draft (.pg_hba.firstboot): not written through"
+printf 'keep\n' >"$T/outside-hba"
+ln -sfn ../../../../../outside-hba "$CONF/.pg_hba.firstboot"
+mod_reset_calls
+if mod_run "$R" postgres mode=native db_password="$PW2" port="$PORT" slow_query_ms=250 &&
+	[ "$(cat "$T/outside-hba")" = keep ] && grep -q '^local   all       postgres         peer$' "$CONF/pg_hba.conf"; then t_pass; else
+	t_fail "exit $(mod_exit "$R" postgres): out of the root: $(head -n 2 "$T/outside-hba" | tr '\n' ';')"
+fi
+rm -f "$CONF/.pg_hba.firstboot"
+
 t_case "native: an address the server cannot listen on is exit 3; the previous configuration comes back"
 if ! mod_run "$R" postgres mode=native db_password="$PW2" port="$PORT" slow_query_ms=250 listen=192.0.2.1 &&
 	[ "$(mod_exit "$R" postgres)" = 3 ] && [ "$(mod_attempts "$R" postgres)" = 1 ] &&
@@ -223,4 +233,18 @@ if ! mod_run "$R2" postgres mode=native db_password="$PW" && [ "$(mod_exit "$R2"
 	[ "$(mod_attempts "$R2" postgres)" = 3 ] && ! mod_run "$R2" postgres mode=native db_password="$PW" &&
 	[ "$(mod_exit "$R2" postgres)" = 3 ] && grep -q 'no cluster' "$(mod_log "$R2" postgres)"; then t_pass; else
 	t_fail "exit $(mod_exit "$R2" postgres)"
+fi
+
+t_case "compose mode: the data directory a link out of the root (to this test's folder, relative): exit 3, what it points to keeps its owner and mode"
+RL=$T/pcl
+mod_root "$RL"
+mod_recorders "$T/pcl.rec" "${MOD_COMMANDS[@]}"
+mkdir -p "$T/outside-data" "$RL/var/lib/firstboot-stack"
+chmod 0755 "$T/outside-data"
+before=$(stat -c '%a %u:%g' "$T/outside-data")
+ln -s ../../../../outside-data "$RL/var/lib/firstboot-stack/postgres"
+if ! mod_run "$RL" postgres db_password="$PW" && [ "$(mod_exit "$RL" postgres)" = 3 ] &&
+	mod_lastlog "$RL" postgres | grep -q '/var/lib/firstboot-stack/postgres is a symbolic link: refused' &&
+	[ "$(stat -c '%a %u:%g' "$T/outside-data")" = "$before" ] && [ -L "$RL/var/lib/firstboot-stack/postgres" ]; then t_pass; else
+	t_fail "exit $(mod_exit "$RL" postgres): $(mod_lastlog "$RL" postgres | tail -n 1); out of the root: $(stat -c '%a %u:%g' "$T/outside-data")"
 fi

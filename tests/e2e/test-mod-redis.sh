@@ -211,3 +211,17 @@ if ! mod_run "$R3" redis mode=native password="$PW" && [ "$(mod_exit "$R3" redis
 	[ "$(cat "$T/host-redis/redis.conf")" = "$before" ] && [ ! -e "$T/host-redis/firstboot.conf" ]; then t_pass; else
 	t_fail "exit $(mod_exit "$R3" redis): $(ls "$T/host-redis")"
 fi
+
+t_case "compose mode: the data directory a link out of the root (to this test's folder, relative): exit 3, what it points to keeps its owner and mode"
+RL=$T/rcl
+mod_root "$RL"
+mod_recorders "$T/rcl.rec" "${MOD_COMMANDS[@]}"
+mkdir -p "$T/outside-data" "$RL/var/lib/firstboot-stack"
+chmod 0755 "$T/outside-data"
+before=$(stat -c '%a %u:%g' "$T/outside-data")
+ln -s ../../../../outside-data "$RL/var/lib/firstboot-stack/redis"
+if ! mod_run "$RL" redis password="$PW" && [ "$(mod_exit "$RL" redis)" = 3 ] &&
+	mod_lastlog "$RL" redis | grep -q '/var/lib/firstboot-stack/redis is a symbolic link: refused' &&
+	[ "$(stat -c '%a %u:%g' "$T/outside-data")" = "$before" ] && [ -L "$RL/var/lib/firstboot-stack/redis" ]; then t_pass; else
+	t_fail "exit $(mod_exit "$RL" redis): $(mod_lastlog "$RL" redis | tail -n 1); out of the root: $(stat -c '%a %u:%g' "$T/outside-data")"
+fi
