@@ -417,8 +417,14 @@ static int auth_and_select(struct redis *r, const struct redis_url *u, char **re
         k = redis_command(r, 1, ping, NULL, 0, &rep, ret_error);
         if (k < 0)
                 return k;
-        if (rep->type == REDIS_R_ERROR)
-                return fail_with(ret_error, -EIO, "Redis refused PING: %s", rep->str);
+        if (rep->type == REDIS_R_ERROR) {
+                /* A password missing from the URL or an ACL user without
+                 * PING: no retry mends it. */
+                bool denied = startswith(rep->str, "NOAUTH") || startswith(rep->str, "WRONGPASS") ||
+                              startswith(rep->str, "NOPERM");
+                return fail_with(ret_error, denied ? -EACCES : -EIO, "Redis refused PING: %s",
+                                 rep->str);
+        }
         return 0;
 }
 

@@ -796,10 +796,11 @@ static int handle(struct agent *a, const char *elem, size_t len, long long taken
 
         if (k < 0 && info.job_id) {
                 /* Its id was read: whoever waits for it is told. SET NX
-                 * unless the signature was checked. */
+                 * even when the signature was checked: the replay check
+                 * has not run, and a replay never replaces a real result. */
                 _cleanup_free_ char *why =
                         strprintf("the agent could not verify it: %s", strerror(-k));
-                k = fail_job(a, info.job_id, NULL, why, !info.authenticated);
+                k = fail_job(a, info.job_id, NULL, why, true);
                 job_refusal_info_done(&info);
                 return k;
         }

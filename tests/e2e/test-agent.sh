@@ -671,6 +671,15 @@ else t_fail "$(cat "$T/err")"; fi
 stop_agent
 cp -p "$T/secret" "$S"
 
+t_case "Redis asks for a password the URL does not give: the agent exits 1 at once (NOAUTH is final), no retrying"
+rcli CONFIG SET requirepass "pw-$AGENT_ID" >/dev/null
+expect_rc 1 timeout 15 "$FIRSTBOOT" agent --root "$R"
+rc=$?
+redis-cli -h 127.0.0.1 -p "$PORT" --no-auth-warning -a "pw-$AGENT_ID" CONFIG SET requirepass "" >/dev/null
+if [ "$rc" = 0 ] && grep -q "Redis refused PING: NOAUTH" "$T/err" && ! grep -q retrying "$T/err"; then
+	t_pass
+else t_fail "$(tail -n 3 "$T/err")"; fi
+
 t_case "no jobs.redis_url, or TLS files the agent cannot use: refused with the reason"
 cp "$R/etc/firstboot/firstboot.conf" "$T/conf.saved"
 printf 'jobs:\n  agent_id: t1\n' >"$R/etc/firstboot/firstboot.conf"
