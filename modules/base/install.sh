@@ -275,13 +275,16 @@ ensure_service ssh "$ssh_changed" reload
 # A reload only sends sshd SIGHUP: one that cannot bind the new port
 # exits (ssh.service does not restart it after exit 255). So after a
 # reload, or while a move to ssh_port is not known to have worked, sshd
-# must be active and listening on ssh_port within 10 s; else the previous
+# must be active and itself listening on ssh_port within 10 s; else the previous
 # drop-in goes back (sshd restarted on it) and the old port's rule and the
 # state stay.
 ssh_listening() { # PORT
 	local i
 	for ((i = 0; i < 50; i++)); do
-		if systemctl is-active --quiet ssh && [ -n "$(ss -Hltn "sport = :$1" 2>/dev/null)" ]; then
+		# sshd's own listener (ss -p: users:(("sshd",pid=N,fd=N))): a
+		# port another program holds is not sshd having moved.
+		if systemctl is-active --quiet ssh &&
+			[[ $(ss -Hltnp "sport = :$1" 2>/dev/null) == *'users:(("sshd",'* ]]; then
 			return 0
 		fi
 		sleep 0.2

@@ -219,7 +219,7 @@ if mod_run "$R" base ssh_authorized_keys="$KEY" firewall_ports="22 8080" && mod_
 	grep -q '^### tuple ### limit tcp 22 ' "$R/etc/ufw/user.rules" && ! grep -q ' allow tcp 22 ' "$R/etc/ufw/user.rules" &&
 	mod_reset_calls && mod_run "$R" base ssh_authorized_keys="$KEY" firewall_ports="22 8080" && mod_not_called '^ufw' &&
 	mod_reset_calls && mod_run "$R" base ssh_authorized_keys="$KEY" ssh_port=2222 firewall_ports="22 8080" &&
-	mod_order '^ufw limit 2222/tcp' '^systemctl reload ssh' '^ss -Hltn sport = :2222$' '^ufw delete limit 22/tcp$' '^ufw allow 22/tcp comment ' &&
+	mod_order '^ufw limit 2222/tcp' '^systemctl reload ssh' '^ss -Hltnp sport = :2222$' '^ufw delete limit 22/tcp$' '^ufw allow 22/tcp comment ' &&
 	grep -q '^### tuple ### allow tcp 22 .* comment=' "$R/etc/ufw/user.rules" && ! grep -q ' limit tcp 22 ' "$R/etc/ufw/user.rules" &&
 	mod_reset_calls && mod_run "$R" base ssh_authorized_keys="$KEY" ssh_port=2222 firewall_ports="22 8080" && mod_not_called '^ufw'; then
 	t_pass
@@ -242,18 +242,31 @@ mod_reset_calls
 mod_ctl ss <<<'exit 0'
 state=$R/var/lib/firstboot-stack/state/base-ssh-port
 if ! mod_run "$R" base ssh_authorized_keys="$KEY" ssh_port=2300 firewall_ports="22 8080" && [ "$(mod_exit "$R" base)" = 3 ] &&
-	[ "$(mod_attempts "$R" base)" = 1 ] && mod_order '^systemctl reload ssh' '^ss -Hltn sport = :2300$' '^systemctl restart ssh$' &&
+	[ "$(mod_attempts "$R" base)" = 1 ] && mod_order '^systemctl reload ssh' '^ss -Hltnp sport = :2300$' '^systemctl restart ssh$' &&
 	mod_not_called '^ufw delete' && grep -q '^### tuple ### limit tcp 2222 ' "$R/etc/ufw/user.rules" &&
 	[ "$(cat "$state")" = 2222 ] && grep -qx 'Port 2222' "$R/etc/ssh/sshd_config.d/00-firstboot.conf" &&
 	grep -q 'not active and listening on port 2300.*port 2222 stays open' "$(mod_log "$R" base)"; then
 	mod_ctl_reset
 	mod_reset_calls
 	if mod_run "$R" base ssh_authorized_keys="$KEY" ssh_port=2300 firewall_ports="22 8080" &&
-		mod_order '^systemctl reload ssh' '^ss -Hltn sport = :2300$' '^ufw delete limit 2222/tcp$' &&
+		mod_order '^systemctl reload ssh' '^ss -Hltnp sport = :2300$' '^ufw delete limit 2222/tcp$' &&
 		! grep -q ' tcp 2222 ' "$R/etc/ufw/user.rules" && [ "$(cat "$state")" = 2300 ]; then t_pass; else
 		t_fail "again: $(mod_calls "" | grep -v '^systemctl is-' | tr '\n' ';')"
 	fi
 else t_fail "exit $(mod_exit "$R" base): $(mod_calls "" | grep -v '^systemctl is-' | sort | uniq -c | tr '\n' ';')"; fi
+
+t_case "another program holds the new SSH port (sshd cannot bind it): exit 3, the old drop-in back, the old port's rule and state kept"
+# ss lists a listener on 2500, not sshd's: the old check (any listener)
+# took it for sshd having moved and deleted 2300's rule.
+echo 2500 >"$MOD_REC/state/listen"
+mod_reset_calls
+if ! mod_run "$R" base ssh_authorized_keys="$KEY" ssh_port=2500 firewall_ports="22 8080" && [ "$(mod_exit "$R" base)" = 3 ] &&
+	mod_order '^systemctl reload ssh' '^ss -Hltnp sport = :2500$' '^systemctl restart ssh$' &&
+	mod_not_called '^ufw delete' && grep -q '^### tuple ### limit tcp 2300 ' "$R/etc/ufw/user.rules" &&
+	[ "$(cat "$state")" = 2300 ] && grep -qx 'Port 2300' "$R/etc/ssh/sshd_config.d/00-firstboot.conf"; then t_pass; else
+	t_fail "exit $(mod_exit "$R" base): $(mod_calls "" | grep -v '^systemctl is-' | tr '\n' ';')"
+fi
+rm -f "$MOD_REC/state/listen"
 
 t_case "sshd inactive after the reload: exit 3 too"
 mod_reset_calls

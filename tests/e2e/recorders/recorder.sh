@@ -551,16 +551,23 @@ fake_redis_cli() {
 }
 
 # ss: the TCP ports listened on are those in DIR/state/listen (one a
-# line) and, while the ssh unit is active, sshd's: the first "Port" of the
-# root's sshd_config.d/*.conf then sshd_config (sshd keeps the first value
-# it reads), else 22. A filter "sport = :PORT" keeps that port's line;
-# -H leaves out the header.
+# line, held by another program) and, while the ssh unit is active,
+# sshd's: the first "Port" of the root's sshd_config.d/*.conf then
+# sshd_config (sshd keeps the first value it reads), else 22, unless
+# another program holds that port (sshd cannot bind it). A filter
+# "sport = :PORT" keeps that port's line; -H leaves out the header; -p
+# adds the process column as ss prints it.
 fake_ss() {
-	local a header=1 want="" ports=() p f line
+	local a header=1 procs=0 want="" ports=() p f line sshd_port=""
 	for a; do
 		case $a in
 		-H | --no-header) header=0 ;;
-		-*H*) [[ $a == --* ]] || header=0 ;;
+		--processes) procs=1 ;;
+		-*)
+			[[ $a == --* ]] && continue
+			[[ $a != *H* ]] || header=0
+			[[ $a != *p* ]] || procs=1
+			;;
 		*sport*=*:*) want=${a##*:} want=${want%% *} want=${want%)} ;;
 		esac
 	done
@@ -573,12 +580,18 @@ fake_ss() {
 			p=$(awk '{ print $2 }' <<<"$line")
 			break
 		done
-		ports+=("${p:-22}")
+		[[ " ${ports[*]} " == *" ${p:-22} "* ]] || sshd_port=${p:-22}
 	fi
 	[ $header = 0 ] || echo "State  Recv-Q Send-Q Local Address:Port Peer Address:Port Process"
-	for p in "${ports[@]}"; do
+	for p in "${ports[@]}" $sshd_port; do
 		[ -z "$want" ] || [ "$p" = "$want" ] || continue
-		echo "LISTEN 0      128          0.0.0.0:$p      0.0.0.0:*"
+		line="LISTEN 0      128          0.0.0.0:$p      0.0.0.0:*"
+		if [ $procs = 1 ] && [ "$p" = "$sshd_port" ]; then
+			line+=' users:(("sshd",pid=4242,fd=3))'
+		elif [ $procs = 1 ]; then
+			line+=' users:(("other",pid=4343,fd=6))'
+		fi
+		echo "$line"
 	done
 	return 0
 }
