@@ -96,7 +96,11 @@ if [ -n "$BINARY_URL" ] && [ -z "$BINARY_SHA256" ]; then
 	die 1 "binary_url needs binary_sha256 (the download is checked before it is installed)"
 fi
 
-SD=$R$STACK_DIR
+# Every path in the stack folder resolved inside the root (as
+# agent-manager does): a link there pointing out of it is followed with
+# the root as /, never to the host's files.
+in_root "$R$STACK_DIR" || die 3 "$STACK_DIR: cannot be resolved inside the root"
+SD=$IN_ROOT
 KEYS=$SD/colonyos-keys.env
 SERVER_ENV=$SD/colonyos-server.env
 MANIFEST=$SD/colonyos.json

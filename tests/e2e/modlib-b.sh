@@ -88,8 +88,12 @@ fi
 # only.
 if [ "$cmd" = "database create" ]; then
 	[ $# = 2 ] || usage "unknown flag: $3"
+	# The stack folder as the root sees it (an absolute link in it is
+	# taken inside the root, as the module takes it).
+	stack=$FIRSTBOOT_ROOT/opt/stack
+	if lnk=$(readlink "$stack") && [[ $lnk == /* ]]; then stack=$FIRSTBOOT_ROOT$lnk; fi
 	want=$(python3 -c 'import sys, dotenv; print(dotenv.dotenv_values(sys.argv[1])["COLONIES_DB_PASSWORD"])' \
-		"$FIRSTBOOT_ROOT/opt/stack/colonyos.env")
+		"$stack/colonyos.env")
 	for i in $(seq 600); do
 		if [ -z "${TZ:-}" ]; then
 			echo 'level=error msg="Failed to call db.Connect(), retrying in 1 second ..." Error="Timezon environmental variable missing, try e.g. export TZ=Europe/Stockholm"' >&2

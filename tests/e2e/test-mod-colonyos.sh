@@ -311,6 +311,21 @@ if [ "$rc1" = 0 ] && [ "$restarts" = 1 ] && [ -f "$st" ] && [ ! -L "$st" ] && cm
 	t_fail "exits $rc1 ($restarts restarts) $rc2: $(tail -n 2 <<<"$log2")"
 fi
 
+t_case "systemd: the stack folder an absolute link inside the root (/opt/stack -> /srv/NAME): every file in it read and written as the root sees it, never on the host"
+# NAME exists in the root only; the host has no such folder, so a module
+# reading by the raw path fails (it read colonyos-server.env there).
+fresh s6 native-systemd
+name=fb-colonyos-test-$$-$RANDOM
+[ ! -e "/srv/$name" ] || name=$name-x
+mkdir -p "$R/srv"
+mv "$R/opt/stack" "$R/srv/$name"
+ln -s "/srv/$name" "$R/opt/stack"
+mod_passthrough curl
+if mod_run "$R" colonyos mode=systemd binary_url="$URL" binary_sha256="$SUM" wait_seconds=20 &&
+	[ -f "$R/srv/$name/colonyos-server.env" ] && [ -f "$R/srv/$name/colonyos-keys.env" ] && [ ! -e "/srv/$name" ]; then
+	t_pass
+else t_fail "exit $(mod_exit "$R" colonyos): $(mod_lastlog "$R" colonyos | tail -n 2)"; fi
+
 t_case "systemd: a database left with an empty server identity (a create without COLONIES_SERVER_ID): exit 3 with the repair, not retried, no wait"
 fresh s5 native-systemd
 : >"$MOD_REC/state/colonies/tables"
