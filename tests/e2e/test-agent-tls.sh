@@ -176,9 +176,17 @@ if expect_rc 0 submit "rediss://ops:$OPS_PASS@localhost:$PGOOD" --wait --timeout
 else t_fail "job id '${jid:-}'"; fi
 stop_agent
 
+# tls_status RC USERINFO@HOST:PORT [OPTION...]: imagegen job status over
+# rediss:// with the test CA, for an id that has no result, exits RC.
+tls_status() {
+	local rc=$1 at=$2
+	shift 2
+	expect_rc "$rc" "$IMAGEGEN" job status --redis "rediss://$at" --tls-ca-file "$P/ca1.pem" "$@" \
+		00000000-0000-4000-8000-000000000000
+}
+
 t_case "a wrong password over TLS: AUTH refused, said so, no password in the message"
-if expect_rc 1 "$IMAGEGEN" job status --redis "rediss://ops:wrong-Pass@127.0.0.1:$PGOOD" \
-	--tls-ca-file "$P/ca1.pem" 00000000-0000-4000-8000-000000000000 &&
+if tls_status 1 "ops:wrong-Pass@127.0.0.1:$PGOOD" &&
 	grep -q "Redis refused AUTH as ops" "$T/err" && ! grep -q "wrong-Pass" "$T/err"; then
 	t_pass
 else t_fail "$(cat "$T/err")"; fi
@@ -222,8 +230,7 @@ if refused_agent "$PNAME" 127.0.0.1 "IP address mismatch" &&
 	grep -q "the URL's host is not among its names" "$T/agent.log"; then
 	t_pass
 else t_fail "$(cat "$T/agent.log" "$T/err")"; fi
-if expect_rc 1 "$IMAGEGEN" job status --redis "rediss://ops:$OPS_PASS@localhost:$PNAME" \
-	--tls-ca-file "$P/ca1.pem" 00000000-0000-4000-8000-000000000000 &&
+if tls_status 1 "ops:$OPS_PASS@localhost:$PNAME" &&
 	grep -q "refused: hostname mismatch" "$T/err"; then
 	echo "ok - the same by DNS name: hostname mismatch"
 else
@@ -233,14 +240,11 @@ fi
 
 t_case "a server that asks for a client certificate: refused without one, served with --tls-cert-file/--tls-key-file"
 ok=0
-expect_rc 1 "$IMAGEGEN" job status --redis "rediss://ops:$OPS_PASS@127.0.0.1:$PCLIENT" \
-	--tls-ca-file "$P/ca1.pem" 00000000-0000-4000-8000-000000000000 && ok=1
+tls_status 1 "ops:$OPS_PASS@127.0.0.1:$PCLIENT" && ok=1
 # No result for that id: exit 2 means connected, AUTHed and asked.
-expect_rc 2 "$IMAGEGEN" job status --redis "rediss://ops:$OPS_PASS@127.0.0.1:$PCLIENT" \
-	--tls-ca-file "$P/ca1.pem" --tls-cert-file "$P/client.pem" --tls-key-file "$P/client.key" \
-	00000000-0000-4000-8000-000000000000 || ok=0
-expect_rc 1 "$IMAGEGEN" job status --redis "rediss://ops:$OPS_PASS@127.0.0.1:$PCLIENT" \
-	--tls-ca-file "$P/ca1.pem" --tls-cert-file "$P/client.pem" 00000000-0000-4000-8000-000000000000 &&
+tls_status 2 "ops:$OPS_PASS@127.0.0.1:$PCLIENT" --tls-cert-file "$P/client.pem" \
+	--tls-key-file "$P/client.key" || ok=0
+tls_status 1 "ops:$OPS_PASS@127.0.0.1:$PCLIENT" --tls-cert-file "$P/client.pem" &&
 	grep -q "needs both its file and its key file" "$T/err" || ok=0
 expect_rc 1 "$IMAGEGEN" job status --redis "redis://127.0.0.1:$PCLIENT" --tls-ca-file "$P/ca1.pem" \
 	00000000-0000-4000-8000-000000000000 && grep -q "need a rediss:// (TLS) URL" "$T/err" || ok=0
@@ -250,29 +254,25 @@ t_case "rediss:// to a port that speaks no TLS: a TLS error that says so"
 PORT=
 if ! redis_start "$T/plain"; then
 	t_fail "redis-server starts on $PORT"
-elif expect_rc 1 "$IMAGEGEN" job status --redis "rediss://127.0.0.1:$PORT" --tls-ca-file "$P/ca1.pem" \
-	00000000-0000-4000-8000-000000000000 &&
+elif tls_status 1 "127.0.0.1:$PORT" &&
 	grep -q "TLS handshake with Redis at 127.0.0.1:$PORT failed: .*(does that port speak TLS?)" "$T/err"; then
 	t_pass
 else t_fail "$(cat "$T/err")"; fi
 
 t_case "an expired certificate from the right CA: said as expired, with no hint about the CA"
-if expect_rc 1 "$IMAGEGEN" job status --redis "rediss://ops:$OPS_PASS@127.0.0.1:$PEXPIRED" \
-	--tls-ca-file "$P/ca1.pem" 00000000-0000-4000-8000-000000000000 &&
+if tls_status 1 "ops:$OPS_PASS@127.0.0.1:$PEXPIRED" &&
 	grep -q "is refused: certificate has expired$" "$T/err" && ! grep -q "not signed" "$T/err"; then
 	t_pass
 else t_fail "$(cat "$T/err")"; fi
 
 t_case "another CA's certificate: the hint names imagegen's option, --tls-ca-file"
-if expect_rc 1 "$IMAGEGEN" job status --redis "rediss://ops:$OPS_PASS@127.0.0.1:$POTHER" \
-	--tls-ca-file "$P/ca1.pem" 00000000-0000-4000-8000-000000000000 &&
+if tls_status 1 "ops:$OPS_PASS@127.0.0.1:$POTHER" &&
 	grep -q "unable to get local issuer certificate (not signed by the CA of --tls-ca-file)" "$T/err"; then
 	t_pass
 else t_fail "$(cat "$T/err")"; fi
 
 t_case "a certificate that names localhost only in its CN (no subjectAltName) is refused for rediss://localhost"
-if expect_rc 1 "$IMAGEGEN" job status --redis "rediss://ops:$OPS_PASS@localhost:$PCN" \
-	--tls-ca-file "$P/ca1.pem" 00000000-0000-4000-8000-000000000000 &&
+if tls_status 1 "ops:$OPS_PASS@localhost:$PCN" &&
 	grep -q "refused: hostname mismatch" "$T/err"; then
 	t_pass
 else t_fail "$(cat "$T/err")"; fi
@@ -288,8 +288,7 @@ closing_listener() {
 
 t_case "imagegen job over rediss:// to a listener that closes at once: exit 1 with a message (no SIGPIPE)"
 if closing_listener &&
-	expect_rc 1 "$IMAGEGEN" job status --redis "rediss://ops:$OPS_PASS@127.0.0.1:$LPORT" \
-		--tls-ca-file "$P/ca1.pem" 00000000-0000-4000-8000-000000000000 &&
+	tls_status 1 "ops:$OPS_PASS@127.0.0.1:$LPORT" &&
 	grep -q "imagegen job: .*127.0.0.1:$LPORT" "$T/err" &&
 	expect_rc 1 "$IMAGEGEN" job submit --redis "redis://127.0.0.1:$LPORT" --agent x \
 		--secret-file "$T/secret" hello &&
@@ -298,8 +297,7 @@ if closing_listener &&
 else t_fail "$(cat "$T/err")"; fi
 
 t_case "rediss:// to a listener that closes mid-handshake: OpenSSL's reason or the peer closing, no stale errno text"
-if expect_rc 1 "$IMAGEGEN" job status --redis "rediss://127.0.0.1:$LPORT" --tls-ca-file "$P/ca1.pem" \
-	00000000-0000-4000-8000-000000000000 &&
+if tls_status 1 "127.0.0.1:$LPORT" &&
 	grep -q "TLS handshake with Redis at 127.0.0.1:$LPORT failed: \(.*unexpected eof while reading\|connection closed by peer\|Connection reset by peer\) (does that port speak TLS?)$" "$T/err"; then
 	t_pass
 else t_fail "$(cat "$T/err")"; fi

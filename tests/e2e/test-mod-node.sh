@@ -305,16 +305,22 @@ cat >"$W/package.json" <<'EOF'
 EOF
 (cd "$W" && npm install --package-lock-only --no-fund --no-audit >/dev/null 2>&1)
 echo dist/ >"$W/.gitignore"
+# render_files DIR: site.yaml (without nightly when NO_NIGHTLY is set)
+# rendered into DIR, and its files put in the root's bundle.
+render_files() {
+	site
+	if [ -n "${NO_NIGHTLY:-}" ]; then sed -i '/- name: nightly/,/autorestart: false/d' "$S/site.yaml"; fi
+	ig render "$S/site.yaml" -o "$1" >/dev/null
+	mod_files_reset
+	mod_file "$1/files/etc/firstboot/node/ecosystem.config.js" /etc/firstboot/node/ecosystem.config.js 0600
+	mod_file "$1/files/etc/firstboot/node/apps.env.js" /etc/firstboot/node/apps.env.js 0600
+}
 commit() { (cd "$W" && git add -A && git -c user.name=t -c user.email=t@t commit -qm "$1" && git push -q "$T/repo.git" main); }
 commit one
 
 PORT=$(free_port)
 export WEB_PORT=$PORT
-site
-ig render "$S/site.yaml" -o "$T/b2" >/dev/null
-mod_files_reset
-mod_file "$T/b2/files/etc/firstboot/node/ecosystem.config.js" /etc/firstboot/node/ecosystem.config.js 0600
-mod_file "$T/b2/files/etc/firstboot/node/apps.env.js" /etc/firstboot/node/apps.env.js 0600
+render_files "$T/b2"
 sha() { printf '%s' "$1" | sha256sum | cut -d' ' -f1; }
 
 get() { curl -s --max-time 5 "http://127.0.0.1:$PORT/"; }
@@ -420,11 +426,7 @@ if wait_for 30 replaced && [ "$(get | awk '{print $1}')" = "$v2" ]; then t_pass;
 
 t_case "a changed environment reloads; the secret is in no command line, log or readable file"
 export WEB_SECRET="other-$SECRET"
-site
-ig render "$S/site.yaml" -o "$T/b3" >/dev/null
-mod_files_reset
-mod_file "$T/b3/files/etc/firstboot/node/ecosystem.config.js" /etc/firstboot/node/ecosystem.config.js 0600
-mod_file "$T/b3/files/etc/firstboot/node/apps.env.js" /etc/firstboot/node/apps.env.js 0600
+render_files "$T/b3"
 nightly=$(pids nightly)
 mod_reset_calls
 if mod_run "$R" node app_dir=/srv/app repo_url="file://$T/repo.git" build_script=build &&
@@ -434,11 +436,7 @@ if mod_run "$R" node app_dir=/srv/app repo_url="file://$T/repo.git" build_script
 
 t_case "a startOrReload that fails is exit 3, and the next run reloads web with its new environment (not \"nothing changed\")"
 export WEB_SECRET="retry-$SECRET"
-site
-ig render "$S/site.yaml" -o "$T/b3r" >/dev/null
-mod_files_reset
-mod_file "$T/b3r/files/etc/firstboot/node/ecosystem.config.js" /etc/firstboot/node/ecosystem.config.js 0600
-mod_file "$T/b3r/files/etc/firstboot/node/apps.env.js" /etc/firstboot/node/apps.env.js 0600
+render_files "$T/b3r"
 touch "$T/fail-startOrReload"
 mod_reset_calls
 mod_run "$R" node app_dir=/srv/app repo_url="file://$T/repo.git" build_script=build
@@ -458,11 +456,7 @@ MOD_INSTANCE="i-node"
 mod_run "$R" "${NODE_IN[@]}"
 rc1=$?
 export WEB_SECRET="v2-$SECRET"
-site
-ig render "$S/site.yaml" -o "$T/b5" >/dev/null
-mod_files_reset
-mod_file "$T/b5/files/etc/firstboot/node/ecosystem.config.js" /etc/firstboot/node/ecosystem.config.js 0600
-mod_file "$T/b5/files/etc/firstboot/node/apps.env.js" /etc/firstboot/node/apps.env.js 0600
+render_files "$T/b5"
 mod_bundle "${NODE_IN[@]}"
 nightly=$(pids nightly)
 before=$(pids web)
@@ -481,16 +475,6 @@ fi
 
 # all_names: every name in PM2's list, online or not, sorted.
 all_names() { pm2_ jlist 2>/dev/null | node -e 'const l = JSON.parse(require("fs").readFileSync(0, "utf8").split("\n").filter(l => l.startsWith("[")).pop() || "[]"); console.log(l.map(p => p.name).sort().join(" "))'; }
-# render_files DIR: site.yaml (without nightly when NO_NIGHTLY is set)
-# rendered into DIR, and its files put in the root's bundle.
-render_files() {
-	site
-	if [ -n "${NO_NIGHTLY:-}" ]; then sed -i '/- name: nightly/,/autorestart: false/d' "$S/site.yaml"; fi
-	ig render "$S/site.yaml" -o "$1" >/dev/null
-	mod_files_reset
-	mod_file "$1/files/etc/firstboot/node/ecosystem.config.js" /etc/firstboot/node/ecosystem.config.js 0600
-	mod_file "$1/files/etc/firstboot/node/apps.env.js" /etc/firstboot/node/apps.env.js 0600
-}
 
 t_case "an app removed from site.yaml is deleted from PM2 (pm2 delete, pm2 save); web keeps its workers, pm2-logrotate and a process started by hand stay"
 # A process the module did not start, with a name not in the ecosystem.
